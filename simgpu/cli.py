@@ -1,0 +1,60 @@
+"""The ``simgpu`` command.
+
+Each concern registers its own sub-commands (``register(subparsers)`` in its ``cli`` module), so
+this file stays a table of contents. Sub-command modules import their heavy dependencies inside
+their handlers: ``simgpu devices list`` must not import SimPy, CuPy or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from simgpu import __version__
+from simgpu.errors import SimgpuError
+
+#: Modules that provide ``register(subparsers)``; each adds one top-level command.
+COMMAND_MODULES = (
+    "simgpu.devices.cli",
+    "simgpu.calibrate.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simgpu",
+        description="Model GPU memory systems: simulated, analytical, learned and measured views.",
+    )
+    parser.add_argument("--version", action="version", version=f"simgpu {__version__}")
+    parser.add_argument(
+        "--models",
+        metavar="DIR",
+        default=None,
+        help="folder of device TOML files to use instead of the bundled models/ "
+        "(also settable with SIMGPU_MODELS)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args)
+    except SimgpuError as exc:
+        print(f"simgpu: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simgpu: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
