@@ -1,0 +1,289 @@
+"""Compute-side benchmarks: GEMM (own tiled kernels and cuBLAS), transpose, reduction, GEMV."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from simgpu.calibrate.context import Context
+
+# cuBLAS enums (cublas_api.h / library_types.h)
+_CUDA_R_32F, _CUDA_R_16F, _CUDA_R_16BF = 0, 2, 14
+_COMPUTE_32F, _COMPUTE_32F_FAST_TF32 = 68, 77
+_OP_N, _GEMM_DEFAULT = 0, -1
+
+#: Relative-error tolerance of C against a float64 reference, per input dtype. fp32 allows
+#: sqrt(K) growth of float32 rounding; tf32 keeps 10 mantissa bits; fp16/bf16 outputs are
+#: rounded to 11 and 8 bits.
+TOLERANCE = {"fp32": 1e-4, "tf32": 5e-3, "fp16": 1e-2, "bf16": 2e-2}
+
+#: Our own kernels: (name in the table, kernel, compile-time defines, block tile, thread tile,
+#: threads per block, largest dimension worth timing). Matches simgpu.workloads' GEMM variants.
+TILED_VARIANTS: tuple[tuple[str, str, dict[str, int], tuple[int, int, int], tuple[int, int],
+                            int, int], ...] = (
+    ("naive16", "sgemm_naive", {}, (16, 16, 1), (1, 1), 256, 4096),
+    ("tile8", "sgemm_tiled", {"TILE": 8}, (8, 8, 8), (1, 1), 64, 4096),
+    ("tile16", "sgemm_tiled", {"TILE": 16}, (16, 16, 16), (1, 1), 256, 8192),
+    ("tile32", "sgemm_tiled", {"TILE": 32}, (32, 32, 32), (1, 1), 1024, 8192),
+    ("reg64", "sgemm_regblock", {"BM": 64, "BN": 64, "BK": 16, "TM": 4, "TN": 4},
+     (64, 64, 16), (4, 4), 256, 8192),
+    ("reg128", "sgemm_regblock", {"BM": 128, "BN": 128, "BK": 8, "TM": 8, "TN": 8},
+     (128, 128, 8), (8, 8), 256, 8192),
+)
+
+
+def gemm_shapes(level: str, seed: int) -> list[tuple[int, int, int]]:
+    """(M, N, K) triples: squares from 256 to 8192 (powers of two and not) plus rectangles."""
+    if level != "full":
+        return [(512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096),
+                (1000, 3000, 2000)]
+    squares = [256, 384, 512, 768, 1000, 1024, 1536, 2048, 3000, 3072, 4096, 5120, 6144, 8192]
+    dims = [256, 320, 512, 768, 1000, 1024, 1280, 1536, 2000, 2048, 2560, 3072, 4096, 5000,
+            6144, 8192]
+    rng = np.random.default_rng(seed)
+    rect: list[tuple[int, int, int]] = []
+    while len(rect) < 16:
+        m, n, k = (int(x) for x in rng.choice(dims, size=3))
+        if len({m, n, k}) > 1 and (m, n, k) not in rect and m * n * k <= 4096**3:
+            rect.append((m, n, k))
+    return [(s, s, s) for s in squares] + rect
+
+
+def _bf16_from_f32(cp: Any, x: Any) -> Any:
+    """Round float32 to bfloat16 (nearest even); the bits are kept in a uint16 array."""
+    u = x.view(cp.uint32)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(cp.uint16)
+
+
+def _f64(cp: Any, x: Any, dtype: str) -> Any:
+    if dtype == "bf16":
+        return (x.astype(cp.uint32) << 16).view(cp.float32).astype(cp.float64)
+    return x.astype(cp.float64)
+
+
+def _cublas() -> Any:
+    try:
+        from cupy_backends.cuda.libs import cublas
+    except ImportError:  # older CuPy
+        from cupy.cuda import cublas
+    return cublas
+
+
+def _check_rows(cp: Any, A: Any, B: Any, C: Any, dtype: str, rows: np.ndarray) -> float:
+    r = cp.asarray(rows)
+    ref = _f64(cp, A[r], dtype) @ _f64(cp, B, dtype)
+    got = _f64(cp, C[r], dtype)
+    return float(cp.linalg.norm(got - ref) / cp.linalg.norm(ref))
+
+
+class Gemm:
+    """GEMM sweep for the predictor: own kernels across tile shapes, cuBLAS across dtypes."""
+
+    table = "gemm"
+
+    def points(self, ctx: Context) -> list[dict[str, Any]]:
+        shapes = gemm_shapes(ctx.level, ctx.seed)
+        pts: list[dict[str, Any]] = []
+        for m, n, k in shapes:  # grouped so that points sharing operands run one after another
+            for dtype in ("fp32", "tf32"):
+                pts.append({"kernel": "cublas", "variant": "cublas", "dtype": dtype,
+                            "M": m, "N": n, "K": k})
+            for name, *_rest, biggest in TILED_VARIANTS:
+                if max(m, n, k) <= biggest:
+                    pts.append({"kernel": "own", "variant": name, "dtype": "fp32",
+                                "M": m, "N": n, "K": k})
+            for dtype in ("fp16", "bf16"):
+                pts.append({"kernel": "cublas", "variant": "cublas", "dtype": dtype,
+                            "M": m, "N": n, "K": k})
+        return pts
+
+    def _operands(self, ctx: Context, m: int, n: int, k: int, dtype: str) -> tuple[Any, ...]:
+        cp = ctx.cp
+        storage = "fp32" if dtype == "tf32" else dtype
+        key = ("gemm", m, n, k, storage)
+        if ctx.scratch.get("gemm_key") != key:
+            ctx.scratch.clear()
+            ctx.cp.get_default_memory_pool().free_all_blocks()
+            rs = cp.random.RandomState(ctx.seed + m * 7 + n * 13 + k)
+            a = rs.uniform(-1, 1, (m, k), dtype=cp.float32)
+            b = rs.uniform(-1, 1, (k, n), dtype=cp.float32)
+            if dtype == "fp16":
+                a, b = a.astype(cp.float16), b.astype(cp.float16)
+                c = cp.empty((m, n), dtype=cp.float16)
+            elif dtype == "bf16":
+                a, b = _bf16_from_f32(cp, a), _bf16_from_f32(cp, b)
+                c = cp.empty((m, n), dtype=cp.uint16)
+            else:
+                c = cp.empty((m, n), dtype=cp.float32)
+            ctx.scratch["gemm_key"] = key
+            ctx.scratch["gemm_ops"] = (a, b, c)
+        return tuple(ctx.scratch["gemm_ops"])
+
+    def run(self, ctx: Context, point: dict[str, Any]) -> list[dict[str, Any]]:
+        cp = ctx.cp
+        m, n, k, dtype = int(point["M"]), int(point["N"]), int(point["K"]), point["dtype"]
+        a, b, c = self._operands(ctx, m, n, k, dtype)
+        row: dict[str, Any] = {
+            "device": ctx.device, "gpu_name": ctx.gpu_name, "dtype": dtype,
+            "accum_dtype": "fp32", "layout": "nn", "M": m, "N": n, "K": k,
+            "flops": 2.0 * m * n * k,
+        }
+        if point["kernel"] == "cublas":
+            fn = self._cublas_fn(ctx, a, b, c, m, n, k, dtype)
+            row.update(kernel="cublas", tile_m=0, tile_n=0, tile_k=0, thread_tile_m=0,
+                       thread_tile_n=0, threads_per_block=0, split_k=0, stages=0)
+        else:
+            variant = next(v for v in TILED_VARIANTS if v[0] == point["variant"])
+            name, kname, defines, btile, ttile, threads, _ = variant
+            kern = ctx.kernels.function("sgemm.cu", kname, defines)
+            if kname == "sgemm_regblock":
+                grid = (math.ceil(n / btile[1]), math.ceil(m / btile[0]))
+                block: tuple[int, ...] = (threads,)
+            else:
+                grid = (math.ceil(n / btile[1]), math.ceil(m / btile[0]))
+                block = (btile[1], btile[0])
+            args = (a, b, c, np.int32(m), np.int32(n), np.int32(k))
+
+            def fn() -> None:
+                kern(grid, block, args)
+
+            row.update(kernel=kname, tile_m=btile[0], tile_n=btile[1],
+                       tile_k=btile[2] if kname != "sgemm_naive" else 1,
+                       thread_tile_m=ttile[0], thread_tile_n=ttile[1],
+                       threads_per_block=threads, split_k=1,
+                       stages=1 if kname != "sgemm_naive" else 0)
+        # poison with NaN: an element the kernel never writes fails the check
+        c.fill(0x7FC0 if dtype == "bf16" else np.nan)
+        timing = ctx.time(fn, warmup=2, min_reps=5, max_reps=100, target_s=0.3)
+        rows = ctx.rng(m + n + k).choice(m, size=min(m, 64), replace=False)
+        err = _check_rows(cp, a, b, c, dtype, rows)
+        row.update(timing.columns())
+        row["tflops"] = row["flops"] / (timing.median * 1e-3) / 1e12
+        row.update(ctx.measure_power(fn, timing.median))
+        row["rel_err"] = err if math.isfinite(err) else None
+        row["check_ok"] = bool(math.isfinite(err) and err <= TOLERANCE[dtype])
+        return [row]
+
+    def _cublas_fn(self, ctx: Context, a: Any, b: Any, c: Any, m: int, n: int, k: int,
+                   dtype: str) -> Any:
+        cp = ctx.cp
+        cublas = _cublas()
+        handle = cp.cuda.device.get_cublas_handle()
+        cublas.setPointerMode(handle, 0)  # CUBLAS_POINTER_MODE_HOST
+        dt = {"fp32": _CUDA_R_32F, "tf32": _CUDA_R_32F, "fp16": _CUDA_R_16F,
+              "bf16": _CUDA_R_16BF}[dtype]
+        compute = _COMPUTE_32F_FAST_TF32 if dtype == "tf32" else _COMPUTE_32F
+        alpha = np.ones(1, dtype=np.float32)
+        beta = np.zeros(1, dtype=np.float32)
+        ctx.scratch["gemm_scalars"] = (alpha, beta)  # keep the host scalars alive
+
+        def fn() -> None:
+            # row-major C = A B is column-major C^T = B^T A^T
+            cublas.gemmEx(handle, _OP_N, _OP_N, n, m, k, alpha.ctypes.data, b.data.ptr, dt, n,
+                          a.data.ptr, dt, k, beta.ctypes.data, c.data.ptr, dt, n, compute,
+                          _GEMM_DEFAULT)
+
+        return fn
+
+
+class Transpose:
+    table = "transpose"
+
+    def points(self, ctx: Context) -> list[dict[str, Any]]:
+        shapes = [(2048, 2048), (8192, 8192)]
+        if ctx.level == "full":
+            shapes = [(s, s) for s in (1024, 2048, 4096, 8192, 16384)] + [(4096, 16384),
+                                                                          (16384, 4096)]
+        return [{"kernel": kn, "rows": r, "cols": c} for kn in ("transpose_naive",
+                                                               "transpose_tiled")
+                for r, c in shapes]
+
+    def run(self, ctx: Context, point: dict[str, Any]) -> list[dict[str, Any]]:
+        cp = ctx.cp
+        rows, cols = int(point["rows"]), int(point["cols"])
+        ctx.free()
+        x = cp.random.RandomState(ctx.seed).random_sample((rows, cols), dtype=cp.float32)
+        y = cp.empty((cols, rows), dtype=cp.float32)
+        kern = ctx.kernels.function("transpose.cu", point["kernel"])
+        grid = (math.ceil(cols / 32), math.ceil(rows / 32))
+
+        def fn() -> None:
+            kern(grid, (32, 8), (x, y, np.int32(rows), np.int32(cols)))
+
+        y.fill(-1)
+        timing = ctx.time(fn)
+        ok = bool(cp.array_equal(y, x.T))
+        moved = 2 * rows * cols * 4
+        return [{"kernel": point["kernel"], "rows": rows, "cols": cols, "bytes_moved": moved,
+                 **timing.columns(), "bandwidth_GBps": moved / (timing.median * 1e-3) / 1e9,
+                 "check_ok": ok}]
+
+
+class Reduction:
+    table = "reduction"
+
+    def points(self, ctx: Context) -> list[dict[str, Any]]:
+        if ctx.level == "full":
+            return [{"n": 1 << k} for k in range(16, 30, 2)]
+        return [{"n": 1 << 20}, {"n": 1 << 24}, {"n": 1 << 28}]
+
+    def run(self, ctx: Context, point: dict[str, Any]) -> list[dict[str, Any]]:
+        cp = ctx.cp
+        n = int(point["n"])
+        ctx.free()
+        x = cp.random.RandomState(ctx.seed).random_sample(n, dtype=cp.float32)
+        out = cp.zeros(1, dtype=cp.float32)
+        kern = ctx.kernels.function("reduction.cu", "reduce_sum")
+        blocks = min(ctx.sm_count * 8, max(1, math.ceil(n / 4 / 256)))
+
+        def fn() -> None:
+            kern((blocks,), (256,), (x, np.uint64(n // 4), out))
+
+        timing = ctx.time(fn)
+        out.fill(0)
+        fn()
+        ref = float(cp.sum(x, dtype=cp.float64))
+        err = abs(float(out.get()[0]) - ref) / abs(ref)
+        return [{"n": n, "bytes_moved": 4 * n, "blocks": blocks, **timing.columns(),
+                 "bandwidth_GBps": 4 * n / (timing.median * 1e-3) / 1e9,
+                 "rel_err": err if math.isfinite(err) else None,
+                 "check_ok": bool(math.isfinite(err) and err <= 1e-4)}]
+
+
+class Gemv:
+    table = "gemv"
+
+    def points(self, ctx: Context) -> list[dict[str, Any]]:
+        if ctx.level == "full":
+            shapes = [(s, s) for s in (1024, 2048, 4096, 8192, 16384, 32768)]
+            shapes += [(1024, 65536), (65536, 1024), (4096, 16384), (16384, 4096)]
+        else:
+            shapes = [(4096, 4096), (16384, 16384)]
+        return [{"M": m, "N": n} for m, n in shapes]
+
+    def run(self, ctx: Context, point: dict[str, Any]) -> list[dict[str, Any]]:
+        cp = ctx.cp
+        m, n = int(point["M"]), int(point["N"])
+        ctx.free()
+        rs = cp.random.RandomState(ctx.seed)
+        a = rs.uniform(-1, 1, (m, n), dtype=cp.float32)
+        x = rs.uniform(-1, 1, n, dtype=cp.float32)
+        y = cp.empty(m, dtype=cp.float32)
+        kern = ctx.kernels.function("gemv.cu", "sgemv_warp")
+        grid = (math.ceil(m / 8),)
+
+        def fn() -> None:
+            kern(grid, (256,), (a, x, y, np.int32(m), np.int32(n)))
+
+        y.fill(np.nan)
+        timing = ctx.time(fn)
+        rows = cp.asarray(ctx.rng(m).choice(m, size=min(m, 256), replace=False))
+        ref = a[rows].astype(cp.float64) @ x.astype(cp.float64)
+        err = float(cp.linalg.norm(y[rows] - ref) / cp.linalg.norm(ref))
+        moved = 4 * (m * n + n + m)
+        return [{"M": m, "N": n, "bytes_moved": moved, "flops": 2.0 * m * n,
+                 **timing.columns(), "bandwidth_GBps": moved / (timing.median * 1e-3) / 1e9,
+                 "rel_err": err if math.isfinite(err) else None,
+                 "check_ok": bool(math.isfinite(err) and err <= 1e-4)}]

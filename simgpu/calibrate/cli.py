@@ -1,0 +1,70 @@
+"""``simgpu calibrate``: measure the local GPU and write a calibration run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "calibrate",
+        help="measure the local GPU (CuPy + NVML) into calibration/<device>/<run-id>/",
+        description="Run the calibration benchmarks on the local GPU. Needs CuPy and a CUDA GPU.",
+    )
+    level = p.add_mutually_exclusive_group()
+    level.add_argument("--quick", dest="level", action="store_const", const="quick",
+                       help="every benchmark on a small grid (under 5 minutes on an H100)")
+    level.add_argument("--full", dest="level", action="store_const", const="full",
+                       help="full grids, including the GEMM sweep for the predictor")
+    p.set_defaults(level="quick")
+    p.add_argument("--only", metavar="NAMES", default=None,
+                   help="comma-separated benchmarks (pchase, stream, shared, pcie, launch, "
+                        "transpose, reduction, gemv, gemm)")
+    p.add_argument("--out", metavar="DIR", type=Path, default=Path("calibration"),
+                   help="root folder of runs (default: ./calibration)")
+    p.add_argument("--resume", metavar="RUN_DIR", type=Path, default=None,
+                   help="continue an interrupted run in RUN_DIR")
+    p.add_argument("--device", default=None,
+                   help="simgpu device name to file the run under (default: from the GPU name)")
+    p.add_argument("--power-seconds", type=float, default=1.0,
+                   help="length of each power window in seconds (default 1.0)")
+    p.add_argument("--tag", default="", help="suffix for the run id")
+    p.add_argument("--json", action="store_true", help="print the run's headline figures as JSON")
+    p.set_defaults(handler=_calibrate)
+
+    s = subparsers.add_parser("calibration-summary",
+                              help="headline figures of a calibration run")
+    s.add_argument("run", type=Path, help="run folder")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=_summary)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from simgpu.calibrate.runner import run_calibration
+
+    only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
+    run = run_calibration(level=args.level, only=only, out_root=args.out, resume=args.resume,
+                          device=args.device, power_seconds=args.power_seconds,
+                          run_tag=args.tag)
+    return _print_summary(run.path, args.json)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    return _print_summary(args.run, args.json)
+
+
+def _print_summary(path: Path, as_json: bool) -> int:
+    from simgpu.calibrate.dataset import RunDir
+    from simgpu.calibrate.summary import format_table, headline
+
+    run = RunDir.open(path)
+    rows = headline(run)
+    if as_json:
+        print(json.dumps([{"figure": f, "value": v, "how": h} for f, v, h in rows]))
+    else:
+        print(f"run {path}")
+        print(format_table(rows, ("figure", "value", "how")))
+    return 0

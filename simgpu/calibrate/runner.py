@@ -1,0 +1,185 @@
+"""Run the calibration benchmarks on the local GPU and write one run folder.
+
+``run_calibration`` is what ``simgpu calibrate`` calls. It needs CuPy and a CUDA GPU, and imports
+neither the simulator nor SimPy, so it runs on a machine where only CuPy, NumPy and pandas exist
+(``PYTHONPATH=. python -m simgpu calibrate --quick`` from a checkout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import simgpu
+from simgpu.calibrate.bench_compute import Gemm, Gemv, Reduction, Transpose
+from simgpu.calibrate.bench_memory import LaunchAndIdle, PCIeCopies, PointerChase, SharedBanks, Stream
+from simgpu.calibrate.context import LEVELS, Benchmark, Context
+from simgpu.calibrate.dataset import RunDir, new_run_id
+from simgpu.calibrate.gpu import (
+    device_name_for,
+    device_properties,
+    git_commit,
+    hash_uuid,
+    kernels_dir,
+    require_cupy,
+)
+from simgpu.errors import GPUUnavailableError, SimgpuError
+
+#: Every benchmark, in the order a run measures them (cheap and fundamental first).
+BENCHMARKS: dict[str, Benchmark] = {
+    b.table: b
+    for b in (
+        LaunchAndIdle(),
+        PointerChase(),
+        Stream(),
+        SharedBanks(),
+        PCIeCopies(),
+        Transpose(),
+        Reduction(),
+        Gemv(),
+        Gemm(),
+    )
+}
+
+
+def _progress(total: int, desc: str) -> Any:
+    try:
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit="pt", file=sys.stderr, mininterval=2.0)
+    except ImportError:  # pragma: no cover - tqdm is a dependency, but the GPU box may lack it
+        class _Plain:
+            def __init__(self) -> None:
+                self.n = 0
+
+            def update(self, k: int = 1) -> None:
+                self.n += k
+                print(f"{desc}: {self.n}/{total}", file=sys.stderr, flush=True)
+
+            def close(self) -> None:
+                pass
+
+        return _Plain()
+
+
+def _kernel_hashes() -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+        for p in sorted(kernels_dir().glob("*.cu"))
+    }
+
+
+def provenance(level: str, only: Sequence[str], power_info: dict[str, Any]) -> dict[str, Any]:
+    props = device_properties()
+    uuid = power_info.pop("uuid", None)
+    return {
+        "gpu": {**props, "uuid_sha256_16": hash_uuid(uuid) if uuid else None, **power_info},
+        "software": {
+            "simgpu_version": simgpu.__version__,
+            "git_commit": git_commit(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "platform": platform.platform(),
+            "kernel_sources_sha256_16": _kernel_hashes(),
+        },
+        "plan": {"level": level, "benchmarks": list(only)},
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def run_calibration(
+    *,
+    level: str = "quick",
+    only: Sequence[str] | None = None,
+    out_root: Path = Path("calibration"),
+    resume: Path | None = None,
+    device: str | None = None,
+    power_seconds: float = 1.0,
+    run_tag: str = "",
+) -> RunDir:
+    """Measure the selected benchmarks and return the (finished) run folder."""
+    if level not in LEVELS:
+        raise SimgpuError(f"unknown level {level!r}; expected one of {LEVELS}")
+    names = list(only) if only else list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise SimgpuError(f"unknown benchmark(s) {unknown}; available: {list(BENCHMARKS)}")
+    cp = require_cupy()
+    try:
+        from simgpu.calibrate.power import PowerMeter
+
+        meter: PowerMeter | None = PowerMeter()
+    except GPUUnavailableError as exc:
+        print(f"simgpu: warning: no power readings: {exc}", file=sys.stderr)
+        meter = None
+    power_info = meter.describe() if meter else {}
+    props = device_properties()
+    gpu_name = str(props["gpu_name"])
+    dev_name = device or device_name_for(gpu_name)
+
+    if resume is not None:
+        run = RunDir.open(resume)
+        m = run.manifest()
+        was = m["provenance"].get("gpu", {}).get("uuid_sha256_16")
+        now = hash_uuid(power_info["uuid"]) if power_info.get("uuid") else None
+        if was and now and was != now:
+            raise SimgpuError(f"{resume}: run was measured on another GPU; start a new run")
+        if m["provenance"]["plan"]["level"] != level:
+            raise SimgpuError(
+                f"{resume}: run was started at level {m['provenance']['plan']['level']!r}, "
+                f"not {level!r}"
+            )
+        sessions = list(m.get("sessions", []))
+        sessions.append({"resumed_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+                         "git_commit": git_commit()})
+        run.update_manifest(sessions=sessions, status="running")
+    else:
+        prov = provenance(level, names, dict(power_info))
+        run = RunDir.create(out_root, dev_name, new_run_id(tag=run_tag), prov)
+    print(f"simgpu: calibration run {run.path} ({gpu_name}, level {level})", file=sys.stderr)
+
+    ctx = Context(cp=cp, device=dev_name, gpu_name=gpu_name, props=props, level=level,
+                  power=meter, power_seconds=power_seconds)
+    failures: list[dict[str, Any]] = list(run.manifest().get("failed_points", []))
+    for name in names:
+        if name in run.finished_tables():
+            continue
+        bench = BENCHMARKS[name]
+        done = run.partial_points(name)
+        points = bench.points(ctx)
+        bar = _progress(len(points), name)
+        t0 = time.perf_counter()
+        for point in points:
+            key = json.dumps(point, sort_keys=True)
+            if key in done:
+                bar.update(1)
+                continue
+            try:
+                rows = bench.run(ctx, point)
+            except Exception as exc:  # one bad point must not lose the run
+                if exc.__class__.__name__ == "OutOfMemoryError":
+                    ctx.free()
+                failures.append({"table": name, "point": point, "error": repr(exc),
+                                 "trace": traceback.format_exc(limit=3)})
+                print(f"\nsimgpu: {name} {point}: {exc!r}", file=sys.stderr)
+                run.update_manifest(failed_points=failures)
+                bar.update(1)
+                continue
+            run.append_point(name, key, rows)
+            bar.update(1)
+        bar.close()
+        ctx.free()
+        run.finish_table(name, {"level": level, "seconds": round(time.perf_counter() - t0, 1)})
+    run.update_manifest(status="complete",
+                        finished_utc=datetime.now(UTC).isoformat(timespec="seconds"))
+    return run
