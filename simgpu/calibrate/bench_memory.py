@@ -200,6 +200,64 @@ class Stream:
         return [row]
 
 
+class CacheBandwidth:
+    """L1 and L2 read bandwidth, many passes per launch so that launch overhead vanishes."""
+
+    table = "cachebw"
+
+    def points(self, ctx: Context) -> list[dict[str, Any]]:
+        l2 = [4, 8, 12, 16, 20, 24, 32, 40, 48, 64, 96]
+        l1 = [4, 8, 16, 32, 48]
+        if ctx.level != "full":
+            l2, l1 = [8, 16, 32, 64], [8, 32]
+        pts = [{"level": "L2", "size_B": s * MiB, "power": s == 16} for s in l2]
+        pts += [{"level": "L1", "size_B": s * KiB, "power": s == 16} for s in l1]
+        return pts
+
+    def run(self, ctx: Context, point: dict[str, Any]) -> list[dict[str, Any]]:
+        cp = ctx.cp
+        level, size = point["level"], int(point["size_B"])
+        threads = 256
+        out = cp.zeros(1, dtype=cp.float32)
+        flag = np.float32(-1.0)
+        if level == "L2":
+            n4 = size // 16
+            blocks = min(ctx.sm_count * 8, max(1, n4 // threads))
+            passes = max(2, int(8e9 // size))
+            per_block, footprint = 0, size
+            a = cp.random.RandomState(ctx.seed).random_sample(n4 * 4, dtype=cp.float32)
+            k = ctx.kernels.function("cache_bw.cu", "l2_read_passes")
+            args: tuple[Any, ...] = (a, np.uint64(n4), np.int32(passes), flag, out)
+        else:
+            blocks = ctx.sm_count * 4  # four blocks per SM: 4 x size bytes per SM's L1
+            n4 = size // 16
+            per_block, footprint = size, size * blocks
+            passes = max(2, int(16e9 // footprint))
+            a = cp.random.RandomState(ctx.seed).random_sample(n4 * 4 * blocks,
+                                                              dtype=cp.float32)
+            k = ctx.kernels.function("cache_bw.cu", "l1_read_passes")
+            args = (a, np.int32(n4), np.int32(passes), flag, out)
+
+        def fn() -> None:
+            k((blocks,), (threads,), args)
+
+        timing = ctx.time(fn, min_reps=5, target_s=0.2)
+        if float(out.get()[0]) != 0.0:
+            raise RuntimeError("cache bandwidth kernel hit its flag: wrong sum")
+        moved = footprint * passes
+        bw = moved / (timing.median * 1e-3)
+        clock = ctx.power.clocks_MHz()[0] if ctx.power else None
+        row: dict[str, Any] = {
+            "level": level, "footprint_B": footprint, "per_block_B": per_block, "passes": passes,
+            "blocks": blocks, "threads_per_block": threads, "bytes_moved": moved,
+            **timing.columns(), "bandwidth_GBps": bw / 1e9,
+            "bytes_per_clk_per_SM": bw / (ctx.sm_count * clock * 1e6) if clock else None,
+        }
+        if point["power"]:
+            row.update(ctx.measure_power(fn, timing.median))
+        return [row]
+
+
 class SharedBanks:
     """Shared-memory bandwidth per bank-conflict degree."""
 

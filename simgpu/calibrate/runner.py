@@ -22,7 +22,14 @@ import numpy as np
 
 import simgpu
 from simgpu.calibrate.bench_compute import Gemm, Gemv, Reduction, Transpose
-from simgpu.calibrate.bench_memory import LaunchAndIdle, PCIeCopies, PointerChase, SharedBanks, Stream
+from simgpu.calibrate.bench_memory import (
+    CacheBandwidth,
+    LaunchAndIdle,
+    PCIeCopies,
+    PointerChase,
+    SharedBanks,
+    Stream,
+)
 from simgpu.calibrate.context import LEVELS, Benchmark, Context
 from simgpu.calibrate.dataset import RunDir, new_run_id
 from simgpu.calibrate.gpu import (
@@ -42,6 +49,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         LaunchAndIdle(),
         PointerChase(),
         Stream(),
+        CacheBandwidth(),
         SharedBanks(),
         PCIeCopies(),
         Transpose(),
@@ -110,7 +118,12 @@ def run_calibration(
     """Measure the selected benchmarks and return the (finished) run folder."""
     if level not in LEVELS:
         raise SimgpuError(f"unknown level {level!r}; expected one of {LEVELS}")
-    names = list(only) if only else list(BENCHMARKS)
+    if only:
+        names = list(only)
+    elif resume is not None:  # a resumed run keeps the plan it was started with
+        names = list(RunDir.open(resume).manifest()["provenance"]["plan"]["benchmarks"])
+    else:
+        names = list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise SimgpuError(f"unknown benchmark(s) {unknown}; available: {list(BENCHMARKS)}")

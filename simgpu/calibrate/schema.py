@@ -124,6 +124,26 @@ SHARED = TableSchema(
     ),
 )
 
+CACHE_BW = TableSchema(
+    "cachebw",
+    "Read bandwidth of L1 and L2: the same data read `passes` times in one launch (L2: whole "
+    "array, L2-only loads; L1: each block re-reads its own region).",
+    (
+        _c("level", "str", "", "L1 or L2: the level the footprint is meant to hit"),
+        _c("footprint_B", "int", "B", "bytes read per pass by the whole grid"),
+        _c("per_block_B", "int", "B", "bytes each block re-reads (L1) or 0 (L2: grid-stride)"),
+        _c("passes", "int", "1", "times the footprint is read per launch"),
+        _c("blocks", "int", "1", "thread blocks"),
+        _c("threads_per_block", "int", "1", "threads per block"),
+        _c("bytes_moved", "int", "B", "footprint x passes"),
+        *TIMING,
+        _c("bandwidth_GBps", "float", "GB/s", "bytes_moved / time"),
+        _c("bytes_per_clk_per_SM", "float", "B/cycle", "bandwidth / (SMs x SM clock)",
+           required=False),
+        *POWER,
+    ),
+)
+
 GEMM = TableSchema(
     "gemm",
     "GEMM runtime and power, C = A x B, row-major. The schema simgpu.predict trains on.",
@@ -226,5 +246,5 @@ LAUNCH = TableSchema(
 
 #: Every table a run can hold, by name.
 TABLES: dict[str, TableSchema] = {
-    t.name: t for t in (PCHASE, STREAM, SHARED, GEMM, TRANSPOSE, REDUCTION, GEMV, PCIE, LAUNCH)
+    t.name: t for t in (PCHASE, STREAM, CACHE_BW, SHARED, GEMM, TRANSPOSE, REDUCTION, GEMV, PCIE, LAUNCH)
 }
