@@ -86,7 +86,7 @@ _SUBUNIT_FAMILIES = frozenset({"s", "W", "J", "Hz"})
 _BINARY_FAMILIES = frozenset({"B", "B/s"})
 
 _NUMBER = r"[+-]?(?:\d+(?:_\d+)*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-_QUANTITY_RE = re.compile(rf"^\s*(?P<num>{_NUMBER})\s*(?P<unit>\S+)\s*$")
+_QUANTITY_RE = re.compile(rf"^\s*(?P<num>{_NUMBER})\s*(?P<unit>[^\d\s.+_-]\S*)\s*$")
 
 System = Literal["decimal", "binary"]
 

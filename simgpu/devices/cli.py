@@ -226,7 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     register(subparsers)
-    args = parser.parse_args(["devices", *(argv if argv is not None else sys.argv[1:])])
+    rest = list(argv if argv is not None else sys.argv[1:])
+    head: list[str] = []  # a leading --models DIR belongs before the "devices" command
+    while rest and rest[0].startswith("--models"):
+        take = 2 if rest[0] == "--models" else 1
+        head, rest = head + rest[:take], rest[take:]
+    args = parser.parse_args([*head, "devices", *rest])
     try:
         return int(args.handler(args))
     except SimgpuError as exc:

@@ -154,7 +154,7 @@ def _convert(hint: Any, value: Any, key: str, meta: Mapping[str, Any], ctx: _Con
             raise ctx.error(key, value, expected)
         items = {}
         for name, number in value.items():
-            items[name] = _number(number, f"{key}.{name}", meta, ctx, "a number")
+            items[name] = _number(number, f"{key}.{name}", meta, ctx, _describe(float, meta))
         return FloatTable(items)
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, list):
