@@ -438,3 +438,21 @@ def test_structured_corruption_gives_only_device_file_errors(corrupt_dir: Path, 
 @given(text=_mangled())
 def test_mangled_text_gives_only_device_file_errors(corrupt_dir: Path, text: str) -> None:
     _load_or_device_file_error(corrupt_dir, text)
+
+
+def test_readme_documents_every_key() -> None:
+    import typing
+
+    readme = (MODELS / "README.md").read_text(encoding="utf-8")
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            hint = hints[field.name]
+            if isinstance(hint, type) and issubclass(hint, devices.Section):
+                assert f"`[{prefix}{field.name}]`" in readme, prefix + field.name
+                walk(hint, f"{prefix}{field.name}.")
+            else:
+                assert f"| `{field.name}` |" in readme, prefix + field.name
+
+    walk(DeviceSpec, "")
