@@ -100,7 +100,7 @@ def test_validate_malformed_toml(tmp_path: Path, capsys: pytest.CaptureFixture[s
     bad.write_text('name = "broken"\n[compute\nsm_count = 1\n', encoding="utf-8")
     code, out, err = run(capsys, "validate", str(bad), "--json")
     assert code == 1
-    result = json.loads(out)
+    [result] = json.loads(out)
     assert result["ok"] is False and result["key"] == "line 2" and str(bad) in result["error"]
 
 

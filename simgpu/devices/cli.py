@@ -169,7 +169,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Check each file; print OK or the error. Exit 1 if any file is invalid."""
+    """Check each file; print OK or the error (JSON: a list, one object per file).
+
+    Exit 1 if any file is invalid.
+    """
     results = []
     for file in args.files:
         try:
@@ -191,7 +194,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"OK {file} ({device.name}, {device.kind})")
     if args.json:
-        _print_json(results if len(results) > 1 else results[0])
+        _print_json(results)
     return 0 if all(r["ok"] for r in results) else 1
 
 
