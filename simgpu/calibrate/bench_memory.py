@@ -25,7 +25,9 @@ class PointerChase:
         feet = log_spaced_sizes(1 * KiB, hi, per_octave, align=LINE)
         total = int(ctx.props["global_memory_B"])
         feet = [f for f in feet if f <= 0.3 * total]  # room for the permutation beside it
-        pts: list[dict[str, Any]] = [{"path": p, "footprint_B": f} for p in ("ca", "cg") for f in feet]
+        pts: list[dict[str, Any]] = [
+            {"path": p, "footprint_B": f} for p in ("ca", "cg") for f in feet
+        ]
         pts += [{"path": "shared", "footprint_B": w * 4} for w in (32, 256, 1024, 4096)]
         return pts
 

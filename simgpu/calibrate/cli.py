@@ -21,8 +21,8 @@ def register(subparsers: Any) -> None:
                        help="full grids, including the GEMM sweep for the predictor")
     p.set_defaults(level="quick")
     p.add_argument("--only", metavar="NAMES", default=None,
-                   help="comma-separated benchmarks (launch, pchase, stream, cachebw, shared, pcie, "
-                        "transpose, reduction, gemv, gemm)")
+                   help="comma-separated benchmarks (launch, pchase, stream, cachebw, shared, "
+                        "pcie, transpose, reduction, gemv, gemm)")
     p.add_argument("--out", metavar="DIR", type=Path, default=Path("calibration"),
                    help="root folder of runs (default: ./calibration)")
     p.add_argument("--resume", metavar="RUN_DIR", type=Path, default=None,

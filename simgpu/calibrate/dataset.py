@@ -200,7 +200,9 @@ class RunDir:
         try:
             text = self.manifest_path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise DatasetError(f"{self.manifest_path}: no manifest; not a calibration run") from None
+            raise DatasetError(
+                f"{self.manifest_path}: no manifest; not a calibration run"
+            ) from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -288,7 +290,9 @@ class RunDir:
         schema = _schema(name)
         target = self.table_path(name)
         if target.exists() or name in self.finished_tables():
-            raise DatasetError(f"{target}: table already exists; finished tables are never rewritten")
+            raise DatasetError(
+                f"{target}: table already exists; finished tables are never rewritten"
+            )
         points = self.partial_points(name)
         rows = [r for pts in points.values() for r in pts]
         atomic_write_text(target, rows_to_csv(schema, rows))

@@ -246,5 +246,6 @@ LAUNCH = TableSchema(
 
 #: Every table a run can hold, by name.
 TABLES: dict[str, TableSchema] = {
-    t.name: t for t in (PCHASE, STREAM, CACHE_BW, SHARED, GEMM, TRANSPOSE, REDUCTION, GEMV, PCIE, LAUNCH)
+    t.name: t
+    for t in (PCHASE, STREAM, CACHE_BW, SHARED, GEMM, TRANSPOSE, REDUCTION, GEMV, PCIE, LAUNCH)
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from simgpu.calibrate.dataset import RunDir
@@ -58,7 +59,7 @@ def headline(run: RunDir) -> list[tuple[str, str, str]]:
     if "gemm" in have:
         g = run.read_table("gemm")
         for (kernel, dtype), grp in g.groupby(["kernel", "dtype"]):
-            best = grp.loc[grp.tflops.idxmax()]
+            best = grp.sort_values("tflops").iloc[-1]
             add(f"GEMM {kernel} {dtype} best [TFLOP/s]", best.tflops, ".1f",
                 f"{int(best.M)}x{int(best.N)}x{int(best.K)}")
         if g.power_W.notna().any():
@@ -70,7 +71,7 @@ def headline(run: RunDir) -> list[tuple[str, str, str]]:
     return out
 
 
-def format_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+def format_table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
