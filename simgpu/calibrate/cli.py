@@ -41,6 +41,14 @@ def register(subparsers: Any) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=_summary)
 
+    c = subparsers.add_parser(
+        "calibration-close",
+        help="close an interrupted run that cannot resume: partial tables kept, marked incomplete",
+    )
+    c.add_argument("run", type=Path, help="run folder")
+    c.add_argument("--reason", required=True, help="why the run cannot be resumed")
+    c.set_defaults(handler=_close)
+
 
 def _calibrate(args: argparse.Namespace) -> int:
     from simgpu.calibrate.runner import run_calibration
@@ -50,6 +58,18 @@ def _calibrate(args: argparse.Namespace) -> int:
                           device=args.device, power_seconds=args.power_seconds,
                           run_tag=args.tag)
     return _print_summary(run.path, args.json)
+
+
+def _close(args: argparse.Namespace) -> int:
+    from simgpu.calibrate.dataset import RunDir
+
+    run = RunDir.open(args.run)
+    closed = run.close_incomplete(args.reason)
+    tables = run.manifest()["tables"]
+    for name in closed:
+        print(f"{name}: {tables[name]['points']} points kept, marked incomplete")
+    print(f"{args.run}: status incomplete")
+    return 0
 
 
 def _summary(args: argparse.Namespace) -> int:

@@ -310,6 +310,38 @@ class RunDir:
     def read_table(self, name: str) -> pd.DataFrame:
         return read_table(self.table_path(name), _schema(name))
 
+    def unfinished_tables(self) -> list[str]:
+        """Tables with measured points in ``.partial/`` but no finished file."""
+        folder = self.path / PARTIAL_DIR
+        if not folder.is_dir():
+            return []
+        done = self.finished_tables()
+        return sorted(p.stem for p in folder.glob("*.jsonl") if p.stem not in done)
+
+    def close_incomplete(self, reason: str) -> list[str]:
+        """Give up on resuming: finish every partial table as it stands, marked incomplete.
+
+        For a run whose GPU is gone (a lent machine handed back mid-sweep). The points measured
+        so far become the table; the manifest records ``"complete": false`` for each such table,
+        the reason, and the run's status ``"incomplete"``. Returns the tables closed.
+        """
+        if not reason.strip():
+            raise DatasetError(f"{self.path}: closing a run needs a reason")
+        status = self.manifest()["status"]
+        if status != "running":
+            raise DatasetError(f"{self.manifest_path}: status is {status!r}; only a running run "
+                               "can be closed as incomplete")
+        closed = []
+        for name in self.unfinished_tables():
+            self.finish_table(name, {"complete": False})
+            closed.append(name)
+        self.update_manifest(
+            status="incomplete",
+            closed_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+            closed_reason=reason,
+        )
+        return closed
+
 
 def _schema(name: str) -> TableSchema:
     try:
