@@ -13,7 +13,7 @@ import platform
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -163,11 +163,32 @@ def run_calibration(
 
     ctx = Context(cp=cp, device=dev_name, gpu_name=gpu_name, props=props, level=level,
                   power=meter, power_seconds=power_seconds)
+    measure_tables(run, ctx, names, level=level)
+    run.update_manifest(status="complete",
+                        finished_utc=datetime.now(UTC).isoformat(timespec="seconds"))
+    return run
+
+
+def measure_tables(
+    run: RunDir,
+    ctx: Any,
+    names: Sequence[str],
+    *,
+    level: str,
+    benchmarks: Mapping[str, Any] | None = None,
+) -> None:
+    """Measure every unfinished table of ``names`` into ``run``, skipping points already there.
+
+    Each point is appended durably before the next starts; a point that raises is recorded in the
+    manifest's ``failed_points`` and the run goes on. ``ctx`` is the :class:`Context` (anything
+    with ``free()`` that the benchmarks accept); ``benchmarks`` defaults to :data:`BENCHMARKS`.
+    """
+    table = BENCHMARKS if benchmarks is None else benchmarks
     failures: list[dict[str, Any]] = list(run.manifest().get("failed_points", []))
     for name in names:
         if name in run.finished_tables():
             continue
-        bench = BENCHMARKS[name]
+        bench = table[name]
         done = run.partial_points(name)
         points = bench.points(ctx)
         bar = _progress(len(points), name)
@@ -193,6 +214,3 @@ def run_calibration(
         bar.close()
         ctx.free()
         run.finish_table(name, {"level": level, "seconds": round(time.perf_counter() - t0, 1)})
-    run.update_manifest(status="complete",
-                        finished_utc=datetime.now(UTC).isoformat(timespec="seconds"))
-    return run

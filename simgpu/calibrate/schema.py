@@ -249,3 +249,19 @@ TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in (PCHASE, STREAM, CACHE_BW, SHARED, GEMM, TRANSPOSE, REDUCTION, GEMV, PCIE, LAUNCH)
 }
+
+
+def markdown_tables() -> str:
+    """Every table as a Markdown section (name, description, columns): the body of SCHEMA.md."""
+    out: list[str] = []
+    for table in TABLES.values():
+        out.append(f"### `{table.name}.csv`\n\n{table.doc}\n")
+        out.append("| column | type | unit | required | meaning |")
+        out.append("|---|---|---|---|---|")
+        for c in table.columns:
+            unit = c.unit if c.unit else "-"
+            doc = c.doc.replace("|", "\\|")
+            out.append(f"| `{c.name}` | {c.type} | {unit} | {'yes' if c.required else 'no'} "
+                       f"| {doc} |")
+        out.append("")
+    return "\n".join(out)
