@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from simgpu.devices.dataflow import DataflowSpec
+from simgpu.devices.pim import PimSpec
 from simgpu.devices.spec import INT_CAP, Device, DeviceSpec, FloatTable, Section
 from simgpu.errors import DeviceFileError
 
@@ -39,7 +41,7 @@ __all__ = [
     "toml_dumps",
 ]
 
-_KINDS: dict[str, type[Device]] = {"gpu": DeviceSpec}
+_KINDS: dict[str, type[Device]] = {"gpu": DeviceSpec, "pim": PimSpec, "dataflow": DataflowSpec}
 
 
 def register_kind(kind: str, cls: type[Device]) -> None:
