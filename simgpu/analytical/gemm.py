@@ -1,0 +1,399 @@
+"""Tiled-GEMM model: traffic per level, waves, occupancy, roofs, power.
+
+C (M x N) = A (M x K) x B (K x N). A kernel tiles C into ``tile_m x tile_n`` blocks; each block
+walks K in steps of ``tile_k`` (``K / split_k`` of it with split-K), staging A and B tiles in
+shared memory; each thread computes a ``thread_tile_m x thread_tile_n`` piece from registers.
+
+Per point the model counts
+- FLOPs executed (the tiles pad M and N up to whole tiles);
+- L1/shared wavefronts (128-B shared-memory or L1 accesses) the SIMT inner loop needs;
+- L2 -> SM bytes: every block reads its A strip and B strip: ``blocks x (tile_m + tile_n) x K``;
+- DRAM bytes: compulsory (A, B read once, C written once) when the operands fit in L2; otherwise
+  B is streamed again for every group of block rows that run in one wave (blocks are launched in
+  raster order along N), while an A strip (tile_m x K) is reused by the blocks of its row;
+and turns them into time with one roof per unit: compute (FFMA lanes or tensor cores, quantised
+into waves of resident blocks), shared memory (per SM, quantised too), L2 and DRAM bandwidth,
+and the power cap (:mod:`simgpu.analytical.power`), plus launch overhead and one DRAM round trip
+to fill the pipeline. ``kernel="cublas"`` picks, for every point, the fastest of a few tile
+configurations that CUTLASS/cuBLAS use, as the library's heuristic does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from simgpu.analytical import power as pw
+from simgpu.analytical.occupancy import blocks_per_sm, waves
+from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES, DeviceParams
+from simgpu.errors import SimgpuError
+
+#: Kernel families and the names that map to them.
+KERNEL_CLASSES = {
+    "cublas": "library",
+    "library": "library",
+    "cutlass": "regblock",
+    "sgemm_regblock": "regblock",
+    "regblock": "regblock",
+    "sgemm_tiled": "tiled",
+    "tiled": "tiled",
+    "sgemm_naive": "naive",
+    "naive": "naive",
+}
+_CLASS_ID = {"library": 0, "regblock": 1, "tiled": 2, "naive": 3}
+
+#: Default tiles when the caller gives none: (tile_m, tile_n, tile_k, thread_tile_m,
+#: thread_tile_n, threads_per_block) -- those of kernels/sgemm.cu (reg64, tile16, naive16).
+_DEFAULT_TILES = {
+    1: (64, 64, 16, 4, 4, 256),
+    2: (16, 16, 16, 1, 1, 256),
+    3: (16, 16, 1, 1, 1, 256),
+}
+
+#: Tile shapes tried for ``kernel="cublas"`` on tensor cores: (tile_m, tile_n, threads, stages).
+#: assumption: the CTA shapes of CUTLASS's default Ampere/Hopper tensor-op GEMMs (CUTLASS
+#: profiler kernel names, e.g. cutlass_tensorop_h16816gemm_256x128_32x3, 128x256, 128x128_64x4,
+#: 128x64, 64x64); the K step is 128 B of operand (64 halves, 32 floats).
+_LIBRARY_TENSOR_TILES = (
+    (256, 128, 256, 3),
+    (128, 256, 256, 3),
+    (128, 128, 256, 4),
+    (128, 64, 128, 4),
+    (64, 64, 128, 4),
+)
+#: For FP32 FFMA: (tile_m, tile_n, tile_k, thread_tile_m, thread_tile_n, threads, stages).
+#: assumption: the SIMT CTA shapes of cuBLAS's sgemm kernels as their names give them
+#: (NeuSight data: volta_sgemm_128x128, 128x64, 64x64, 32x128, 32x32_sliced1x4), K step 8.
+_LIBRARY_SIMT_TILES = (
+    (128, 128, 8, 8, 8, 256, 2),
+    (128, 64, 8, 8, 4, 256, 2),
+    (64, 64, 8, 4, 4, 256, 2),
+    (32, 128, 8, 4, 4, 256, 2),
+    (32, 32, 8, 2, 2, 256, 2),
+)
+
+
+def _as_str_array(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    arr = np.asarray(value, dtype=object)
+    return np.broadcast_to(arr, shape)
+
+
+def _regs_estimate(ttm: np.ndarray, ttn: np.ndarray) -> np.ndarray:
+    """Registers per thread of a SIMT GEMM thread: accumulators + fragments + 32 for addresses.
+
+    assumption: nvcc keeps the thread tile and one A and B fragment in registers and needs
+    about 32 more for indices, pointers and loop state (the reg128 kernel of kernels/sgemm.cu
+    would use 64 + 16 + 32 = 112; nvcc reports 100-128 for such kernels).
+    """
+    return np.minimum(ttm * ttn + ttm + ttn + 32, 255)
+
+
+def _evaluate(
+    p: DeviceParams,
+    M: np.ndarray,
+    N: np.ndarray,
+    K: np.ndarray,
+    dtype: np.ndarray,
+    kcls: np.ndarray,
+    tm: np.ndarray,
+    tn: np.ndarray,
+    tk: np.ndarray,
+    ttm: np.ndarray,
+    ttn: np.ndarray,
+    threads: np.ndarray,
+    split_k: np.ndarray,
+    stages: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The model for fully specified tiles (arrays of one shape)."""
+    e_in = np.zeros(M.shape)
+    e_out = np.zeros(M.shape)
+    peak = np.zeros(M.shape)
+    on_tensor = np.zeros(M.shape, dtype=bool)
+    for name in np.unique(dtype):
+        mask = dtype == name
+        e_in[mask] = DTYPE_BYTES[name]
+        e_out[mask] = DTYPE_OUT_BYTES[name]
+        peak[mask] = p.peak_flops(name)
+        on_tensor[mask] = p.tensor[name]
+    simt = ~on_tensor
+    # A library kernel on tensor cores with fp32 data on a device without tf32 tensor cores
+    # runs on FFMA lanes: it is SIMT then.
+    gm = np.ceil(M / tm)
+    gn = np.ceil(N / tn)
+    ks = np.ceil(K / split_k)
+    blocks = gm * gn * split_k
+    flops = 2.0 * M * N * K
+    exec_flops = 2.0 * (gm * tm) * (gn * tn) * (np.ceil(ks / tk) * tk) * split_k
+
+    # occupancy
+    smem = np.where(
+        kcls == _CLASS_ID["naive"], 0.0, stages * (tm + tn) * tk * e_in
+    )
+    regs = np.where(on_tensor, 128.0, _regs_estimate(ttm, ttn))  # assumption: tensor-op CTAs
+    # hold their accumulators in registers at 128 per thread (CUTLASS 128x128 with 256 threads)
+    bps, limiter = blocks_per_sm(p, threads, regs, smem)
+    fits = bps > 0
+    bps_safe = np.maximum(bps, 1.0)
+    n_waves, tail = waves(blocks, bps_safe, p.sm_count)
+    occupancy = bps * np.ceil(threads / p.warp_size) / p.max_warps_per_sm
+
+    # compute roof, per SM, quantised into waves: each wave runs bps blocks per SM
+    per_block_flops = 2.0 * tm * tn * np.ceil(ks / tk) * tk
+    per_sm_peak = peak / p.sm_count
+    t_compute = n_waves * bps_safe * per_block_flops / per_sm_peak
+
+    # L1 / shared-memory wavefronts per warp per k step (SIMT inner loop)
+    # regblock: LDS.128 for the contiguous A and B fragments -> ceil(t/4) each
+    # tiled:    As[ty][k..k+3] is one 128-bit broadcast load per 4 k, Bs[k][tx] one per k
+    # naive:    two L1 loads per k (A broadcast within the warp, B 64 B contiguous)
+    # assumption: conflict-free layouts (the kernels of kernels/sgemm.cu pad nothing, and
+    # regblock's stride-TN B fragment reads do conflict 2-way for TN = 4: the roof is optimistic)
+    wf_simt = np.select(
+        [kcls == 1, kcls == 2, kcls == 3],
+        [np.ceil(ttm / 4) + np.ceil(ttn / 4), 1.25 + 0 * ttm, 2.0 + 0 * ttm],
+        default=np.ceil(ttm / 4) + np.ceil(ttn / 4),
+    )
+    warps_per_block = np.ceil(threads / p.warp_size)
+    kpad = np.ceil(ks / tk) * tk
+    wf_block_simt = warps_per_block * kpad * wf_simt
+    # staging stores into shared memory (one wavefront per 128 B) and, for tensor-op kernels,
+    # the tensor cores' reads of the staged tiles (each staged byte read once per warp group
+    # column: assumption, counted once)
+    stage_bytes = (tm + tn) * kpad * e_in
+    wf_block = np.where(
+        on_tensor, 2 * stage_bytes / 128.0, wf_block_simt + np.where(kcls == 3, 0, stage_bytes / 128)
+    )
+    wf_per_cycle = p.l1_bytes_per_cycle / 128.0
+    t_smem = n_waves * bps_safe * wf_block / (wf_per_cycle * p.clock_hz)
+    # FFMA issue: fp32 lanes / 32 warp instructions per cycle; a SIMT thread issues ttm x ttn
+    # FFMAs per k, which the FLOP count already holds, so t_compute covers it.
+
+    # traffic
+    a_bytes = M * K * e_in
+    b_bytes = K * N * e_in
+    c_bytes = M * N * e_out
+    partial = np.where(split_k > 1, 2.0 * split_k * M * N * 4.0, 0.0)  # fp32 partials, w + r
+    l2_bytes = blocks * (tm + tn) * kpad * e_in + c_bytes + partial
+    slots = bps_safe * p.sm_count
+    rows_per_wave = np.maximum(np.floor(slots / (gn * split_k)), 1.0)
+    b_passes = np.where(b_bytes <= 0.5 * p.l2_size_B, 1.0, np.ceil(gm / rows_per_wave))
+    fits_l2 = a_bytes + b_bytes + c_bytes <= p.l2_size_B
+    dram_bytes = np.where(
+        fits_l2,
+        a_bytes + b_bytes + c_bytes,
+        a_bytes + b_bytes * b_passes + c_bytes + partial,
+    )
+    dram_bytes = np.minimum(dram_bytes, l2_bytes)
+    t_l2 = l2_bytes / (p.l2_bandwidth_GBps * 1e9)
+    t_dram = dram_bytes / (p.dram_bandwidth_GBps * 1e9)
+
+    # power events and the power roof
+    events: dict[str, np.ndarray] = {name: np.zeros(M.shape) for name in pw.EVENTS}
+    events["ffma_flop"] = np.where(simt, exec_flops, 0.0)
+    for name in ("tf32", "fp16", "bf16", "fp8"):
+        events[f"tensor_{name}_flop"] = np.where(on_tensor & (dtype == name), exec_flops, 0.0)
+    events["l1_byte"] = blocks * wf_block * 128.0
+    events["l2_byte"] = l2_bytes
+    events["dram_byte"] = dram_bytes
+    energy_model = bool(p.energy_pJ) and pw.has_energies(p, events)
+    t_power = pw.power_time_floor_s(p, events) if energy_model else np.zeros(M.shape)
+
+    overhead = p.launch_overhead_s + p.dram_latency_ns * 1e-9
+    roofs = np.stack([t_compute, t_smem, t_l2, t_dram, t_power])
+    busy = roofs.max(axis=0)
+    time_s = overhead + busy
+    bound_names = np.array(["compute", "shared", "l2", "dram", "power"], dtype=object)
+    bound = bound_names[roofs.argmax(axis=0)]
+    bound = np.where(overhead > busy, "launch", bound)
+    time_s = np.where(fits, time_s, np.inf)
+    util = np.max(np.stack([t_compute, t_smem, t_l2, t_dram]), axis=0) / time_s
+    watts, energy, model = pw.power(p, events, time_s, util)
+    return {
+        "flops": flops,
+        "exec_flops": exec_flops,
+        "tile_m": tm,
+        "tile_n": tn,
+        "tile_k": tk,
+        "thread_tile_m": ttm,
+        "thread_tile_n": ttn,
+        "threads_per_block": threads,
+        "split_k": split_k,
+        "stages": stages,
+        "regs_per_thread": regs,
+        "smem_per_block_B": smem,
+        "blocks": blocks,
+        "blocks_per_sm": bps,
+        "occupancy": occupancy,
+        "waves": n_waves,
+        "tail_efficiency": tail,
+        "l1_bytes": events["l1_byte"],
+        "l2_bytes": l2_bytes,
+        "dram_bytes": dram_bytes,
+        "arithmetic_intensity": flops / dram_bytes,
+        "t_compute_s": t_compute,
+        "t_shared_s": t_smem,
+        "t_l2_s": t_l2,
+        "t_dram_s": t_dram,
+        "t_power_s": t_power,
+        "t_overhead_s": np.full(M.shape, overhead),
+        "time_s": time_s,
+        "bound": bound,
+        "on_tensor_cores": on_tensor,
+        "power_W": watts,
+        "energy_J": energy,
+        "power_model": np.full(M.shape, model, dtype=object),
+        **{f"ev_{k}": v for k, v in events.items()},
+    }
+
+
+def gemm(
+    spec: Any,
+    M: Any,
+    N: Any,
+    K: Any,
+    dtype: Any = "fp32",
+    *,
+    tile_m: Any = None,
+    tile_n: Any = None,
+    tile_k: Any = None,
+    thread_tile_m: Any = None,
+    thread_tile_n: Any = None,
+    threads_per_block: Any = None,
+    split_k: Any = 1,
+    stages: Any = None,
+    kernel: Any = "cublas",
+) -> Any:
+    """Closed-form GEMM estimate, one row per point (all arguments broadcast together).
+
+    ``dtype``: "fp32" (FFMA, no tensor cores), "tf32", "fp16", "bf16", "fp8". ``kernel``:
+    "cublas" (tiles chosen per point unless given), "sgemm_regblock"/"cutlass" (register-blocked
+    SIMT), "sgemm_tiled" (thread tile 1x1), "sgemm_naive". Tile arguments of 0 or None mean
+    "the kernel's default". Returns a DataFrame with ``time_s``, ``tflops``, ``bound``,
+    ``power_W``, ``energy_J`` and the model's intermediate figures.
+    """
+    import pandas as pd
+
+    p = DeviceParams.from_spec(spec)
+    M_, N_, K_ = (np.asarray(x, dtype=float) for x in (M, N, K))
+    shape = np.broadcast_shapes(
+        M_.shape,
+        N_.shape,
+        K_.shape,
+        np.shape(dtype),
+        np.shape(kernel),
+        *(np.shape(x) for x in (tile_m, tile_n, tile_k, thread_tile_m, thread_tile_n)),
+        np.shape(threads_per_block),
+        np.shape(split_k),
+        np.shape(stages),
+    )
+    shape = shape if shape else (1,)
+    M_, N_, K_ = (np.broadcast_to(x, shape).ravel().copy() for x in (M_, N_, K_))
+    for name, arr in (("M", M_), ("N", N_), ("K", K_)):
+        if not np.all(np.isfinite(arr)) or np.any(arr < 1):
+            raise SimgpuError(f"gemm: {name} must be integers >= 1, got {arr[~(arr >= 1)][:3]}")
+    dt = _as_str_array(dtype, shape).ravel()
+    bad = sorted({str(d) for d in np.unique(dt) if d not in DTYPE_BYTES})
+    if bad:
+        raise SimgpuError(f"gemm: dtype {bad} unknown, expected one of {list(DTYPE_BYTES)}")
+    kn = _as_str_array(kernel, shape).ravel()
+    bad = sorted({str(k) for k in np.unique(kn) if k not in KERNEL_CLASSES})
+    if bad:
+        raise SimgpuError(f"gemm: kernel {bad} unknown, expected one of {list(KERNEL_CLASSES)}")
+    kcls = np.array([_CLASS_ID[KERNEL_CLASSES[k]] for k in kn]) if len(np.unique(kn)) > 1 else (
+        np.full(M_.size, _CLASS_ID[KERNEL_CLASSES[kn[0]]])
+    )
+
+    def arg(x: Any) -> np.ndarray:
+        if x is None:
+            return np.zeros(M_.size)
+        a = np.asarray(x, dtype=float)
+        a = np.where(np.isnan(a), 0.0, a)
+        return np.broadcast_to(a, shape).ravel().astype(float)
+
+    tm, tn, tk = arg(tile_m), arg(tile_n), arg(tile_k)
+    ttm, ttn, thr = arg(thread_tile_m), arg(thread_tile_n), arg(threads_per_block)
+    sk = np.maximum(arg(split_k), 1.0)
+    st = arg(stages)
+    for cid, (dm, dn, dk, dtm, dtn, dthr) in _DEFAULT_TILES.items():
+        m = kcls == cid
+        for a, d in ((tm, dm), (tn, dn), (tk, dk), (ttm, dtm), (ttn, dtn), (thr, dthr)):
+            a[m & (a <= 0)] = d
+    st[(kcls != 0) & (st <= 0)] = 1.0
+    # the tiled kernel's K step is its tile; naive has no K step beyond 1
+    given = (kcls == 0) & (tm > 0) & (tn > 0)
+    lib = (kcls == 0) & ~given
+    out: dict[str, np.ndarray] | None = None
+    if np.any(kcls != 0) or np.any(given):
+        idx = np.flatnonzero(~lib)
+        t_ = {k: v[idx] for k, v in dict(tm=tm, tn=tn, tk=tk, ttm=ttm, ttn=ttn, thr=thr).items()}
+        lib_given = kcls[idx] == 0
+        # a library point with given tiles but no details: fill the rest like the search would
+        e_in = np.array([DTYPE_BYTES[d] for d in dt[idx]])
+        t_["tk"] = np.where(lib_given & (t_["tk"] <= 0), 128 / e_in, t_["tk"])
+        t_["thr"] = np.where(lib_given & (t_["thr"] <= 0), 256, t_["thr"])
+        t_["ttm"] = np.where(t_["ttm"] <= 0, np.maximum(t_["tm"] / 16, 1), t_["ttm"])
+        t_["ttn"] = np.where(t_["ttn"] <= 0, np.maximum(t_["tn"] / 16, 1), t_["ttn"])
+        st_i = np.where(lib_given & (st[idx] <= 0), 3, st[idx])
+        cls_i = np.where(lib_given, 0, kcls[idx])
+        out = _scatter(
+            out,
+            idx,
+            M_.size,
+            _evaluate(p, M_[idx], N_[idx], K_[idx], dt[idx], cls_i, t_["tm"], t_["tn"], t_["tk"],
+                      t_["ttm"], t_["ttn"], t_["thr"], sk[idx], st_i),
+        )
+    if np.any(lib):
+        idx = np.flatnonzero(lib)
+        out = _scatter(out, idx, M_.size, _library_search(p, M_[idx], N_[idx], K_[idx], dt[idx],
+                                                           sk[idx]))
+    assert out is not None
+    frame = pd.DataFrame(
+        {"M": M_.astype(np.int64), "N": N_.astype(np.int64), "K": K_.astype(np.int64),
+         "dtype": dt, "kernel": kn, **out}
+    )
+    frame["tflops"] = frame["flops"] / frame["time_s"] / 1e12
+    frame["device"] = p.name
+    return frame
+
+
+def _scatter(
+    out: dict[str, np.ndarray] | None, idx: np.ndarray, n: int, part: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    if out is None:
+        out = {}
+        for k, v in part.items():
+            dtype = v.dtype if v.dtype != object else object
+            out[k] = np.empty(n, dtype=dtype)
+    for k, v in part.items():
+        out[k][idx] = v
+    return out
+
+
+def _library_search(
+    p: DeviceParams, M: np.ndarray, N: np.ndarray, K: np.ndarray, dt: np.ndarray, sk: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The fastest of the library tile shapes for each point."""
+    best: dict[str, np.ndarray] | None = None
+    on_tensor = np.array([p.tensor[d] for d in dt])
+    e_in = np.array([DTYPE_BYTES[d] for d in dt], dtype=float)
+    ones = np.ones(M.size)
+    candidates = []
+    for tm, tn, thr, st in _LIBRARY_TENSOR_TILES:
+        candidates.append((tm, tn, 128 / e_in, tm / 16, tn / 16, thr, st, on_tensor))
+    for tm, tn, tk, ttm, ttn, thr, st in _LIBRARY_SIMT_TILES:
+        candidates.append((tm, tn, tk * ones, ttm, ttn, thr, st, ~on_tensor))
+    for tm, tn, tk, ttm, ttn, thr, st, valid in candidates:
+        if not np.any(valid):
+            continue
+        res = _evaluate(p, M, N, K, dt, np.zeros(M.size, dtype=int), tm * ones, tn * ones, tk,
+                        ttm * ones, ttn * ones, thr * ones, sk, st * ones)
+        res["time_s"] = np.where(valid, res["time_s"], np.inf)
+        if best is None:
+            best = res
+            continue
+        better = res["time_s"] < best["time_s"]
+        for k in best:
+            best[k] = np.where(better, res[k], best[k])
+    assert best is not None
+    return best

@@ -1,0 +1,286 @@
+"""Closed forms for the simple kernels: roofline, STREAM, pointer chase, PCIe copies, transpose,
+reduction and GEMV. Each returns a DataFrame with ``time_s``, ``bound``, ``power_W`` and
+``energy_J`` (power from :mod:`simgpu.analytical.power`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from simgpu.analytical import power as pw
+from simgpu.analytical.params import DeviceParams
+from simgpu.errors import SimgpuError
+
+#: Arrays touched per STREAM op (reads, writes): read a; write a; copy a->b; scale a->b;
+#: triad a + s*b -> c (McCalpin's STREAM counting, as the calibration stream table).
+STREAM_ARRAYS = {"read": (1, 0), "write": (0, 1), "copy": (1, 1), "scale": (1, 1), "triad": (2, 1)}
+
+
+def _frame(columns: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    n = max(np.size(v) for v in columns.values())
+    return pd.DataFrame({k: np.broadcast_to(np.asarray(v), (n,)) for k, v in columns.items()})
+
+
+def _memory_time(
+    p: DeviceParams, l2_bytes: np.ndarray, dram_bytes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    t_l2 = l2_bytes / (p.l2_bandwidth_GBps * 1e9)
+    t_dram = dram_bytes / (p.dram_bandwidth_GBps * 1e9)
+    return np.maximum(t_l2, t_dram), np.where(t_dram >= t_l2, "dram", "l2").astype(object)
+
+
+def _finish(
+    p: DeviceParams, busy: np.ndarray, bound: np.ndarray, events: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    overhead = p.launch_overhead_s + p.dram_latency_ns * 1e-9
+    time_s = overhead + busy
+    bound = np.where(overhead > busy, "launch", bound).astype(object)
+    watts, energy, model = pw.power(p, events, time_s, busy / time_s)
+    return time_s, bound, watts, energy, model
+
+
+def roofline(
+    spec: Any,
+    flops: Any,
+    dram_bytes: Any,
+    dtype: str = "fp32",
+    *,
+    l2_bytes: Any = 0.0,
+    l1_bytes: Any = 0.0,
+) -> Any:
+    """Roofline per compute unit and memory level: time = max(work / rate) over the roofs.
+
+    Columns: ``t_compute_s, t_l1_s, t_l2_s, t_dram_s, time_s`` (no launch overhead),
+    ``attainable_TFLOPS``, ``arithmetic_intensity`` (FLOP per DRAM byte) and ``bound``.
+    """
+    p = DeviceParams.from_spec(spec)
+    if dtype not in p.peak_TFLOPS:
+        raise SimgpuError(f"roofline: dtype {dtype!r} unknown, expected {list(p.peak_TFLOPS)}")
+    f, d, l2, l1 = np.broadcast_arrays(
+        *(np.asarray(x, dtype=float) for x in (flops, dram_bytes, l2_bytes, l1_bytes))
+    )
+    roofs = np.stack(
+        [
+            f / p.peak_flops(dtype),
+            l1 / (p.l1_bytes_per_cycle * p.sm_count * p.clock_hz),
+            l2 / (p.l2_bandwidth_GBps * 1e9),
+            d / (p.dram_bandwidth_GBps * 1e9),
+        ]
+    )
+    t = roofs.max(axis=0)
+    names = np.array(["compute", "l1", "l2", "dram"], dtype=object)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _frame(
+            {
+                "flops": f,
+                "dram_bytes": d,
+                "t_compute_s": roofs[0],
+                "t_l1_s": roofs[1],
+                "t_l2_s": roofs[2],
+                "t_dram_s": roofs[3],
+                "time_s": t,
+                "attainable_TFLOPS": np.where(t > 0, f / t / 1e12, 0.0),
+                "arithmetic_intensity": np.where(d > 0, f / d, np.inf),
+                "bound": names[roofs.argmax(axis=0)],
+            }
+        )
+
+
+def stream(spec: Any, op: str, n_elements: Any, elem_bytes: int = 4) -> Any:
+    """STREAM kernel: bytes moved / the bandwidth of the level that holds the arrays.
+
+    Arrays that together fit in L2 are served by L2 when the kernel runs back to back (as the
+    calibration benchmark times it); larger ones stream from DRAM. Writes are counted once (the
+    sectored L2 needs no read-for-ownership for whole 32-B sectors).
+    """
+    p = DeviceParams.from_spec(spec)
+    if op not in STREAM_ARRAYS:
+        raise SimgpuError(f"stream: op {op!r} unknown, expected one of {list(STREAM_ARRAYS)}")
+    reads, writes = STREAM_ARRAYS[op]
+    n = np.asarray(n_elements, dtype=float)
+    array_B = n * elem_bytes
+    moved = array_B * (reads + writes)
+    in_l2 = moved <= p.l2_size_B
+    dram = np.where(in_l2, 0.0, moved)
+    busy, bound = _memory_time(p, moved, dram)
+    events = {"l2_byte": moved, "dram_byte": dram, "l1_byte": moved}
+    time_s, bound, watts, energy, model = _finish(p, busy, bound, events)
+    return _frame(
+        {
+            "op": op,
+            "n_elements": n,
+            "array_B": array_B,
+            "bytes_moved": moved,
+            "level": np.where(in_l2, "L2", "DRAM"),
+            "time_s": time_s,
+            "bandwidth_GBps": moved / time_s / 1e9,
+            "bound": bound,
+            "power_W": watts,
+            "energy_J": energy,
+            "power_model": model,
+        }
+    )
+
+
+def pointer_chase(spec: Any, footprint_B: Any, stride_B: Any) -> Any:
+    """Latency per dependent load of a random cyclic chase (L1-cached loads).
+
+    A cyclic chase over a footprint larger than an LRU cache misses on every line, so the level
+    is the first one whose capacity holds the footprint. With a stride below the line size, the
+    other loads to a line hit L1 (``line / stride - 1`` of every ``line / stride``). An L2 hit
+    costs the mean of the near and far latencies (lines hashed evenly over the two partitions:
+    assumption). Columns: ``latency_cycles``, ``latency_ns``, ``level``, ``time_s`` (one load).
+    """
+    p = DeviceParams.from_spec(spec)
+    fp = np.asarray(footprint_B, dtype=float)
+    st = np.asarray(stride_B, dtype=float)
+    if np.any(st <= 0) or np.any(fp <= 0):
+        raise SimgpuError("pointer_chase: footprint_B and stride_B must be > 0")
+    fp, st = np.broadcast_arrays(fp, st)
+    line = 128.0
+    l2_cycles = p.l2_latency_cycles
+    far = p.l2_far_latency_cycles
+    if far:
+        l2_cycles = 0.5 * (l2_cycles + far)
+    dram_cycles = p.dram_latency_ns * p.clock_MHz / 1000.0
+    miss_cycles = np.select(
+        [fp <= p.l1_size_B, fp <= p.l2_size_B], [p.l1_latency_cycles, l2_cycles], dram_cycles
+    )
+    level = np.select([fp <= p.l1_size_B, fp <= p.l2_size_B], ["L1", "L2"], "DRAM")
+    per_line = np.maximum(line / st, 1.0)
+    cycles = (miss_cycles + (per_line - 1) * p.l1_latency_cycles) / per_line
+    ns = cycles * 1000.0 / p.clock_MHz
+    return _frame(
+        {
+            "footprint_B": fp,
+            "stride_B": st,
+            "level": level.astype(object),
+            "latency_cycles": cycles,
+            "latency_ns": ns,
+            "time_s": ns * 1e-9,
+            "bound": "latency",
+        }
+    )
+
+
+def pcie_copy(spec: Any, n_bytes: Any, direction: str, pinned: bool = True) -> Any:
+    """Host-device copy: latency + bytes / bandwidth.
+
+    Bandwidth: the device file's measured pinned figure for the direction when it has one, else
+    the theoretical per-direction rate. Pageable memory is staged through a pinned buffer by the
+    driver, one extra host copy: assumption, half the pinned bandwidth. ``direction`` "bidir"
+    moves ``n_bytes`` each way at once over the full-duplex link.
+    """
+    p = DeviceParams.from_spec(spec)
+    if direction not in ("h2d", "d2h", "bidir"):
+        raise SimgpuError(f"pcie_copy: direction {direction!r}, expected h2d, d2h or bidir")
+    measured = {"h2d": p.pcie_measured_h2d_GBps, "d2h": p.pcie_measured_d2h_GBps}
+    if direction == "bidir":
+        bw = 2 * min(measured["h2d"] or p.pcie_GBps, measured["d2h"] or p.pcie_GBps)
+    else:
+        bw = measured[direction] or p.pcie_GBps
+    if not pinned:
+        bw *= 0.5
+    n = np.asarray(n_bytes, dtype=float)
+    total = n * (2 if direction == "bidir" else 1)
+    time_s = p.pcie_latency_us * 1e-6 + total / (bw * 1e9)
+    watts, energy, model = pw.power(p, {"pcie_byte": total}, time_s, np.zeros_like(time_s))
+    return _frame(
+        {
+            "n_bytes": n,
+            "direction": direction,
+            "pinned": pinned,
+            "time_s": time_s,
+            "bandwidth_GBps": total / time_s / 1e9,
+            "bound": np.where(total / (bw * 1e9) > p.pcie_latency_us * 1e-6, "pcie", "latency"),
+            "power_W": watts,
+            "energy_J": energy,
+            "power_model": model,
+        }
+    )
+
+
+def transpose(spec: Any, n: Any, variant: str = "tiled") -> Any:
+    """n x n float32 transpose. ``tiled`` moves 2 x 4 n^2 bytes at every level; ``naive`` reads
+    coalesced but writes one 4-B word per 32-B sector, so L2 sees 32 B per written element
+    (DRAM still sees whole sectors once L2 merges them, when a warp's 32 output lines fit)."""
+    p = DeviceParams.from_spec(spec)
+    if variant not in ("naive", "tiled"):
+        raise SimgpuError(f"transpose: variant {variant!r}, expected naive or tiled")
+    nn = np.asarray(n, dtype=float) ** 2
+    moved = 8.0 * nn
+    l2 = 4.0 * nn + (32.0 if variant == "naive" else 4.0) * nn
+    dram = np.where(moved <= p.l2_size_B, 0.0, moved)
+    busy, bound = _memory_time(p, l2, dram)
+    events = {"l2_byte": l2, "dram_byte": dram, "l1_byte": l2}
+    time_s, bound, watts, energy, model = _finish(p, busy, bound, events)
+    return _frame(
+        {
+            "n": np.asarray(n, dtype=float),
+            "variant": variant,
+            "bytes_moved": moved,
+            "l2_bytes": l2,
+            "time_s": time_s,
+            "bandwidth_GBps": moved / time_s / 1e9,
+            "bound": bound,
+            "power_W": watts,
+            "energy_J": energy,
+            "power_model": model,
+        }
+    )
+
+
+def reduction(spec: Any, n: Any) -> Any:
+    """Sum of n float32: one pass over 4 n bytes (atomics per block are negligible)."""
+    p = DeviceParams.from_spec(spec)
+    nb = 4.0 * np.asarray(n, dtype=float)
+    dram = np.where(nb <= p.l2_size_B, 0.0, nb)
+    busy, bound = _memory_time(p, nb, dram)
+    time_s, bound, watts, energy, model = _finish(
+        p, busy, bound, {"l2_byte": nb, "dram_byte": dram, "l1_byte": nb}
+    )
+    return _frame(
+        {
+            "n": np.asarray(n, dtype=float),
+            "bytes_moved": nb,
+            "time_s": time_s,
+            "bandwidth_GBps": nb / time_s / 1e9,
+            "bound": bound,
+            "power_W": watts,
+            "energy_J": energy,
+            "power_model": model,
+        }
+    )
+
+
+def gemv(spec: Any, m: Any, n: Any) -> Any:
+    """y = A x, float32: 4 (m n + n + m) bytes, 2 m n FLOPs; x stays in L1/L2."""
+    p = DeviceParams.from_spec(spec)
+    m_, n_ = np.broadcast_arrays(np.asarray(m, dtype=float), np.asarray(n, dtype=float))
+    moved = 4.0 * (m_ * n_ + n_ + m_)
+    flops = 2.0 * m_ * n_
+    dram = np.where(moved <= p.l2_size_B, 0.0, moved)
+    t_mem, bound = _memory_time(p, moved, dram)
+    t_c = flops / p.peak_flops("fp32")
+    busy = np.maximum(t_mem, t_c)
+    bound = np.where(t_c > t_mem, "compute", bound)
+    events = {"l2_byte": moved, "dram_byte": dram, "l1_byte": moved, "ffma_flop": flops}
+    time_s, bound, watts, energy, model = _finish(p, busy, bound, events)
+    return _frame(
+        {
+            "M": m_,
+            "N": n_,
+            "bytes_moved": moved,
+            "flops": flops,
+            "time_s": time_s,
+            "bandwidth_GBps": moved / time_s / 1e9,
+            "bound": bound,
+            "power_W": watts,
+            "energy_J": energy,
+            "power_model": model,
+        }
+    )

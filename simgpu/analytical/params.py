@@ -1,0 +1,222 @@
+"""The figures of a device that the closed forms need, flattened out of a DeviceSpec.
+
+:class:`DeviceParams` is a plain frozen record of numbers, so the analytical model can also run
+from a device description that is not a full ``models/*.toml`` file (the published datasets
+describe their GPUs with a handful of figures; see :func:`DeviceParams.from_figures`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+#: dtypes the GEMM model knows, and their input element size in bytes.
+DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1}
+#: Output (C) element size: cuBLAS writes C in the input type for fp16/bf16 and in fp32 for
+#: fp32/tf32 (the calibration runner stores C like that); fp8 GEMMs write fp16/bf16 (cuBLASLt
+#: does not write fp8 C by default).
+DTYPE_OUT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 2}
+
+#: Host-side cost of one kernel launch, seconds. Source: calibration run
+#: calibration/h100-sxm/20261122T154219Z launch.csv, launch_back_to_back_us = 6.14 us (5000 empty
+#: launches enqueued from Python, GPU time between events / n). assumption: the same on every
+#: device (it is set by the host, driver and Python, not by the GPU).
+DEFAULT_LAUNCH_OVERHEAD_S = 6.14e-6
+
+#: Shared memory the driver reserves per block on compute capability >= 8.0 (CUDA C++ Programming
+#: Guide, "Shared Memory" for cc 8.x/9.0: 1 KB reserved for system use per block).
+SMEM_RESERVED_PER_BLOCK_B = 1024
+#: Register allocation: per warp, in units of 256 registers (CUDA Occupancy Calculator,
+#: "register allocation unit size 256, granularity warp" for cc >= 5.0).
+REG_ALLOC_UNIT = 256
+#: Shared memory allocation unit, bytes (CUDA Occupancy Calculator: 128 B for cc >= 8.0).
+SMEM_ALLOC_UNIT_B = 128
+
+
+@dataclass(frozen=True)
+class DeviceParams:
+    """Numbers the closed forms use. Rates at the boost clock."""
+
+    name: str
+    sm_count: int
+    clock_MHz: float
+    warp_size: int
+    fp32_lanes_per_sm: int
+    #: Peak TFLOP/s per GEMM dtype; a dtype without a tensor path maps to the FP32 FFMA peak.
+    peak_TFLOPS: dict[str, float]
+    #: Which dtypes run on tensor cores on this device.
+    tensor: dict[str, bool]
+    dram_bandwidth_GBps: float
+    dram_latency_ns: float
+    l2_bandwidth_GBps: float
+    l2_size_B: float
+    l2_latency_cycles: float
+    l2_far_latency_cycles: float | None
+    l1_latency_cycles: float
+    shared_latency_cycles: float
+    #: L1 / shared-memory bytes per cycle per SM (one 128-B wavefront per cycle at 128).
+    l1_bytes_per_cycle: float
+    l1_size_B: float
+    smem_per_sm_B: float
+    smem_per_block_B: float
+    registers_per_sm: int
+    max_registers_per_thread: int
+    max_registers_per_block: int
+    max_threads_per_sm: int
+    max_warps_per_sm: int
+    max_blocks_per_sm: int
+    max_threads_per_block: int
+    pcie_GBps: float
+    pcie_measured_h2d_GBps: float | None
+    pcie_measured_d2h_GBps: float | None
+    pcie_latency_us: float
+    tdp_W: float
+    idle_W: float
+    static_W: float
+    energy_pJ: dict[str, float] = field(default_factory=dict)
+    launch_overhead_s: float = DEFAULT_LAUNCH_OVERHEAD_S
+
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_MHz * 1e6
+
+    def peak_flops(self, dtype: str) -> float:
+        """Peak FLOP/s for a GEMM dtype (FFMA for fp32)."""
+        return self.peak_TFLOPS[dtype] * 1e12
+
+    def with_energies(self, energy_pJ: dict[str, float]) -> DeviceParams:
+        """A copy with another energy table (for fitting)."""
+        return replace(self, energy_pJ=dict(energy_pJ))
+
+    def features(self) -> dict[str, float]:
+        """The device figures a cross-GPU predictor uses (all available for any GPU)."""
+        return {
+            "dev_sm_count": float(self.sm_count),
+            "dev_clock_MHz": self.clock_MHz,
+            "dev_dram_GBps": self.dram_bandwidth_GBps,
+            "dev_l2_MiB": self.l2_size_B / 2**20,
+            "dev_peak_fp32_TFLOPS": self.peak_TFLOPS["fp32"],
+        }
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> DeviceParams:
+        """From a :class:`simgpu.devices.DeviceSpec`."""
+        if isinstance(spec, DeviceParams):
+            return spec
+        c = spec.compute
+        fp32 = c.peak_fp32_TFLOPS
+        tensor_peaks = {
+            "tf32": c.peak_tf32_tensor_TFLOPS,
+            "fp16": c.peak_fp16_tensor_TFLOPS,
+            "bf16": c.peak_bf16_tensor_TFLOPS,
+            "fp8": c.peak_fp8_tensor_TFLOPS,
+        }
+        peak = {"fp32": fp32}
+        tensor = {"fp32": False}
+        for dtype, value in tensor_peaks.items():
+            # No tensor path for this dtype: the GEMM runs on FFMA lanes (fp16 converted to
+            # fp32 inside the kernel), so the FP32 peak bounds it.
+            peak[dtype] = value if value is not None else fp32
+            tensor[dtype] = value is not None
+        return cls(
+            name=spec.name,
+            sm_count=c.sm_count,
+            clock_MHz=c.boost_clock_MHz,
+            warp_size=c.warp_size,
+            fp32_lanes_per_sm=c.fp32_lanes_per_sm,
+            peak_TFLOPS=peak,
+            tensor=tensor,
+            dram_bandwidth_GBps=spec.dram.peak_bandwidth_GBps,
+            dram_latency_ns=spec.dram.unloaded_latency_ns,
+            l2_bandwidth_GBps=spec.l2.bandwidth_GBps,
+            l2_size_B=float(spec.l2.size_bytes),
+            l2_latency_cycles=spec.l2.near_hit_latency_cycles,
+            l2_far_latency_cycles=spec.l2.far_hit_latency_cycles,
+            l1_latency_cycles=spec.l1.hit_latency_cycles,
+            shared_latency_cycles=spec.l1.shared_latency_cycles,
+            l1_bytes_per_cycle=spec.l1.bandwidth_bytes_per_cycle,
+            l1_size_B=float(spec.l1.size_bytes),
+            smem_per_sm_B=float(max(spec.l1.shared_carveouts_KiB) * 1024),
+            smem_per_block_B=c.max_shared_memory_per_block_KiB * 1024,
+            registers_per_sm=spec.register_file.registers_per_sm,
+            max_registers_per_thread=spec.register_file.max_registers_per_thread,
+            max_registers_per_block=spec.register_file.max_registers_per_block,
+            max_threads_per_sm=c.max_threads_per_sm,
+            max_warps_per_sm=c.max_warps_per_sm,
+            max_blocks_per_sm=c.max_blocks_per_sm,
+            max_threads_per_block=c.max_threads_per_block,
+            pcie_GBps=spec.host_link.bandwidth_per_direction_GBps,
+            pcie_measured_h2d_GBps=spec.host_link.measured_h2d_GBps,
+            pcie_measured_d2h_GBps=spec.host_link.measured_d2h_GBps,
+            pcie_latency_us=spec.host_link.latency_us,
+            tdp_W=spec.power.tdp_W,
+            idle_W=spec.power.idle_W,
+            static_W=spec.power.static_W,
+            energy_pJ=dict(spec.power.energy_pJ),
+        )
+
+    @classmethod
+    def from_figures(
+        cls,
+        *,
+        name: str,
+        sm_count: int,
+        clock_MHz: float,
+        fp32_lanes_per_sm: int,
+        dram_bandwidth_GBps: float,
+        l2_size_MiB: float,
+        smem_per_sm_KiB: float,
+        tdp_W: float,
+    ) -> DeviceParams:
+        """A GPU known only by the handful of figures a published dataset gives.
+
+        Everything else takes the value every NVIDIA GPU since Volta shares (CUDA C++ Programming
+        Guide, technical specifications for cc 6.x-9.0: warp 32, 64 K registers per SM, 255 per
+        thread, 1024 threads per block), or an assumption stated beside it. Such a device has no
+        tensor-core path: the published datasets here are FP32 SGEMM only.
+        """
+        fp32 = sm_count * fp32_lanes_per_sm * 2 * clock_MHz / 1e6
+        return cls(
+            name=name,
+            sm_count=sm_count,
+            clock_MHz=clock_MHz,
+            warp_size=32,
+            fp32_lanes_per_sm=fp32_lanes_per_sm,
+            peak_TFLOPS={d: fp32 for d in DTYPE_BYTES},
+            tensor={d: False for d in DTYPE_BYTES},
+            dram_bandwidth_GBps=dram_bandwidth_GBps,
+            # assumption: ~ 400-500 ns on every GDDR/HBM GPU measured in published/gpu_numbers.csv
+            dram_latency_ns=450.0,
+            # assumption: L2 read bandwidth about 3x DRAM bandwidth, the ratio on A100 (NVIDIA
+            # A100 whitepaper: 2.3x V100 L2 bandwidth; measured ~ 4.6 TB/s vs 1.56 TB/s DRAM)
+            l2_bandwidth_GBps=3.0 * dram_bandwidth_GBps,
+            l2_size_B=l2_size_MiB * 2**20,
+            # assumption: ~ 200 cycles, the V100/A100 L2 hit latency (published/gpu_numbers.csv)
+            l2_latency_cycles=200.0,
+            l2_far_latency_cycles=None,
+            l1_latency_cycles=30.0,  # assumption: 28-34 cycles on Volta..Hopper (gpu_numbers.csv)
+            shared_latency_cycles=25.0,  # assumption: 19-29 cycles Volta..Hopper (gpu_numbers.csv)
+            l1_bytes_per_cycle=128.0,  # 32 banks x 4 B (CUDA C++ Programming Guide)
+            l1_size_B=smem_per_sm_KiB * 1024,  # assumption: unified L1 as large as shared max
+            smem_per_sm_B=smem_per_sm_KiB * 1024,
+            smem_per_block_B=min(smem_per_sm_KiB, 48.0) * 1024,  # 48 KB static limit (CUDA guide)
+            registers_per_sm=65536,
+            max_registers_per_thread=255,
+            max_registers_per_block=65536,
+            max_threads_per_sm=2048,  # cc 6.x-8.0 (1024 on cc 7.5: the caller may override)
+            max_warps_per_sm=64,
+            max_blocks_per_sm=32,  # cc 6.x-9.0 (16 on cc 7.5: the caller may override)
+            max_threads_per_block=1024,
+            pcie_GBps=15.75,  # PCIe gen3 x16 after 128b/130b coding
+            pcie_measured_h2d_GBps=None,
+            pcie_measured_d2h_GBps=None,
+            pcie_latency_us=7.2,  # assumption: as in models/h100-sxm.toml
+            tdp_W=tdp_W,
+            idle_W=0.1 * tdp_W,  # assumption: as the device files' placeholders (10% of TDP)
+            static_W=0.2 * tdp_W,  # assumption: as the device files' placeholders (20% of TDP)
+        )
+
+
+def params(spec: Any) -> DeviceParams:
+    """:class:`DeviceParams` of a DeviceSpec (or the same DeviceParams)."""
+    return DeviceParams.from_spec(spec)
