@@ -161,9 +161,8 @@ def _evaluate(
     # the tensor cores' reads of the staged tiles (each staged byte read once per warp group
     # column: assumption, counted once)
     stage_bytes = (tm + tn) * kpad * e_in
-    wf_block = np.where(
-        on_tensor, 2 * stage_bytes / 128.0, wf_block_simt + np.where(kcls == 3, 0, stage_bytes / 128)
-    )
+    staging = np.where(kcls == 3, 0.0, stage_bytes / 128.0)
+    wf_block = np.where(on_tensor, 2 * stage_bytes / 128.0, wf_block_simt + staging)
     wf_per_cycle = p.l1_bytes_per_cycle / 128.0
     t_smem = n_waves * bps_safe * wf_block / (wf_per_cycle * p.clock_hz)
     # FFMA issue: fp32 lanes / 32 warp instructions per cycle; a SIMT thread issues ttm x ttn
@@ -378,11 +377,11 @@ def _library_search(
     on_tensor = np.array([p.tensor[d] for d in dt])
     e_in = np.array([DTYPE_BYTES[d] for d in dt], dtype=float)
     ones = np.ones(M.size)
-    candidates = []
-    for tm, tn, thr, st in _LIBRARY_TENSOR_TILES:
-        candidates.append((tm, tn, 128 / e_in, tm / 16, tn / 16, thr, st, on_tensor))
-    for tm, tn, tk, ttm, ttn, thr, st in _LIBRARY_SIMT_TILES:
-        candidates.append((tm, tn, tk * ones, ttm, ttn, thr, st, ~on_tensor))
+    candidates: list[tuple[float, float, np.ndarray, float, float, float, float, np.ndarray]] = []
+    for a, b, c, d in _LIBRARY_TENSOR_TILES:
+        candidates.append((a, b, 128 / e_in, a / 16, b / 16, c, d, on_tensor))
+    for a, b, k, ta, tb, c, d in _LIBRARY_SIMT_TILES:
+        candidates.append((a, b, k * ones, ta, tb, c, d, ~on_tensor))
     for tm, tn, tk, ttm, ttn, thr, st, valid in candidates:
         if not np.any(valid):
             continue
