@@ -392,7 +392,7 @@ def _library_search(
             best = res
             continue
         better = res["time_s"] < best["time_s"]
-        for k in best:
-            best[k] = np.where(better, res[k], best[k])
+        for key in best:
+            best[key] = np.where(better, res[key], best[key])
     assert best is not None
     return best
