@@ -49,6 +49,20 @@ def register(subparsers: Any) -> None:
     c.add_argument("--reason", required=True, help="why the run cannot be resumed")
     c.set_defaults(handler=_close)
 
+    f = subparsers.add_parser(
+        "fit",
+        help="fit device parameters to a calibration run; write models/<device>-cal-<run>.toml",
+    )
+    f.add_argument("run", type=Path, help="calibration run folder")
+    f.add_argument("--base", default=None,
+                   help="device model the run calibrates (default: the run's device)")
+    f.add_argument("--write", action="store_true",
+                   help="write the calibrated device file (default: print the fit only)")
+    f.add_argument("--models-out", type=Path, default=None,
+                   help="folder for the calibrated file (default: the models folder in use)")
+    f.add_argument("--json", action="store_true", help="print the fitted values as JSON")
+    f.set_defaults(handler=_fit)
+
 
 def _calibrate(args: argparse.Namespace) -> int:
     from simgpu.calibrate.runner import run_calibration
@@ -69,6 +83,45 @@ def _close(args: argparse.Namespace) -> int:
     for name in closed:
         print(f"{name}: {tables[name]['points']} points kept, marked incomplete")
     print(f"{args.run}: status incomplete")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    import math
+
+    from simgpu.calibrate.dataset import RunDir
+    from simgpu.calibrate.fit import fit_run, fitted_frame, write_calibrated_model
+    from simgpu.calibrate.summary import format_table
+    from simgpu.devices import Registry
+
+    run = RunDir.open(args.run)
+    registry = Registry(args.models)
+    base_name = args.base or run.device
+    base = registry.get(base_name)
+    fitted = fit_run(args.run, base)
+    target = None
+    if args.write:
+        out_dir = args.models_out or registry.folder
+        target = write_calibrated_model(args.run, base, registry.folder / f"{base_name}.toml",
+                                        fitted, out_dir)
+    if args.json:
+        rows = fitted_frame(fitted).to_dict(orient="records")
+        for row in rows:
+            for k, v in row.items():
+                if isinstance(v, float) and math.isnan(v):
+                    row[k] = None
+        print(json.dumps({"run": str(args.run), "base_model": base_name,
+                          "written": str(target) if target else None, "fitted": rows}))
+        return 0
+    def cell(v: float | None) -> str:
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+
+    table = [(f.name, f"{f.value:.5g}", f.unit, cell(f.low), cell(f.high), f.key or "-",
+              "yes" if f.applied else "no", f.source) for f in fitted]
+    print(format_table(table, ("parameter", "value", "unit", "low", "high", "key", "applied",
+                               "source")))
+    if target:
+        print(f"wrote {target}")
     return 0
 
 

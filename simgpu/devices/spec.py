@@ -497,6 +497,12 @@ class DramSpec(Section):
     peak_bandwidth_GBps: float = spec_field(
         "theoretical peak bandwidth, GB/s (1e9 B/s)", gt=0, le=1e9
     )
+    measured_bandwidth_GBps: float | None = spec_field(
+        "sustained read bandwidth of a STREAM-style kernel on arrays far larger than L2, GB/s",
+        gt=0,
+        le=1e9,
+        default=None,
+    )
     packages: int = spec_field("DRAM packages: HBM stacks or GDDR chips", gt=0, le=100_000)
     channels_per_package: int = spec_field("independent channels per package", gt=0, le=1024)
     channel_width_bits: int = spec_field("data width of one channel, bits", gt=0, le=65536)
@@ -524,6 +530,13 @@ class DramSpec(Section):
         return self.packages * self.channels_per_package
 
     def problems(self) -> Iterator[Problem]:
+        measured = self.measured_bandwidth_GBps
+        if measured is not None and measured > self.peak_bandwidth_GBps:
+            yield (
+                "measured_bandwidth_GBps",
+                measured,
+                f"<= peak_bandwidth_GBps ({self.peak_bandwidth_GBps})",
+            )
         total = self.packages * self.channels_per_package * self.channel_width_bits
         if total != self.bus_width_bits:
             yield (

@@ -1,0 +1,498 @@
+"""Fit device parameters to a calibration run and write a calibrated device file.
+
+What each table determines:
+
+``pchase``
+    hit latency per level (the plateaus of latency versus footprint) and the capacity at each
+    step. A plateau is a run of footprints whose neighbours differ by less than
+    :data:`PLATEAU_TOLERANCE`; its level is the median of its lower-footprint half (at large
+    footprints TLB misses add a slow creep that is not the cache's hit latency). A step between
+    two plateaus is fitted by least squares with the hit-fraction model
+    ``h(F) = min(1, C/F) ** k``, latency ``= h lo + (1 - h) hi``, which gives the capacity ``C``
+    (and a sharpness ``k``; a true LRU cache on a cyclic walk has ``k`` -> infinity).
+``stream``
+    sustained DRAM bandwidth: the best of read/write/copy/triad on arrays at least four times L2.
+``shared``
+    shared-memory (L1) bandwidth per SM per cycle, conflict-free stride.
+``cachebw``
+    L2 read bandwidth (data re-read from L2 in one launch).
+``pcie``
+    copy time = latency + bytes / bandwidth per direction, fitted to pinned copies.
+``launch``
+    power with nothing running at operating clocks (static power).
+``gemm``, ``stream`` with power
+    energy per event by non-negative least squares: ``P - P_static = sum_i e_i rate_i`` with
+    rates of tensor-core FLOPs (per dtype class), FFMA FLOPs and DRAM bytes.
+
+:func:`fit_run` returns a table of :class:`Fitted` values; :func:`write_calibrated_model`
+writes ``models/<device>-cal-<run-id>.toml``: the base model's text with each applied value
+replaced and its comment pointing at the run. Hand-written models are never modified, and an
+existing calibrated file is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simgpu.calibrate.dataset import RunDir, atomic_write_text
+from simgpu.errors import DatasetError, SimgpuError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from simgpu.devices import DeviceSpec
+
+#: Neighbouring points whose latencies differ by less than this belong to one plateau.
+PLATEAU_TOLERANCE = 0.04
+#: Arrays at least this many times the L2 size count as DRAM-resident for bandwidth.
+DRAM_ARRAY_OVER_L2 = 4.0
+#: Copies at least this large count as bandwidth-bound for the PCIe peak.
+PCIE_LARGE_COPY_B = 16 << 20
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """One parameter fitted to a run."""
+
+    name: str  # what it is, e.g. "L1 hit latency"
+    key: str  # device-file key path it sets ("" if it has none)
+    value: float
+    unit: str
+    low: float | None  # bounds the data allow (None where not meaningful)
+    high: float | None
+    source: str  # table and method
+    applied: bool  # written into the calibrated device file
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """Indices ``[start, stop]`` (inclusive) of a flat run in a sorted latency curve."""
+
+    start: int
+    stop: int
+    level: float
+
+
+def find_plateaus(
+    latency: Any, tolerance: float = PLATEAU_TOLERANCE, min_points: int = 2
+) -> list[Plateau]:
+    """Flat runs of a latency curve sorted by footprint (see the module docstring)."""
+    lat = np.asarray(latency, dtype=float)
+    if lat.ndim != 1 or len(lat) == 0:
+        return []
+    plateaus: list[Plateau] = []
+    start = 0
+    for i in range(1, len(lat) + 1):
+        flat = i < len(lat) and abs(math.log(lat[i] / lat[i - 1])) < math.log1p(tolerance)
+        if flat:
+            continue
+        if i - start >= min_points:
+            half = lat[start : start + max(1, (i - start + 1) // 2)]
+            plateaus.append(Plateau(start, i - 1, float(np.median(half))))
+        start = i
+    return plateaus
+
+
+def fit_step(
+    footprint: Any, latency: Any, lower: Plateau, upper: Plateau
+) -> tuple[float, float, float, float]:
+    """Capacity of the step between two plateaus: ``(C, k, C_low, C_high)`` in footprint units.
+
+    ``C_low``/``C_high`` are the last footprint of the lower plateau and the next one measured:
+    where the latency first departs from the plateau, without any model.
+    """
+    from scipy.optimize import least_squares
+
+    f = np.asarray(footprint, dtype=float)
+    lat = np.asarray(latency, dtype=float)
+    lo_f, hi_f = f[lower.stop], f[lower.stop + 1]
+    sel = slice(lower.stop, upper.start + 1)
+    fs, ls = f[sel], lat[sel]
+    lo, hi = lower.level, upper.level
+
+    def model(params: np.ndarray) -> np.ndarray:
+        cap, k = math.exp(params[0]), params[1]
+        h = np.minimum(1.0, cap / fs) ** k
+        return h * lo + (1 - h) * hi
+
+    def resid(params: np.ndarray) -> np.ndarray:
+        return (model(params) - ls) / (hi - lo)
+
+    best: Any = None
+    for k0 in (1.0, 4.0, 16.0):
+        for c0 in (lo_f, math.sqrt(lo_f * hi_f), hi_f):
+            r = least_squares(
+                resid,
+                x0=[math.log(c0), k0],
+                bounds=([math.log(lo_f * 0.5), 0.1], [math.log(f[upper.start]), 200.0]),
+            )
+            if best is None or r.cost < best.cost:
+                best = r
+    cap = math.exp(best.x[0])
+    return cap, float(best.x[1]), float(lo_f), float(hi_f)
+
+
+def _curve(df: pd.DataFrame, path: str) -> pd.DataFrame:
+    sel = df[df["path"] == path]
+    return sel.groupby("footprint_B", as_index=False)[["latency_cycles", "latency_ns"]].median()
+
+
+def fit_latency_ladder(df: pd.DataFrame, spec: DeviceSpec, clock_MHz: float) -> list[Fitted]:
+    """Hit latencies and capacities from a ``pchase`` table."""
+    out: list[Fitted] = []
+    src = "pchase"
+    ca, cg = _curve(df, "ca"), _curve(df, "cg")
+    if len(ca) >= 4:
+        pl = find_plateaus(ca["latency_cycles"].to_numpy())
+        if len(pl) >= 2:
+            l1 = pl[0]
+            out.append(Fitted("L1 hit latency", "l1.hit_latency_cycles", round(l1.level, 2),
+                              "cycles", None, None, f"{src} ca: first plateau", True))
+            cap, k, lo, hi = fit_step(ca["footprint_B"], ca["latency_cycles"], l1, pl[1])
+            out.append(Fitted("L1 data capacity", "", round(cap / 1024, 1), "KiB",
+                              lo / 1024, hi / 1024, f"{src} ca: step fit (k={k:.1f})", False,
+                              "the L1 left to data beside the driver's shared carve-out; "
+                              "l1.size_per_sm_KiB (the unified size) is kept"))
+    curve = cg if len(cg) >= 4 else ca
+    path = "cg" if curve is cg else "ca"
+    pl = find_plateaus(curve["latency_cycles"].to_numpy())
+    if path == "ca" and pl:
+        pl = pl[1:]  # the first ca plateau is L1
+    if len(pl) >= 2:
+        near, dram = pl[0], pl[-1]
+        middle = [p for p in pl[1:-1] if p.level > near.level * (1 + 2 * PLATEAU_TOLERANCE)]
+        out.append(Fitted("L2 hit latency (near)", "l2.near_hit_latency_cycles",
+                          round(near.level, 2), "cycles", None, None,
+                          f"{src} {path}: first plateau", True))
+        last_l2 = near
+        if middle and spec.l2.partitions > 1:
+            far = middle[0]
+            out.append(Fitted("L2 hit latency (far)", "l2.far_hit_latency_cycles",
+                              round(far.level, 2), "cycles", None, None,
+                              f"{src} {path}: plateau between near L2 and DRAM", True))
+            cap, k, lo, hi = fit_step(curve["footprint_B"], curve["latency_cycles"], near, far)
+            out.append(Fitted("near-L2 capacity", "", round(cap / 2**20, 2), "MiB",
+                              lo / 2**20, hi / 2**20, f"{src} {path}: step fit (k={k:.1f})",
+                              False, "footprint an SM finds in its near L2 partition"))
+            last_l2 = far
+        cap, k, lo, hi = fit_step(curve["footprint_B"], curve["latency_cycles"], last_l2, dram)
+        out.append(Fitted("L2 capacity", "", round(cap / 2**20, 2), "MiB", lo / 2**20,
+                          hi / 2**20, f"{src} {path}: step fit (k={k:.1f})", False,
+                          "footprint at which loads leave L2 for DRAM; l2.size_MiB (the "
+                          "datasheet size, tied to slices x ways x line) is kept"))
+        ns = dram.level * 1000.0 / clock_MHz
+        out.append(Fitted("DRAM latency", "dram.unloaded_latency_ns", round(ns, 1), "ns",
+                          None, None, f"{src} {path}: last plateau at {clock_MHz:g} MHz", True))
+    shared = df[df["path"] == "shared"]
+    if len(shared):
+        out.append(Fitted("shared-memory latency", "l1.shared_latency_cycles",
+                          round(float(shared["latency_cycles"].median()), 2), "cycles", None,
+                          None, f"{src} shared: median", True))
+    return out
+
+
+def fit_bandwidths(run: RunDir, spec: DeviceSpec) -> list[Fitted]:
+    """Sustained DRAM, shared-memory and L2 bandwidths from stream, shared and cachebw."""
+    out: list[Fitted] = []
+    have = run.finished_tables()
+    if "stream" in have:
+        st = run.read_table("stream")
+        big = st[st["array_B"] >= DRAM_ARRAY_OVER_L2 * spec.l2.size_MiB * 2**20]
+        if len(big):
+            per_op = big.groupby("op")["bandwidth_GBps"].max()
+            value = float(per_op.get("read", per_op.max()))
+            out.append(Fitted("DRAM read bandwidth", "dram.measured_bandwidth_GBps",
+                              round(value, 1), "GB/s", float(per_op.min()), float(per_op.max()),
+                              "stream: best read, arrays >= 4x L2", True,
+                              "low/high: the worst and best of the ops' best figures ("
+                              + ", ".join(f"{op} {bw:.0f}" for op, bw in per_op.items()) + ")"))
+    if "shared" in have:
+        sh = run.read_table("shared")
+        free = sh[sh["conflict_ways"] == 1]
+        if len(free):
+            value = float(free["bytes_per_clk_per_SM"].max())
+            out.append(Fitted("shared-memory bandwidth per SM", "l1.bandwidth_bytes_per_cycle",
+                              round(value, 2), "B/cycle", None, None,
+                              "shared: conflict-free stride", True))
+    if "cachebw" in have:
+        cb = run.read_table("cachebw")
+        l2 = cb[cb["level"].str.upper() == "L2"]
+        if len(l2):
+            value = float(l2["bandwidth_GBps"].max())
+            out.append(Fitted("L2 read bandwidth", "l2.bandwidth_GBps", round(value, 1), "GB/s",
+                              None, None, "cachebw: l2 re-read", True))
+    return out
+
+
+def fit_pcie(df: pd.DataFrame) -> list[Fitted]:
+    """Per-direction bandwidth and latency of pinned copies: ``t = latency + bytes / bw``."""
+    out: list[Fitted] = []
+    for direction, key in (("h2d", "host_link.measured_h2d_GBps"),
+                           ("d2h", "host_link.measured_d2h_GBps")):
+        sel = df[(df["direction"] == direction) & (df["host_memory"] == "pinned")]
+        if len(sel) < 3:
+            continue
+        size = sel["size_B"].to_numpy(float)
+        t_s = sel["time_ms"].to_numpy(float) * 1e-3
+        # weighted least squares on relative error: every size counts alike
+        a = np.stack([np.ones_like(size), size], axis=1) / t_s[:, None]
+        (lat, inv_bw), *_ = np.linalg.lstsq(a, np.ones_like(size), rcond=None)
+        large = sel[sel["size_B"] >= PCIE_LARGE_COPY_B]
+        peak = float(large["bandwidth_GBps"].median()) if len(large) else 1e-9 / inv_bw
+        out.append(Fitted(f"PCIe {direction} bandwidth (pinned)", key, round(peak, 2), "GB/s",
+                          float(large["bandwidth_GBps"].min()) if len(large) else None,
+                          float(large["bandwidth_GBps"].max()) if len(large) else None,
+                          f"pcie: median of pinned copies >= {PCIE_LARGE_COPY_B >> 20} MiB", True,
+                          f"linear fit gives {1e-9 / inv_bw:.2f} GB/s"))
+        out.append(Fitted(f"PCIe {direction} latency", "" if direction == "d2h" else
+                          "host_link.latency_us", round(lat * 1e6, 2), "us", None, None,
+                          "pcie: intercept of t = latency + bytes/bw (pinned)",
+                          direction == "h2d"))
+    return out
+
+
+#: cuBLAS does not report its tile; for counting busy SMs assume 128 x 128 output tiles
+#: (assumption: the common CUTLASS/cuBLAS tensor-core tile on sm_80/sm_90).
+CUBLAS_TILE = 128
+
+#: Activity columns of the power fit: event name -> what one event is.
+POWER_EVENTS = {
+    "sm_active_cycle": "cycle of one SM with resident work (clock tree, issue, register file)",
+    "tensor_fp16_flop": "FLOP on tensor cores, fp16/bf16 inputs",
+    "tensor_tf32_flop": "FLOP on tensor cores, tf32 inputs",
+    "ffma_flop": "FLOP of FP32 FFMA (2 per FFMA)",
+    "dram_byte": "byte moved to or from DRAM",
+}
+
+
+def power_activity(run: RunDir, spec: DeviceSpec) -> pd.DataFrame:
+    """Rows with measured power and the event rates (per second) of each row."""
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    have = run.finished_tables()
+    if "gemm" in have:
+        g = run.read_table("gemm")
+        g = g[g["power_W"].notna()]
+        for r in g.to_dict(orient="records"):
+            rate = float(r["flops"]) / (float(r["time_ms"]) * 1e-3)
+            ev = dict.fromkeys(POWER_EVENTS, 0.0)
+            tm = int(r["tile_m"]) or CUBLAS_TILE
+            tn = int(r["tile_n"]) or CUBLAS_TILE
+            blocks = math.ceil(int(r["M"]) / tm) * math.ceil(int(r["N"]) / tn)
+            ev["sm_active_cycle"] = _sm_cycles(spec, blocks, r["sm_clock_MHz"])
+            if r["kernel"] == "cublas" and r["dtype"] in ("fp16", "bf16"):
+                ev["tensor_fp16_flop"] = rate
+            elif r["kernel"] == "cublas" and r["dtype"] == "tf32":
+                ev["tensor_tf32_flop"] = rate
+            elif r["dtype"] == "fp32":
+                ev["ffma_flop"] = rate
+            else:
+                continue
+            rows.append({"table": "gemm", "what": "{kernel} {dtype} {M}x{N}x{K}".format_map(r),
+                         "power_W": float(r["power_W"]), **ev})
+    if "stream" in have:
+        st = run.read_table("stream")
+        big = st[st["power_W"].notna()
+                 & (st["array_B"] >= DRAM_ARRAY_OVER_L2 * spec.l2.size_MiB * 2**20)]
+        for r in big.to_dict(orient="records"):
+            ev = dict.fromkeys(POWER_EVENTS, 0.0)
+            ev["dram_byte"] = float(r["bandwidth_GBps"]) * 1e9
+            ev["sm_active_cycle"] = _sm_cycles(spec, int(r["blocks"]), r["sm_clock_MHz"])
+            rows.append({"table": "stream", "what": "{op} {array_B} B".format_map(r),
+                         "power_W": float(r["power_W"]), **ev})
+    return pd.DataFrame(rows)
+
+
+def _sm_cycles(spec: DeviceSpec, blocks: int, clock_MHz: Any) -> float:
+    """SM-cycles per second with work resident: busy SMs x the clock measured in the window."""
+    clock = float(clock_MHz) if clock_MHz is not None and not math.isnan(clock_MHz) else (
+        spec.clock_MHz)
+    return min(spec.compute.sm_count, blocks) * clock * 1e6
+
+
+def static_power(run: RunDir) -> float | None:
+    """Board power with nothing running at operating clocks, from the ``launch`` table."""
+    if "launch" not in run.finished_tables():
+        return None
+    la = run.read_table("launch")
+    for metric in ("idle_power_W_counter", "idle_power_W_sampled"):
+        sel = la[la["metric"] == metric]
+        if len(sel):
+            return float(sel["value"].iloc[0])
+    return None
+
+
+def fit_energies(activity: pd.DataFrame, static_W: float) -> tuple[dict[str, float], float]:
+    """Energy per event (pJ) by NNLS on ``P - static``; returns (energies, mean abs error, %)."""
+    from scipy.optimize import nnls
+
+    cols = [c for c in POWER_EVENTS if (activity[c] > 0).any()]
+    if not cols:
+        return {}, float("nan")
+    scale = np.array([activity[c].max() for c in cols])
+    a = activity[cols].to_numpy(float) / scale
+    b = activity["power_W"].to_numpy(float) - static_W
+    coef, _ = nnls(a, b)
+    energies = {c: float(coef[i] / scale[i] * 1e12) for i, c in enumerate(cols)}
+    measured = activity["power_W"].to_numpy(float)
+    mape = float(np.mean(np.abs(a @ coef + static_W - measured) / measured) * 100)
+    return energies, mape
+
+
+def fit_power(run: RunDir, spec: DeviceSpec) -> list[Fitted]:
+    out: list[Fitted] = []
+    static = static_power(run)
+    if static is None:
+        return out
+    out.append(Fitted("static power (no kernel, operating clocks)", "power.static_W",
+                      round(static, 1), "W", None, None, "launch: idle power", True))
+    activity = power_activity(run, spec)
+    if len(activity) < 3:
+        return out
+    energies, mape = fit_energies(activity, static)
+    for name, pj in energies.items():
+        n = int((activity[name] > 0).sum())
+        out.append(Fitted(f"energy per {POWER_EVENTS[name]}", f"power.energy_pJ.{name}",
+                          round(pj, 3), "pJ", None, None,
+                          f"NNLS on {len(activity)} rows with power ({n} with this event), "
+                          f"mean abs error {mape:.1f}%", True))
+    return out
+
+
+def _clock_MHz(run: RunDir, spec: DeviceSpec) -> float:
+    gpu = run.manifest()["provenance"].get("gpu", {})
+    for key in ("sm_clock_application_MHz", "sm_clock_max_MHz"):
+        if gpu.get(key):
+            return float(gpu[key])
+    return spec.clock_MHz
+
+
+def fit_run(run_dir: Path, base: DeviceSpec) -> list[Fitted]:
+    """Every parameter the run's tables determine (see the module docstring)."""
+    run = RunDir.open(run_dir)
+    have = run.finished_tables()
+    if not have:
+        raise DatasetError(f"{run_dir}: the run holds no finished tables")
+    out: list[Fitted] = []
+    if "pchase" in have:
+        out += fit_latency_ladder(run.read_table("pchase"), base, _clock_MHz(run, base))
+    out += fit_bandwidths(run, base)
+    if "pcie" in have:
+        out += fit_pcie(run.read_table("pcie"))
+    out += fit_power(run, base)
+    return out
+
+
+def fitted_frame(fitted: Sequence[Fitted]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame([asdict(f) for f in fitted])
+
+
+# --- the calibrated device file ----------------------------------------------------------------
+
+_KEY_LINE = re.compile(r"^(?P<key>[A-Za-z0-9_]+)\s*=\s*(?P<value>[^#]*?)\s*(?:#.*)?$")
+_HEADER = re.compile(r"^\[(?P<name>[A-Za-z0-9_.]+)\]\s*(?:#.*)?$")
+
+
+def calibrated_name(base: str, run_id: str) -> str:
+    """``h100-sxm`` + ``20261122T154403Z`` -> ``h100-sxm-cal-20261122t154403z``."""
+    return f"{base}-cal-{run_id}".lower()
+
+
+def _toml_value(value: Any) -> str:
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, float):
+        return repr(round(value, 6))
+    return str(value)
+
+
+def calibrated_text(base_text: str, base_name: str, run_label: str, name: str,
+                    fitted: Sequence[Fitted]) -> str:
+    """The base model's TOML with the applied values replaced, each citing the run."""
+    values: dict[str, dict[str, tuple[Any, str]]] = {}
+    for f in fitted:
+        if f.applied and f.key:
+            section, _, key = f.key.rpartition(".")
+            values.setdefault(section, {})[key] = (f.value, f.source)
+    headers = {m.group("name") for ln in base_text.splitlines() if (m := _HEADER.match(ln.strip()))}
+    top = {"name": name, "base_model": base_name, "calibration_run": run_label}
+    out: list[str] = [
+        f"# Calibrated from {base_name}.toml with run calibration/{run_label}",
+        "# (simgpu fit). Values marked 'calibration run' were measured; all others are the base",
+        "# model's, with their sources.",
+    ]
+    seen: set[tuple[str, str]] = set()
+
+    def emit(sec: str, key: str, old: str | None = None) -> None:
+        value, source = values[sec][key]
+        was = f" (base model: {old})" if old is not None else ""
+        out.append(f"{key} = {_toml_value(value)}  # calibration run {run_label}: {source}{was}")
+        seen.add((sec, key))
+
+    def close_section(sec: str) -> None:
+        for key in values.get(sec, {}):
+            if (sec, key) not in seen:
+                emit(sec, key)
+        # sub-tables the base lacks go right after their parent (TOML keeps them apart anyway)
+        for sub in values:
+            if sub.startswith(f"{sec}.") and sub.count(".") == sec.count(".") + 1 and (
+                sub not in headers
+            ):
+                out.append(f"[{sub}]")
+                for key in values[sub]:
+                    emit(sub, key)
+
+    section = ""
+    for line in base_text.splitlines():
+        header = _HEADER.match(line.strip())
+        if header:
+            if not section:
+                for key, value in top.items():
+                    out.append(f"{key} = {_toml_value(value)}  # calibrated model")
+                top = {}
+            close_section(section)
+            section = header.group("name")
+            out.append(line)
+            continue
+        m = _KEY_LINE.match(line.strip())
+        if m and not section and m.group("key") in ("name", "base_model", "calibration_run"):
+            continue  # replaced by the calibrated identity
+        if m and m.group("key") in values.get(section, {}):
+            emit(section, m.group("key"), m.group("value"))
+            continue
+        out.append(line)
+    close_section(section)
+    return "\n".join(out) + "\n"
+
+
+def write_calibrated_model(run_dir: Path, base: DeviceSpec, base_path: Path,
+                           fitted: Sequence[Fitted], models_dir: Path) -> Path:
+    """Write ``<models_dir>/<base>-cal-<run-id>.toml``; validate it by loading it back."""
+    from simgpu.devices import loads
+
+    run = RunDir.open(run_dir)
+    m = run.manifest()
+    run_label = f"{m['device']}/{m['run_id']}"
+    name = calibrated_name(base.name, str(m["run_id"]))
+    target = Path(models_dir) / f"{name}.toml"
+    if target.exists():
+        raise SimgpuError(f"{target}: already exists; calibrated models are never overwritten")
+    text = calibrated_text(base_path.read_text(encoding="utf-8"), base.name, run_label, name,
+                           fitted)
+    loads(text, source=str(target))  # raises DeviceFileError naming the key if a value is bad
+    atomic_write_text(target, text)
+    return target

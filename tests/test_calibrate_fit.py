@@ -1,0 +1,193 @@
+"""Fitting device parameters: synthetic runs with known answers, and the committed H100 run."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simgpu import devices
+from simgpu.calibrate.fit import (
+    POWER_EVENTS,
+    calibrated_name,
+    find_plateaus,
+    fit_energies,
+    fit_latency_ladder,
+    fit_pcie,
+    fit_run,
+    write_calibrated_model,
+)
+from simgpu.errors import SimgpuError
+
+REPO = Path(__file__).resolve().parent.parent
+H100_RUN = REPO / "calibration" / "h100-sxm" / "20261122T154403Z"
+
+# Known parameters of a synthetic two-partition GPU (cycles, bytes).
+L1, NEAR, FAR, DRAM = 33.0, 260.0, 480.0, 700.0
+C_L1, C_NEAR, C_L2 = 192 * 1024, 12 * 2**20, 48 * 2**20
+SHARPNESS = 10.0
+CLOCK_MHZ = 1500.0
+
+
+def _footprints() -> np.ndarray:
+    # 8 points per octave from 1 KiB to 4 GiB, as the calibration grid
+    return np.unique(np.round(1024 * 2 ** (np.arange(0, 22 * 8 + 1) / 8)).astype(np.int64))
+
+
+def _hit(capacity: float, f: np.ndarray) -> np.ndarray:
+    return np.minimum(1.0, capacity / f) ** SHARPNESS
+
+
+def _synthetic_pchase(noise: float, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    f = _footprints().astype(float)
+    h1, hn, h2 = _hit(C_L1, f), _hit(C_NEAR, f), _hit(C_L2, f)
+    # ca: L1 in front of the L2/DRAM ladder; cg: the L2/DRAM ladder alone
+    beyond = hn * NEAR + (h2 - hn) * FAR + (1 - h2) * DRAM
+    rows = []
+    for path, lat in (("ca", h1 * L1 + (1 - h1) * beyond), ("cg", beyond)):
+        lat = lat * (1 + noise * rng.standard_normal(len(f)))
+        for fp, cyc in zip(f, lat, strict=True):
+            rows.append({"path": path, "footprint_B": int(fp), "latency_cycles": cyc,
+                         "latency_ns": cyc * 1000 / CLOCK_MHZ})
+    rows.append({"path": "shared", "footprint_B": 4096, "latency_cycles": 23.0,
+                 "latency_ns": 23.0 * 1000 / CLOCK_MHZ})
+    return pd.DataFrame(rows)
+
+
+def _by_key(fitted: list) -> dict:
+    return {f.name: f for f in fitted}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_latency_ladder_recovers_known_parameters_within_2_percent(seed: int) -> None:
+    spec = devices.get("h100-sxm")  # two L2 partitions
+    got = _by_key(fit_latency_ladder(_synthetic_pchase(0.003, seed), spec, CLOCK_MHZ))
+    expected = {
+        "L1 hit latency": L1,
+        "L2 hit latency (near)": NEAR,
+        "L2 hit latency (far)": FAR,
+        "DRAM latency": DRAM * 1000 / CLOCK_MHZ,
+        "shared-memory latency": 23.0,
+        "L1 data capacity": C_L1 / 1024,
+        "near-L2 capacity": C_NEAR / 2**20,
+        "L2 capacity": C_L2 / 2**20,
+    }
+    for name, value in expected.items():
+        assert got[name].value == pytest.approx(value, rel=0.02), name
+
+
+def test_capacity_bounds_bracket_the_step() -> None:
+    spec = devices.get("h100-sxm")
+    got = _by_key(fit_latency_ladder(_synthetic_pchase(0.0), spec, CLOCK_MHZ))
+    l1 = got["L1 data capacity"]
+    assert l1.low <= C_L1 / 1024 <= l1.high
+    assert l1.high / l1.low == pytest.approx(2 ** (1 / 8), rel=0.01)  # neighbouring points
+
+
+def test_plateaus_of_a_flat_curve_and_of_noise() -> None:
+    assert [p.level for p in find_plateaus([10.0] * 6)] == [10.0]
+    # alternating levels 50% apart never form a plateau
+    assert find_plateaus([10.0, 15.0] * 5) == []
+    assert find_plateaus([]) == []
+
+
+def test_pcie_latency_and_bandwidth_within_2_percent() -> None:
+    rng = np.random.default_rng(7)
+    latency_s, bw = 4.0e-6, 54e9
+    rows = []
+    for direction in ("h2d", "d2h"):
+        for size in (4096 * 4**i for i in range(10)):
+            t = (latency_s + size / bw) * (1 + 0.005 * rng.standard_normal())
+            rows.append({"direction": direction, "host_memory": "pinned", "size_B": size,
+                         "time_ms": t * 1e3, "bandwidth_GBps": size / t / 1e9})
+    got = _by_key(fit_pcie(pd.DataFrame(rows)))
+    for d in ("h2d", "d2h"):
+        assert got[f"PCIe {d} latency"].value == pytest.approx(4.0, rel=0.02)
+        assert got[f"PCIe {d} bandwidth (pinned)"].value == pytest.approx(54.0, rel=0.02)
+
+
+def test_energy_per_event_recovered_by_nnls_within_2_percent() -> None:
+    rng = np.random.default_rng(3)
+    truth = {"sm_active_cycle": 1200.0, "tensor_fp16_flop": 0.5, "tensor_tf32_flop": 1.1,
+             "ffma_flop": 6.0, "dram_byte": 20.0}  # pJ
+    static = 120.0
+    rows = []
+    for _ in range(120):
+        kind = rng.choice(["tensor_fp16_flop", "tensor_tf32_flop", "ffma_flop", "dram_byte"])
+        ev = dict.fromkeys(POWER_EVENTS, 0.0)
+        ev["sm_active_cycle"] = rng.uniform(0.2, 1.0) * 132 * 1.98e9
+        peak = {"tensor_fp16_flop": 8e14, "tensor_tf32_flop": 4e14, "ffma_flop": 5e13,
+                "dram_byte": 3e12}[kind]
+        ev[kind] = rng.uniform(0.1, 1.0) * peak
+        power = static + sum(truth[k] * 1e-12 * v for k, v in ev.items())
+        rows.append({"power_W": power * (1 + 0.002 * rng.standard_normal()), **ev})
+    energies, mape = fit_energies(pd.DataFrame(rows), static)
+    for name, value in truth.items():
+        assert energies[name] == pytest.approx(value, rel=0.02), name
+    assert mape < 1.0
+
+
+@pytest.mark.skipif(not H100_RUN.exists(), reason="committed H100 run not in this checkout")
+def test_h100_run_fits_near_its_published_figures(tmp_path: Path) -> None:
+    base = devices.get("h100-sxm")
+    got = _by_key(fit_run(H100_RUN, base))
+    # te42kyfo/gpu-benches on GH100 (models/h100-sxm.toml): L1 34.1, near L2 265.5, far 475.1
+    # cycles; Luo et al. give 40.7 for L1 with ld.ca. The measured figures sit within 15%.
+    assert got["L1 hit latency"].value == pytest.approx(40.7, rel=0.15)
+    assert got["L2 hit latency (near)"].value == pytest.approx(265.5, rel=0.15)
+    assert got["L2 hit latency (far)"].value == pytest.approx(475.1, rel=0.15)
+    # stream read near 3 TB/s against a 3.35 TB/s peak
+    assert 0.8 * 3350 < got["DRAM read bandwidth"].value < 3350
+    # PCIe gen5 x16: 63 GB/s per direction at most
+    assert 40 < got["PCIe h2d bandwidth (pinned)"].value < 63.02
+
+
+@pytest.mark.skipif(not H100_RUN.exists(), reason="committed H100 run not in this checkout")
+def test_calibrated_model_is_written_once_and_loads(tmp_path: Path) -> None:
+    base = devices.get("h100-sxm")
+    base_path = devices.bundled_models_dir() / "h100-sxm.toml"
+    before = base_path.read_text()
+    fitted = fit_run(H100_RUN, base)
+    path = write_calibrated_model(H100_RUN, base, base_path, fitted, tmp_path)
+    assert path.name == calibrated_name("h100-sxm", "20261122T154403Z") + ".toml"
+    assert base_path.read_text() == before  # hand-written models are never modified
+    spec = devices.load(path)
+    assert spec.base_model == "h100-sxm"
+    assert spec.calibration_run == "h100-sxm/20261122T154403Z"
+    applied = {f.key: f.value for f in fitted if f.applied}
+    assert spec.l1.hit_latency_cycles == applied["l1.hit_latency_cycles"]
+    assert spec.dram.measured_bandwidth_GBps == applied["dram.measured_bandwidth_GBps"]
+    assert spec.power.energy_pJ["dram_byte"] == applied["power.energy_pJ.dram_byte"]
+    assert spec.compute == base.compute  # what the run does not measure stays the base model's
+    text = path.read_text()
+    assert "calibration run h100-sxm/20261122T154403Z" in text
+    assert tomllib.loads(text)["name"] == spec.name
+    with pytest.raises(SimgpuError, match="never overwritten"):
+        write_calibrated_model(H100_RUN, base, base_path, fitted, tmp_path)
+    assert math.isclose(spec.l2.size_MiB, base.l2.size_MiB)
+
+
+def test_calibrated_text_merges_into_an_existing_energy_table() -> None:
+    from simgpu.calibrate.fit import Fitted, calibrated_text
+
+    base_path = devices.bundled_models_dir() / "h100-sxm.toml"
+    text = base_path.read_text()
+    if "[power.energy_pJ]" not in text:
+        text += "\n[power.energy_pJ]\ndram_byte = 50.0  # assumption: test value\nsfu_op = 3.0\n"
+    fitted = [
+        Fitted("energy", "power.energy_pJ.dram_byte", 17.5, "pJ", None, None, "fit", True),
+        Fitted("energy", "power.energy_pJ.ffma_flop", 5.5, "pJ", None, None, "fit", True),
+        Fitted("L1", "l1.hit_latency_cycles", 40.5, "cycles", None, None, "fit", True),
+        Fitted("cap", "", 240.0, "KiB", None, None, "fit", False),
+    ]
+    out = calibrated_text(text, "h100-sxm", "h100-sxm/run1", "h100-sxm-cal-run1", fitted)
+    spec = devices.loads(out, source="<calibrated>")
+    assert spec.power.energy_pJ["dram_byte"] == 17.5
+    assert spec.power.energy_pJ["ffma_flop"] == 5.5
+    assert spec.l1.hit_latency_cycles == 40.5
+    assert spec.name == "h100-sxm-cal-run1" and spec.calibration_run == "h100-sxm/run1"
