@@ -1,0 +1,180 @@
+"""Hold the views against a calibration run: one table, one error per view and row."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simgpu.calibrate.dataset import RunDir
+from simgpu.errors import SimgpuError
+from simgpu.validate.families import Family, families, params_text, pct_error
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+VIEWS = ("simulated", "analytical", "learned")
+
+
+def validate_run(
+    spec: Any,
+    run_dir: Path,
+    *,
+    only: Sequence[str] | None = None,
+    views: Sequence[str] = VIEWS,
+    max_sim: int = 8,
+    log: Any = None,
+) -> tuple[pd.DataFrame, dict[tuple[str, str], str]]:
+    """Compare every measured row of the run with each view, for the device ``spec``.
+
+    Returns the comparison table (one row per measured point) and the notes each view gave per
+    family (``(family, view) -> note``). A view that does not model a family leaves NaN there
+    and says so in the notes; a view whose package is missing says that too.
+    """
+    import pandas as pd
+
+    run = RunDir.open(run_dir)
+    have = run.finished_tables()
+    fams = families()
+    names = list(only) if only else list(fams)
+    unknown = [n for n in names if n not in fams]
+    if unknown:
+        raise SimgpuError(f"unknown workload family {unknown}; known: {list(fams)}")
+    bad_views = [v for v in views if v not in VIEWS]
+    if bad_views:
+        raise SimgpuError(f"unknown view {bad_views}; known: {list(VIEWS)}")
+    frames: list[pd.DataFrame] = []
+    notes: dict[tuple[str, str], str] = {}
+    for name in names:
+        fam = fams[name]
+        if fam.table not in have:
+            notes[(name, "measured")] = f"run has no {fam.table} table"
+            continue
+        rows = fam.select(run.read_table(fam.table))
+        if rows.empty:
+            notes[(name, "measured")] = f"no usable rows in {fam.table}"
+            continue
+        frames.append(_compare(spec, fam, rows, views, max_sim, notes, log))
+    if not frames:
+        raise SimgpuError(f"{run_dir}: none of the families {names} has measured rows")
+    return pd.concat(frames, ignore_index=True), notes
+
+
+def _compare(
+    spec: Any,
+    fam: Family,
+    rows: pd.DataFrame,
+    views: Sequence[str],
+    max_sim: int,
+    notes: dict[tuple[str, str], str],
+    log: Any,
+) -> pd.DataFrame:
+    import pandas as pd
+
+    measured = rows[fam.metric].to_numpy(float)
+    records = rows.to_dict(orient="records")
+    out = pd.DataFrame(
+        {
+            "family": fam.name,
+            "workload": [_workload(fam, r) for r in records],
+            "params": [params_text(r, fam.params) for r in records],
+            "metric": fam.metric,
+            "unit": fam.unit,
+            "x": rows[fam.x].to_numpy(float),
+            "series": [" ".join(str(r[s]) for s in fam.series) or fam.name for r in records],
+            "measured": measured,
+        }
+    )
+    opts = {"metric": fam.metric, "max_sim": max_sim}
+    for view in VIEWS:
+        values = np.full(len(rows), np.nan)
+        if view not in views:
+            notes[(fam.name, view)] = "not requested"
+        elif view not in fam.views:
+            notes[(fam.name, view)] = f"no {view} model of this family"
+        else:
+            try:
+                values, note = fam.views[view](spec, rows, opts)
+                notes[(fam.name, view)] = note
+            except ImportError as exc:
+                notes[(fam.name, view)] = f"unavailable: {exc}"
+            except SimgpuError as exc:
+                notes[(fam.name, view)] = f"failed: {exc}"
+                if log:
+                    log(f"validate: {fam.name}: {view}: {exc}")
+        out[view] = values
+        out[f"err_{view}_pct"] = pct_error(values, measured)
+    return out
+
+
+def _workload(fam: Family, row: Mapping[Any, Any]) -> str:
+    if fam.table == "gemm":
+        return f"gemm {row['kernel']} {row['dtype']}"
+    if fam.table == "transpose":
+        return str(row["kernel"])
+    if fam.table == "stream":
+        return f"stream {row['op']}"
+    if fam.table == "pcie":
+        return f"pcie {row['direction']} {row['host_memory']}"
+    if fam.table == "pchase":
+        return f"pchase {row['path']}"
+    return fam.name
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per family and view: rows compared and the median / mean absolute percentage error."""
+    import pandas as pd
+
+    rows = []
+    for fam, grp in table.groupby("family", sort=False):
+        rec: dict[str, Any] = {"family": fam, "metric": grp["metric"].iloc[0],
+                               "rows": len(grp)}
+        for view in VIEWS:
+            err = grp[f"err_{view}_pct"].abs()
+            n = int(err.notna().sum())
+            rec[f"{view}_n"] = n
+            rec[f"{view}_median_abs_pct"] = float(err.median()) if n else np.nan
+            rec[f"{view}_mean_abs_pct"] = float(err.mean()) if n else np.nan
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def plot_families(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One PNG per family: measured points and each view's values against the family's x."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from simgpu.results import save_figure
+
+    paths = []
+    styles = {"simulated": "s--", "analytical": "-", "learned": "^:"}
+    for fam_name, grp in table.groupby("family", sort=False):
+        fam = families()[str(fam_name)]
+        fig, ax = plt.subplots(figsize=(7.5, 4.8))
+        for i, (series, sgrp) in enumerate(grp.groupby("series", sort=False)):
+            colour = f"C{i % 10}"
+            sgrp = sgrp.sort_values("x")
+            ax.plot(sgrp["x"], sgrp["measured"], "o", color=colour, ms=4,
+                    label=f"{series} measured")
+            for view, style in styles.items():
+                if sgrp[view].notna().any():
+                    ax.plot(sgrp["x"], sgrp[view], style, color=colour, lw=1.2, ms=4,
+                            alpha=0.8, label=f"{series} {view}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(fam.x_label)
+        ax.set_ylabel(f"{fam.metric} [{fam.unit}]")
+        ax.set_title(f"{fam_name}: measured vs views")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+        paths.append(save_figure(fig, out_dir / f"{fam_name}.png"))
+    return paths
+
+
+def print_log(msg: str) -> None:
+    print(msg, file=sys.stderr)

@@ -1,0 +1,251 @@
+"""Workload families of a calibration run: what was measured and how each view answers it.
+
+A family turns one table of a run into comparison rows: the workload, its parameters, the
+measured metric and, per view, the same metric predicted for the device under test. Each view
+function receives the device spec and the family's measured rows and returns one value per row
+(NaN where the view does not model that row) and a note saying what it did.
+
+Views:
+
+``analytical``
+    :mod:`simgpu.analytical`, vectorised over all rows at once.
+``simulated``
+    the SimPy model (:mod:`simgpu.sim`, :mod:`simgpu.workloads`) on a subset of the rows, since
+    a simulation takes seconds where a closed form takes microseconds; ``max_sim`` bounds it.
+``learned``
+    the GEMM predictor (:mod:`simgpu.predict`), GEMM rows only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: A view's answer for a family: one value per measured row (NaN = not modelled), and a note.
+ViewResult = tuple[np.ndarray, str]
+ViewFn = Callable[[Any, "pd.DataFrame", dict[str, Any]], ViewResult]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One workload family: the run table it reads and the metric compared."""
+
+    name: str
+    table: str
+    metric: str  # column of the comparison: what is compared
+    unit: str
+    x: str  # column for the x axis of the family's figure
+    x_label: str
+    series: tuple[str, ...]  # columns that split the family into curves
+    select: Callable[[pd.DataFrame], pd.DataFrame]  # measured rows compared, with `metric`
+    params: tuple[str, ...]  # columns that identify a row (shown as `params`)
+    views: dict[str, ViewFn]
+
+
+def _nan(n: int) -> np.ndarray:
+    return np.full(n, np.nan)
+
+
+def _sample(n: int, limit: int) -> np.ndarray:
+    """Indices of at most ``limit`` rows spread evenly over ``n`` (all if n <= limit)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, limit)).astype(int))
+
+
+# --- pointer chase -------------------------------------------------------------------------------
+
+
+def _pchase_select(df: pd.DataFrame) -> pd.DataFrame:
+    out = df[df["path"].isin(["ca", "cg"])].copy()
+    return out.sort_values(["path", "footprint_B"]).reset_index(drop=True)
+
+
+def _pchase_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    from simgpu import analytical
+
+    out = _nan(len(rows))
+    ca = (rows["path"] == "ca").to_numpy()
+    if ca.any():
+        est = analytical.pointer_chase(
+            spec, rows.loc[ca, "footprint_B"].to_numpy(), rows.loc[ca, "stride_B"].to_numpy()
+        )
+        out[ca] = est["latency_ns"].to_numpy()
+    return out, "pointer_chase(): L1-cached chase (ca rows only; cg bypasses L1)"
+
+
+# --- stream --------------------------------------------------------------------------------------
+
+
+def _stream_select(df: pd.DataFrame) -> pd.DataFrame:
+    # the default occupancy of each op (the runner also sweeps blocks for `read`)
+    best = df.groupby(["op", "array_B"])["blocks"].transform("max")
+    out = df[df["blocks"] == best].copy()
+    return out.sort_values(["op", "array_B"]).reset_index(drop=True)
+
+
+def _stream_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    from simgpu import analytical
+
+    out = _nan(len(rows))
+    for op, grp in rows.groupby("op"):
+        est = analytical.stream(spec, str(op), grp["array_B"].to_numpy() / 4, elem_bytes=4)
+        out[grp.index.to_numpy()] = est["bandwidth_GBps"].to_numpy()
+    return out, "stream(): bytes moved / bandwidth of the level holding the arrays"
+
+
+# --- PCIe ----------------------------------------------------------------------------------------
+
+
+def _pcie_select(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["direction", "host_memory", "size_B"]).reset_index(drop=True)
+
+
+def _pcie_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    from simgpu import analytical
+
+    out = _nan(len(rows))
+    for (direction, host), grp in rows.groupby(["direction", "host_memory"]):
+        est = analytical.pcie_copy(
+            spec, grp["size_B"].to_numpy(), str(direction), pinned=(host == "pinned")
+        )
+        out[grp.index.to_numpy()] = est["bandwidth_GBps"].to_numpy()
+    return out, "pcie_copy(): latency + bytes / link bandwidth"
+
+
+# --- GEMM ----------------------------------------------------------------------------------------
+
+
+def _gemm_select(df: pd.DataFrame) -> pd.DataFrame:
+    out = df[df["check_ok"]].copy()
+    out["time_s"] = out["time_ms"] * 1e-3
+    return out.sort_values(["kernel", "dtype", "flops"]).reset_index(drop=True)
+
+
+def _gemm_args(rows: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "M": rows["M"].to_numpy(),
+        "N": rows["N"].to_numpy(),
+        "K": rows["K"].to_numpy(),
+        "dtype": rows["dtype"].to_numpy().astype(str),
+        "tile_m": rows["tile_m"].to_numpy(),
+        "tile_n": rows["tile_n"].to_numpy(),
+        "tile_k": rows["tile_k"].to_numpy(),
+        "thread_tile_m": rows["thread_tile_m"].to_numpy(),
+        "thread_tile_n": rows["thread_tile_n"].to_numpy(),
+        "threads_per_block": rows["threads_per_block"].to_numpy(),
+        "split_k": np.maximum(1, rows["split_k"].to_numpy()),
+        "kernel": rows["kernel"].to_numpy().astype(str),
+    }
+
+
+def _gemm_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    from simgpu import analytical
+
+    a = _gemm_args(rows)
+    est = analytical.gemm(spec, a.pop("M"), a.pop("N"), a.pop("K"), a.pop("dtype"), **a)
+    return est[opts["metric"]].to_numpy(float), "gemm(): tiled traffic + roofline + waves"
+
+
+def _gemm_learned(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    from simgpu import predict
+
+    frame = rows[[c for c in rows.columns if c in _GEMM_INPUTS]].copy()
+    est = predict.predict_gemm(spec, frame)
+    return est[opts["metric"]].to_numpy(float), "predict_gemm(): random forest (cached model)"
+
+
+_GEMM_INPUTS = (
+    "device", "kernel", "dtype", "accum_dtype", "layout", "M", "N", "K", "tile_m", "tile_n",
+    "tile_k", "thread_tile_m", "thread_tile_n", "threads_per_block", "split_k", "stages", "flops",
+)
+
+
+# --- transpose, reduction, GEMV ------------------------------------------------------------------
+
+
+def _by_size(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    out = df[df["check_ok"]].copy() if "check_ok" in df.columns else df.copy()
+    out["time_s"] = out["time_ms"] * 1e-3
+    return out.sort_values(keys).reset_index(drop=True)
+
+
+def _transpose_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    from simgpu import analytical
+
+    out = _nan(len(rows))
+    for kernel, grp in rows.groupby("kernel"):
+        variant = str(kernel).removeprefix("transpose_")
+        n = np.sqrt(grp["rows"].to_numpy(float) * grp["cols"].to_numpy(float))
+        est = analytical.transpose(spec, n, variant)
+        out[grp.index.to_numpy()] = est["time_s"].to_numpy()
+    return out, "transpose(): bytes / bandwidth, naive pays partial sectors"
+
+
+def _reduction_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    from simgpu import analytical
+
+    est = analytical.reduction(spec, rows["n"].to_numpy())
+    return est["time_s"].to_numpy(float), "reduction(): bytes / bandwidth + launch"
+
+
+def _gemv_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    from simgpu import analytical
+
+    est = analytical.gemv(spec, rows["M"].to_numpy(), rows["N"].to_numpy())
+    return est["time_s"].to_numpy(float), "gemv(): matrix bytes / bandwidth + launch"
+
+
+def families() -> dict[str, Family]:
+    """Every family validate knows, by name."""
+    fams = [
+        Family("pchase", "pchase", "latency_ns", "ns", "footprint_B", "footprint [B]",
+               ("path",), _pchase_select, ("path", "footprint_B"),
+               {"analytical": _pchase_analytical}),
+        Family("stream", "stream", "bandwidth_GBps", "GB/s", "array_B", "array size [B]",
+               ("op",), _stream_select, ("op", "array_B", "blocks"),
+               {"analytical": _stream_analytical}),
+        Family("pcie", "pcie", "bandwidth_GBps", "GB/s", "size_B", "copy size [B]",
+               ("direction", "host_memory"), _pcie_select, ("direction", "host_memory", "size_B"),
+               {"analytical": _pcie_analytical}),
+        Family("gemm_time", "gemm", "time_s", "s", "flops", "FLOP per call",
+               ("kernel", "dtype"), _gemm_select,
+               ("kernel", "dtype", "M", "N", "K", "tile_m", "tile_n", "tile_k"),
+               {"analytical": _gemm_analytical, "learned": _gemm_learned}),
+        Family("gemm_power", "gemm", "power_W", "W", "flops", "FLOP per call",
+               ("kernel", "dtype"), lambda df: _gemm_select(df[df["power_W"].notna()]),
+               ("kernel", "dtype", "M", "N", "K", "tile_m", "tile_n", "tile_k"),
+               {"analytical": _gemm_analytical, "learned": _gemm_learned}),
+        Family("transpose", "transpose", "time_s", "s", "rows", "rows (= columns)",
+               ("kernel",), lambda df: _by_size(df, ["kernel", "rows"]), ("kernel", "rows", "cols"),
+               {"analytical": _transpose_analytical}),
+        Family("reduction", "reduction", "time_s", "s", "n", "elements", (),
+               lambda df: _by_size(df, ["n"]), ("n",), {"analytical": _reduction_analytical}),
+        Family("gemv", "gemv", "time_s", "s", "M", "M (rows)", (),
+               lambda df: _by_size(df, ["M", "N"]), ("M", "N"), {"analytical": _gemv_analytical}),
+    ]
+    return {f.name: f for f in fams}
+
+
+def pct_error(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Signed percentage error of a view against measured (NaN where either is missing)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.asarray(predicted, float) - measured) / measured * 100.0
+
+
+def params_text(row: Mapping[Any, Any], keys: tuple[str, ...]) -> str:
+    """``key=value`` pairs of a row, integers without decimals."""
+    parts = []
+    for k in keys:
+        v = row[k]
+        if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+            v = int(v)
+        parts.append(f"{k}={v}")
+    return " ".join(parts)

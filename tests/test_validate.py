@@ -1,0 +1,86 @@
+"""simgpu validate on stored runs: errors computed right, tables and figures saved, JSON shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simgpu import analytical, devices
+from simgpu.calibrate.dataset import RunDir
+from simgpu.cli import main
+from simgpu.errors import SimgpuError
+from simgpu.validate import summary, validate_run
+
+REPO = Path(__file__).resolve().parent.parent
+H100_QUICK = REPO / "calibration" / "h100-sxm" / "20261122T154219Z"
+
+
+def _reduction_run(tmp_path: Path, scale: float) -> Path:
+    """A stored run whose reduction times are the analytical model's, times ``scale``."""
+    spec = devices.get("h100-sxm")
+    sizes = np.array([1 << 16, 1 << 20, 1 << 24, 1 << 28])
+    est = analytical.reduction(spec, sizes)
+    run = RunDir.create(tmp_path, "h100-sxm", "20260101T000000Z", {"gpu": {}})
+    for n, t in zip(sizes, est["time_s"].to_numpy() * scale, strict=True):
+        ms = float(t) * 1e3
+        run.append_point("reduction", str(n), [{
+            "n": int(n), "bytes_moved": int(4 * n), "blocks": 264, "time_ms": ms,
+            "time_ms_p10": ms, "time_ms_p90": ms, "reps": 10,
+            "bandwidth_GBps": 4 * n / (ms * 1e6), "rel_err": 0.0, "check_ok": True,
+        }])
+    run.finish_table("reduction")
+    run.update_manifest(status="complete")
+    return run.path
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.25, 0.8])
+def test_errors_are_view_minus_measured_over_measured(tmp_path: Path, scale: float) -> None:
+    path = _reduction_run(tmp_path, scale)
+    table, notes = validate_run(devices.get("h100-sxm"), path, views=["analytical"])
+    assert list(table["family"].unique()) == ["reduction"]
+    expected = (1 / scale - 1) * 100
+    np.testing.assert_allclose(table["err_analytical_pct"], expected, rtol=1e-9, atol=1e-9)
+    assert table["simulated"].isna().all() and table["learned"].isna().all()
+    assert notes[("reduction", "simulated")] == "not requested"
+    s = summary(table)
+    assert s.loc[0, "analytical_median_abs_pct"] == pytest.approx(abs(expected), abs=1e-9)
+    assert s.loc[0, "simulated_n"] == 0
+
+
+def test_unknown_family_and_view_are_errors(tmp_path: Path) -> None:
+    path = _reduction_run(tmp_path, 1.0)
+    spec = devices.get("h100-sxm")
+    with pytest.raises(SimgpuError, match="unknown workload family"):
+        validate_run(spec, path, only=["nope"])
+    with pytest.raises(SimgpuError, match="unknown view"):
+        validate_run(spec, path, views=["guessed"])
+    with pytest.raises(SimgpuError, match="none of the families"):
+        validate_run(spec, path, only=["gemv"])
+
+
+@pytest.mark.skipif(not H100_QUICK.exists(), reason="committed H100 run not in this checkout")
+def test_validate_cli_on_the_stored_h100_run(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code = main(["validate", "--device", "h100-sxm", "--run", str(H100_QUICK),
+                 "--views", "analytical", "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    rows = json.loads(captured.out)  # one JSON document, nothing else on stdout
+    for key in ("workload", "params", "measured", "simulated", "analytical", "learned",
+                "err_simulated_pct", "err_analytical_pct", "err_learned_pct"):
+        assert key in rows[0]
+    families = {r["family"] for r in rows}
+    assert {"pchase", "stream", "pcie", "gemm_time", "transpose", "reduction", "gemv"} <= families
+    # every measured row of the run's stream table (default occupancy) is there
+    stream = RunDir.open(H100_QUICK).read_table("stream")
+    n_stream = len(stream.groupby(["op", "array_B"]))
+    assert sum(r["family"] == "stream" for r in rows) == n_stream
+    assert all(r["measured"] > 0 for r in rows)
+    assert any(r["err_analytical_pct"] is not None for r in rows)
+    for name in ("validate.csv", "validate.parquet", "summary.csv", "notes.json", "stream.png",
+                 "gemm_time.png", "pchase.png"):
+        assert (out / name).stat().st_size > 0, name
