@@ -20,14 +20,13 @@ from simgpu.analytical.kernels import (
     transpose,
 )
 from simgpu.analytical.occupancy import occupancy, waves
-from simgpu.analytical.params import DeviceParams, params
+from simgpu.analytical.params import DeviceParams
 
 __all__ = [
     "DeviceParams",
     "gemm",
     "gemv",
     "occupancy",
-    "params",
     "pcie_copy",
     "pointer_chase",
     "reduction",

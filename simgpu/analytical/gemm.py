@@ -195,8 +195,8 @@ def _evaluate(
     events["l1_byte"] = blocks * wf_block * 128.0
     events["l2_byte"] = l2_bytes
     events["dram_byte"] = dram_bytes
-    energy_model = bool(p.energy_pJ) and pw.has_energies(p, events)
-    t_power = pw.power_time_floor_s(p, events) if energy_model else np.zeros(M.shape)
+    energy_model = pw.has_energies(p, events) & bool(p.energy_pJ)
+    t_power = np.where(energy_model, pw.power_time_floor_s(p, events), 0.0)
 
     overhead = p.launch_overhead_s + p.dram_latency_ns * 1e-9
     roofs = np.stack([t_compute, t_smem, t_l2, t_dram, t_power])
@@ -241,7 +241,7 @@ def _evaluate(
         "on_tensor_cores": on_tensor,
         "power_W": watts,
         "energy_J": energy,
-        "power_model": np.full(M.shape, model, dtype=object),
+        "power_model": model,
         **{f"ev_{k}": v for k, v in events.items()},
     }
 

@@ -35,7 +35,7 @@ def _memory_time(
 
 def _finish(
     p: DeviceParams, busy: np.ndarray, bound: np.ndarray, events: dict[str, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     overhead = p.launch_overhead_s + p.dram_latency_ns * 1e-9
     time_s = overhead + busy
     bound = np.where(overhead > busy, "launch", bound).astype(object)

@@ -45,11 +45,13 @@ EVENTS = (
 )
 
 
-def has_energies(p: DeviceParams, events: Mapping[str, Any]) -> bool:
-    """True when the device file gives an energy for every event that occurs."""
-    return all(
-        name in p.energy_pJ for name, n in events.items() if np.any(np.asarray(n, dtype=float) > 0)
-    )
+def has_energies(p: DeviceParams, events: Mapping[str, Any]) -> np.ndarray:
+    """Per point: True when the device file gives an energy for every event that occurs."""
+    ok: Any = True
+    for name, n in events.items():
+        if name not in p.energy_pJ:
+            ok = ok & ~(np.asarray(n, dtype=float) > 0)
+    return np.asarray(ok, dtype=bool)
 
 
 def dynamic_energy_J(p: DeviceParams, events: Mapping[str, Any]) -> np.ndarray:
@@ -71,16 +73,58 @@ def power(
     events: Mapping[str, Any],
     time_s: Any,
     utilisation: Any,
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """(power_W, energy_J, model) for work with these event counts that takes ``time_s``."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(power_W, energy_J, model) for work with these event counts that takes ``time_s``.
+
+    ``model`` is "energy" where every occurring event has an energy in the device file, else
+    "utilisation" (the fallback described in the module docstring).
+    """
     t = np.asarray(time_s, dtype=float)
-    if p.energy_pJ and has_energies(p, events):
-        watts = p.static_W + dynamic_energy_J(p, events) / t
-        watts = np.minimum(watts, p.tdp_W)
-        model = "energy"
-    else:
-        u = np.clip(np.asarray(utilisation, dtype=float), 0.0, 1.0)
-        watts = p.static_W + (p.tdp_W - p.static_W) * u
-        model = "utilisation"
-    watts = np.broadcast_to(watts, t.shape).astype(float)
+    use = np.broadcast_to(has_energies(p, events), t.shape) if p.energy_pJ else np.zeros(
+        t.shape, dtype=bool
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        by_energy = np.minimum(p.static_W + dynamic_energy_J(p, events) / t, p.tdp_W)
+    u = np.clip(np.asarray(utilisation, dtype=float), 0.0, 1.0)
+    by_util = p.static_W + (p.tdp_W - p.static_W) * u
+    watts = np.broadcast_to(np.where(use, by_energy, by_util), t.shape).astype(float)
+    model = np.where(use, "energy", "utilisation").astype(object)
     return watts, watts * t, model
+
+
+def fit_energies(
+    p: DeviceParams,
+    events: Mapping[str, Any],
+    time_s: Any,
+    power_W: Any,
+    names: tuple[str, ...] | None = None,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Energies per event (pJ) that best explain measured power, by non-negative least squares.
+
+    Solves ``power_W - static_W = sum_i energy_i x events_i / time_s`` over the measurements
+    (``time_s`` the measured time of each) with every energy >= 0 (scipy.optimize.nnls).
+    Returns (energies in pJ for the events that occur, fit figures: rows, rms error in W, R^2).
+    """
+    from scipy.optimize import nnls
+
+    t = np.asarray(time_s, dtype=float)
+    y = np.asarray(power_W, dtype=float) - p.static_W
+    use = [
+        n for n in (names or tuple(events))
+        if np.any(np.asarray(events[n], dtype=float) > 0)
+    ]
+    if not use:
+        raise ValueError("fit_energies: no event occurs in the data")
+    A = np.column_stack([np.asarray(events[n], dtype=float) / t * 1e-12 for n in use])
+    scale = A.max(axis=0)
+    coef, _ = nnls(A / scale, y)
+    coef = coef / scale
+    fitted = A @ coef
+    resid = y - fitted
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    info = {
+        "rows": float(len(y)),
+        "rms_W": float(np.sqrt(np.mean(resid**2))),
+        "r2": 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan"),
+    }
+    return {n: float(c) for n, c in zip(use, coef, strict=True)}, info

@@ -1,0 +1,1 @@
+"""Learned GEMM runtime and power: datasets, features, random forests, evaluation."""

@@ -1,0 +1,528 @@
+"""GEMM datasets in one schema (``simgpu/predict/SCHEMA.md``), with adapters for the published
+datasets and for calibration runs.
+
+:func:`load` takes a path (a CSV or Parquet file, a calibration run folder, a folder of runs, a
+published dataset's folder or zip) or a short name (``gpperf``, ``neusight``, ``uci-sgemm``,
+``calibration``) and returns a validated DataFrame. Every problem raises
+:class:`~simgpu.errors.DatasetError` naming the file, the column and the first bad row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simgpu.analytical.params import DTYPE_BYTES, DeviceParams
+from simgpu.errors import DatasetError
+
+#: Columns every dataset in the schema must have.
+REQUIRED = ("device", "dtype", "M", "N", "K", "time_s")
+#: Optional columns and their defaults (0 = "chosen by the library / unknown").
+OPTIONAL: dict[str, Any] = {
+    "dataset": "custom",
+    "kernel": "cublas",
+    "layout": "nn",
+    "tile_m": 0,
+    "tile_n": 0,
+    "tile_k": 0,
+    "thread_tile_m": 0,
+    "thread_tile_n": 0,
+    "threads_per_block": 0,
+    "split_k": 1,
+    "stages": 0,
+    "power_W": np.nan,
+}
+#: Device figures a row may carry when ``device`` is not a file in models/.
+DEVICE_COLUMNS = (
+    "dev_sm_count",
+    "dev_clock_MHz",
+    "dev_fp32_lanes_per_sm",
+    "dev_dram_GBps",
+    "dev_l2_MiB",
+    "dev_smem_per_sm_KiB",
+    "dev_tdp_W",
+)
+INT_COLUMNS = (
+    "M", "N", "K", "tile_m", "tile_n", "tile_k", "thread_tile_m", "thread_tile_n",
+    "threads_per_block", "split_k", "stages",
+)
+#: Environment variable naming the folder of published datasets (default: ../shared/data
+#: beside the repository).
+DATA_ENV = "SIMGPU_DATA"
+SHORT_NAMES = ("gpperf", "neusight", "uci-sgemm", "calibration")
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def data_dir() -> Path:
+    """Folder of the published datasets."""
+    env = os.environ.get(DATA_ENV)
+    return Path(env) if env else repo_root().parent / "shared" / "data"
+
+
+def calibration_dir() -> Path:
+    return repo_root() / "calibration"
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def validate(df: Any, source: str) -> Any:
+    """Check a frame against the GEMM schema, fill optional columns, return a clean copy."""
+    import pandas as pd
+
+    if len(df) == 0:
+        raise DatasetError(f"{source}: empty dataset (no rows), expected GEMM rows")
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise DatasetError(
+            f"{source}: missing column(s) {missing}; the GEMM schema needs {list(REQUIRED)}"
+            " (see simgpu/predict/SCHEMA.md)"
+        )
+    out = df.copy()
+    for name, default in OPTIONAL.items():
+        if name not in out.columns:
+            out[name] = default
+        elif name != "power_W" and not isinstance(default, float):
+            out[name] = out[name].fillna(default)
+    for name in INT_COLUMNS:
+        col = pd.to_numeric(out[name], errors="coerce")
+        bad = col.isna() | (col < (1 if name in ("M", "N", "K") else 0)) | (col % 1 != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DatasetError(
+                f"{source}: column {name!r}, row {i}: got {out[name].iloc[i]!r}, expected an"
+                f" integer >= {1 if name in ('M', 'N', 'K') else 0}"
+            )
+        out[name] = col.astype(np.int64)
+    for name in ("time_s", "power_W", *[c for c in DEVICE_COLUMNS if c in out.columns]):
+        col = pd.to_numeric(out[name], errors="coerce")
+        if name == "time_s":
+            bad = ~np.isfinite(col) | (col <= 0)
+        else:
+            bad = out[name].notna() & (~np.isfinite(col) | (col <= 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DatasetError(
+                f"{source}: column {name!r}, row {i}: got {out[name].iloc[i]!r}, expected a"
+                " finite number > 0"
+            )
+        out[name] = col.astype(float)
+    dt = out["dtype"].astype(str)
+    bad = ~dt.isin(list(DTYPE_BYTES))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DatasetError(
+            f"{source}: column 'dtype', row {i}: got {dt.iloc[i]!r}, expected one of"
+            f" {list(DTYPE_BYTES)}"
+        )
+    for name in ("device", "dataset", "kernel", "layout", "dtype"):
+        out[name] = out[name].astype(str)
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# device figures
+
+
+def device_params(df: Any, source: str = "dataset") -> dict[str, DeviceParams]:
+    """DeviceParams for every device in a frame: from models/ when the name is a device file
+    there, else from the row's ``dev_*`` figures."""
+    from simgpu import devices
+
+    known = set(devices.names())
+    out: dict[str, DeviceParams] = {}
+    for name, rows in df.groupby("device", sort=False):
+        name = str(name)
+        if name in known:
+            out[name] = DeviceParams.from_spec(devices.get(name))
+            continue
+        missing = [c for c in DEVICE_COLUMNS if c not in rows.columns or rows[c].isna().any()]
+        if missing:
+            raise DatasetError(
+                f"{source}: device {name!r} is not in models/ and its rows lack {missing};"
+                f" give a device file or the columns {list(DEVICE_COLUMNS)}"
+            )
+        r = rows.iloc[0]
+        out[name] = DeviceParams.from_figures(
+            name=name,
+            sm_count=int(r["dev_sm_count"]),
+            clock_MHz=float(r["dev_clock_MHz"]),
+            fp32_lanes_per_sm=int(r["dev_fp32_lanes_per_sm"]),
+            dram_bandwidth_GBps=float(r["dev_dram_GBps"]),
+            l2_size_MiB=float(r["dev_l2_MiB"]),
+            smem_per_sm_KiB=float(r["dev_smem_per_sm_KiB"]),
+            tdp_W=float(r["dev_tdp_W"]),
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# adapters
+
+
+def _read_table(path: Path) -> Any:
+    import pandas as pd
+
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except (ValueError, pd.errors.ParserError, OSError) as exc:
+        raise DatasetError(f"{path}: cannot read as a table: {exc}") from None
+
+
+def from_calibration_table(df: Any, source: str, run_id: str = "", partial: bool = False) -> Any:
+    """A calibration ``gemm`` table (simgpu/calibrate/schema.py) in the GEMM schema."""
+    need = ("device", "kernel", "dtype", "M", "N", "K", "time_ms")
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise DatasetError(f"{source}: missing column(s) {missing} of the calibration gemm table")
+    out = df.copy()
+    out["time_s"] = out["time_ms"].astype(float) / 1e3
+    out["dataset"] = "calibration"
+    out["run_id"] = run_id
+    out["partial"] = partial
+    if "check_ok" in out.columns:
+        out = out[out["check_ok"].astype(str).str.lower().isin(["true", "1"])]
+    return out
+
+
+def _manifest_status(run: Path) -> str:
+    try:
+        return str(json.loads((run / "manifest.json").read_text()).get("status", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def load_calibration_run(run: Path) -> Any:
+    """One run folder: gemm.csv when finished (or closed as incomplete), else the partial
+    ``.partial/gemm.jsonl`` points written so far."""
+    import pandas as pd
+
+    status = _manifest_status(run)
+    table = run / "gemm.csv"
+    if table.exists():
+        df = _read_table(table)
+        return from_calibration_table(df, str(table), run.name, partial=status != "complete")
+    partial = run / ".partial" / "gemm.jsonl"
+    if partial.exists():
+        rows: list[dict[str, Any]] = []
+        for lineno, line in enumerate(partial.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.extend(json.loads(line)["rows"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DatasetError(
+                    f"{partial}: line {lineno}: not a point record ({exc})"
+                ) from None
+        return from_calibration_table(pd.DataFrame(rows), str(partial), run.name, partial=True)
+    raise DatasetError(f"{run}: no gemm.csv or .partial/gemm.jsonl in this calibration run")
+
+
+def _runs_under(folder: Path) -> list[Path]:
+    runs = []
+    for manifest in sorted(folder.rglob("manifest.json")):
+        run = manifest.parent
+        if (run / "gemm.csv").exists() or (run / ".partial" / "gemm.jsonl").exists():
+            runs.append(run)
+    return runs
+
+
+def load_calibration(folder: Path) -> Any:
+    import pandas as pd
+
+    runs = _runs_under(folder)
+    if not runs:
+        raise DatasetError(f"{folder}: no calibration run with a gemm table under this folder")
+    return pd.concat([load_calibration_run(r) for r in runs], ignore_index=True)
+
+
+#: GPPerf: every row ran cutlass_simt_sgemm_128x128_8x2 (the README: the blocksize labels were
+#: not applied): CTA 128x128, K step 8, 2 stages, 256 threads each computing 8x8 of C
+#: (CUTLASS's default SIMT sgemm threadblock shape).
+_GPPERF_KERNEL = {"tile_m": 128, "tile_n": 128, "tile_k": 8, "stages": 2,
+                  "thread_tile_m": 8, "thread_tile_n": 8, "threads_per_block": 256}
+
+
+def from_gpperf(df: Any, source: str) -> Any:
+    """GPPerf's cutlass_sgemm_rtx4070.csv: runtime only (its power column is not the kernel's
+    power, see its README, and is dropped here)."""
+    need = ("M", "N", "K", "runtime_ms", "layout_arg", "beta")
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise DatasetError(f"{source}: missing GPPerf column(s) {missing}")
+    import pandas as pd
+
+    out = pd.DataFrame(
+        {
+            "device": "rtx-4070",
+            "dataset": "gpperf",
+            "kernel": "cutlass",
+            "dtype": "fp32",
+            "layout": df["layout_arg"].astype(str),
+            "M": df["M"],
+            "N": df["N"],
+            "K": df["K"],
+            "time_s": pd.to_numeric(df["runtime_ms"], errors="coerce") / 1e3,
+            "param_beta": pd.to_numeric(df["beta"], errors="coerce").fillna(0.0),
+            "power_W": np.nan,
+            **_GPPERF_KERNEL,
+        }
+    )
+    return out
+
+
+#: NeuSight GPUs: shared memory per SM (KiB) and board power (W), from the CUDA C++ Programming
+#: Guide's technical specifications (cc 6.0: 64, 6.1: 96, 7.0: 96, 7.5: 64, 8.0: 164 KiB) and
+#: NVIDIA's datasheets (Tesla P4 75 W, P100 PCIe 250 W, T4 70 W, V100 PCIe 250 W, A100 PCIe
+#: 250 W). A GPU with a device file in models/ uses that file instead.
+_NEUSIGHT_EXTRA = {
+    "Tesla P4": (96.0, 75.0, None),
+    "Tesla P100-PCIE-16GB": (64.0, 250.0, None),
+    "Tesla T4": (64.0, 70.0, None),
+    "Tesla V100-PCIE-32GB": (96.0, 250.0, None),
+    "NVIDIA A100-PCIE-40GB": (164.0, 250.0, "a100-pcie-40gb"),
+}
+_TILE_RE = re.compile(r"sgemm_(\d+)x(\d+)")
+
+
+def from_neusight(df: Any, source: str, configs: Path | None) -> Any:
+    """NeuSight's linear-layer latencies (PyTorch 2.1, cuBLAS fp32): GEMM (B*M) x N x K, tile
+    from the cuBLAS kernel name, split-K from grid z, threads from the block size."""
+    import pandas as pd
+
+    need = ("Latency", "Device", "Kernel Name", "B", "M", "N", "K", "Block x", "Grid z")
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise DatasetError(f"{source}: missing NeuSight column(s) {missing}")
+    names = df["Kernel Name"].astype(str)
+    tiles = names.str.extract(_TILE_RE)
+    if tiles.isna().any().any():
+        i = int(np.flatnonzero(tiles.isna().any(axis=1).to_numpy())[0])
+        raise DatasetError(
+            f"{source}: column 'Kernel Name', row {i}: {names.iloc[i]!r} has no sgemm_<m>x<n>"
+        )
+    out = pd.DataFrame(
+        {
+            "dataset": "neusight",
+            "kernel": "cublas",
+            "dtype": "fp32",
+            "layout": names.str.extract(r"_(nn|nt|tn|tt)$")[0].fillna("tn"),
+            "M": df["B"].astype(np.int64) * df["M"].astype(np.int64),
+            "N": df["N"],
+            "K": df["K"],
+            "tile_m": tiles[0].astype(int),
+            "tile_n": tiles[1].astype(int),
+            "tile_k": 8,  # cuBLAS SIMT sgemm K step (CUTLASS SIMT default threadblock K = 8)
+            "threads_per_block": df["Block x"] * df.get("Block y", 1) * df.get("Block z", 1),
+            "split_k": df["Grid z"].clip(lower=1),
+            "stages": 2,
+            "time_s": pd.to_numeric(df["Latency"], errors="coerce") / 1e3,
+            "power_W": np.nan,
+            "param_sliced": names.str.contains("sliced").astype(int),
+        }
+    )
+    ttm = (out["tile_m"] // 16).clip(lower=1)
+    out["thread_tile_m"] = ttm
+    out["thread_tile_n"] = (out["tile_m"] * out["tile_n"] // out["threads_per_block"].clip(lower=1)
+                            // ttm).clip(lower=1)
+    devices_ = df["Device"].astype(str)
+    out["device"] = devices_
+    for gpu in devices_.unique():
+        mask = devices_ == gpu
+        smem, tdp, model = _NEUSIGHT_EXTRA.get(gpu, (None, None, None))
+        if model is not None:
+            out.loc[mask, "device"] = model
+            continue
+        cfg = _neusight_config(gpu, configs, source)
+        if smem is None:
+            raise DatasetError(f"{source}: NeuSight GPU {gpu!r} unknown: no shared-memory figure")
+        for col, value in (
+            ("dev_sm_count", cfg["Num_Sm"]),
+            ("dev_clock_MHz", cfg["Freq"]),
+            ("dev_fp32_lanes_per_sm", cfg["Core_Per_SM"]),
+            ("dev_dram_GBps", cfg["Mem_Bw"]),
+            ("dev_l2_MiB", cfg["L2Cache"]),
+            ("dev_smem_per_sm_KiB", smem),
+            ("dev_tdp_W", tdp),
+        ):
+            out.loc[mask, col] = float(value)  # type: ignore[arg-type]
+    return out
+
+
+def _neusight_config(gpu: str, configs: Path | None, source: str) -> dict[str, Any]:
+    if configs is None:
+        raise DatasetError(f"{source}: NeuSight data needs its device_configs folder")
+    path = configs / (gpu.replace(" ", "_") + ".json")
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no NeuSight device config for {gpu!r}") from None
+    except ValueError as exc:
+        raise DatasetError(f"{path}: not JSON ({exc})") from None
+    return dict(cfg)
+
+
+#: GTX 680 (GK104, cc 3.0), the UCI dataset's GPU: NVIDIA GeForce GTX 680 whitepaper (8 SMX x
+#: 192 CUDA cores, 1006 MHz base clock, 192.26 GB/s GDDR5, 512 KB L2, 195 W TDP) and the CUDA
+#: C++ Programming Guide for cc 3.0 (48 KB shared memory per SM).
+_GTX680 = {
+    "dev_sm_count": 8.0,
+    "dev_clock_MHz": 1006.0,
+    "dev_fp32_lanes_per_sm": 192.0,
+    "dev_dram_GBps": 192.26,
+    "dev_l2_MiB": 0.5,
+    "dev_smem_per_sm_KiB": 48.0,
+    "dev_tdp_W": 195.0,
+}
+UCI_PARAMS = ("MWG", "NWG", "KWG", "MDIMC", "NDIMC", "MDIMA", "NDIMB", "KWI", "VWM", "VWN",
+              "STRM", "STRN", "SA", "SB")
+
+
+def from_uci(df: Any, source: str) -> Any:
+    """UCI SGEMM (CLBlast-style kernel, 2048^3 on a GTX 680): runtime = mean of the four runs;
+    block tile MWG x NWG x KWG, MDIMC x NDIMC threads, each (MWG/MDIMC) x (NWG/NDIMC)."""
+    import pandas as pd
+
+    runs = [c for c in df.columns if str(c).startswith("Run")]
+    missing = [c for c in UCI_PARAMS if c not in df.columns] + ([] if runs else ["Run1 (ms)"])
+    if missing:
+        raise DatasetError(f"{source}: missing UCI SGEMM column(s) {missing}")
+    out = pd.DataFrame(
+        {
+            "device": "gtx-680",
+            "dataset": "uci-sgemm",
+            "kernel": "regblock",
+            "dtype": "fp32",
+            "layout": "nn",
+            "M": 2048,
+            "N": 2048,
+            "K": 2048,
+            "tile_m": df["MWG"],
+            "tile_n": df["NWG"],
+            "tile_k": df["KWG"],
+            "thread_tile_m": (df["MWG"] // df["MDIMC"]).clip(lower=1),
+            "thread_tile_n": (df["NWG"] // df["NDIMC"]).clip(lower=1),
+            "threads_per_block": df["MDIMC"] * df["NDIMC"],
+            "split_k": 1,
+            "stages": 1,
+            "time_s": df[runs].astype(float).mean(axis=1) / 1e3,
+            "power_W": np.nan,
+            **{f"param_{c}": df[c] for c in UCI_PARAMS[5:]},
+            **_GTX680,
+        }
+    )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# dispatch
+
+
+def _from_file(path: Path) -> Any:
+    if path.suffix == ".zip":
+        import pandas as pd
+
+        try:
+            with zipfile.ZipFile(path) as zf:
+                name = next(
+                    (n for n in zf.namelist() if n.endswith(".csv") and "__MACOSX" not in n), None
+                )
+                if name is None:
+                    raise DatasetError(f"{path}: no CSV inside the zip")
+                with zf.open(name) as fh:
+                    df = pd.read_csv(fh)
+        except zipfile.BadZipFile:
+            raise DatasetError(f"{path}: not a zip file") from None
+        return from_uci(df, f"{path}:{name}")
+    df = _read_table(path)
+    cols = set(df.columns)
+    if {"runtime_ms", "blocksize1"} <= cols:
+        return from_gpperf(df, str(path))
+    if {"Latency", "Kernel Name"} <= cols:
+        configs = path.parent.parent / "device_configs"
+        return from_neusight(df, str(path), configs if configs.is_dir() else None)
+    if "MWG" in cols:
+        return from_uci(df, str(path))
+    if "time_ms" in cols and "time_s" not in cols and "accum_dtype" in cols:
+        return from_calibration_table(df, str(path))
+    if "time_ms" in cols and "time_s" not in cols:
+        df = df.copy()
+        df["time_s"] = df["time_ms"].astype(float) / 1e3
+    return df
+
+
+def _resolve(spec: str | Path) -> Path:
+    text = str(spec)
+    if text in SHORT_NAMES and not Path(text).exists():
+        if text == "calibration":
+            return calibration_dir()
+        base = data_dir() / text
+        if text == "gpperf":
+            return base / "cutlass_sgemm_rtx4070.csv"
+        if text == "neusight":
+            return base / "train_linear"
+        return base / "uci_sgemm_product_dataset.zip"
+    return Path(text)
+
+
+def load(spec: str | Path, *, sample: int | None = None, seed: int = 0) -> Any:
+    """Load one dataset (path or short name) into the validated GEMM schema.
+
+    ``sample`` keeps that many rows at random (seeded), for large datasets (UCI: 241,600 rows).
+    """
+    import pandas as pd
+
+    path = _resolve(spec)
+    if not path.exists():
+        raise DatasetError(
+            f"{path}: no such file or folder (short names: {list(SHORT_NAMES)}; published data"
+            f" is looked up under {data_dir()}, set {DATA_ENV} to move it)"
+        )
+    if path.is_dir():
+        if (path / "manifest.json").exists():
+            df = load_calibration_run(path)
+        elif _runs_under(path):
+            df = load_calibration(path)
+        else:
+            files = sorted(p for p in path.iterdir() if p.suffix in (".csv", ".parquet"))
+            if not files:
+                raise DatasetError(f"{path}: no CSV/Parquet files or calibration runs here")
+            df = pd.concat([_from_file(p) for p in files], ignore_index=True)
+    else:
+        df = _from_file(path)
+    df = validate(df, str(path))
+    if sample is not None and len(df) > sample:
+        df = df.sample(n=sample, random_state=seed).reset_index(drop=True)
+    return df
+
+
+def load_many(specs: Iterable[str | Path], *, sample: int | None = None, seed: int = 0) -> Any:
+    import pandas as pd
+
+    frames = [load(s, sample=sample, seed=seed) for s in specs]
+    return validate(pd.concat(frames, ignore_index=True), "+".join(str(s) for s in specs))
+
+
+def default_training_specs() -> list[str]:
+    """What ``simgpu predict gemm`` trains on: the bundled calibration runs, and the NeuSight
+    and GPPerf data when the published datasets are present."""
+    specs = ["calibration"] if _runs_under(calibration_dir()) else []
+    for name in ("neusight", "gpperf"):
+        if _resolve(name).exists():
+            specs.append(name)
+    return specs

@@ -1,0 +1,120 @@
+"""Features for the GEMM predictor: the configuration, the device's figures, and the physics of
+the analytical model (:func:`simgpu.analytical.gemm`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from simgpu.analytical import gemm as an_gemm
+from simgpu.analytical.gemm import KERNEL_CLASSES
+from simgpu.analytical.params import DTYPE_BYTES
+from simgpu.predict.datasets import device_params
+
+_KERNEL_CODE = {"library": 0, "regblock": 1, "tiled": 2, "naive": 3}
+_LAYOUT_CODE = {"nn": 0, "nt": 1, "tn": 2, "tt": 3}
+_BOUND_CODE = {"compute": 0, "shared": 1, "l2": 2, "dram": 3, "power": 4, "launch": 5}
+
+#: The configuration and device columns (the "plain" forest sees only these).
+PLAIN = (
+    "log2_M", "log2_N", "log2_K", "log2_flops", "dtype_bytes", "dtype_tensor", "layout_code",
+    "kernel_code", "tile_m", "tile_n", "tile_k", "thread_tile_m", "thread_tile_n",
+    "threads_per_block", "split_k", "stages",
+    "dev_sm_count", "dev_clock_MHz", "dev_dram_GBps", "dev_l2_MiB", "dev_peak_TFLOPS",
+)
+#: What the analytical model adds.
+PHYSICS = (
+    "log_an_time", "log_an_compute", "log_an_shared", "log_an_l2", "log_an_dram",
+    "log_intensity", "waves", "tail_efficiency", "occupancy", "blocks_per_sm", "log2_blocks",
+    "an_bound", "an_power_W", "dram_fits_l2",
+)
+
+
+def kernel_name(name: str) -> str:
+    """A dataset's kernel name as the analytical model knows it (unknown: a library kernel)."""
+    return name if name in KERNEL_CLASSES else "cublas"
+
+
+def analytical(df: Any) -> Any:
+    """The analytical model for every row of a GEMM-schema frame (index aligned)."""
+    import pandas as pd
+
+    parts = []
+    params = device_params(df)
+    for name, rows in df.groupby("device", sort=False):
+        p = params[str(name)]
+        est = an_gemm(
+            p,
+            rows["M"].to_numpy(),
+            rows["N"].to_numpy(),
+            rows["K"].to_numpy(),
+            rows["dtype"].to_numpy(dtype=object),
+            tile_m=rows["tile_m"].to_numpy(),
+            tile_n=rows["tile_n"].to_numpy(),
+            tile_k=rows["tile_k"].to_numpy(),
+            thread_tile_m=rows["thread_tile_m"].to_numpy(),
+            thread_tile_n=rows["thread_tile_n"].to_numpy(),
+            threads_per_block=rows["threads_per_block"].to_numpy(),
+            split_k=rows["split_k"].to_numpy(),
+            stages=rows["stages"].to_numpy(),
+            kernel=np.array([kernel_name(k) for k in rows["kernel"]], dtype=object),
+        )
+        est.index = rows.index
+        for key, value in p.features().items():
+            est[key] = value
+        est["dev_peak_TFLOPS"] = [p.peak_TFLOPS[d] for d in rows["dtype"]]
+        est["dtype_tensor"] = [float(p.tensor[d]) for d in rows["dtype"]]
+        parts.append(est)
+    return pd.concat(parts).loc[df.index]
+
+
+def build(df: Any, est: Any | None = None) -> tuple[Any, Any]:
+    """(features, analytical estimate) for a GEMM-schema frame."""
+    import pandas as pd
+
+    if est is None:
+        est = analytical(df)
+    f = pd.DataFrame(index=df.index)
+    for c in ("M", "N", "K"):
+        f[f"log2_{c}"] = np.log2(df[c].astype(float))
+    f["log2_flops"] = np.log2(2.0 * df["M"] * df["N"] * df["K"])
+    f["dtype_bytes"] = df["dtype"].map(DTYPE_BYTES).astype(float)
+    f["dtype_tensor"] = est["dtype_tensor"]
+    f["layout_code"] = df["layout"].map(_LAYOUT_CODE).fillna(-1).astype(float)
+    f["kernel_code"] = [float(_KERNEL_CODE[KERNEL_CLASSES[kernel_name(k)]]) for k in df["kernel"]]
+    # the tiles the kernel ran with (for library rows with unknown tiles: what the model chose)
+    for c in ("tile_m", "tile_n", "tile_k", "thread_tile_m", "thread_tile_n",
+              "threads_per_block", "split_k", "stages"):
+        f[c] = est[c].astype(float)
+    for c in ("dev_sm_count", "dev_clock_MHz", "dev_dram_GBps", "dev_l2_MiB", "dev_peak_TFLOPS"):
+        f[c] = est[c].astype(float)
+    with np.errstate(divide="ignore"):
+        f["log_an_time"] = np.log(est["time_s"].astype(float))
+        for c, col in (("compute", "t_compute_s"), ("shared", "t_shared_s"), ("l2", "t_l2_s"),
+                       ("dram", "t_dram_s")):
+            f[f"log_an_{c}"] = np.log(np.maximum(est[col].astype(float), 1e-12))
+        f["log_intensity"] = np.log(est["arithmetic_intensity"].astype(float))
+    f["waves"] = est["waves"].astype(float)
+    f["tail_efficiency"] = est["tail_efficiency"].astype(float)
+    f["occupancy"] = est["occupancy"].astype(float)
+    f["blocks_per_sm"] = est["blocks_per_sm"].astype(float)
+    f["log2_blocks"] = np.log2(est["blocks"].astype(float))
+    f["an_bound"] = est["bound"].map(_BOUND_CODE).astype(float)
+    f["an_power_W"] = est["power_W"].astype(float)
+    a = df["M"] * df["K"] + df["K"] * df["N"]
+    f["dram_fits_l2"] = (a * f["dtype_bytes"] <= est["dev_l2_MiB"] * 2**20).astype(float)
+    extra = sorted(c for c in df.columns if str(c).startswith("param_"))
+    for c in extra:
+        f[c] = df[c].astype(float).fillna(0.0)
+    f = f.replace([np.inf, -np.inf], np.nan).fillna(0.0)
+    return f, est
+
+
+def columns(kind: str, frame: Any) -> list[str]:
+    """Feature columns of a model kind ("forest" or "forest+physics")."""
+    extra = [c for c in frame.columns if str(c).startswith("param_")]
+    cols = list(PLAIN) + extra
+    if kind == "forest+physics":
+        cols += list(PHYSICS)
+    return cols

@@ -1,0 +1,259 @@
+"""Random-forest predictor of GEMM runtime and average power, with a cache on disk.
+
+Two kinds: ``"forest"`` learns log(time) from the configuration and device figures alone;
+``"forest+physics"`` also sees the analytical model's figures and learns the log of the ratio
+measured / analytical time (and measured / analytical power), so what it learns is the
+correction to a physical model rather than the whole runtime. Power is learned from the rows
+that have it; rows without power (most published data) only teach runtime. When every training
+row has power, one multi-output forest learns both (targets standardised).
+
+Uncertainty: the spread (standard deviation) of the individual trees' predictions.
+Trained models are cached under ``$SIMGPU_CACHE`` (default ``~/.cache/simgpu``) in
+``predict/<key>.pkl``, where the key hashes the training data, the settings and the library
+versions; a change of any of them trains a new model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import sys
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simgpu.errors import DatasetError
+from simgpu.predict import features as feat
+
+#: Bump when features or targets change, so cached models are retrained.
+MODEL_VERSION = 3
+CACHE_ENV = "SIMGPU_CACHE"
+KINDS = ("forest", "forest+physics")
+
+
+class OutOfRangeWarning(UserWarning):
+    """A prediction's features lie outside the range the model was trained on."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    kind: str = "forest+physics"
+    n_estimators: int = 100
+    min_samples_leaf: int = 1
+    max_features: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise DatasetError(f"predictor kind {self.kind!r} unknown, expected one of {KINDS}")
+
+
+def _forest(s: Settings) -> Any:
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(
+        n_estimators=s.n_estimators,
+        min_samples_leaf=s.min_samples_leaf,
+        max_features=s.max_features,
+        random_state=s.seed,
+        n_jobs=-1,
+    )
+
+
+class GemmForest:
+    """A trained runtime (and, with power data, power) forest."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.columns: list[str] = []
+        self.lo: np.ndarray = np.zeros(0)
+        self.hi: np.ndarray = np.zeros(0)
+        self.time_model: Any = None
+        self.power_model: Any = None
+        self.joint = False
+        self.power_scale = (0.0, 1.0)
+        self.time_scale = (0.0, 1.0)
+        self.n_train = 0
+        self.n_power = 0
+        self.devices: list[str] = []
+
+    # targets -----------------------------------------------------------------------------
+    def _time_target(self, df: Any, est: Any) -> np.ndarray:
+        y = np.log(df["time_s"].to_numpy(dtype=float))
+        if self.settings.kind == "forest+physics":
+            y = y - np.log(est["time_s"].to_numpy(dtype=float))
+        return np.asarray(y, dtype=float)
+
+    def _power_target(self, df: Any, est: Any) -> np.ndarray:
+        y = df["power_W"].to_numpy(dtype=float)
+        if self.settings.kind == "forest+physics":
+            y = np.log(y / est["power_W"].to_numpy(dtype=float))
+        return np.asarray(y, dtype=float)
+
+    # fit / predict -------------------------------------------------------------------------
+    def fit(self, df: Any, weights: np.ndarray | None = None) -> GemmForest:
+        X, est = feat.build(df)
+        self.columns = feat.columns(self.settings.kind, X)
+        Xv = X[self.columns].to_numpy(dtype=float)
+        self.lo, self.hi = Xv.min(axis=0), Xv.max(axis=0)
+        yt = self._time_target(df, est)
+        has_p = df["power_W"].notna().to_numpy()
+        self.n_train, self.n_power = len(df), int(has_p.sum())
+        self.devices = sorted(df["device"].unique())
+        if self.n_power == len(df):
+            yp = self._power_target(df, est)
+            self.time_scale = (float(yt.mean()), float(yt.std() or 1.0))
+            self.power_scale = (float(yp.mean()), float(yp.std() or 1.0))
+            Y = np.column_stack([(yt - self.time_scale[0]) / self.time_scale[1],
+                                 (yp - self.power_scale[0]) / self.power_scale[1]])
+            self.time_model = _forest(self.settings).fit(Xv, Y, sample_weight=weights)
+            self.joint = True
+            return self
+        self.time_model = _forest(self.settings).fit(Xv, yt, sample_weight=weights)
+        if self.n_power >= 10:
+            yp = self._power_target(df[has_p], est[has_p])
+            w = None if weights is None else weights[has_p]
+            self.power_model = _forest(self.settings).fit(Xv[has_p], yp, sample_weight=w)
+        return self
+
+    def _trees(self, model: Any, Xv: np.ndarray) -> np.ndarray:
+        return np.stack([t.predict(Xv) for t in model.estimators_])
+
+    def predict(self, df: Any, *, warn: bool = True) -> Any:
+        """``time_s, time_s_spread, power_W, power_W_spread, extrapolated`` per row, plus the
+        analytical estimate as ``an_time_s`` and ``an_power_W``."""
+        import pandas as pd
+
+        X, est = feat.build(df)
+        Xv = X[self.columns].to_numpy(dtype=float)
+        outside = (Xv < self.lo) | (Xv > self.hi)
+        bad_rows = outside.any(axis=1)
+        if warn and bad_rows.any():
+            names = [c for c, o in zip(self.columns, outside.any(axis=0), strict=True) if o]
+            warnings.warn(
+                f"{int(bad_rows.sum())} of {len(df)} point(s) outside the training range of"
+                f" {names}: the forest extrapolates there (it predicts the nearest training"
+                " leaves)",
+                OutOfRangeWarning,
+                stacklevel=2,
+            )
+        an_t = est["time_s"].to_numpy(dtype=float)
+        an_p = est["power_W"].to_numpy(dtype=float)
+        physics = self.settings.kind == "forest+physics"
+        trees = self._trees(self.time_model, Xv)
+        p_tr: np.ndarray | None
+        if self.joint:
+            t_tr = trees[:, :, 0] * self.time_scale[1] + self.time_scale[0]
+            p_tr = trees[:, :, 1] * self.power_scale[1] + self.power_scale[0]
+        else:
+            t_tr = trees
+            p_tr = self._trees(self.power_model, Xv) if self.power_model is not None else None
+        t_all = np.exp(t_tr) * (an_t if physics else 1.0)
+        out = pd.DataFrame(index=df.index)
+        out["time_s"] = np.exp(t_tr.mean(axis=0)) * (an_t if physics else 1.0)
+        out["time_s_spread"] = t_all.std(axis=0)
+        if p_tr is not None:
+            p_all = np.exp(p_tr) * an_p if physics else p_tr
+            out["power_W"] = np.exp(p_tr.mean(axis=0)) * an_p if physics else p_tr.mean(axis=0)
+            out["power_W_spread"] = p_all.std(axis=0)
+            out["power_source"] = "learned"
+        else:
+            out["power_W"] = an_p
+            out["power_W_spread"] = np.nan
+            out["power_source"] = "analytical (no measured power in the training data)"
+        out["energy_J"] = out["power_W"] * out["time_s"]
+        out["extrapolated"] = bad_rows
+        out["an_time_s"] = an_t
+        out["an_power_W"] = an_p
+        return out
+
+
+# cache ------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    base = Path(env) if env else Path.home() / ".cache" / "simgpu"
+    return base / "predict"
+
+
+def data_hash(df: Any) -> str:
+    import pandas as pd
+
+    h = hashlib.sha256()
+    h.update(",".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def cache_key(df: Any, settings: Settings) -> str:
+    import sklearn
+
+    blob = json.dumps(
+        {
+            "data": data_hash(df),
+            "settings": asdict(settings),
+            "model_version": MODEL_VERSION,
+            "sklearn": sklearn.__version__,
+            "numpy": np.__version__,
+            "python": sys.version_info[:2],
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _weights(df: Any) -> np.ndarray:
+    """Each dataset weighs the same in training, whatever its row count."""
+    counts = df["dataset"].map(df["dataset"].value_counts()).to_numpy(dtype=float)
+    w = 1.0 / counts
+    return np.asarray(w * len(df) / w.sum(), dtype=float)
+
+
+def train(
+    df: Any, settings: Settings | None = None, *, use_cache: bool = True, log: Any = None
+) -> tuple[GemmForest, dict[str, Any]]:
+    """A trained forest for this data and these settings, from the cache when it is there.
+
+    Returns the model and an info dict (cache key, path, whether it was cached, seconds).
+    """
+    import time
+
+    settings = settings or Settings()
+    key = cache_key(df, settings)
+    path = cache_dir() / f"{key}.pkl"
+    info: dict[str, Any] = {"cache_key": key, "cache_path": str(path), "cached": False}
+    if use_cache and path.exists():
+        try:
+            with open(path, "rb") as fh:
+                model = pickle.load(fh)  # our own cache file, written below
+            if isinstance(model, GemmForest):
+                info["cached"] = True
+                info["train_s"] = 0.0
+                return model, info
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            pass  # a broken or stale cache file: train again and replace it
+    if log is not None:
+        log(f"training the {settings.kind} GEMM predictor on {len(df)} rows"
+            f" ({', '.join(sorted(df['dataset'].unique()))}); cached afterwards in {path}")
+    t0 = time.perf_counter()
+    multi = df["dataset"].nunique() > 1
+    model = GemmForest(settings).fit(df, _weights(df) if multi else None)
+    info["train_s"] = time.perf_counter() - t0
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return model, info
