@@ -277,3 +277,20 @@ def test_committed_runs_read_back_against_the_schema(run_dir: Path) -> None:
     for name in manifest["tables"]:
         df = run.read_table(name)
         assert len(df) == manifest["tables"][name]["rows"]
+
+
+def test_headline_reports_cache_bandwidth(tmp_path: Path) -> None:
+    from simgpu.calibrate.summary import headline
+
+    run = _make_run(tmp_path)
+    for level, bw in (("L1", 30000.0), ("L2", 9000.0)):
+        row: dict[str, Any] = {"level": level, "footprint_B": 1 << 20, "per_block_B": 0,
+                               "passes": 8, "blocks": 264, "threads_per_block": 256,
+                               "bytes_moved": 8 << 20, "time_ms": 0.01, "time_ms_p10": 0.01,
+                               "time_ms_p90": 0.01, "reps": 10, "bandwidth_GBps": bw,
+                               "bytes_per_clk_per_SM": bw / 132 / 1.98}
+        run.append_point("cachebw", level, [row])
+    run.finish_table("cachebw")
+    figures = {name: value for name, value, _ in headline(run)}
+    assert figures["L2 read bandwidth [GB/s]"] == "9000"
+    assert figures["L1 read bandwidth [GB/s]"] == "30000"

@@ -49,6 +49,15 @@ def headline(run: RunDir) -> list[tuple[str, str, str]]:
         one = sh[sh.conflict_ways == 1]
         add("shared-memory bandwidth [GB/s]", one.bandwidth_GBps.max(), ".0f", "no conflicts")
         add("shared-memory bytes/clk/SM", one.bytes_per_clk_per_SM.max(), ".1f", "no conflicts")
+    if "cachebw" in have:
+        cb = run.read_table("cachebw")
+        for level in ("L1", "L2"):
+            sel = cb[cb.level.str.upper() == level]
+            if len(sel):
+                best = sel.sort_values("bandwidth_GBps").iloc[-1]
+                add(f"{level} read bandwidth [GB/s]", best.bandwidth_GBps, ".0f",
+                    f"cachebw, {int(best.footprint_B) >> 10} KiB x {int(best.passes)} passes")
+                add(f"{level} read bytes/clk/SM", best.bytes_per_clk_per_SM, ".1f", "cachebw")
     if "pcie" in have:
         pc = run.read_table("pcie")
         for d in ("h2d", "d2h", "bidir"):
