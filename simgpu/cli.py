@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "simgpu.devices.cli",
     "simgpu.calibrate.cli",
     "simgpu.validate.cli",
+    "simgpu.predict.cli",
 )
 
 

@@ -32,7 +32,7 @@ from simgpu.errors import DatasetError
 from simgpu.predict import features as feat
 
 #: Bump when features or targets change, so cached models are retrained.
-MODEL_VERSION = 3
+MODEL_VERSION = 4
 CACHE_ENV = "SIMGPU_CACHE"
 KINDS = ("forest", "forest+physics")
 
@@ -45,7 +45,7 @@ class OutOfRangeWarning(UserWarning):
 class Settings:
     kind: str = "forest+physics"
     n_estimators: int = 100
-    min_samples_leaf: int = 1
+    min_samples_leaf: int = 3
     max_features: float = 0.5
     seed: int = 0
 
@@ -131,7 +131,8 @@ class GemmForest:
         import pandas as pd
 
         X, est = feat.build(df)
-        Xv = X[self.columns].to_numpy(dtype=float)
+        # dataset-specific parameters the query lacks take 0 (their "not set" value)
+        Xv = X.reindex(columns=self.columns, fill_value=0.0).to_numpy(dtype=float)
         outside = (Xv < self.lo) | (Xv > self.hi)
         bad_rows = outside.any(axis=1)
         if warn and bad_rows.any():
