@@ -1,0 +1,99 @@
+"""The LD/ST unit's address processing: global coalescing and shared-memory bank conflicts.
+
+Global and local accesses of a warp are merged into one request per 128-byte line touched,
+carrying the bit mask of the 32-byte sectors it needs (CUDA C++ Best Practices Guide, "Coalesced
+Access to Global Memory": a warp's accesses are served by as many 32-byte sectors as they touch).
+Shared-memory accesses take one cycle per "wavefront": the largest number of distinct 4-byte
+words any one bank must deliver, since lanes reading the same word share it (CUDA C++ Programming
+Guide, "Shared Memory" bank rules for compute capability 5.x and later), and never fewer than
+the bytes moved over the banks' combined width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["coalesce", "coalesce_affine", "shared_wavefronts", "shared_wavefronts_affine"]
+
+
+def coalesce(
+    addrs: Sequence[int], width: int, line_bytes: int = 128, sector_bytes: int = 32
+) -> list[tuple[int, int]]:
+    """(line address, sector mask) per line touched by lanes reading ``width`` bytes each at
+    ``addrs``, in order of first touch."""
+    out: dict[int, int] = {}
+    lmask = ~(line_bytes - 1)
+    for a in addrs:
+        end = a + width - 1
+        line = a & lmask
+        if end & lmask == line:
+            s0 = (a - line) // sector_bytes
+            s1 = (end - line) // sector_bytes
+            bits = ((1 << (s1 + 1)) - 1) ^ ((1 << s0) - 1)
+            out[line] = out.get(line, 0) | bits
+        else:
+            x = a
+            while x <= end:
+                line = x & lmask
+                hi = min(end, line + line_bytes - 1)
+                s0 = (x - line) // sector_bytes
+                s1 = (hi - line) // sector_bytes
+                bits = ((1 << (s1 + 1)) - 1) ^ ((1 << s0) - 1)
+                out[line] = out.get(line, 0) | bits
+                x = line + line_bytes
+    return list(out.items())
+
+
+def coalesce_affine(
+    base: int, stride: int, lanes: int, width: int, line_bytes: int = 128, sector_bytes: int = 32
+) -> list[tuple[int, int]]:
+    """:func:`coalesce` for lanes at ``base + k * stride``, with a fast path for contiguous
+    and broadcast patterns."""
+    if lanes <= 0:
+        return []
+    if stride == 0:
+        return coalesce((base,), width, line_bytes, sector_bytes)
+    if stride == width and width <= sector_bytes and sector_bytes % width == 0:
+        start, end = base, base + lanes * width - 1
+        if base % width == 0:
+            out = []
+            lmask = ~(line_bytes - 1)
+            line = start & lmask
+            while line <= end:
+                lo = max(start, line)
+                hi = min(end, line + line_bytes - 1)
+                s0 = (lo - line) // sector_bytes
+                s1 = (hi - line) // sector_bytes
+                out.append((line, ((1 << (s1 + 1)) - 1) ^ ((1 << s0) - 1)))
+                line += line_bytes
+            return out
+    return coalesce([base + k * stride for k in range(lanes)], width, line_bytes, sector_bytes)
+
+
+def shared_wavefronts(
+    addrs: Sequence[int], width: int, banks: int = 32, bank_bytes: int = 4
+) -> int:
+    """Cycles the shared-memory banks need to serve one warp access (>= 1)."""
+    if not addrs:
+        return 1
+    words_per_lane = max(1, -(-width // bank_bytes))
+    per_bank: dict[int, set[int]] = {}
+    for a in addrs:
+        w0 = a // bank_bytes
+        for k in range(words_per_lane):
+            w = w0 + k
+            per_bank.setdefault(w % banks, set()).add(w)
+    worst = max(len(s) for s in per_bank.values())
+    distinct = sum(len(s) for s in per_bank.values())
+    return max(worst, -(-distinct // banks), 1)
+
+
+def shared_wavefronts_affine(
+    base: int, stride: int, lanes: int, width: int, banks: int = 32, bank_bytes: int = 4
+) -> int:
+    """:func:`shared_wavefronts` for lanes at ``base + k * stride``."""
+    if lanes <= 0:
+        return 1
+    if stride == 0:
+        return max(1, -(-width // bank_bytes) // banks or 1)
+    return shared_wavefronts([base + k * stride for k in range(lanes)], width, banks, bank_bytes)

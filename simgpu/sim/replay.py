@@ -1,0 +1,430 @@
+"""Replay a kernel trace on the SM model and the memory hierarchy: cycles, time, activity.
+
+:func:`simulate_trace` builds one :class:`~simgpu.sim.sm.SM` per streaming multiprocessor on one
+memory system (``simgpu.sim.build_system``), dispatches thread blocks to SMs as the hardware
+block scheduler does (round robin, as many per SM as the occupancy rules allow, a new block as
+soon as one retires) and runs until the last block retires and the last store is accepted.
+
+Sampling: a kernel of many waves is simulated wave by wave until the time per wave is stable
+(two successive waves within ``tolerance``), then the rest is extrapolated at that rate; the
+result carries the estimate and its spread (how far the estimate moves between using the last
+and the next-to-last wave time).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from simgpu.errors import SimgpuError
+from simgpu.sim.sm import SM, STALL_REASONS, Block, SMConfig
+from simgpu.trace.schema import KernelTrace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from simgpu.devices.spec import DeviceSpec
+
+__all__ = [
+    "Occupancy",
+    "occupancy",
+    "SamplingPlan",
+    "SimResult",
+    "simulate_trace",
+    "simulate_traces",
+]
+
+#: Registers are allocated per warp in units of 256 (CUDA occupancy calculator,
+#: cuda_occupancy.h: regAllocationUnitSize 256 for compute capability >= 3.0).
+REG_ALLOC_UNIT = 256
+#: Shared memory allocation granularity, bytes (cuda_occupancy.h: 128 B for cc 8.x/9.x,
+#: 256 B for 7.x; assumption: 128 B below 7.0 as well, since only cc >= 7.0 devices are modelled).
+SMEM_ALLOC_UNIT = {7: 256}
+#: Shared memory the driver reserves per block from cc 8.0 on (CUDA C++ Programming Guide,
+#: compute capability 8.x/9.0: "1 KB of shared memory is reserved for system use" per block).
+SMEM_RESERVED_PER_BLOCK = 1024
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """Resident blocks and warps per SM for one launch, and what limits them."""
+
+    blocks_per_sm: int
+    warps_per_block: int
+    limit: str
+    by_warps: int
+    by_registers: int
+    by_shared: int
+    by_blocks: int
+
+    @property
+    def warps_per_sm(self) -> int:
+        return self.blocks_per_sm * self.warps_per_block
+
+
+def occupancy(
+    spec: DeviceSpec, threads_per_block: int, regs_per_thread: int, smem_per_block_B: int
+) -> Occupancy:
+    """Resident blocks per SM by the CUDA occupancy rules (warps, registers, shared memory,
+    blocks), as cudaOccupancyMaxActiveBlocksPerMultiprocessor computes them."""
+    c = spec.compute
+    rf = spec.register_file
+    if threads_per_block < 1 or threads_per_block > c.max_threads_per_block:
+        raise SimgpuError(
+            f"threads per block {threads_per_block}: expected 1..{c.max_threads_per_block}"
+            f" on {spec.name}"
+        )
+    if regs_per_thread > rf.max_registers_per_thread:
+        raise SimgpuError(
+            f"registers per thread {regs_per_thread}: expected <= {rf.max_registers_per_thread}"
+            f" on {spec.name}"
+        )
+    max_smem = int(c.max_shared_memory_per_block_KiB * 1024)
+    if smem_per_block_B > max_smem:
+        raise SimgpuError(
+            f"shared memory per block {smem_per_block_B} B: expected <= {max_smem} B on {spec.name}"
+        )
+    wpb = -(-threads_per_block // c.warp_size)
+    by_warps = c.max_warps_per_sm // wpb
+    # Registers: allocated per warp, per sub-partition (cuda_occupancy.h, cc >= 7.0).
+    if regs_per_thread > 0:
+        per_warp = -(-regs_per_thread * c.warp_size // REG_ALLOC_UNIT) * REG_ALLOC_UNIT
+        parts = c.warp_schedulers_per_sm
+        warps_by_regs = (rf.registers_per_sm // parts // per_warp) * parts
+        by_regs = warps_by_regs // wpb
+        if wpb * per_warp > rf.max_registers_per_block:
+            by_regs = 0
+    else:
+        by_regs = c.max_blocks_per_sm
+    major = int(spec.compute_capability.split(".")[0])
+    unit = SMEM_ALLOC_UNIT.get(major, 128)
+    reserved = SMEM_RESERVED_PER_BLOCK if major >= 8 else 0
+    smem = -(-smem_per_block_B // unit) * unit + reserved
+    sm_smem = max(spec.l1.shared_carveouts_KiB) * 1024
+    by_smem = sm_smem // smem if smem > 0 else c.max_blocks_per_sm
+    by_blocks = c.max_blocks_per_sm
+    limits = {
+        "warps": by_warps,
+        "registers": by_regs,
+        "shared": by_smem,
+        "blocks": by_blocks,
+    }
+    limit = min(limits, key=lambda k: limits[k])
+    blocks = limits[limit]
+    if blocks < 1:
+        raise SimgpuError(
+            f"launch cannot run on {spec.name}: {threads_per_block} threads x {regs_per_thread}"
+            f" registers, {smem_per_block_B} B shared memory fit 0 blocks per SM (limit: {limit})"
+        )
+    return Occupancy(blocks, wpb, limit, by_warps, by_regs, by_smem, by_blocks)
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """When to stop simulating waves and extrapolate.
+
+    ``min_waves`` full waves at least, stop once two successive wave times differ by less than
+    ``tolerance`` (relative), at most ``max_waves``. Kernels of fewer than ``min_waves + 1``
+    waves are simulated in full.
+    """
+
+    min_waves: int = 3
+    max_waves: int = 8
+    tolerance: float = 0.02
+
+
+@dataclass
+class SimResult:
+    """Outcome of one kernel replay (extrapolated when ``sampled``)."""
+
+    device: str
+    kernel: str
+    clock_MHz: float
+    cycles: float
+    time_s: float
+    sampled: bool
+    time_s_spread: float
+    blocks_total: int
+    blocks_simulated: int
+    waves: float
+    occupancy_blocks_per_sm: int
+    occupancy_limit: str
+    warp_instructions: float
+    instructions_simulated: int
+    flops: float
+    bytes: dict[str, dict[str, float]]
+    hit_rate: dict[str, float | None]
+    stalls: dict[str, float]
+    op_counts: dict[str, float]
+    wall_s: float
+    scheduler: str
+    memory_stats: Any = field(default=None, repr=False)
+
+    @property
+    def flops_per_s(self) -> float:
+        return self.flops / self.time_s if self.time_s > 0 else 0.0
+
+    def bandwidth_GBps(self) -> dict[str, float]:
+        return {
+            lvl: (b["read"] + b["write"]) / self.time_s / 1e9 if self.time_s > 0 else 0.0
+            for lvl, b in self.bytes.items()
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("memory_stats", None)
+        d["flops_per_s"] = self.flops_per_s
+        d["bandwidth_GBps"] = self.bandwidth_GBps()
+        return d
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: scalars plus flattened per-level bytes, hit rates and stall fractions."""
+        import pandas as pd
+
+        row: dict[str, Any] = {
+            k: v
+            for k, v in self.to_dict().items()
+            if not isinstance(v, dict | list) and k != "memory_stats"
+        }
+        for lvl, b in self.bytes.items():
+            row[f"{lvl}_read_bytes"] = b["read"]
+            row[f"{lvl}_write_bytes"] = b["write"]
+        for lvl, h in self.hit_rate.items():
+            row[f"{lvl}_hit_rate"] = h
+        for lvl, bw in self.bandwidth_GBps().items():
+            row[f"{lvl}_GBps"] = bw
+        total = sum(self.stalls.values()) or 1.0
+        for k, v in self.stalls.items():
+            row[f"stall_{k}"] = v / total
+        return pd.DataFrame([row])
+
+
+
+
+def _default_request_cls() -> Callable[..., Any]:
+    from simgpu.sim.request import MemRequest
+
+    return MemRequest  # type: ignore[no-any-return]
+
+
+def _default_system(env: Any, spec: DeviceSpec, seed: int) -> Any:
+    import numpy as np
+
+    from simgpu import sim
+
+    return sim.build_system(env, spec, rng=np.random.default_rng(seed))  # type: ignore[attr-defined]
+
+
+def simulate_trace(
+    trace: KernelTrace,
+    spec: DeviceSpec,
+    *,
+    sample: bool | SamplingPlan = False,
+    scheduler: str = "gto",
+    model_register_banks: bool = True,
+    system_factory: Callable[[Any, DeviceSpec], Any] | None = None,
+    request_cls: Callable[..., Any] | None = None,
+    seed: int = 0,
+    max_blocks: int | None = None,
+) -> SimResult:
+    """Replay ``trace`` on ``spec``. See the module docstring for sampling.
+
+    ``system_factory(env, spec)`` builds the memory system (default:
+    ``simgpu.sim.build_system``); ``request_cls`` makes its requests (default
+    ``simgpu.sim.request.MemRequest``). ``max_blocks`` simulates only the first blocks (used by
+    workloads that sample loop trips; the result then covers those blocks only).
+    """
+    import simpy
+
+    wall0 = time.perf_counter()
+    launch = trace.launch
+    occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread, launch.shared_bytes)
+    env = simpy.Environment()
+    system = (
+        system_factory(env, spec) if system_factory is not None else _default_system(env, spec, seed)
+    )
+    rq = request_cls if request_cls is not None else _default_request_cls()
+    cfg = SMConfig.from_spec(spec, scheduler=scheduler, model_register_banks=model_register_banks)
+    n_sm = spec.compute.sm_count
+    total = launch.num_blocks if max_blocks is None else min(max_blocks, launch.num_blocks)
+    slots = occ.blocks_per_sm * n_sm
+    waves = launch.num_blocks / slots
+    plan: SamplingPlan | None
+    if sample is True:
+        plan = SamplingPlan()
+    elif isinstance(sample, SamplingPlan):
+        plan = sample
+    else:
+        plan = None
+    if plan is not None and total < (plan.min_waves + 1) * slots:
+        plan = None  # too small to gain from sampling
+
+    state = {"next": 0, "done": 0}
+    done_times: list[float] = []
+    finished = env.event()
+    stop = {"waves": 0, "est": None}
+
+    def dispatch(sm: SM) -> None:
+        i = state["next"]
+        if i >= total or stop["est"] is not None:
+            sm.finish()
+            return
+        state["next"] = i + 1
+        sm.add_block(i, trace.block(i), env.now)
+
+    def on_done(sm: SM, blk: Block) -> None:
+        state["done"] += 1
+        done_times.append(blk.t_end)
+        if plan is not None and stop["est"] is None and state["done"] % slots == 0:
+            k = state["done"] // slots
+            if k >= plan.min_waves:
+                d1 = done_times[k * slots - 1] - done_times[(k - 1) * slots - 1]
+                d0 = done_times[(k - 1) * slots - 1] - (
+                    done_times[(k - 2) * slots - 1] if k >= 2 else 0.0
+                )
+                if abs(d1 - d0) <= plan.tolerance * d1 or k >= plan.max_waves:
+                    stop["waves"] = k
+                    stop["est"] = (d0, d1)
+                    if not finished.triggered:
+                        finished.succeed()
+                    return
+        if state["done"] >= total and not finished.triggered:
+            finished.succeed()
+            return
+        dispatch(sm)
+
+    sms = [SM(env, i, cfg, system, rq, on_done) for i in range(n_sm)]
+    # First wave: round robin over SMs, up to the occupancy limit each.
+    for _ in range(occ.blocks_per_sm):
+        for sm in sms:
+            if state["next"] < total:
+                dispatch(sm)
+    for sm in sms:
+        if state["next"] >= total:
+            sm.finish()
+    if total == 0:
+        raise SimgpuError(f"kernel {launch.name!r} has no blocks to simulate")
+    env.run(until=finished)
+    t_blocks = env.now
+    if stop["est"] is None:
+        # Drain stores still in flight.
+        while any(sm.outstanding for sm in sms):
+            env.step()
+    t_end = max([t_blocks] + [sm.last_mem_done for sm in sms])
+    wall = time.perf_counter() - wall0
+
+    simulated_blocks = state["done"]
+    sampled = stop["est"] is not None
+    spread = 0.0
+    if sampled:
+        k = int(stop["waves"])
+        d0, d1 = stop["est"]  # type: ignore[misc]
+        t_k = done_times[k * slots - 1]
+        remaining = launch.num_blocks - k * slots
+        full, rem = divmod(remaining, slots)
+        # Last partial wave: each SM gets ceil(rem / n_sm) of its occ slots.
+        frac = min(1.0, math.ceil(rem / n_sm) / occ.blocks_per_sm) if rem else 0.0
+        cycles = t_k + (full + frac) * d1
+        alt = t_k + (full + frac) * d0
+        spread = abs(cycles - alt)
+        # Partial-wave uncertainty: between proportional (rem/slots) and per-SM rounding.
+        spread += abs(frac - rem / slots) * d1 / 2
+        scale = launch.num_blocks / max(simulated_blocks, 1)
+    else:
+        cycles = t_end
+        scale = launch.num_blocks / total if max_blocks is None else 1.0
+        if max_blocks is not None:
+            scale = 1.0
+    clock_hz = spec.compute.clock_hz
+
+    # -- statistics -----------------------------------------------------------------------------
+    issued = sum(sm.issued for sm in sms)
+    op_counts: dict[str, float] = {}
+    for sm in sms:
+        for k2, v in sm.counts.items():
+            op_counts[k2] = op_counts.get(k2, 0) + v * scale
+    stalls = dict.fromkeys(STALL_REASONS, 0.0)
+    for sm in sms:
+        for s in sm.subs:
+            for k2, v in s.stalls.items():
+                stalls[k2] += v
+            stalls["issued"] += s.issued
+    flops = sum(sm.flops_count for sm in sms) * scale
+    sector = spec.l1.sector_bytes
+    loads: dict[str, int] = {}
+    stores = 0
+    for sm in sms:
+        for lvl, n in sm.load_sectors_by_level.items():
+            loads[lvl] = loads.get(lvl, 0) + n
+        stores += sum(sm.store_sectors_by_level.values())
+    l1_loads = sum(loads.values())
+    l2_loads = l1_loads - loads.get("L1", 0)
+    dram_loads = loads.get("DRAM", 0)
+    mem_stats = None
+    dram_write = 0.0
+    if hasattr(system, "stats"):
+        try:
+            mem_stats = system.stats()
+            dram_write = _dram_write_bytes(mem_stats)
+        except Exception:  # noqa: BLE001 - statistics are optional for foreign systems
+            mem_stats = None
+    bytes_ = {
+        "l1": {"read": l1_loads * sector * scale, "write": stores * sector * scale},
+        "l2": {"read": l2_loads * sector * scale, "write": stores * sector * scale},
+        "dram": {"read": dram_loads * sector * scale, "write": dram_write * scale},
+    }
+    hit_rate: dict[str, float | None] = {
+        "l1": (loads.get("L1", 0) / l1_loads) if l1_loads else None,
+        "l2": (1 - dram_loads / l2_loads) if l2_loads else None,
+        "dram": None,
+    }
+    return SimResult(
+        device=spec.name,
+        kernel=launch.name,
+        clock_MHz=spec.compute.boost_clock_MHz,
+        cycles=cycles,
+        time_s=cycles / clock_hz,
+        sampled=sampled,
+        time_s_spread=spread / clock_hz,
+        blocks_total=launch.num_blocks,
+        blocks_simulated=simulated_blocks,
+        waves=waves,
+        occupancy_blocks_per_sm=occ.blocks_per_sm,
+        occupancy_limit=occ.limit,
+        warp_instructions=issued * scale,
+        instructions_simulated=issued,
+        flops=flops,
+        bytes=bytes_,
+        hit_rate=hit_rate,
+        stalls=stalls,
+        op_counts=op_counts,
+        wall_s=wall,
+        scheduler=scheduler,
+        memory_stats=mem_stats,
+    )
+
+
+def _dram_write_bytes(stats: Any) -> float:
+    """DRAM write bytes from the memory system's statistics table, when it reports them."""
+    try:
+        cols = {c.lower(): c for c in stats.columns}
+        level_col = next((cols[c] for c in ("level", "component", "name") if c in cols), None)
+        wcol = next(
+            (cols[c] for c in ("write_bytes", "bytes_written", "bytes_write") if c in cols), None
+        )
+        if level_col is None or wcol is None:
+            return 0.0
+        rows = stats[stats[level_col].astype(str).str.lower().str.contains("dram|hbm|gddr")]
+        return float(rows[wcol].sum())
+    except Exception:  # noqa: BLE001
+        return 0.0
+
+
+def simulate_traces(
+    traces: Sequence[KernelTrace], spec: DeviceSpec, **kwargs: Any
+) -> list[SimResult]:
+    """Replay kernels one after another (each on a fresh, cold memory system)."""
+    return [simulate_trace(t, spec, **kwargs) for t in traces]

@@ -1,0 +1,670 @@
+"""Streaming multiprocessor: sub-cores with warp schedulers, scoreboard, register file, units.
+
+One SimPy process per sub-core (never per instruction or per request). A sub-core keeps the
+issue time of each of its warps' next instruction (:attr:`Warp.ready`, from a per-register
+scoreboard); its scheduler picks a warp (GTO: the last warp while it can issue, else the oldest
+ready; LRR: round robin), computes when that instruction can issue (operands ready, functional
+unit free, register-bank reads), and advances its local clock by arithmetic. It yields to SimPy
+only to hand a memory request to the memory system at the right time, when it has run more than
+:data:`RUN_AHEAD_CYCLES` ahead of the global clock, or when every warp waits on memory or a
+barrier (then it sleeps until a completion wakes it). A stalled warp costs no simulation time.
+
+Time is SM cycles at the device's boost clock (``env.now``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from simgpu.sim.coalesce import (
+    coalesce,
+    coalesce_affine,
+    shared_wavefronts,
+    shared_wavefronts_affine,
+)
+from simgpu.sim.regfile import RegisterFile
+from simgpu.trace.schema import Instruction
+
+if TYPE_CHECKING:
+    from simgpu.devices.spec import DeviceSpec
+
+__all__ = [
+    "UnitTiming",
+    "unit_timings",
+    "SMConfig",
+    "Warp",
+    "Block",
+    "SubCore",
+    "SM",
+    "RUN_AHEAD_CYCLES",
+    "STALL_REASONS",
+    "UNITS",
+]
+
+INF = math.inf
+
+#: How far (cycles) a sub-core may run ahead of the global clock on register-only work before it
+#: yields. Memory completions that arrive meanwhile are seen at most this late by its scheduler.
+#: assumption: 16 cycles is below any memory latency in the device files (L1 hit >= 28 cycles), so
+#: no completion can be both issued and missed inside one run-ahead window.
+RUN_AHEAD_CYCLES = 16.0
+
+#: Functional units (index into per-sub-core "next free" lists).
+UNITS = ("fp32", "fp16", "fp64", "int", "sfu", "tensor", "lsu", "ctrl")
+U_FP32, U_FP16, U_FP64, U_INT, U_SFU, U_TENSOR, U_LSU, U_CTRL = range(8)
+
+#: Why a sub-core did not issue in a cycle.
+STALL_REASONS = (
+    "issued",
+    "dependency",
+    "memory",
+    "barrier",
+    "pipe_busy",
+    "lsu_busy",
+    "rf_bank",
+    "no_warps",
+)
+
+# Instruction kinds for the issue logic.
+K_ALU, K_SHARED, K_GLOBAL, K_BAR, K_EXIT = range(5)
+
+
+@dataclass(frozen=True)
+class UnitTiming:
+    """Latency (issue to dependent issue) and initiation interval of one warp instruction on a
+    unit of one sub-core, in SM cycles."""
+
+    latency: float
+    interval: float
+
+
+def unit_timings(spec: DeviceSpec) -> dict[str, UnitTiming]:
+    """Per-class timings for ``spec``. Throughputs derive from the device file; latencies are
+    microbenchmarked values that hold from Volta to Hopper (sources inline)."""
+    c = spec.compute
+    sched = c.warp_schedulers_per_sm
+    warp = c.warp_size
+    fp32_lanes = c.fp32_lanes_per_sm / sched
+    fp64_lanes = max(c.fp64_lanes_per_sm / sched, 1e-9)
+    tensor_tflops = c.peak_fp16_tensor_TFLOPS or c.peak_fp32_TFLOPS
+    # FLOPs one tensor core does per cycle; one HMMA.16816 warp instruction is 16*8*16*2 FLOPs.
+    tc_flops_per_cycle = tensor_tflops * 1e12 / (c.sm_count * c.clock_hz * sched)
+    hmma_flops = 16 * 8 * 16 * 2
+    return {
+        # Jia et al., "Dissecting the NVIDIA Volta GPU Architecture via Microbenchmarking"
+        # (arXiv:1804.06826) Table 4.1: FFMA/FADD/FMUL 4 cycles; Huerta et al. 2025 measure 4 on
+        # Ampere. Interval: a warp over the sub-core's FP32 lanes.
+        "fp32": UnitTiming(4.0, max(1.0, warp / fp32_lanes)),
+        # Jia et al. Table 4.1: HFMA2 6 cycles on Volta; packed half2 uses the FP32 lanes
+        # (assumption: same issue rate as FP32).
+        "fp16": UnitTiming(6.0, max(1.0, warp / fp32_lanes)),
+        # Jia et al. Table 4.1: DFMA 8 cycles; interval from the FP64 lanes per sub-core.
+        "fp64": UnitTiming(8.0, max(1.0, warp / fp64_lanes)),
+        # Jia et al. Table 4.1: IMAD/IADD3/LOP3 4-5 cycles (4 used); 16 INT32 lanes per sub-core
+        # (NVIDIA Volta/Ampere/Hopper whitepapers: 64 INT32 units per SM), so 2 cycles per warp.
+        "int": UnitTiming(4.0, 2.0),
+        # Jia et al. Table 4.1: MUFU (rcp, sqrt, ex2) about 18 cycles on Volta (assumption: same
+        # later); 4 SFUs per sub-core (whitepapers: 16 SFUs per SM), so 8 cycles per warp.
+        "sfu": UnitTiming(18.0, 8.0),
+        # assumption: HMMA.16816 about 32 cycles on Ampere/Hopper (Luo et al., arXiv:2402.13499,
+        # mma latency tables report 30-35 cycles); interval from the FP16 tensor peak.
+        "tensor": UnitTiming(32.0, max(1.0, hmma_flops / tc_flops_per_cycle)),
+        # SHFL goes through the shared-memory crossbar: assumption: its latency is the
+        # shared-load latency of the device file.
+        "shfl": UnitTiming(float(spec.l1.shared_latency_cycles), 1.0),
+        # assumption: S2R/CS2R/NOP/MOV-like moves and branches resolve in a few cycles
+        # (Jia et al.: MOV 2 cycles; branch resolution is hidden by other warps).
+        "misc": UnitTiming(2.0, 1.0),
+        "branch": UnitTiming(2.0, 1.0),
+    }
+
+
+@dataclass(frozen=True)
+class SMConfig:
+    """What one SM needs from the device file, unpacked once."""
+
+    sub_cores: int
+    warp_size: int
+    line_bytes: int
+    sector_bytes: int
+    shared_banks: int
+    shared_bank_bytes: int
+    shared_latency: float
+    lsu_bytes_per_cycle: float
+    rf_banks: int
+    rf_ports: int
+    rf_cache_entries: int | None
+    timings: dict[str, UnitTiming]
+    scheduler: str = "gto"
+    model_register_banks: bool = True
+
+    @classmethod
+    def from_spec(
+        cls, spec: DeviceSpec, *, scheduler: str = "gto", model_register_banks: bool = True
+    ) -> SMConfig:
+        if scheduler not in ("gto", "lrr"):
+            raise ValueError(f"scheduler {scheduler!r}, expected 'gto' or 'lrr'")
+        rf = spec.register_file
+        return cls(
+            sub_cores=spec.compute.warp_schedulers_per_sm,
+            warp_size=spec.compute.warp_size,
+            line_bytes=spec.l1.line_bytes,
+            sector_bytes=spec.l1.sector_bytes,
+            shared_banks=spec.l1.shared_banks,
+            shared_bank_bytes=spec.l1.shared_bank_width_bytes,
+            shared_latency=float(spec.l1.shared_latency_cycles),
+            lsu_bytes_per_cycle=float(spec.l1.bandwidth_bytes_per_cycle),
+            rf_banks=rf.banks_per_sub_core,
+            rf_ports=rf.read_ports_per_bank,
+            rf_cache_entries=rf.cache_entries_per_sub_core if rf.cache_present else None,
+            timings=unit_timings(spec),
+            scheduler=scheduler,
+            model_register_banks=model_register_banks,
+        )
+
+
+_CLASS_UNIT = {
+    "fp32": U_FP32,
+    "fp16": U_FP16,
+    "fp64": U_FP64,
+    "int": U_INT,
+    "sfu": U_SFU,
+    "tensor": U_TENSOR,
+    "shfl": U_LSU,
+    "ld": U_LSU,
+    "st": U_LSU,
+    "atom": U_LSU,
+    "bar": U_CTRL,
+    "exit": U_CTRL,
+    "branch": U_CTRL,
+    "misc": U_CTRL,
+}
+
+
+class Block:
+    """A resident thread block: its warps, barrier state and resources."""
+
+    __slots__ = ("index", "warps", "live", "waiting", "t_start", "t_end", "sm")
+
+    def __init__(self, index: int, sm: SM, t_start: float) -> None:
+        self.index = index
+        self.warps: list[Warp] = []
+        self.live = 0
+        self.waiting: list[Warp] = []
+        self.t_start = t_start
+        self.t_end = INF
+        self.sm = sm
+
+
+class Warp:
+    """One resident warp: its instruction stream, position, scoreboard and readiness."""
+
+    __slots__ = (
+        "gid",
+        "block",
+        "sub",
+        "insts",
+        "n",
+        "pc",
+        "regs",
+        "memregs",
+        "ready",
+        "blocked",
+        "done",
+        "age",
+    )
+
+    def __init__(
+        self, gid: int, block: Block, sub: SubCore, insts: list[Instruction], t0: float, age: int
+    ) -> None:
+        self.gid = gid
+        self.block = block
+        self.sub = sub
+        self.insts = insts
+        self.n = len(insts)
+        self.pc = 0
+        self.regs = [0.0] * 256
+        self.memregs: set[int] = set()
+        self.ready = t0
+        self.blocked = False
+        self.done = self.n == 0
+        self.age = age
+
+    def refresh(self, t_min: float) -> None:
+        """Recompute :attr:`ready` for the next instruction (scoreboard: RAW and WAW)."""
+        if self.pc >= self.n:
+            self.ready = t_min
+            return
+        inst = self.insts[self.pc]
+        regs = self.regs
+        r = t_min
+        for s in inst.src:
+            v = regs[s]
+            if v > r:
+                r = v
+        for d in inst.dst:
+            v = regs[d]
+            if v > r:
+                r = v
+        self.ready = r
+
+
+class SubCore:
+    """One SM sub-core (processing block): warp scheduler, register file, functional units."""
+
+    def __init__(self, sm: SM, index: int) -> None:
+        self.sm = sm
+        self.index = index
+        cfg = sm.cfg
+        self.warps: list[Warp] = []
+        self.unit_free = [0.0] * len(UNITS)
+        self.rf = RegisterFile(cfg.rf_banks, cfg.rf_ports, cfg.rf_cache_entries)
+        self.last: Warp | None = None
+        self.rr = 0
+        self.wake: Any = None
+        self.stalls = dict.fromkeys(STALL_REASONS, 0.0)
+        self.issued = 0
+        self.t_local = 0.0
+
+    # -- waking ---------------------------------------------------------------------------------
+    def notify(self) -> None:
+        """Wake the scheduler if it sleeps (a warp may have become ready)."""
+        ev = self.wake
+        if ev is not None and not ev.triggered:
+            ev.succeed()
+
+    def _sleep(self, delay: float) -> Any:
+        env = self.sm.env
+        ev = env.event()
+        self.wake = ev
+        if delay < INF:
+            to = env.timeout(delay)
+
+            def fire(_e: Any, ev: Any = ev) -> None:
+                if not ev.triggered:
+                    ev.succeed()
+
+            to.callbacks.append(fire)
+        return ev
+
+    # -- the scheduler process -------------------------------------------------------------------
+    def run(self) -> Any:
+        """SimPy process: issue instructions until the SM has no more work."""
+        sm = self.sm
+        env = sm.env
+        warps = self.warps
+        uf = self.unit_free
+        stalls = self.stalls
+        timings = sm.cls_timing
+        unit_of = _CLASS_UNIT
+        gto = sm.cfg.scheduler == "gto"
+        t = env.now
+        while True:
+            if not warps:
+                if sm.no_more_blocks:
+                    return
+                t0 = env.now
+                yield self._sleep(INF)
+                t = max(t, env.now)
+                stalls["no_warps"] += env.now - t0
+                continue
+            # ---- pick a warp --------------------------------------------------------------
+            cand = None
+            cand_t = INF
+            w = self.last
+            if gto and w is not None and not w.blocked and not w.done:
+                inst = w.insts[w.pc]
+                rt = w.ready
+                u = uf[unit_of[inst.op]]
+                if u > rt:
+                    rt = u
+                if rt <= t:
+                    cand, cand_t = w, rt
+            if cand is None:
+                if gto:
+                    order = warps
+                else:
+                    k = self.rr % len(warps)
+                    order = warps[k:] + warps[:k]
+                for w in order:
+                    if w.blocked:
+                        continue
+                    inst = w.insts[w.pc]
+                    rt = w.ready
+                    u = uf[unit_of[inst.op]]
+                    if u > rt:
+                        rt = u
+                    if rt < cand_t:
+                        cand, cand_t = w, rt
+                        if rt <= t:
+                            break
+            if cand is None:
+                # Every warp waits on memory or a barrier: sleep until something completes.
+                t0 = max(t, env.now)
+                yield self._sleep(INF)
+                dt = env.now - t0
+                if dt > 0:
+                    reason = "barrier" if all(w.blocked for w in warps) else "memory"
+                    stalls[reason] += dt
+                t = max(t, env.now)
+                continue
+            w = cand
+            inst = w.insts[w.pc]
+            op = inst.op
+            ti = cand_t if cand_t > t else t
+            now = env.now
+            if ti > now and (
+                ti - now > RUN_AHEAD_CYCLES
+                or w.pc == w.n - 1
+                or (op in _SYNC_OPS and inst.space != "shared")
+            ):
+                ev = self._sleep(ti - now)
+                yield ev
+                if env.now < ti:  # woken early: something else may be ready now
+                    self._charge(w, inst, t, env.now)
+                    t = max(t, env.now)
+                    continue
+            self._charge(w, inst, t, ti)
+            # ---- issue ------------------------------------------------------------------------
+            t = self.issue(w, inst, ti)
+            self.last = w
+            if not gto:
+                self.rr += 1
+
+    def _charge(self, w: Warp, inst: Instruction, t_from: float, t_to: float) -> None:
+        """Book the idle cycles [t_from, t_to) to the reason the chosen warp waited."""
+        gap = t_to - t_from
+        if gap <= 0:
+            return
+        u = self.unit_free[_CLASS_UNIT[inst.op]]
+        if u >= t_to and u > w.ready:
+            self.stalls["lsu_busy" if _CLASS_UNIT[inst.op] == U_LSU else "pipe_busy"] += gap
+            return
+        for r in (*inst.src, *inst.dst):
+            if w.regs[r] >= t_to and r in w.memregs:
+                self.stalls["memory"] += gap
+                return
+        self.stalls["dependency"] += gap
+
+    def issue(self, w: Warp, inst: Instruction, ti: float) -> float:
+        """Issue ``inst`` of ``w`` at cycle ``ti``; returns the sub-core's next free cycle."""
+        sm = self.sm
+        op = inst.op
+        self.issued += 1
+        sm.counts[op] = sm.counts.get(op, 0) + 1
+        w.pc += 1
+        nxt = ti + 1.0
+        if op in _ALU_OPS:
+            tm = sm.cls_timing[op]
+            rc = 1
+            if sm.cfg.model_register_banks and inst.src:
+                rc = self.rf.read_cycles(w.gid, inst.src)
+                if rc > 1:
+                    self.stalls["rf_bank"] += rc - 1
+                    nxt = ti + rc
+            t_exec = ti + rc - 1
+            done = t_exec + tm.latency
+            regs = w.regs
+            for d in inst.dst:
+                regs[d] = done
+            if inst.dst and w.memregs:
+                w.memregs.difference_update(inst.dst)
+            u = _CLASS_UNIT[op]
+            self.unit_free[u] = t_exec + tm.interval
+            fl = _FLOPS.get(inst.opcode)
+            if fl is None:
+                fl = _flops_per_lane(inst.opcode)
+            if fl:
+                sm.flops_count += fl * inst.mask.bit_count()
+            if op == "shfl":
+                sm.lsu_claim(t_exec, 1.0)
+            if w.pc >= w.n:
+                sm.exit(w, ti)
+                return nxt
+            w.refresh(nxt)
+            return nxt
+        if op in _MEM_OPS:
+            if inst.space == "shared":
+                sm.shared_access(w, inst, ti)
+            else:
+                sm.global_access(w, inst, ti)
+            if w.pc >= w.n:
+                sm.exit(w, ti)
+                return nxt
+            w.refresh(nxt)
+            return nxt
+        if op == "bar":
+            sm.barrier(w, ti)
+            return nxt
+        if op == "exit" or w.pc >= w.n:
+            # A warp ends at the end of its stream; an EXIT before that (some lanes leave,
+            # NVBit records it with the lanes still running) is a control instruction.
+            sm.exit(w, ti)
+            return nxt
+        # branch / misc: fixed short latency on the control path
+        tm = sm.cls_timing.get(op) or sm.cls_timing["misc"]
+        for d in inst.dst:
+            w.regs[d] = ti + tm.latency
+        w.refresh(nxt)
+        return nxt
+
+
+#: FLOPs per active lane by opcode (FMA = 2); HMMA.16816 = 16*8*16*2 per warp / 32 lanes.
+_FLOPS: dict[str, int] = {}
+_FLOPS_BASE = {"FFMA": 2, "FADD": 1, "FMUL": 1, "HFMA2": 4, "HADD2": 2, "HMUL2": 2, "DFMA": 2,
+               "DADD": 1, "DMUL": 1, "HMMA": 128}
+
+
+def _flops_per_lane(opcode: str) -> int:
+    fl = _FLOPS_BASE.get(opcode.split(".", 1)[0], 0)
+    _FLOPS[opcode] = fl
+    return fl
+
+
+_ALU_OPS = frozenset({"fp32", "fp16", "fp64", "int", "sfu", "tensor", "shfl"})
+_MEM_OPS = frozenset({"ld", "st", "atom"})
+_SYNC_OPS = frozenset({"ld", "st", "atom", "bar", "exit"})
+
+
+class SM:
+    """One streaming multiprocessor: sub-cores, resident blocks, the LD/ST unit."""
+
+    def __init__(
+        self,
+        env: Any,
+        index: int,
+        cfg: SMConfig,
+        system: Any,
+        request_cls: Callable[..., Any],
+        on_block_done: Callable[[SM, Block], None],
+    ) -> None:
+        self.env = env
+        self.index = index
+        self.cfg = cfg
+        self.system = system
+        self.request_cls = request_cls
+        self.on_block_done = on_block_done
+        self.cls_timing = dict(cfg.timings)
+        self.subs = [SubCore(self, i) for i in range(cfg.sub_cores)]
+        self.blocks: list[Block] = []
+        self.no_more_blocks = False
+        self.lsu_free = 0.0
+        self.counts: dict[str, int] = {}
+        self.load_sectors_by_level: dict[str, int] = {}
+        self.store_sectors_by_level: dict[str, int] = {}
+        self.flops_count = 0.0
+        self.shared_wavefronts = 0
+        self.outstanding = 0
+        self.last_mem_done = 0.0
+        self._age = 0
+        self._warp_slot = 0
+        self._waves_memo: dict[int, tuple[Instruction, int]] = {}
+        self.procs = [env.process(s.run()) for s in self.subs]
+
+    # -- blocks ------------------------------------------------------------------------------
+    def add_block(self, index: int, warps: list[list[Instruction]], t: float) -> Block:
+        blk = Block(index, self, t)
+        ns = len(self.subs)
+        for wi, insts in enumerate(warps):
+            sub = self.subs[self._warp_slot % ns]
+            self._warp_slot += 1
+            w = Warp(self.index * 100_000 + self._age, blk, sub, insts, t, self._age)
+            self._age += 1
+            blk.warps.append(w)
+            if w.done:
+                continue
+            blk.live += 1
+            sub.warps.append(w)
+            w.refresh(t)
+            del wi
+        self.blocks.append(blk)
+        for s in self.subs:
+            s.notify()
+        if blk.live == 0:
+            blk.t_end = t
+            self.blocks.remove(blk)
+            self.on_block_done(self, blk)
+        return blk
+
+    def finish(self) -> None:
+        """No more blocks will come: let idle sub-cores end."""
+        self.no_more_blocks = True
+        for s in self.subs:
+            s.notify()
+
+    # -- LD/ST unit ------------------------------------------------------------------------------
+    def lsu_claim(self, t: float, cycles: float) -> float:
+        """Occupy the SM's LD/ST data path for ``cycles`` from ``t``; returns the start cycle."""
+        start = t if t > self.lsu_free else self.lsu_free
+        self.lsu_free = start + cycles
+        for s in self.subs:
+            s.unit_free[U_LSU] = self.lsu_free
+        return start
+
+    def shared_access(self, w: Warp, inst: Instruction, ti: float) -> None:
+        cfg = self.cfg
+        memo = self._waves_memo.get(id(inst))
+        if memo is not None and memo[0] is inst:
+            waves = memo[1]
+        else:
+            waves = self._wavefronts(inst)
+            if len(self._waves_memo) < 200_000:
+                self._waves_memo[id(inst)] = (inst, waves)
+        self.shared_wavefronts += waves
+        start = self.lsu_claim(ti, float(waves))
+        done = start + waves - 1 + cfg.shared_latency
+        if inst.op != "st":
+            for d in inst.dst:
+                w.regs[d] = done
+
+    def _wavefronts(self, inst: Instruction) -> int:
+        cfg = self.cfg
+        lanes = inst.mask.bit_count()
+        if inst.addrs is None:
+            waves = shared_wavefronts_affine(
+                inst.base, inst.stride, lanes, inst.width, cfg.shared_banks, cfg.shared_bank_bytes
+            )
+        else:
+            waves = shared_wavefronts(
+                inst.addrs, inst.width, cfg.shared_banks, cfg.shared_bank_bytes
+            )
+        return waves
+
+    def global_access(self, w: Warp, inst: Instruction, ti: float) -> None:
+        cfg = self.cfg
+        lanes = inst.mask.bit_count()
+        if inst.addrs is None:
+            reqs = coalesce_affine(
+                inst.base, inst.stride, lanes, inst.width, cfg.line_bytes, cfg.sector_bytes
+            )
+        else:
+            reqs = coalesce(inst.addrs, inst.width, cfg.line_bytes, cfg.sector_bytes)
+        if not reqs:
+            return
+        nbytes = sum(m.bit_count() for _, m in reqs) * cfg.sector_bytes
+        self.lsu_claim(ti, max(1.0, nbytes / cfg.lsu_bytes_per_cycle))
+        write = inst.op == "st" or inst.op == "atom"
+        waits = inst.op != "st" and bool(inst.dst)
+        space = "local" if inst.space == "local" else "global"
+        cache_op = "cg" if (inst.op == "atom" or ".CG" in inst.opcode or inst.op == "st") else "ca"
+        env = self.env
+        now = env.now
+        state = [len(reqs)]
+        if waits:
+            for d in inst.dst:
+                w.regs[d] = INF
+                w.memregs.add(d)
+        sub = w.sub
+        dst = inst.dst
+        counts = self.store_sectors_by_level if write else self.load_sectors_by_level
+
+        def done(ev: Any) -> None:
+            req = ev.value
+            lvl = req.served_by or "?"
+            counts[lvl] = counts.get(lvl, 0) + req.sectors.bit_count()
+            state[0] -= 1
+            self.outstanding -= 1
+            t = env.now
+            if t > self.last_mem_done:
+                self.last_mem_done = t
+            if state[0] == 0 and waits:
+                for d in dst:
+                    w.regs[d] = t
+                w.refresh(t)
+                sub.notify()
+
+        system = self.system
+        rq = self.request_cls
+        for line, sectors in reqs:
+            req = rq(
+                sm=self.index,
+                line_addr=line,
+                sectors=sectors,
+                write=write,
+                space=space,
+                cache_op=cache_op,
+                t_issue=now,
+                t_done=None,
+                served_by=None,
+            )
+            self.outstanding += 1
+            system.access(req).callbacks.append(done)
+
+    # -- barriers and exit ------------------------------------------------------------------------
+    def barrier(self, w: Warp, ti: float) -> None:
+        blk = w.block
+        w.blocked = True
+        blk.waiting.append(w)
+        if len(blk.waiting) >= blk.live:
+            self._release(blk, ti + 1.0)
+
+    def _release(self, blk: Block, t: float) -> None:
+        subs = set()
+        for x in blk.waiting:
+            x.blocked = False
+            x.refresh(t)
+            subs.add(x.sub)
+        blk.waiting.clear()
+        for s in subs:
+            s.notify()
+
+    def exit(self, w: Warp, ti: float) -> None:
+        w.done = True
+        w.sub.warps.remove(w)
+        if w.sub.last is w:
+            w.sub.last = None
+        blk = w.block
+        blk.live -= 1
+        if blk.waiting and len(blk.waiting) >= blk.live:
+            self._release(blk, ti + 1.0)
+        if blk.live == 0:
+            blk.t_end = ti + 1.0
+            self.blocks.remove(blk)
+            self.on_block_done(self, blk)
+
+    @property
+    def issued(self) -> int:
+        return sum(s.issued for s in self.subs)

@@ -1,0 +1,208 @@
+"""What every workload shares: the launch, lazily generated traces, estimate and simulate.
+
+A workload's :meth:`Workload.trace` returns a :class:`~simgpu.trace.GeneratedTrace` whose blocks
+are built on demand, at the level of the SASS a CUDA compiler emits for the matching kernel in
+``kernels/``: the global and shared loads and stores with every lane's address, the arithmetic
+with its register dependences, the barriers, and the integer/branch overhead of each loop trip.
+Instruction objects that do not depend on the block (ALU work, shared-memory accesses) are built
+once and shared between warps and blocks, so generating a block costs little more than its
+global-memory instructions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from simgpu.errors import SimgpuError
+from simgpu.trace.schema import GeneratedTrace, Instruction, KernelLaunch, KernelTrace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from simgpu.devices.spec import DeviceSpec
+    from simgpu.sim.replay import SimResult
+
+__all__ = ["Workload", "Asm", "ArrayLayout", "FULL"]
+
+FULL = 0xFFFFFFFF
+
+#: Device allocations are 256-byte aligned (CUDA C++ Programming Guide, "Device Memory
+#: Accesses": cudaMalloc returns addresses aligned to at least 256 bytes).
+ALLOC_ALIGN = 256
+
+
+class ArrayLayout:
+    """Device addresses for a kernel's arrays, placed one after another, 256-byte aligned,
+    starting at a base typical of CUDA's device heap."""
+
+    def __init__(self, base: int = 0x7F00_0000_0000) -> None:
+        self._next = base
+        self.arrays: dict[str, tuple[int, int]] = {}
+
+    def alloc(self, name: str, nbytes: int) -> int:
+        addr = self._next
+        self.arrays[name] = (addr, nbytes)
+        self._next = addr + -(-max(nbytes, 1) // ALLOC_ALIGN) * ALLOC_ALIGN
+        # Keep arrays in distinct 2 MiB pages, as the CUDA allocator does for large buffers.
+        self._next = -(-self._next // (2 << 20)) * (2 << 20)
+        return addr
+
+
+class Asm:
+    """Builds instructions; caches those that do not depend on addresses."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[Any, ...], Instruction] = {}
+        self._pc = 0
+
+    def op(
+        self, opcode: str, dst: Iterable[int] = (), src: Iterable[int] = (), mask: int = FULL
+    ) -> Instruction:
+        """A non-memory instruction (shared between warps)."""
+        from simgpu.trace.schema import classify_opcode
+
+        d, s = tuple(dst), tuple(src)
+        key = (opcode, d, s, mask)
+        inst = self._cache.get(key)
+        if inst is None:
+            self._pc += 16
+            inst = Instruction(
+                pc=self._pc, opcode=opcode, op=classify_opcode(opcode), dst=d, src=s, mask=mask
+            )
+            self._cache[key] = inst
+        return inst
+
+    def mem(
+        self,
+        opcode: str,
+        space: str,
+        width: int,
+        addrs: list[int],
+        dst: Iterable[int] = (),
+        src: Iterable[int] = (),
+        mask: int = FULL,
+        cache: bool = False,
+    ) -> Instruction:
+        """A memory instruction for the active lanes' ``addrs`` (compressed to base+stride when
+        affine). With ``cache`` it is shared between warps (shared-memory addresses)."""
+        from simgpu.trace.schema import classify_opcode
+
+        d, s = tuple(dst), tuple(src)
+        key: tuple[Any, ...] | None = None
+        if cache:
+            key = (opcode, space, width, tuple(addrs), d, s, mask)
+            inst = self._cache.get(key)
+            if inst is not None:
+                return inst
+        n = len(addrs)
+        base = addrs[0] if n else 0
+        stride = addrs[1] - addrs[0] if n > 1 else 0
+        affine = all(addrs[i] == base + i * stride for i in range(n))
+        inst = Instruction(
+            pc=0,
+            opcode=opcode,
+            op=classify_opcode(opcode),
+            dst=d,
+            src=s,
+            mask=mask,
+            space=space,
+            width=width,
+            base=base,
+            stride=stride,
+            addrs=None if affine else tuple(addrs),
+        )
+        if key is not None:
+            self._cache[key] = inst
+        return inst
+
+    def affine(
+        self,
+        opcode: str,
+        space: str,
+        width: int,
+        base: int,
+        stride: int,
+        dst: Iterable[int] = (),
+        src: Iterable[int] = (),
+        mask: int = FULL,
+    ) -> Instruction:
+        """A memory instruction whose active lanes sit at ``base + rank * stride``."""
+        from simgpu.trace.schema import classify_opcode
+
+        return Instruction(
+            pc=0,
+            opcode=opcode,
+            op=classify_opcode(opcode),
+            dst=tuple(dst),
+            src=tuple(src),
+            mask=mask,
+            space=space,
+            width=width,
+            base=base,
+            stride=stride,
+        )
+
+
+def lanes_mask(active: Iterable[bool]) -> int:
+    m = 0
+    for i, a in enumerate(active):
+        if a:
+            m |= 1 << i
+    return m
+
+
+@dataclass
+class Workload:
+    """Base class. Subclasses set :attr:`name` and implement :meth:`launch`,
+    :meth:`make_block`, :attr:`flops`, :attr:`compulsory_bytes` and :meth:`estimate`."""
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def launch(self) -> KernelLaunch:
+        raise NotImplementedError
+
+    def make_block(self, index: int) -> list[list[Instruction]]:
+        raise NotImplementedError
+
+    def trace(self) -> KernelTrace:
+        """The kernel's warp-level trace, generated a block at a time."""
+        return GeneratedTrace(self.launch(), self.make_block)
+
+    @property
+    def flops(self) -> float:
+        """Useful floating-point operations (an FMA counts 2)."""
+        raise NotImplementedError
+
+    @property
+    def compulsory_bytes(self) -> float:
+        """Bytes that must cross DRAM at least once (inputs read once, outputs written once)."""
+        raise NotImplementedError
+
+    def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        """The analytical model's answer (simgpu.analytical)."""
+        raise NotImplementedError
+
+    def simulate(self, spec: DeviceSpec, *, sample: bool = True, **kwargs: Any) -> SimResult:
+        """Replay :meth:`trace` on the SM and memory model (sampled when large)."""
+        from simgpu.sim.replay import simulate_trace
+
+        return simulate_trace(self.trace(), spec, sample=sample, **kwargs)
+
+    def params(self) -> dict[str, Any]:
+        """The parameters as a flat dict (for tables)."""
+        from dataclasses import asdict
+
+        return {"workload": self.name, **asdict(self)}
+
+
+def _check_positive(**values: int) -> None:
+    for k, v in values.items():
+        if not isinstance(v, int) or v < 1:
+            raise SimgpuError(f"{k} = {v!r}: expected a positive integer")
+
+
+Maker = Callable[[int], list[list[Instruction]]]

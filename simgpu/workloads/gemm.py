@@ -1,0 +1,489 @@
+"""SGEMM workloads matching ``kernels/sgemm.cu``: naive, shared-memory tiled, register-blocked.
+
+C = A B with A (M x K), B (K x N), C (M x N), row-major fp32. The traces follow the SASS nvcc
+emits for these kernels (checked against the NVBit trace of the same textbook tiled kernel in
+``shared/data/accelsim/traces/matrixmul32``): the tiled inner loop is fully unrolled, the row of
+``As`` is read four words at a time (LDS.128, a broadcast within each row) and ``Bs`` one word per
+``k`` (LDS.32), each feeding one FFMA into the single accumulator.
+
+Large GEMMs are simulated by sampling twice: waves (see :mod:`simgpu.sim.replay`) and trips of
+the K loop. Every trip of the loop does the same work, so the kernel time is affine in the trip
+count; :meth:`GemmBase.simulate` replays the first wave with two short trip counts and
+extrapolates to the real one, reporting the spread between the two slopes it can fit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from simgpu.errors import SimgpuError
+from simgpu.trace.schema import Instruction, KernelLaunch
+from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, _check_positive, lanes_mask
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from simgpu.devices.spec import DeviceSpec
+    from simgpu.sim.replay import SimResult
+
+__all__ = ["TiledGemm", "NaiveGemm", "RegBlockGemm", "GemmBase"]
+
+F4 = 4  # bytes per float
+
+
+@dataclass
+class GemmBase(Workload):
+    """Shared by the GEMM kernels: shape, arrays, FLOPs, bytes, trip sampling."""
+
+    M: int
+    N: int
+    K: int
+
+    def __post_init__(self) -> None:
+        _check_positive(M=self.M, N=self.N, K=self.K)
+        lay = ArrayLayout()
+        self._A = lay.alloc("A", self.M * self.K * F4)
+        self._B = lay.alloc("B", self.K * self.N * F4)
+        self._C = lay.alloc("C", self.M * self.N * F4)
+        self._asm = Asm()
+        self._trips_override: int | None = None
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.M * self.N * self.K
+
+    @property
+    def compulsory_bytes(self) -> float:
+        return float(F4 * (self.M * self.K + self.K * self.N + self.M * self.N))
+
+    # -- K-loop trips ---------------------------------------------------------------------------
+    @property
+    def k_step(self) -> int:
+        """K covered by one trip of the main loop."""
+        raise NotImplementedError
+
+    @property
+    def trips(self) -> int:
+        return self._trips_override or -(-self.K // self.k_step)
+
+    def with_trips(self, trips: int) -> GemmBase:
+        """The same kernel with its K loop cut to ``trips`` trips (for sampling)."""
+        clone = replace(self)
+        clone._trips_override = trips
+        return clone
+
+    def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        from simgpu import analytical
+
+        return analytical.gemm(spec, self.M, self.N, self.K, "fp32", **self._analytical_kwargs())  # type: ignore[attr-defined, no-any-return]
+
+    def _analytical_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def simulate(
+        self, spec: DeviceSpec, *, sample: bool = True, trip_samples: tuple[int, int] = (2, 4),
+        **kwargs: Any,
+    ) -> SimResult:
+        """Replay on ``spec``. With ``sample`` and more trips than ``trip_samples[1]``, the
+        first wave is replayed at two trip counts and the time extrapolated linearly."""
+        from simgpu.sim.replay import occupancy, simulate_trace
+
+        t1, t2 = trip_samples
+        if not sample or self.trips <= t2 * 2:
+            return simulate_trace(self.trace(), spec, sample=sample, **kwargs)
+        launch = self.launch()
+        occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread, launch.shared_bytes)
+        slots = occ.blocks_per_sm * spec.compute.sm_count
+        wave_blocks = min(slots, launch.num_blocks)
+        r1 = simulate_trace(
+            self.with_trips(t1).trace(), spec, sample=False, max_blocks=wave_blocks, **kwargs
+        )
+        r2 = simulate_trace(
+            self.with_trips(t2).trace(), spec, sample=False, max_blocks=wave_blocks, **kwargs
+        )
+        per_trip = (r2.cycles - r1.cycles) / (t2 - t1)
+        wave = r2.cycles + per_trip * (self.trips - t2)
+        # Waves: full ones plus the last partial wave, where each SM gets ceil(rem / SMs) of
+        # its occupancy slots.
+        n_sm = spec.compute.sm_count
+        full, rem = divmod(launch.num_blocks, slots)
+        frac = min(1.0, math.ceil(rem / n_sm) / occ.blocks_per_sm) if rem else 0.0
+        n_waves = full + frac
+        cycles = wave * n_waves
+        # Spread: slope from trip 0 -> t1 instead of t1 -> t2, and the partial-wave rounding.
+        per_trip_alt = (r1.cycles - 0.0) / t1
+        alt = (r1.cycles + per_trip_alt * (self.trips - t1)) * n_waves
+        spread = abs(alt - cycles) / 2 + abs(frac - rem / slots) * wave / 2
+        scale_blocks = launch.num_blocks / wave_blocks
+        scale_trips = (self.trips - t1) / (t2 - t1)
+
+        def scaled(a: float, b: float) -> float:
+            return (a + (b - a) * scale_trips) * scale_blocks
+
+        out = replace(
+            r2,
+            cycles=cycles,
+            time_s=cycles / spec.compute.clock_hz,
+            sampled=True,
+            time_s_spread=spread / spec.compute.clock_hz,
+            blocks_total=launch.num_blocks,
+            blocks_simulated=r1.blocks_simulated + r2.blocks_simulated,
+            waves=launch.num_blocks / slots,
+            warp_instructions=scaled(r1.instructions_simulated, r2.instructions_simulated),
+            instructions_simulated=r1.instructions_simulated + r2.instructions_simulated,
+            flops=self.flops,
+            bytes={
+                lvl: {rw: scaled(r1.bytes[lvl][rw], r2.bytes[lvl][rw]) for rw in ("read", "write")}
+                for lvl in r2.bytes
+            },
+            stalls={k: r1.stalls[k] + r2.stalls[k] for k in r2.stalls},
+            op_counts={
+                k: scaled(r1.op_counts.get(k, 0.0), r2.op_counts.get(k, 0.0))
+                for k in r2.op_counts
+            },
+            wall_s=r1.wall_s + r2.wall_s,
+        )
+        return out
+
+
+def _lane_coords(warp: int, bx: int, lanes: int = 32) -> list[tuple[int, int]]:
+    """(tx, ty) of each lane of ``warp`` in a block ``bx`` threads wide."""
+    return [((32 * warp + lane) % bx, (32 * warp + lane) // bx) for lane in range(lanes)]
+
+
+@dataclass
+class TiledGemm(GemmBase):
+    """``sgemm_tiled``: TILE x TILE threads, TILE x TILE tiles of A and B in shared memory."""
+
+    tile: int = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tile not in (8, 16, 32):
+            raise SimgpuError(f"tile = {self.tile}: expected 8, 16 or 32 (kernels/sgemm.cu)")
+        self._inner: dict[int, list[Instruction]] = {}
+
+    @property
+    def name(self) -> str:
+        return "gemm_tiled"
+
+    @property
+    def k_step(self) -> int:
+        return self.tile
+
+    def _analytical_kwargs(self) -> dict[str, Any]:
+        t = self.tile
+        return {"tile_m": t, "tile_n": t, "tile_k": t, "threads_per_block": t * t,
+                "kernel": "tiled"}
+
+    def launch(self) -> KernelLaunch:
+        t = self.tile
+        return KernelLaunch(
+            name=f"sgemm_tiled<TILE={t}>",
+            grid=(-(-self.N // t), -(-self.M // t), 1),
+            block=(t, t, 1),
+            # assumption: nvcc -O3 for sm_80+ uses about 32 registers for this kernel (the
+            # sm_61 build traced in shared/data/accelsim/traces/matrixmul32 reports 30).
+            regs_per_thread=32,
+            shared_bytes=2 * t * t * F4,
+        )
+
+    def _loop_body(self, w: int) -> list[Instruction]:
+        """STS, BAR, unrolled LDS/FFMA, BAR and loop overhead of one trip (block-independent)."""
+        if w in self._inner:
+            return self._inner[w]
+        a, t = self._asm, self.tile
+        coords = _lane_coords(w, t)
+        bs_base = t * t * F4
+        sts_a = a.mem("STS", "shared", 4, [(ty * t + tx) * F4 for tx, ty in coords],
+                      src=(9, 14), cache=True)
+        sts_b = a.mem("STS", "shared", 4, [bs_base + (ty * t + tx) * F4 for tx, ty in coords],
+                      src=(9, 15), cache=True)
+        body = [sts_a, sts_b, a.op("BAR.SYNC")]
+        for g in range(t // 4):
+            areg = 16 + 4 * (g % 2)  # As row fragment: R16-19 / R20-23 alternate
+            body.append(
+                a.mem("LDS.U.128", "shared", 16, [(ty * t + 4 * g) * F4 for tx, ty in coords],
+                      dst=range(areg, areg + 4), src=(5,), cache=True)
+            )
+            for j in range(4):
+                k = 4 * g + j
+                breg = 24 + (k % 8)
+                body.append(
+                    a.mem("LDS.U.32", "shared", 4, [bs_base + (k * t + tx) * F4 for tx, _ in coords],
+                          dst=(breg,), src=(6,), cache=True)
+                )
+                body.append(a.op("FFMA", dst=(8,), src=(areg + j, breg, 8)))
+        body += [
+            a.op("BAR.SYNC"),
+            a.op("IADD3", dst=(10,), src=(10,)),
+            a.op("IADD3", dst=(12,), src=(12,)),
+            a.op("IADD3", dst=(7,), src=(7,)),
+            a.op("ISETP.GE.AND", dst=(), src=(7,)),
+            a.op("BRA"),
+        ]
+        self._inner[w] = body
+        return body
+
+    def make_block(self, index: int) -> list[list[Instruction]]:
+        a, t = self._asm, self.tile
+        M, N, K = self.M, self.N, self.K
+        launch = self.launch()
+        bx, by, _ = launch.block_coords(index)
+        warps: list[list[Instruction]] = []
+        nwarps = launch.warps_per_block()
+        prologue = [
+            a.op("S2R", dst=(0,)),
+            a.op("S2R", dst=(1,)),
+            a.op("S2R", dst=(2,)),
+            a.op("S2R", dst=(3,)),
+            a.op("IMAD", dst=(4,), src=(3, 1)),
+            a.op("IMAD", dst=(5,), src=(2, 0)),
+            a.op("MOV", dst=(8,)),
+            a.op("IMAD", dst=(6,), src=(4, 0)),
+            a.op("IMAD", dst=(7,), src=(1, 5)),
+            a.op("IMAD.WIDE", dst=(10, 11), src=(6,)),
+            a.op("IMAD.WIDE", dst=(12, 13), src=(7,)),
+            a.op("IMAD", dst=(9,), src=(1, 0)),
+        ]
+        for w in range(nwarps):
+            coords = _lane_coords(w, t)
+            rows = [by * t + ty for _, ty in coords]
+            cols = [bx * t + tx for tx, _ in coords]
+            body = self._loop_body(w)
+            insts = list(prologue)
+            for trip in range(self.trips):
+                k0 = trip * t
+                ma = lanes_mask(r < M and k0 + tx < K for r, (tx, _) in zip(rows, coords, strict=True))
+                mb = lanes_mask(k0 + ty < K and c < N for c, (_, ty) in zip(cols, coords, strict=True))
+                if ma:
+                    addrs = [self._A + (r * K + k0 + tx) * F4
+                             for r, (tx, _) in zip(rows, coords, strict=True)
+                             if r < M and k0 + tx < K]
+                    insts.append(a.mem("LDG.E", "global", 4, addrs, dst=(14,), src=(10, 11), mask=ma))
+                if mb:
+                    addrs = [self._B + ((k0 + ty) * N + c) * F4
+                             for c, (_, ty) in zip(cols, coords, strict=True)
+                             if k0 + ty < K and c < N]
+                    insts.append(a.mem("LDG.E", "global", 4, addrs, dst=(15,), src=(12, 13), mask=mb))
+                insts.extend(body)
+            mc = lanes_mask(r < M and c < N for r, c in zip(rows, cols, strict=True))
+            insts.append(a.op("IMAD.WIDE", dst=(10, 11), src=(4, 5)))
+            if mc:
+                addrs = [self._C + (r * N + c) * F4 for r, c in zip(rows, cols, strict=True)
+                         if r < M and c < N]
+                insts.append(a.mem("STG.E", "global", 4, addrs, src=(10, 11, 8), mask=mc))
+            insts.append(a.op("EXIT"))
+            warps.append(insts)
+        return warps
+
+
+@dataclass
+class NaiveGemm(GemmBase):
+    """``sgemm_naive``: one thread per C element, 16 x 16 threads per block, A and B read
+    straight from global memory (the loop unrolled by 4, as nvcc does)."""
+
+    block_dim: int = 16
+
+    @property
+    def name(self) -> str:
+        return "gemm_naive"
+
+    @property
+    def k_step(self) -> int:
+        return 4
+
+    def _analytical_kwargs(self) -> dict[str, Any]:
+        b = self.block_dim
+        return {"tile_m": b, "tile_n": b, "tile_k": 1, "threads_per_block": b * b,
+                "kernel": "naive"}
+
+    def launch(self) -> KernelLaunch:
+        b = self.block_dim
+        return KernelLaunch(
+            name="sgemm_naive",
+            grid=(-(-self.N // b), -(-self.M // b), 1),
+            block=(b, b, 1),
+            regs_per_thread=32,  # assumption: a small kernel; registers do not limit occupancy
+            shared_bytes=0,
+        )
+
+    def make_block(self, index: int) -> list[list[Instruction]]:
+        a, b = self._asm, self.block_dim
+        M, N, K = self.M, self.N, self.K
+        launch = self.launch()
+        bx, by, _ = launch.block_coords(index)
+        warps = []
+        for w in range(launch.warps_per_block()):
+            coords = _lane_coords(w, b)
+            rc = [(by * b + ty, bx * b + tx) for tx, ty in coords]
+            live = [(r, c) for r, c in rc if r < M and c < N]
+            mask = lanes_mask(r < M and c < N for r, c in rc)
+            insts = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("IMAD", dst=(2,), src=(0, 1)),
+                     a.op("ISETP.GE.AND", src=(2,)), a.op("MOV", dst=(8,))]
+            if mask:
+                steps = min(K, self.trips * 4)
+                for k0 in range(0, steps, 4):
+                    ks = range(k0, min(k0 + 4, steps))
+                    for j, k in enumerate(ks):
+                        insts.append(a.mem("LDG.E", "global", 4,
+                                           [self._A + (r * K + k) * F4 for r, _ in live],
+                                           dst=(12 + j,), src=(4, 5), mask=mask))
+                        insts.append(a.mem("LDG.E", "global", 4,
+                                           [self._B + (k * N + c) * F4 for _, c in live],
+                                           dst=(16 + j,), src=(6, 7), mask=mask))
+                    for j, _ in enumerate(ks):
+                        insts.append(a.op("FFMA", dst=(8,), src=(12 + j, 16 + j, 8), mask=mask))
+                    insts += [a.op("IADD3", dst=(4,), src=(4,), mask=mask),
+                              a.op("IADD3", dst=(6,), src=(6,), mask=mask),
+                              a.op("ISETP.GE.AND", src=(3,), mask=mask), a.op("BRA", mask=mask)]
+                insts.append(a.mem("STG.E", "global", 4,
+                                   [self._C + (r * N + c) * F4 for r, c in live],
+                                   src=(10, 11, 8), mask=mask))
+            insts.append(a.op("EXIT"))
+            warps.append(insts)
+        return warps
+
+
+@dataclass
+class RegBlockGemm(GemmBase):
+    """``sgemm_regblock``: BM x BN block tile, BK deep, TM x TN register tile per thread."""
+
+    BM: int = 64
+    BN: int = 64
+    BK: int = 16
+    TM: int = 4
+    TN: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.BM % self.TM or self.BN % self.TN or self.TM % 4 or self.TN % 4:
+            raise SimgpuError(
+                f"BM {self.BM} / TM {self.TM}, BN {self.BN} / TN {self.TN}: expected TM, TN"
+                " multiples of 4 dividing BM, BN"
+            )
+        if self.threads % 32 or self.threads > 1024:
+            raise SimgpuError(f"{self.threads} threads per block: expected a multiple of 32 <= 1024")
+        self._inner: dict[int, list[Instruction]] = {}
+
+    @property
+    def name(self) -> str:
+        return "gemm_regblock"
+
+    @property
+    def threads(self) -> int:
+        return (self.BM // self.TM) * (self.BN // self.TN)
+
+    @property
+    def k_step(self) -> int:
+        return self.BK
+
+    def _analytical_kwargs(self) -> dict[str, Any]:
+        return {"tile_m": self.BM, "tile_n": self.BN, "tile_k": self.BK,
+                "thread_tile_m": self.TM, "thread_tile_n": self.TN,
+                "threads_per_block": self.threads, "kernel": "regblock"}
+
+    def launch(self) -> KernelLaunch:
+        return KernelLaunch(
+            name=f"sgemm_regblock<{self.BM},{self.BN},{self.BK},{self.TM},{self.TN}>",
+            grid=(-(-self.N // self.BN), -(-self.M // self.BM), 1),
+            block=(self.threads, 1, 1),
+            # TM*TN accumulators + TM + TN fragments + about 24 for addresses and indices
+            # (assumption: nvcc's allocation for this kernel, not measured).
+            regs_per_thread=min(255, self.TM * self.TN + self.TM + self.TN + 24),
+            shared_bytes=(self.BK * self.BM + self.BK * self.BN) * F4,
+        )
+
+    def _loop_body(self, w: int) -> list[Instruction]:
+        if w in self._inner:
+            return self._inner[w]
+        a = self._asm
+        BM, BN, BK, TM, TN, T = self.BM, self.BN, self.BK, self.TM, self.TN, self.threads
+        tids = [32 * w + lane for lane in range(32)]
+        body: list[Instruction] = []
+        bs_base = BK * BM * F4
+        for e0 in range(0, BM * BK, T):
+            es = [e0 + t for t in tids]
+            body.append(a.mem("STS", "shared", 4, [((e % BK) * BM + e // BK) * F4 for e in es],
+                              src=(9, 40), cache=True))
+        for e0 in range(0, BK * BN, T):
+            es = [e0 + t for t in tids]
+            body.append(a.mem("STS", "shared", 4, [bs_base + ((e // BN) * BN + e % BN) * F4
+                                                   for e in es], src=(9, 41), cache=True))
+        body.append(a.op("BAR.SYNC"))
+        trow = [t // (BN // TN) for t in tids]
+        tcol = [t % (BN // TN) for t in tids]
+        acc0 = 48
+        for k in range(BK):
+            for i4 in range(0, TM, 4):
+                body.append(a.mem("LDS.128", "shared", 16,
+                                  [(k * BM + r * TM + i4) * F4 for r in trow],
+                                  dst=range(8 + i4, 12 + i4), src=(5,), cache=True))
+            for j4 in range(0, TN, 4):
+                body.append(a.mem("LDS.128", "shared", 16,
+                                  [bs_base + (k * BN + c * TN + j4) * F4 for c in tcol],
+                                  dst=range(24 + j4, 28 + j4), src=(6,), cache=True))
+            for i in range(TM):
+                for j in range(TN):
+                    r = acc0 + i * TN + j
+                    body.append(a.op("FFMA", dst=(r,), src=(8 + i, 24 + j, r)))
+        body += [a.op("BAR.SYNC"), a.op("IADD3", dst=(10,), src=(10,)),
+                 a.op("IADD3", dst=(12,), src=(12,)), a.op("ISETP.GE.AND", src=(7,)),
+                 a.op("BRA")]
+        self._inner[w] = body
+        return body
+
+    def make_block(self, index: int) -> list[list[Instruction]]:
+        a = self._asm
+        M, N, K = self.M, self.N, self.K
+        BM, BN, BK, TM, TN, T = self.BM, self.BN, self.BK, self.TM, self.TN, self.threads
+        launch = self.launch()
+        bx, by, _ = launch.block_coords(index)
+        row0, col0 = by * BM, bx * BN
+        warps = []
+        prologue = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("S2R", dst=(2,)),
+                    a.op("IMAD", dst=(5,), src=(0,)), a.op("IMAD", dst=(6,), src=(0,)),
+                    a.op("IMAD", dst=(9,), src=(0,)), a.op("IMAD.WIDE", dst=(10, 11), src=(1, 0)),
+                    a.op("IMAD.WIDE", dst=(12, 13), src=(2, 0))]
+        prologue += [a.op("MOV", dst=(48 + i,)) for i in range(TM * TN)]
+        for w in range(launch.warps_per_block()):
+            tids = [32 * w + lane for lane in range(32)]
+            insts = list(prologue)
+            body = self._loop_body(w)
+            for trip in range(self.trips):
+                k0 = trip * BK
+                for e0 in range(0, BM * BK, T):
+                    pts = [(row0 + (e0 + t) // BK, k0 + (e0 + t) % BK) for t in tids]
+                    m = lanes_mask(r < M and k < K for r, k in pts)
+                    if m:
+                        insts.append(a.mem("LDG.E", "global", 4,
+                                           [self._A + (r * K + k) * F4 for r, k in pts
+                                            if r < M and k < K], dst=(40,), src=(10, 11), mask=m))
+                for e0 in range(0, BK * BN, T):
+                    pts = [(k0 + (e0 + t) // BN, col0 + (e0 + t) % BN) for t in tids]
+                    m = lanes_mask(k < K and c < N for k, c in pts)
+                    if m:
+                        insts.append(a.mem("LDG.E", "global", 4,
+                                           [self._B + (k * N + c) * F4 for k, c in pts
+                                            if k < K and c < N], dst=(41,), src=(12, 13), mask=m))
+                insts.extend(body)
+            trow = [t // (BN // TN) for t in tids]
+            tcol = [t % (BN // TN) for t in tids]
+            for i in range(TM):
+                for j in range(TN):
+                    pts = [(row0 + r * TM + i, col0 + c * TN + j)
+                           for r, c in zip(trow, tcol, strict=True)]
+                    m = lanes_mask(r < M and c < N for r, c in pts)
+                    if m:
+                        insts.append(a.mem("STG.E", "global", 4,
+                                           [self._C + (r * N + c) * F4 for r, c in pts
+                                            if r < M and c < N],
+                                           src=(10, 11, 48 + i * TN + j), mask=m))
+            insts.append(a.op("EXIT"))
+            warps.append(insts)
+        return warps
+
+
+_ = FULL

@@ -1,0 +1,46 @@
+"""A fixed-latency memory for unit tests of the SM model (the real hierarchy is simgpu.sim)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class StubRequest:
+    sm: int
+    line_addr: int
+    sectors: int
+    write: bool
+    space: str
+    cache_op: str
+    t_issue: float
+    t_done: float | None = None
+    served_by: str | None = None
+
+
+class FixedLatencyMemory:
+    """Every access completes after ``latency`` cycles; no bandwidth limit."""
+
+    def __init__(self, env: Any, latency: float = 100.0, level: str = "DRAM") -> None:
+        self.env = env
+        self.latency = latency
+        self.level = level
+        self.requests: list[StubRequest] = []
+
+    def access(self, req: StubRequest) -> Any:
+        self.requests.append(req)
+        req.t_done = self.env.now + self.latency
+        req.served_by = self.level
+        return self.env.timeout(self.latency, value=req)
+
+
+def stub_factory(latency: float = 100.0, level: str = "DRAM") -> Any:
+    holder: dict[str, FixedLatencyMemory] = {}
+
+    def make(env: Any, spec: Any) -> FixedLatencyMemory:
+        holder["system"] = FixedLatencyMemory(env, latency, level)
+        return holder["system"]
+
+    make.holder = holder  # type: ignore[attr-defined]
+    return make
