@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "simgpu.calibrate.cli",
     "simgpu.validate.cli",
     "simgpu.predict.cli",
+    "simgpu.experiments.cli",
+    "simgpu.sweep.cli",
 )
 
 
