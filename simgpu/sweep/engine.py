@@ -357,7 +357,7 @@ def _run_dask(
     try:
         workers = len(client.scheduler_info().get("workers", {})) or n_workers
         if log:
-            log(f"dask: {scheduler or "LocalCluster"} with {workers} worker(s)")
+            log(f"dask: {scheduler or 'LocalCluster'} with {workers} worker(s)")
         futures = {}
         for k, p in todo.items():
             # pure=False: a rerun of a point after a worker death is a new computation
