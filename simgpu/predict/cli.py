@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
 
     e = sub.add_parser("evaluate", help="metrics on honest splits for every model and dataset")
     _data_args(e, "datasets (default: calibration gpperf neusight uci-sgemm)")
-    e.add_argument("--sample", type=int, default=20000,
+    e.add_argument("--sample", type=int, default=50000,
                    help="rows kept at random from a larger dataset (UCI has 241,600; 0 = all)")
     e.add_argument("--trees", type=int, default=100)
     e.add_argument("--seed", type=int, default=0)

@@ -301,8 +301,8 @@ _TILE_RE = re.compile(r"sgemm_(\d+)x(\d+)")
 
 
 def from_neusight(df: Any, source: str, configs: Path | None) -> Any:
-    """NeuSight's linear-layer latencies (PyTorch 2.1, cuBLAS fp32): GEMM (B*M) x N x K, tile
-    from the cuBLAS kernel name, split-K from grid z, threads from the block size."""
+    """NeuSight's linear-layer latencies (PyTorch 2.1, cuBLAS fp32): GEMM K x (B*M) x N (see
+    below), tile from the cuBLAS kernel name, split-K from grid z, threads from the block size."""
     import pandas as pd
 
     need = ("Latency", "Device", "Kernel Name", "B", "M", "N", "K", "Block x", "Grid z")
@@ -322,9 +322,13 @@ def from_neusight(df: Any, source: str, configs: Path | None) -> Any:
             "kernel": "cublas",
             "dtype": "fp32",
             "layout": names.str.extract(r"_(nn|nt|tn|tt)$")[0].fillna("tn"),
-            "M": df["B"].astype(np.int64) * df["M"].astype(np.int64),
-            "N": df["N"],
-            "K": df["K"],
+            # NeuSight's columns are batch B, rows M, in-features N, out-features K; cuBLAS
+            # computes C^T = W x^T, so the GEMM is K x (B*M) x N: grid x times the kernel's
+            # tile_m covers the K column (e.g. A100 row M=36, N=170, K=53341: grid 417 x 1 of
+            # 128x64 tiles).
+            "M": df["K"].astype(np.int64),
+            "N": df["B"].astype(np.int64) * df["M"].astype(np.int64),
+            "K": df["N"].astype(np.int64),
             "tile_m": tiles[0].astype(int),
             "tile_n": tiles[1].astype(int),
             "tile_k": 8,  # cuBLAS SIMT sgemm K step (CUTLASS SIMT default threadblock K = 8)
