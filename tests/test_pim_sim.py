@@ -77,10 +77,13 @@ def test_mac_spacing_bound_when_nothing_else_binds(spec: PimSpec) -> None:
     stream = map_gemv(slow, M, K)
     sched = schedule(slow, stream, refresh=False)
     n = sched.counts
-    bound = n[MAC] * s
+    bound = (n[MAC] - 1) * s  # first MAC to last MAC
     per_act = t.tRCD + t.tRTP + t.tRP + 2  # ACT..first MAC, last MAC..PRE..next ACT
     io = n[WRIN] * spec.pim.input_write_interval_tCK + n[RDOUT] * spec.pim.readout_interval_tCK
     slack = n[ACTAB] * per_act + io + spec.pim.mode_switch_tCK + 4 * (t.tCL + t.tBL) + 8
+    # with the spacing above tRTP + tRP + tRCD, row boundaries and input loads hide under it:
+    # first MAC to last MAC is exactly the command count x spacing
+    assert sched.last_tck[MAC] - sched.first_tck[MAC] == bound
     assert bound <= sched.end_tck <= bound + slack
     assert sched.end_tck == pytest.approx(bound, rel=0.05)
     # each MAC group of g commands spans (g - 1) x s + 1 tCK
@@ -106,18 +109,30 @@ def test_row_cycle_closed_form(spec: PimSpec) -> None:
 
 def test_every_weight_is_read_once(spec: PimSpec) -> None:
     p = spec.pim
-    for M, K in [(1000, 3000), (4096, 4096), (7, 5)]:
+    for M, K in [(1000, 3000), (4096, 4096), (7, 5), (64, 8192)]:
         r = simulate_gemv(spec, M, K)
         stream = map_gemv(spec, M, K)
-        rows = spec.units * stream.rows_per_unit
+        assert r.k_split == stream.k_split
+        rows = spec.units // stream.k_split * stream.rows_per_unit
+        k_slice = math.ceil(K / stream.k_split)
         chunk = p.input_buffer_bytes // p.element_bytes
         cols = sum(
-            math.ceil(min(chunk, K - c * chunk) * p.element_bytes / p.column_bytes)
+            math.ceil(min(chunk, k_slice - c * chunk) * p.element_bytes / p.column_bytes)
             for c in range(stream.chunks)
         )
-        assert r.internal_bytes == rows * cols * p.column_bytes
+        assert r.internal_bytes == rows * cols * p.column_bytes * stream.k_split
         assert r.internal_bytes >= M * K * p.element_bytes
         assert r.time_s >= r.mac_bound_s
+
+
+def test_k_split_helps_short_wide_matrices(spec: PimSpec) -> None:
+    M, K = 64, 16384  # far fewer rows than units: most of every open row would go unused
+    one = schedule(spec, map_gemv(spec, M, K, k_split=1), refresh=False).end_tck
+    best = map_gemv(spec, M, K)
+    assert best.k_split > 1
+    assert schedule(spec, best, refresh=False).end_tck < one
+    with pytest.raises(SimgpuError, match="divisor"):
+        map_gemv(spec, M, K, k_split=3)
 
 
 def test_refresh_costs_time_in_long_kernels(spec: PimSpec) -> None:

@@ -136,6 +136,7 @@ class CommandStream:
     input_loads: int = 0
     readouts: int = 0  # read-outs of a row block's results (partial sums in "chunks" order)
     order: str = "rows"
+    k_split: int = 1
     M: int = 0
     K: int = 0
 
@@ -166,11 +167,21 @@ class CommandStream:
 
 
 def map_gemv(
-    spec: PimSpec, M: int, K: int, *, devices: int = 1, order: str | None = None
+    spec: PimSpec,
+    M: int,
+    K: int,
+    *,
+    devices: int = 1,
+    order: str | None = None,
+    k_split: int | None = None,
 ) -> CommandStream:
     """Lay ``y = W x`` (W: M x K) across channels, units and rows; return one channel's stream.
 
-    ``devices`` identical devices (stacks or cards) split the rows between them. ``order``:
+    ``devices`` identical devices (stacks or cards) split the rows between them.
+    ``k_split`` groups of channels each take a slice of K (all rows): the input buffer is
+    broadcast within a channel, so a channel holds one slice; the host adds the groups'
+    partial results. Worth it when M alone leaves the units' open rows mostly unused.
+    ``None`` tries 1, 2, 4, ... up to the channel count and keeps the fastest. ``order``:
 
     * ``"rows"``: row blocks outermost; each block accumulates over all input chunks, so the
       input buffer is reloaded for every (block, chunk) unless the input fits it whole;
@@ -181,17 +192,38 @@ def map_gemv(
     for name, value in (("M", M), ("K", K), ("devices", devices)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise SimgpuError(f"GEMV on {spec.name}: {name} = {value!r}, expected an integer >= 1")
+    channels = spec.pim_channels * devices
+    if k_split is None:
+        best: CommandStream | None = None
+        best_t = math.inf
+        split = 1
+        while split <= channels and (split == 1 or math.ceil(K / split) >= spec.pim.lanes):
+            if channels % split == 0:
+                candidate = map_gemv(spec, M, K, devices=devices, order=order, k_split=split)
+                t = schedule(spec, candidate, refresh=False).end_tck
+                if t < best_t:
+                    best, best_t = candidate, t
+            split *= 2
+        assert best is not None
+        return best
+    if isinstance(k_split, bool) or not isinstance(k_split, int) or k_split < 1:
+        raise SimgpuError(f"GEMV k_split = {k_split!r}, expected an integer >= 1")
+    if channels % k_split:
+        raise SimgpuError(
+            f"GEMV k_split = {k_split}: expected a divisor of the {channels} PIM channels"
+        )
     if order is None:
-        by_rows = map_gemv(spec, M, K, devices=devices, order="rows")
+        by_rows = map_gemv(spec, M, K, devices=devices, order="rows", k_split=k_split)
         if by_rows.chunks == 1:
             return by_rows  # the same stream either way
-        by_chunks = map_gemv(spec, M, K, devices=devices, order="chunks")
+        by_chunks = map_gemv(spec, M, K, devices=devices, order="chunks", k_split=k_split)
         fast = schedule(spec, by_rows, refresh=False).end_tck
         return by_rows if fast <= schedule(spec, by_chunks, refresh=False).end_tck else by_chunks
     if order not in ("rows", "chunks"):
         raise SimgpuError(f"GEMV mapping order = {order!r}, expected 'rows' or 'chunks'")
     p = spec.pim
-    units = spec.units * devices
+    units = spec.units * devices // k_split
+    K_full, K = K, math.ceil(K / k_split)
     rows_per_unit = math.ceil(M / units)
     acc = p.accumulator_registers
     row_blocks = math.ceil(rows_per_unit / acc)
@@ -205,8 +237,9 @@ def map_gemv(
         row_blocks=row_blocks,
         chunks=chunks,
         order=order,
+        k_split=k_split,
         M=M,
-        K=K,
+        K=K_full,
     )
     out_bytes = p.element_bytes if p.adder_tree else p.lanes * p.element_bytes
     loaded = -1  # the chunk now in the input buffer
@@ -332,6 +365,7 @@ class GemvResult:
     K: int
     devices: int
     order: str
+    k_split: int
     channels: int
     units: int
     commands_per_channel: int
@@ -395,6 +429,7 @@ def simulate_gemv(
         K=K,
         devices=devices,
         order=stream.order,
+        k_split=stream.k_split,
         channels=ch,
         units=spec.units * devices,
         commands_per_channel=sum(n.values()),
@@ -406,7 +441,9 @@ def simulate_gemv(
         internal_bytes=float(internal_bytes),
         host_bytes=float(host_bytes),
         host_flops=float(
-            M * (0 if p.adder_tree else p.lanes - 1) + (M * (stream.chunks - 1) if partials else 0)
+            M * (0 if p.adder_tree else p.lanes - 1)
+            + (M * (stream.chunks - 1) if partials else 0)
+            + M * (stream.k_split - 1)
         ),
         utilization=M * K / peak_slots if peak_slots else 0.0,
         energy_J=total,
