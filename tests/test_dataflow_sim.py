@@ -128,3 +128,23 @@ def test_simulate_workload_entry(small: DataflowSpec) -> None:
         simulate_workload(small, "gemm", {"n": 4, "k": 4})
     with pytest.raises(SimgpuError, match="conv"):
         simulate_workload(small, "conv", {})
+
+
+def test_des_stream_bandwidth_sits_below_the_refresh_limited_peak(big: DataflowSpec) -> None:
+    """The discrete-event HBM controller sustains less than the closed-form peak, and (as real
+    memory systems do, published/dram_timings.md: 70-90% of theoretical) not far less."""
+    from simgpu.sim import hbm
+    from simgpu.sim.dataflow import stream_bandwidth_GBps
+
+    des = stream_bandwidth_GBps(big.dram)
+    closed = hbm.refresh_limited_bandwidth_GBps(big.dram)
+    assert 0.6 * closed <= des <= closed * 1.001
+    slow = backing_store(big, "des")
+    fast = backing_store(big, "closed")
+    assert slow.bytes_per_cycle == pytest.approx(des * 1e3 / big.array.clock_MHz)
+    assert slow.bytes_per_cycle <= fast.bytes_per_cycle
+    r_des = simulate_gemm(big, 2048, 2048, 2048, "os", backing="des")
+    r_closed = simulate_gemm(big, 2048, 2048, 2048, "os", backing="closed")
+    assert r_des.cycles >= r_closed.cycles
+    with pytest.raises(SimgpuError, match="method"):
+        backing_store(big, "magic")

@@ -27,11 +27,13 @@ fetch of fold ``i + 1`` overlaps the computation of fold ``i``; the array stalls
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from simgpu.devices.dataflow import DATAFLOWS, DataflowSpec
+from simgpu.devices.spec import DramSpec
 from simgpu.errors import SimgpuError
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ __all__ = [
     "DataflowResult",
     "fold_plan",
     "backing_store",
+    "stream_bandwidth_GBps",
     "simulate_gemm",
     "simulate_workload",
     "scalesim_compute_cycles",
@@ -132,23 +135,66 @@ class BackingStore:
     source: str
 
 
-def backing_store(spec: DataflowSpec) -> BackingStore:
+#: Bytes streamed through the HBM model to measure its sustained read bandwidth: 4 MiB is
+#: thousands of 128-B lines per pseudo-channel (long enough for the FR-FCFS controller to reach
+#: steady state and to include refreshes on these parts, whose tREFI is a few microseconds).
+STREAM_SAMPLE_BYTES = 4 * 2**20
+
+
+@functools.lru_cache(maxsize=64)
+def stream_bandwidth_GBps(dram: DramSpec, sample_bytes: int = STREAM_SAMPLE_BYTES) -> float:
+    """Sustained sequential-read bandwidth of ``dram`` in the :class:`simgpu.sim.hbm.HBM` model.
+
+    Streams ``sample_bytes`` of 128-byte lines (the controller's interleave) through the
+    discrete-event model, all queued at time 0, and divides by the time the last one returns.
+    Cached per DRAM table (a run takes about half a second).
+    """
+    import simpy
+
+    from simgpu.sim.hbm import HBM
+
+    if sample_bytes < 128:
+        raise SimgpuError(f"stream sample of {sample_bytes} B: expected at least one 128-B line")
+    clock_MHz = 1e6 / dram.timing.tCK_ps  # count time in command clocks
+    env = simpy.Environment()
+    memory = HBM(env, dram, clock_MHz)
+    last = [0.0]
+
+    def done(t: float) -> None:
+        last[0] = max(last[0], t)
+
+    for addr in range(0, sample_bytes, 128):
+        memory.submit(addr, 128, False, 0.0, done)
+    env.run()
+    seconds = max(last[0], env.now) / (clock_MHz * 1e6)
+    return sample_bytes / seconds / 1e9
+
+
+def backing_store(spec: DataflowSpec, method: str = "closed") -> BackingStore:
     """The backing store of ``spec`` from the HBM/GDDR model of :mod:`simgpu.sim.hbm`.
 
-    Bandwidth: the refresh-limited peak (every pseudo-channel moving a burst per
-    max(tBL, tCCD_S), less the refresh share); latency: one read to a closed row
-    (tRCD + tCL + tBL), converted from tCK to array cycles.
+    Bandwidth: ``method="closed"``: the refresh-limited peak (every pseudo-channel moving a
+    burst per max(tBL, tCCD_S), less the refresh share); ``"des"``: the sustained streaming
+    bandwidth of the discrete-event model (:func:`stream_bandwidth_GBps`). Latency: one read
+    to a closed row (tRCD + tCL + tBL), converted from tCK to array cycles.
     """
     from simgpu.sim import hbm
 
     dram = spec.dram
-    gbps = hbm.refresh_limited_bandwidth_GBps(dram)
+    if method == "closed":
+        gbps = hbm.refresh_limited_bandwidth_GBps(dram)
+        source = "simgpu.sim.hbm closed forms (refresh-limited peak, closed-row read)"
+    elif method == "des":
+        gbps = stream_bandwidth_GBps(dram)
+        source = "simgpu.sim.hbm discrete-event stream (sustained), closed-row read latency"
+    else:
+        raise SimgpuError(f"backing store method = {method!r}, expected 'closed' or 'des'")
     latency_ns = hbm.unloaded_read_tck(dram.timing, 1, "closed") * dram.timing.tCK_ns
     mhz = spec.array.clock_MHz
     return BackingStore(
         bytes_per_cycle=gbps * 1e3 / mhz,
         latency_cycles=latency_ns * mhz / 1e3,
-        source="simgpu.sim.hbm closed forms (refresh-limited peak, closed-row read)",
+        source=source,
     )
 
 
@@ -256,15 +302,18 @@ def simulate_gemm(
     K: int,
     dataflow: str | None = None,
     *,
-    backing: BackingStore | None = None,
+    backing: BackingStore | str | None = None,
 ) -> DataflowResult:
     """Run ``M x N x K`` on ``spec``: compute, stalls, traffic and energy.
 
-    ``backing`` overrides the backing store (tests use it to make bandwidth ample or starved).
+    ``backing``: a :class:`BackingStore` (tests use it to make bandwidth ample or starved), or
+    the ``method`` of :func:`backing_store` ("closed", the default, or "des").
     """
     df = dataflow or spec.array.dataflow
     plan = fold_plan(spec.array.rows, spec.array.cols, M, N, K, df)
-    store = backing or backing_store(spec)
+    store = (
+        backing if isinstance(backing, BackingStore) else backing_store(spec, backing or "closed")
+    )
     if store.bytes_per_cycle <= 0:
         raise SimgpuError(f"{spec.name}: backing bandwidth {store.bytes_per_cycle} B/cycle <= 0")
     bw = store.bytes_per_cycle

@@ -456,19 +456,29 @@ def simulate_gemv(
     )
 
 
-def host_stream_time_s(spec: PimSpec, nbytes: float, *, devices: int = 1) -> float:
+def host_stream_time_s(
+    spec: PimSpec, nbytes: float, *, devices: int = 1, method: str = "des"
+) -> float:
     """Time for the host to read ``nbytes`` from the device the ordinary way (no PIM).
 
-    Closed form of :mod:`simgpu.sim.hbm`: the refresh-limited peak bandwidth of the same
-    channels (what a processor attached to this memory streams at best), plus one unloaded
-    read to a closed row. This is the baseline HBM-PIM's published GEMV speedup is against.
+    Bandwidth of the same channels from the :mod:`simgpu.sim.hbm` model: ``"des"`` the
+    sustained streaming rate of its discrete-event controller
+    (:func:`simgpu.sim.dataflow.stream_bandwidth_GBps`), ``"closed"`` its refresh-limited
+    peak; plus one unloaded read to a closed row. This is the baseline of HBM-PIM's published
+    GEMV speedup: a processor streaming the matrix from the same memory.
     """
     from simgpu.sim import hbm
+    from simgpu.sim.dataflow import stream_bandwidth_GBps
 
     dram = spec.dram
-    gbps = hbm.refresh_limited_bandwidth_GBps(dram) * devices
+    if method == "des":
+        gbps = stream_bandwidth_GBps(dram)
+    elif method == "closed":
+        gbps = hbm.refresh_limited_bandwidth_GBps(dram)
+    else:
+        raise SimgpuError(f"host stream method = {method!r}, expected 'des' or 'closed'")
     latency_ns = hbm.unloaded_read_tck(dram.timing, 1, "closed") * dram.timing.tCK_ns
-    return nbytes / (gbps * 1e9) + latency_ns * 1e-9
+    return nbytes / (gbps * devices * 1e9) + latency_ns * 1e-9
 
 
 class PimDevice:
