@@ -182,7 +182,73 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     axes[2].legend(fontsize=7, loc="upper left")
     axes[3].legend(fontsize=7, loc="upper left")
     fig.suptitle("GPT-2 decode step, batch 1: h100-sxm versus HBM-PIM placements")
-    return [save_figure(fig, out_dir / "pim_decode.png")]
+    paths = [save_figure(fig, out_dir / "pim_decode.png")]
+    write_explanation(df, out_dir / "explanation.md")
+    return paths
+
+
+def explain(df: Any) -> str:
+    """Where simgpu's figures sit against the published bands, and why (from the table)."""
+    from simgpu import devices
+
+    host = devices.get(str(GRID["device"][0]))
+    lines = [
+        "# pim_decode: simgpu against the published PIM figures",
+        "",
+        "| pim | end-to-end speedup | kernel-only speedup | GEMV vs same memory | energy ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for pim, sub in df.groupby("pim", sort=False):
+        lines.append(
+            f"| {pim} | {sub.speedup.min():.2f}-{sub.speedup.max():.2f}x"
+            f" | {sub.device_speedup.min():.2f}-{sub.device_speedup.max():.2f}x"
+            f" | {sub.gemv_speedup_same_memory.min():.2f}-"
+            f"{sub.gemv_speedup_same_memory.max():.2f}x"
+            f" | {sub.energy_ratio.min():.2f}-{sub.energy_ratio.max():.2f}x |"
+        )
+    from simgpu.analytical.params import DeviceParams
+
+    launch_share = (df["launch_s"] / df["gpu_time_s"]).agg(["min", "max"])
+    launch_us = DeviceParams.from_spec(host).launch_overhead_s * 1e6
+    lines += [
+        "",
+        f"Published: HBM-PIM GEMV {PUBLISHED_HBM_PIM_GEMV}x; PIM-GPT "
+        f"{PUBLISHED_PIM_GPT[0]:g}-{PUBLISHED_PIM_GPT[1]:g}x; HBM-PIM energy -60% (2.5x).",
+        "",
+        "Why simgpu differs:",
+        "",
+        "1. *Internal bandwidth caps the GEMV speedup.* In the modelled HBM-PIM every pseudo-"
+        "channel's 8 units take 32 B per tCCD_L (4 tCK) while the bus moves 32 B per tCCD_S "
+        "(2 tCK): 4x the external bandwidth at most. Activations, precharges and input-register"
+        " loads between row cycles cost a further ~30%, so the GEMV against the same memory "
+        "without PIM (streamed at the discrete-event HBM model's sustained rate) lands near "
+        f"{df.gemv_speedup_same_memory.median():.1f}x, not 8.9x. simgpu cannot tell from the "
+        "published figure what its baseline reached: a host GEMV further below the HBM2 peak "
+        "than simgpu's streaming baseline, or PIM units faster than one MAC per tCCD_L, would "
+        "each move the ratio up.",
+        f"2. *The H100 is not the HBM2 host of the published system.* Its five HBM3 stacks "
+        f"stream {host.dram.peak_bandwidth_GBps:g} GB/s; one HBM2-PIM stack computes at about "
+        "1 TB/s internally, five at about 5 TB/s, and the hbm3-pim what-if (PIM units on the "
+        "H100's own stacks) at 4x 3.35 TB/s before overheads. Hence kernel-only speedups from "
+        f"{df.device_speedup.min():.2f}x to {df.device_speedup.max():.2f}x.",
+        "3. *Launches bound the end-to-end gain.* Every kernel, PIM or not, is launched by "
+        f"the host ({launch_us:.2f} us each, analytical engine's calibrated figure); launches are "
+        f"{launch_share['min']:.0%}-{launch_share['max']:.0%} of the GPU's decode step at "
+        "batch 1, and they stay when the matrix kernels move to PIM. PIM-GPT's 41-137x comes "
+        "from its own ASIC + PIM design with no GPU host in the loop.",
+        "4. *Energy* follows the bytes that no longer cross the HBM interface (I/O "
+        "2.5 pJ/bit of ~3.9, an assumption in models/hbm-pim.toml) and the host's idle power "
+        "while it waits; the H100 side is the analytical engine's fitted per-event energies.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_explanation(df: Any, path: Path) -> Path:
+    """Write :func:`explain` atomically."""
+    from simgpu.results import atomic_write_text
+
+    atomic_write_text(path, explain(df))
+    return path
 
 
 def main() -> None:
