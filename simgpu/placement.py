@@ -357,20 +357,42 @@ def place(
     return frame
 
 
+def _footprint(
+    ops: list[Op], device: Device, *, pim_devices: int = 1, elem_bytes: int = 2
+) -> tuple[float, float]:
+    """(bytes of the matrix operands W of all ops in the device's element size, capacity)."""
+    n_dev = 1
+    if isinstance(device, PimSpec):
+        elem, n_dev = device.pim.element_bytes, pim_devices
+    elif isinstance(device, DataflowSpec):
+        elem = device.array.word_bytes
+    else:
+        elem = elem_bytes
+    dram = getattr(device, "dram", None)
+    capacity = float(dram.size_GiB * 2**30 * n_dev) if dram is not None else math.inf
+    weights = float(sum(op.M * op.K * op.count for op in ops if op.kind != "elementwise"))
+    return weights * elem, capacity
+
+
 def compare(
     ops: list[Op], host: DeviceSpec, targets: list[Device | None], **kwargs: Any
 ) -> pd.DataFrame:
     """One row per placement: time, energy, bytes moved and PCIe bytes of the whole workload,
-    with speedup and energy ratio against the GPU alone (the first row)."""
+    with speedup and energy ratio against the GPU alone (the first row), and whether the
+    matrices fit the device's memory (``weights_fit``; the costs assume they are resident)."""
     import pandas as pd
 
     summary = []
     for target in [None, *[t for t in targets if t is not None]]:
         frame = place(ops, host, target, **kwargs)
+        weights, capacity = _footprint(ops, host if target is None else target, **kwargs)
         summary.append(
             {
                 "placement": "gpu" if target is None else _label(target, host),
                 "target": host.name if target is None else target.name,
+                "weight_bytes": weights,
+                "capacity_bytes": capacity,
+                "weights_fit": weights <= capacity,
                 "time_s": float(frame["time_s"].sum()),
                 "device_time_s": float(frame["device_time_s"].sum()),
                 "launch_s": float(frame["launch_s"].sum()),

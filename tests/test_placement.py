@@ -110,3 +110,13 @@ def test_bad_ops_are_rejected(host) -> None:
         gemv_op(4, 0)
     with pytest.raises(SimgpuError, match="GPU"):
         cost(devices.get_device("hbm-pim"), gemv_op(4, 4))  # type: ignore[arg-type]
+
+
+def test_capacity_is_checked(host) -> None:
+    small = devices.get_device("systolic-32x32")  # 1 GiB of GDDR6
+    ops = decode_step(GPT2_MODELS["gpt2-1.5b"], 64)
+    table = compare(ops, host, [small, devices.get_device("hbm-pim")])
+    fit = dict(zip(table["target"], table["weights_fit"], strict=True))
+    assert fit == {"h100-sxm": True, "systolic-32x32": False, "hbm-pim": True}
+    row = table.set_index("target").loc["systolic-32x32"]
+    assert row["weight_bytes"] > row["capacity_bytes"] == 2**30
