@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "simgpu.predict.cli",
     "simgpu.experiments.cli",
     "simgpu.sweep.cli",
+    "simgpu.compare",
 )
 
 
