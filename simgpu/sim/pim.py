@@ -19,7 +19,10 @@ The **mapper** (:func:`map_gemv`) lays ``y = W x`` (W: M x K) out row-wise: ever
 whole output rows, so no unit needs another's partial sums. A unit works on a block of
 ``accumulator_registers`` rows at a time; the input vector goes through the input buffer in
 chunks of ``input_buffer_bytes``; for each (row block, chunk) the unit's weights sit in
-consecutive columns of its bank(s), ``banks_per_unit x row_bytes`` per activation. Every
+consecutive columns of its bank(s), ``banks_per_unit x row_bytes`` per activation. When the
+matrix has too few rows to fill the units' open rows, groups of channels take slices of K
+(``k_split``) and the host adds their partial results; the mapper also picks the loop order
+(row blocks or input chunks outermost) and keeps the fastest schedule. Every
 channel runs the same stream in lockstep (each has its own command bus), so the stream is
 returned for one channel as run-length groups ``(command, count)``; :meth:`CommandStream.expand`
 lists the commands one by one for small cases.
@@ -84,7 +87,9 @@ def pim_timing_table(spec: PimSpec) -> list[PimConstraint]:
     :func:`simgpu.sim.hbm.timing_table`: an all-bank ACT/PRE obeys what a per-bank ACT/PRE
     obeys (tRCD, tRAS, tRP, tRC; a MAC is a column read, so tRTP). The PIM spacings come from
     ``[pim]``. Three couplings between the input buffer, the MAC and the read-out have no
-    published figure; each is an assumption stated in ``name``.
+    published figure; each is an assumption stated in ``name``. An all-bank ACT is one command
+    on the bus (PIMSimulator and aim_simulator broadcast it), so tRRD and tFAW, which space
+    activates of different banks, do not apply inside it.
     """
     from simgpu.sim import hbm
 
