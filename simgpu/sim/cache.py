@@ -1,0 +1,372 @@
+"""Caches as plain data structures: sectored set-associative tags, MSHRs, ports, shared memory.
+
+Nothing here is a SimPy process. A cache is looked up and filled inside the event that needs it
+(DESIGN.md: tag lookups are plain Python on the request); time enters only through
+:class:`Port` (a "next free cycle" counter) and the latencies the caller adds.
+
+* :class:`SectorCache`: ``sets x ways`` lines of ``line_bytes``, each with a valid and a dirty
+  mask of ``sector_bytes`` sectors; replacement ``"lru"``, ``"fifo"`` or ``"random"``; set index
+  either the plain line index modulo the set count or a bijective hash of it.
+* :class:`MSHRTable`: outstanding misses per line, with merging of later requests for sectors
+  already in flight, an entry limit and a merge limit.
+* :class:`Port`: bandwidth as bytes per cycle, O(1) and eventless.
+* :class:`SharedMemory`: banks of ``bank_width_bytes``; a warp's access takes as many cycles as
+  the most loaded bank has distinct words (a bank conflict serialises, a broadcast does not).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from simgpu.errors import SimgpuError
+
+__all__ = [
+    "POLICIES",
+    "SectorCache",
+    "MSHREntry",
+    "MSHRTable",
+    "Port",
+    "SharedMemory",
+    "mix64",
+]
+
+POLICIES = ("lru", "fifo", "random")
+_M64 = (1 << 64) - 1
+#: a tag entry is one int: valid mask in the low bits, dirty mask above (ints keep the sets
+#: out of the cyclic garbage collector's way, which matters with millions of lines)
+_DIRTY_SHIFT = 32
+_VALID = (1 << _DIRTY_SHIFT) - 1
+
+
+def mix64(x: int) -> int:
+    """A bijective 64-bit mixing function (SplitMix64's finaliser).
+
+    Used to spread line addresses over L2 slices and sets so that power-of-two strides do not
+    pile onto one slice (GPUs hash addresses to L2 slices for the same reason).
+    """
+    x &= _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+class SectorCache:
+    """Tags of a sectored, set-associative cache.
+
+    Every set is a dict ``line_addr -> valid_mask | dirty_mask << 32`` whose insertion order is the
+    recency (LRU) or arrival (FIFO) order; the first key is the victim.
+    """
+
+    __slots__ = (
+        "name", "size_bytes", "ways", "line_bytes", "sector_bytes", "sectors_per_line",
+        "policy", "n_sets", "hashed", "index_div", "_sets", "_rng", "_lru", "_line_shift", "_full",
+        "hits", "misses", "sector_hits", "sector_misses", "evictions", "dirty_evictions",
+        "fills", "writes",
+    )
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        size_bytes: int,
+        ways: int,
+        line_bytes: int = 128,
+        sector_bytes: int = 32,
+        policy: str = "lru",
+        hashed: bool = False,
+        index_div: int = 1,
+        rng: random.Random | None = None,
+    ) -> None:
+        if policy not in POLICIES:
+            raise SimgpuError(f"{name}: policy {policy!r}, expected one of {', '.join(POLICIES)}")
+        if line_bytes <= 0 or line_bytes & (line_bytes - 1):
+            raise SimgpuError(f"{name}: line_bytes = {line_bytes}, expected a power of two")
+        if sector_bytes <= 0 or line_bytes % sector_bytes:
+            raise SimgpuError(
+                f"{name}: sector_bytes = {sector_bytes}, expected a divisor of {line_bytes}"
+            )
+        if size_bytes < 0 or ways <= 0:
+            raise SimgpuError(f"{name}: size {size_bytes} B with {ways} ways is not a cache")
+        if size_bytes % (ways * line_bytes):
+            raise SimgpuError(
+                f"{name}: size_bytes = {size_bytes}, expected a multiple of ways x line_bytes"
+                f" = {ways * line_bytes}"
+            )
+        self.name = name
+        self.size_bytes = size_bytes
+        self.ways = ways
+        self.line_bytes = line_bytes
+        self.sector_bytes = sector_bytes
+        self.sectors_per_line = line_bytes // sector_bytes
+        self._full = (1 << self.sectors_per_line) - 1
+        self.policy = policy
+        self.n_sets = size_bytes // (ways * line_bytes)
+        self.hashed = hashed
+        #: with ``hashed``, the set is (hash // index_div) % sets: an L2 slice passes the slice
+        #: count so that the slice (hash % slices) and the set use different hash digits
+        self.index_div = index_div
+        self._sets: list[dict[int, int]] = [{} for _ in range(self.n_sets)]
+        self._rng = rng or random.Random(0)
+        self._lru = policy == "lru"
+        self._line_shift = line_bytes.bit_length() - 1
+        self.hits = 0  # requests whose sectors were all present
+        self.misses = 0  # requests that missed at least one sector
+        self.sector_hits = 0
+        self.sector_misses = 0
+        self.evictions = 0
+        self.dirty_evictions = 0
+        self.fills = 0
+        self.writes = 0
+
+    @property
+    def enabled(self) -> bool:
+        """False for a zero-capacity cache (e.g. L1 with the whole array carved out as shared)."""
+        return self.n_sets > 0
+
+    def set_index(self, line_addr: int) -> int:
+        """The set a line maps to."""
+        idx = line_addr >> self._line_shift
+        if self.hashed:
+            idx = mix64(idx) // self.index_div
+        return idx % self.n_sets
+
+    def probe(self, line_addr: int) -> int:
+        """Valid-sector mask of a line (0 if absent), without touching recency or counters."""
+        if not self.n_sets:
+            return 0
+        entry = self._sets[self.set_index(line_addr)].get(line_addr)
+        return entry & _VALID if entry is not None else 0
+
+    def lookup(self, line_addr: int, sectors: int) -> int:
+        """Look a request up: count it, refresh recency on a hit; return the present sectors."""
+        if not self.n_sets:
+            self.misses += 1
+            self.sector_misses += sectors.bit_count()
+            return 0
+        s = self._sets[self.set_index(line_addr)]
+        entry = s.get(line_addr)
+        if entry is None:
+            self.misses += 1
+            self.sector_misses += sectors.bit_count()
+            return 0
+        if self._lru:
+            del s[line_addr]
+            s[line_addr] = entry
+        present = entry & sectors
+        if present == sectors:
+            self.hits += 1
+        else:
+            self.misses += 1
+        n_hit = present.bit_count()
+        self.sector_hits += n_hit
+        self.sector_misses += sectors.bit_count() - n_hit
+        return present
+
+    def fill(self, line_addr: int, sectors: int, dirty: int = 0) -> tuple[int, int, int] | None:
+        """Make ``sectors`` valid (``dirty`` of them dirty); allocate the line if absent.
+
+        Returns the evicted line as ``(line_addr, valid_mask, dirty_mask)``, or None.
+        """
+        if not self.n_sets:
+            return None
+        s = self._sets[self.set_index(line_addr)]
+        entry = s.get(line_addr)
+        self.fills += 1
+        if entry is not None:
+            if self._lru:
+                del s[line_addr]
+            s[line_addr] = entry | sectors | (dirty << _DIRTY_SHIFT)
+            return None
+        victim = None
+        if len(s) >= self.ways:
+            key = self._rng.choice(list(s)) if self.policy == "random" else next(iter(s))
+            v = s.pop(key)
+            self.evictions += 1
+            vd = v >> _DIRTY_SHIFT
+            if vd:
+                self.dirty_evictions += 1
+            victim = (key, v & _VALID, vd)
+        s[line_addr] = sectors | (dirty << _DIRTY_SHIFT)
+        return victim
+
+    def write(self, line_addr: int, sectors: int, *, allocate: bool) -> tuple[bool, Any]:
+        """A store of ``sectors``: update (write-back: mark dirty) or allocate.
+
+        With ``allocate`` (write-back, write-allocate at sector grain: whole sectors are
+        written, so nothing is fetched) the sectors become valid and dirty; without it (L1
+        write-through, no-allocate) a present line has the sectors made valid (its copy is
+        updated) and an absent line is left absent. Returns (hit, evicted line or None).
+        """
+        self.writes += 1
+        if not self.n_sets:
+            return False, None
+        s = self._sets[self.set_index(line_addr)]
+        entry = s.get(line_addr)
+        if entry is not None:
+            if self._lru:
+                del s[line_addr]
+            entry |= sectors
+            if allocate:
+                entry |= sectors << _DIRTY_SHIFT
+            s[line_addr] = entry
+            return True, None
+        if not allocate:
+            return False, None
+        self.fills -= 1  # fill() counts it; a write-allocate is not a fill from below
+        return False, self.fill(line_addr, sectors, sectors)
+
+    def remove(self, line_addr: int) -> tuple[int, int] | None:
+        """Drop a line; return its (valid, dirty) masks if it was present."""
+        if not self.n_sets:
+            return None
+        entry = self._sets[self.set_index(line_addr)].pop(line_addr, None)
+        return (entry & _VALID, entry >> _DIRTY_SHIFT) if entry is not None else None
+
+    def lines(self) -> Iterable[int]:
+        """Every resident line address."""
+        for s in self._sets:
+            yield from s
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._sets)
+
+    def counters(self) -> dict[str, int]:
+        """The statistics counters as a dict."""
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "sector_hits": self.sector_hits,
+            "sector_misses": self.sector_misses,
+            "evictions": self.evictions,
+            "dirty_evictions": self.dirty_evictions,
+            "fills": self.fills,
+            "writes": self.writes,
+        }
+
+
+class MSHREntry:
+    """One outstanding miss: the sectors in flight and who waits for them."""
+
+    __slots__ = ("line_addr", "inflight", "t_fill", "waiters", "merged")
+
+    def __init__(self, line_addr: int, inflight: int) -> None:
+        self.line_addr = line_addr
+        self.inflight = inflight
+        #: when the fill arrives (SM cycles) once known; None while it is still unknown
+        self.t_fill: float | None = None
+        #: callbacks ``f(t_fill)`` to run when the fill time becomes known
+        self.waiters: list[Callable[[float], None]] = []
+        self.merged = 0
+
+
+class MSHRTable:
+    """Miss status holding registers: at most ``entries`` lines in flight, ``merge`` per line."""
+
+    __slots__ = ("entries", "merge", "table", "allocations", "merges", "stalls")
+
+    def __init__(self, entries: int, merge: int) -> None:
+        if entries <= 0 or merge <= 0:
+            raise SimgpuError(f"MSHR: entries = {entries}, merge = {merge}; expected both > 0")
+        self.entries = entries
+        self.merge = merge
+        self.table: dict[int, MSHREntry] = {}
+        self.allocations = 0
+        self.merges = 0
+        self.stalls = 0
+
+    def get(self, line_addr: int) -> MSHREntry | None:
+        """The entry of a line in flight, or None."""
+        return self.table.get(line_addr)
+
+    @property
+    def full(self) -> bool:
+        """True when no entry is free."""
+        return len(self.table) >= self.entries
+
+    def allocate(self, line_addr: int, sectors: int) -> MSHREntry:
+        """A new entry (the caller checked :attr:`full` and that the line is not in flight)."""
+        entry = MSHREntry(line_addr, sectors)
+        self.table[line_addr] = entry
+        self.allocations += 1
+        return entry
+
+    def release(self, line_addr: int) -> MSHREntry | None:
+        """Free the entry of a line whose fill has completed."""
+        return self.table.pop(line_addr, None)
+
+
+class Port:
+    """A bandwidth-limited port as a next-free-cycle counter (no events).
+
+    :meth:`use` returns the cycle at which a transfer of ``nbytes`` starts, i.e. the later of
+    ``now`` and the end of the previous transfer, and books the port for ``nbytes / bytes_per
+    cycle`` cycles from then.
+    """
+
+    __slots__ = ("name", "bytes_per_cycle", "next_free", "busy", "uses")
+
+    def __init__(self, name: str, bytes_per_cycle: float) -> None:
+        if bytes_per_cycle <= 0:
+            raise SimgpuError(f"{name}: bytes_per_cycle = {bytes_per_cycle}, expected > 0")
+        self.name = name
+        self.bytes_per_cycle = bytes_per_cycle
+        self.next_free = 0.0
+        self.busy = 0.0
+        self.uses = 0
+
+    def use(self, now: float, nbytes: float) -> float:
+        """Book the port for ``nbytes`` arriving at ``now``; return the start cycle."""
+        start = self.next_free if self.next_free > now else now
+        occ = nbytes / self.bytes_per_cycle
+        self.next_free = start + occ
+        self.busy += occ
+        self.uses += 1
+        return start
+
+    def book(self, now: float, cycles: float) -> float:
+        """Book the port for a number of cycles; return the start cycle."""
+        start = self.next_free if self.next_free > now else now
+        self.next_free = start + cycles
+        self.busy += cycles
+        self.uses += 1
+        return start
+
+
+class SharedMemory:
+    """Banked shared memory of one SM."""
+
+    __slots__ = ("banks", "width", "port", "accesses", "wavefronts", "conflicts")
+
+    def __init__(self, banks: int, bank_width_bytes: int) -> None:
+        if banks <= 0 or bank_width_bytes <= 0:
+            raise SimgpuError(
+                f"shared memory: banks = {banks}, bank_width_bytes = {bank_width_bytes};"
+                " expected both > 0"
+            )
+        self.banks = banks
+        self.width = bank_width_bytes
+        self.port = Port("shared", banks * bank_width_bytes)
+        self.accesses = 0
+        self.wavefronts = 0
+        self.conflicts = 0
+
+    def degree(self, lane_addrs: Iterable[int]) -> int:
+        """Cycles (wavefronts) one warp access needs: the most distinct words in one bank."""
+        words_per_bank: dict[int, set[int]] = {}
+        for a in lane_addrs:
+            word = a // self.width
+            words_per_bank.setdefault(word % self.banks, set()).add(word)
+        return max((len(w) for w in words_per_bank.values()), default=1)
+
+    def access(self, now: float, nbytes: int, lane_addrs: Iterable[int] | None) -> float:
+        """Book the banks for one warp access at ``now``; return the cycle it starts."""
+        if lane_addrs is not None:
+            n = self.degree(lane_addrs)
+        else:
+            n = max(1, -(-nbytes // (self.banks * self.width)))
+        self.accesses += 1
+        self.wavefronts += n
+        self.conflicts += n - 1
+        return self.port.book(now, n)

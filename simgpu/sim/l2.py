@@ -1,0 +1,144 @@
+"""The L2: slices behind the crossbar, addresses hashed over slices, near and far partitions.
+
+Every partition is a set of slices, each a :class:`~simgpu.sim.cache.SectorCache`; a line maps
+to one slice of each partition and one set of that slice by a bijective hash of its line index
+(:func:`~simgpu.sim.cache.mix64`), as GPUs hash addresses over L2 slices.
+
+Near and far (A100/H100-class parts, ``partitions = 2``). The A100 whitepaper says each L2
+partition "localizes and caches data for memory accesses from SMs in the GPCs directly connected
+to the partition". The model: an SM looks a line up in its own (near) partition first; on a miss
+it looks in the other partition(s) (a far hit, which costs ``far_hit_latency_cycles``); the line
+is then copied into the near partition. A line evicted from a partition moves to the next
+partition when that one does not hold it (and is dropped, with a write-back of dirty sectors,
+when it leaves the last one). For one SM chasing pointers this makes the near partition the most
+recent half of an LRU stack and the far partition the older half, which is what the published
+curves show (published/latency_curves.csv, H100 PCIe and A100: the near plateau ends at half the
+L2, the far plateau at the full L2). With ``partitions = 1`` it is a plain sliced L2.
+
+A store makes the storing SM's partition the only holder of the line (copies elsewhere are
+invalidated, their dirty sectors merged), so there is one owner of dirty data.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from simgpu.errors import SimgpuError
+from simgpu.sim.cache import SectorCache, mix64
+
+if TYPE_CHECKING:
+    from simgpu.devices.spec import L2Spec
+
+__all__ = ["L2"]
+
+
+class L2:
+    """Tags of all L2 slices, grouped by partition."""
+
+    def __init__(
+        self, spec: L2Spec, *, policy: str = "lru", rng: random.Random | None = None
+    ) -> None:
+        if spec.slices % spec.partitions:
+            raise SimgpuError(
+                f"l2.slices = {spec.slices}, expected a multiple of partitions ({spec.partitions})"
+            )
+        self.spec = spec
+        self.partitions = spec.partitions
+        self.slices_per_partition = spec.slices // spec.partitions
+        self.line_bytes = spec.line_bytes
+        self._shift = spec.line_bytes.bit_length() - 1
+        rng = rng or random.Random(0)
+        self.parts: list[list[SectorCache]] = [
+            [
+                SectorCache(
+                    name=f"L2-p{p}-s{s}",
+                    size_bytes=spec.slice_bytes,
+                    ways=spec.ways,
+                    line_bytes=spec.line_bytes,
+                    sector_bytes=spec.sector_bytes,
+                    policy=policy,
+                    hashed=True,
+                    index_div=self.slices_per_partition,
+                    rng=rng,
+                )
+                for s in range(self.slices_per_partition)
+            ]
+            for p in range(self.partitions)
+        ]
+        self.writebacks: list[tuple[int, int]] = []  # (line, dirty mask) leaving the L2
+        self.demotions = 0
+        self.invalidations = 0
+
+    def slice_of(self, line_addr: int) -> int:
+        """Slice index (within a partition) of a line."""
+        return mix64(line_addr >> self._shift) % self.slices_per_partition
+
+    def tags(self, partition: int, line_addr: int) -> SectorCache:
+        """The slice of ``partition`` that holds ``line_addr``."""
+        return self.parts[partition][self.slice_of(line_addr)]
+
+    def others(self, partition: int) -> range | list[int]:
+        """The far partitions of ``partition``, nearest first."""
+        return [(partition + k) % self.partitions for k in range(1, self.partitions)]
+
+    def fill(self, partition: int, line_addr: int, sectors: int, dirty: int = 0) -> None:
+        """Insert into ``partition``; cascade the victim to the next partitions, then memory."""
+        self._cascade(partition, self.tags(partition, line_addr).fill(line_addr, sectors, dirty))
+
+    def _cascade(self, partition: int, victim: tuple[int, int, int] | None) -> None:
+        """Move a line evicted from ``partition`` on to the next partition, or write it back."""
+        p = partition
+        hops = 1
+        while victim is not None:
+            v_line, v_valid, v_dirty = victim
+            if hops >= self.partitions:
+                if v_dirty:
+                    self.writebacks.append((v_line, v_dirty))
+                return
+            p = (p + 1) % self.partitions
+            hops += 1
+            tags = self.tags(p, v_line)
+            if tags.probe(v_line):
+                if v_dirty:  # merge the dirty sectors into the copy that stays
+                    tags.fill(v_line, v_valid, v_dirty)
+                    tags.fills -= 1
+                return
+            self.demotions += 1
+            victim = tags.fill(v_line, v_valid, v_dirty)
+            tags.fills -= 1  # a demotion is not a fill from memory
+
+    def write(self, partition: int, line_addr: int, sectors: int) -> bool:
+        """A store of ``sectors`` into ``partition`` (write-back, write-allocate per sector)."""
+        merged_valid = 0
+        merged_dirty = 0
+        for p in self.others(partition):
+            old = self.tags(p, line_addr).remove(line_addr)
+            if old is not None:
+                self.invalidations += 1
+                merged_valid |= old[0]
+                merged_dirty |= old[1]
+        tags = self.tags(partition, line_addr)
+        hit, victim = tags.write(line_addr, sectors, allocate=True)
+        self._cascade(partition, victim)
+        if merged_valid:
+            tags.fill(line_addr, merged_valid, merged_dirty)
+            tags.fills -= 1
+        return hit
+
+    def take_writebacks(self) -> list[tuple[int, int]]:
+        """Lines written back since the last call (the caller sends them to DRAM)."""
+        out, self.writebacks = self.writebacks, []
+        return out
+
+    def counters(self) -> list[dict[str, int]]:
+        """Summed tag counters per partition."""
+        rows = []
+        for p, slices in enumerate(self.parts):
+            total: dict[str, int] = {}
+            for s in slices:
+                for k, v in s.counters().items():
+                    total[k] = total.get(k, 0) + v
+            total["partition"] = p
+            rows.append(total)
+        return rows

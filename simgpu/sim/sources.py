@@ -1,0 +1,444 @@
+"""Traffic sources that drive a :class:`~simgpu.sim.system.MemorySystem`.
+
+* :class:`PointerChase`: one dependent load at a time over a footprint, in a pseudo-random
+  cyclic order (every line once per lap), as the published latency benchmarks do;
+* :class:`Stream`: read, write or copy of consecutive lines with a fixed number of requests in
+  flight per SM (the occupancy), optionally a read/write mix;
+* :class:`RandomAccess`: the same closed loop over random lines of a footprint;
+* :class:`Paced`: an open loop issuing requests at a fixed rate, for bandwidth-latency curves.
+
+A source is started with :meth:`Source.start` (it registers callbacks or a process; nothing
+runs until ``env.run()``) and summarised by :meth:`Source.result`. Each source also integrates
+its own number of requests in flight over time, measured when its events fire, so Little's law
+(mean in flight = throughput x mean latency) can be checked against the request timestamps.
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from simgpu.errors import SimgpuError
+from simgpu.sim.request import FULL_LINE, MemRequest
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import simpy
+
+    from simgpu.sim.system import MemorySystem
+
+__all__ = [
+    "SourceResult",
+    "Source",
+    "PointerChase",
+    "Stream",
+    "RandomAccess",
+    "Paced",
+    "cyclic_order",
+]
+
+
+def cyclic_order(n: int, seed: int = 0, start: int = 0) -> Iterator[int]:
+    """An endless pseudo-random walk visiting each of ``0..n-1`` once per lap.
+
+    A full-period linear congruential generator over the next power of two (Hull-Dobell: odd
+    increment, multiplier = 1 mod 4), skipping values >= n (cycle walking), so no permutation
+    of a 4 GB footprint has to be stored.
+    """
+    if n <= 0:
+        raise SimgpuError(f"cyclic_order: n = {n}, expected > 0")
+    m = 1 << max(1, (n - 1).bit_length())
+    rng = random.Random(seed)
+    a = 4 * rng.randrange(m // 4 or 1) + 1 if m >= 4 else 1
+    c = 2 * rng.randrange(m // 2) + 1
+    x = start % n
+    while True:
+        yield x
+        x = (a * x + c) % m
+        while x >= n:
+            x = (a * x + c) % m
+
+
+@dataclass
+class SourceResult:
+    """What one source saw: requests, bytes, span, latencies and time-averaged occupancy."""
+
+    name: str
+    clock_MHz: float
+    requests: int = 0
+    reads: int = 0
+    writes: int = 0
+    bytes: int = 0
+    t_start: float = 0.0
+    t_end: float = 0.0
+    in_flight_area: float = 0.0  # integral of requests in flight over time, request-cycles
+    latencies: array[float] = field(default_factory=lambda: array("d"))
+
+    @property
+    def span_cycles(self) -> float:
+        """From the first issue to the last completion, SM cycles."""
+        return self.t_end - self.t_start
+
+    @property
+    def bandwidth_GBps(self) -> float:
+        """Bytes moved per second over the span, GB/s (1e9 B/s)."""
+        s = self.span_cycles / (self.clock_MHz * 1e6)
+        return self.bytes / s / 1e9 if s > 0 else float("nan")
+
+    @property
+    def mean_latency_cycles(self) -> float:
+        """Mean request latency, SM cycles."""
+        return sum(self.latencies) / len(self.latencies) if self.latencies else float("nan")
+
+    def percentile_cycles(self, q: float) -> float:
+        """Latency percentile ``q`` (0-100), SM cycles."""
+        import numpy as np
+
+        if not self.latencies:
+            return float("nan")
+        return float(np.percentile(np.frombuffer(self.latencies, dtype=np.float64), q))
+
+    @property
+    def mean_in_flight(self) -> float:
+        """Time-averaged requests in flight, measured as the source's events fired."""
+        return self.in_flight_area / self.span_cycles if self.span_cycles > 0 else float("nan")
+
+    @property
+    def littles_in_flight(self) -> float:
+        """Throughput x mean latency (Little's law), from the request timestamps."""
+        if self.span_cycles <= 0:
+            return float("nan")
+        return self.requests / self.span_cycles * self.mean_latency_cycles
+
+    def to_dict(self) -> dict[str, Any]:
+        """One flat row."""
+        ns = 1000.0 / self.clock_MHz
+        return {
+            "source": self.name,
+            "requests": self.requests,
+            "reads": self.reads,
+            "writes": self.writes,
+            "bytes": self.bytes,
+            "span_cycles": self.span_cycles,
+            "bandwidth_GBps": self.bandwidth_GBps,
+            "latency_mean_cycles": self.mean_latency_cycles,
+            "latency_mean_ns": self.mean_latency_cycles * ns,
+            "latency_p50_ns": self.percentile_cycles(50) * ns,
+            "latency_p90_ns": self.percentile_cycles(90) * ns,
+            "latency_p99_ns": self.percentile_cycles(99) * ns,
+            "mean_in_flight": self.mean_in_flight,
+            "littles_in_flight": self.littles_in_flight,
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """The row as a one-line DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame([self.to_dict()])
+
+
+class Source:
+    """Base: issue requests, stamp completions, integrate the number in flight."""
+
+    name = "source"
+
+    def __init__(self, env: simpy.Environment, system: MemorySystem) -> None:
+        self.env = env
+        self.system = system
+        self.res = SourceResult(self.name, system.clock_MHz)
+        self._out = 0
+        self._t_last = 0.0
+        self._started = False
+
+    def _issue(self, req: MemRequest) -> simpy.Event:
+        now = self.env.now
+        r = self.res
+        if r.requests == 0:
+            r.t_start = now
+            self._t_last = now
+        r.in_flight_area += self._out * (now - self._t_last)
+        self._t_last = now
+        self._out += 1
+        r.requests += 1
+        if req.write:
+            r.writes += 1
+        else:
+            r.reads += 1
+        ev = self.system.access(req)
+        ev.callbacks.append(self._complete)
+        return ev
+
+    def _complete(self, ev: simpy.Event) -> None:
+        now = self.env.now
+        req: MemRequest = ev.value  # type: ignore[assignment]
+        r = self.res
+        r.in_flight_area += self._out * (now - self._t_last)
+        self._t_last = now
+        self._out -= 1
+        r.bytes += req.nbytes
+        r.latencies.append(now - req.t_issue)
+        if now > r.t_end:
+            r.t_end = now
+        self.on_complete(req)
+
+    def on_complete(self, req: MemRequest) -> None:
+        """Hook for closed-loop sources."""
+
+    def start(self) -> Source:
+        """Register the source's activity with the environment (once)."""
+        if self._started:
+            raise SimgpuError(f"{self.name}: already started")
+        self._started = True
+        self._start()
+        return self
+
+    def _start(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def result(self) -> SourceResult:
+        """The statistics so far."""
+        return self.res
+
+
+class PointerChase(Source):
+    """One SM, one load at a time, each to the next line of a cyclic pseudo-random order."""
+
+    name = "pointer_chase"
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        system: MemorySystem,
+        *,
+        footprint_bytes: int,
+        n_loads: int,
+        sm: int = 0,
+        stride_bytes: int = 128,
+        seed: int = 0,
+        warm_loads: int | None = None,
+        cache_op: str = "ca",
+    ) -> None:
+        super().__init__(env, system)
+        if stride_bytes <= 0 or stride_bytes % 32:
+            raise SimgpuError(f"pointer chase: stride_bytes = {stride_bytes}, expected k x 32")
+        if footprint_bytes < stride_bytes:
+            raise SimgpuError(
+                f"pointer chase: footprint_bytes = {footprint_bytes}, expected >= stride"
+                f" ({stride_bytes})"
+            )
+        if n_loads <= 0:
+            raise SimgpuError(f"pointer chase: n_loads = {n_loads}, expected > 0")
+        self.n_elems = footprint_bytes // stride_bytes
+        self.stride = stride_bytes
+        self.n_loads = n_loads
+        self.sm = sm
+        self.seed = seed
+        self.cache_op = cache_op
+        self.line_bytes = system.line_bytes
+        #: functional warm-up: by default one lap, capped at 4x the lines the caches hold
+        cap = 4 * (system.l2.spec.size_bytes + system.l1_bytes) // system.line_bytes
+        self.warm_loads = min(self.n_elems, cap) if warm_loads is None else warm_loads
+
+    def _addr(self, k: int) -> tuple[int, int]:
+        a = k * self.stride
+        line = a - a % self.line_bytes
+        return line, 1 << ((a % self.line_bytes) // 32)
+
+    def _start(self) -> None:
+        order = cyclic_order(self.n_elems, self.seed)
+        if self.warm_loads:
+            lines = []
+            for _ in range(self.warm_loads):
+                line, _sec = self._addr(next(order))
+                lines.append(line)
+            self.system.warm(self.sm, lines)
+        self.env.process(self._run(order))
+
+    def _run(self, order: Iterator[int]) -> Any:
+        for _ in range(self.n_loads):
+            line, sec = self._addr(next(order))
+            yield self._issue(
+                MemRequest(self.sm, line, sectors=sec, cache_op=self.cache_op)
+            )
+
+
+class _ClosedLoop(Source):
+    """``occupancy`` requests in flight per SM; each completion issues the next request."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        system: MemorySystem,
+        *,
+        n_requests: int,
+        occupancy: int,
+        sms: list[int] | None,
+        read_fraction: float,
+        cache_op: str,
+        sectors: int,
+    ) -> None:
+        super().__init__(env, system)
+        if n_requests <= 0 or occupancy <= 0:
+            raise SimgpuError(
+                f"{self.name}: n_requests = {n_requests}, occupancy = {occupancy};"
+                " expected both > 0"
+            )
+        if not 0.0 <= read_fraction <= 1.0:
+            raise SimgpuError(f"{self.name}: read_fraction = {read_fraction}, expected 0..1")
+        self.n_requests = n_requests
+        self.occupancy = occupancy
+        self.sms = list(range(len(system.l1))) if sms is None else list(sms)
+        self.read_fraction = read_fraction
+        self.cache_op = cache_op
+        self.sectors = sectors
+        self._next = 0
+
+    def _is_write(self, i: int) -> bool:
+        w = 1.0 - self.read_fraction
+        return int((i + 1) * w + 1e-9) > int(i * w + 1e-9)
+
+    def _line(self, i: int, write: bool) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _issue_next(self, sm: int) -> None:
+        i = self._next
+        if i >= self.n_requests:
+            return
+        self._next = i + 1
+        write = self._is_write(i)
+        req = MemRequest(sm, self._line(i, write), sectors=self.sectors, write=write,
+                         cache_op=self.cache_op)
+        self._issue(req)
+
+    def on_complete(self, req: MemRequest) -> None:
+        self._issue_next(req.sm)
+
+    def _start(self) -> None:
+        for _k in range(self.occupancy):
+            for sm in self.sms:
+                self._issue_next(sm)
+
+
+class Stream(_ClosedLoop):
+    """Consecutive lines; ``op`` "read", "write", "copy" (read a, write b) or a read mix."""
+
+    name = "stream"
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        system: MemorySystem,
+        *,
+        n_lines: int,
+        occupancy: int = 8,
+        op: str = "read",
+        read_fraction: float | None = None,
+        sms: list[int] | None = None,
+        base: int = 0,
+        cache_op: str = "cg",
+    ) -> None:
+        fractions = {"read": 1.0, "write": 0.0, "copy": 0.5}
+        if op not in fractions:
+            raise SimgpuError(f"stream: op = {op!r}, expected read, write or copy")
+        rf = fractions[op] if read_fraction is None else read_fraction
+        super().__init__(env, system, n_requests=n_lines, occupancy=occupancy, sms=sms,
+                         read_fraction=rf, cache_op=cache_op, sectors=FULL_LINE)
+        self.base = base
+        self.line_bytes = system.line_bytes
+        # writes go to a second array beyond the reads (copy: b[i] = a[i])
+        self.write_base = base + (n_lines + 1) * self.line_bytes
+
+    def _line(self, i: int, write: bool) -> int:
+        return (self.write_base if write else self.base) + i * self.line_bytes
+
+
+class RandomAccess(_ClosedLoop):
+    """Uniformly random lines of a footprint (seeded)."""
+
+    name = "random"
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        system: MemorySystem,
+        *,
+        footprint_bytes: int,
+        n_requests: int,
+        occupancy: int = 8,
+        read_fraction: float = 1.0,
+        sms: list[int] | None = None,
+        sectors: int = 1,
+        seed: int = 0,
+        cache_op: str = "cg",
+    ) -> None:
+        super().__init__(env, system, n_requests=n_requests, occupancy=occupancy, sms=sms,
+                         read_fraction=read_fraction, cache_op=cache_op, sectors=sectors)
+        self.n_lines = max(1, footprint_bytes // system.line_bytes)
+        self.rng = random.Random(seed)
+        self.line_bytes = system.line_bytes
+
+    def _line(self, i: int, write: bool) -> int:
+        return self.rng.randrange(self.n_lines) * self.line_bytes
+
+
+class Paced(Source):
+    """Open loop: ``batch`` line requests every ``interval_cycles``, round-robin over SMs.
+
+    Addresses are consecutive lines (reads from one array, writes to another), so the DRAM
+    sees streaming traffic at the chosen rate: offered bandwidth = batch x 128 B / interval.
+    """
+
+    name = "paced"
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        system: MemorySystem,
+        *,
+        offered_GBps: float,
+        n_requests: int,
+        read_fraction: float = 1.0,
+        sms: list[int] | None = None,
+        cache_op: str = "cg",
+        base: int = 0,
+        batch: int | None = None,
+    ) -> None:
+        super().__init__(env, system)
+        if offered_GBps <= 0 or n_requests <= 0:
+            raise SimgpuError(
+                f"paced: offered_GBps = {offered_GBps}, n_requests = {n_requests};"
+                " expected both > 0"
+            )
+        if not 0.0 <= read_fraction <= 1.0:
+            raise SimgpuError(f"paced: read_fraction = {read_fraction}, expected 0..1")
+        self.line_bytes = system.line_bytes
+        bytes_per_cycle = offered_GBps * 1e9 / (system.clock_MHz * 1e6)
+        # assumption: batches of whole requests spaced >= 8 cycles keep the event count low
+        # without bunching (8 cycles is far below any memory latency here)
+        self.batch = batch or max(1, round(8 * bytes_per_cycle / self.line_bytes))
+        self.interval = self.batch * self.line_bytes / bytes_per_cycle
+        self.n_requests = n_requests
+        self.read_fraction = read_fraction
+        self.sms = list(range(len(system.l1))) if sms is None else list(sms)
+        self.cache_op = cache_op
+        self.base = base
+        self.write_base = base + (n_requests + 1) * self.line_bytes
+
+    def _start(self) -> None:
+        self.env.process(self._run())
+
+    def _run(self) -> Any:
+        w = 1.0 - self.read_fraction
+        i = 0
+        n_sm = len(self.sms)
+        while i < self.n_requests:
+            for _ in range(min(self.batch, self.n_requests - i)):
+                write = int((i + 1) * w + 1e-9) > int(i * w + 1e-9)
+                line = (self.write_base if write else self.base) + i * self.line_bytes
+                self._issue(MemRequest(self.sms[i % n_sm], line, write=write,
+                                       cache_op=self.cache_op))
+                i += 1
+            yield self.env.timeout(self.interval)

@@ -1,0 +1,629 @@
+"""The memory system below the SMs, wired from a DeviceSpec: L1/shared, crossbar, L2, HBM.
+
+:func:`build_system` returns a :class:`MemorySystem` whose :meth:`~MemorySystem.access` takes a
+:class:`~simgpu.sim.request.MemRequest` and returns a SimPy event that fires (with the request)
+when its data is back or its store is accepted. Everything above DRAM is arithmetic on the
+request (ports are next-free counters, latencies are added), so a request costs one event plus
+a share of the DRAM controller's wake-ups.
+
+Latencies (SM cycles, all from the device file):
+
+* L1 hit: ``l1.hit_latency_cycles``; shared memory: ``l1.shared_latency_cycles`` plus one cycle
+  per extra wavefront of a bank conflict.
+* L2 hit in the SM's own partition: ``l2.near_hit_latency_cycles``; in another partition:
+  ``l2.far_hit_latency_cycles``. The request crosses the crossbar (``noc.latency_cycles``) to the
+  slice port, which books ``bytes / noc.bandwidth_bytes_per_cycle_per_slice`` cycles.
+* DRAM: an idle-GPU read costs ``dram.unloaded_latency_ns`` (a measured figure) when it meets a
+  row conflict. Of that, the DRAM core time tRP + tRCD + tCL + tBL comes from the timing table
+  and the remainder is the fixed on-chip path (slice, memory partition unit, PHY), split evenly
+  between the way out and the way back (assumption: no published split). Everything beyond the
+  unloaded case (queueing, row hits, refresh, bank parallelism) comes from :class:`HBM`.
+
+Misses are tracked in MSHRs per L1 (``A:512:64``: 512 entries, 64 merges each, from
+published/accelsim/configs/SM90_H100_latest/gpgpusim.config ``gpgpu_cache:dl1``) and per L2
+partition. A fill enters the tags when its data has arrived (lazily, at the next access that
+needs the entry); until then later requests to the line merge and wait for it.
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from simgpu.errors import SimgpuError
+from simgpu.sim.cache import MSHREntry, MSHRTable, Port, SectorCache, SharedMemory
+from simgpu.sim.hbm import HBM, HBMConfig, fire_at, unloaded_read_tck
+from simgpu.sim.l2 import L2
+from simgpu.sim.noc import Crossbar
+from simgpu.sim.request import CACHE_OPS, SPACES, MemRequest
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import simpy
+
+    from simgpu.devices.spec import DeviceSpec
+
+__all__ = [
+    "MemorySystem",
+    "build_system",
+    "default_carveout_KiB",
+    "L1_MSHR_ENTRIES",
+    "L1_MSHR_MERGE",
+]
+
+#: published/accelsim/configs/SM90_H100_latest/gpgpusim.config: gpgpu_cache:dl1 ... A:512:64
+L1_MSHR_ENTRIES = 512
+L1_MSHR_MERGE = 64
+#: published/accelsim/configs/SM90_H100_latest/gpgpusim.config: gpgpu_cache:dl2 ... A:384:4
+#: (per slice); merges per entry
+L2_MSHR_ENTRIES_PER_SLICE = 384
+L2_MSHR_MERGE = 4
+#: assumption: a kernel that asks for little shared memory gets a 32 KiB carve-out; with it the
+#: simulated L1 step falls where the published curves put it (H100 PCIe between 216 and 264 kB,
+#: A100 PCIe between 159 and 203 kB; published/latency_curves.csv).
+DEFAULT_CARVEOUT_KIB = 32
+
+
+def default_carveout_KiB(spec: DeviceSpec) -> int:
+    """The smallest listed carve-out of at least 32 KiB (or the largest listed)."""
+    options = sorted(spec.l1.shared_carveouts_KiB)
+    for c in options:
+        if c >= DEFAULT_CARVEOUT_KIB:
+            return c
+    return options[-1]
+
+
+class _L1:
+    """One SM's L1 data cache, MSHRs, load/store port and shared memory."""
+
+    __slots__ = ("sm", "tags", "mshr", "port", "shared", "stalled", "retry_armed")
+
+    def __init__(self, sm: int, tags: SectorCache, port: Port, shared: SharedMemory) -> None:
+        self.sm = sm
+        self.tags = tags
+        self.mshr = MSHRTable(L1_MSHR_ENTRIES, L1_MSHR_MERGE)
+        self.port = port
+        self.shared = shared
+        self.stalled: deque[tuple[MemRequest, Any]] = deque()
+        self.retry_armed = False
+
+
+class _Fill(MSHREntry):
+    """An MSHR entry that also knows which level will answer and how many fetches are out."""
+
+    __slots__ = ("level", "pending", "best")
+
+    def __init__(self, line_addr: int, inflight: int) -> None:
+        super().__init__(line_addr, inflight)
+        self.level = "DRAM"
+        self.pending = 0
+        self.best = 0.0
+
+
+class MemorySystem:
+    """L1s (one per SM), crossbar, partitioned L2 and HBM of one GPU."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: DeviceSpec,
+        *,
+        rng: random.Random | None = None,
+        shared_carveout_KiB: int | None = None,
+        l1_policy: str = "lru",
+        l2_policy: str = "lru",
+        hbm_config: HBMConfig | None = None,
+        record_latencies: bool = True,
+    ) -> None:
+        self.env = env
+        self.spec = spec
+        self.rng = rng or random.Random(0)
+        self.clock_MHz = spec.clock_MHz
+        l1s, l2s = spec.l1, spec.l2
+        carve = default_carveout_KiB(spec) if shared_carveout_KiB is None else shared_carveout_KiB
+        if carve not in l1s.shared_carveouts_KiB:
+            raise SimgpuError(
+                f"{spec.name}: shared_carveout_KiB = {carve}, expected one of "
+                f"{list(l1s.shared_carveouts_KiB)} (l1.shared_carveouts_KiB)"
+            )
+        self.carveout_KiB = carve
+        sets = l1s.size_bytes // (l1s.ways * l1s.line_bytes)
+        l1_bytes = l1s.size_bytes - carve * 1024
+        l1_ways = l1_bytes // (sets * l1s.line_bytes)
+        self.l1_bytes = l1_ways * sets * l1s.line_bytes
+        self.l1 = []
+        for sm in range(spec.compute.sm_count):
+            tags = SectorCache(
+                name=f"L1-sm{sm}",
+                size_bytes=self.l1_bytes,
+                ways=max(1, l1_ways),
+                line_bytes=l1s.line_bytes,
+                sector_bytes=l1s.sector_bytes,
+                policy=l1_policy,
+                rng=self.rng,
+            ) if l1_ways > 0 else SectorCache(
+                name=f"L1-sm{sm}", size_bytes=0, ways=1, line_bytes=l1s.line_bytes,
+                sector_bytes=l1s.sector_bytes, policy=l1_policy, rng=self.rng,
+            )
+            port = Port(f"L1-sm{sm}", l1s.bandwidth_bytes_per_cycle)
+            shared = SharedMemory(l1s.shared_banks, l1s.shared_bank_width_bytes)
+            self.l1.append(_L1(sm, tags, port, shared))
+        self.l2 = L2(l2s, policy=l2_policy, rng=self.rng)
+        self.xbar = Crossbar(spec.noc, l2s.partitions, self.l2.slices_per_partition)
+        self.hbm = HBM(env, spec.dram, self.clock_MHz, hbm_config)
+        self.l2_mshr = [
+            MSHRTable(L2_MSHR_ENTRIES_PER_SLICE * self.l2.slices_per_partition, L2_MSHR_MERGE)
+            for _ in range(l2s.partitions)
+        ]
+        # SM -> partition: assumption: SMs split into equal consecutive halves (GPCs attach to
+        # one partition; the SM numbering within a GPC is not published).
+        n_sm = spec.compute.sm_count
+        self.partition_of = [sm * l2s.partitions // n_sm for sm in range(n_sm)]
+        # latencies, SM cycles
+        self.h1 = l1s.hit_latency_cycles
+        self.hs = l1s.shared_latency_cycles
+        self.hn = l2s.near_hit_latency_cycles
+        self.hf = l2s.far_hit_latency_cycles or l2s.near_hit_latency_cycles
+        self.noc = spec.noc.latency_cycles
+        self.slice_to_sm = self.hn - self.noc  # slice port to load-to-use
+        self.far_hop = (self.hf - self.hn) / 2  # one way between partitions
+        cpt = self.hbm.cycles_per_tck
+        self.dram_core = unloaded_read_tck(spec.dram.timing, 1, "conflict") * cpt
+        unloaded = spec.dram.unloaded_latency_ns * self.clock_MHz / 1000.0
+        path = unloaded - self.hn - self.dram_core
+        if path <= 0:
+            raise SimgpuError(
+                f"{spec.name}: dram.unloaded_latency_ns = {spec.dram.unloaded_latency_ns} leaves"
+                f" no on-chip path after the near L2 hit ({self.hn} cycles) and the DRAM core"
+                f" time ({self.dram_core:.1f} cycles); expected a larger unloaded latency"
+            )
+        self.dram_unloaded = unloaded
+        self.dram_to = path / 2
+        self.dram_back = path / 2
+        self.line_bytes = l1s.line_bytes
+        # statistics
+        self.issued = 0
+        self.completed = 0
+        self.record = record_latencies
+        self.by_level: dict[str, list[float]] = {}
+        self.lat: dict[str, array[float]] = {}
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.dram_writebacks = 0
+        self.t_first: float | None = None
+        self.t_last = 0.0
+
+    # -- public -----------------------------------------------------------------------------
+    def access(self, req: MemRequest) -> simpy.Event:
+        """Start a request now; the returned event fires with it when it is complete."""
+        import simpy
+
+        env = self.env
+        ev = simpy.Event(env)
+        now = env.now
+        req.t_issue = now
+        if self.t_first is None:
+            self.t_first = now
+        self.issued += 1
+        if not 0 <= req.sm < len(self.l1):
+            raise SimgpuError(f"request sm = {req.sm}, expected 0..{len(self.l1) - 1}")
+        if req.space == "shared":
+            u = self.l1[req.sm]
+            start = u.shared.access(now, req.nbytes, req.lane_addrs)
+            n_extra = u.shared.port.next_free - start - 1
+            self._done(req, ev, start + self.hs + n_extra, "shared")
+        elif req.space not in SPACES or req.cache_op not in CACHE_OPS:
+            raise SimgpuError(
+                f"request space = {req.space!r}, cache_op = {req.cache_op!r}; expected space in"
+                f" {SPACES} and cache_op in {CACHE_OPS}"
+            )
+        elif req.write:
+            self._store(req, ev, now)
+        else:
+            self._load(req, ev, now)
+        return ev
+
+    # -- completion -------------------------------------------------------------------------
+    def _done(self, req: MemRequest, ev: simpy.Event, t: float, level: str) -> None:
+        req.t_done = t
+        req.served_by = level
+        self.completed += 1
+        if req.write:
+            self.bytes_written += req.nbytes
+        else:
+            self.bytes_read += req.nbytes
+        if t > self.t_last:
+            self.t_last = t
+        if self.record:
+            lat = t - req.t_issue
+            rec = self.by_level.get(level)
+            if rec is None:
+                rec = self.by_level[level] = [0, 0.0, 0]
+                self.lat[level] = array("d")
+            rec[0] += 1
+            rec[1] += lat
+            rec[2] += req.nbytes
+            self.lat[level].append(lat)
+        now = self.env.now
+        fire_at(self.env, ev, t - now if t > now else 0.0, req)
+
+    # -- loads ------------------------------------------------------------------------------
+    def _load(self, req: MemRequest, ev: simpy.Event, now: float) -> None:
+        u = self.l1[req.sm]
+        nbytes = req.nbytes
+        start = u.port.use(now, nbytes)
+        if req.cache_op == "cg" or not u.tags.n_sets:
+            self._l2_load(req.sm, req.line_addr, req.sectors, start, nbytes,
+                          lambda t, lvl: self._done(req, ev, t, lvl))
+            return
+        line, sec = req.line_addr, req.sectors
+        table = u.mshr.table
+        if table:
+            self._l1_sweep(u, now)
+        e = table.get(line)
+        if e is not None and e.t_fill is not None and e.t_fill <= now:
+            self._l1_release(u, e)
+            e = None
+        present = u.tags.lookup(line, sec)
+        if present == sec:
+            self._done(req, ev, start + self.h1, "L1")
+            return
+        need = sec & ~present
+        h1 = self.h1
+        if e is not None:
+            if e.merged >= u.mshr.merge:
+                self._stall(u, req, ev)
+                return
+            e.merged += 1
+            u.mshr.merges += 1
+            extra = need & ~e.inflight
+            if extra:
+                e.inflight |= extra
+                self._l1_fetch(u, e, req.sm, line, extra, start)
+
+            def waiter(t: float, e: MSHREntry = e) -> None:
+                self._done(req, ev, max(t, start + h1), e.level)  # type: ignore[attr-defined]
+
+            if e.t_fill is not None and not extra:
+                waiter(e.t_fill)
+            else:
+                e.waiters.append(waiter)
+            return
+        if u.mshr.full:
+            self._stall(u, req, ev)
+            return
+        f = _Fill(line, need)
+        u.mshr.table[line] = f
+        u.mshr.allocations += 1
+        f.waiters.append(lambda t: self._done(req, ev, t, f.level))
+        self._l1_fetch(u, f, req.sm, line, need, start)
+
+    def _l1_fetch(self, u: _L1, f: Any, sm: int, line: int, sectors: int, start: float) -> None:
+        f.pending += 1
+        f.t_fill = None
+
+        def filled(t: float, level: str) -> None:
+            f.pending -= 1
+            f.level = level
+            if t > f.best:
+                f.best = t
+            if f.pending == 0:
+                self._l1_known(u, f, f.best)
+
+        self._l2_load(sm, line, sectors, start, 32 * sectors.bit_count(), filled)
+
+    def _l1_known(self, u: _L1, f: Any, t: float) -> None:
+        f.t_fill = t
+        waiters, f.waiters = f.waiters, []
+        for w in waiters:
+            w(t)
+        if u.stalled and not u.retry_armed:
+            u.retry_armed = True
+            ev = self.env.timeout(max(0.0, t - self.env.now))
+            ev.callbacks.append(partial(self._retry, u))
+
+    def _l1_release(self, u: _L1, e: MSHREntry) -> None:
+        del u.mshr.table[e.line_addr]
+        u.tags.fill(e.line_addr, e.inflight)
+
+    def _l1_sweep(self, u: _L1, now: float) -> None:
+        table = u.mshr.table
+        while table:
+            e = next(iter(table.values()))
+            if e.t_fill is None or e.t_fill > now:
+                return
+            self._l1_release(u, e)
+
+    def _stall(self, u: _L1, req: MemRequest, ev: simpy.Event) -> None:
+        u.mshr.stalls += 1
+        u.stalled.append((req, ev))
+
+    def _retry(self, u: _L1, _ev: object = None) -> None:
+        u.retry_armed = False
+        now = self.env.now
+        # release every finished entry, then replay stalled requests in order
+        for e in [e for e in u.mshr.table.values() if e.t_fill is not None and e.t_fill <= now]:
+            self._l1_release(u, e)
+        n = len(u.stalled)
+        for _ in range(n):
+            req, ev = u.stalled.popleft()
+            self._load(req, ev, now)
+        if u.stalled and not u.retry_armed:
+            pending = [e.t_fill for e in u.mshr.table.values() if e.t_fill is not None]
+            if pending:
+                u.retry_armed = True
+                t = max(min(pending), now + 1.0)
+                tev = self.env.timeout(t - now)
+                tev.callbacks.append(partial(self._retry, u))
+
+    def _l2_load(
+        self,
+        sm: int,
+        line: int,
+        sectors: int,
+        start: float,
+        nbytes: int,
+        cb: Callable[[float, str], None],
+    ) -> None:
+        """Fetch ``sectors`` of ``line`` through the L2; ``cb(t_load_to_use, level)``."""
+        now = self.env.now
+        l2 = self.l2
+        p = self.partition_of[sm]
+        sl = l2.slice_of(line)
+        near = l2.parts[p][sl]
+        mshr = self.l2_mshr[p]
+        table = mshr.table
+        if table:
+            self._l2_sweep(p, now)
+        e = table.get(line)
+        if e is not None and e.t_fill is not None and e.t_fill <= now:
+            self._l2_release(p, e)
+            e = None
+        s = self.xbar.ports[p][sl].use(start + self.noc, nbytes)
+        present = near.lookup(line, sectors)
+        back = self.slice_to_sm
+        if present == sectors:
+            cb(s + back, "L2near")
+            return
+        need = sectors & ~present
+        if e is not None and not (need & ~e.inflight) and e.merged < mshr.merge:
+            e.merged += 1
+            mshr.merges += 1
+
+            def waiter(t: float, e: Any = e) -> None:
+                cb(max(t, s) + back, e.level)
+
+            if e.t_fill is not None:
+                waiter(e.t_fill)
+            else:
+                e.waiters.append(waiter)
+            return
+        # far partitions
+        for q in l2.others(p):
+            far = l2.parts[q][sl]
+            if far.lookup(line, need) == need:
+                t_far = s + self.far_hop
+                s2 = self.xbar.ports[q][sl].use(t_far, 32 * need.bit_count())
+                t_fill = s2 + self.far_hop
+                self._l2_track(p, line, need, t_fill, "L2far", e)
+                cb(t_fill + back, "L2far")
+                return
+        # DRAM
+        f = self._l2_track(p, line, need, None, "DRAM", e)
+        f.pending += 1
+        now_ = now
+        dram_back = self.dram_back
+
+        def data(t_data: float) -> None:
+            t_fill = t_data + dram_back
+            f.pending -= 1
+            if f.t_fill is None or t_fill > f.t_fill:
+                f.t_fill = t_fill
+            cb(t_fill + back, "DRAM")
+            if f.pending == 0:
+                waiters, f.waiters = f.waiters, []
+                for w in waiters:
+                    w(f.t_fill)
+
+        self.hbm.submit(line, 32 * need.bit_count(), False, (s - now_) + self.dram_to, data)
+
+    def _l2_track(
+        self, p: int, line: int, need: int, t_fill: float | None, level: str, e: Any
+    ) -> Any:
+        """The L2 MSHR entry of a fill into partition ``p`` (new, or widened)."""
+        mshr = self.l2_mshr[p]
+        if e is None:
+            e = _Fill(line, need)
+            mshr.table[line] = e
+            mshr.allocations += 1
+        else:
+            e.inflight |= need
+        e.level = level
+        if t_fill is not None:
+            e.t_fill = t_fill if e.t_fill is None else max(e.t_fill, t_fill)
+        else:
+            e.t_fill = None
+        return e
+
+    def _l2_release(self, p: int, e: MSHREntry) -> None:
+        del self.l2_mshr[p].table[e.line_addr]
+        self.l2.fill(p, e.line_addr, e.inflight)
+        if self.l2.writebacks:
+            self._writebacks()
+
+    def _l2_sweep(self, p: int, now: float) -> None:
+        table = self.l2_mshr[p].table
+        while table:
+            e = next(iter(table.values()))
+            if e.t_fill is None or e.t_fill > now:
+                return
+            self._l2_release(p, e)
+
+    def _writebacks(self) -> None:
+        for line, dirty in self.l2.take_writebacks():
+            self.dram_writebacks += 1
+            self.hbm.submit(line, 32 * dirty.bit_count(), True, self.dram_to, None)
+
+    # -- stores -----------------------------------------------------------------------------
+    def _store(self, req: MemRequest, ev: simpy.Event, now: float) -> None:
+        u = self.l1[req.sm]
+        nbytes = req.nbytes
+        start = u.port.use(now, nbytes)
+        if req.cache_op == "ca" and u.tags.n_sets:
+            u.tags.write(req.line_addr, req.sectors, allocate=False)  # write-through
+        p = self.partition_of[req.sm]
+        sl = self.l2.slice_of(req.line_addr)
+        s = self.xbar.ports[p][sl].use(start + self.noc, nbytes)
+        self.l2.write(p, req.line_addr, req.sectors)  # write-back, allocate
+        if self.l2.writebacks:
+            self._writebacks()
+        self._done(req, ev, s + self.noc, "L2near")
+
+    # -- functional warm-up -----------------------------------------------------------------
+    def warm(self, sm: int, line_addrs: Iterable[int], sectors: int = 1) -> None:
+        """Replay reads through the tags with no timing (fast-forward before a measurement).
+
+        Each line is looked up in the SM's L1, its near L2 partition and the far ones, and
+        filled where it missed, exactly as a timed load would leave the tags.
+        """
+        u = self.l1[sm]
+        l2 = self.l2
+        p = self.partition_of[sm]
+        use_l1 = u.tags.n_sets > 0
+        for line in line_addrs:
+            if use_l1 and u.tags.lookup(line, sectors) == sectors:
+                continue
+            sl = l2.slice_of(line)
+            if l2.parts[p][sl].lookup(line, sectors) != sectors:
+                for q in l2.others(p):
+                    if l2.parts[q][sl].lookup(line, sectors) == sectors:
+                        break
+                l2.fill(p, line, sectors)
+            if use_l1:
+                u.tags.fill(line, sectors)
+        l2.take_writebacks()
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        """Zero every counter (tags and queues keep their contents)."""
+        for u in self.l1:
+            for k in u.tags.counters():
+                setattr(u.tags, k, 0)
+            u.mshr.allocations = u.mshr.merges = u.mshr.stalls = 0
+            u.shared.accesses = u.shared.wavefronts = u.shared.conflicts = 0
+        for part in self.l2.parts:
+            for c in part:
+                for k in c.counters():
+                    setattr(c, k, 0)
+        self.l2.demotions = self.l2.invalidations = 0
+        for m in self.l2_mshr:
+            m.allocations = m.merges = m.stalls = 0
+        for pc in self.hbm.pcs:
+            for k in ("reads", "writes", "row_hits", "row_misses", "row_conflicts", "refreshes",
+                      "bytes", "busy_bursts", "queue_wait", "decided"):
+                setattr(pc, k, 0)
+        self.issued = self.completed = 0
+        self.by_level = {}
+        self.lat = {}
+        self.bytes_read = self.bytes_written = self.dram_writebacks = 0
+        self.t_first = None
+        self.t_last = 0.0
+
+    # -- statistics -------------------------------------------------------------------------
+    def stats(self) -> pd.DataFrame:
+        """One row per component/level: requests, hits, misses, bytes, bandwidth, latency."""
+        import numpy as np
+        import pandas as pd
+
+        span = (self.t_last - self.t_first) if self.t_first is not None else 0.0
+        seconds = span / (self.clock_MHz * 1e6) if span > 0 else float("nan")
+        rows: list[dict[str, Any]] = []
+        l1 = {k: 0 for k in ("hits", "misses", "sector_hits", "sector_misses", "evictions",
+                             "fills", "writes")}
+        merges = stalls = 0
+        for u in self.l1:
+            c = u.tags.counters()
+            for k in l1:
+                l1[k] += c[k]
+            merges += u.mshr.merges
+            stalls += u.mshr.stalls
+        rows.append({"component": "L1", "requests": l1["hits"] + l1["misses"],
+                     "hits": l1["hits"], "misses": l1["misses"],
+                     "sector_hits": l1["sector_hits"], "sector_misses": l1["sector_misses"],
+                     "mshr_merges": merges, "mshr_stalls": stalls, "evictions": l1["evictions"],
+                     "bytes": 32 * (l1["sector_hits"] + l1["sector_misses"])})
+        sh = sum(u.shared.accesses for u in self.l1)
+        if sh:
+            rows.append({"component": "shared", "requests": sh,
+                         "bank_conflicts": sum(u.shared.conflicts for u in self.l1),
+                         "wavefronts": sum(u.shared.wavefronts for u in self.l1)})
+        for c2, m in zip(self.l2.counters(), self.l2_mshr, strict=True):
+            rows.append({"component": f"L2p{c2['partition']}",
+                         "requests": c2["hits"] + c2["misses"], "hits": c2["hits"],
+                         "misses": c2["misses"], "sector_hits": c2["sector_hits"],
+                         "sector_misses": c2["sector_misses"], "mshr_merges": m.merges,
+                         "evictions": c2["evictions"],
+                         "bytes": 32 * (c2["sector_hits"] + c2["sector_misses"])})
+        rows.append({"component": "crossbar", "requests": sum(
+            p.uses for part in self.xbar.ports for p in part),
+            "busy_fraction": self.xbar.busy_cycles() / (span * self.l2.spec.slices)
+            if span > 0 else float("nan")})
+        d = self.hbm.totals()
+        dram_row: dict[str, Any] = {
+            "component": "DRAM", "requests": d["reads"] + d["writes"], "reads": d["reads"],
+            "writes": d["writes"], "row_hits": d["row_hits"], "row_misses": d["row_misses"],
+            "row_conflicts": d["row_conflicts"], "refreshes": d["refreshes"], "bytes": d["bytes"],
+            "writebacks": self.dram_writebacks,
+            "mean_queue_wait_ns": d["queue_wait"] / d["decided"] * self.hbm.t.tCK_ns
+            if d["decided"] else float("nan"),
+        }
+        dram_row["bandwidth_GBps"] = d["bytes"] / seconds / 1e9 if span > 0 else float("nan")
+        rows.append(dram_row)
+        to_ns = 1000.0 / self.clock_MHz
+        for level in ("L1", "shared", "L2near", "L2far", "DRAM"):
+            rec = self.by_level.get(level)
+            if not rec:
+                continue
+            lat = np.frombuffer(self.lat[level], dtype=np.float64)
+            rows.append({
+                "component": f"served:{level}", "requests": rec[0], "bytes": rec[2],
+                "latency_mean_cycles": rec[1] / rec[0],
+                "latency_p50_cycles": float(np.percentile(lat, 50)),
+                "latency_p90_cycles": float(np.percentile(lat, 90)),
+                "latency_p99_cycles": float(np.percentile(lat, 99)),
+                "latency_mean_ns": rec[1] / rec[0] * to_ns,
+            })
+        total_n = sum(r[0] for r in self.by_level.values())
+        total_row: dict[str, Any] = {
+            "component": "total", "requests": self.issued, "completed": self.completed,
+            "bytes": self.bytes_read + self.bytes_written,
+            "bandwidth_GBps": (self.bytes_read + self.bytes_written) / seconds / 1e9
+            if span > 0 else float("nan"),
+        }
+        if total_n:
+            lat = np.concatenate([np.frombuffer(a, dtype=np.float64) for a in self.lat.values()])
+            total_row.update(
+                latency_mean_cycles=float(lat.mean()),
+                latency_p50_cycles=float(np.percentile(lat, 50)),
+                latency_p90_cycles=float(np.percentile(lat, 90)),
+                latency_p99_cycles=float(np.percentile(lat, 99)),
+                latency_mean_ns=float(lat.mean()) * to_ns,
+                # Little's law: mean requests in flight = throughput x mean latency
+                mean_in_flight=float(lat.sum()) / span if span > 0 else float("nan"),
+            )
+        rows.append(total_row)
+        df = pd.DataFrame(rows)
+        if "hits" in df and "requests" in df:
+            df["hit_rate"] = df["hits"] / df["requests"].where(df["requests"] > 0)
+        return df
+
+
+def build_system(
+    env: simpy.Environment, spec: DeviceSpec, *, rng: random.Random | None = None, **options: Any
+) -> MemorySystem:
+    """Wire L1/shared, crossbar, L2 and HBM from a DeviceSpec (options: see MemorySystem)."""
+    return MemorySystem(env, spec, rng=rng, **options)
