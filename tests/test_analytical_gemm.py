@@ -1,0 +1,138 @@
+"""The analytical GEMM model against closed forms, published peaks and the measured H100 run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simgpu import analytical, devices
+from simgpu.analytical.params import DeviceParams
+from simgpu.errors import SimgpuError
+
+H100 = devices.get("h100-sxm")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _measured_h100(dtype: str, size: int) -> float:
+    """Fastest measured cuBLAS TFLOP/s for size^3 in the bundled H100 calibration runs."""
+    frames = [pd.read_csv(p) for p in (ROOT / "calibration" / "h100-sxm").glob("*/gemm.csv")]
+    df = pd.concat(frames)
+    square = (df["M"] == size) & (df["N"] == size) & (df["K"] == size)
+    rows = df[(df["kernel"] == "cublas") & (df["dtype"] == dtype) & square]
+    assert len(rows), "the H100 calibration runs hold this point"
+    return float(rows.tflops.max())
+
+
+def test_4096_fp16_within_roofline_and_near_measured_cublas() -> None:
+    est = analytical.gemm(H100, 4096, 4096, 4096, "fp16").iloc[0]
+    peak = H100.compute.peak_fp16_tensor_TFLOPS
+    assert est.tflops <= peak  # never above the tensor-core roof
+    measured = _measured_h100("fp16", 4096)  # 739 TFLOP/s in run 20261122T154219Z
+    # within 25% of what cuBLAS reached on the same GPU (the model: 601, power-capped)
+    assert abs(est.tflops - measured) / measured < 0.25
+    assert est.bound in ("compute", "l2", "power")
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "tf32", "bf16"])
+def test_other_dtypes_below_their_peak(dtype: str) -> None:
+    est = analytical.gemm(H100, 4096, 4096, 4096, dtype).iloc[0]
+    p = DeviceParams.from_spec(H100)
+    assert est.tflops <= p.peak_TFLOPS[dtype]
+    measured = _measured_h100(dtype, 4096)
+    assert 0.5 < est.tflops / measured < 1.5
+
+
+def test_fp32_means_ffma_not_tensor_cores() -> None:
+    est = analytical.gemm(H100, 8192, 8192, 8192, "fp32").iloc[0]
+    assert not est.on_tensor_cores
+    assert est.ev_ffma_flop > 0 and est.ev_tensor_tf32_flop == 0
+    assert est.tflops <= H100.compute.peak_fp32_TFLOPS
+
+
+def test_compulsory_traffic_when_operands_fit_in_l2() -> None:
+    M, N, K = 1024, 768, 512  # 3.5 MiB of fp16 operands, far below 50 MiB
+    est = analytical.gemm(H100, M, N, K, "fp16", tile_m=128, tile_n=128, tile_k=64,
+                          threads_per_block=256, stages=3).iloc[0]
+    assert est.dram_bytes == pytest.approx((M * K + K * N) * 2 + M * N * 2)
+    # every block reads its A and B strips through L2: blocks x (tm + tn) x K x bytes + C
+    blocks = np.ceil(M / 128) * np.ceil(N / 128)
+    assert est.l2_bytes == pytest.approx(blocks * (128 + 128) * K * 2 + M * N * 2)
+
+
+def test_larger_tiles_move_fewer_l2_bytes() -> None:
+    tiles = [16, 32, 64, 128]
+    est = analytical.gemm(H100, 4096, 4096, 4096, "fp32", kernel="sgemm_regblock",
+                          tile_m=tiles, tile_n=tiles, tile_k=8, thread_tile_m=4,
+                          thread_tile_n=4, threads_per_block=[16, 64, 256, 1024])
+    assert np.all(np.diff(est.l2_bytes.to_numpy()) < 0)
+
+
+def test_wave_quantisation_closed_form() -> None:
+    w, tail = analytical.waves([132, 133, 264, 1], 1, 132)
+    assert list(w) == [1, 2, 2, 1]
+    assert tail[1] == pytest.approx(133 / 264)
+    assert tail[3] == pytest.approx(1 / 132)
+
+
+def test_occupancy_rules_of_the_cuda_calculator() -> None:
+    occ = analytical.occupancy(H100, [256, 1024, 256, 128], [64, 32, 32, 32],
+                               [0, 0, 100 * 1024, 0])
+    # 65536 registers / (64 x 256) = 4 blocks; 64 warps / 32 = 2 blocks; 228 KiB / (100 + 1 KiB)
+    # = 2 blocks; 128 threads x 32 regs: 16 blocks by warps, 32 by blocks -> 16
+    assert occ.blocks_per_sm.tolist() == [4, 2, 2, 16]
+    assert occ.limiter.tolist() == ["registers", "warps", "shared", "warps"]
+    assert occ.occupancy.iloc[1] == 1.0
+    bad = analytical.occupancy(H100, 2048, 32, 0)
+    assert bad.blocks_per_sm.iloc[0] == 0 and bad.limiter.iloc[0] == "does not fit"
+
+
+def test_vectorised_equals_pointwise() -> None:
+    rng = np.random.default_rng(1)
+    M, N, K = (rng.integers(64, 6000, 40) for _ in range(3))
+    dtypes = rng.choice(["fp32", "tf32", "fp16", "bf16"], 40)
+    grid = analytical.gemm(H100, M, N, K, dtypes)
+    for i in range(0, 40, 7):
+        one = analytical.gemm(H100, M[i], N[i], K[i], dtypes[i]).iloc[0]
+        assert grid.time_s.iloc[i] == pytest.approx(one.time_s, rel=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(64, 8192), st.integers(64, 8192), st.integers(64, 8192),
+       st.sampled_from(["fp32", "fp16", "tf32"]))
+def test_more_k_never_faster_and_never_above_peak(m: int, n: int, k: int, dtype: str) -> None:
+    est = analytical.gemm(H100, m, n, [k, 2 * k], dtype)
+    assert est.time_s.iloc[1] >= est.time_s.iloc[0] * (1 - 1e-9)
+    assert np.all(est.tflops <= DeviceParams.from_spec(H100).peak_TFLOPS[dtype] * (1 + 1e-9))
+    assert np.all(est.power_W <= H100.power.tdp_W + 1e-9)
+    np.testing.assert_allclose(est.energy_J, est.power_W * est.time_s, rtol=1e-12)
+
+
+def test_split_k_adds_blocks_and_partial_traffic() -> None:
+    one, four = (analytical.gemm(H100, 256, 256, 65536, "fp32", kernel="sgemm_regblock",
+                                 split_k=s).iloc[0] for s in (1, 4))
+    assert four.blocks == 4 * one.blocks
+    assert four.l2_bytes > one.l2_bytes
+    assert four.time_s < one.time_s  # 16 blocks cannot fill 132 SMs; 64 fill more
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    with pytest.raises(SimgpuError, match="dtype"):
+        analytical.gemm(H100, 10, 10, 10, "int4")
+    with pytest.raises(SimgpuError, match="kernel"):
+        analytical.gemm(H100, 10, 10, 10, "fp32", kernel="magic")
+    with pytest.raises(SimgpuError, match="M"):
+        analytical.gemm(H100, 0, 10, 10, "fp32")
+
+
+def test_launch_bound_small_gemm() -> None:
+    est = analytical.gemm(H100, 64, 64, 64, "fp16").iloc[0]
+    assert est.bound == "launch"
+    p = DeviceParams.from_spec(H100)
+    assert est.time_s == pytest.approx(
+        p.launch_overhead_s + p.dram_latency_ns * 1e-9 + max(
+            est.t_compute_s, est.t_shared_s, est.t_l2_s, est.t_dram_s, est.t_power_s))
