@@ -77,6 +77,14 @@ def calibration_dir() -> Path:
 # validation
 
 
+def _shown(value: Any) -> str:
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _where(i: int) -> str:
+    return f"row {i} (line {i + 2} of a CSV)"
+
+
 def validate(df: Any, source: str) -> Any:
     """Check a frame against the GEMM schema, fill optional columns, return a clean copy."""
     import pandas as pd
@@ -101,7 +109,8 @@ def validate(df: Any, source: str) -> Any:
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DatasetError(
-                f"{source}: column {name!r}, row {i}: got {out[name].iloc[i]!r}, expected an"
+                f"{source}: column {name!r}, {_where(i)}: got {_shown(out[name].iloc[i])},"
+                " expected an"
                 f" integer >= {1 if name in ('M', 'N', 'K') else 0}"
             )
         out[name] = col.astype(np.int64)
@@ -114,7 +123,8 @@ def validate(df: Any, source: str) -> Any:
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DatasetError(
-                f"{source}: column {name!r}, row {i}: got {out[name].iloc[i]!r}, expected a"
+                f"{source}: column {name!r}, {_where(i)}: got {_shown(out[name].iloc[i])},"
+                " expected a"
                 " finite number > 0"
             )
         out[name] = col.astype(float)
@@ -123,7 +133,7 @@ def validate(df: Any, source: str) -> Any:
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise DatasetError(
-            f"{source}: column 'dtype', row {i}: got {dt.iloc[i]!r}, expected one of"
+            f"{source}: column 'dtype', {_where(i)}: got {dt.iloc[i]!r}, expected one of"
             f" {list(DTYPE_BYTES)}"
         )
     for name in ("device", "dataset", "kernel", "layout", "dtype"):

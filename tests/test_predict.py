@@ -1,0 +1,228 @@
+"""The GEMM predictor: schema errors, adapters, determinism, range warnings, cache, splits, CLI."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simgpu import devices
+from simgpu.cli import main
+from simgpu.errors import DatasetError
+from simgpu.predict import datasets, evaluate, model, predict_gemm
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = model.Settings(n_estimators=20, seed=3)
+
+
+@pytest.fixture(scope="module")
+def calib() -> pd.DataFrame:
+    return datasets.load(ROOT / "calibration")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(model.CACHE_ENV, str(tmp_path / "cache"))
+
+
+def _published(name: str) -> Path:
+    path = datasets._resolve(name)
+    if not path.exists():
+        pytest.skip(f"published dataset {name} not present at {path}")
+    return path
+
+
+# --- schema and errors ------------------------------------------------------------------------
+
+
+def test_empty_file_names_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "empty.csv"
+    f.write_text("device,dtype,M,N,K,time_s\n")
+    with pytest.raises(DatasetError, match=r"empty\.csv.*empty dataset"):
+        datasets.load(f)
+
+
+def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
+    f = tmp_path / "nok.csv"
+    f.write_text("device,dtype,M,N,time_s\nh100-sxm,fp16,64,64,1e-5\n")
+    with pytest.raises(DatasetError, match=r"nok\.csv.*missing column.*'K'"):
+        datasets.load(f)
+
+
+def test_bad_value_names_column_row_and_expectation(tmp_path: Path) -> None:
+    f = tmp_path / "bad.csv"
+    f.write_text("device,dtype,M,N,K,time_s\nh100-sxm,fp16,64,64,64,1e-5\n"
+                 "h100-sxm,fp16,-5,64,64,1e-5\n")
+    where = r"bad\.csv: column 'M', row 1 \(line 3 of a CSV\)"
+    with pytest.raises(DatasetError, match=where + r": got -5, expected an integer >= 1"):
+        datasets.load(f)
+    f.write_text("device,dtype,M,N,K,time_s\nh100-sxm,int3,64,64,64,1e-5\n")
+    with pytest.raises(DatasetError, match=r"'dtype', row 0 \(line 2 of a CSV\): got 'int3'"):
+        datasets.load(f)
+    f.write_text("device,dtype,M,N,K,time_s\nh100-sxm,fp16,64,64,64,0\n")
+    with pytest.raises(DatasetError, match=r"column 'time_s', row 0 \(line 2 of a CSV\): got 0,"):
+        datasets.load(f)
+
+
+def test_unknown_device_without_figures(tmp_path: Path) -> None:
+    f = tmp_path / "gpu.csv"
+    f.write_text("device,dtype,M,N,K,time_s\nmystery-gpu,fp32,64,64,64,1e-5\n")
+    df = datasets.load(f)
+    with pytest.raises(DatasetError, match=r"mystery-gpu.*not in models/.*dev_sm_count"):
+        datasets.device_params(df)
+
+
+def test_unreadable_and_missing_paths(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="no such file"):
+        datasets.load(tmp_path / "nothing.csv")
+    f = tmp_path / "bin.parquet"
+    f.write_bytes(b"not parquet")
+    with pytest.raises(DatasetError, match=r"bin\.parquet: cannot read"):
+        datasets.load(f)
+
+
+# --- adapters -------------------------------------------------------------------------------
+
+
+def test_calibration_runs_in_schema(calib: pd.DataFrame) -> None:
+    assert set(calib["device"]) == {"h100-sxm"}
+    assert calib["power_W"].notna().all()
+    assert set(calib["dtype"]) == {"fp32", "tf32", "fp16", "bf16"}
+    # the run closed as incomplete is marked partial
+    assert calib.groupby("run_id")["partial"].first().any()
+
+
+def test_gpperf_drops_its_power_column() -> None:
+    df = datasets.load(_published("gpperf"))
+    assert len(df) == 16128
+    assert df["power_W"].isna().all()
+    assert (df["tile_m"] == 128).all() and (df["device"] == "rtx-4070").all()
+
+
+def test_neusight_tiles_cover_the_grid() -> None:
+    df = datasets.load(_published("neusight"))
+    assert df["device"].nunique() == 5
+    raw = pd.concat(pd.read_csv(p) for p in sorted(_published("neusight").glob("*.csv")))
+    # grid x times the kernel's tile_m covers our M (NeuSight's K column): the mapping is right
+    assert np.all(raw["Grid x"].to_numpy() * df["tile_m"].to_numpy() >= df["M"].to_numpy())
+    assert np.all(raw["Grid y"].to_numpy() * df["tile_n"].to_numpy() >= df["N"].to_numpy())
+
+
+def test_uci_sample_is_seeded() -> None:
+    a = datasets.load(_published("uci-sgemm"), sample=500, seed=1)
+    b = datasets.load(_published("uci-sgemm"), sample=500, seed=1)
+    assert len(a) == 500 and a.equals(b)
+    assert (a["M"] == 2048).all()
+
+
+# --- model ----------------------------------------------------------------------------------
+
+
+def test_training_is_deterministic_with_a_seed(calib: pd.DataFrame) -> None:
+    one = model.GemmForest(SMALL).fit(calib).predict(calib, warn=False)
+    two = model.GemmForest(SMALL).fit(calib).predict(calib, warn=False)
+    pd.testing.assert_frame_equal(one, two)
+    other = model.GemmForest(model.Settings(n_estimators=20, seed=4)).fit(calib)
+    assert not np.allclose(other.predict(calib, warn=False)["time_s"], one["time_s"])
+
+
+def test_warns_outside_training_range(calib: pd.DataFrame) -> None:
+    forest = model.GemmForest(SMALL).fit(calib)
+    inside = calib.iloc[:3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        forest.predict(inside)
+    far = inside.assign(M=65536, N=65536, K=65536)
+    with pytest.warns(model.OutOfRangeWarning, match="log2_M"):
+        out = forest.predict(far)
+    assert out["extrapolated"].all()
+
+
+def test_spread_and_outputs(calib: pd.DataFrame) -> None:
+    out = model.GemmForest(SMALL).fit(calib).predict(calib, warn=False)
+    assert (out["time_s"] > 0).all() and (out["time_s_spread"] >= 0).all()
+    assert (out["power_W"] > 0).all() and (out["power_W_spread"] >= 0).all()
+    assert out["power_source"].eq("learned").all()
+    # in-sample the physics forest fits the measured runtime closely
+    assert np.median(np.abs(out["time_s"] / calib["time_s"] - 1)) < 0.1
+
+
+def test_cache_hit_and_retrain_on_new_data(calib: pd.DataFrame) -> None:
+    _, first = model.train(calib, SMALL)
+    _, again = model.train(calib, SMALL)
+    assert not first["cached"] and again["cached"]
+    assert first["cache_key"] == again["cache_key"]
+    _, changed = model.train(calib.iloc[:-1], SMALL)
+    assert changed["cache_key"] != first["cache_key"] and not changed["cached"]
+    _, other = model.train(calib, model.Settings(n_estimators=21, seed=3))
+    assert other["cache_key"] != first["cache_key"]
+
+
+def test_predict_gemm_interface() -> None:
+    spec = devices.get("h100-sxm")
+    out = predict_gemm(spec, {"M": [1024, 4096], "N": [1024, 4096], "K": [1024, 4096],
+                              "dtype": ["fp16", "fp32"]}, data=["calibration"],
+                       settings=SMALL)
+    for col in ("time_s", "time_s_spread", "power_W", "power_W_spread"):
+        assert col in out.columns and out[col].notna().all()
+    assert out["time_s"].iloc[1] > out["time_s"].iloc[0]
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def test_metrics_closed_form() -> None:
+    m = evaluate.metrics(np.array([1.0, 2.0, 4.0]), np.array([1.1, 1.8, 4.0]))
+    assert m["mape_pct"] == pytest.approx((10 + 10 + 0) / 3)
+    assert m["median_ape_pct"] == pytest.approx(10)
+    assert m["r2"] == pytest.approx(1 - (0.01 + 0.04) / np.var([1, 2, 4]) / 3)
+
+
+def test_splits_hold_out_whole_groups(calib: pd.DataFrame) -> None:
+    found = dict(evaluate.splits(calib, seed=0))
+    assert {"random", "sizes", "tiles", "largest"} <= set(found)
+    size = list(zip(calib["M"], calib["N"], calib["K"], strict=True))
+    test = found["sizes"]
+    assert not {s for s, t in zip(size, test, strict=True) if t} & {
+        s for s, t in zip(size, test, strict=True) if not t}
+    tiles = calib[list(evaluate.TILE_KEY)].astype(str).agg("/".join, axis=1)
+    assert not set(tiles[found["tiles"]]) & set(tiles[~found["tiles"]])
+    flops = calib["M"] * calib["N"] * calib["K"]
+    assert flops[found["largest"]].min() > flops[~found["largest"]].max()
+
+
+def test_evaluate_table(calib: pd.DataFrame) -> None:
+    table = evaluate.evaluate(calib, "calibration", SMALL)
+    assert set(table["model"]) == set(evaluate.MODELS)
+    assert set(table["target"]) == {"time", "power"}
+    assert table["mape_pct"].notna().all()
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+def test_cli_gemm_json_is_one_document(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["predict", "gemm", "--device", "h100-sxm", "--m", "2048", "--n", "2048",
+               "--k", "2048", "--dtype", "fp16", "--data", "calibration", "--json"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    for entry in ("analytical", "learned"):
+        assert doc[entry]["time_s"] > 0 and doc[entry]["power_W"] > 0
+    assert doc["learned"]["time_s_spread"] >= 0
+    assert "training" in captured.err  # first use trains, and says so on stderr
+
+
+def test_cli_evaluate_json_saves_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["predict", "evaluate", "--data", str(ROOT / "calibration"), "--trees", "10",
+               "--out", str(tmp_path), "--json"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    saved = Path(doc["saved"])
+    assert (saved / "evaluation.csv").exists()
+    table = pd.read_csv(saved / "evaluation.csv")
+    assert len(table) == len(doc["evaluation"])
