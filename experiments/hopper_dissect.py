@@ -154,10 +154,9 @@ def _shared_throughput(spec: Any, n: int = 4096) -> float:
     from simgpu.sim import MemRequest
 
     env, system = _system(spec)
-    events = []
-    for i in range(n):
-        lanes = tuple(4 * lane for lane in range(32))  # one word per bank: conflict-free
-        events.append(system.access(MemRequest(0, 0, space="shared", lane_addrs=lanes)))
+    lanes = tuple(4 * lane for lane in range(32))  # one word per bank: conflict-free
+    events = [system.access(MemRequest(0, 0, space="shared", lane_addrs=lanes))
+              for _ in range(n)]
     env.run()
     del events
     return n * 128 / env.now
