@@ -19,6 +19,7 @@ from simgpu.errors import SimgpuError
 COMMAND_MODULES = (
     "simgpu.devices.cli",
     "simgpu.calibrate.cli",
+    "simgpu.sim.cli",
     "simgpu.validate.cli",
     "simgpu.predict.cli",
     "simgpu.experiments.cli",

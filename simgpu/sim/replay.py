@@ -211,11 +211,11 @@ def _default_request_cls() -> Callable[..., Any]:
 
 
 def _default_system(env: Any, spec: DeviceSpec, seed: int) -> Any:
-    import numpy as np
+    import random
 
-    from simgpu import sim
+    from simgpu.sim.system import build_system
 
-    return sim.build_system(env, spec, rng=np.random.default_rng(seed))  # type: ignore[attr-defined]
+    return build_system(env, spec, rng=random.Random(seed))
 
 
 def simulate_trace(
@@ -408,18 +408,16 @@ def simulate_trace(
 
 
 def _dram_write_bytes(stats: Any) -> float:
-    """DRAM write bytes from the memory system's statistics table, when it reports them."""
+    """DRAM write bytes from the memory system's statistics table (its ``DRAM`` row counts
+    reads, writes and total bytes; bytes are split in proportion to the request counts)."""
     try:
-        cols = {c.lower(): c for c in stats.columns}
-        level_col = next((cols[c] for c in ("level", "component", "name") if c in cols), None)
-        wcol = next(
-            (cols[c] for c in ("write_bytes", "bytes_written", "bytes_write") if c in cols), None
-        )
-        if level_col is None or wcol is None:
+        rows = stats[stats["component"] == "DRAM"]
+        if rows.empty:
             return 0.0
-        rows = stats[stats[level_col].astype(str).str.lower().str.contains("dram|hbm|gddr")]
-        return float(rows[wcol].sum())
-    except Exception:  # noqa: BLE001
+        r = rows.iloc[0]
+        n = float(r["reads"]) + float(r["writes"])
+        return float(r["bytes"]) * float(r["writes"]) / n if n > 0 else 0.0
+    except (KeyError, TypeError, ValueError):
         return 0.0
 
 

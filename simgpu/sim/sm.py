@@ -215,6 +215,7 @@ class Warp:
         "blocked",
         "done",
         "age",
+        "unit",
     )
 
     def __init__(
@@ -232,6 +233,7 @@ class Warp:
         self.blocked = False
         self.done = self.n == 0
         self.age = age
+        self.unit = _CLASS_UNIT[insts[0].op] if insts else U_CTRL
 
     def refresh(self, t_min: float) -> None:
         """Recompute :attr:`ready` for the next instruction (scoreboard: RAW and WAW)."""
@@ -239,6 +241,10 @@ class Warp:
             self.ready = t_min
             return
         inst = self.insts[self.pc]
+        self.unit = _CLASS_UNIT[inst.op]
+        if self.blocked:
+            self.ready = INF
+            return
         regs = self.regs
         r = t_min
         for s in inst.src:
@@ -298,8 +304,6 @@ class SubCore:
         warps = self.warps
         uf = self.unit_free
         stalls = self.stalls
-        timings = sm.cls_timing
-        unit_of = _CLASS_UNIT
         gto = sm.cfg.scheduler == "gto"
         t = env.now
         while True:
@@ -315,10 +319,9 @@ class SubCore:
             cand = None
             cand_t = INF
             w = self.last
-            if gto and w is not None and not w.blocked and not w.done:
-                inst = w.insts[w.pc]
+            if gto and w is not None and not w.done:
                 rt = w.ready
-                u = uf[unit_of[inst.op]]
+                u = uf[w.unit]
                 if u > rt:
                     rt = u
                 if rt <= t:
@@ -330,17 +333,15 @@ class SubCore:
                     k = self.rr % len(warps)
                     order = warps[k:] + warps[:k]
                 for w in order:
-                    if w.blocked:
-                        continue
-                    inst = w.insts[w.pc]
                     rt = w.ready
-                    u = uf[unit_of[inst.op]]
-                    if u > rt:
-                        rt = u
                     if rt < cand_t:
-                        cand, cand_t = w, rt
-                        if rt <= t:
-                            break
+                        u = uf[w.unit]
+                        if u > rt:
+                            rt = u
+                        if rt < cand_t:
+                            cand, cand_t = w, rt
+                            if rt <= t:
+                                break
             if cand is None:
                 # Every warp waits on memory or a barrier: sleep until something completes.
                 t0 = max(t, env.now)
@@ -367,7 +368,8 @@ class SubCore:
                     self._charge(w, inst, t, env.now)
                     t = max(t, env.now)
                     continue
-            self._charge(w, inst, t, ti)
+            if ti > t:
+                self._charge(w, inst, t, ti)
             # ---- issue ------------------------------------------------------------------------
             t = self.issue(w, inst, ti)
             self.last = w
@@ -637,6 +639,7 @@ class SM:
     def barrier(self, w: Warp, ti: float) -> None:
         blk = w.block
         w.blocked = True
+        w.ready = INF
         blk.waiting.append(w)
         if len(blk.waiting) >= blk.live:
             self._release(blk, ti + 1.0)

@@ -1,0 +1,466 @@
+"""Memory-bound workloads matching ``kernels/``: pointer chase, STREAM, transpose, reduction, GEMV.
+
+Each trace follows its CUDA source: the same launch shape the calibration runner uses
+(``simgpu/calibrate``), the same per-thread loop, and every lane's address.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from simgpu.errors import SimgpuError
+from simgpu.trace.schema import Instruction, KernelLaunch
+from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, _check_positive, lanes_mask
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from simgpu.devices.spec import DeviceSpec
+    from simgpu.sim.replay import SimResult
+
+__all__ = ["PointerChase", "Stream", "Transpose", "Reduction", "Gemv", "STREAM_OPS"]
+
+#: STREAM kernels: (global loads, stores, FP32 instructions per float4) per element.
+STREAM_OPS = {
+    "read": (1, 0, ("FADD",) * 4),
+    "write": (0, 1, ()),
+    "copy": (1, 1, ()),
+    "scale": (1, 1, ("FMUL",) * 4),
+    "triad": (2, 1, ("FFMA",) * 4),
+}
+
+#: Blocks per SM the calibration runner launches for grid-stride kernels
+#: (simgpu/calibrate/bench_memory.py and bench_compute.py: sm_count * 8 blocks of 256 threads).
+BLOCKS_PER_SM = 8
+
+
+@dataclass
+class PointerChase(Workload):
+    """``pchase_ca`` / ``pchase_cg``: one thread follows a random cyclic permutation of lines
+    (``stride_B`` apart) over ``footprint_B`` bytes, ``steps`` dependent loads."""
+
+    footprint_B: int
+    stride_B: int = 128
+    steps: int = 1024
+    cache_op: str = "ca"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_positive(footprint_B=self.footprint_B, stride_B=self.stride_B, steps=self.steps)
+        if self.cache_op not in ("ca", "cg"):
+            raise SimgpuError(f"cache_op = {self.cache_op!r}: expected 'ca' or 'cg'")
+        if self.stride_B % 4 or self.footprint_B < self.stride_B:
+            raise SimgpuError(
+                f"stride_B {self.stride_B}: expected a multiple of 4 and <= footprint_B"
+                f" {self.footprint_B}"
+            )
+        self._next = ArrayLayout().alloc("next", self.footprint_B)
+
+    @property
+    def name(self) -> str:
+        return "pchase"
+
+    @property
+    def slots(self) -> int:
+        return self.footprint_B // self.stride_B
+
+    @property
+    def flops(self) -> float:
+        return 0.0
+
+    @property
+    def compulsory_bytes(self) -> float:
+        return float(min(self.steps, self.slots) * 4)
+
+    def launch(self) -> KernelLaunch:
+        return KernelLaunch(name=f"pchase_{self.cache_op}", grid=(1, 1, 1), block=(1, 1, 1),
+                            regs_per_thread=16)
+
+    def order(self) -> list[int]:
+        """Visiting order of the slots: a random cycle (seeded, like the runner's)."""
+        perm = list(range(self.slots))
+        random.Random(self.seed).shuffle(perm)
+        return perm
+
+    def make_block(self, index: int) -> list[list[Instruction]]:
+        a = Asm()
+        order = self.order()
+        opcode = "LDG.E.CG" if self.cache_op == "cg" else "LDG.E"
+        insts = [a.op("S2R", dst=(0,), mask=1), a.op("CS2R", dst=(6, 7), mask=1)]
+        n = len(order)
+        for i in range(self.steps):
+            addr = self._next + order[i % n] * self.stride_B
+            insts.append(a.op("IMAD.WIDE.U32", dst=(4, 5), src=(2,), mask=1))
+            insts.append(a.affine(opcode, "global", 4, addr, 0, dst=(2,), src=(4, 5), mask=1))
+        insts += [a.op("CS2R", dst=(8, 9), src=(2,), mask=1),
+                  a.affine("STG.E", "global", 4, self._next, 0, src=(2,), mask=1),
+                  a.op("EXIT", mask=1)]
+        return [insts]
+
+    def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        from simgpu import analytical
+
+        return analytical.pointer_chase(spec, self.footprint_B, self.stride_B)  # type: ignore[attr-defined, no-any-return]
+
+    def simulate(self, spec: DeviceSpec, *, sample: bool = False, **kwargs: Any) -> SimResult:
+        from simgpu.sim.replay import simulate_trace
+
+        return simulate_trace(self.trace(), spec, sample=False, **kwargs)
+
+
+def _grid_stride_blocks(n_items: int, threads: int, blocks: int | None) -> int:
+    return blocks if blocks is not None else max(1, math.ceil(n_items / threads))
+
+
+@dataclass
+class Stream(Workload):
+    """``stream_{read,write,copy,scale,triad}``: float4 grid-stride loops over ``n_elements``
+    floats. ``blocks=None`` launches one element per thread; :meth:`for_device` and
+    :meth:`simulate` use the runner's grid of 8 blocks per SM."""
+
+    op: str
+    n_elements: int
+    threads: int = 256
+    blocks: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.op not in STREAM_OPS:
+            raise SimgpuError(f"op = {self.op!r}: expected one of {sorted(STREAM_OPS)}")
+        _check_positive(n_elements=self.n_elements, threads=self.threads)
+        if self.n_elements % 4:
+            raise SimgpuError(f"n_elements = {self.n_elements}: expected a multiple of 4 (float4)")
+        lay = ArrayLayout()
+        self._arrays = [lay.alloc(x, self.n_elements * 4) for x in ("a", "b", "c")]
+        self._asm = Asm()
+
+    @property
+    def name(self) -> str:
+        return "stream"
+
+    @property
+    def n4(self) -> int:
+        return self.n_elements // 4
+
+    @property
+    def flops(self) -> float:
+        per = {"read": 1, "write": 0, "copy": 0, "scale": 1, "triad": 2}[self.op]
+        return float(per * self.n_elements)
+
+    @property
+    def compulsory_bytes(self) -> float:
+        loads, stores, _ = STREAM_OPS[self.op]
+        return float((loads + stores) * 4 * self.n_elements)
+
+    def for_device(self, spec: DeviceSpec) -> Stream:
+        blocks = min(spec.compute.sm_count * BLOCKS_PER_SM, max(1, -(-self.n4 // self.threads)))
+        return replace(self, blocks=blocks)
+
+    def launch(self) -> KernelLaunch:
+        return KernelLaunch(name=f"stream_{self.op}",
+                            grid=(_grid_stride_blocks(self.n4, self.threads, self.blocks), 1, 1),
+                            block=(self.threads, 1, 1), regs_per_thread=24)
+
+    def make_block(self, index: int) -> list[list[Instruction]]:
+        a = self._asm
+        loads, stores, fp = STREAM_OPS[self.op]
+        grid = self.launch().grid[0]
+        stride = grid * self.threads
+        A, B, C = self._arrays
+        srcs = {"read": [A], "write": [], "copy": [A], "scale": [A], "triad": [B, C]}[self.op]
+        dst_arr = {"write": A, "copy": B, "scale": B, "triad": A}.get(self.op)
+        warps = []
+        for w in range((self.threads + 31) // 32):
+            insts = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("IMAD", dst=(2,), src=(0, 1)),
+                     a.op("ISETP.GE.U32.AND", src=(2,))]
+            first = index * self.threads + 32 * w
+            for i0 in range(first, self.n4, stride):
+                lanes = min(32, self.n4 - i0)
+                mask = FULL if lanes == 32 else (1 << lanes) - 1
+                for j, arr in enumerate(srcs):
+                    insts.append(a.affine("LDG.E.128", "global", 16, arr + 16 * i0, 16,
+                                          dst=range(8 + 4 * j, 12 + 4 * j), src=(4, 5), mask=mask))
+                for k, opc in enumerate(fp):
+                    if self.op == "read":
+                        insts.append(a.op(opc, dst=(20 + k,), src=(20 + k, 8 + k), mask=mask))
+                    elif self.op == "triad":
+                        insts.append(a.op(opc, dst=(8 + k,), src=(12 + k, 8 + k), mask=mask))
+                    else:
+                        insts.append(a.op(opc, dst=(8 + k,), src=(8 + k,), mask=mask))
+                if stores and dst_arr is not None:
+                    insts.append(a.affine("STG.E.128", "global", 16, dst_arr + 16 * i0, 16,
+                                          src=(6, 7, 8, 9, 10, 11), mask=mask))
+                insts += [a.op("IADD3", dst=(2,), src=(2,), mask=mask),
+                          a.op("ISETP.GE.U32.AND", src=(2,), mask=mask), a.op("BRA", mask=mask)]
+            if self.op == "read":
+                insts += [a.op("FADD", dst=(24,), src=(20, 21)), a.op("FADD", dst=(25,), src=(22, 23)),
+                          a.op("FADD", dst=(24,), src=(24, 25)), a.op("FSETP.NEU.AND", src=(24,))]
+            insts.append(a.op("EXIT"))
+            warps.append(insts)
+        return warps
+
+    def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        from simgpu import analytical
+
+        return analytical.stream(spec, self.op, self.n_elements, 4)  # type: ignore[attr-defined, no-any-return]
+
+    def simulate(self, spec: DeviceSpec, *, sample: bool = True, **kwargs: Any) -> SimResult:
+        from simgpu.sim.replay import simulate_trace
+
+        w = self if self.blocks is not None else self.for_device(spec)
+        return simulate_trace(w.trace(), spec, sample=sample, **kwargs)
+
+
+@dataclass
+class Transpose(Workload):
+    """``transpose_naive`` / ``transpose_tiled``: ``rows x cols`` floats, 32 x 8 threads per
+    32 x 32 tile, four elements per thread."""
+
+    rows: int
+    cols: int
+    variant: str = "tiled"
+
+    def __post_init__(self) -> None:
+        _check_positive(rows=self.rows, cols=self.cols)
+        if self.variant not in ("naive", "tiled"):
+            raise SimgpuError(f"variant = {self.variant!r}: expected 'naive' or 'tiled'")
+        lay = ArrayLayout()
+        self._in = lay.alloc("in", self.rows * self.cols * 4)
+        self._out = lay.alloc("out", self.rows * self.cols * 4)
+        self._asm = Asm()
+
+    @property
+    def name(self) -> str:
+        return "transpose"
+
+    @property
+    def flops(self) -> float:
+        return 0.0
+
+    @property
+    def compulsory_bytes(self) -> float:
+        return 2.0 * 4 * self.rows * self.cols
+
+    def launch(self) -> KernelLaunch:
+        return KernelLaunch(
+            name=f"transpose_{self.variant}",
+            grid=(-(-self.cols // 32), -(-self.rows // 32), 1),
+            block=(32, 8, 1),
+            regs_per_thread=16,
+            shared_bytes=32 * 33 * 4 if self.variant == "tiled" else 0,
+        )
+
+    def make_block(self, index: int) -> list[list[Instruction]]:
+        a = self._asm
+        R, Cc = self.rows, self.cols
+        bx, by, _ = self.launch().block_coords(index)
+        warps = []
+        for ty in range(8):
+            insts = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("S2R", dst=(2,)),
+                     a.op("IMAD", dst=(3,), src=(2, 0))]
+            xs = [bx * 32 + tx for tx in range(32)]
+            if self.variant == "naive":
+                for j in range(0, 32, 8):
+                    y = by * 32 + ty + j
+                    if y >= R:
+                        break
+                    m = lanes_mask(x < Cc for x in xs)
+                    live = [x for x in xs if x < Cc]
+                    if not m:
+                        continue
+                    insts.append(a.affine("LDG.E", "global", 4, self._in + (y * Cc + live[0]) * 4,
+                                          4, dst=(8,), src=(4, 5), mask=m))
+                    insts.append(a.affine("STG.E", "global", 4, self._out + (live[0] * R + y) * 4,
+                                          4 * R, src=(6, 7, 8), mask=m))
+                    insts.append(a.op("IADD3", dst=(3,), src=(3,)))
+            else:
+                for j in range(0, 32, 8):
+                    y = by * 32 + ty + j
+                    m = lanes_mask(x < Cc and y < R for x in xs)
+                    if m:
+                        live = [x for x in xs if x < Cc]
+                        insts.append(a.affine("LDG.E", "global", 4,
+                                              self._in + (y * Cc + live[0]) * 4, 4,
+                                              dst=(8 + j // 8,), src=(4, 5), mask=m))
+                        insts.append(a.mem("STS", "shared", 4,
+                                           [((ty + j) * 33 + tx) * 4 for tx in range(32)
+                                            if m >> tx & 1],
+                                           src=(3, 8 + j // 8), mask=m, cache=True))
+                insts.append(a.op("BAR.SYNC"))
+                xo = [by * 32 + tx for tx in range(32)]
+                for j in range(0, 32, 8):
+                    yo = bx * 32 + ty + j
+                    m = lanes_mask(x < R and yo < Cc for x in xo)
+                    if m:
+                        insts.append(a.mem("LDS", "shared", 4,
+                                           [(tx * 33 + ty + j) * 4 for tx in range(32)
+                                            if m >> tx & 1],
+                                           dst=(12 + j // 8,), src=(3,), mask=m, cache=True))
+                        first = next(x for x in xo if x < R)
+                        insts.append(a.affine("STG.E", "global", 4,
+                                              self._out + (yo * R + first) * 4, 4,
+                                              src=(6, 7, 12 + j // 8), mask=m))
+            insts.append(a.op("EXIT"))
+            warps.append(insts)
+        return warps
+
+    def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        from simgpu import analytical
+
+        if self.rows != self.cols:
+            raise SimgpuError("the analytical transpose model takes square matrices (rows = cols)")
+        return analytical.transpose(spec, self.rows, self.variant)  # type: ignore[attr-defined, no-any-return]
+
+
+@dataclass
+class Reduction(Workload):
+    """``reduce_sum``: grid-stride float4 loads, warp shuffle tree, one atomicAdd per block."""
+
+    n: int
+    threads: int = 256
+    blocks: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive(n=self.n, threads=self.threads)
+        if self.n % 4:
+            raise SimgpuError(f"n = {self.n}: expected a multiple of 4 (float4 loads)")
+        lay = ArrayLayout()
+        self._a = lay.alloc("a", self.n * 4)
+        self._out = lay.alloc("out", 4)
+        self._asm = Asm()
+
+    @property
+    def name(self) -> str:
+        return "reduction"
+
+    @property
+    def flops(self) -> float:
+        return float(self.n)
+
+    @property
+    def compulsory_bytes(self) -> float:
+        return 4.0 * self.n
+
+    def for_device(self, spec: DeviceSpec) -> Reduction:
+        blocks = min(spec.compute.sm_count * BLOCKS_PER_SM, max(1, math.ceil(self.n / 4 / 256)))
+        return replace(self, blocks=blocks)
+
+    def launch(self) -> KernelLaunch:
+        return KernelLaunch(name="reduce_sum",
+                            grid=(_grid_stride_blocks(self.n // 4, self.threads, self.blocks), 1, 1),
+                            block=(self.threads, 1, 1), regs_per_thread=24, shared_bytes=128)
+
+    def make_block(self, index: int) -> list[list[Instruction]]:
+        a = self._asm
+        n4 = self.n // 4
+        grid = self.launch().grid[0]
+        stride = grid * self.threads
+        nwarps = (self.threads + 31) // 32
+        warps = []
+        for w in range(nwarps):
+            insts = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("IMAD", dst=(2,), src=(0, 1)),
+                     a.op("MOV", dst=(20,))]
+            for i0 in range(index * self.threads + 32 * w, n4, stride):
+                lanes = min(32, n4 - i0)
+                mask = FULL if lanes == 32 else (1 << lanes) - 1
+                insts.append(a.affine("LDG.E.128", "global", 16, self._a + 16 * i0, 16,
+                                      dst=(8, 9, 10, 11), src=(4, 5), mask=mask))
+                insts += [a.op("FADD", dst=(12,), src=(8, 9), mask=mask),
+                          a.op("FADD", dst=(13,), src=(10, 11), mask=mask),
+                          a.op("FADD", dst=(12,), src=(12, 13), mask=mask),
+                          a.op("FADD", dst=(20,), src=(20, 12), mask=mask),
+                          a.op("IADD3", dst=(2,), src=(2,), mask=mask),
+                          a.op("ISETP.GE.U32.AND", src=(2,), mask=mask), a.op("BRA", mask=mask)]
+            for _ in range(5):
+                insts += [a.op("SHFL.DOWN", dst=(21,), src=(20,)), a.op("FADD", dst=(20,), src=(20, 21))]
+            insts.append(a.affine("STS", "shared", 4, 4 * w, 0, src=(3, 20), mask=1))
+            insts.append(a.op("BAR.SYNC"))
+            if w == 0:
+                m = (1 << nwarps) - 1
+                insts.append(a.affine("LDS", "shared", 4, 0, 4, dst=(20,), src=(3,), mask=m))
+                for _ in range(5):
+                    insts += [a.op("SHFL.DOWN", dst=(21,), src=(20,)),
+                              a.op("FADD", dst=(20,), src=(20, 21))]
+                insts.append(a.affine("RED.E.ADD.F32.FTZ.RN", "global", 4, self._out, 0,
+                                      src=(6, 7, 20), mask=1))
+            insts.append(a.op("EXIT"))
+            warps.append(insts)
+        return warps
+
+    def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        from simgpu import analytical
+
+        return analytical.reduction(spec, self.n)  # type: ignore[attr-defined, no-any-return]
+
+    def simulate(self, spec: DeviceSpec, *, sample: bool = True, **kwargs: Any) -> SimResult:
+        from simgpu.sim.replay import simulate_trace
+
+        w = self if self.blocks is not None else self.for_device(spec)
+        return simulate_trace(w.trace(), spec, sample=sample, **kwargs)
+
+
+@dataclass
+class Gemv(Workload):
+    """``sgemv_warp``: y = A x, A (m x n) row-major, one warp per row, 8 warps per block."""
+
+    m: int
+    n: int
+
+    def __post_init__(self) -> None:
+        _check_positive(m=self.m, n=self.n)
+        lay = ArrayLayout()
+        self._A = lay.alloc("A", self.m * self.n * 4)
+        self._x = lay.alloc("x", self.n * 4)
+        self._y = lay.alloc("y", self.m * 4)
+        self._asm = Asm()
+
+    @property
+    def name(self) -> str:
+        return "gemv"
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.m * self.n
+
+    @property
+    def compulsory_bytes(self) -> float:
+        return 4.0 * (self.m * self.n + self.n + self.m)
+
+    def launch(self) -> KernelLaunch:
+        return KernelLaunch(name="sgemv_warp", grid=(-(-self.m // 8), 1, 1), block=(256, 1, 1),
+                            regs_per_thread=24)
+
+    def make_block(self, index: int) -> list[list[Instruction]]:
+        a = self._asm
+        warps = []
+        for w in range(8):
+            row = index * 8 + w
+            insts = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("IMAD", dst=(2,), src=(0, 1)),
+                     a.op("ISETP.GE.AND", src=(2,))]
+            if row < self.m:
+                insts.append(a.op("MOV", dst=(20,)))
+                for k0 in range(0, self.n, 32):
+                    lanes = min(32, self.n - k0)
+                    mask = FULL if lanes == 32 else (1 << lanes) - 1
+                    insts.append(a.affine("LDG.E", "global", 4, self._A + (row * self.n + k0) * 4,
+                                          4, dst=(8,), src=(4, 5), mask=mask))
+                    insts.append(a.affine("LDG.E", "global", 4, self._x + k0 * 4, 4, dst=(9,),
+                                          src=(6, 7), mask=mask))
+                    insts += [a.op("FFMA", dst=(20,), src=(8, 9, 20), mask=mask),
+                              a.op("IADD3", dst=(4,), src=(4,), mask=mask),
+                              a.op("ISETP.GE.AND", src=(4,), mask=mask), a.op("BRA", mask=mask)]
+                for _ in range(5):
+                    insts += [a.op("SHFL.DOWN", dst=(21,), src=(20,)),
+                              a.op("FADD", dst=(20,), src=(20, 21))]
+                insts.append(a.affine("STG.E", "global", 4, self._y + row * 4, 0, src=(10, 11, 20),
+                                      mask=1))
+            insts.append(a.op("EXIT"))
+            warps.append(insts)
+        return warps
+
+    def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        from simgpu import analytical
+
+        return analytical.gemv(spec, self.m, self.n)  # type: ignore[attr-defined, no-any-return]
