@@ -51,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g = p.add_argument_group("workload parameters")
     for name in ("m", "n", "k"):
         g.add_argument(f"--{name}", type=int, help=f"GEMM/GEMV dimension {name.upper()}")
+    g.add_argument("--dataflow", choices=("os", "ws", "is"), help="systolic dataflow")
     g.add_argument("--tile", type=int, default=16, choices=(8, 16, 32), help="tiled GEMM tile")
     for name, default in (("bm", 64), ("bn", 64), ("bk", 16), ("tm", 4), ("tn", 4)):
         g.add_argument(f"--{name}", type=int, default=default, help=f"register-blocked GEMM {name}")
@@ -134,6 +135,8 @@ def _pim_or_dataflow(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
     params = {k: getattr(args, k) for k in WORKLOADS[args.workload][1] if getattr(args, k, None)
               is not None}
     workload = "gemm" if args.workload.startswith("gemm") else args.workload
+    if getattr(args, "dataflow", None):
+        params["dataflow"] = args.dataflow
     if workload == "gemv" and "k" not in params and args.n is not None:
         params["k"] = args.n  # GEMV here is m x n; the PIM/dataflow models call the inner size k
     out: dict[str, Any] = mod.simulate_workload(spec, workload, params)
@@ -211,6 +214,8 @@ def save_records(records: list[dict[str, Any]], path: str | Path) -> Path:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Handler of ``simgpu simulate``."""
     spec = _device(args)
+    if args.workload == "gemv" and args.n is None and args.k is not None:
+        args.n = args.k  # the interface's GEMV is --m M --k K (x has K elements)
     records: list[dict[str, Any]]
     if spec.kind in ("pim", "dataflow"):
         records = [_pim_or_dataflow(spec, args)]
