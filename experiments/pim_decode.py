@@ -186,7 +186,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     axes[0].legend(fontsize=7, loc="upper left")
     axes[2].legend(fontsize=7, loc="upper left")
     axes[3].legend(fontsize=7, loc="upper left")
-    fig.suptitle("GPT-2 decode step, batch 1: h100-sxm versus HBM-PIM placements")
+    fig.suptitle("GPT-2 decode step, batch 1: h100-sxm versus PIM placements (HBM-PIM, AiM)")
     paths = [save_figure(fig, out_dir / "pim_decode.png")]
     write_explanation(df, out_dir / "explanation.md")
     return paths
