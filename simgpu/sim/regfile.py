@@ -36,6 +36,15 @@ class RegisterFile:
         self.rfc_hits = 0
         self.reads = 0
 
+    def invalidate(self, warp: int, regs: Sequence[int]) -> None:
+        """Drop RFC entries holding ``regs`` of ``warp`` (they were just written)."""
+        cache = self._cache
+        if not cache:
+            return
+        for key, (w, r) in list(cache.items()):
+            if w == warp and r in regs:
+                del cache[key]
+
     def read_cycles(self, warp: int, srcs: Sequence[int]) -> int:
         """Cycles to read the source registers ``srcs`` of one instruction of ``warp`` (>= 1)."""
         if not srcs:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from simgpu.errors import SimgpuError
@@ -162,6 +163,7 @@ class SimResult:
     wall_s: float
     scheduler: str
     memory_stats: Any = field(default=None, repr=False)
+    block_end_cycles: list[float] = field(default_factory=list, repr=False)
 
     @property
     def flops_per_s(self) -> float:
@@ -174,8 +176,11 @@ class SimResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("memory_stats", None)
+        d = {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in ("memory_stats", "block_end_cycles")
+        }
         d["flops_per_s"] = self.flops_per_s
         d["bandwidth_GBps"] = self.bandwidth_GBps()
         return d
@@ -404,6 +409,7 @@ def simulate_trace(
         wall_s=wall,
         scheduler=scheduler,
         memory_stats=mem_stats,
+        block_end_cycles=list(done_times),
     )
 
 

@@ -402,11 +402,14 @@ class SubCore:
         if op in _ALU_OPS:
             tm = sm.cls_timing[op]
             rc = 1
-            if sm.cfg.model_register_banks and inst.src:
-                rc = self.rf.read_cycles(w.gid, inst.src)
-                if rc > 1:
-                    self.stalls["rf_bank"] += rc - 1
-                    nxt = ti + rc
+            if sm.cfg.model_register_banks:
+                if inst.src:
+                    rc = self.rf.read_cycles(w.gid, inst.src)
+                    if rc > 1:
+                        self.stalls["rf_bank"] += rc - 1
+                        nxt = ti + rc
+                if inst.dst:
+                    self.rf.invalidate(w.gid, inst.dst)
             t_exec = ti + rc - 1
             done = t_exec + tm.latency
             regs = w.regs

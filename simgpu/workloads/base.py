@@ -110,7 +110,7 @@ class Asm:
             space=space,
             width=width,
             base=base,
-            stride=stride,
+            stride=stride if affine else 0,
             addrs=None if affine else tuple(addrs),
         )
         if key is not None:
