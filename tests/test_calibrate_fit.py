@@ -12,10 +12,8 @@ import pytest
 
 from simgpu import devices
 from simgpu.calibrate.fit import (
-    POWER_EVENTS,
     calibrated_name,
     find_plateaus,
-    fit_energies,
     fit_latency_ladder,
     fit_pcie,
     fit_run,
@@ -111,25 +109,19 @@ def test_pcie_latency_and_bandwidth_within_2_percent() -> None:
         assert got[f"PCIe {d} bandwidth (pinned)"].value == pytest.approx(54.0, rel=0.02)
 
 
-def test_energy_per_event_recovered_by_nnls_within_2_percent() -> None:
-    rng = np.random.default_rng(3)
-    truth = {"sm_active_cycle": 1200.0, "tensor_fp16_flop": 0.5, "tensor_tf32_flop": 1.1,
-             "ffma_flop": 6.0, "dram_byte": 20.0}  # pJ
-    static = 120.0
-    rows = []
-    for _ in range(120):
-        kind = rng.choice(["tensor_fp16_flop", "tensor_tf32_flop", "ffma_flop", "dram_byte"])
-        ev = dict.fromkeys(POWER_EVENTS, 0.0)
-        ev["sm_active_cycle"] = rng.uniform(0.2, 1.0) * 132 * 1.98e9
-        peak = {"tensor_fp16_flop": 8e14, "tensor_tf32_flop": 4e14, "ffma_flop": 5e13,
-                "dram_byte": 3e12}[kind]
-        ev[kind] = rng.uniform(0.1, 1.0) * peak
-        power = static + sum(truth[k] * 1e-12 * v for k, v in ev.items())
-        rows.append({"power_W": power * (1 + 0.002 * rng.standard_normal()), **ev})
-    energies, mape = fit_energies(pd.DataFrame(rows), static)
-    for name, value in truth.items():
-        assert energies[name] == pytest.approx(value, rel=0.02), name
-    assert mape < 1.0
+@pytest.mark.skipif(not H100_RUN.exists(), reason="committed H100 run not in this checkout")
+def test_power_fit_uses_the_analytical_events_and_the_measured_static_power() -> None:
+    from simgpu.analytical import power as pw
+    from simgpu.calibrate.dataset import RunDir
+    from simgpu.calibrate.fit import fit_power, static_power
+
+    run = RunDir.open(H100_RUN)
+    fitted = fit_power(run, devices.get("h100-sxm"))
+    static = {f.key: f.value for f in fitted}["power.static_W"]
+    assert static == pytest.approx(static_power(run), abs=0.05)
+    energies = {f.key.rsplit(".", 1)[1]: f.value for f in fitted if "energy_pJ" in f.key}
+    assert energies and set(energies) <= set(pw.EVENTS)
+    assert all(v >= 0 for v in energies.values())
 
 
 @pytest.mark.skipif(not H100_RUN.exists(), reason="committed H100 run not in this checkout")

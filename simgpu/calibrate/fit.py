@@ -20,9 +20,9 @@ What each table determines:
     copy time = latency + bytes / bandwidth per direction, fitted to pinned copies.
 ``launch``
     power with nothing running at operating clocks (static power).
-``gemm``, ``stream`` with power
-    energy per event by non-negative least squares: ``P - P_static = sum_i e_i rate_i`` with
-    rates of tensor-core FLOPs (per dtype class), FFMA FLOPs and DRAM bytes.
+``gemm`` with power
+    energy per event by non-negative least squares, ``P - P_static = sum_i e_i n_i / t``, with
+    the event counts ``n_i`` of the analytical GEMM model (the events its power model uses).
 
 :func:`fit_run` returns a table of :class:`Fitted` values; :func:`write_calibrated_model`
 writes ``models/<device>-cal-<run-id>.toml``: the base model's text with each applied value
@@ -260,66 +260,6 @@ def fit_pcie(df: pd.DataFrame) -> list[Fitted]:
     return out
 
 
-#: cuBLAS does not report its tile; for counting busy SMs assume 128 x 128 output tiles
-#: (assumption: the common CUTLASS/cuBLAS tensor-core tile on sm_80/sm_90).
-CUBLAS_TILE = 128
-
-#: Activity columns of the power fit: event name -> what one event is.
-POWER_EVENTS = {
-    "sm_active_cycle": "cycle of one SM with resident work (clock tree, issue, register file)",
-    "tensor_fp16_flop": "FLOP on tensor cores, fp16/bf16 inputs",
-    "tensor_tf32_flop": "FLOP on tensor cores, tf32 inputs",
-    "ffma_flop": "FLOP of FP32 FFMA (2 per FFMA)",
-    "dram_byte": "byte moved to or from DRAM",
-}
-
-
-def power_activity(run: RunDir, spec: DeviceSpec) -> pd.DataFrame:
-    """Rows with measured power and the event rates (per second) of each row."""
-    import pandas as pd
-
-    rows: list[dict[str, Any]] = []
-    have = run.finished_tables()
-    if "gemm" in have:
-        g = run.read_table("gemm")
-        g = g[g["power_W"].notna()]
-        for r in g.to_dict(orient="records"):
-            rate = float(r["flops"]) / (float(r["time_ms"]) * 1e-3)
-            ev = dict.fromkeys(POWER_EVENTS, 0.0)
-            tm = int(r["tile_m"]) or CUBLAS_TILE
-            tn = int(r["tile_n"]) or CUBLAS_TILE
-            blocks = math.ceil(int(r["M"]) / tm) * math.ceil(int(r["N"]) / tn)
-            ev["sm_active_cycle"] = _sm_cycles(spec, blocks, r["sm_clock_MHz"])
-            if r["kernel"] == "cublas" and r["dtype"] in ("fp16", "bf16"):
-                ev["tensor_fp16_flop"] = rate
-            elif r["kernel"] == "cublas" and r["dtype"] == "tf32":
-                ev["tensor_tf32_flop"] = rate
-            elif r["dtype"] == "fp32":
-                ev["ffma_flop"] = rate
-            else:
-                continue
-            rows.append({"table": "gemm", "what": "{kernel} {dtype} {M}x{N}x{K}".format_map(r),
-                         "power_W": float(r["power_W"]), **ev})
-    if "stream" in have:
-        st = run.read_table("stream")
-        big = st[st["power_W"].notna()
-                 & (st["array_B"] >= DRAM_ARRAY_OVER_L2 * spec.l2.size_MiB * 2**20)]
-        for r in big.to_dict(orient="records"):
-            ev = dict.fromkeys(POWER_EVENTS, 0.0)
-            ev["dram_byte"] = float(r["bandwidth_GBps"]) * 1e9
-            ev["sm_active_cycle"] = _sm_cycles(spec, int(r["blocks"]), r["sm_clock_MHz"])
-            rows.append({"table": "stream", "what": "{op} {array_B} B".format_map(r),
-                         "power_W": float(r["power_W"]), **ev})
-    return pd.DataFrame(rows)
-
-
-def _sm_cycles(spec: DeviceSpec, blocks: int, clock_MHz: Any) -> float:
-    """SM-cycles per second with work resident: busy SMs x the clock measured in the window."""
-    clock = float(clock_MHz) if clock_MHz is not None and not math.isnan(clock_MHz) else (
-        spec.clock_MHz)
-    return min(spec.compute.sm_count, blocks) * clock * 1e6
-
-
 def static_power(run: RunDir) -> float | None:
     """Board power with nothing running at operating clocks, from the ``launch`` table."""
     if "launch" not in run.finished_tables():
@@ -332,40 +272,44 @@ def static_power(run: RunDir) -> float | None:
     return None
 
 
-def fit_energies(activity: pd.DataFrame, static_W: float) -> tuple[dict[str, float], float]:
-    """Energy per event (pJ) by NNLS on ``P - static``; returns (energies, mean abs error, %)."""
-    from scipy.optimize import nnls
-
-    cols = [c for c in POWER_EVENTS if (activity[c] > 0).any()]
-    if not cols:
-        return {}, float("nan")
-    scale = np.array([activity[c].max() for c in cols])
-    a = activity[cols].to_numpy(float) / scale
-    b = activity["power_W"].to_numpy(float) - static_W
-    coef, _ = nnls(a, b)
-    energies = {c: float(coef[i] / scale[i] * 1e12) for i, c in enumerate(cols)}
-    measured = activity["power_W"].to_numpy(float)
-    mape = float(np.mean(np.abs(a @ coef + static_W - measured) / measured) * 100)
-    return energies, mape
-
-
 def fit_power(run: RunDir, spec: DeviceSpec) -> list[Fitted]:
+    """Static power from ``launch``; energies per event by NNLS on the GEMM rows with power.
+
+    The event counts of each GEMM row (FLOPs per unit, bytes per level) are the analytical
+    model's (:func:`simgpu.analytical.gemm`), so the energies are the ones that model consumes;
+    the fit itself is :func:`simgpu.analytical.power.fit_energies`, with ``static_W`` held at the
+    value measured here.
+    """
+    import dataclasses
+
     out: list[Fitted] = []
     static = static_power(run)
     if static is None:
         return out
     out.append(Fitted("static power (no kernel, operating clocks)", "power.static_W",
                       round(static, 1), "W", None, None, "launch: idle power", True))
-    activity = power_activity(run, spec)
-    if len(activity) < 3:
+    if "gemm" not in run.finished_tables():
         return out
-    energies, mape = fit_energies(activity, static)
+    from simgpu.analytical import power as pw
+    from simgpu.analytical.params import DeviceParams
+    from simgpu.predict import datasets, features
+
+    df = datasets.load_calibration_run(run.path)
+    df = df[df["power_W"].notna()].reset_index(drop=True)
+    if len(df) < 3:
+        return out
+    df["device"] = spec.name
+    est = features.analytical(df)
+    events = {n: est[f"ev_{n}"].to_numpy(float) for n in pw.EVENTS}
+    params = dataclasses.replace(DeviceParams.from_spec(spec), static_W=static)
+    energies, info = pw.fit_energies(params, events, df["time_s"].to_numpy(float),
+                                     df["power_W"].to_numpy(float))
     for name, pj in energies.items():
-        n = int((activity[name] > 0).sum())
-        out.append(Fitted(f"energy per {POWER_EVENTS[name]}", f"power.energy_pJ.{name}",
-                          round(pj, 3), "pJ", None, None,
-                          f"NNLS on {len(activity)} rows with power ({n} with this event), "
-                          f"mean abs error {mape:.1f}%", True))
+        n = int((events[name] > 0).sum())
+        out.append(Fitted(f"energy per event {name}", f"power.energy_pJ.{name}",
+                          round(pj, 4), "pJ", None, None,
+                          f"NNLS on {int(info['rows'])} GEMM rows with power ({n} with this "
+                          f"event), R^2 {info['r2']:.2f}, rms {info['rms_W']:.0f} W", True))
     return out
 
 

@@ -57,7 +57,9 @@ def validate_run(
         if rows.empty:
             notes[(name, "measured")] = f"no usable rows in {fam.table}"
             continue
-        frames.append(_compare(spec, fam, rows, views, max_sim, notes, log))
+        opts = {"metric": fam.metric, "max_sim": max_sim, "run_device": run.device,
+                "run_dir": run.path, "log": log}
+        frames.append(_compare(spec, fam, rows, views, opts, notes, log))
     if not frames:
         raise SimgpuError(f"{run_dir}: none of the families {names} has measured rows")
     return pd.concat(frames, ignore_index=True), notes
@@ -68,7 +70,7 @@ def _compare(
     fam: Family,
     rows: pd.DataFrame,
     views: Sequence[str],
-    max_sim: int,
+    opts: dict[str, Any],
     notes: dict[tuple[str, str], str],
     log: Any,
 ) -> pd.DataFrame:
@@ -88,7 +90,6 @@ def _compare(
             "measured": measured,
         }
     )
-    opts = {"metric": fam.metric, "max_sim": max_sim}
     for view in VIEWS:
         values = np.full(len(rows), np.nan)
         if view not in views:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -155,11 +156,50 @@ def _gemm_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> Vie
 
 
 def _gemm_learned(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    import warnings
+
     from simgpu import predict
 
-    frame = rows[[c for c in rows.columns if c in _GEMM_INPUTS]].copy()
-    est = predict.predict_gemm(spec, frame)
-    return est[opts["metric"]].to_numpy(float), "predict_gemm(): random forest (cached model)"
+    frame = rows[[c for c in rows.columns if c in _GEMM_INPUTS and c != "device"]].copy()
+    data, what = learned_training_data(opts["run_device"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = predict.predict_gemm(spec, frame, data=data, log=opts.get("log"))
+    outside = sum("outside" in str(w.message) for w in caught)
+    note = f"predict_gemm(): random forest trained on {what}"
+    if outside:
+        note += f"; {outside} warning(s) of points outside the training range"
+    if opts["metric"] == "power_W" and "an_power_W" in est.columns and np.allclose(
+        est["power_W"].to_numpy(float), est["an_power_W"].to_numpy(float), equal_nan=True
+    ):
+        note += "; no power-labelled training rows, so its power is the analytical model's"
+    return est[opts["metric"]].to_numpy(float), note
+
+
+def learned_training_data(run_device: str) -> tuple[list[str], str]:
+    """Training data for the learned view that holds out every run of the measured device.
+
+    Validating the forest on rows it was trained on would report its memory, not its skill: the
+    measured device's calibration runs (all of them, since runs of one device share shapes) are
+    left out, so the forest predicts that GPU from its device file, as for a new GPU.
+    """
+    from simgpu.calibrate.dataset import RunDir
+    from simgpu.predict import datasets
+
+    specs: list[str] = []
+    others: list[str] = []
+    for spec in datasets.default_training_specs():
+        if spec != "calibration":
+            specs.append(spec)
+            continue
+        for run in datasets._runs_under(datasets.calibration_dir()):
+            device = RunDir.open(run).device
+            if device != run_device:
+                specs.append(str(run))
+                others.append(f"{device}/{run.name}")
+    parts = [s for s in specs if not Path(s).exists() or s in ("neusight", "gpperf")]
+    what = ", ".join(parts + others) or "nothing"
+    return specs, f"{what} (every {run_device} run held out)"
 
 
 _GEMM_INPUTS = (
