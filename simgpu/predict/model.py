@@ -32,7 +32,7 @@ from simgpu.errors import DatasetError
 from simgpu.predict import features as feat
 
 #: Bump when features or targets change, so cached models are retrained.
-MODEL_VERSION = 4
+MODEL_VERSION = 5
 CACHE_ENV = "SIMGPU_CACHE"
 KINDS = ("forest", "forest+physics")
 
