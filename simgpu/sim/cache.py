@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 POLICIES = ("lru", "fifo", "random")
-_M64 = (1 << 64) - 1
+_M40 = (1 << 40) - 1
 #: a tag entry is one int: valid mask in the low bits, dirty mask above (ints keep the sets
 #: out of the cyclic garbage collector's way, which matters with millions of lines)
 _DIRTY_SHIFT = 32
@@ -41,15 +41,16 @@ _VALID = (1 << _DIRTY_SHIFT) - 1
 
 
 def mix64(x: int) -> int:
-    """A bijective 64-bit mixing function (SplitMix64's finaliser).
+    """A bijective mixing of a line index (two xor-shifts and an odd multiply mod 2**40).
 
     Used to spread line addresses over L2 slices and sets so that power-of-two strides do not
-    pile onto one slice (GPUs hash addresses to L2 slices for the same reason).
+    pile onto one slice (GPUs hash addresses to L2 slices for the same reason). Each step is
+    invertible on 40-bit values (128 TiB of 128-byte lines), so distinct lines stay distinct.
     """
-    x &= _M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-    return x ^ (x >> 31)
+    x &= _M40
+    x ^= x >> 17
+    x = (x * 0x9E3779B97) & _M40
+    return x ^ (x >> 13)
 
 
 class SectorCache:
@@ -139,13 +140,16 @@ class SectorCache:
         entry = self._sets[self.set_index(line_addr)].get(line_addr)
         return entry & _VALID if entry is not None else 0
 
-    def lookup(self, line_addr: int, sectors: int) -> int:
-        """Look a request up: count it, refresh recency on a hit; return the present sectors."""
+    def lookup(self, line_addr: int, sectors: int, set_idx: int = -1) -> int:
+        """Look a request up: count it, refresh recency on a hit; return the present sectors.
+
+        ``set_idx`` may pass :meth:`set_index` when the caller has already computed it.
+        """
         if not self.n_sets:
             self.misses += 1
             self.sector_misses += sectors.bit_count()
             return 0
-        s = self._sets[self.set_index(line_addr)]
+        s = self._sets[set_idx if set_idx >= 0 else self.set_index(line_addr)]
         entry = s.get(line_addr)
         if entry is None:
             self.misses += 1
@@ -164,14 +168,16 @@ class SectorCache:
         self.sector_misses += sectors.bit_count() - n_hit
         return present
 
-    def fill(self, line_addr: int, sectors: int, dirty: int = 0) -> tuple[int, int, int] | None:
+    def fill(
+        self, line_addr: int, sectors: int, dirty: int = 0, set_idx: int = -1
+    ) -> tuple[int, int, int] | None:
         """Make ``sectors`` valid (``dirty`` of them dirty); allocate the line if absent.
 
         Returns the evicted line as ``(line_addr, valid_mask, dirty_mask)``, or None.
         """
         if not self.n_sets:
             return None
-        s = self._sets[self.set_index(line_addr)]
+        s = self._sets[set_idx if set_idx >= 0 else self.set_index(line_addr)]
         entry = s.get(line_addr)
         self.fills += 1
         if entry is not None:

@@ -8,7 +8,8 @@ The model follows Ramulator 2's structure without its per-cycle loop:
 * one **FR-FCFS controller per pseudo-channel** with a read queue and a write queue, write
   draining between a high and a low watermark, an open-row policy and all-bank refresh every
   tREFI;
-* an **address mapping** that spreads consecutive 128-byte lines over channels, then
+* an **address mapping** that spreads consecutive 128-byte lines over channels (rotated by a
+  hash of the higher address bits, so strided streams use every channel), then
   pseudo-channels, then bank groups, then columns of a row, then banks and rows (with the bank
   index XOR-ed with low row bits, the permutation interleaving of Zhang et al., MICRO 2000).
 
@@ -204,9 +205,6 @@ class _Entry:
         self.cb = cb
         self.nbytes = nbytes
 
-    def __lt__(self, other: _Entry) -> bool:
-        return (self.t_arr, self.seq) < (other.t_arr, other.seq)
-
 
 class _PseudoChannel:
     """State of one pseudo-channel: banks, command history, queues, refresh."""
@@ -228,7 +226,10 @@ class _PseudoChannel:
         self.bus = 0  # bit t: data bus busy at base + t
         self.bgmask = [0] * bank_groups  # bit t: bank group's column path busy at base + t
         self.next_ref = t_ref
-        self.incoming: list[_Entry] = []  # heap by arrival time
+        # arrivals not yet in a queue, reads and writes apart (a full write queue must not
+        # hold reads back): heaps by (arrival, sequence)
+        self.incoming: list[tuple[int, int, _Entry]] = []
+        self.incoming_w: list[tuple[int, int, _Entry]] = []
         self.rq: list[_Entry] = []
         self.wq: list[_Entry] = []
         self.draining = False
@@ -315,8 +316,11 @@ class HBM:
         if addr < 0:
             raise SimgpuError(f"HBM: address {addr} is negative")
         idx = addr // self.cfg.interleave_bytes
-        ch = idx % self.channels
-        idx //= self.channels
+        hi = idx // self.channels
+        # rotate the channel by a hash of the higher bits: still a bijection (for fixed higher
+        # bits it is a rotation), and strided streams no longer skip channels
+        ch = (idx + ((hi * 0x9E3779B1) >> 16)) % self.channels
+        idx = hi
         pc = idx % self.pcs_per_channel
         idx //= self.pcs_per_channel
         bg = idx % self.bank_groups
@@ -359,7 +363,7 @@ class HBM:
         e = _Entry(
             t_arr, self._seq, bg * self.banks_per_group + bank, bg, row, n, write, callback, nbytes
         )
-        heapq.heappush(pc.incoming, e)
+        heapq.heappush(pc.incoming_w if write else pc.incoming, (t_arr, self._seq, e))
         if not pc.planning:  # a busy controller admits arrivals when its plan runs out
             self._arm(pc, t_arr)
 
@@ -396,14 +400,12 @@ class HBM:
         self._step(pc)
 
     def _admit(self, pc: _PseudoChannel, now: int) -> None:
-        inc = pc.incoming
-        while inc and inc[0].t_arr <= now:
-            e = inc[0]
-            q = pc.wq if e.write else pc.rq
-            if len(q) >= (self.cfg.write_queue if e.write else self.cfg.read_queue):
-                break  # queue full: the request waits at the controller's input
-            heapq.heappop(inc)
-            q.append(e)
+        inc, q, cap = pc.incoming, pc.rq, self.cfg.read_queue
+        while inc and inc[0][0] <= now and len(q) < cap:
+            q.append(heapq.heappop(inc)[2])
+        inc, q, cap = pc.incoming_w, pc.wq, self.cfg.write_queue
+        while inc and inc[0][0] <= now and len(q) < cap:
+            q.append(heapq.heappop(inc)[2])
 
     def _step(self, pc: _PseudoChannel) -> None:
         """Decide requests until the plan reaches the horizon; re-arm."""
@@ -418,8 +420,9 @@ class HBM:
                 self._arm(pc, first_col - self.horizon)
                 pc.planning = True
                 return
-        if pc.incoming:
-            self._arm(pc, max(pc.incoming[0].t_arr, now + 1))
+        if pc.incoming or pc.incoming_w:
+            nxt = min(h[0][0] for h in (pc.incoming, pc.incoming_w) if h)
+            self._arm(pc, max(nxt, now + 1))
 
     def _pick(self, pc: _PseudoChannel) -> _Entry:
         """FR-FCFS with write draining: row hits first, then the oldest."""
@@ -552,7 +555,9 @@ class HBM:
             "busy_bursts", "queue_wait", "decided",
         )
         out: dict[str, float] = {k: float(sum(getattr(p, k) for p in self.pcs)) for k in keys}
-        out["pending"] = float(sum(len(p.rq) + len(p.wq) + len(p.incoming) for p in self.pcs))
+        out["pending"] = float(
+            sum(len(p.rq) + len(p.wq) + len(p.incoming) + len(p.incoming_w) for p in self.pcs)
+        )
         return out
 
     def stats(self) -> pd.DataFrame:

@@ -25,7 +25,7 @@ import random
 from typing import TYPE_CHECKING
 
 from simgpu.errors import SimgpuError
-from simgpu.sim.cache import SectorCache, mix64
+from simgpu.sim.cache import SectorCache
 
 if TYPE_CHECKING:
     from simgpu.devices.spec import L2Spec
@@ -49,21 +49,24 @@ class L2:
         self.line_bytes = spec.line_bytes
         self._shift = spec.line_bytes.bit_length() - 1
         rng = rng or random.Random(0)
-        self.parts: list[list[SectorCache]] = [
-            [
-                SectorCache(
-                    name=f"L2-p{p}-s{s}",
-                    size_bytes=spec.slice_bytes,
-                    ways=spec.ways,
-                    line_bytes=spec.line_bytes,
-                    sector_bytes=spec.sector_bytes,
-                    policy=policy,
-                    hashed=True,
-                    index_div=self.slices_per_partition,
-                    rng=rng,
-                )
-                for s in range(self.slices_per_partition)
-            ]
+        # one tag array per partition: set g of the array is set g // slices of slice
+        # g % slices, so a line's slice and set come from one hash
+        self.sets_per_slice = spec.sets_per_slice
+        self.parts: list[SectorCache] = [
+            SectorCache(
+                name=f"L2-p{p}",
+                size_bytes=spec.slice_bytes * self.slices_per_partition,
+                ways=spec.ways,
+                line_bytes=spec.line_bytes,
+                sector_bytes=spec.sector_bytes,
+                policy=policy,
+                hashed=True,
+                rng=rng,
+            )
+            for p in range(self.partitions)
+        ]
+        self._others = [
+            [(p + k) % self.partitions for k in range(1, self.partitions)]
             for p in range(self.partitions)
         ]
         self.writebacks: list[tuple[int, int]] = []  # (line, dirty mask) leaving the L2
@@ -72,15 +75,15 @@ class L2:
 
     def slice_of(self, line_addr: int) -> int:
         """Slice index (within a partition) of a line."""
-        return mix64(line_addr >> self._shift) % self.slices_per_partition
+        return self.parts[0].set_index(line_addr) % self.slices_per_partition
 
-    def tags(self, partition: int, line_addr: int) -> SectorCache:
-        """The slice of ``partition`` that holds ``line_addr``."""
-        return self.parts[partition][self.slice_of(line_addr)]
+    def tags(self, partition: int, line_addr: int = 0) -> SectorCache:
+        """The tag array of ``partition`` (all its slices)."""
+        return self.parts[partition]
 
-    def others(self, partition: int) -> range | list[int]:
+    def others(self, partition: int) -> list[int]:
         """The far partitions of ``partition``, nearest first."""
-        return [(partition + k) % self.partitions for k in range(1, self.partitions)]
+        return self._others[partition]
 
     def fill(self, partition: int, line_addr: int, sectors: int, dirty: int = 0) -> None:
         """Insert into ``partition``; cascade the victim to the next partitions, then memory."""
@@ -134,11 +137,8 @@ class L2:
     def counters(self) -> list[dict[str, int]]:
         """Summed tag counters per partition."""
         rows = []
-        for p, slices in enumerate(self.parts):
-            total: dict[str, int] = {}
-            for s in slices:
-                for k, v in s.counters().items():
-                    total[k] = total.get(k, 0) + v
+        for p, tags in enumerate(self.parts):
+            total: dict[str, int] = dict(tags.counters())
             total["partition"] = p
             rows.append(total)
         return rows

@@ -76,6 +76,9 @@ class SourceResult:
     t_end: float = 0.0
     in_flight_area: float = 0.0  # integral of requests in flight over time, request-cycles
     latencies: array[float] = field(default_factory=lambda: array("d"))
+    read_latencies: array[float] = field(default_factory=lambda: array("d"))
+    done_times: array[float] = field(default_factory=lambda: array("d"))
+    done_bytes: array[int] = field(default_factory=lambda: array("q"))
 
     @property
     def span_cycles(self) -> float:
@@ -88,18 +91,40 @@ class SourceResult:
         s = self.span_cycles / (self.clock_MHz * 1e6)
         return self.bytes / s / 1e9 if s > 0 else float("nan")
 
+    def steady_bandwidth_GBps(self, trim: float = 0.1) -> float:
+        """Bandwidth between the ``trim`` and ``1 - trim`` quantiles of completions, GB/s.
+
+        Leaves out the ramp-up (the first requests' latency, when nothing has returned yet)
+        and the drain, which a short simulation would otherwise count against the throughput.
+        """
+        n = len(self.done_times)
+        lo, hi = int(n * trim), int(n * (1 - trim)) - 1
+        if hi <= lo:
+            return self.bandwidth_GBps
+        t0, t1 = self.done_times[lo], self.done_times[hi]
+        moved = sum(self.done_bytes[lo + 1 : hi + 1])
+        s = (t1 - t0) / (self.clock_MHz * 1e6)
+        return moved / s / 1e9 if s > 0 else float("nan")
+
     @property
     def mean_latency_cycles(self) -> float:
         """Mean request latency, SM cycles."""
         return sum(self.latencies) / len(self.latencies) if self.latencies else float("nan")
 
-    def percentile_cycles(self, q: float) -> float:
-        """Latency percentile ``q`` (0-100), SM cycles."""
+    def percentile_cycles(self, q: float, reads_only: bool = False) -> float:
+        """Latency percentile ``q`` (0-100), SM cycles (of reads only if asked)."""
         import numpy as np
 
-        if not self.latencies:
+        lat = self.read_latencies if reads_only else self.latencies
+        if not lat:
             return float("nan")
-        return float(np.percentile(np.frombuffer(self.latencies, dtype=np.float64), q))
+        return float(np.percentile(np.frombuffer(lat, dtype=np.float64), q))
+
+    @property
+    def mean_read_latency_cycles(self) -> float:
+        """Mean latency of the reads (the loaded latency of bandwidth-latency curves)."""
+        lat = self.read_latencies
+        return sum(lat) / len(lat) if lat else float("nan")
 
     @property
     def mean_in_flight(self) -> float:
@@ -124,8 +149,10 @@ class SourceResult:
             "bytes": self.bytes,
             "span_cycles": self.span_cycles,
             "bandwidth_GBps": self.bandwidth_GBps,
+            "steady_bandwidth_GBps": self.steady_bandwidth_GBps(),
             "latency_mean_cycles": self.mean_latency_cycles,
             "latency_mean_ns": self.mean_latency_cycles * ns,
+            "read_latency_mean_ns": self.mean_read_latency_cycles * ns,
             "latency_p50_ns": self.percentile_cycles(50) * ns,
             "latency_p90_ns": self.percentile_cycles(90) * ns,
             "latency_p99_ns": self.percentile_cycles(99) * ns,
@@ -178,8 +205,13 @@ class Source:
         r.in_flight_area += self._out * (now - self._t_last)
         self._t_last = now
         self._out -= 1
-        r.bytes += req.nbytes
+        nbytes = 32 * req.sectors.bit_count()
+        r.bytes += nbytes
         r.latencies.append(now - req.t_issue)
+        if not req.write:
+            r.read_latencies.append(now - req.t_issue)
+        r.done_times.append(now)
+        r.done_bytes.append(nbytes)
         if now > r.t_end:
             r.t_end = now
         self.on_complete(req)
@@ -295,12 +327,14 @@ class _ClosedLoop(Source):
         self.cache_op = cache_op
         self.sectors = sectors
         self._next = 0
+        self._nw = 0  # writes issued so far
 
     def _is_write(self, i: int) -> bool:
         w = 1.0 - self.read_fraction
         return int((i + 1) * w + 1e-9) > int(i * w + 1e-9)
 
-    def _line(self, i: int, write: bool) -> int:  # pragma: no cover - overridden
+    def _line(self, k: int, write: bool) -> int:  # pragma: no cover - overridden
+        """Address of the k-th read (or k-th write)."""
         raise NotImplementedError
 
     def _issue_next(self, sm: int) -> None:
@@ -309,7 +343,10 @@ class _ClosedLoop(Source):
             return
         self._next = i + 1
         write = self._is_write(i)
-        req = MemRequest(sm, self._line(i, write), sectors=self.sectors, write=write,
+        k = self._nw if write else i - self._nw
+        if write:
+            self._nw += 1
+        req = MemRequest(sm, self._line(k, write), sectors=self.sectors, write=write,
                          cache_op=self.cache_op)
         self._issue(req)
 
@@ -434,10 +471,15 @@ class Paced(Source):
         w = 1.0 - self.read_fraction
         i = 0
         n_sm = len(self.sms)
+        nw = 0
         while i < self.n_requests:
             for _ in range(min(self.batch, self.n_requests - i)):
                 write = int((i + 1) * w + 1e-9) > int(i * w + 1e-9)
-                line = (self.write_base if write else self.base) + i * self.line_bytes
+                if write:  # k-th write to b[k], k-th read from a[k]: two sequential streams
+                    line = self.write_base + nw * self.line_bytes
+                    nw += 1
+                else:
+                    line = self.base + (i - nw) * self.line_bytes
                 self._issue(MemRequest(self.sms[i % n_sm], line, write=write,
                                        cache_op=self.cache_op))
                 i += 1

@@ -118,6 +118,7 @@ class MemorySystem:
         l2_policy: str = "lru",
         hbm_config: HBMConfig | None = None,
         record_latencies: bool = True,
+        l2_write_through: bool = False,
     ) -> None:
         self.env = env
         self.spec = spec
@@ -185,6 +186,10 @@ class MemorySystem:
         self.dram_to = path / 2
         self.dram_back = path / 2
         self.line_bytes = l1s.line_bytes
+        #: send every store on to DRAM at once and keep L2 lines clean. A steady-state shortcut
+        #: for streams far larger than the L2: a write-back L2 then writes back one line per
+        #: line stored, only later; this puts that DRAM traffic inside a short simulation.
+        self.l2_write_through = l2_write_through
         # statistics
         self.issued = 0
         self.completed = 0
@@ -232,10 +237,11 @@ class MemorySystem:
         req.t_done = t
         req.served_by = level
         self.completed += 1
+        nbytes = 32 * req.sectors.bit_count()
         if req.write:
-            self.bytes_written += req.nbytes
+            self.bytes_written += nbytes
         else:
-            self.bytes_read += req.nbytes
+            self.bytes_read += nbytes
         if t > self.t_last:
             self.t_last = t
         if self.record:
@@ -246,7 +252,7 @@ class MemorySystem:
                 self.lat[level] = array("d")
             rec[0] += 1
             rec[1] += lat
-            rec[2] += req.nbytes
+            rec[2] += nbytes
             self.lat[level].append(lat)
         now = self.env.now
         fire_at(self.env, ev, t - now if t > now else 0.0, req)
@@ -254,7 +260,7 @@ class MemorySystem:
     # -- loads ------------------------------------------------------------------------------
     def _load(self, req: MemRequest, ev: simpy.Event, now: float) -> None:
         u = self.l1[req.sm]
-        nbytes = req.nbytes
+        nbytes = 32 * req.sectors.bit_count()
         start = u.port.use(now, nbytes)
         if req.cache_op == "cg" or not u.tags.n_sets:
             self._l2_load(req.sm, req.line_addr, req.sectors, start, nbytes,
@@ -341,6 +347,13 @@ class MemorySystem:
     def _stall(self, u: _L1, req: MemRequest, ev: simpy.Event) -> None:
         u.mshr.stalls += 1
         u.stalled.append((req, ev))
+        if not u.retry_armed:
+            # Fills whose time is already known will not call _l1_known again: retry then.
+            known = [e.t_fill for e in u.mshr.table.values() if e.t_fill is not None]
+            if known:
+                u.retry_armed = True
+                tev = self.env.timeout(max(0.0, min(known) - self.env.now))
+                tev.callbacks.append(partial(self._retry, u))
 
     def _retry(self, u: _L1, _ev: object = None) -> None:
         u.retry_armed = False
@@ -373,8 +386,9 @@ class MemorySystem:
         now = self.env.now
         l2 = self.l2
         p = self.partition_of[sm]
-        sl = l2.slice_of(line)
-        near = l2.parts[p][sl]
+        near = l2.parts[p]
+        g = near.set_index(line)
+        sl = g % l2.slices_per_partition
         mshr = self.l2_mshr[p]
         table = mshr.table
         if table:
@@ -384,7 +398,7 @@ class MemorySystem:
             self._l2_release(p, e)
             e = None
         s = self.xbar.ports[p][sl].use(start + self.noc, nbytes)
-        present = near.lookup(line, sectors)
+        present = near.lookup(line, sectors, g)
         back = self.slice_to_sm
         if present == sectors:
             cb(s + back, "L2near")
@@ -404,8 +418,7 @@ class MemorySystem:
             return
         # far partitions
         for q in l2.others(p):
-            far = l2.parts[q][sl]
-            if far.lookup(line, need) == need:
+            if l2.parts[q].lookup(line, need, g) == need:
                 t_far = s + self.far_hop
                 s2 = self.xbar.ports[q][sl].use(t_far, 32 * need.bit_count())
                 t_fill = s2 + self.far_hop
@@ -478,9 +491,13 @@ class MemorySystem:
         p = self.partition_of[req.sm]
         sl = self.l2.slice_of(req.line_addr)
         s = self.xbar.ports[p][sl].use(start + self.noc, nbytes)
-        self.l2.write(p, req.line_addr, req.sectors)  # write-back, allocate
-        if self.l2.writebacks:
-            self._writebacks()
+        if self.l2_write_through:
+            self.hbm.submit(req.line_addr, nbytes, True, (s - now) + self.dram_to, None)
+            self.dram_writebacks += 1
+        else:
+            self.l2.write(p, req.line_addr, req.sectors)  # write-back, allocate
+            if self.l2.writebacks:
+                self._writebacks()
         self._done(req, ev, s + self.noc, "L2near")
 
     # -- functional warm-up -----------------------------------------------------------------
@@ -497,10 +514,10 @@ class MemorySystem:
         for line in line_addrs:
             if use_l1 and u.tags.lookup(line, sectors) == sectors:
                 continue
-            sl = l2.slice_of(line)
-            if l2.parts[p][sl].lookup(line, sectors) != sectors:
+            g = l2.parts[p].set_index(line)
+            if l2.parts[p].lookup(line, sectors, g) != sectors:
                 for q in l2.others(p):
-                    if l2.parts[q][sl].lookup(line, sectors) == sectors:
+                    if l2.parts[q].lookup(line, sectors, g) == sectors:
                         break
                 l2.fill(p, line, sectors)
             if use_l1:
@@ -515,10 +532,9 @@ class MemorySystem:
                 setattr(u.tags, k, 0)
             u.mshr.allocations = u.mshr.merges = u.mshr.stalls = 0
             u.shared.accesses = u.shared.wavefronts = u.shared.conflicts = 0
-        for part in self.l2.parts:
-            for c in part:
-                for k in c.counters():
-                    setattr(c, k, 0)
+        for c in self.l2.parts:
+            for k in c.counters():
+                setattr(c, k, 0)
         self.l2.demotions = self.l2.invalidations = 0
         for m in self.l2_mshr:
             m.allocations = m.merges = m.stalls = 0

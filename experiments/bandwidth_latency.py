@@ -1,0 +1,160 @@
+"""Loaded latency versus achieved DRAM bandwidth (Mess-style curves) on the simulated GPU.
+
+A paced source (:class:`simgpu.sim.sources.Paced`) offers streaming traffic from every SM at a
+fraction of the DRAM's theoretical peak, with 100%, 75% or 50% reads; the table records the
+bandwidth the memory system delivered in steady state and the mean latency of the reads (the
+loaded latency), so the curves show the flat unloaded region, the knee and the near-vertical
+rise at saturation. Stores use the L2 write-through shortcut
+(:attr:`simgpu.sim.system.MemorySystem.l2_write_through`) so that the DRAM sees the read/write
+mix a stream much larger than the L2 produces in steady state.
+
+The 100%-read row with the highest achieved bandwidth is the simulated stream bandwidth; the
+plot marks the published stream-read figure where one exists (``STREAM_READ_GBPS``).
+
+Usage: ``python experiments/bandwidth_latency.py --device h100-pcie --out DIR`` writes
+``DIR/bandwidth_latency.csv`` (columns device, read_fraction, bandwidth_GBps, latency_ns, ...).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+NAME = "bandwidth_latency"
+DESCRIPTION = "simulated loaded DRAM latency versus achieved bandwidth for read/write mixes"
+
+DEVICES = [
+    "a100-pcie-40gb",
+    "a100-sxm-80gb",
+    "h100-pcie",
+    "h100-sxm",
+    "h200",
+    "v100-sxm2",
+    "rtx-4090",
+    "rtx-4070",
+    "rtx-a6000",
+]
+GRID: dict[str, list[Any]] = {
+    "device": DEVICES,
+    "read_fraction": [1.0, 0.75, 0.5],
+    "offered_fraction": [0.1, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0],
+}
+#: line requests per point: about 2 MB at 128 B each, enough for a steady state well past
+#: the first requests' latency at every rate here
+N_REQUESTS = 16_000
+
+#: published stream-read bandwidth, GB/s (published/gpu_numbers.csv, gpu-stream read kernel,
+#: max over occupancy; our h100-sxm from calibration/h100-sxm/20261122T154403Z/stream.csv)
+STREAM_READ_GBPS = {
+    "h100-pcie": (1942.0, "published: RRZE-HPC gpu-stream h100_pcie"),
+    "a100-pcie-40gb": (1500.0, "published: RRZE-HPC gpu-stream a100_40"),
+    "a100-sxm-80gb": (1776.0, "published: RRZE-HPC gpu-stream a100_80"),
+    "h100-sxm": (3095.0, "measured: calibration h100-sxm 20261122T154403Z"),
+}
+
+
+def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Offer one rate with one read fraction to one device."""
+    import gc
+
+    import simpy
+
+    from simgpu import devices
+    from simgpu.sim import build_system
+    from simgpu.sim.sources import Paced
+
+    spec = devices.get(params["device"])
+    env = simpy.Environment()
+    system = build_system(env, spec, l2_write_through=True)
+    offered = float(params["offered_fraction"]) * spec.dram.peak_bandwidth_GBps
+    src = Paced(env, system, offered_GBps=offered, n_requests=N_REQUESTS,
+                read_fraction=float(params["read_fraction"]))
+    gc.freeze()
+    try:
+        src.start()
+        env.run()
+    finally:
+        gc.unfreeze()
+    r = src.result()
+    to_ns = 1000.0 / spec.clock_MHz
+    d = system.hbm.totals()
+    return [{
+        "device": spec.name,
+        "read_fraction": float(params["read_fraction"]),
+        "offered_fraction": float(params["offered_fraction"]),
+        "offered_GBps": offered,
+        "bandwidth_GBps": r.steady_bandwidth_GBps(),
+        "latency_ns": r.mean_read_latency_cycles * to_ns,
+        "latency_p50_ns": r.percentile_cycles(50, reads_only=True) * to_ns,
+        "latency_p99_ns": r.percentile_cycles(99, reads_only=True) * to_ns,
+        "unloaded_latency_ns": spec.dram.unloaded_latency_ns,
+        "peak_bandwidth_GBps": spec.dram.peak_bandwidth_GBps,
+        "dram_row_hit_rate": d["row_hits"] / max(1.0, d["reads"] + d["writes"]),
+        "dram_writes": d["writes"],
+        "dram_reads": d["reads"],
+        "requests": r.requests,
+        "mean_in_flight": r.mean_in_flight,
+    }]
+
+
+def stream_table(df: Any) -> Any:
+    """Simulated stream-read bandwidth (best 100%-read point) against the reference."""
+    import pandas as pd
+
+    rows = []
+    for device, sub in df[df["read_fraction"] == 1.0].groupby("device"):
+        best = float(sub["bandwidth_GBps"].max())
+        ref = STREAM_READ_GBPS.get(str(device))
+        rows.append({
+            "device": device,
+            "simulated_stream_read_GBps": best,
+            "reference_GBps": ref[0] if ref else float("nan"),
+            "reference": ref[1] if ref else "",
+            "error_pct": 100.0 * (best - ref[0]) / ref[0] if ref else float("nan"),
+            "peak_GBps": float(sub["peak_bandwidth_GBps"].iloc[0]),
+        })
+    return pd.DataFrame(rows)
+
+
+def plot(df: Any, out_dir: Path) -> list[Path]:
+    """One figure per device: read latency against bandwidth, one curve per read fraction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from simgpu.results import save_figure, write_table
+
+    table = stream_table(df)
+    if len(table):
+        write_table(table, out_dir, "stream_read", parquet=False)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    out = []
+    for device, sub in df.groupby("device"):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for rf, cur in sub.groupby("read_fraction"):
+            cur = cur.sort_values("offered_fraction")
+            ax.plot(cur["bandwidth_GBps"], cur["latency_ns"], "o-", label=f"{rf:.0%} reads")
+        peak = float(sub["peak_bandwidth_GBps"].iloc[0])
+        ax.axvline(peak, color="k", ls="--", lw=1, label="theoretical peak")
+        ref = STREAM_READ_GBPS.get(str(device))
+        if ref:
+            ax.axvline(ref[0], color="tab:red", ls=":", lw=1, label=ref[1])
+        ax.set_xlabel("achieved DRAM bandwidth (GB/s)")
+        ax.set_ylabel("mean read latency (ns)")
+        ax.set_title(f"Loaded latency vs bandwidth: {device}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        out.append(save_figure(fig, out_dir / f"bandwidth_latency_{device}.png"))
+    return out
+
+
+def main() -> None:
+    from simgpu.results import run_experiment
+
+    run_experiment(sys.modules[__name__])
+
+
+if __name__ == "__main__":
+    main()
