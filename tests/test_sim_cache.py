@@ -1,0 +1,157 @@
+"""Caches, MSHRs, ports and shared memory against reference models and closed forms."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simgpu.errors import SimgpuError
+from simgpu.sim.cache import MSHRTable, Port, SectorCache, SharedMemory, mix64
+
+LINE = 128
+
+
+class ReferenceCache:
+    """Obviously-correct set-associative cache: one Python list per set, most recent last."""
+
+    def __init__(self, sets: int, ways: int, policy: str) -> None:
+        self.sets = [[] for _ in range(sets)]
+        self.ways = ways
+        self.policy = policy
+        self.valid: dict[int, int] = {}
+        self.hits = self.misses = 0
+
+    def access(self, line: int, sectors: int) -> None:
+        s = self.sets[(line // LINE) % len(self.sets)]
+        if line in s and self.valid[line] & sectors == sectors:
+            self.hits += 1
+        else:
+            self.misses += 1
+        if line in s:
+            if self.policy == "lru":
+                s.remove(line)
+                s.append(line)
+            self.valid[line] |= sectors
+            return
+        if len(s) == self.ways:
+            victim = s.pop(0)
+            del self.valid[victim]
+        s.append(line)
+        self.valid[line] = sectors
+
+
+trace = st.lists(
+    st.tuples(st.integers(0, 63), st.integers(1, 15)), min_size=1, max_size=400
+)
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo"])
+@given(ops=trace, ways=st.integers(1, 8), sets=st.sampled_from([1, 2, 4]))
+@settings(max_examples=60, deadline=None)
+def test_hits_and_misses_match_reference_model(policy, ops, ways, sets):
+    cache = SectorCache(name="t", size_bytes=sets * ways * LINE, ways=ways, policy=policy)
+    ref = ReferenceCache(sets, ways, policy)
+    for idx, sectors in ops:
+        line = idx * LINE
+        present = cache.lookup(line, sectors)
+        if present != sectors:
+            cache.fill(line, sectors & ~present)
+        ref.access(line, sectors)
+    assert (cache.hits, cache.misses) == (ref.hits, ref.misses)
+    assert sorted(cache.lines()) == sorted(ref.valid)
+    for line, valid in ref.valid.items():
+        assert cache.probe(line) == valid
+
+
+@given(ops=trace)
+@settings(max_examples=30, deadline=None)
+def test_random_policy_never_exceeds_capacity_and_counts_every_access(ops):
+    cache = SectorCache(name="t", size_bytes=4 * 2 * LINE, ways=2, policy="random",
+                        rng=random.Random(1))
+    for idx, sectors in ops:
+        present = cache.lookup(idx * LINE, sectors)
+        if present != sectors:
+            cache.fill(idx * LINE, sectors)
+    assert cache.hits + cache.misses == len(ops)
+    assert len(cache) <= 8
+    assert cache.sector_hits + cache.sector_misses == sum(s.bit_count() for _, s in ops)
+
+
+def test_sector_granularity_partial_hit():
+    cache = SectorCache(name="t", size_bytes=4 * LINE, ways=4)
+    cache.fill(0, 0b0011)
+    assert cache.lookup(0, 0b0001) == 0b0001
+    assert cache.lookup(0, 0b0110) == 0b0010  # one sector present, one missing
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert (cache.sector_hits, cache.sector_misses) == (2, 1)
+
+
+def test_write_through_no_allocate_and_write_back_allocate():
+    l1 = SectorCache(name="l1", size_bytes=2 * LINE, ways=2)
+    hit, victim = l1.write(0, 0b1, allocate=False)
+    assert not hit and victim is None and l1.probe(0) == 0  # no allocation on a miss
+    l2 = SectorCache(name="l2", size_bytes=2 * LINE, ways=2)
+    l2.write(0, 0b0101, allocate=True)
+    l2.write(LINE, 0b1, allocate=True)
+    _, victim = l2.write(2 * LINE, 0b1, allocate=True)  # evicts line 0 (LRU), dirty
+    assert victim == (0, 0b0101, 0b0101)
+    assert l2.dirty_evictions == 1
+
+
+def test_bad_geometry_is_rejected_with_the_field():
+    with pytest.raises(SimgpuError, match="size_bytes"):
+        SectorCache(name="x", size_bytes=1000, ways=4)
+    with pytest.raises(SimgpuError, match="policy"):
+        SectorCache(name="x", size_bytes=512, ways=4, policy="plru")
+
+
+def test_hash_is_a_bijection_on_a_range():
+    values = {mix64(i) for i in range(200_000)}
+    assert len(values) == 200_000
+
+
+def test_mshr_limits():
+    m = MSHRTable(entries=2, merge=4)
+    m.allocate(0, 1)
+    assert not m.full
+    m.allocate(128, 1)
+    assert m.full
+    assert m.release(0) is not None and not m.full
+
+
+def test_port_next_free_arithmetic():
+    p = Port("p", bytes_per_cycle=64)
+    assert p.use(10.0, 128) == 10.0  # idle: starts at once, busy 2 cycles
+    assert p.use(10.0, 64) == 12.0  # queued behind the first
+    assert p.use(100.0, 64) == 100.0
+    assert p.busy == pytest.approx(4.0)
+
+
+def test_port_is_an_md1_queue():
+    """Poisson arrivals, deterministic service: mean wait = rho S / (2 (1 - rho))."""
+    rng = random.Random(7)
+    service, rho = 4.0, 0.7
+    p = Port("p", bytes_per_cycle=1.0)
+    t = 0.0
+    waits = []
+    for _ in range(200_000):
+        t += rng.expovariate(rho / service)
+        waits.append(p.use(t, service) - t)
+    expected = rho * service / (2 * (1 - rho))
+    assert sum(waits) / len(waits) == pytest.approx(expected, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("lanes", "expected"),
+    [
+        ([4 * i for i in range(32)], 1),  # consecutive words: one per bank
+        ([0] * 32, 1),  # one word: broadcast
+        ([8 * i for i in range(32)], 2),  # stride 2 words: two-way conflict
+        ([128 * i for i in range(32)], 32),  # stride 32 words: all in bank 0
+    ],
+)
+def test_shared_memory_bank_conflicts(lanes, expected):
+    assert SharedMemory(32, 4).degree(lanes) == expected
