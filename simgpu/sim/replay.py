@@ -267,7 +267,7 @@ def simulate_trace(
     if plan is not None and total < (plan.min_waves + 1) * slots:
         plan = None  # too small to gain from sampling
 
-    state = {"next": 0, "done": 0}
+    state = {"next": 0, "done": 0, "insts_done": 0}
     done_times: list[float] = []
     finished = env.event()
     stop = {"waves": 0, "est": None}
@@ -283,6 +283,7 @@ def simulate_trace(
     def on_done(sm: SM, blk: Block) -> None:
         state["done"] += 1
         done_times.append(blk.t_end)
+        state["insts_done"] += sum(w.n for w in blk.warps)
         if plan is not None and stop["est"] is None and state["done"] % slots == 0:
             k = state["done"] // slots
             if k >= plan.min_waves:
@@ -312,7 +313,15 @@ def simulate_trace(
             sm.finish()
     if total == 0:
         raise SimgpuError(f"kernel {launch.name!r} has no blocks to simulate")
-    env.run(until=finished)
+    try:
+        env.run(until=finished)
+    except RuntimeError as exc:  # SimPy: no events left before the kernel finished
+        lost = sum(sm.outstanding for sm in sms)
+        raise SimgpuError(
+            f"kernel {launch.name!r} on {spec.name}: simulation stalled at cycle {env.now:.0f}"
+            f" with {state['done']} of {total} blocks done and {lost} memory requests never"
+            f" answered by the memory system ({exc})"
+        ) from exc
     t_blocks = env.now
     if stop["est"] is None:
         # Drain stores still in flight.
@@ -327,17 +336,20 @@ def simulate_trace(
     if sampled:
         k = int(stop["waves"])
         d0, d1 = stop["est"]  # type: ignore[misc]
-        t_k = done_times[k * slots - 1]
-        remaining = launch.num_blocks - k * slots
-        full, rem = divmod(remaining, slots)
-        # Last partial wave: each SM gets ceil(rem / n_sm) of its occ slots.
-        frac = min(1.0, math.ceil(rem / n_sm) / occ.blocks_per_sm) if rem else 0.0
-        cycles = t_k + (full + frac) * d1
-        alt = t_k + (full + frac) * d0
+        # Completions repeat with period `slots` blocks and `d` cycles once waves are stable, so
+        # the last block (N) retires m waves after block N - m * slots, which was simulated:
+        # this keeps the within-wave pattern (bursty when blocks start together, spread out
+        # when they are staggered) for the last, partial wave.
+        n = launch.num_blocks
+        m = -(-(n - k * slots) // slots)
+        j0 = n - m * slots
+        base = done_times[j0 - 1]
+        cycles = base + m * d1
+        alt = base + m * d0
         spread = abs(cycles - alt)
-        # Partial-wave uncertainty: between proportional (rem/slots) and per-SM rounding.
-        spread += abs(frac - rem / slots) * d1 / 2
-        scale = launch.num_blocks / max(simulated_blocks, 1)
+        # Blocks still resident when sampling stopped count as half done.
+        in_flight = state["next"] - simulated_blocks
+        scale = launch.num_blocks / max(simulated_blocks + 0.5 * in_flight, 1)
     else:
         cycles = t_end
         scale = launch.num_blocks / total if max_blocks is None else 1.0
@@ -399,7 +411,11 @@ def simulate_trace(
         waves=waves,
         occupancy_blocks_per_sm=occ.blocks_per_sm,
         occupancy_limit=occ.limit,
-        warp_instructions=issued * scale,
+        warp_instructions=(
+            state["insts_done"] * launch.num_blocks / max(simulated_blocks, 1)
+            if sampled
+            else issued * scale
+        ),
         instructions_simulated=issued,
         flops=flops,
         bytes=bytes_,

@@ -1,0 +1,43 @@
+"""Sampled simulation (waves until stable, then extrapolated) against full simulation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sim_stub import StubRequest, stub_factory
+
+from simgpu import devices
+from simgpu.sim.replay import simulate_trace
+from simgpu.workloads import Gemv, Reduction, TiledGemm, Transpose
+
+
+@pytest.fixture(scope="module")
+def small_h100():
+    """H100 SM and memory system with 4 SMs, so that a few hundred blocks make many waves."""
+    spec = devices.get("h100-sxm")
+    return dataclasses.replace(spec, compute=dataclasses.replace(spec.compute, sm_count=4))
+
+
+CASES = [
+    ("transpose", lambda: Transpose(512, 576, "tiled"), False),
+    ("gemv", lambda: Gemv(2000, 128), False),
+    ("reduction", lambda: Reduction(300 * 256 * 4 * 2, blocks=300), False),
+    # the tiled GEMM on the fixed-latency memory: the sampling logic, without cache warm-up
+    ("gemm_tiled", lambda: TiledGemm(256, 320, 16, tile=16), True),
+]
+
+
+@pytest.mark.parametrize(("label", "make", "stub"), CASES, ids=[c[0] for c in CASES])
+def test_sampled_within_5_percent_of_full(small_h100, label, make, stub):
+    kw = dict(system_factory=stub_factory(400.0), request_cls=StubRequest) if stub else {}
+    trace = make().trace()
+    full = simulate_trace(trace, small_h100, sample=False, **kw)
+    part = simulate_trace(trace, small_h100, sample=True, **kw)
+    assert not full.sampled
+    assert part.sampled, "kernel too small to be sampled"
+    assert part.blocks_simulated < full.blocks_total
+    assert part.cycles == pytest.approx(full.cycles, rel=0.05)
+    # The extrapolated totals scale with the blocks left out.
+    assert part.warp_instructions == pytest.approx(full.warp_instructions, rel=0.05)
+    assert part.time_s_spread >= 0
