@@ -15,7 +15,8 @@ Per op and placement (:func:`cost`):
 * **PIM**: GEMV is :func:`simgpu.sim.pim.simulate_gemv` on the device (``pim_devices`` stacks
   or cards split the rows); GEMM is N GEMVs. The host pays a kernel launch per op.
 * **dataflow**: GEMV/GEMM is :func:`simgpu.sim.dataflow.simulate_gemm` with the fastest of
-  the three dataflows; PCIe carries inputs and outputs when the device is off-package.
+  the three dataflows; PCIe carries inputs and outputs when the device is off-package
+  (:class:`simgpu.sim.pcie.HostLink`, pinned copies, one each way per op).
 
 Energy: the GPU figure is the analytical power model (static + events). For PIM and dataflow
 placements it is the device's own energy plus the host GPU at ``idle_W`` for the time the host
@@ -177,13 +178,24 @@ class OpCost:
         return asdict(self)
 
 
-def pcie_time_s(link: HostLinkSpec, nbytes: float) -> float:
-    """One transfer of ``nbytes`` over ``link``: latency + bytes / per-direction bandwidth
-    (the measured pinned figure when the file has one)."""
+def pcie_time_s(
+    link: HostLinkSpec, nbytes: float, direction: str = "h2d", pinned: bool = True
+) -> float:
+    """One copy of ``nbytes`` over ``link`` in the :class:`simgpu.sim.pcie.HostLink` model
+    (latency, then the direction's DMA bandwidth; pageable copies staged), seconds."""
     if nbytes <= 0:
         return 0.0
-    gbps = link.measured_h2d_GBps or link.bandwidth_per_direction_GBps
-    return link.latency_us * 1e-6 + nbytes / (gbps * 1e9)
+    import simpy
+
+    from simgpu.sim.pcie import CopyResult, HostLink
+
+    env = simpy.Environment()
+    copy = HostLink(env, link, clock_MHz=1000.0).copy(math.ceil(nbytes), direction, pinned)
+    env.run()
+    result = copy.value
+    if not isinstance(result, CopyResult):  # pragma: no cover - the process always returns one
+        raise SimgpuError("host link copy did not finish")
+    return float(result.seconds)
 
 
 def _gpu_params(host: DeviceSpec) -> Any:
@@ -265,7 +277,7 @@ def _offload(
         into = act_bytes * op.K * op.N
         out = act_bytes * op.M * op.N
         pcie_bytes = float(into + out)
-        pcie = pcie_time_s(link, into) + pcie_time_s(link, out)
+        pcie = pcie_time_s(link, into, "h2d") + pcie_time_s(link, out, "d2h")
     launch = p.launch_overhead_s
     t = launch + pcie + device_time
     energy = device_energy + host.power.idle_W * t

@@ -72,14 +72,22 @@ def test_pim_placement_wraps_the_pim_simulation(host) -> None:
 
 
 def test_off_package_devices_cross_pcie(host, targets) -> None:
+    from simgpu.sim.pcie import link_bandwidth_GBps
+
     aim = targets[1]
     M, K = 4096, 1024
     c = cost(host, gemv_op(M, K), aim)
     assert c.pcie_bytes == 2 * (M + K)
-    assert c.pcie_s == pytest.approx(
-        pcie_time_s(aim.host_link, 2 * K) + pcie_time_s(aim.host_link, 2 * M)
+    link = aim.host_link
+    expected = sum(
+        link.latency_us * 1e-6 + n / (link_bandwidth_GBps(link, d) * 1e9)
+        for n, d in ((2 * K, "h2d"), (2 * M, "d2h"))
     )
-    assert c.pcie_s >= 2 * aim.host_link.latency_us * 1e-6
+    assert c.pcie_s == pytest.approx(expected)
+    assert pcie_time_s(link, 2 * K, "h2d") + pcie_time_s(link, 2 * M, "d2h") == pytest.approx(
+        c.pcie_s
+    )
+    assert pcie_time_s(link, 0) == 0.0
 
 
 def test_compare_table(host, targets) -> None:
