@@ -110,8 +110,10 @@ def _evaluate(
     e_out = np.zeros(M.shape)
     peak = np.zeros(M.shape)
     on_tensor = np.zeros(M.shape, dtype=bool)
-    for name in np.unique(dtype):
+    for name in DTYPE_BYTES:
         mask = dtype == name
+        if not mask.any():
+            continue
         e_in[mask] = DTYPE_BYTES[name]
         e_out[mask] = DTYPE_OUT_BYTES[name]
         peak[mask] = p.peak_flops(name)
@@ -292,16 +294,17 @@ def gemm(
         if not np.all(np.isfinite(arr)) or np.any(arr < 1):
             raise SimgpuError(f"gemm: {name} must be integers >= 1, got {arr[~(arr >= 1)][:3]}")
     dt = _as_str_array(dtype, shape).ravel()
-    bad = sorted({str(d) for d in np.unique(dt) if d not in DTYPE_BYTES})
+    bad = sorted({str(d) for d in set(dt.tolist()) if d not in DTYPE_BYTES})
     if bad:
         raise SimgpuError(f"gemm: dtype {bad} unknown, expected one of {list(DTYPE_BYTES)}")
     kn = _as_str_array(kernel, shape).ravel()
-    bad = sorted({str(k) for k in np.unique(kn) if k not in KERNEL_CLASSES})
+    kinds = set(kn.tolist())
+    bad = sorted({str(k) for k in kinds if k not in KERNEL_CLASSES})
     if bad:
         raise SimgpuError(f"gemm: kernel {bad} unknown, expected one of {list(KERNEL_CLASSES)}")
-    kcls = np.array([_CLASS_ID[KERNEL_CLASSES[k]] for k in kn]) if len(np.unique(kn)) > 1 else (
-        np.full(M_.size, _CLASS_ID[KERNEL_CLASSES[kn[0]]])
-    )
+    kcls = np.zeros(M_.size, dtype=int)
+    for k in kinds:
+        kcls[kn == k] = _CLASS_ID[KERNEL_CLASSES[k]]
 
     def arg(x: Any) -> np.ndarray:
         if x is None:
@@ -383,16 +386,21 @@ def _library_search(
     for a, b, k, ta, tb, c, d in _LIBRARY_SIMT_TILES:
         candidates.append((a, b, k * ones, ta, tb, c, d, ~on_tensor))
     for tm, tn, tk, ttm, ttn, thr, st, valid in candidates:
-        if not np.any(valid):
+        idx = np.flatnonzero(valid)
+        if idx.size == 0:
             continue
-        res = _evaluate(p, M, N, K, dt, np.zeros(M.size, dtype=int), tm * ones, tn * ones, tk,
-                        ttm * ones, ttn * ones, thr * ones, sk, st * ones)
-        res["time_s"] = np.where(valid, res["time_s"], np.inf)
+        one = np.ones(idx.size)
+        res = _evaluate(p, M[idx], N[idx], K[idx], dt[idx], np.zeros(idx.size, dtype=int),
+                        tm * one, tn * one, tk[idx], ttm * one, ttn * one, thr * one, sk[idx],
+                        st * one)
         if best is None:
-            best = res
-            continue
-        better = res["time_s"] < best["time_s"]
+            best = {}
+            for key, v in res.items():
+                best[key] = np.empty(M.size, dtype=v.dtype)
+            best["time_s"][:] = np.inf
+        better = res["time_s"] < best["time_s"][idx]
+        take = idx[better]
         for key in best:
-            best[key] = np.where(better, res[key], best[key])
+            best[key][take] = res[key][better]
     assert best is not None
     return best

@@ -99,6 +99,14 @@ class GemmForest:
     # fit / predict -------------------------------------------------------------------------
     def fit(self, df: Any, weights: np.ndarray | None = None) -> GemmForest:
         X, est = feat.build(df)
+        unfit = ~np.isfinite(est["time_s"].to_numpy(dtype=float))
+        if self.settings.kind == "forest+physics" and unfit.any():
+            i = int(np.flatnonzero(unfit)[0])
+            raise DatasetError(
+                f"{int(unfit.sum())} training row(s) describe kernels that cannot run on their"
+                f" device (threads, registers or shared memory per block over the limit), e.g."
+                f" row {i}: {df.iloc[i][['device', 'M', 'N', 'K', 'tile_m', 'tile_n']].to_dict()}"
+            )
         self.columns = feat.columns(self.settings.kind, X)
         Xv = X[self.columns].to_numpy(dtype=float)
         self.lo, self.hi = Xv.min(axis=0), Xv.max(axis=0)
