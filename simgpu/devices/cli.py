@@ -69,6 +69,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p_diff.add_argument("--json", action="store_true", help="print the differences as JSON")
     p_diff.set_defaults(handler=cmd_diff)
 
+    from simgpu.devices.accelsim import add_import_command
+
+    add_import_command(sub)
+
 
 def _registry(args: argparse.Namespace) -> Registry:
     return Registry(getattr(args, "models", None))

@@ -1,0 +1,141 @@
+"""Workload traces match their CUDA kernels: instruction counts, addresses, FLOPs, bytes."""
+
+from __future__ import annotations
+
+import pytest
+
+from simgpu.errors import SimgpuError
+from simgpu.sim.coalesce import coalesce, coalesce_affine
+from simgpu.workloads import (
+    Gemv,
+    NaiveGemm,
+    PointerChase,
+    Reduction,
+    RegBlockGemm,
+    Stream,
+    TiledGemm,
+    Transpose,
+)
+
+
+def _insts(trace):
+    return [i for _, ws in trace.blocks() for w in ws for i in w]
+
+
+def _sectors(i):
+    if i.addrs is None:
+        reqs = coalesce_affine(i.base, i.stride, i.mask.bit_count(), i.width)
+    else:
+        reqs = coalesce(i.addrs, i.width)
+    return sum(m.bit_count() for _, m in reqs)
+
+
+@pytest.mark.parametrize("tile", [8, 16, 32])
+def test_tiled_gemm_structure(tile):
+    M = N = K = 64
+    w = TiledGemm(M, N, K, tile=tile)
+    t = w.trace()
+    assert t.launch.block == (tile, tile, 1)
+    assert t.launch.grid == (N // tile, M // tile, 1)
+    assert t.launch.shared_bytes == 2 * tile * tile * 4
+    insts = _insts(t)
+    ffma = [i for i in insts if i.opcode == "FFMA"]
+    # one FFMA per thread per k: M*N*K / 32 lanes, all lanes active
+    assert len(ffma) == M * N * K // 32
+    assert sum(2 * i.mask.bit_count() for i in ffma) == w.flops
+    # global loads read every A and B element once per block that needs it:
+    # A: M*K * (N / tile) floats, B: K*N * (M / tile)
+    ldg_bytes = sum(4 * i.mask.bit_count() for i in insts if i.opcode.startswith("LDG"))
+    assert ldg_bytes == 4 * (M * K * (N // tile) + K * N * (M // tile))
+    # two barriers per trip per warp, every LDS.128 row read is a broadcast within its row
+    assert sum(i.op == "bar" for i in insts) == 2 * (K // tile) * t.num_blocks * t.launch.warps_per_block()
+    stg = [i for i in insts if i.opcode.startswith("STG")]
+    assert sum(i.mask.bit_count() for i in stg) == M * N
+
+
+def test_tiled_gemm_addresses_are_row_major():
+    w = TiledGemm(64, 64, 64, tile=32)
+    warp0 = w.trace().block(w.launch().block_index(1, 0, 0))[0]
+    ldg = [i for i in warp0 if i.opcode.startswith("LDG")]
+    a0, b0 = ldg[0], ldg[1]
+    # block (1, 0), thread row 0: A[0][0..31], B[0][32..63], both one 128-B line
+    assert a0.lane_addresses()[0] == w._A and a0.stride == 4
+    assert b0.lane_addresses()[0] == w._B + 32 * 4
+    assert _sectors(a0) == 4 and _sectors(b0) == 4
+
+
+def test_gemm_edges_are_masked():
+    w = TiledGemm(40, 36, 20, tile=16)
+    insts = _insts(w.trace())
+    stg = [i for i in insts if i.opcode.startswith("STG")]
+    assert sum(i.mask.bit_count() for i in stg) == 40 * 36
+    ffma = [i for i in insts if i.opcode == "FFMA"]
+    assert len(ffma) == 3 * 3 * 8 * 2 * 16  # blocks x warps x trips x tile
+
+
+def test_naive_and_regblock_flops():
+    for w in (NaiveGemm(48, 32, 16), RegBlockGemm(128, 128, 32)):
+        insts = _insts(w.trace())
+        fl = sum(2 * i.mask.bit_count() for i in insts if i.opcode == "FFMA")
+        assert fl == w.flops
+        assert w.compulsory_bytes == 4 * (w.M * w.K + w.K * w.N + w.M * w.N)
+
+
+def test_regblock_sts_bank_conflict_is_in_the_trace():
+    from simgpu.sim.coalesce import shared_wavefronts
+
+    w = RegBlockGemm(64, 64, 16)
+    body = w._loop_body(0)
+    sts_a = [i for i in body if i.opcode == "STS"][0]
+    # As[k][m] with k fastest across lanes: lanes 64 words apart land in one bank (16-way)
+    assert shared_wavefronts(sts_a.lane_addresses(), 4) == 16
+
+
+@pytest.mark.parametrize("op", ["read", "write", "copy", "scale", "triad"])
+def test_stream_moves_its_bytes(op):
+    w = Stream(op, 1 << 14, blocks=4)
+    insts = _insts(w.trace())
+    moved = sum(16 * i.mask.bit_count() for i in insts if i.op in ("ld", "st"))
+    assert moved == w.compulsory_bytes
+    # float4 per lane, 32 lanes: 512 B = 16 sectors per access
+    assert all(_sectors(i) == 16 for i in insts if i.op in ("ld", "st"))
+
+
+def test_transpose_naive_writes_one_sector_per_element():
+    w = Transpose(64, 64, "naive")
+    insts = _insts(w.trace())
+    stg = [i for i in insts if i.op == "st"]
+    ldg = [i for i in insts if i.op == "ld"]
+    assert all(_sectors(i) == 32 for i in stg)
+    assert all(_sectors(i) == 4 for i in ldg)
+    tiled = _insts(Transpose(64, 64, "tiled").trace())
+    assert all(_sectors(i) == 4 for i in tiled if i.op == "st" and i.space == "global")
+
+
+def test_reduction_and_gemv_counts():
+    r = Reduction(1 << 16, blocks=8)
+    insts = _insts(r.trace())
+    assert sum(16 * i.mask.bit_count() for i in insts if i.opcode.startswith("LDG")) == 4 << 16
+    assert sum(i.op == "atom" for i in insts) == 8
+    g = Gemv(100, 96)
+    insts = _insts(g.trace())
+    assert sum(2 * i.mask.bit_count() for i in insts if i.opcode == "FFMA") == g.flops
+
+
+def test_pointer_chase_visits_a_cycle():
+    p = PointerChase(4096, 128, steps=64)
+    (warp,) = p.trace().block(0)
+    loads = [i for i in warp if i.opcode.startswith("LDG")]
+    assert len(loads) == 64
+    lines = {i.base // 128 for i in loads}
+    assert len(lines) == 32  # 4096 / 128 slots, each visited once per lap
+    assert all(i.mask == 1 and i.src == (4, 5) and i.dst == (2,) for i in loads)
+
+
+def test_bad_parameters():
+    with pytest.raises(SimgpuError, match="tile"):
+        TiledGemm(64, 64, 64, tile=12)
+    with pytest.raises(SimgpuError, match="op"):
+        Stream("add", 1024)
+    with pytest.raises(SimgpuError, match="positive"):
+        Gemv(0, 10)
