@@ -53,8 +53,19 @@ def test_qv100_multiline_quoted_timing():
 def test_cli_writes_file_once(tmp_path: Path, capsys):
     cfg = CONFIGS / "SM86_RTX3070" / "gpgpusim.config"
     out = tmp_path / "rtx3070-accelsim.toml"
-    rc = main(["devices", "import-accelsim", str(cfg), "--name", "rtx3070-accelsim",
-               "--base", "rtx-4070", "--out", str(out)])
+    rc = main(
+        [
+            "devices",
+            "import-accelsim",
+            str(cfg),
+            "--name",
+            "rtx3070-accelsim",
+            "--base",
+            "rtx-4070",
+            "--out",
+            str(out),
+        ]
+    )
     assert out.is_file()
     printed = capsys.readouterr()
     assert "not mapped" in printed.out
@@ -62,8 +73,22 @@ def test_cli_writes_file_once(tmp_path: Path, capsys):
     assert rc in (0, 1)
     if rc:
         assert "tRC" in printed.err
-    assert main(["devices", "import-accelsim", str(cfg), "--name", "rtx3070-accelsim",
-                 "--base", "rtx-4070", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "devices",
+                "import-accelsim",
+                str(cfg),
+                "--name",
+                "rtx3070-accelsim",
+                "--base",
+                "rtx-4070",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
 
 
 def test_bad_config_line(tmp_path: Path):

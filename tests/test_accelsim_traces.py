@@ -60,7 +60,7 @@ HEADER = """-kernel name = k
 -nvbit version = 1.5.5
 -accelsim tracer version = {version}
 
-#traces format = PC mask dest_num [reg_dests] opcode src_num [reg_srcs] mem_width [adrrescompress?] [mem_addresses]
+#traces format = PC mask dest_num [reg_dests] opcode src_num [reg_srcs] mem_width ...
 """
 
 

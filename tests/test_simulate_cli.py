@@ -29,8 +29,25 @@ def _check_interface(doc):
 
 
 def test_simulate_workload_json(capsys):
-    doc = _json(capsys, ["simulate", "--device", "h100-sxm", "--workload", "gemm", "--m", "64",
-                         "--n", "64", "--k", "32", "--tile", "16", "--json"])
+    doc = _json(
+        capsys,
+        [
+            "simulate",
+            "--device",
+            "h100-sxm",
+            "--workload",
+            "gemm",
+            "--m",
+            "64",
+            "--n",
+            "64",
+            "--k",
+            "32",
+            "--tile",
+            "16",
+            "--json",
+        ],
+    )
     _check_interface(doc)
     assert doc["warp_instructions"] > 0 and doc["flops"] == 2 * 64 * 64 * 32
     # A and B are read by the SMs; C written once
@@ -39,8 +56,9 @@ def test_simulate_workload_json(capsys):
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="shared Accel-Sim traces absent")
 def test_simulate_accelsim_folder(capsys):
-    doc = _json(capsys, ["simulate", "--device", "h100-sxm", "--trace",
-                         str(DATA / "matrixmul32"), "--json"])
+    doc = _json(
+        capsys, ["simulate", "--device", "h100-sxm", "--trace", str(DATA / "matrixmul32"), "--json"]
+    )
     _check_interface(doc)
     assert doc["warp_instructions"] == 4416
 

@@ -58,7 +58,9 @@ def test_misaligned_contiguous_spans_two_lines():
 )
 def test_coalesce_matches_brute_force(addrs, width):
     want = {(b // 32) for a in addrs for b in range(a, a + width)}
-    got = {(line + 32 * s) // 32 for line, m in coalesce(addrs, width) for s in range(4) if m >> s & 1}
+    got = {
+        (line + 32 * s) // 32 for line, m in coalesce(addrs, width) for s in range(4) if m >> s & 1
+    }
     assert got == want
 
 
@@ -98,8 +100,14 @@ def test_occupancy_rules_each_device(name):
     spec = Registry().get_device(name)
     if spec.kind != "gpu":
         pytest.skip("not a GPU")
-    for threads, regs, smem in [(32, 16, 0), (256, 32, 0), (1024, 64, 0), (256, 255, 0),
-                                (128, 32, 16384), (256, 40, 48 * 1024)]:
+    for threads, regs, smem in [
+        (32, 16, 0),
+        (256, 32, 0),
+        (1024, 64, 0),
+        (256, 255, 0),
+        (128, 32, 16384),
+        (256, 40, 48 * 1024),
+    ]:
         if smem > spec.compute.max_shared_memory_per_block_KiB * 1024:
             continue
         occ = occupancy(spec, threads, regs, smem)

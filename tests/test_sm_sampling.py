@@ -20,9 +20,9 @@ def small_h100():
 
 
 CASES = [
-    ("transpose", lambda: Transpose(512, 576, "tiled"), False),
-    ("gemv", lambda: Gemv(2000, 128), False),
-    ("reduction", lambda: Reduction(300 * 256 * 4 * 2, blocks=300), False),
+    ("transpose", lambda: Transpose(384, 512, "tiled"), False),
+    ("gemv", lambda: Gemv(1400, 128), False),
+    ("reduction", lambda: Reduction(200 * 256 * 4 * 2, blocks=200), False),
     # the tiled GEMM on the fixed-latency memory: the sampling logic, without cache warm-up
     ("gemm_tiled", lambda: TiledGemm(256, 320, 16, tile=16), True),
 ]

@@ -88,10 +88,18 @@ def test_register_bank_conflicts(h100, regs_for, cycles_per_inst):
     spec = one_sm(h100)
     n1, n2 = 40, 80
     # Destinations are odd registers >= 101 that no source uses, so nothing depends on them.
-    short = [Instruction(pc=0, opcode="FFMA", op="fp32", dst=(101 + 2 * (i % 60),),
-                         src=tuple(regs_for(i))) for i in range(n1)]
-    long = [Instruction(pc=0, opcode="FFMA", op="fp32", dst=(101 + 2 * (i % 60),),
-                        src=tuple(regs_for(i))) for i in range(n2)]
+    short = [
+        Instruction(
+            pc=0, opcode="FFMA", op="fp32", dst=(101 + 2 * (i % 60),), src=tuple(regs_for(i))
+        )
+        for i in range(n1)
+    ]
+    long = [
+        Instruction(
+            pc=0, opcode="FFMA", op="fp32", dst=(101 + 2 * (i % 60),), src=tuple(regs_for(i))
+        )
+        for i in range(n2)
+    ]
     exit_ = [Instruction(pc=0, opcode="EXIT", op="exit")]
     # Slots rotate through the RF cache (entries keyed by bank and operand slot), so with
     # period 16 no operand is found in it again.
@@ -103,8 +111,10 @@ def test_register_bank_conflicts(h100, regs_for, cycles_per_inst):
 def test_rf_cache_hit_removes_conflict(h100):
     # The same three bank-0 registers every time: after the first read they sit in the RFC.
     spec = one_sm(h100)
-    body = [Instruction(pc=0, opcode="FFMA", op="fp32", dst=(101 + 2 * (i % 60),),
-                        src=(2, 4, 6)) for i in range(80)]
+    body = [
+        Instruction(pc=0, opcode="FFMA", op="fp32", dst=(101 + 2 * (i % 60),), src=(2, 4, 6))
+        for i in range(80)
+    ]
     exit_ = [Instruction(pc=0, opcode="EXIT", op="exit")]
     res = run(spec, [[body + exit_]])
     assert res.cycles <= 80 + 4
@@ -112,8 +122,17 @@ def test_rf_cache_hit_removes_conflict(h100):
 
 def test_load_use_waits_for_memory(h100):
     spec = one_sm(h100)
-    ld = Instruction(pc=0, opcode="LDG.E", op="ld", dst=(8,), src=(2, 3), space="global",
-                     width=4, base=0x1000, stride=4)
+    ld = Instruction(
+        pc=0,
+        opcode="LDG.E",
+        op="ld",
+        dst=(8,),
+        src=(2, 3),
+        space="global",
+        width=4,
+        base=0x1000,
+        stride=4,
+    )
     fast = run(spec, [[[ld] + MOV_EXIT]], latency=100.0).cycles
     slow = run(spec, [[[ld] + MOV_EXIT]], latency=1100.0).cycles
     assert slow - fast == pytest.approx(1000.0)
@@ -121,8 +140,17 @@ def test_load_use_waits_for_memory(h100):
 
 def test_stalled_warp_costs_no_simulation_time(h100):
     spec = one_sm(h100)
-    ld = Instruction(pc=0, opcode="LDG.E", op="ld", dst=(8,), src=(2, 3), space="global",
-                     width=4, base=0x1000, stride=4)
+    ld = Instruction(
+        pc=0,
+        opcode="LDG.E",
+        op="ld",
+        dst=(8,),
+        src=(2, 3),
+        space="global",
+        width=4,
+        base=0x1000,
+        stride=4,
+    )
     t0 = time.perf_counter()
     res = run(spec, [[[ld, ffma(9, 8, 8, 9)] * 20 + MOV_EXIT]], latency=1e9)
     assert res.cycles >= 20 * 1e9
@@ -163,8 +191,17 @@ def test_lrr_loses_rf_cache_reuse(h100):
 
 def test_barrier_waits_for_slowest_warp(h100):
     spec = one_sm(h100)
-    ld = Instruction(pc=0, opcode="LDG.E", op="ld", dst=(8,), src=(2, 3), space="global",
-                     width=4, base=0x1000, stride=4)
+    ld = Instruction(
+        pc=0,
+        opcode="LDG.E",
+        op="ld",
+        dst=(8,),
+        src=(2, 3),
+        space="global",
+        width=4,
+        base=0x1000,
+        stride=4,
+    )
     use = Instruction(pc=0, opcode="MOV", op="misc", dst=(9,), src=(8,))
     bar = Instruction(pc=0, opcode="BAR.SYNC", op="bar")
     exit_ = Instruction(pc=0, opcode="EXIT", op="exit")

@@ -73,8 +73,16 @@ def test_corrupt_record_names_file_and_record(tmp_path: Path):
 
 def test_address_count_mismatch_is_caught(tmp_path: Path):
     launch = KernelLaunch("k", (1, 1, 1), (32, 1, 1), 16)
-    inst = Instruction(pc=0, opcode="LDG.E", op="ld", dst=(2,), mask=0xF, space="global", width=4,
-                       addrs=(0, 4, 8, 100))
+    inst = Instruction(
+        pc=0,
+        opcode="LDG.E",
+        op="ld",
+        dst=(2,),
+        mask=0xF,
+        space="global",
+        width=4,
+        addrs=(0, 4, 8, 100),
+    )
     p = write_parquet(ListTrace(launch, {0: [[inst]]}), tmp_path / "ok.parquet")
     table = pq.read_table(p)
     masks = pa.array([0xFF], type=pa.uint32())
@@ -96,9 +104,20 @@ def test_not_a_trace(tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("opcode", "cls"),
-    [("LDG.E.128", "ld"), ("STS", "st"), ("FFMA", "fp32"), ("HMMA.16816.F32", "tensor"),
-     ("IMAD.WIDE", "int"), ("BAR.SYNC", "bar"), ("EXIT", "exit"), ("MUFU.RCP", "sfu"),
-     ("LDSM.16.M88.4", "ld"), ("RED.E.ADD", "atom"), ("S2R", "misc"), ("SHFL.DOWN", "shfl")],
+    [
+        ("LDG.E.128", "ld"),
+        ("STS", "st"),
+        ("FFMA", "fp32"),
+        ("HMMA.16816.F32", "tensor"),
+        ("IMAD.WIDE", "int"),
+        ("BAR.SYNC", "bar"),
+        ("EXIT", "exit"),
+        ("MUFU.RCP", "sfu"),
+        ("LDSM.16.M88.4", "ld"),
+        ("RED.E.ADD", "atom"),
+        ("S2R", "misc"),
+        ("SHFL.DOWN", "shfl"),
+    ],
 )
 def test_opcode_classes(opcode, cls):
     assert classify_opcode(opcode) == cls

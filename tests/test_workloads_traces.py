@@ -48,7 +48,10 @@ def test_tiled_gemm_structure(tile):
     ldg_bytes = sum(4 * i.mask.bit_count() for i in insts if i.opcode.startswith("LDG"))
     assert ldg_bytes == 4 * (M * K * (N // tile) + K * N * (M // tile))
     # two barriers per trip per warp, every LDS.128 row read is a broadcast within its row
-    assert sum(i.op == "bar" for i in insts) == 2 * (K // tile) * t.num_blocks * t.launch.warps_per_block()
+    assert (
+        sum(i.op == "bar" for i in insts)
+        == 2 * (K // tile) * t.num_blocks * t.launch.warps_per_block()
+    )
     stg = [i for i in insts if i.opcode.startswith("STG")]
     assert sum(i.mask.bit_count() for i in stg) == M * N
 

@@ -163,7 +163,9 @@ def import_config(
 
     # -- compute ---------------------------------------------------------------------------------
     clusters = int(cfg.number("gpgpu_n_clusters"))
-    per = int(cfg.number("gpgpu_n_cores_per_cluster")) if cfg.get("gpgpu_n_cores_per_cluster") else 1
+    per = (
+        int(cfg.number("gpgpu_n_cores_per_cluster")) if cfg.get("gpgpu_n_cores_per_cluster") else 1
+    )
     used.update({"gpgpu_n_clusters", "gpgpu_n_cores_per_cluster"})
     sms = clusters * per
     put("compute.sm_count", sms, f"-gpgpu_n_clusters {clusters} x -gpgpu_n_cores_per_cluster {per}")
@@ -178,50 +180,78 @@ def import_config(
     put("compute.max_warps_per_sm", threads // warp, "threads / warp size")
     put("compute.max_blocks_per_sm", int(cfg.number("gpgpu_shader_cta")), "-gpgpu_shader_cta")
     used.add("gpgpu_shader_cta")
-    put("compute.warp_schedulers_per_sm", int(cfg.number("gpgpu_num_sched_per_core")),
-        "-gpgpu_num_sched_per_core")
+    put(
+        "compute.warp_schedulers_per_sm",
+        int(cfg.number("gpgpu_num_sched_per_core")),
+        "-gpgpu_num_sched_per_core",
+    )
     used.add("gpgpu_num_sched_per_core")
     if cfg.get("gpgpu_compute_capability_major"):
-        cc = f"{int(cfg.number('gpgpu_compute_capability_major'))}." \
-             f"{int(cfg.number('gpgpu_compute_capability_minor'))}"
+        cc = (
+            f"{int(cfg.number('gpgpu_compute_capability_major'))}."
+            f"{int(cfg.number('gpgpu_compute_capability_minor'))}"
+        )
         used.update({"gpgpu_compute_capability_major", "gpgpu_compute_capability_minor"})
         put("compute_capability", cc, "-gpgpu_compute_capability_major/minor")
     lanes = base.compute.fp32_lanes_per_sm
-    put("compute.peak_fp32_TFLOPS", round(sms * lanes * 2 * core / 1e6, 3),
-        f"derived: {sms} SMs x {lanes} FP32 lanes (base) x 2 x {core:g} MHz")
+    put(
+        "compute.peak_fp32_TFLOPS",
+        round(sms * lanes * 2 * core / 1e6, 3),
+        f"derived: {sms} SMs x {lanes} FP32 lanes (base) x 2 x {core:g} MHz",
+    )
     if base.compute.fp64_lanes_per_sm:
         l64 = base.compute.fp64_lanes_per_sm
-        put("compute.peak_fp64_TFLOPS", round(sms * l64 * 2 * core / 1e6, 4),
-            f"derived: {sms} SMs x {l64} FP64 lanes (base) x 2 x {core:g} MHz")
+        put(
+            "compute.peak_fp64_TFLOPS",
+            round(sms * l64 * 2 * core / 1e6, 4),
+            f"derived: {sms} SMs x {l64} FP64 lanes (base) x 2 x {core:g} MHz",
+        )
     scale = sms * core / (base.compute.sm_count * base.compute.boost_clock_MHz)
-    for peak in ("peak_tf32_tensor_TFLOPS", "peak_fp16_tensor_TFLOPS", "peak_bf16_tensor_TFLOPS",
-                 "peak_fp8_tensor_TFLOPS", "peak_fp64_tensor_TFLOPS"):
+    for peak in (
+        "peak_tf32_tensor_TFLOPS",
+        "peak_fp16_tensor_TFLOPS",
+        "peak_bf16_tensor_TFLOPS",
+        "peak_fp8_tensor_TFLOPS",
+        "peak_fp64_tensor_TFLOPS",
+    ):
         v = getattr(base.compute, peak)
         if v is not None:
-            put(f"compute.{peak}", round(v * scale, 3),
-                f"derived: base value x (SMs x clock) / base (SMs x clock) = x{scale:.4g}")
+            put(
+                f"compute.{peak}",
+                round(v * scale, 3),
+                f"derived: base value x (SMs x clock) / base (SMs x clock) = x{scale:.4g}",
+            )
 
     # -- register file ----------------------------------------------------------------------------
     regs = int(cfg.number("gpgpu_shader_registers"))
     used.add("gpgpu_shader_registers")
     put("register_file.size_per_sm_KiB", regs * 4 // 1024, f"-gpgpu_shader_registers {regs} x 4 B")
     if cfg.get("gpgpu_registers_per_block"):
-        put("register_file.max_registers_per_block", int(cfg.number("gpgpu_registers_per_block")),
-            "-gpgpu_registers_per_block")
+        put(
+            "register_file.max_registers_per_block",
+            int(cfg.number("gpgpu_registers_per_block")),
+            "-gpgpu_registers_per_block",
+        )
         used.add("gpgpu_registers_per_block")
 
-    # -- L1 / shared --------------------------------------------------------------------------------
+    # -- L1 / shared ------------------------------------------------------------------------------
     sectored, sets, line, ways = cache_geometry(opt("gpgpu_cache:dl1"), f"{cfg.path}: dl1")
-    l1_kib = int(cfg.number("gpgpu_unified_l1d_size")) if cfg.get("gpgpu_unified_l1d_size") else (
-        sets * line * ways // 1024)
+    l1_kib = (
+        int(cfg.number("gpgpu_unified_l1d_size"))
+        if cfg.get("gpgpu_unified_l1d_size")
+        else (sets * line * ways // 1024)
+    )
     used.add("gpgpu_unified_l1d_size")
     put("l1.size_per_sm_KiB", l1_kib, "-gpgpu_unified_l1d_size (KiB)")
     put("l1.line_bytes", line, f"-gpgpu_cache:dl1 line {line}")
     if sectored:
         put("l1.sector_bytes", 32, "-gpgpu_cache:dl1 S (sectored: 32 B sectors)")
-    put("l1.ways", l1_kib * 1024 // (sets * line),
+    put(
+        "l1.ways",
+        l1_kib * 1024 // (sets * line),
         f"unified size / (-gpgpu_cache:dl1 {sets} sets x {line} B): the adaptive L1 keeps the"
-        " set count and scales the ways")
+        " set count and scales the ways",
+    )
     if cfg.get("gpgpu_shmem_option"):
         opts = sorted({int(x) for x in opt("gpgpu_shmem_option").split(",")})
         put("l1.shared_carveouts_KiB", opts, "-gpgpu_shmem_option")
@@ -236,8 +266,11 @@ def import_config(
     if cfg.get("gpgpu_shmem_size"):
         used.add("gpgpu_shmem_size")
         largest = int(cfg.number("gpgpu_shmem_size")) // 1024
-        put("compute.max_shared_memory_per_block_KiB", float(largest - 1),
-            f"-gpgpu_shmem_size {largest} KiB less the 1 KiB the driver reserves per block")
+        put(
+            "compute.max_shared_memory_per_block_KiB",
+            float(largest - 1),
+            f"-gpgpu_shmem_size {largest} KiB less the 1 KiB the driver reserves per block",
+        )
 
     # -- L2 -------------------------------------------------------------------------------------
     n_mem = int(cfg.number("gpgpu_n_mem"))
@@ -250,51 +283,77 @@ def import_config(
     put("l2.line_bytes", line2, "-gpgpu_cache:dl2 line")
     if s2:
         put("l2.sector_bytes", 32, "-gpgpu_cache:dl2 S (sectored)")
-    put("l2.size_MiB", slices * sets2 * line2 * ways2 / 2**20,
-        f"{slices} slices x {sets2} sets x {line2} B x {ways2} ways")
-    parts = int(cfg.number("gpgpu_n_chiplet_partition")) if cfg.get("gpgpu_n_chiplet_partition") else 1
+    put(
+        "l2.size_MiB",
+        slices * sets2 * line2 * ways2 / 2**20,
+        f"{slices} slices x {sets2} sets x {line2} B x {ways2} ways",
+    )
+    parts = (
+        int(cfg.number("gpgpu_n_chiplet_partition")) if cfg.get("gpgpu_n_chiplet_partition") else 1
+    )
     used.add("gpgpu_n_chiplet_partition")
     put("l2.partitions", parts, "-gpgpu_n_chiplet_partition (absent: 1)")
     l1_lat = cfg.number("gpgpu_l1_latency")
     rop = cfg.number("gpgpu_l2_rop_latency")
     used.add("gpgpu_l2_rop_latency")
     l2_lat = l1_lat + rop * core / l2clk
-    put("l2.near_hit_latency_cycles", round(l2_lat, 1),
+    put(
+        "l2.near_hit_latency_cycles",
+        round(l2_lat, 1),
         f"incremental: -gpgpu_l1_latency {l1_lat:g} + -gpgpu_l2_rop_latency {rop:g} L2 cycles"
-        f" x {core:g}/{l2clk:g} MHz")
+        f" x {core:g}/{l2clk:g} MHz",
+    )
     if parts == 1:
         data["l2"].pop("far_hit_latency_cycles", None)
     elif base.l2.far_hit_latency_cycles is not None:
         far = l2_lat * base.l2.far_hit_latency_cycles / base.l2.near_hit_latency_cycles
-        put("l2.far_hit_latency_cycles", round(far, 1),
-            "no far-partition latency in Accel-Sim: near latency x base far/near ratio")
+        put(
+            "l2.far_hit_latency_cycles",
+            round(far, 1),
+            "no far-partition latency in Accel-Sim: near latency x base far/near ratio",
+        )
 
     # -- DRAM --------------------------------------------------------------------------------------
     bus_bytes = int(cfg.number("gpgpu_dram_buswidth"))
     dual = int(cfg.number("dram_dual_bus_interface")) if cfg.get("dram_dual_bus_interface") else 0
     used.update({"gpgpu_dram_buswidth", "dram_dual_bus_interface"})
     bits = n_mem * bus_bytes * 8
-    put("dram.bus_width_bits", bits,
+    put(
+        "dram.bus_width_bits",
+        bits,
         f"-gpgpu_n_mem {n_mem} x -gpgpu_dram_buswidth {bus_bytes} B x 8 (assumption:"
-        f" -dram_dual_bus_interface {dual} splits a channel's bus, it does not widen it)")
+        f" -dram_dual_bus_interface {dual} splits a channel's bus, it does not widen it)",
+    )
     per_pkg = base.dram.packages * base.dram.channel_width_bits
     if bits % per_pkg == 0:
-        put("dram.channels_per_package", bits // per_pkg,
+        put(
+            "dram.channels_per_package",
+            bits // per_pkg,
             f"bus bits / ({base.dram.packages} packages x {base.dram.channel_width_bits}-bit"
-            " channels of the base device)")
+            " channels of the base device)",
+        )
     burst = int(cfg.number("gpgpu_dram_burst_length"))
-    ratio = int(cfg.number("dram_data_command_freq_ratio")) if cfg.get(
-        "dram_data_command_freq_ratio") else 2
+    ratio = (
+        int(cfg.number("dram_data_command_freq_ratio"))
+        if cfg.get("dram_data_command_freq_ratio")
+        else 2
+    )
     used.update({"gpgpu_dram_burst_length", "dram_data_command_freq_ratio"})
     rate = dramclk * ratio / 1000.0
-    put("dram.data_rate_Gbps", round(rate, 4),
-        f"DRAM clock {dramclk:g} MHz x -dram_data_command_freq_ratio {ratio}")
+    put(
+        "dram.data_rate_Gbps",
+        round(rate, 4),
+        f"DRAM clock {dramclk:g} MHz x -dram_data_command_freq_ratio {ratio}",
+    )
     put("dram.peak_bandwidth_GBps", round(bits * rate / 8, 1), "derived: bus bits x data rate / 8")
     dram_lat = cfg.number("dram_latency")
     used.add("dram_latency")
     total_ns = (l2_lat + dram_lat * core / l2clk) * 1000 / core
-    put("dram.unloaded_latency_ns", round(total_ns, 1),
-        f"incremental: L2 hit + -dram_latency {dram_lat:g} L2 cycles, at {core:g} MHz")
+    put(
+        "dram.unloaded_latency_ns",
+        round(total_ns, 1),
+        f"incremental: L2 hit + -dram_latency {dram_lat:g} L2 cycles, at {core:g} MHz",
+    )
     timing_raw = opt("gpgpu_dram_timing_opt")
     t: dict[str, int] = {}
     for part in timing_raw.replace(" ", "").split(":"):
@@ -303,11 +362,25 @@ def import_config(
             t[k] = int(v)
     tck_ps = 1e6 / dramclk
     put("dram.timing.tCK_ps", round(tck_ps, 2), f"1 / DRAM clock {dramclk:g} MHz")
-    put("dram.timing.tBL", max(1, burst // ratio),
-        f"-gpgpu_dram_burst_length {burst} / -dram_data_command_freq_ratio {ratio}")
-    names = {"CL": "tCL", "WL": "tCWL", "RCD": "tRCD", "RP": "tRP", "RAS": "tRAS", "RC": "tRC",
-             "CCD": "tCCD_S", "CCDL": "tCCD_L", "RRD": "tRRD_S", "WR": "tWR", "CDLR": "tWTR_S",
-             "RTPL": "tRTP"}
+    put(
+        "dram.timing.tBL",
+        max(1, burst // ratio),
+        f"-gpgpu_dram_burst_length {burst} / -dram_data_command_freq_ratio {ratio}",
+    )
+    names = {
+        "CL": "tCL",
+        "WL": "tCWL",
+        "RCD": "tRCD",
+        "RP": "tRP",
+        "RAS": "tRAS",
+        "RC": "tRC",
+        "CCD": "tCCD_S",
+        "CCDL": "tCCD_L",
+        "RRD": "tRRD_S",
+        "WR": "tWR",
+        "CDLR": "tWTR_S",
+        "RTPL": "tRTP",
+    }
     unmapped_timing = []
     for k, v in t.items():
         if k in names:
@@ -320,15 +393,22 @@ def import_config(
         else:
             unmapped_timing.append(f"gpgpu_dram_timing_opt {k}={v}")
     if "RRD" in t:
-        put("dram.timing.tRRD_L", max(t["RRD"], data["dram"]["timing"].get("tRRD_L", 0)),
-            "no separate RRD_L in Accel-Sim: max(RRD, base)")
+        put(
+            "dram.timing.tRRD_L",
+            max(t["RRD"], data["dram"]["timing"].get("tRRD_L", 0)),
+            "no separate RRD_L in Accel-Sim: max(RRD, base)",
+        )
     if "CDLR" in t:
-        put("dram.timing.tWTR_L", max(t["CDLR"], data["dram"]["timing"].get("tWTR_L", 0)),
-            "no separate WTR_L in Accel-Sim: max(CDLR, base)")
+        put(
+            "dram.timing.tWTR_L",
+            max(t["CDLR"], data["dram"]["timing"].get("tWTR_L", 0)),
+            "no separate WTR_L in Accel-Sim: max(CDLR, base)",
+        )
 
-    unmapped = sorted(
-        o for o in cfg.options if o not in used and not _SIMULATOR_ONLY.match(o)
-    ) + unmapped_timing
+    unmapped = (
+        sorted(o for o in cfg.options if o not in used and not _SIMULATOR_ONLY.match(o))
+        + unmapped_timing
+    )
     simulator_only = sorted(o for o in cfg.options if _SIMULATOR_ONLY.match(o))
 
     text = _render(data, notes, base.name, src, unmapped, simulator_only)
@@ -343,7 +423,11 @@ def import_config(
 
 
 def _render(
-    data: dict[str, Any], notes: dict[str, str], base: str, src: str, unmapped: list[str],
+    data: dict[str, Any],
+    notes: dict[str, str],
+    base: str,
+    src: str,
+    unmapped: list[str],
     simulator_only: list[str],
 ) -> str:
     lines = [
@@ -391,11 +475,19 @@ def add_import_command(sub: Any) -> None:
     )
     p.add_argument("config", metavar="GPGPUSIM_CONFIG", help="path to gpgpusim.config")
     p.add_argument("--name", required=True, help="name of the new device (and file stem)")
-    p.add_argument("--base", required=True, metavar="DEVICE",
-                   help="device whose values fill what the config lacks (name or .toml)")
+    p.add_argument(
+        "--base",
+        required=True,
+        metavar="DEVICE",
+        help="device whose values fill what the config lacks (name or .toml)",
+    )
     p.add_argument("--full-name", default=None, help="product name for the new file")
-    p.add_argument("--out", default=None, metavar="FILE",
-                   help="where to write the TOML (default: NAME.toml here); never overwritten")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE",
+        help="where to write the TOML (default: NAME.toml here); never overwritten",
+    )
     p.set_defaults(handler=cmd_import_accelsim)
 
 
@@ -409,8 +501,11 @@ def cmd_import_accelsim(args: Any) -> int:
     from simgpu.devices.registry import Registry
 
     ref = args.base
-    base = load_device(ref) if ref.endswith(".toml") else Registry(
-        getattr(args, "models", None)).get_device(ref)
+    base = (
+        load_device(ref)
+        if ref.endswith(".toml")
+        else Registry(getattr(args, "models", None)).get_device(ref)
+    )
     if not isinstance(base, DeviceSpec):
         raise SimgpuError(f"--base {ref}: a GPU device file is needed, got kind {base.kind!r}")
     res = import_config(args.config, name=args.name, base=base, full_name=args.full_name)
@@ -421,9 +516,12 @@ def cmd_import_accelsim(args: Any) -> int:
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
     with os.fdopen(fd, "w") as fh:
         fh.write(res.toml)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, out)
-    print(f"wrote {out}: {sum(1 for v in res.mapped.values() if 'accelsim' in v)} values from"
-          f" {args.config}, the rest from {base.name}")
+    print(
+        f"wrote {out}: {sum(1 for v in res.mapped.values() if 'accelsim' in v)} values from"
+        f" {args.config}, the rest from {base.name}"
+    )
     print(f"not mapped ({len(res.unmapped)}): " + ", ".join(f"-{o}" for o in res.unmapped))
     for problem in res.problems:
         print(f"simgpu: warning: {problem} (edit the file before use)", file=sys.stderr)

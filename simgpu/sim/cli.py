@@ -64,8 +64,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g.add_argument("--rows", type=int, default=4096, help="transpose rows")
     g.add_argument("--cols", type=int, default=4096, help="transpose columns")
     g.add_argument("--variant", default="tiled", choices=("naive", "tiled"))
-    p.add_argument("--no-sample", dest="sample", action="store_false",
-                   help="simulate every block (default: sample waves of large kernels)")
+    p.add_argument(
+        "--no-sample",
+        dest="sample",
+        action="store_false",
+        help="simulate every block (default: sample waves of large kernels)",
+    )
     p.add_argument("--scheduler", default="gto", choices=("gto", "lrr"), help="warp scheduler")
     p.add_argument("--seed", type=int, default=0, help="seed of the memory system's randomness")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -91,8 +95,9 @@ def make_workload(args: argparse.Namespace) -> Any:
     if name == "gemm-naive":
         return wl.NaiveGemm(args.m, args.n, args.k)
     if name == "gemm-regblock":
-        return wl.RegBlockGemm(args.m, args.n, args.k, BM=args.bm, BN=args.bn, BK=args.bk,
-                               TM=args.tm, TN=args.tn)
+        return wl.RegBlockGemm(
+            args.m, args.n, args.k, BM=args.bm, BN=args.bn, BK=args.bk, TM=args.tm, TN=args.tn
+        )
     if name == "pchase":
         return wl.PointerChase(args.footprint, args.stride, args.steps, args.cache_op)
     if name == "stream":
@@ -132,8 +137,11 @@ def _pim_or_dataflow(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
     import importlib
 
     mod = importlib.import_module(module)
-    params = {k: getattr(args, k) for k in WORKLOADS[args.workload][1] if getattr(args, k, None)
-              is not None}
+    params = {
+        k: getattr(args, k)
+        for k in WORKLOADS[args.workload][1]
+        if getattr(args, k, None) is not None
+    }
     workload = "gemm" if args.workload.startswith("gemm") else args.workload
     if getattr(args, "dataflow", None):
         params["dataflow"] = args.dataflow
@@ -148,9 +156,22 @@ def _format_table(records: list[dict[str, Any]]) -> str:
     for r in records:
         lines.append(f"{r.get('kernel', r.get('workload', ''))} on {r['device']}")
         rows: list[tuple[str, str]] = []
-        for key in ("cycles", "time_s", "time_s_spread", "clock_MHz", "sampled",
-                    "blocks_total", "blocks_simulated", "waves", "occupancy_blocks_per_sm",
-                    "occupancy_limit", "warp_instructions", "flops", "flops_per_s", "wall_s"):
+        for key in (
+            "cycles",
+            "time_s",
+            "time_s_spread",
+            "clock_MHz",
+            "sampled",
+            "blocks_total",
+            "blocks_simulated",
+            "waves",
+            "occupancy_blocks_per_sm",
+            "occupancy_limit",
+            "warp_instructions",
+            "flops",
+            "flops_per_s",
+            "wall_s",
+        ):
             if key in r:
                 v = r[key]
                 rows.append((key, f"{v:.6g}" if isinstance(v, float) else str(v)))
@@ -159,8 +180,13 @@ def _format_table(records: list[dict[str, Any]]) -> str:
                 bw = r.get("bandwidth_GBps", {}).get(lvl, 0.0)
                 hit = r.get("hit_rate", {}).get(lvl)
                 hit_s = "-" if hit is None else f"{hit:.3f}"
-                rows.append((f"{lvl}", f"read {b['read']:.4g} B  write {b['write']:.4g} B  "
-                                       f"{bw:.4g} GB/s  hit rate {hit_s}"))
+                rows.append(
+                    (
+                        f"{lvl}",
+                        f"read {b['read']:.4g} B  write {b['write']:.4g} B  "
+                        f"{bw:.4g} GB/s  hit rate {hit_s}",
+                    )
+                )
         if "stall_fraction" in r:
             parts = [f"{k} {v:.1%}" for k, v in r["stall_fraction"].items() if v > 0]
             rows.append(("issue slots", ", ".join(parts)))
@@ -203,6 +229,7 @@ def save_records(records: list[dict[str, Any]], path: str | Path) -> Path:
                 frame.to_csv(tmp, index=False)
             else:
                 frame.to_parquet(tmp, index=False)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -227,8 +254,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         traces = load_traces(args.trace)
         records = [
-            result_record(simulate_trace(t, spec, sample=args.sample, scheduler=args.scheduler,
-                                         seed=args.seed))
+            result_record(
+                simulate_trace(
+                    t, spec, sample=args.sample, scheduler=args.scheduler, seed=args.seed
+                )
+            )
             for t in traces
         ]
     else:

@@ -13,10 +13,9 @@ and the next-to-last wave time).
 
 from __future__ import annotations
 
-import math
+import copy
 import time
 from collections.abc import Callable, Sequence
-import copy
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -207,12 +206,10 @@ class SimResult:
         return pd.DataFrame([row])
 
 
-
-
 def _default_request_cls() -> Callable[..., Any]:
     from simgpu.sim.request import MemRequest
 
-    return MemRequest  # type: ignore[no-any-return]
+    return MemRequest
 
 
 def _default_system(env: Any, spec: DeviceSpec, seed: int) -> Any:
@@ -249,7 +246,9 @@ def simulate_trace(
     occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread, launch.shared_bytes)
     env = simpy.Environment()
     system = (
-        system_factory(env, spec) if system_factory is not None else _default_system(env, spec, seed)
+        system_factory(env, spec)
+        if system_factory is not None
+        else _default_system(env, spec, seed)
     )
     rq = request_cls if request_cls is not None else _default_request_cls()
     cfg = SMConfig.from_spec(spec, scheduler=scheduler, model_register_banks=model_register_banks)
@@ -267,10 +266,10 @@ def simulate_trace(
     if plan is not None and total < (plan.min_waves + 1) * slots:
         plan = None  # too small to gain from sampling
 
-    state = {"next": 0, "done": 0, "insts_done": 0}
+    state: dict[str, int] = {"next": 0, "done": 0, "insts_done": 0}
     done_times: list[float] = []
     finished = env.event()
-    stop = {"waves": 0, "est": None}
+    stop: dict[str, Any] = {"waves": 0, "est": None}
 
     def dispatch(sm: SM) -> None:
         i = state["next"]
@@ -335,7 +334,7 @@ def simulate_trace(
     spread = 0.0
     if sampled:
         k = int(stop["waves"])
-        d0, d1 = stop["est"]  # type: ignore[misc]
+        d0, d1 = stop["est"]
         # Completions repeat with period `slots` blocks and `d` cycles once waves are stable, so
         # the last block (N) retires m waves after block N - m * slots, which was simulated:
         # this keeps the within-wave pattern (bursty when blocks start together, spread out
@@ -352,17 +351,15 @@ def simulate_trace(
         scale = launch.num_blocks / max(simulated_blocks + 0.5 * in_flight, 1)
     else:
         cycles = t_end
-        scale = launch.num_blocks / total if max_blocks is None else 1.0
-        if max_blocks is not None:
-            scale = 1.0
+        scale = 1.0
     clock_hz = spec.compute.clock_hz
 
     # -- statistics -----------------------------------------------------------------------------
     issued = sum(sm.issued for sm in sms)
     op_counts: dict[str, float] = {}
     for sm in sms:
-        for k2, v in sm.counts.items():
-            op_counts[k2] = op_counts.get(k2, 0) + v * scale
+        for k2, nops in sm.counts.items():
+            op_counts[k2] = op_counts.get(k2, 0.0) + nops * scale
     stalls = dict.fromkeys(STALL_REASONS, 0.0)
     for sm in sms:
         for s in sm.subs:

@@ -459,8 +459,18 @@ class SubCore:
 
 #: FLOPs per active lane by opcode (FMA = 2); HMMA.16816 = 16*8*16*2 per warp / 32 lanes.
 _FLOPS: dict[str, int] = {}
-_FLOPS_BASE = {"FFMA": 2, "FADD": 1, "FMUL": 1, "HFMA2": 4, "HADD2": 2, "HMUL2": 2, "DFMA": 2,
-               "DADD": 1, "DMUL": 1, "HMMA": 128}
+_FLOPS_BASE = {
+    "FFMA": 2,
+    "FADD": 1,
+    "FMUL": 1,
+    "HFMA2": 4,
+    "HADD2": 2,
+    "HMUL2": 2,
+    "DFMA": 2,
+    "DADD": 1,
+    "DMUL": 1,
+    "HMMA": 128,
+}
 
 
 def _flops_per_lane(opcode: str) -> int:

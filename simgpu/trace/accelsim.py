@@ -299,8 +299,12 @@ def read_traceg(path: str | Path) -> AccelSimKernel:
                 x, y, z = (int(v) for v in value.split(","))
             except ValueError as exc:
                 raise DatasetError(f"{where}: thread block {value.strip()!r}") from exc
-            if not (0 <= x < launch.grid[0] and 0 <= y < launch.grid[1] and 0 <= z < launch.grid[2]):
-                raise DatasetError(f"{where}: thread block ({x},{y},{z}) outside grid {launch.grid}")
+            if not (
+                0 <= x < launch.grid[0] and 0 <= y < launch.grid[1] and 0 <= z < launch.grid[2]
+            ):
+                raise DatasetError(
+                    f"{where}: thread block ({x},{y},{z}) outside grid {launch.grid}"
+                )
             tb_index = launch.block_index(x, y, z)
             warps_of(tb_index)
             continue
@@ -357,7 +361,9 @@ def read_kernelslist(path: str | Path) -> KernelList:
             try:
                 out.memcpys.append(MemcpyCommand(int(parts[1], 16), int(parts[2])))
             except (IndexError, ValueError) as exc:
-                raise DatasetError(f"{path}:{n}: {line!r}, expected 'MemcpyHtoD,0xADDR,BYTES'") from exc
+                raise DatasetError(
+                    f"{path}:{n}: {line!r}, expected 'MemcpyHtoD,0xADDR,BYTES'"
+                ) from exc
             continue
         kernel = path.parent / line
         if not kernel.is_file():

@@ -146,6 +146,7 @@ def write_parquet(
                 if len(cols["block"]) >= rows_per_group:
                     flush(writer)
             flush(writer)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

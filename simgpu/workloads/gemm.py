@@ -77,13 +77,17 @@ class GemmBase(Workload):
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
         from simgpu import analytical
 
-        return analytical.gemm(spec, self.M, self.N, self.K, "fp32", **self._analytical_kwargs())  # type: ignore[attr-defined, no-any-return]
+        return analytical.gemm(spec, self.M, self.N, self.K, "fp32", **self._analytical_kwargs())
 
     def _analytical_kwargs(self) -> dict[str, Any]:
         return {}
 
     def simulate(
-        self, spec: DeviceSpec, *, sample: bool = True, trip_samples: tuple[int, int] = (2, 4),
+        self,
+        spec: DeviceSpec,
+        *,
+        sample: bool = True,
+        trip_samples: tuple[int, int] = (2, 4),
         **kwargs: Any,
     ) -> SimResult:
         """Replay on ``spec``. With ``sample`` and more trips than ``trip_samples[1]``, the
@@ -140,8 +144,7 @@ class GemmBase(Workload):
             },
             stalls={k: r1.stalls[k] + r2.stalls[k] for k in r2.stalls},
             op_counts={
-                k: scaled(r1.op_counts.get(k, 0.0), r2.op_counts.get(k, 0.0))
-                for k in r2.op_counts
+                k: scaled(r1.op_counts.get(k, 0.0), r2.op_counts.get(k, 0.0)) for k in r2.op_counts
             },
             wall_s=r1.wall_s + r2.wall_s,
         )
@@ -175,8 +178,13 @@ class TiledGemm(GemmBase):
 
     def _analytical_kwargs(self) -> dict[str, Any]:
         t = self.tile
-        return {"tile_m": t, "tile_n": t, "tile_k": t, "threads_per_block": t * t,
-                "kernel": "tiled"}
+        return {
+            "tile_m": t,
+            "tile_n": t,
+            "tile_k": t,
+            "threads_per_block": t * t,
+            "kernel": "tiled",
+        }
 
     def launch(self) -> KernelLaunch:
         t = self.tile
@@ -197,23 +205,44 @@ class TiledGemm(GemmBase):
         a, t = self._asm, self.tile
         coords = _lane_coords(w, t)
         bs_base = t * t * F4
-        sts_a = a.mem("STS", "shared", 4, [(ty * t + tx) * F4 for tx, ty in coords],
-                      src=(9, 14), cache=True)
-        sts_b = a.mem("STS", "shared", 4, [bs_base + (ty * t + tx) * F4 for tx, ty in coords],
-                      src=(9, 15), cache=True)
+        sts_a = a.mem(
+            "STS", "shared", 4, [(ty * t + tx) * F4 for tx, ty in coords], src=(9, 14), cache=True
+        )
+        sts_b = a.mem(
+            "STS",
+            "shared",
+            4,
+            [bs_base + (ty * t + tx) * F4 for tx, ty in coords],
+            src=(9, 15),
+            cache=True,
+        )
         body = [sts_a, sts_b, a.op("BAR.SYNC")]
         for g in range(t // 4):
             areg = 16 + 4 * (g % 2)  # As row fragment: R16-19 / R20-23 alternate
             body.append(
-                a.mem("LDS.U.128", "shared", 16, [(ty * t + 4 * g) * F4 for tx, ty in coords],
-                      dst=range(areg, areg + 4), src=(5,), cache=True)
+                a.mem(
+                    "LDS.U.128",
+                    "shared",
+                    16,
+                    [(ty * t + 4 * g) * F4 for tx, ty in coords],
+                    dst=range(areg, areg + 4),
+                    src=(5,),
+                    cache=True,
+                )
             )
             for j in range(4):
                 k = 4 * g + j
                 breg = 24 + (k % 8)
                 body.append(
-                    a.mem("LDS.U.32", "shared", 4, [bs_base + (k * t + tx) * F4 for tx, _ in coords],
-                          dst=(breg,), src=(6,), cache=True)
+                    a.mem(
+                        "LDS.U.32",
+                        "shared",
+                        4,
+                        [bs_base + (k * t + tx) * F4 for tx, _ in coords],
+                        dst=(breg,),
+                        src=(6,),
+                        cache=True,
+                    )
                 )
                 body.append(a.op("FFMA", dst=(8,), src=(areg + j, breg, 8)))
         body += [
@@ -256,24 +285,39 @@ class TiledGemm(GemmBase):
             insts = list(prologue)
             for trip in range(self.trips):
                 k0 = trip * t
-                ma = lanes_mask(r < M and k0 + tx < K for r, (tx, _) in zip(rows, coords, strict=True))
-                mb = lanes_mask(k0 + ty < K and c < N for c, (_, ty) in zip(cols, coords, strict=True))
+                ma = lanes_mask(
+                    r < M and k0 + tx < K for r, (tx, _) in zip(rows, coords, strict=True)
+                )
+                mb = lanes_mask(
+                    k0 + ty < K and c < N for c, (_, ty) in zip(cols, coords, strict=True)
+                )
                 if ma:
-                    addrs = [self._A + (r * K + k0 + tx) * F4
-                             for r, (tx, _) in zip(rows, coords, strict=True)
-                             if r < M and k0 + tx < K]
-                    insts.append(a.mem("LDG.E", "global", 4, addrs, dst=(14,), src=(10, 11), mask=ma))
+                    addrs = [
+                        self._A + (r * K + k0 + tx) * F4
+                        for r, (tx, _) in zip(rows, coords, strict=True)
+                        if r < M and k0 + tx < K
+                    ]
+                    insts.append(
+                        a.mem("LDG.E", "global", 4, addrs, dst=(14,), src=(10, 11), mask=ma)
+                    )
                 if mb:
-                    addrs = [self._B + ((k0 + ty) * N + c) * F4
-                             for c, (_, ty) in zip(cols, coords, strict=True)
-                             if k0 + ty < K and c < N]
-                    insts.append(a.mem("LDG.E", "global", 4, addrs, dst=(15,), src=(12, 13), mask=mb))
+                    addrs = [
+                        self._B + ((k0 + ty) * N + c) * F4
+                        for c, (_, ty) in zip(cols, coords, strict=True)
+                        if k0 + ty < K and c < N
+                    ]
+                    insts.append(
+                        a.mem("LDG.E", "global", 4, addrs, dst=(15,), src=(12, 13), mask=mb)
+                    )
                 insts.extend(body)
             mc = lanes_mask(r < M and c < N for r, c in zip(rows, cols, strict=True))
             insts.append(a.op("IMAD.WIDE", dst=(10, 11), src=(4, 5)))
             if mc:
-                addrs = [self._C + (r * N + c) * F4 for r, c in zip(rows, cols, strict=True)
-                         if r < M and c < N]
+                addrs = [
+                    self._C + (r * N + c) * F4
+                    for r, c in zip(rows, cols, strict=True)
+                    if r < M and c < N
+                ]
                 insts.append(a.mem("STG.E", "global", 4, addrs, src=(10, 11, 8), mask=mc))
             insts.append(a.op("EXIT"))
             warps.append(insts)
@@ -297,8 +341,13 @@ class NaiveGemm(GemmBase):
 
     def _analytical_kwargs(self) -> dict[str, Any]:
         b = self.block_dim
-        return {"tile_m": b, "tile_n": b, "tile_k": 1, "threads_per_block": b * b,
-                "kernel": "naive"}
+        return {
+            "tile_m": b,
+            "tile_n": b,
+            "tile_k": 1,
+            "threads_per_block": b * b,
+            "kernel": "naive",
+        }
 
     def launch(self) -> KernelLaunch:
         b = self.block_dim
@@ -321,27 +370,58 @@ class NaiveGemm(GemmBase):
             rc = [(by * b + ty, bx * b + tx) for tx, ty in coords]
             live = [(r, c) for r, c in rc if r < M and c < N]
             mask = lanes_mask(r < M and c < N for r, c in rc)
-            insts = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("IMAD", dst=(2,), src=(0, 1)),
-                     a.op("ISETP.GE.AND", src=(2,)), a.op("MOV", dst=(8,))]
+            insts = [
+                a.op("S2R", dst=(0,)),
+                a.op("S2R", dst=(1,)),
+                a.op("IMAD", dst=(2,), src=(0, 1)),
+                a.op("ISETP.GE.AND", src=(2,)),
+                a.op("MOV", dst=(8,)),
+            ]
             if mask:
                 steps = min(K, self.trips * 4)
                 for k0 in range(0, steps, 4):
                     ks = range(k0, min(k0 + 4, steps))
                     for j, k in enumerate(ks):
-                        insts.append(a.mem("LDG.E", "global", 4,
-                                           [self._A + (r * K + k) * F4 for r, _ in live],
-                                           dst=(12 + j,), src=(4, 5), mask=mask))
-                        insts.append(a.mem("LDG.E", "global", 4,
-                                           [self._B + (k * N + c) * F4 for _, c in live],
-                                           dst=(16 + j,), src=(6, 7), mask=mask))
+                        insts.append(
+                            a.mem(
+                                "LDG.E",
+                                "global",
+                                4,
+                                [self._A + (r * K + k) * F4 for r, _ in live],
+                                dst=(12 + j,),
+                                src=(4, 5),
+                                mask=mask,
+                            )
+                        )
+                        insts.append(
+                            a.mem(
+                                "LDG.E",
+                                "global",
+                                4,
+                                [self._B + (k * N + c) * F4 for _, c in live],
+                                dst=(16 + j,),
+                                src=(6, 7),
+                                mask=mask,
+                            )
+                        )
                     for j, _ in enumerate(ks):
                         insts.append(a.op("FFMA", dst=(8,), src=(12 + j, 16 + j, 8), mask=mask))
-                    insts += [a.op("IADD3", dst=(4,), src=(4,), mask=mask),
-                              a.op("IADD3", dst=(6,), src=(6,), mask=mask),
-                              a.op("ISETP.GE.AND", src=(3,), mask=mask), a.op("BRA", mask=mask)]
-                insts.append(a.mem("STG.E", "global", 4,
-                                   [self._C + (r * N + c) * F4 for r, c in live],
-                                   src=(10, 11, 8), mask=mask))
+                    insts += [
+                        a.op("IADD3", dst=(4,), src=(4,), mask=mask),
+                        a.op("IADD3", dst=(6,), src=(6,), mask=mask),
+                        a.op("ISETP.GE.AND", src=(3,), mask=mask),
+                        a.op("BRA", mask=mask),
+                    ]
+                insts.append(
+                    a.mem(
+                        "STG.E",
+                        "global",
+                        4,
+                        [self._C + (r * N + c) * F4 for r, c in live],
+                        src=(10, 11, 8),
+                        mask=mask,
+                    )
+                )
             insts.append(a.op("EXIT"))
             warps.append(insts)
         return warps
@@ -365,7 +445,9 @@ class RegBlockGemm(GemmBase):
                 " multiples of 4 dividing BM, BN"
             )
         if self.threads % 32 or self.threads > 1024:
-            raise SimgpuError(f"{self.threads} threads per block: expected a multiple of 32 <= 1024")
+            raise SimgpuError(
+                f"{self.threads} threads per block: expected a multiple of 32 <= 1024"
+            )
         self._inner: dict[int, list[Instruction]] = {}
 
     @property
@@ -381,9 +463,15 @@ class RegBlockGemm(GemmBase):
         return self.BK
 
     def _analytical_kwargs(self) -> dict[str, Any]:
-        return {"tile_m": self.BM, "tile_n": self.BN, "tile_k": self.BK,
-                "thread_tile_m": self.TM, "thread_tile_n": self.TN,
-                "threads_per_block": self.threads, "kernel": "regblock"}
+        return {
+            "tile_m": self.BM,
+            "tile_n": self.BN,
+            "tile_k": self.BK,
+            "thread_tile_m": self.TM,
+            "thread_tile_n": self.TN,
+            "threads_per_block": self.threads,
+            "kernel": "regblock",
+        }
 
     def launch(self) -> KernelLaunch:
         return KernelLaunch(
@@ -406,32 +494,68 @@ class RegBlockGemm(GemmBase):
         bs_base = BK * BM * F4
         for e0 in range(0, BM * BK, T):
             es = [e0 + t for t in tids]
-            body.append(a.mem("STS", "shared", 4, [((e % BK) * BM + e // BK) * F4 for e in es],
-                              src=(9, 40), cache=True))
+            body.append(
+                a.mem(
+                    "STS",
+                    "shared",
+                    4,
+                    [((e % BK) * BM + e // BK) * F4 for e in es],
+                    src=(9, 40),
+                    cache=True,
+                )
+            )
         for e0 in range(0, BK * BN, T):
             es = [e0 + t for t in tids]
-            body.append(a.mem("STS", "shared", 4, [bs_base + ((e // BN) * BN + e % BN) * F4
-                                                   for e in es], src=(9, 41), cache=True))
+            body.append(
+                a.mem(
+                    "STS",
+                    "shared",
+                    4,
+                    [bs_base + ((e // BN) * BN + e % BN) * F4 for e in es],
+                    src=(9, 41),
+                    cache=True,
+                )
+            )
         body.append(a.op("BAR.SYNC"))
         trow = [t // (BN // TN) for t in tids]
         tcol = [t % (BN // TN) for t in tids]
         acc0 = 48
         for k in range(BK):
             for i4 in range(0, TM, 4):
-                body.append(a.mem("LDS.128", "shared", 16,
-                                  [(k * BM + r * TM + i4) * F4 for r in trow],
-                                  dst=range(8 + i4, 12 + i4), src=(5,), cache=True))
+                body.append(
+                    a.mem(
+                        "LDS.128",
+                        "shared",
+                        16,
+                        [(k * BM + r * TM + i4) * F4 for r in trow],
+                        dst=range(8 + i4, 12 + i4),
+                        src=(5,),
+                        cache=True,
+                    )
+                )
             for j4 in range(0, TN, 4):
-                body.append(a.mem("LDS.128", "shared", 16,
-                                  [bs_base + (k * BN + c * TN + j4) * F4 for c in tcol],
-                                  dst=range(24 + j4, 28 + j4), src=(6,), cache=True))
+                body.append(
+                    a.mem(
+                        "LDS.128",
+                        "shared",
+                        16,
+                        [bs_base + (k * BN + c * TN + j4) * F4 for c in tcol],
+                        dst=range(24 + j4, 28 + j4),
+                        src=(6,),
+                        cache=True,
+                    )
+                )
             for i in range(TM):
                 for j in range(TN):
                     r = acc0 + i * TN + j
                     body.append(a.op("FFMA", dst=(r,), src=(8 + i, 24 + j, r)))
-        body += [a.op("BAR.SYNC"), a.op("IADD3", dst=(10,), src=(10,)),
-                 a.op("IADD3", dst=(12,), src=(12,)), a.op("ISETP.GE.AND", src=(7,)),
-                 a.op("BRA")]
+        body += [
+            a.op("BAR.SYNC"),
+            a.op("IADD3", dst=(10,), src=(10,)),
+            a.op("IADD3", dst=(12,), src=(12,)),
+            a.op("ISETP.GE.AND", src=(7,)),
+            a.op("BRA"),
+        ]
         self._inner[w] = body
         return body
 
@@ -443,10 +567,16 @@ class RegBlockGemm(GemmBase):
         bx, by, _ = launch.block_coords(index)
         row0, col0 = by * BM, bx * BN
         warps = []
-        prologue = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("S2R", dst=(2,)),
-                    a.op("IMAD", dst=(5,), src=(0,)), a.op("IMAD", dst=(6,), src=(0,)),
-                    a.op("IMAD", dst=(9,), src=(0,)), a.op("IMAD.WIDE", dst=(10, 11), src=(1, 0)),
-                    a.op("IMAD.WIDE", dst=(12, 13), src=(2, 0))]
+        prologue = [
+            a.op("S2R", dst=(0,)),
+            a.op("S2R", dst=(1,)),
+            a.op("S2R", dst=(2,)),
+            a.op("IMAD", dst=(5,), src=(0,)),
+            a.op("IMAD", dst=(6,), src=(0,)),
+            a.op("IMAD", dst=(9,), src=(0,)),
+            a.op("IMAD.WIDE", dst=(10, 11), src=(1, 0)),
+            a.op("IMAD.WIDE", dst=(12, 13), src=(2, 0)),
+        ]
         prologue += [a.op("MOV", dst=(48 + i,)) for i in range(TM * TN)]
         for w in range(launch.warps_per_block()):
             tids = [32 * w + lane for lane in range(32)]
@@ -458,29 +588,53 @@ class RegBlockGemm(GemmBase):
                     pts = [(row0 + (e0 + t) // BK, k0 + (e0 + t) % BK) for t in tids]
                     m = lanes_mask(r < M and k < K for r, k in pts)
                     if m:
-                        insts.append(a.mem("LDG.E", "global", 4,
-                                           [self._A + (r * K + k) * F4 for r, k in pts
-                                            if r < M and k < K], dst=(40,), src=(10, 11), mask=m))
+                        insts.append(
+                            a.mem(
+                                "LDG.E",
+                                "global",
+                                4,
+                                [self._A + (r * K + k) * F4 for r, k in pts if r < M and k < K],
+                                dst=(40,),
+                                src=(10, 11),
+                                mask=m,
+                            )
+                        )
                 for e0 in range(0, BK * BN, T):
                     pts = [(k0 + (e0 + t) // BN, col0 + (e0 + t) % BN) for t in tids]
                     m = lanes_mask(k < K and c < N for k, c in pts)
                     if m:
-                        insts.append(a.mem("LDG.E", "global", 4,
-                                           [self._B + (k * N + c) * F4 for k, c in pts
-                                            if k < K and c < N], dst=(41,), src=(12, 13), mask=m))
+                        insts.append(
+                            a.mem(
+                                "LDG.E",
+                                "global",
+                                4,
+                                [self._B + (k * N + c) * F4 for k, c in pts if k < K and c < N],
+                                dst=(41,),
+                                src=(12, 13),
+                                mask=m,
+                            )
+                        )
                 insts.extend(body)
             trow = [t // (BN // TN) for t in tids]
             tcol = [t % (BN // TN) for t in tids]
             for i in range(TM):
                 for j in range(TN):
-                    pts = [(row0 + r * TM + i, col0 + c * TN + j)
-                           for r, c in zip(trow, tcol, strict=True)]
+                    pts = [
+                        (row0 + r * TM + i, col0 + c * TN + j)
+                        for r, c in zip(trow, tcol, strict=True)
+                    ]
                     m = lanes_mask(r < M and c < N for r, c in pts)
                     if m:
-                        insts.append(a.mem("STG.E", "global", 4,
-                                           [self._C + (r * N + c) * F4 for r, c in pts
-                                            if r < M and c < N],
-                                           src=(10, 11, 48 + i * TN + j), mask=m))
+                        insts.append(
+                            a.mem(
+                                "STG.E",
+                                "global",
+                                4,
+                                [self._C + (r * N + c) * F4 for r, c in pts if r < M and c < N],
+                                src=(10, 11, 48 + i * TN + j),
+                                mask=m,
+                            )
+                        )
             insts.append(a.op("EXIT"))
             warps.append(insts)
         return warps

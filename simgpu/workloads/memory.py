@@ -76,8 +76,9 @@ class PointerChase(Workload):
         return float(min(self.steps, self.slots) * 4)
 
     def launch(self) -> KernelLaunch:
-        return KernelLaunch(name=f"pchase_{self.cache_op}", grid=(1, 1, 1), block=(1, 1, 1),
-                            regs_per_thread=16)
+        return KernelLaunch(
+            name=f"pchase_{self.cache_op}", grid=(1, 1, 1), block=(1, 1, 1), regs_per_thread=16
+        )
 
     def order(self) -> list[int]:
         """Visiting order of the slots: a random cycle (seeded, like the runner's)."""
@@ -95,15 +96,17 @@ class PointerChase(Workload):
             addr = self._next + order[i % n] * self.stride_B
             insts.append(a.op("IMAD.WIDE.U32", dst=(4, 5), src=(2,), mask=1))
             insts.append(a.affine(opcode, "global", 4, addr, 0, dst=(2,), src=(4, 5), mask=1))
-        insts += [a.op("CS2R", dst=(8, 9), src=(2,), mask=1),
-                  a.affine("STG.E", "global", 4, self._next, 0, src=(2,), mask=1),
-                  a.op("EXIT", mask=1)]
+        insts += [
+            a.op("CS2R", dst=(8, 9), src=(2,), mask=1),
+            a.affine("STG.E", "global", 4, self._next, 0, src=(2,), mask=1),
+            a.op("EXIT", mask=1),
+        ]
         return [insts]
 
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
         from simgpu import analytical
 
-        return analytical.pointer_chase(spec, self.footprint_B, self.stride_B)  # type: ignore[attr-defined, no-any-return]
+        return analytical.pointer_chase(spec, self.footprint_B, self.stride_B)
 
     def simulate(self, spec: DeviceSpec, *, sample: bool = False, **kwargs: Any) -> SimResult:
         from simgpu.sim.replay import simulate_trace
@@ -159,9 +162,12 @@ class Stream(Workload):
         return replace(self, blocks=blocks)
 
     def launch(self) -> KernelLaunch:
-        return KernelLaunch(name=f"stream_{self.op}",
-                            grid=(_grid_stride_blocks(self.n4, self.threads, self.blocks), 1, 1),
-                            block=(self.threads, 1, 1), regs_per_thread=24)
+        return KernelLaunch(
+            name=f"stream_{self.op}",
+            grid=(_grid_stride_blocks(self.n4, self.threads, self.blocks), 1, 1),
+            block=(self.threads, 1, 1),
+            regs_per_thread=24,
+        )
 
     def make_block(self, index: int) -> list[list[Instruction]]:
         a = self._asm
@@ -173,15 +179,29 @@ class Stream(Workload):
         dst_arr = {"write": A, "copy": B, "scale": B, "triad": A}.get(self.op)
         warps = []
         for w in range((self.threads + 31) // 32):
-            insts = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("IMAD", dst=(2,), src=(0, 1)),
-                     a.op("ISETP.GE.U32.AND", src=(2,))]
+            insts = [
+                a.op("S2R", dst=(0,)),
+                a.op("S2R", dst=(1,)),
+                a.op("IMAD", dst=(2,), src=(0, 1)),
+                a.op("ISETP.GE.U32.AND", src=(2,)),
+            ]
             first = index * self.threads + 32 * w
             for i0 in range(first, self.n4, stride):
                 lanes = min(32, self.n4 - i0)
                 mask = FULL if lanes == 32 else (1 << lanes) - 1
                 for j, arr in enumerate(srcs):
-                    insts.append(a.affine("LDG.E.128", "global", 16, arr + 16 * i0, 16,
-                                          dst=range(8 + 4 * j, 12 + 4 * j), src=(4, 5), mask=mask))
+                    insts.append(
+                        a.affine(
+                            "LDG.E.128",
+                            "global",
+                            16,
+                            arr + 16 * i0,
+                            16,
+                            dst=range(8 + 4 * j, 12 + 4 * j),
+                            src=(4, 5),
+                            mask=mask,
+                        )
+                    )
                 for k, opc in enumerate(fp):
                     if self.op == "read":
                         insts.append(a.op(opc, dst=(20 + k,), src=(20 + k, 8 + k), mask=mask))
@@ -190,13 +210,29 @@ class Stream(Workload):
                     else:
                         insts.append(a.op(opc, dst=(8 + k,), src=(8 + k,), mask=mask))
                 if stores and dst_arr is not None:
-                    insts.append(a.affine("STG.E.128", "global", 16, dst_arr + 16 * i0, 16,
-                                          src=(6, 7, 8, 9, 10, 11), mask=mask))
-                insts += [a.op("IADD3", dst=(2,), src=(2,), mask=mask),
-                          a.op("ISETP.GE.U32.AND", src=(2,), mask=mask), a.op("BRA", mask=mask)]
+                    insts.append(
+                        a.affine(
+                            "STG.E.128",
+                            "global",
+                            16,
+                            dst_arr + 16 * i0,
+                            16,
+                            src=(6, 7, 8, 9, 10, 11),
+                            mask=mask,
+                        )
+                    )
+                insts += [
+                    a.op("IADD3", dst=(2,), src=(2,), mask=mask),
+                    a.op("ISETP.GE.U32.AND", src=(2,), mask=mask),
+                    a.op("BRA", mask=mask),
+                ]
             if self.op == "read":
-                insts += [a.op("FADD", dst=(24,), src=(20, 21)), a.op("FADD", dst=(25,), src=(22, 23)),
-                          a.op("FADD", dst=(24,), src=(24, 25)), a.op("FSETP.NEU.AND", src=(24,))]
+                insts += [
+                    a.op("FADD", dst=(24,), src=(20, 21)),
+                    a.op("FADD", dst=(25,), src=(22, 23)),
+                    a.op("FADD", dst=(24,), src=(24, 25)),
+                    a.op("FSETP.NEU.AND", src=(24,)),
+                ]
             insts.append(a.op("EXIT"))
             warps.append(insts)
         return warps
@@ -204,7 +240,7 @@ class Stream(Workload):
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
         from simgpu import analytical
 
-        return analytical.stream(spec, self.op, self.n_elements, 4)  # type: ignore[attr-defined, no-any-return]
+        return analytical.stream(spec, self.op, self.n_elements, 4)
 
     def simulate(self, spec: DeviceSpec, *, sample: bool = True, **kwargs: Any) -> SimResult:
         from simgpu.sim.replay import simulate_trace
@@ -258,8 +294,12 @@ class Transpose(Workload):
         bx, by, _ = self.launch().block_coords(index)
         warps = []
         for ty in range(8):
-            insts = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("S2R", dst=(2,)),
-                     a.op("IMAD", dst=(3,), src=(2, 0))]
+            insts = [
+                a.op("S2R", dst=(0,)),
+                a.op("S2R", dst=(1,)),
+                a.op("S2R", dst=(2,)),
+                a.op("IMAD", dst=(3,), src=(2, 0)),
+            ]
             xs = [bx * 32 + tx for tx in range(32)]
             if self.variant == "naive":
                 for j in range(0, 32, 8):
@@ -270,10 +310,29 @@ class Transpose(Workload):
                     live = [x for x in xs if x < Cc]
                     if not m:
                         continue
-                    insts.append(a.affine("LDG.E", "global", 4, self._in + (y * Cc + live[0]) * 4,
-                                          4, dst=(8,), src=(4, 5), mask=m))
-                    insts.append(a.affine("STG.E", "global", 4, self._out + (live[0] * R + y) * 4,
-                                          4 * R, src=(6, 7, 8), mask=m))
+                    insts.append(
+                        a.affine(
+                            "LDG.E",
+                            "global",
+                            4,
+                            self._in + (y * Cc + live[0]) * 4,
+                            4,
+                            dst=(8,),
+                            src=(4, 5),
+                            mask=m,
+                        )
+                    )
+                    insts.append(
+                        a.affine(
+                            "STG.E",
+                            "global",
+                            4,
+                            self._out + (live[0] * R + y) * 4,
+                            4 * R,
+                            src=(6, 7, 8),
+                            mask=m,
+                        )
+                    )
                     insts.append(a.op("IADD3", dst=(3,), src=(3,)))
             else:
                 for j in range(0, 32, 8):
@@ -281,27 +340,59 @@ class Transpose(Workload):
                     m = lanes_mask(x < Cc and y < R for x in xs)
                     if m:
                         live = [x for x in xs if x < Cc]
-                        insts.append(a.affine("LDG.E", "global", 4,
-                                              self._in + (y * Cc + live[0]) * 4, 4,
-                                              dst=(8 + j // 8,), src=(4, 5), mask=m))
-                        insts.append(a.mem("STS", "shared", 4,
-                                           [((ty + j) * 33 + tx) * 4 for tx in range(32)
-                                            if m >> tx & 1],
-                                           src=(3, 8 + j // 8), mask=m, cache=True))
+                        insts.append(
+                            a.affine(
+                                "LDG.E",
+                                "global",
+                                4,
+                                self._in + (y * Cc + live[0]) * 4,
+                                4,
+                                dst=(8 + j // 8,),
+                                src=(4, 5),
+                                mask=m,
+                            )
+                        )
+                        insts.append(
+                            a.mem(
+                                "STS",
+                                "shared",
+                                4,
+                                [((ty + j) * 33 + tx) * 4 for tx in range(32) if m >> tx & 1],
+                                src=(3, 8 + j // 8),
+                                mask=m,
+                                cache=True,
+                            )
+                        )
                 insts.append(a.op("BAR.SYNC"))
                 xo = [by * 32 + tx for tx in range(32)]
                 for j in range(0, 32, 8):
                     yo = bx * 32 + ty + j
                     m = lanes_mask(x < R and yo < Cc for x in xo)
                     if m:
-                        insts.append(a.mem("LDS", "shared", 4,
-                                           [(tx * 33 + ty + j) * 4 for tx in range(32)
-                                            if m >> tx & 1],
-                                           dst=(12 + j // 8,), src=(3,), mask=m, cache=True))
+                        insts.append(
+                            a.mem(
+                                "LDS",
+                                "shared",
+                                4,
+                                [(tx * 33 + ty + j) * 4 for tx in range(32) if m >> tx & 1],
+                                dst=(12 + j // 8,),
+                                src=(3,),
+                                mask=m,
+                                cache=True,
+                            )
+                        )
                         first = next(x for x in xo if x < R)
-                        insts.append(a.affine("STG.E", "global", 4,
-                                              self._out + (yo * R + first) * 4, 4,
-                                              src=(6, 7, 12 + j // 8), mask=m))
+                        insts.append(
+                            a.affine(
+                                "STG.E",
+                                "global",
+                                4,
+                                self._out + (yo * R + first) * 4,
+                                4,
+                                src=(6, 7, 12 + j // 8),
+                                mask=m,
+                            )
+                        )
             insts.append(a.op("EXIT"))
             warps.append(insts)
         return warps
@@ -311,7 +402,7 @@ class Transpose(Workload):
 
         if self.rows != self.cols:
             raise SimgpuError("the analytical transpose model takes square matrices (rows = cols)")
-        return analytical.transpose(spec, self.rows, self.variant)  # type: ignore[attr-defined, no-any-return]
+        return analytical.transpose(spec, self.rows, self.variant)
 
 
 @dataclass
@@ -348,9 +439,13 @@ class Reduction(Workload):
         return replace(self, blocks=blocks)
 
     def launch(self) -> KernelLaunch:
-        return KernelLaunch(name="reduce_sum",
-                            grid=(_grid_stride_blocks(self.n // 4, self.threads, self.blocks), 1, 1),
-                            block=(self.threads, 1, 1), regs_per_thread=24, shared_bytes=128)
+        return KernelLaunch(
+            name="reduce_sum",
+            grid=(_grid_stride_blocks(self.n // 4, self.threads, self.blocks), 1, 1),
+            block=(self.threads, 1, 1),
+            regs_per_thread=24,
+            shared_bytes=128,
+        )
 
     def make_block(self, index: int) -> list[list[Instruction]]:
         a = self._asm
@@ -360,31 +455,56 @@ class Reduction(Workload):
         nwarps = (self.threads + 31) // 32
         warps = []
         for w in range(nwarps):
-            insts = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("IMAD", dst=(2,), src=(0, 1)),
-                     a.op("MOV", dst=(20,))]
+            insts = [
+                a.op("S2R", dst=(0,)),
+                a.op("S2R", dst=(1,)),
+                a.op("IMAD", dst=(2,), src=(0, 1)),
+                a.op("MOV", dst=(20,)),
+            ]
             for i0 in range(index * self.threads + 32 * w, n4, stride):
                 lanes = min(32, n4 - i0)
                 mask = FULL if lanes == 32 else (1 << lanes) - 1
-                insts.append(a.affine("LDG.E.128", "global", 16, self._a + 16 * i0, 16,
-                                      dst=(8, 9, 10, 11), src=(4, 5), mask=mask))
-                insts += [a.op("FADD", dst=(12,), src=(8, 9), mask=mask),
-                          a.op("FADD", dst=(13,), src=(10, 11), mask=mask),
-                          a.op("FADD", dst=(12,), src=(12, 13), mask=mask),
-                          a.op("FADD", dst=(20,), src=(20, 12), mask=mask),
-                          a.op("IADD3", dst=(2,), src=(2,), mask=mask),
-                          a.op("ISETP.GE.U32.AND", src=(2,), mask=mask), a.op("BRA", mask=mask)]
+                insts.append(
+                    a.affine(
+                        "LDG.E.128",
+                        "global",
+                        16,
+                        self._a + 16 * i0,
+                        16,
+                        dst=(8, 9, 10, 11),
+                        src=(4, 5),
+                        mask=mask,
+                    )
+                )
+                insts += [
+                    a.op("FADD", dst=(12,), src=(8, 9), mask=mask),
+                    a.op("FADD", dst=(13,), src=(10, 11), mask=mask),
+                    a.op("FADD", dst=(12,), src=(12, 13), mask=mask),
+                    a.op("FADD", dst=(20,), src=(20, 12), mask=mask),
+                    a.op("IADD3", dst=(2,), src=(2,), mask=mask),
+                    a.op("ISETP.GE.U32.AND", src=(2,), mask=mask),
+                    a.op("BRA", mask=mask),
+                ]
             for _ in range(5):
-                insts += [a.op("SHFL.DOWN", dst=(21,), src=(20,)), a.op("FADD", dst=(20,), src=(20, 21))]
+                insts += [
+                    a.op("SHFL.DOWN", dst=(21,), src=(20,)),
+                    a.op("FADD", dst=(20,), src=(20, 21)),
+                ]
             insts.append(a.affine("STS", "shared", 4, 4 * w, 0, src=(3, 20), mask=1))
             insts.append(a.op("BAR.SYNC"))
             if w == 0:
                 m = (1 << nwarps) - 1
                 insts.append(a.affine("LDS", "shared", 4, 0, 4, dst=(20,), src=(3,), mask=m))
                 for _ in range(5):
-                    insts += [a.op("SHFL.DOWN", dst=(21,), src=(20,)),
-                              a.op("FADD", dst=(20,), src=(20, 21))]
-                insts.append(a.affine("RED.E.ADD.F32.FTZ.RN", "global", 4, self._out, 0,
-                                      src=(6, 7, 20), mask=1))
+                    insts += [
+                        a.op("SHFL.DOWN", dst=(21,), src=(20,)),
+                        a.op("FADD", dst=(20,), src=(20, 21)),
+                    ]
+                insts.append(
+                    a.affine(
+                        "RED.E.ADD.F32.FTZ.RN", "global", 4, self._out, 0, src=(6, 7, 20), mask=1
+                    )
+                )
             insts.append(a.op("EXIT"))
             warps.append(insts)
         return warps
@@ -392,7 +512,7 @@ class Reduction(Workload):
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
         from simgpu import analytical
 
-        return analytical.reduction(spec, self.n)  # type: ignore[attr-defined, no-any-return]
+        return analytical.reduction(spec, self.n)
 
     def simulate(self, spec: DeviceSpec, *, sample: bool = True, **kwargs: Any) -> SimResult:
         from simgpu.sim.replay import simulate_trace
@@ -429,33 +549,64 @@ class Gemv(Workload):
         return 4.0 * (self.m * self.n + self.n + self.m)
 
     def launch(self) -> KernelLaunch:
-        return KernelLaunch(name="sgemv_warp", grid=(-(-self.m // 8), 1, 1), block=(256, 1, 1),
-                            regs_per_thread=24)
+        return KernelLaunch(
+            name="sgemv_warp", grid=(-(-self.m // 8), 1, 1), block=(256, 1, 1), regs_per_thread=24
+        )
 
     def make_block(self, index: int) -> list[list[Instruction]]:
         a = self._asm
         warps = []
         for w in range(8):
             row = index * 8 + w
-            insts = [a.op("S2R", dst=(0,)), a.op("S2R", dst=(1,)), a.op("IMAD", dst=(2,), src=(0, 1)),
-                     a.op("ISETP.GE.AND", src=(2,))]
+            insts = [
+                a.op("S2R", dst=(0,)),
+                a.op("S2R", dst=(1,)),
+                a.op("IMAD", dst=(2,), src=(0, 1)),
+                a.op("ISETP.GE.AND", src=(2,)),
+            ]
             if row < self.m:
                 insts.append(a.op("MOV", dst=(20,)))
                 for k0 in range(0, self.n, 32):
                     lanes = min(32, self.n - k0)
                     mask = FULL if lanes == 32 else (1 << lanes) - 1
-                    insts.append(a.affine("LDG.E", "global", 4, self._A + (row * self.n + k0) * 4,
-                                          4, dst=(8,), src=(4, 5), mask=mask))
-                    insts.append(a.affine("LDG.E", "global", 4, self._x + k0 * 4, 4, dst=(9,),
-                                          src=(6, 7), mask=mask))
-                    insts += [a.op("FFMA", dst=(20,), src=(8, 9, 20), mask=mask),
-                              a.op("IADD3", dst=(4,), src=(4,), mask=mask),
-                              a.op("ISETP.GE.AND", src=(4,), mask=mask), a.op("BRA", mask=mask)]
+                    insts.append(
+                        a.affine(
+                            "LDG.E",
+                            "global",
+                            4,
+                            self._A + (row * self.n + k0) * 4,
+                            4,
+                            dst=(8,),
+                            src=(4, 5),
+                            mask=mask,
+                        )
+                    )
+                    insts.append(
+                        a.affine(
+                            "LDG.E",
+                            "global",
+                            4,
+                            self._x + k0 * 4,
+                            4,
+                            dst=(9,),
+                            src=(6, 7),
+                            mask=mask,
+                        )
+                    )
+                    insts += [
+                        a.op("FFMA", dst=(20,), src=(8, 9, 20), mask=mask),
+                        a.op("IADD3", dst=(4,), src=(4,), mask=mask),
+                        a.op("ISETP.GE.AND", src=(4,), mask=mask),
+                        a.op("BRA", mask=mask),
+                    ]
                 for _ in range(5):
-                    insts += [a.op("SHFL.DOWN", dst=(21,), src=(20,)),
-                              a.op("FADD", dst=(20,), src=(20, 21))]
-                insts.append(a.affine("STG.E", "global", 4, self._y + row * 4, 0, src=(10, 11, 20),
-                                      mask=1))
+                    insts += [
+                        a.op("SHFL.DOWN", dst=(21,), src=(20,)),
+                        a.op("FADD", dst=(20,), src=(20, 21)),
+                    ]
+                insts.append(
+                    a.affine("STG.E", "global", 4, self._y + row * 4, 0, src=(10, 11, 20), mask=1)
+                )
             insts.append(a.op("EXIT"))
             warps.append(insts)
         return warps
@@ -463,4 +614,4 @@ class Gemv(Workload):
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
         from simgpu import analytical
 
-        return analytical.gemv(spec, self.m, self.n)  # type: ignore[attr-defined, no-any-return]
+        return analytical.gemv(spec, self.m, self.n)

@@ -1,0 +1,149 @@
+"""Speed of the SM + memory replay: simulated warp instructions per second on one core, and the
+wall time of a sampled 4096^3 tiled SGEMM on h100-sxm.
+
+Targets (issue 4): at least 50,000 warp instructions per second (four times the 12,500 per second
+Accel-Sim publishes for its trace-driven mode) and under 60 s for the sampled 4096^3 GEMM.
+
+Usage: ``python experiments/benchmarks/bench_sm.py [--quick]``. Prints a table and writes it to
+``results/bench_sm/<UTC time>/table.csv`` (never overwriting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCELSIM = ROOT.parent / "shared" / "data" / "accelsim" / "traces"
+#: Accel-Sim's published trace-driven simulation rate (Khairy et al., ISCA 2020), warp inst/s
+ACCELSIM_RATE = 12_500
+TARGET_RATE = 50_000
+TARGET_GEMM_S = 60.0
+
+
+def _cases(quick: bool) -> list[tuple[str, Any]]:
+    from simgpu.workloads import Gemv, Stream, TiledGemm, Transpose
+
+    cases: list[tuple[str, Any]] = [
+        ("tiled SGEMM 256^3, tile 32 (full)", lambda: TiledGemm(256, 256, 256, tile=32)),
+        ("tiled SGEMM 256^3, tile 16 (full)", lambda: TiledGemm(256, 256, 256, tile=16)),
+        ("GEMV 2048 x 2048 (full)", lambda: Gemv(2048, 2048)),
+        ("transpose 1024^2 tiled (full)", lambda: Transpose(1024, 1024, "tiled")),
+        ("stream copy 2^22 floats (full)", lambda: Stream("copy", 1 << 22, blocks=1056)),
+    ]
+    return cases[:2] if quick else cases
+
+
+def rate_rows(spec: Any, quick: bool) -> list[dict[str, Any]]:
+    from simgpu.sim.replay import simulate_trace
+    from simgpu.trace import load_traces
+
+    rows = []
+    for label, make in _cases(quick):
+        w = make()
+        r = simulate_trace(w.trace(), spec, sample=False)
+        rows.append(
+            {
+                "case": label,
+                "warp_instructions": r.instructions_simulated,
+                "wall_s": r.wall_s,
+                "inst_per_s": r.instructions_simulated / r.wall_s,
+                "sim_time_s": r.time_s,
+            }
+        )
+    if (ACCELSIM / "matrixmul32").is_dir():
+        (t,) = load_traces(ACCELSIM / "matrixmul32")
+        r = simulate_trace(t, spec, sample=False)
+        rows.append(
+            {
+                "case": "Accel-Sim matrixmul32 trace",
+                "warp_instructions": r.instructions_simulated,
+                "wall_s": r.wall_s,
+                "inst_per_s": r.instructions_simulated / r.wall_s,
+                "sim_time_s": r.time_s,
+            }
+        )
+    return rows
+
+
+def gemm_row(spec: Any, tile: int) -> dict[str, Any]:
+    from simgpu.workloads import TiledGemm
+
+    t0 = time.perf_counter()
+    r = TiledGemm(4096, 4096, 4096, tile=tile).simulate(spec, sample=True)
+    wall = time.perf_counter() - t0
+    return {
+        "case": f"tiled SGEMM 4096^3, tile {tile} (sampled)",
+        "warp_instructions": r.instructions_simulated,
+        "wall_s": wall,
+        "inst_per_s": r.instructions_simulated / wall,
+        "sim_time_s": r.time_s,
+        "sim_time_spread_s": r.time_s_spread,
+        "estimated_total_warp_instructions": r.warp_instructions,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from simgpu import devices
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--quick", action="store_true", help="two rate cases, tile 32 GEMM only")
+    ap.add_argument("--device", default="h100-sxm")
+    args = ap.parse_args(argv)
+    spec = devices.get(args.device)
+    rows = rate_rows(spec, args.quick)
+    for tile in (32,) if args.quick else (8, 16, 32):
+        rows.append(gemm_row(spec, tile))
+    cols = [
+        "case",
+        "warp_instructions",
+        "wall_s",
+        "inst_per_s",
+        "sim_time_s",
+        "sim_time_spread_s",
+        "estimated_total_warp_instructions",
+    ]
+    print(
+        f"simgpu SM replay speed on {args.device}, one core ({platform.processor() or 'cpu'},"
+        f" Python {platform.python_version()})"
+    )
+    print(f"{'case':44s} {'warp inst':>10s} {'wall s':>8s} {'inst/s':>9s} {'sim time':>11s}")
+    for r in rows:
+        print(
+            f"{r['case']:44s} {r['warp_instructions']:>10d} {r['wall_s']:>8.2f}"
+            f" {r['inst_per_s']:>9.0f} {r['sim_time_s']:>11.4g}"
+        )
+    rate_rows_only = [r for r in rows if "sampled" not in r["case"]]
+    total_i = sum(r["warp_instructions"] for r in rate_rows_only)
+    total_s = sum(r["wall_s"] for r in rate_rows_only)
+    print(
+        f"overall replay rate: {total_i / total_s:,.0f} warp inst/s (target {TARGET_RATE:,};"
+        f" Accel-Sim {ACCELSIM_RATE:,})"
+    )
+    for r in rows:
+        if "4096" in r["case"]:
+            ok = "meets" if r["wall_s"] < TARGET_GEMM_S else "misses"
+            print(f"{r['case']}: {r['wall_s']:.1f} s wall, {ok} the {TARGET_GEMM_S:.0f} s target")
+    out = ROOT / "results" / "bench_sm" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out.mkdir(parents=True, exist_ok=False)
+    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+    with os.fdopen(fd, "w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=cols)
+        wr.writeheader()
+        for r in rows:
+            wr.writerow({c: r.get(c, "") for c in cols})
+    os.replace(tmp, out / "table.csv")
+    print(f"wrote {out / 'table.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
