@@ -84,3 +84,24 @@ def test_validate_cli_on_the_stored_h100_run(tmp_path: Path,
     for name in ("validate.csv", "validate.parquet", "summary.csv", "notes.json", "stream.png",
                  "gemm_time.png", "pchase.png"):
         assert (out / name).stat().st_size > 0, name
+
+
+@pytest.mark.skipif(not H100_QUICK.exists(), reason="committed H100 run not in this checkout")
+def test_simulated_view_of_pcie_copies(tmp_path: Path) -> None:
+    pytest.importorskip("simpy")
+    spec = devices.get("h100-sxm")
+    table, notes = validate_run(spec, H100_QUICK, only=["pcie"], views=["simulated"])
+    assert table["simulated"].notna().all()
+    per_direction = spec.host_link.bandwidth_per_direction_GBps
+    bidir = table["workload"].str.contains("bidir").to_numpy()
+    assert (table.loc[~bidir, "simulated"] <= per_direction).all()
+    assert (table.loc[bidir, "simulated"] <= 2 * per_direction).all()
+    # pinned copies beat pageable ones of the same size and direction, as measured
+    piv = table.assign(size=table["x"]).pivot_table(index=["size"], columns="workload",
+                                                    values="simulated")
+    both = piv[["pcie h2d pinned", "pcie h2d pageable"]].dropna()
+    assert (both["pcie h2d pinned"] > both["pcie h2d pageable"]).all()
+    np.testing.assert_allclose(
+        table["err_simulated_pct"],
+        (table["simulated"] - table["measured"]) / table["measured"] * 100,
+    )

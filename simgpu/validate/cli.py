@@ -25,8 +25,10 @@ def register(subparsers: Any) -> None:
                         "transpose, reduction, gemv)")
     p.add_argument("--views", default="simulated,analytical,learned",
                    help="comma-separated views to compute (default: all three)")
-    p.add_argument("--max-sim", type=int, default=8,
-                   help="simulated points per family and curve (simulation is slow; default 8)")
+    p.add_argument("--max-sim", type=int, default=4,
+                   help="simulated rows per curve of a family (simulation is slow; default 4)")
+    p.add_argument("--sim-budget", type=float, default=60.0, metavar="SECONDS",
+                   help="wall time the simulated view may spend per family (default 60)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: results/validate/<device>/<run-id>/<time>)")
     p.add_argument("--rows", action="store_true", help="print every row, not only the summary")
@@ -54,7 +56,7 @@ def _validate(args: argparse.Namespace) -> int:
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     views = [s.strip() for s in args.views.split(",") if s.strip()]
     table, notes = validate_run(spec, args.run, only=only, views=views, max_sim=args.max_sim,
-                                log=print_log)
+                                sim_budget_s=args.sim_budget, log=print_log)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or results_root() / "validate" / spec.name / run.run_id / stamp
     write_table(table, out, "validate")

@@ -25,7 +25,8 @@ def validate_run(
     *,
     only: Sequence[str] | None = None,
     views: Sequence[str] = VIEWS,
-    max_sim: int = 8,
+    max_sim: int = 4,
+    sim_budget_s: float = 60.0,
     log: Any = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], str]]:
     """Compare every measured row of the run with each view, for the device ``spec``.
@@ -57,7 +58,8 @@ def validate_run(
         if rows.empty:
             notes[(name, "measured")] = f"no usable rows in {fam.table}"
             continue
-        opts = {"metric": fam.metric, "max_sim": max_sim, "run_device": run.device,
+        opts = {"metric": fam.metric, "max_sim": max_sim, "sim_budget_s": sim_budget_s,
+                "run_device": run.device,
                 "run_dir": run.path, "log": log}
         frames.append(_compare(spec, fam, rows, views, opts, notes, log))
     if not frames:

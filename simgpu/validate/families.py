@@ -243,33 +243,221 @@ def _gemv_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> Vie
     return est["time_s"].to_numpy(float), "gemv(): matrix bytes / bandwidth + launch"
 
 
+# --- simulated views ----------------------------------------------------------------------------
+#
+# Simulation costs seconds per point where a closed form costs microseconds, so each family
+# simulates at most ``max_sim`` rows per curve, spread over the curve's sizes, cheapest first,
+# and stops when ``sim_budget_s`` of wall time is spent; the note says how many rows it reached.
+
+
+class _Budget:
+    def __init__(self, seconds: float) -> None:
+        import time
+
+        self.clock = time.perf_counter
+        self.end = self.clock() + seconds
+
+    def left(self) -> bool:
+        return bool(self.clock() < self.end)
+
+
+def _picks(rows: pd.DataFrame, opts: dict[str, Any], by: str, cost: str) -> list[int]:
+    """Row labels to simulate: per curve, up to max_sim spread over ``by``, cheapest first."""
+    chosen: list[int] = []
+    series = [c for c in ("path", "op", "direction", "host_memory", "kernel", "dtype", "tile_m")
+              if c in rows.columns]
+    groups = rows.groupby(series, sort=False) if series else [(None, rows)]
+    for _, grp in groups:
+        grp = grp.sort_values(by)
+        idx = grp.index.to_numpy()[_sample(len(grp), int(opts["max_sim"]))]
+        chosen.extend(int(i) for i in idx)
+    costs = rows[cost].astype(float)
+    return sorted(chosen, key=lambda i: float(costs[i]))
+
+
+def _simulate_rows(
+    rows: pd.DataFrame, opts: dict[str, Any], by: str, cost: str, one: Callable[[Any], float],
+    what: str,
+) -> ViewResult:
+    out = _nan(len(rows))
+    budget = _Budget(float(opts["sim_budget_s"]))
+    picks = _picks(rows, opts, by, cost)
+    done = 0
+    for i in picks:
+        if not budget.left():
+            break
+        out[int(np.flatnonzero(rows.index == i)[0])] = one(rows.loc[i])
+        done += 1
+    note = f"{what}: {done} of {len(rows)} rows simulated"
+    if done < len(picks):
+        note += f" ({len(picks) - done} more chosen, wall budget {opts['sim_budget_s']:g} s spent)"
+    return out, note
+
+
+def _pchase_simulated(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    import simpy
+
+    from simgpu.sim import build_system
+    from simgpu.sim.sources import PointerChase
+
+    def one(row: Any) -> float:
+        env = simpy.Environment()
+        system = build_system(env, spec)
+        footprint = int(row["footprint_B"])
+        stride = int(row["stride_B"])
+        # warm 1.5 x the cached lines (one lap when smaller), as experiments/latency_ladder.py
+        warm = min(footprint // stride,
+                   int(1.5 * (spec.l2.size_bytes + system.l1_bytes) // system.line_bytes))
+        chase = PointerChase(env, system, footprint_bytes=footprint, n_loads=300,
+                             stride_bytes=stride, warm_loads=warm, cache_op=str(row["path"]))
+        chase.start()
+        env.run()
+        return float(chase.result().mean_latency_cycles * 1000.0 / spec.clock_MHz)
+
+    return _simulate_rows(rows, opts, "footprint_B", "footprint_B", one,
+                          "sim.sources.PointerChase after a warm-up lap, 300 timed loads")
+
+
+#: stream op -> (read fraction, writes placed as a second array) of the simulated source
+_STREAM_MIX = {"read": ("read", 1.0), "write": ("write", 0.0), "copy": ("copy", 0.5),
+               "scale": ("copy", 0.5), "triad": ("copy", 2.0 / 3.0)}
+#: lines the stream source moves: enough for a steady state (assumption: 8 MiB of traffic,
+#: about 2.7 us at 3 TB/s, twice the lines the kernel keeps in flight on an H100)
+_STREAM_LINES = 1 << 16
+
+
+def _stream_simulated(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    import simpy
+
+    from simgpu.sim import build_system
+    from simgpu.sim.sources import Stream
+
+    dram_rows = rows[rows["array_B"] >= 4 * spec.l2.size_bytes]
+
+    def one(row: Any) -> float:
+        env = simpy.Environment()
+        system = build_system(env, spec)
+        op, read_fraction = _STREAM_MIX[str(row["op"])]
+        sms = spec.compute.sm_count
+        # lines in flight per SM as the kernel has them: threads x one float4 (16 B) each
+        per_sm = max(1, int(row["blocks"]) * int(row["threads_per_block"]) * 16
+                     // (128 * sms))
+        src = Stream(env, system, n_lines=_STREAM_LINES, occupancy=per_sm, op=op,
+                     read_fraction=read_fraction)
+        src.start()
+        env.run()
+        r = src.result()
+        seconds = (r.t_end - r.t_start) / (spec.clock_MHz * 1e6)
+        return float(r.bytes / seconds / 1e9)
+
+    out, note = _simulate_rows(dram_rows, opts, "array_B", "array_B", one,
+                               "sim.sources.Stream, DRAM-resident arrays (>= 4x L2) only,"
+                               " kernel's lines in flight per SM")
+    full = _nan(len(rows))
+    full[dram_rows.index.to_numpy(dtype=int)] = out  # rows carry a 0..n-1 index
+    return full, note
+
+
+def _pcie_simulated(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+    import simpy
+
+    from simgpu.sim.pcie import HostLink
+
+    out = _nan(len(rows))
+    for k, row in enumerate(rows.to_dict(orient="records")):
+        env = simpy.Environment()
+        link = HostLink(env, spec.host_link, spec.clock_MHz)
+        size, pinned = int(row["size_B"]), row["host_memory"] == "pinned"
+        dirs = ("h2d", "d2h") if row["direction"] == "bidir" else (str(row["direction"]),)
+        for d in dirs:
+            link.copy(size, d, pinned)
+        env.run()
+        seconds = max(c.t_end for c in link.copies) / (spec.clock_MHz * 1e6)
+        out[k] = size * len(dirs) / seconds / 1e9
+    return out, "sim.pcie.HostLink: copy engines, per-direction lanes, staging for pageable"
+
+
+def _workload_for(row: Any, table: str) -> Any:
+    """The simgpu.workloads object of a measured row (None where none models it)."""
+    from simgpu import workloads as wl
+
+    if table == "gemm":
+        kernel = str(row["kernel"])
+        m, n, k = int(row["M"]), int(row["N"]), int(row["K"])
+        if kernel == "sgemm_tiled":
+            return wl.TiledGemm(m, n, k, tile=int(row["tile_m"]))
+        if kernel == "sgemm_naive":
+            return wl.NaiveGemm(m, n, k)
+        if kernel == "sgemm_regblock":
+            return wl.RegBlockGemm(m, n, k, BM=int(row["tile_m"]), BN=int(row["tile_n"]),
+                                   BK=int(row["tile_k"]), TM=int(row["thread_tile_m"]),
+                                   TN=int(row["thread_tile_n"]))
+        return None  # cuBLAS: closed-source tensor-core kernels are not traced
+    if table == "transpose":
+        return wl.Transpose(int(row["rows"]), int(row["cols"]),
+                            str(row["kernel"]).removeprefix("transpose_"))
+    if table == "reduction":
+        return wl.Reduction(int(row["n"]))
+    if table == "gemv":
+        return wl.Gemv(int(row["M"]), int(row["N"]))
+    return None
+
+
+def _trace_simulated(table: str, cost: str) -> ViewFn:
+    def view(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+        modelled = rows[[_workload_for(r, table) is not None
+                         for r in rows.to_dict(orient="records")]]
+
+        def one(row: Any) -> float:
+            res = _workload_for(row, table).simulate(spec)
+            if opts["metric"] == "time_s":
+                return float(res.time_s)
+            return float("nan")  # the trace replay reports no power
+
+        out, note = _simulate_rows(modelled, opts, cost, cost, one,
+                                   "workloads.<kernel>.simulate() trace replay (sampled)")
+        full = _nan(len(rows))
+        full[modelled.index.to_numpy(dtype=int)] = out  # rows carry a 0..n-1 index
+        if len(modelled) < len(rows):
+            note += f"; {len(rows) - len(modelled)} cuBLAS rows have no trace"
+        return full, note
+
+    return view
+
+
 def families() -> dict[str, Family]:
     """Every family validate knows, by name."""
     fams = [
         Family("pchase", "pchase", "latency_ns", "ns", "footprint_B", "footprint [B]",
                ("path",), _pchase_select, ("path", "footprint_B"),
-               {"analytical": _pchase_analytical}),
+               {"analytical": _pchase_analytical, "simulated": _pchase_simulated}),
         Family("stream", "stream", "bandwidth_GBps", "GB/s", "array_B", "array size [B]",
                ("op",), _stream_select, ("op", "array_B", "blocks"),
-               {"analytical": _stream_analytical}),
+               {"analytical": _stream_analytical, "simulated": _stream_simulated}),
         Family("pcie", "pcie", "bandwidth_GBps", "GB/s", "size_B", "copy size [B]",
                ("direction", "host_memory"), _pcie_select, ("direction", "host_memory", "size_B"),
-               {"analytical": _pcie_analytical}),
+               {"analytical": _pcie_analytical, "simulated": _pcie_simulated}),
         Family("gemm_time", "gemm", "time_s", "s", "flops", "FLOP per call",
                ("kernel", "dtype"), _gemm_select,
                ("kernel", "dtype", "M", "N", "K", "tile_m", "tile_n", "tile_k"),
-               {"analytical": _gemm_analytical, "learned": _gemm_learned}),
+               {"analytical": _gemm_analytical, "learned": _gemm_learned,
+                "simulated": _trace_simulated("gemm", "flops")}),
         Family("gemm_power", "gemm", "power_W", "W", "flops", "FLOP per call",
                ("kernel", "dtype"), lambda df: _gemm_select(df[df["power_W"].notna()]),
                ("kernel", "dtype", "M", "N", "K", "tile_m", "tile_n", "tile_k"),
                {"analytical": _gemm_analytical, "learned": _gemm_learned}),
         Family("transpose", "transpose", "time_s", "s", "rows", "rows (= columns)",
                ("kernel",), lambda df: _by_size(df, ["kernel", "rows"]), ("kernel", "rows", "cols"),
-               {"analytical": _transpose_analytical}),
+               {"analytical": _transpose_analytical,
+                "simulated": _trace_simulated("transpose", "bytes_moved")}),
         Family("reduction", "reduction", "time_s", "s", "n", "elements", (),
-               lambda df: _by_size(df, ["n"]), ("n",), {"analytical": _reduction_analytical}),
+               lambda df: _by_size(df, ["n"]), ("n",),
+               {"analytical": _reduction_analytical,
+                "simulated": _trace_simulated("reduction", "bytes_moved")}),
         Family("gemv", "gemv", "time_s", "s", "M", "M (rows)", (),
-               lambda df: _by_size(df, ["M", "N"]), ("M", "N"), {"analytical": _gemv_analytical}),
+               lambda df: _by_size(df, ["M", "N"]), ("M", "N"),
+               {"analytical": _gemv_analytical,
+                "simulated": _trace_simulated("gemv", "bytes_moved")}),
     ]
     return {f.name: f for f in fams}
 
