@@ -145,10 +145,7 @@ def decode_step(spec: Any, model: str | Model, batch: int, context: int,
     if host_B > 0:
         t_link = float(analytical.pcie_copy(spec, host_B, "h2d", True)["time_s"].iloc[0])
     time_s = max(t_gpu, t_link)
-    if t_link > t_gpu:
-        bound = "pcie"
-    else:
-        bound = max(bound_time, key=lambda k: bound_time[k])
+    bound = "pcie" if t_link > t_gpu else max(bound_time, key=lambda k: bound_time[k])
     return {
         "time_s": time_s,
         "tokens_per_s": batch / time_s,
