@@ -97,16 +97,17 @@ def test_peak_and_refresh_limited_bandwidth(device):
     peak = peak_bandwidth_GBps(spec.dram)
     # the closed form is the device file's own peak (bus width x data rate)
     assert peak == pytest.approx(spec.dram.peak_bandwidth_GBps, rel=0.03)
-    # sequential lines keep every bank group busy: within 8% of peak (row switches and the
-    # ramp of each pseudo-channel cost the rest), never above it
+    # sequential lines keep the data bus busy: within 4% of peak (row switches cost the
+    # rest), never above it
     inflight = 60 * hbm.n_pc
     got = stream(hbm, env, 60_000, inflight)
-    assert 0.92 * peak <= got <= peak * 1.001
+    assert 0.96 * peak <= got <= peak * 1.001
     # refresh: Ramulator 2's bound peak x (1 - (tRTP + tRP + tRFC + tRCD) / tREFI); the model
     # loses at least that share and at most 3 points more (rows reopened after each refresh)
     env, hbm = make(device, refresh=True)
     limited = refresh_limited_bandwidth_GBps(spec.dram)
     got_ref = stream(hbm, env, 60_000, inflight)
+    assert got_ref >= 0.96 * limited
     assert got_ref <= limited * 1.01
     assert limited / peak - 0.03 <= got_ref / got <= limited / peak + 0.01
 

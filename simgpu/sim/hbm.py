@@ -181,7 +181,7 @@ class HBMConfig:
 
 
 class _Entry:
-    __slots__ = ("t_arr", "seq", "bank", "bg", "row", "n", "write", "cb", "nbytes")
+    __slots__ = ("t_arr", "seq", "bank", "bg", "row", "n", "write", "cb", "nbytes", "prepared")
 
     def __init__(
         self,
@@ -204,6 +204,7 @@ class _Entry:
         self.write = write
         self.cb = cb
         self.nbytes = nbytes
+        self.prepared = False  # its row was opened ahead of its column commands
 
 
 class _PseudoChannel:
@@ -301,6 +302,7 @@ class HBM:
             for i in range(self.n_pc)
         ]
         self._seq = 0
+        self._now = 0
         self.log: list[tuple[int, str, int, int, int]] = []  # (tCK, command, pc, bg, bank)
         s, lng = t.tCCD_S, t.tCCD_L
         self._pat_cache: dict[int, tuple[int, int]] = {}
@@ -410,6 +412,7 @@ class HBM:
     def _step(self, pc: _PseudoChannel) -> None:
         """Decide requests until the plan reaches the horizon; re-arm."""
         now = math.floor(self.env.now / self.cycles_per_tck + 1e-9)
+        self._now = now
         self._admit(pc, now)
         limit = now + 2 * self.horizon  # plan a further horizon each wake-up
         while pc.rq or pc.wq:
@@ -433,11 +436,23 @@ class HBM:
             pc.draining = True
         q = pc.wq if (pc.draining or not pc.rq) else pc.rq
         open_row = pc.open_row
+        hit = miss = -1
         for i in range(min(len(q), self.cfg.window)):
             e = q[i]
             if open_row[e.bank] == e.row:
-                return q.pop(i)
-        return q.pop(0)
+                if hit < 0:
+                    hit = i
+                    if miss >= 0:
+                        break
+            elif miss < 0:
+                miss = i
+                if hit >= 0:
+                    break
+        if hit < 0:
+            return q.pop(0)
+        if miss >= 0 and q[miss].bank != q[hit].bank:
+            self._prepare(pc, q, miss, self._now)
+        return q.pop(hit)
 
     def _refresh(self, pc: _PseudoChannel, t0: int) -> None:
         """All-bank refresh(es) due by ``t0``: precharge open banks, REF, block tRFC."""
@@ -479,29 +494,11 @@ class HBM:
         b, g = e.bank, e.bg
         t0 = max(t0, pc.bank_last[b])
         if pc.open_row[b] == e.row:
-            pc.row_hits += 1
+            if not e.prepared:
+                pc.row_hits += 1
             col_min = max(t0, pc.col_ok[b])
         else:
-            if pc.open_row[b] >= 0:
-                pc.row_conflicts += 1
-                t_pre = max(t0, pc.pre_ok[b])
-                self._log(t_pre, PRE, pc, b)
-                act_min = max(t_pre + t.tRP, pc.act_ok[b])
-            else:
-                pc.row_misses += 1
-                act_min = max(t0, pc.act_ok[b])
-            act_min = max(act_min, pc.bg_act[g] + t.tRRD_L, pc.last_act + t.tRRD_S)
-            if len(pc.faw) == 4:
-                act_min = max(act_min, pc.faw[0] + t.tFAW)
-            self._log(act_min, ACT, pc, b)
-            pc.open_row[b] = e.row
-            pc.act_ok[b] = act_min + t.tRC
-            pc.pre_ok[b] = act_min + t.tRAS
-            pc.col_ok[b] = act_min + t.tRCD
-            pc.bg_act[g] = act_min
-            pc.last_act = max(pc.last_act, act_min)
-            pc.faw.append(act_min)
-            col_min = act_min + t.tRCD
+            col_min = self._open(pc, e, t0)
         if e.write:
             col_min = max(col_min, pc.last_rd + self._rtw)
         else:
@@ -528,6 +525,51 @@ class HBM:
         if e.cb is not None:
             e.cb(end * self.cycles_per_tck)
         return s
+
+    def _open(self, pc: _PseudoChannel, e: _Entry, t0: int) -> int:
+        """Precharge (if another row is open) and activate the row of ``e``; earliest column."""
+        t = self.t
+        b, g = e.bank, e.bg
+        if pc.open_row[b] >= 0:
+            pc.row_conflicts += 1
+            t_pre = max(t0, pc.pre_ok[b], pc.bank_last[b])
+            self._log(t_pre, PRE, pc, b)
+            act_min = max(t_pre + t.tRP, pc.act_ok[b])
+        else:
+            pc.row_misses += 1
+            act_min = max(t0, pc.act_ok[b])
+        act_min = max(act_min, pc.bg_act[g] + t.tRRD_L, pc.last_act + t.tRRD_S)
+        if len(pc.faw) == 4:
+            act_min = max(act_min, pc.faw[0] + t.tFAW)
+        self._log(act_min, ACT, pc, b)
+        pc.open_row[b] = e.row
+        pc.act_ok[b] = act_min + t.tRC
+        pc.pre_ok[b] = act_min + t.tRAS
+        pc.col_ok[b] = act_min + t.tRCD
+        pc.bank_last[b] = max(pc.bank_last[b], act_min)
+        pc.bg_act[g] = act_min
+        pc.last_act = max(pc.last_act, act_min)
+        pc.faw.append(act_min)
+        return act_min + t.tRCD
+
+    def _prepare(self, pc: _PseudoChannel, q: list[_Entry], i: int, now: int) -> None:
+        """Open the row of the oldest waiting row miss early, as a command-level FR-FCFS
+        scheduler issues a ready ACT to another bank while column commands flow; skipped when
+        a queued request still wants the row that is open in that bank."""
+        e = q[i]
+        if e.prepared:
+            return
+        b = e.bank
+        cur = pc.open_row[b]
+        if cur >= 0:
+            for j in range(min(len(q), self.cfg.window)):
+                o = q[j]
+                if o.bank == b and o.row == cur:
+                    return
+        if self.cfg.refresh and max(e.t_arr, now) >= pc.next_ref:
+            return  # the refresh comes first; the request opens its row when placed
+        e.prepared = True
+        self._open(pc, e, max(e.t_arr, now))
 
     def _slots(self, pc: _PseudoChannel, g: int, t_min: int, n: int, now: int) -> int:
         """Earliest start s >= t_min for n column commands at s + k*tCCD_L; reserve them."""
