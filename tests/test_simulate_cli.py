@@ -78,3 +78,19 @@ def test_simulate_errors(capsys):
     assert main(["simulate", "--device", "h100-sxm", "--workload", "gemm", "--m", "64"]) == 2
     assert "--n" in capsys.readouterr().err
     assert main(["simulate", "--device", "h100-sxm", "--trace", "no/such/file.parquet"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("device", "argv"),
+    [
+        ("hbm-pim", ["--workload", "gemv", "--m", "1024", "--n", "1024"]),
+        ("systolic-32x32", ["--workload", "gemm", "--m", "64", "--n", "64", "--k", "64"]),
+    ],
+)
+def test_simulate_dispatches_pim_and_dataflow(capsys, device, argv):
+    from simgpu.devices.registry import Registry
+
+    if device not in Registry().names():
+        pytest.skip(f"{device} not in models/")
+    doc = _json(capsys, ["simulate", "--device", device, *argv, "--json"])
+    assert doc["device"] == device and doc["cycles"] > 0 and doc["time_s"] > 0
