@@ -41,9 +41,9 @@ class RegisterFile:
         cache = self._cache
         if not cache:
             return
-        for key, (w, r) in list(cache.items()):
-            if w == warp and r in regs:
-                del cache[key]
+        stale = [key for key, (w, r) in cache.items() if w == warp and r in regs]
+        for key in stale:
+            del cache[key]
 
     def read_cycles(self, warp: int, srcs: Sequence[int]) -> int:
         """Cycles to read the source registers ``srcs`` of one instruction of ``warp`` (>= 1)."""

@@ -362,8 +362,12 @@ class SubCore:
                 or w.pc == w.n - 1
                 or (op in _SYNC_OPS and inst.space != "shared")
             ):
-                ev = self._sleep(ti - now)
-                yield ev
+                if ti - now <= RUN_AHEAD_CYCLES:
+                    # A short wait to line up with the global clock: a completion arriving
+                    # meanwhile is at most RUN_AHEAD_CYCLES late, as in run-ahead.
+                    yield env.timeout(ti - now)
+                else:
+                    yield self._sleep(ti - now)
                 if env.now < ti:  # woken early: something else may be ready now
                     self._charge(w, inst, t, env.now)
                     t = max(t, env.now)
