@@ -270,8 +270,9 @@ class PointerChase(Source):
         self.seed = seed
         self.cache_op = cache_op
         self.line_bytes = system.line_bytes
-        #: functional warm-up: by default one lap, capped at 4x the lines the caches hold
-        cap = 4 * (system.l2.spec.size_bytes + system.l1_bytes) // system.line_bytes
+        #: functional warm-up: by default one lap, capped at 1.5x the lines the caches hold
+        #: (LRU keeps only the most recent lines, so a longer warm-up changes nothing)
+        cap = 3 * (system.l2.spec.size_bytes + system.l1_bytes) // (2 * system.line_bytes)
         self.warm_loads = min(self.n_elems, cap) if warm_loads is None else warm_loads
 
     def _addr(self, k: int) -> tuple[int, int]:

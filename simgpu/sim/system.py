@@ -120,7 +120,10 @@ class MemorySystem:
         record_latencies: bool = True,
         l2_write_through: bool = False,
     ) -> None:
+        import simpy
+
         self.env = env
+        self._event = simpy.Event
         self.spec = spec
         self.rng = rng or random.Random(0)
         self.clock_MHz = spec.clock_MHz
@@ -205,10 +208,8 @@ class MemorySystem:
     # -- public -----------------------------------------------------------------------------
     def access(self, req: MemRequest) -> simpy.Event:
         """Start a request now; the returned event fires with it when it is complete."""
-        import simpy
-
         env = self.env
-        ev = simpy.Event(env)
+        ev = self._event(env)
         now = env.now
         req.t_issue = now
         if self.t_first is None:

@@ -1,0 +1,143 @@
+"""Speed of the memory simulator: transactions simulated per second of CPU on one core.
+
+Each case builds a fresh system, starts one traffic source and times ``env.run()`` with
+``time.process_time`` (CPU time of this process, so other load on the machine does not count).
+A request is one warp access to one 128-byte line; a transaction is one 32-byte sector of it
+(the unit GPU profilers count), so a full-line request is four transactions.
+
+Prints a table and writes it to ``results/bench_sim_memory/<UTC time>/bench_sim_memory.csv``
+(a new folder per run; nothing is overwritten).
+
+Usage: ``python experiments/benchmarks/bench_sim_memory.py [--device h100-pcie] [--scale 1]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+CASES: dict[str, Callable[[Any, Any, float], Any]] = {}
+
+
+def case(name: str) -> Callable[[Callable[[Any, Any, float], Any]], Callable[..., Any]]:
+    def deco(fn: Callable[[Any, Any, float], Any]) -> Callable[..., Any]:
+        CASES[name] = fn
+        return fn
+
+    return deco
+
+
+@case("stream read, DRAM (full lines, 64/SM in flight)")
+def _stream_dram(env: Any, system: Any, scale: float) -> Any:
+    from simgpu.sim.sources import Stream
+
+    return Stream(env, system, n_lines=int(60_000 * scale), occupancy=64)
+
+
+@case("stream copy, DRAM (50% stores)")
+def _stream_copy(env: Any, system: Any, scale: float) -> Any:
+    from simgpu.sim.sources import Stream
+
+    return Stream(env, system, n_lines=int(60_000 * scale), occupancy=64, op="copy")
+
+
+@case("random 32-B reads, L2-resident (8 MiB, warmed)")
+def _random_l2(env: Any, system: Any, scale: float) -> Any:
+    from simgpu.sim.sources import RandomAccess
+
+    footprint = 8 << 20
+    n_sm = len(system.l1)
+    for sm in (0, n_sm - 1):  # both L2 partitions
+        system.warm(sm, range(0, footprint, 128))
+    return RandomAccess(env, system, footprint_bytes=footprint,
+                        n_requests=int(100_000 * scale), occupancy=8)
+
+
+@case("random 32-B reads, L1-resident (64 KiB, ld.ca)")
+def _random_l1(env: Any, system: Any, scale: float) -> Any:
+    from simgpu.sim.sources import RandomAccess
+
+    return RandomAccess(env, system, footprint_bytes=64 << 10, n_requests=int(100_000 * scale),
+                        occupancy=8, cache_op="ca")
+
+
+@case("pointer chase, L1 (16 KiB)")
+def _chase_l1(env: Any, system: Any, scale: float) -> Any:
+    from simgpu.sim.sources import PointerChase
+
+    return PointerChase(env, system, footprint_bytes=16 << 10, n_loads=int(100_000 * scale))
+
+
+@case("pointer chase, L2 (4 MiB)")
+def _chase_l2(env: Any, system: Any, scale: float) -> Any:
+    from simgpu.sim.sources import PointerChase
+
+    return PointerChase(env, system, footprint_bytes=4 << 20, n_loads=int(100_000 * scale))
+
+
+@case("pointer chase, DRAM (1 GiB, cold)")
+def _chase_dram(env: Any, system: Any, scale: float) -> Any:
+    from simgpu.sim.sources import PointerChase
+
+    return PointerChase(env, system, footprint_bytes=1 << 30, n_loads=int(50_000 * scale),
+                        warm_loads=0)
+
+
+def run(device: str, scale: float) -> Any:
+    import pandas as pd
+    import simpy
+
+    from simgpu import devices
+    from simgpu.sim import build_system
+
+    spec = devices.get(device)
+    rows = []
+    for name, make in CASES.items():
+        env = simpy.Environment()
+        system = build_system(env, spec)
+        src = make(env, system, scale)
+        src.start()  # includes any functional warm-up, not timed
+        gc.collect()
+        gc.freeze()  # long-lived tags and tables out of the collector's scans
+        t0 = time.process_time()
+        env.run()
+        cpu = time.process_time() - t0
+        gc.unfreeze()
+        r = src.result()
+        sectors = r.bytes // 32
+        rows.append({
+            "device": device,
+            "case": name,
+            "requests": r.requests,
+            "transactions_32B": sectors,
+            "cpu_s": cpu,
+            "requests_per_s": r.requests / cpu,
+            "transactions_per_s": sectors / cpu,
+            "simulated_GBps": r.bandwidth_GBps,
+        })
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="h100-pcie")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the request counts")
+    args = parser.parse_args()
+    df = run(args.device, args.scale)
+    print(df.to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
+    from simgpu.results import results_root, write_table
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = results_root() / "bench_sim_memory" / stamp
+    if out.exists():
+        raise SystemExit(f"{out} exists; not overwriting")
+    paths = write_table(df, out, "bench_sim_memory", parquet=False)
+    print(f"wrote {paths[0]}")
+
+
+if __name__ == "__main__":
+    main()
