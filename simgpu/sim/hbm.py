@@ -245,6 +245,7 @@ class _PseudoChannel:
         self.refreshes = 0
         self.bytes = 0
         self.busy_bursts = 0
+        self.write_bytes = 0
         self.queue_wait = 0  # sum of (decision - arrival), tCK
         self.decided = 0
 
@@ -521,6 +522,8 @@ class HBM:
             pc.last_rd = max(pc.last_rd, last)
             pc.reads += 1
         pc.bytes += e.nbytes
+        if e.write:
+            pc.write_bytes += e.nbytes
         pc.busy_bursts += e.n
         if e.cb is not None:
             e.cb(end * self.cycles_per_tck)
@@ -594,7 +597,7 @@ class HBM:
         """Sums over all pseudo-channels (reads, writes, row hits/misses/conflicts, bytes...)."""
         keys = (
             "reads", "writes", "row_hits", "row_misses", "row_conflicts", "refreshes", "bytes",
-            "busy_bursts", "queue_wait", "decided",
+            "write_bytes", "busy_bursts", "queue_wait", "decided",
         )
         out: dict[str, float] = {k: float(sum(getattr(p, k) for p in self.pcs)) for k in keys}
         out["pending"] = float(

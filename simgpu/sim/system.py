@@ -541,7 +541,7 @@ class MemorySystem:
             m.allocations = m.merges = m.stalls = 0
         for pc in self.hbm.pcs:
             for k in ("reads", "writes", "row_hits", "row_misses", "row_conflicts", "refreshes",
-                      "bytes", "busy_bursts", "queue_wait", "decided"):
+                      "bytes", "write_bytes", "busy_bursts", "queue_wait", "decided"):
                 setattr(pc, k, 0)
         self.issued = self.completed = 0
         self.by_level = {}
@@ -594,7 +594,11 @@ class MemorySystem:
             "component": "DRAM", "requests": d["reads"] + d["writes"], "reads": d["reads"],
             "writes": d["writes"], "row_hits": d["row_hits"], "row_misses": d["row_misses"],
             "row_conflicts": d["row_conflicts"], "refreshes": d["refreshes"], "bytes": d["bytes"],
+            "read_bytes": d["bytes"] - d["write_bytes"], "write_bytes": d["write_bytes"],
             "writebacks": self.dram_writebacks,
+            # Little's law at the controllers: mean requests queued = total wait / time
+            "mean_queue_occupancy": d["queue_wait"] * self.hbm.cycles_per_tck / span
+            if span > 0 else float("nan"),
             "mean_queue_wait_ns": d["queue_wait"] / d["decided"] * self.hbm.t.tCK_ns
             if d["decided"] else float("nan"),
         }
