@@ -220,7 +220,10 @@ def run_points(
 
     t0 = time.perf_counter()
     try:
-        if scheduler or dask_local:
+        if not todo:  # nothing to run: start no pool or cluster
+            executor = "dask" if scheduler or dask_local else (
+                "serial" if n_workers == 0 else "processes")
+        elif scheduler or dask_local:
             executor = "dask"
             n_workers = _run_dask(fn, todo, record, fail, scheduler, n_workers or 1, log)
         elif n_workers == 0:
@@ -309,8 +312,14 @@ def _run_pool(
             queue = list(pending)
             while (queue or futures) and not broken:
                 while queue and len(futures) < 2 * n_workers:
-                    k = queue.pop(0)
-                    futures[pool.submit(_call, fn, pending[k])] = k
+                    try:
+                        fut = pool.submit(_call, fn, pending[queue[0]])
+                    except BrokenProcessPool:  # broke since the last wait: that point waits
+                        broken = True
+                        break
+                    futures[fut] = queue.pop(0)
+                if not futures:
+                    break
                 finished, _ = wait(list(futures), return_when=FIRST_COMPLETED)
                 for fut in finished:
                     k = futures.pop(fut)

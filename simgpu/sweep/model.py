@@ -59,13 +59,13 @@ def _knob_hbm_bandwidth(data: dict[str, Any], value: Any) -> None:
     new = float(value)
     if new <= 0:
         raise SimgpuError(f"hbm_bandwidth_GBps = {value!r}: expected a positive number")
-    old = float(dram["peak_bandwidth_GBps"])
+    old_rate = float(dram["data_rate_Gbps"])
+    new_rate = new * 8 / float(dram["bus_width_bits"])
     dram["peak_bandwidth_GBps"] = new
-    if "data_rate_Gbps" in dram:
-        dram["data_rate_Gbps"] = float(dram["data_rate_Gbps"]) * new / old
+    dram["data_rate_Gbps"] = new_rate
     timing = dram.get("timing")
     if timing and "tCK_ps" in timing:
-        timing["tCK_ps"] = float(timing["tCK_ps"]) * old / new
+        timing["tCK_ps"] = float(timing["tCK_ps"]) * old_rate / new_rate
 
 
 def _knob_pcie_gen(data: dict[str, Any], value: Any) -> None:

@@ -1,0 +1,86 @@
+"""Timeline writer: Chrome/Perfetto trace events, times converted from cycles, atomic files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+
+import pytest
+
+from simgpu.timeline import Timeline, TimelineError
+
+
+def test_complete_events_convert_cycles_to_microseconds(tmp_path):
+    tl = Timeline()
+    tl.add("SM/0", "warp 3 LDG", 1980.0, 990.0, addr=128)
+    tl.add("DRAM/ch5", "RD", 3960.0, 19.8)
+    path = tl.write(tmp_path / "trace.json", clock_MHz=1980.0)
+    doc = json.loads(path.read_text())
+    events = [e for e in doc["traceEvents"] if e["ph"] == "X"]
+    assert len(events) == 2
+    ldg = next(e for e in events if e["name"] == "warp 3 LDG")
+    # 1980 cycles at 1980 MHz is exactly 1 us; 990 cycles 0.5 us
+    assert ldg["ts"] == pytest.approx(1.0)
+    assert ldg["dur"] == pytest.approx(0.5)
+    assert ldg["args"]["addr"] == 128
+    assert ldg["args"]["start_cycles"] == 1980.0
+    rd = next(e for e in events if e["name"] == "RD")
+    assert rd["ts"] == pytest.approx(2.0)
+    assert rd["dur"] == pytest.approx(0.01)
+    assert doc["otherData"]["clock_MHz"] == 1980.0
+
+
+def test_tracks_group_into_processes_and_threads():
+    tl = Timeline()
+    for track in ("SM/0", "SM/1", "L2/slice3", "SM/2", "PCIe"):
+        tl.add(track, "busy", 0.0, 1.0)
+    doc = tl.to_trace(1000.0)
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in doc["traceEvents"]
+             if e["ph"] == "M" and e["name"] == "thread_name"}
+    procs = {e["pid"]: e["args"]["name"] for e in doc["traceEvents"]
+             if e["ph"] == "M" and e["name"] == "process_name"}
+    assert procs == {1: "SM", 2: "L2", 3: "PCIe"}
+    assert names == {(1, 1): "0", (1, 2): "1", (1, 3): "2", (2, 1): "slice3", (3, 1): "PCIe"}
+    assert tl.tracks == ["SM/0", "SM/1", "L2/slice3", "SM/2", "PCIe"]
+
+
+def test_counters_instants_busy_and_span():
+    tl = Timeline()
+    tl.add("SM/0", "a", 10.0, 5.0)
+    tl.add("SM/0", "b", 20.0, 7.0)
+    tl.counter("L2", "hit rate", 30.0, hit=0.9, miss=0.1)
+    tl.instant("SM/0", "barrier", 25.0)
+    assert tl.busy_cycles()["SM/0"] == 12.0
+    assert tl.span_cycles() == (10.0, 30.0)
+    doc = tl.to_trace(500.0)
+    c = next(e for e in doc["traceEvents"] if e["ph"] == "C")
+    assert c["args"] == {"hit": 0.9, "miss": 0.1}
+    assert c["ts"] == pytest.approx(30.0 / 500.0)
+    i = next(e for e in doc["traceEvents"] if e["ph"] == "i")
+    assert i["s"] == "t" and i["ts"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("start,dur", [(-1.0, 1.0), (0.0, -2.0), (math.nan, 1.0), (0.0, math.inf)])
+def test_bad_times_raise(start, dur):
+    with pytest.raises(TimelineError, match="cycles"):
+        Timeline().add("SM/0", "x", start, dur)
+
+
+@pytest.mark.parametrize("clock", [0.0, -5.0, math.nan])
+def test_bad_clock_raises(clock, tmp_path):
+    tl = Timeline()
+    tl.add("SM/0", "x", 0.0, 1.0)
+    with pytest.raises(TimelineError, match="clock_MHz"):
+        tl.write(tmp_path / "t.json", clock)
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_max_events_counts_what_it_drops(tmp_path):
+    tl = Timeline(max_events=3)
+    for k in range(10):
+        tl.add("SM/0", f"e{k}", float(k), 1.0)
+    assert len(tl) == 3 and tl.dropped == 7
+    doc = json.loads(gzip.decompress(tl.write(tmp_path / "t.json.gz", 1000.0).read_bytes()))
+    assert doc["otherData"]["dropped_events"] == 7
+    assert sum(1 for e in doc["traceEvents"] if e["ph"] == "X") == 3
