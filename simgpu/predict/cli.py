@@ -170,13 +170,13 @@ def _cmd_gemm(args: argparse.Namespace) -> int:
         return 0
     a, le = doc["analytical"], doc["learned"]
     print(f"GEMM {args.m} x {args.n} x {args.k} {args.dtype} ({args.kernel}) on {spec.name}")
-    print(f"{'':<10}{'time':>12}{'TFLOP/s':>10}{'power':>10}{'energy':>11}  bound / spread")
-    print(f"{'analytical':<10}{a['time_s'] * 1e3:>9.4f} ms{a['tflops']:>10.1f}"
-          f"{a['power_W']:>8.0f} W{a['energy_J'] * 1e3:>8.2f} mJ  {a['bound']}"
+    print(f"{'':<11}{'time':>14}{'TFLOP/s':>10}{'power':>9}{'energy':>14}  bound / spread")
+    print(f"{'analytical':<11}{a['time_s'] * 1e3:>11.4g} ms{a['tflops']:>10.1f}"
+          f"{a['power_W']:>7.0f} W{a['energy_J']:>12.4g} J  {a['bound']}"
           f" (power: {a['power_model']})")
-    print(f"{'learned':<10}{le['time_s'] * 1e3:>9.4f} ms{le['tflops']:>10.1f}"
-          f"{le['power_W']:>8.0f} W{le['energy_J'] * 1e3:>8.2f} mJ"
-          f"  +/- {le['time_s_spread'] * 1e3:.4f} ms, +/- {le['power_W_spread']:.0f} W")
+    print(f"{'learned':<11}{le['time_s'] * 1e3:>11.4g} ms{le['tflops']:>10.1f}"
+          f"{le['power_W']:>7.0f} W{le['energy_J']:>12.4g} J"
+          f"  +/- {le['time_s_spread'] * 1e3:.3g} ms, +/- {le['power_W_spread']:.0f} W")
     return 0
 
 
