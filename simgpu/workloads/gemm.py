@@ -112,8 +112,11 @@ class GemmBase(Workload):
         # Waves: full ones plus the last partial wave, where each SM gets ceil(rem / SMs) of
         # its occupancy slots.
         n_sm = spec.compute.sm_count
-        full, rem = divmod(launch.num_blocks, slots)
-        frac = min(1.0, math.ceil(rem / n_sm) / occ.blocks_per_sm) if rem else 0.0
+        if launch.num_blocks <= slots:
+            full, rem, frac = 1, 0, 0.0  # the simulated wave is the whole grid
+        else:
+            full, rem = divmod(launch.num_blocks, slots)
+            frac = min(1.0, math.ceil(rem / n_sm) / occ.blocks_per_sm) if rem else 0.0
         n_waves = full + frac
         cycles = wave * n_waves
         # Spread: slope from trip 0 -> t1 instead of t1 -> t2, and the partial-wave rounding.
