@@ -1,0 +1,139 @@
+"""Experiment discovery and ``simgpu experiment run``: results folder, resume, failures."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simgpu.cli import main
+from simgpu.experiments import discover, get
+from simgpu.results import ExperimentError
+
+TINY = textwrap.dedent(
+    '''
+    """A tiny experiment for the tests."""
+    import sys
+    from pathlib import Path
+
+    NAME = "tiny"
+    DESCRIPTION = "squares and a figure"
+    GRID = {"device": ["h100-sxm"], "x": [1, 2, 3], "fail": [False]}
+    CALLS = Path(__file__).with_name("calls.txt")
+
+    def run_point(params):
+        with CALLS.open("a") as fh:
+            fh.write(f"{params['x']}\\n")
+        if params["fail"] and params["x"] == 2:
+            from simgpu.errors import SimgpuError
+            raise SimgpuError("x = 2 cannot be done")
+        return [{"device": params["device"], "x": params["x"], "y": params["x"] ** 2}]
+
+    def plot(df, out_dir):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from simgpu.results import save_figure
+        fig, ax = plt.subplots()
+        ax.plot(df["x"], df["y"], "o-")
+        ax.set_xlabel("x [1]")
+        ax.set_ylabel("y [1]")
+        ax.set_title("tiny")
+        return [save_figure(fig, Path(out_dir) / "tiny.png")]
+
+    if __name__ == "__main__":
+        from simgpu.results import run_experiment
+        run_experiment(sys.modules[__name__])
+    '''
+)
+
+
+@pytest.fixture()
+def exp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "tiny.py").write_text(TINY)
+    # listed without being imported: a file that raises on import still shows up
+    (folder / "noisy.py").write_text('NAME = "noisy"\nDESCRIPTION = "d"\nGRID = {}\n'
+                                     'raise RuntimeError("imported!")\n')
+    (folder / "helper.py").write_text("X = 1\n")  # no NAME/GRID: not an experiment
+    (folder / "_private.py").write_text('NAME = "private"\nGRID = {}\n')
+    monkeypatch.setenv("SIMGPU_EXPERIMENTS", str(folder))
+    return folder
+
+
+def _calls(exp_dir: Path) -> list[int]:
+    path = exp_dir / "calls.txt"
+    return [int(s) for s in path.read_text().split()] if path.exists() else []
+
+
+def test_discover_reads_names_without_importing(exp_dir):
+    found = discover()
+    assert sorted(found) == ["noisy", "tiny"]
+    assert found["tiny"].description == "squares and a figure"
+    with pytest.raises(ExperimentError, match="known: noisy, tiny"):
+        get("nope")
+
+
+def test_list_command(exp_dir, capsys):
+    assert main(["experiment", "list", "--json"]) == 0
+    listed = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
+    assert listed["tiny"]["description"] == "squares and a figure"
+
+
+def test_run_writes_table_config_figure_and_resumes(exp_dir, tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["experiment", "run", "tiny", "--out", str(out), "--no-progress"]) == 0
+    df = pd.read_csv(out / "tiny.csv")
+    assert list(df["y"]) == [1, 4, 9]
+    assert pd.read_parquet(out / "tiny.parquet")["x"].tolist() == [1, 2, 3]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["grid"]["x"] == [1, 2, 3] and cfg["rows"] == 3
+    assert (out / "tiny.png").read_bytes()[:4] == b"\x89PNG"
+    assert _calls(exp_dir) == [1, 2, 3]
+    # a rerun with one more value computes only the new point
+    assert main(["experiment", "run", "tiny", "--out", str(out), "--set", "x=1,2,3,4",
+                 "--no-progress"]) == 0
+    assert _calls(exp_dir) == [1, 2, 3, 4]
+    assert list(pd.read_csv(out / "tiny.csv")["y"]) == [1, 4, 9, 16]
+
+
+def test_default_folder_is_results_name_hash(exp_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIMGPU_RESULTS", str(tmp_path / "results"))
+    assert main(["experiment", "run", "tiny", "--no-progress"]) == 0
+    runs = list((tmp_path / "results" / "tiny").iterdir())
+    assert len(runs) == 1 and (runs[0] / "tiny.csv").exists()
+    # a different grid goes to a different folder; the first is untouched
+    before = (runs[0] / "tiny.csv").read_bytes()
+    assert main(["experiment", "run", "tiny", "--set", "x=5", "--no-progress"]) == 0
+    assert len(list((tmp_path / "results" / "tiny").iterdir())) == 2
+    assert (runs[0] / "tiny.csv").read_bytes() == before
+
+
+def test_failures_exit_non_zero(exp_dir, tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["experiment", "run", "tiny", "--out", str(out), "--set", "fail=true",
+                 "--no-progress"]) == 2
+    assert "x = 2 cannot be done" in capsys.readouterr().err
+    # in parallel the other points finish and are kept; the run still fails
+    out2 = tmp_path / "res2"
+    assert main(["experiment", "run", "tiny", "--out", str(out2), "--set", "fail=true",
+                 "--workers", "2", "--no-progress"]) == 2
+    assert sorted(pd.read_csv(out2 / "tiny.csv")["x"]) == [1, 3]
+    assert main(["experiment", "run", "nope", "--out", str(out)]) == 2
+    assert main(["experiment", "run", "tiny", "--set", "bogus=1", "--out", str(out)]) == 2
+
+
+def test_script_entry_point_shares_the_results_folder(exp_dir, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "res"
+    subprocess.run([sys.executable, str(exp_dir / "tiny.py"), "--out", str(out),
+                    "--no-progress"], check=True, capture_output=True)
+    assert _calls(exp_dir) == [1, 2, 3]
+    assert main(["experiment", "run", "tiny", "--out", str(out), "--no-progress"]) == 0
+    assert _calls(exp_dir) == [1, 2, 3]  # the CLI resumed the script's run: nothing redone
