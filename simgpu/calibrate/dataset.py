@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from simgpu.calibrate.schema import TABLES, TableSchema
 from simgpu.errors import DatasetError
+from simgpu.results import atomic_write_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,31 +40,6 @@ def new_run_id(now: datetime | None = None, tag: str = "") -> str:
     now = now or datetime.now(UTC)
     rid = now.strftime("%Y%m%dT%H%M%SZ")
     return f"{rid}-{tag}" if tag else rid
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (all or nothing)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 def check_row(schema: TableSchema, row: Mapping[str, Any], where: str) -> dict[str, Any]:
