@@ -38,7 +38,7 @@ VIEWS = ("analytical", "simulated")
 WORKLOADS: dict[str, dict[str, Any]] = {
     "gemm": {"M": 4096, "N": 4096, "K": 4096, "dtype": "fp16", "kernel": "cublas", "tile": 0},
     "stream": {"op": "triad", "n_elements": 1 << 26, "elem_bytes": 4},
-    "pointer_chase": {"footprint_B": 1 << 20, "stride_B": 128},
+    "pointer_chase": {"footprint_B": 1 << 20, "stride_B": 128, "cache_op": "ca"},
     "pcie_copy": {"n_bytes": 1 << 28, "direction": "h2d", "pinned": True},
 }
 
@@ -197,6 +197,9 @@ def _analytical(spec: Any, workload: str, wl: dict[str, Any]) -> dict[str, Any]:
         df = analytical.stream(spec, str(wl["op"]), int(wl["n_elements"]), int(wl["elem_bytes"]))
         return _first(df, (*base, "bandwidth_GBps", "level"))
     if workload == "pointer_chase":
+        if wl["cache_op"] != "ca":
+            raise SimgpuError("analytical pointer_chase models L1-cached loads (cache_op=ca)"
+                              f" only, got cache_op={wl['cache_op']!r}")
         df = analytical.pointer_chase(spec, int(wl["footprint_B"]), int(wl["stride_B"]))
         return _first(df, ("latency_cycles", "latency_ns", "bound", "level"))
     df = analytical.pcie_copy(spec, int(wl["n_bytes"]), str(wl["direction"]), bool(wl["pinned"]))
@@ -210,10 +213,11 @@ def _simulated(spec: Any, workload: str, wl: dict[str, Any]) -> dict[str, Any]:
     except ImportError as exc:
         raise SimgpuError(f"simulated view unavailable: {exc}") from None
     if workload == "gemm":
-        if wl["dtype"] != "fp32" or wl["kernel"] not in ("tiled", "cublas"):
+        if wl["dtype"] != "fp32" or wl["kernel"] not in ("tiled", "sgemm_tiled"):
             raise SimgpuError(
                 "simulated gemm: only the fp32 shared-memory tiled kernel is traced"
-                f" (kernels/sgemm.cu), got dtype={wl['dtype']} kernel={wl['kernel']}"
+                f" (kernels/sgemm.cu; set dtype=fp32 kernel=tiled), got dtype={wl['dtype']}"
+                f" kernel={wl['kernel']}"
             )
         tile = int(wl["tile"]) or 16
         obj: Any = workloads.TiledGemm(int(wl["M"]), int(wl["N"]), int(wl["K"]), tile=tile)
