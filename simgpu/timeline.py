@@ -17,10 +17,15 @@ with the lane as one of its threads): ``"SM/0"``, ``"SM/1"``, ``"L2/slice12"``,
 lanes appear in the order they were first used. Cycles become microseconds at ``clock_MHz``
 when the file is written (the trace format counts time in microseconds).
 
+:func:`trace_requests` records every request of a memory system (:mod:`simgpu.sim`) without
+touching the simulator: one interval per request, from issue to completion, on the issuing SM's
+track, named by the level that served it, plus a per-level count of requests in flight.
+
 Events are kept as tuples until :meth:`Timeline.write`; ``max_events`` bounds the memory a long
 simulation may use: further events are counted, not kept, and the count is written to the
 file's ``otherData``. The format is the Trace Event Format (Google, "Trace Event Format"
-document): complete events ``"ph": "X"``, counters ``"ph": "C"``, instants ``"ph": "i"`` and
+document): complete events ``"ph": "X"``, async begin/end pairs ``"b"``/``"e"`` for intervals that
+overlap on one track, counters ``"ph": "C"``, instants ``"ph": "i"`` and
 metadata ``"ph": "M"`` naming processes and threads.
 """
 
@@ -33,7 +38,7 @@ from typing import Any
 
 from simgpu.errors import SimgpuError
 
-__all__ = ["Timeline", "TimelineError"]
+__all__ = ["Timeline", "TimelineError", "trace_requests"]
 
 
 class TimelineError(SimgpuError):
@@ -88,6 +93,16 @@ class Timeline:
         if self._keep():
             self._events.append(("X", track, str(name), start, dur, args))
 
+    def add_overlapping(self, track: str, name: str, start_cycles: float, dur_cycles: float,
+                        **args: Any) -> None:
+        """Like :meth:`add`, for intervals that may overlap others on the same track (memory
+        requests in flight): written as async begin/end pairs, which viewers stack."""
+        start = self._check_time(f"{track}: {name}: start_cycles", start_cycles)
+        dur = self._check_time(f"{track}: {name}: dur_cycles", dur_cycles)
+        self._track(track)
+        if self._keep():
+            self._events.append(("b", track, str(name), start, dur, args))
+
     def counter(self, track: str, name: str, t_cycles: float, **values: float) -> None:
         """Counter values at ``t_cycles`` (drawn as a step chart, one series per value)."""
         t = self._check_time(f"{track}: {name}: t_cycles", t_cycles)
@@ -122,7 +137,7 @@ class Timeline:
         """Sum of interval durations per track (overlaps counted twice)."""
         out: dict[str, float] = {t: 0.0 for t in self._tracks}
         for ph, track, _n, _s, dur, _a in self._events:
-            if ph == "X":
+            if ph in ("X", "b"):
                 out[track] += dur
         return out
 
@@ -145,11 +160,17 @@ class Timeline:
                            "args": {"name": lane}})
             events.append({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid,
                            "args": {"sort_index": tid}})
-        for ph, track, name, start, dur, args in self._events:
+        for n, (ph, track, name, start, dur, args) in enumerate(self._events):
             pid, tid = self._tracks[track]
             ev: dict[str, Any] = {"ph": ph, "name": name, "pid": pid, "tid": tid,
                                   "ts": start * us}
-            if ph == "X":
+            if ph == "b":
+                ev.update(cat=track, id=n, args={"start_cycles": start, "dur_cycles": dur,
+                                                   **args})
+                events.append(ev)
+                ev = {"ph": "e", "name": name, "pid": pid, "tid": tid, "cat": track, "id": n,
+                      "ts": (start + dur) * us}
+            elif ph == "X":
                 ev["dur"] = dur * us
                 ev["args"] = {"start_cycles": start, "dur_cycles": dur, **args}
             elif ph == "i":
@@ -190,3 +211,41 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):
         return value.item()
     return str(value)
+
+
+def trace_requests(system: Any, timeline: Timeline, *, counters: bool = True) -> Any:
+    """Record every request that ``system`` (a :class:`simgpu.sim.MemorySystem`, or anything
+    with ``env`` and ``access(req) -> event``) serves from now on into ``timeline``.
+
+    Each request becomes an interval on track ``"SM/<sm>"`` named ``"LD <level>"`` or
+    ``"ST <level>"`` (``req.served_by``) with its line address and sectors as arguments; with
+    ``counters``, track ``"memory"`` gets the number of requests in flight at every issue and
+    completion. Returns the system (its ``access`` now records)."""
+    inner = system.access
+    state = {"in_flight": 0}
+
+    def access(req: Any) -> Any:
+        ev = inner(req)
+        if counters:
+            state["in_flight"] += 1
+            timeline.counter("memory", "requests in flight", float(req.t_issue),
+                             requests=state["in_flight"])
+
+        def done(_ev: Any) -> None:
+            level = req.served_by or "?"
+            now = float(system.env.now)
+            t0 = float(req.t_issue)
+            t1 = float(req.t_done) if req.t_done is not None else now
+            timeline.add_overlapping(f"SM/{req.sm}", f"{'ST' if req.write else 'LD'} {level}",
+                                     t0, max(0.0, t1 - t0), line=hex(req.line_addr),
+                                     sectors=req.sectors, space=req.space)
+            if counters:
+                state["in_flight"] -= 1
+                timeline.counter("memory", "requests in flight", now,
+                                 requests=state["in_flight"])
+
+        ev.callbacks.append(done)
+        return ev
+
+    system.access = access
+    return system

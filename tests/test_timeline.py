@@ -84,3 +84,33 @@ def test_max_events_counts_what_it_drops(tmp_path):
     doc = json.loads(gzip.decompress(tl.write(tmp_path / "t.json.gz", 1000.0).read_bytes()))
     assert doc["otherData"]["dropped_events"] == 7
     assert sum(1 for e in doc["traceEvents"] if e["ph"] == "X") == 3
+
+
+def test_trace_requests_of_a_simulated_memory_system(tmp_path):
+    simpy = pytest.importorskip("simpy")
+    from simgpu import devices
+    from simgpu.sim import build_system
+    from simgpu.sim.sources import PointerChase
+    from simgpu.timeline import trace_requests
+
+    spec = devices.get("h100-sxm")
+    env = simpy.Environment()
+    system = build_system(env, spec)
+    tl = Timeline()
+    trace_requests(system, tl)
+    src = PointerChase(env, system, footprint_bytes=8 << 10, n_loads=50, cache_op="ca",
+                       warm_loads=64).start()
+    env.run()
+    doc = json.loads(tl.write(tmp_path / "t.json", spec.compute.boost_clock_MHz).read_text())
+    begins = [e for e in doc["traceEvents"] if e["ph"] == "b"]
+    ends = {e["id"]: e for e in doc["traceEvents"] if e["ph"] == "e"}
+    assert len(begins) == 50 == len(ends)
+    # a dependent chase over 8 KiB hits L1: each interval lasts the L1 hit latency
+    for b in begins:
+        assert b["name"] == "LD L1"
+        assert b["args"]["dur_cycles"] == pytest.approx(spec.l1.hit_latency_cycles)
+        assert ends[b["id"]]["ts"] - b["ts"] == pytest.approx(
+            spec.l1.hit_latency_cycles / spec.compute.boost_clock_MHz)
+    counts = [e["args"]["requests"] for e in doc["traceEvents"] if e["ph"] == "C"]
+    assert max(counts) == 1 and counts[-1] == 0  # one load in flight at a time
+    assert src.result().requests == 50
