@@ -144,3 +144,19 @@ def test_sweep_cli_writes_table(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["rows"] == 3
     assert main(["sweep", "--workload", "gemm", "--set", "nonsense=1", "--out",
                  str(tmp_path / "x")]) == 2
+
+
+def test_a_torn_last_line_costs_only_its_point(tmp_path, point_fn):
+    out = tmp_path / "out"
+    points = [{"x": i} for i in range(5)]
+    run_points(point_fn, points[:3], out, workers=0, progress=False)
+    with (out / POINTS_FILE).open("a") as fh:  # a kill in the middle of writing point 3
+        fh.write('{"key": "{\\"x\\": 3}", "rows": [{"x": 3')
+    rep = run_points(point_fn, points, out, workers=0, progress=False)
+    assert (rep.points_skipped, rep.points_run) == (3, 2)
+    keys = [r["key"] for r in [json.loads(s) for s in
+                                (out / POINTS_FILE).read_text().splitlines()[:3]]]
+    assert keys == [point_key(p) for p in points[:3]]
+    from simgpu.sweep import load_table
+
+    assert sorted(load_table(out, points)["x"]) == [0, 1, 2, 3, 4]

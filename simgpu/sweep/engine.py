@@ -11,9 +11,10 @@ Executors:
     ``LocalCluster`` started here (``dask_local=True``).
 
 Whatever the executor, the driver (this process) appends each point to ``<out>/.points.jsonl``
-the moment its result arrives, one JSON line ``{"key": ..., "rows": [...]}`` flushed and
-fsynced (the format of :mod:`simgpu.results`), so finished points are on disk before the next one
-is awaited, and a rerun skips them. A worker that dies takes only the point it was computing: a
+the moment its result arrives, one JSON line ``{"key": ..., "rows": [...]}`` written and flushed
+(the format of :mod:`simgpu.results`; fsynced at most every half second and at the end, see
+:class:`_Appender`), so finished points are in the file before the next one is awaited, and a
+rerun skips them. A worker that dies takes only the point it was computing: a
 broken process pool is rebuilt and the unfinished points resubmitted; Dask reschedules the task
 on another worker by itself. A point that kills its worker ``max_attempts`` times, or raises, is
 recorded in ``<out>/.failed.jsonl`` with the reason and left out of the table.
@@ -33,7 +34,7 @@ from types import ModuleType
 from typing import Any
 
 from simgpu.errors import SimgpuError
-from simgpu.results import POINTS_FILE, _append_point, _load_points, point_key
+from simgpu.results import POINTS_FILE, _load_points, point_key
 
 FAILED_FILE = ".failed.jsonl"
 
@@ -141,6 +142,54 @@ def _plain(value: Any) -> Any:
 # --- the driver ---------------------------------------------------------------------------------
 
 
+class _Appender:
+    """Appends one JSON line per finished point (the format of :mod:`simgpu.results`).
+
+    Every line is written and flushed at once, so it is in the file (in the operating system)
+    the moment its point finishes: a crash or kill of this process loses nothing written.
+    ``fsync`` (which also survives an operating-system crash) runs at most every
+    ``fsync_interval_s`` and when the file is closed: on the machines here an fsync costs
+    2-7 ms, more than a closed-form point, and per point it would bound a sweep at a few
+    hundred points per second.
+    """
+
+    def __init__(self, path: Path, fsync_interval_s: float = 0.5) -> None:
+        self.path = path
+        self.interval = fsync_interval_s
+        self.fh: Any = None
+        self.t_sync = time.monotonic()
+
+    def append(self, record: dict[str, Any]) -> None:
+        if self.fh is None:
+            torn = False
+            if self.path.exists() and self.path.stat().st_size:
+                with self.path.open("rb") as fh:
+                    fh.seek(-1, os.SEEK_END)
+                    torn = fh.read(1) != b"\n"
+            self.fh = self.path.open("a", encoding="utf-8")
+            if torn:  # a line cut by a kill: end it, so the next record starts clean
+                self.fh.write("\n")
+        self.fh.write(json.dumps(record, default=_plain_json) + "\n")
+        self.fh.flush()
+        if time.monotonic() - self.t_sync >= self.interval:
+            os.fsync(self.fh.fileno())
+            self.t_sync = time.monotonic()
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            self.fh = None
+
+
+def _plain_json(value: Any) -> Any:
+    plain = _plain(value)
+    if plain is value:
+        raise TypeError(f"not JSON serialisable: {value!r}")
+    return plain
+
+
 def _append_failure(path: Path, key: str, reason: str) -> None:
     with path.open("a") as handle:
         handle.write(json.dumps({"key": key, "reason": reason}) + "\n")
@@ -207,8 +256,10 @@ def run_points(
     bar = _Progress(len(todo), desc, progress)
     failures: list[dict[str, Any]] = []
 
+    appender = _Appender(points_path)
+
     def record(key: str, rows: list[dict[str, Any]]) -> None:
-        _append_point(points_path, key, rows)
+        appender.append({"key": key, "rows": rows})
         bar.update()
 
     def fail(key: str, reason: str) -> None:
@@ -237,6 +288,7 @@ def run_points(
             executor = "processes"
             _run_pool(fn, todo, record, fail, n_workers, max_attempts, log)
     finally:
+        appender.close()
         bar.close()
     wall = time.perf_counter() - t0
     return SweepReport(
