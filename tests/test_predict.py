@@ -96,6 +96,23 @@ def test_calibration_runs_in_schema(calib: pd.DataFrame) -> None:
     assert calib.groupby("run_id")["partial"].first().any()
 
 
+def test_open_run_reads_its_partial_points(tmp_path: Path) -> None:
+    """A run still open keeps its points in .partial/gemm.jsonl (one point record a line)."""
+    table = pd.read_csv(ROOT / "calibration" / "h100-sxm" / "20261122T154403Z" / "gemm.csv")
+    run = tmp_path / "h100-sxm" / "open-run"
+    (run / ".partial").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"device": "h100-sxm", "status": "running"}))
+    lines = [json.dumps({"key": str(i), "rows": [row]})
+             for i, row in enumerate(table.head(30).to_dict("records"))]
+    (run / ".partial" / "gemm.jsonl").write_text("\n".join(lines) + "\n")
+    df = datasets.load(run)
+    assert df["partial"].all() and len(df) == int(table.head(30)["check_ok"].sum())
+    assert np.allclose(df["time_s"], table.head(30)["time_ms"][table.head(30)["check_ok"]] / 1e3)
+    (run / ".partial" / "gemm.jsonl").write_text(lines[0] + "\n{broken\n")
+    with pytest.raises(DatasetError, match=r"gemm\.jsonl: line 2: not a point record"):
+        datasets.load(run)
+
+
 def test_gpperf_drops_its_power_column() -> None:
     df = datasets.load(_published("gpperf"))
     assert len(df) == 16128
