@@ -231,6 +231,15 @@ def test_refresh_count_matches_interval():
     assert hbm.pcs[pc0].refreshes == pytest.approx(expected, abs=1)
 
 
+def test_fire_at_triggers_the_event_later():
+    from simgpu.sim import hbm as hbm_module
+
+    env = simpy.Environment()
+    ev = simpy.Event(env)
+    hbm_module.fire_at(env, ev, 5.0, "x")
+    assert env.run(until=ev) == "x" and env.now == 5.0
+
+
 def test_burst_sizes_and_errors():
     assert burst_bytes(devices.get("h100-pcie").dram) == 32
     assert burst_bytes(devices.get("h100-sxm").dram) == 32

@@ -149,7 +149,13 @@ class SectorCache:
             self.misses += 1
             self.sector_misses += sectors.bit_count()
             return 0
-        s = self._sets[set_idx if set_idx >= 0 else self.set_index(line_addr)]
+        if set_idx < 0:
+            set_idx = (
+                self.set_index(line_addr)
+                if self.hashed
+                else (line_addr >> self._line_shift) % self.n_sets
+            )
+        s = self._sets[set_idx]
         entry = s.get(line_addr)
         if entry is None:
             self.misses += 1

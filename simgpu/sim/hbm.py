@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from simpy.events import NORMAL as _NORMAL  # priority of an ordinary (timeout-like) event
+
 from simgpu.errors import SimgpuError
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ __all__ = [
 ]
 
 ACT, PRE, RD, WR, REF = "ACT", "PRE", "RD", "WR", "REF"
+
 
 
 class TimingConstraint(NamedTuple):
@@ -148,11 +151,9 @@ def fire_at(env: simpy.Environment, event: simpy.Event, delay: float, value: Any
     Lets a component that already knows when something will finish deliver it with the
     caller's own event instead of a Timeout plus a callback.
     """
-    from simpy.events import NORMAL
-
     event._ok = True
     event._value = value
-    env.schedule(event, NORMAL, delay)
+    env.schedule(event, _NORMAL, delay)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from simgpu.errors import SimgpuError
 from simgpu.sim.cache import MSHREntry, MSHRTable, Port, SectorCache, SharedMemory
-from simgpu.sim.hbm import HBM, HBMConfig, fire_at, unloaded_read_tck
+from simgpu.sim.hbm import _NORMAL, HBM, HBMConfig, unloaded_read_tck
 from simgpu.sim.l2 import L2
 from simgpu.sim.noc import Crossbar
 from simgpu.sim.request import CACHE_OPS, SPACES, MemRequest
@@ -124,6 +124,7 @@ class MemorySystem:
 
         self.env = env
         self._event = simpy.Event
+        self._schedule = env.schedule
         self.spec = spec
         self.rng = rng or random.Random(0)
         self.clock_MHz = spec.clock_MHz
@@ -256,13 +257,21 @@ class MemorySystem:
             rec[2] += nbytes
             self.lat[level].append(lat)
         now = self.env.now
-        fire_at(self.env, ev, t - now if t > now else 0.0, req)
+        # fire_at(), inlined: this is the hottest line of the simulator
+        ev._ok = True
+        ev._value = req
+        self._schedule(ev, _NORMAL, t - now if t > now else 0.0)
 
     # -- loads ------------------------------------------------------------------------------
     def _load(self, req: MemRequest, ev: simpy.Event, now: float) -> None:
         u = self.l1[req.sm]
         nbytes = 32 * req.sectors.bit_count()
-        start = u.port.use(now, nbytes)
+        port = u.port  # Port.use, inlined
+        start = port.next_free if port.next_free > now else now
+        occ = nbytes / port.bytes_per_cycle
+        port.next_free = start + occ
+        port.busy += occ
+        port.uses += 1
         if req.cache_op == "cg" or not u.tags.n_sets:
             self._l2_load(req.sm, req.line_addr, req.sectors, start, nbytes,
                           lambda t, lvl: self._done(req, ev, t, lvl))
