@@ -243,3 +243,16 @@ def test_cli_evaluate_json_saves_tables(tmp_path: Path, capsys: pytest.CaptureFi
     assert (saved / "evaluation.csv").exists()
     table = pd.read_csv(saved / "evaluation.csv")
     assert len(table) == len(doc["evaluation"])
+
+
+def test_repeated_draws_average_the_group_splits(calib: pd.DataFrame) -> None:
+    once = [evaluate.evaluate(calib, "calibration", SMALL, seed=s) for s in (0, 1)]
+    both = evaluate.evaluate(calib, "calibration", SMALL, seed=0, repeats=2)
+    row = both[(both["split"] == "sizes") & (both["model"] == "forest+physics")
+               & (both["target"] == "time")].iloc[0]
+    singles = [t[(t["split"] == "sizes") & (t["model"] == "forest+physics")
+                 & (t["target"] == "time")]["mape_pct"].iloc[0] for t in once]
+    assert row["repeats"] == 2
+    assert row["mape_pct"] == pytest.approx(np.mean(singles))
+    largest = both[both["split"] == "largest"]
+    assert (largest["repeats"] == 1).all()  # the seed does not change this split
