@@ -8,8 +8,9 @@ about a second each), which is what a user waits for.
 
 * analytical points: GEMMs on h100-sxm with L2 size and HBM bandwidth knobs (closed forms,
   milliseconds each);
-* simulated points: pointer chases on the SimPy memory model (footprints 1 to 32 MiB,
-  ld.ca and ld.cg), a fraction of a second to a few seconds each.
+* simulated points: STREAM kernels (read, copy, scale, triad over 64 Ki to 256 Ki floats)
+  replayed on the SM and memory model (:class:`simgpu.workloads.Stream`), one to five seconds
+  each.
 
     python experiments/benchmarks/bench_sweep.py [--analytical N] [--simulated N] [--no-dask]
 
@@ -38,10 +39,10 @@ def analytical_points(n: int) -> list[dict[str, Any]]:
 
 
 def simulated_points(n: int) -> list[dict[str, Any]]:
-    foot = [1 << 20, 4 << 20, 16 << 20, 32 << 20]
-    grid = itertools.product(foot, ["ca", "cg"], [128, 256, 512])
-    pts = [{"workload": "pointer_chase", "view": "simulated", "footprint_B": f, "stride_B": s,
-            "cache_op": op} for f, op, s in grid]
+    sizes = [1 << 16, 1 << 17, 1 << 18]
+    grid = itertools.product(sizes, ["read", "copy", "scale", "triad"])
+    pts = [{"workload": "stream", "view": "simulated", "op": op, "n_elements": s}
+           for s, op in grid]
     return pts[:n]
 
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--analytical", type=int, default=240, help="analytical points (<= 1296)")
-    ap.add_argument("--simulated", type=int, default=24, help="simulated points (<= 24)")
+    ap.add_argument("--simulated", type=int, default=12, help="simulated points (<= 12)")
     ap.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster runs")
     args = ap.parse_args(argv)
     kinds = {"analytical": analytical_points(args.analytical),
