@@ -51,7 +51,7 @@ def test_plateau_table_compares_levels_and_steps():
     df = pd.DataFrame({
         "device": "h100-pcie",
         "footprint_bytes": [kb * 1000 for kb, _ in ref[1]],
-        "latency_cycles": [lat for _, lat in ref[1]],
+        "latency_ns": [lat for _, lat in ref[1]],
     })
     table = ll.plateau_table(df)
     assert set(table["what"]) >= {"plateau L1", "plateau L2near", "plateau L2far",
