@@ -165,3 +165,18 @@ def test_kernelslist_missing_kernel(tmp_path: Path):
     (tmp_path / "kernelslist.g").write_text("MemcpyHtoD,0x1000,64\nkernel-9.traceg\n")
     with pytest.raises(DatasetError, match="kernel-9.traceg"):
         read_kernelslist(tmp_path)
+
+
+def test_trace_without_version_header_is_old_format(tmp_path: Path):
+    text = HEADER.format(version=4).replace("-accelsim tracer version = 4\n", "")
+    body = """
+#BEGIN_TB
+0 0 0 0 0010 ffffffff 1 R2 FFMA 3 R1 R2 R3 0
+0 0 0 0 0020 ffffffff 0 EXIT 0 0
+#END_TB
+"""
+    p = tmp_path / "kernel-1.traceg"
+    p.write_text(text + body)
+    k = read_traceg(p)
+    assert k.tracer_version == 0
+    assert [i.opcode for i in k.trace.block(0)[0]] == ["FFMA", "EXIT"]

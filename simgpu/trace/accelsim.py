@@ -10,7 +10,9 @@ one line per warp instruction::
     [line_num]             (only with -enable lineinfo = 1)
     PC mask dest_num [Rd..] OPCODE src_num [Rs..] mem_width [mode addresses..]
 
-``mask`` is hex with bit *i* = lane *i*. A memory instruction (``mem_width > 0``) is followed by
+A trace without the ``-accelsim tracer version`` header counts as version 0, as in Accel-Sim's
+parser (so its lines carry the block/warp prefix). ``mask`` is hex with bit *i* = lane *i*.
+A memory instruction (``mem_width > 0``) is followed by
 an address mode: 0 lists the address of every active lane, 1 is ``base stride`` (lanes at
 ``base + k * stride`` over the active lanes), 2 is ``base`` then one signed delta per further
 active lane (each address = previous + delta). ``kernelslist.g`` lists kernel trace files and
@@ -279,7 +281,7 @@ def read_traceg(path: str | Path) -> AccelSimKernel:
             if line.startswith("#BEGIN_TB"):
                 if launch is None:
                     launch = make_launch(where)
-                    version = int(header.get("accelsim tracer version", "4"))
+                    version = int(header.get("accelsim tracer version", "0"))
                     lineinfo = header.get("enable lineinfo", "0") == "1"
                 if in_tb:
                     raise DatasetError(f"{where}: #BEGIN_TB inside an open thread block")
@@ -291,7 +293,7 @@ def read_traceg(path: str | Path) -> AccelSimKernel:
             continue
         if launch is None:
             launch = make_launch(where)
-            version = int(header.get("accelsim tracer version", "4"))
+            version = int(header.get("accelsim tracer version", "0"))
             lineinfo = header.get("enable lineinfo", "0") == "1"
         if line.startswith("thread block"):
             _, _, value = line.partition("=")
