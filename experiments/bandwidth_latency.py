@@ -1,12 +1,14 @@
 """Loaded latency versus achieved DRAM bandwidth (Mess-style curves) on the simulated GPU.
 
-A paced source (:class:`simgpu.sim.sources.Paced`) offers streaming traffic from every SM at a
-fraction of the DRAM's theoretical peak, with 100%, 75% or 50% reads; the table records the
-bandwidth the memory system delivered in steady state and the mean latency of the reads (the
-loaded latency), so the curves show the flat unloaded region, the knee and the near-vertical
-rise at saturation. Stores use the L2 write-through shortcut
+Every SM streams through memory with a fixed number of requests in flight (a closed loop, as
+the Mess benchmark's traffic generators are), with 100%, 75% or 50% reads; sweeping that
+occupancy from 1 to 96 lines per SM moves from an idle memory to a saturated one. The table
+records the bandwidth delivered in steady state and the mean latency of the reads (the loaded
+latency), so each curve shows the flat unloaded region, the knee and the near-vertical rise at
+saturation. Stores use the L2 write-through shortcut
 (:attr:`simgpu.sim.system.MemorySystem.l2_write_through`) so that the DRAM sees the read/write
-mix a stream much larger than the L2 produces in steady state.
+mix a stream much larger than the L2 produces in steady state, and complete when written.
+(:class:`simgpu.sim.sources.Paced` is the open-loop alternative: a fixed offered rate.)
 
 The 100%-read row with the highest achieved bandwidth is the simulated stream bandwidth; the
 plot marks the published stream-read figure where one exists (``STREAM_READ_GBPS``).
@@ -38,11 +40,11 @@ DEVICES = [
 GRID: dict[str, list[Any]] = {
     "device": DEVICES,
     "read_fraction": [1.0, 0.75, 0.5],
-    "offered_fraction": [0.1, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0],
+    "occupancy": [1, 4, 8, 16, 32, 48, 64, 96],
 }
-#: line requests per point: about 2 MB at 128 B each, enough for a steady state well past
-#: the first requests' latency at every rate here
-N_REQUESTS = 16_000
+#: line requests per point: at least 16,000 (2 MB), and four rounds of the requests in
+#: flight, so the steady-state window (10%-90% of completions) is well past the ramp
+MIN_REQUESTS = 16_000
 
 #: published stream-read bandwidth, GB/s (published/gpu_numbers.csv, gpu-stream read kernel,
 #: max over occupancy; our h100-sxm from calibration/h100-sxm/20261122T154403Z/stream.csv)
@@ -62,14 +64,15 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
 
     from simgpu import devices
     from simgpu.sim import build_system
-    from simgpu.sim.sources import Paced
+    from simgpu.sim.sources import Stream
 
     spec = devices.get(params["device"])
     env = simpy.Environment()
     system = build_system(env, spec, l2_write_through=True)
-    offered = float(params["offered_fraction"]) * spec.dram.peak_bandwidth_GBps
-    src = Paced(env, system, offered_GBps=offered, n_requests=N_REQUESTS,
-                read_fraction=float(params["read_fraction"]))
+    occupancy = int(params["occupancy"])
+    n = max(MIN_REQUESTS, 4 * occupancy * spec.compute.sm_count)
+    src = Stream(env, system, n_lines=n, occupancy=occupancy,
+                 read_fraction=float(params["read_fraction"]))
     gc.freeze()
     try:
         src.start()
@@ -82,8 +85,7 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     return [{
         "device": spec.name,
         "read_fraction": float(params["read_fraction"]),
-        "offered_fraction": float(params["offered_fraction"]),
-        "offered_GBps": offered,
+        "occupancy": occupancy,
         "bandwidth_GBps": r.steady_bandwidth_GBps(),
         "latency_ns": r.mean_read_latency_cycles * to_ns,
         "latency_p50_ns": r.percentile_cycles(50, reads_only=True) * to_ns,
@@ -134,7 +136,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     for device, sub in df.groupby("device"):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for rf, cur in sub.groupby("read_fraction"):
-            cur = cur.sort_values("offered_fraction")
+            cur = cur.sort_values("occupancy")
             ax.plot(cur["bandwidth_GBps"], cur["latency_ns"], "o-", label=f"{rf:.0%} reads")
         peak = float(sub["peak_bandwidth_GBps"].iloc[0])
         ax.axvline(peak, color="k", ls="--", lw=1, label="theoretical peak")

@@ -190,9 +190,11 @@ class MemorySystem:
         self.dram_to = path / 2
         self.dram_back = path / 2
         self.line_bytes = l1s.line_bytes
-        #: send every store on to DRAM at once and keep L2 lines clean. A steady-state shortcut
-        #: for streams far larger than the L2: a write-back L2 then writes back one line per
-        #: line stored, only later; this puts that DRAM traffic inside a short simulation.
+        #: send every store on to DRAM at once and keep L2 lines clean; the store completes
+        #: when DRAM has written it (served_by "DRAM"), so a closed-loop source feels the
+        #: memory's back-pressure. A steady-state shortcut for streams far larger than the L2:
+        #: a write-back L2 then writes back one line per line stored, only later; this puts
+        #: that DRAM traffic inside a short simulation.
         self.l2_write_through = l2_write_through
         # statistics
         self.issued = 0
@@ -502,12 +504,17 @@ class MemorySystem:
         sl = self.l2.slice_of(req.line_addr)
         s = self.xbar.ports[p][sl].use(start + self.noc, nbytes)
         if self.l2_write_through:
-            self.hbm.submit(req.line_addr, nbytes, True, (s - now) + self.dram_to, None)
+            back = self.dram_back + self.noc
+
+            def written(t: float) -> None:
+                self._done(req, ev, t + back, "DRAM")
+
+            self.hbm.submit(req.line_addr, nbytes, True, (s - now) + self.dram_to, written)
             self.dram_writebacks += 1
-        else:
-            self.l2.write(p, req.line_addr, req.sectors)  # write-back, allocate
-            if self.l2.writebacks:
-                self._writebacks()
+            return
+        self.l2.write(p, req.line_addr, req.sectors)  # write-back, allocate
+        if self.l2.writebacks:
+            self._writebacks()
         self._done(req, ev, s + self.noc, "L2near")
 
     # -- functional warm-up -----------------------------------------------------------------
