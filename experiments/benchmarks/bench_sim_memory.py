@@ -117,7 +117,8 @@ def run(device: str, scale: float) -> Any:
             "cpu_s": cpu,
             "requests_per_s": r.requests / cpu,
             "transactions_per_s": sectors / cpu,
-            "simulated_GBps": r.bandwidth_GBps,
+            # bytes the source moved per simulated second (a store counts when the L2 takes it)
+            "source_GBps": r.bandwidth_GBps,
         })
     return pd.DataFrame(rows)
 
