@@ -297,3 +297,24 @@ def test_every_bundled_gpu_builds_and_serves():
                     + (bursts - 1) * spec.dram.timing.tCCD_L * cpt)
         assert expected - 1e-9 <= r.latency <= expected + cpt
     assert checked >= 9
+
+
+def test_full_mshrs_stall_and_every_request_still_completes(h100):
+    env = simpy.Environment()
+    s = build_system(env, h100)
+    # one SM with more distinct lines in flight than it has MSHRs, and repeats of each line
+    # beyond the L2's merge limit
+    src = RandomAccess(env, s, footprint_bytes=1 << 26, n_requests=3000, occupancy=700,
+                       sms=[0], cache_op="ca").start()
+    env.run()
+    r = src.result()
+    assert r.requests == len(r.latencies) == 3000
+    assert s.l1[0].mshr.stalls > 0
+    assert s.completed == s.issued == 3000
+    # a stalled load is looked up once, when it finally issues
+    l1 = s.stats().set_index("component").loc["L1"]
+    assert l1["requests"] == 3000
+    hot = RandomAccess(env, s, footprint_bytes=8 * 128, n_requests=2000, occupancy=40,
+                       sms=list(range(0, 114, 3)), cache_op="cg").start()
+    env.run()
+    assert len(hot.result().latencies) == 2000

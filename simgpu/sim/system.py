@@ -265,8 +265,23 @@ class MemorySystem:
         self._schedule(ev, _NORMAL, t - now if t > now else 0.0)
 
     # -- loads ------------------------------------------------------------------------------
-    def _load(self, req: MemRequest, ev: simpy.Event, now: float) -> None:
+    def _load(
+        self, req: MemRequest, ev: simpy.Event, now: float, retry: bool = False
+    ) -> bool:
+        """Start a load; False (only when ``retry``) if it must keep waiting for an MSHR."""
         u = self.l1[req.sm]
+        cached = req.cache_op != "cg" and u.tags.n_sets > 0
+        if cached:
+            if u.stalled and not retry:  # the LD/ST unit issues in order
+                self._stall(u, req, ev)
+                return True
+            if u.mshr.table:
+                self._l1_sweep(u, now)
+            if self._would_stall(u, req, now):
+                if retry:
+                    return False
+                self._stall(u, req, ev)
+                return True
         nbytes = 32 * req.sectors.bit_count()
         port = u.port  # Port.use, inlined
         start = port.next_free if port.next_free > now else now
@@ -274,14 +289,12 @@ class MemorySystem:
         port.next_free = start + occ
         port.busy += occ
         port.uses += 1
-        if req.cache_op == "cg" or not u.tags.n_sets:
+        if not cached:
             self._l2_load(req.sm, req.line_addr, req.sectors, start, nbytes,
                           lambda t, lvl: self._done(req, ev, t, lvl))
-            return
+            return True
         line, sec = req.line_addr, req.sectors
         table = u.mshr.table
-        if table:
-            self._l1_sweep(u, now)
         e = table.get(line)
         if e is not None and e.t_fill is not None and e.t_fill <= now:
             self._l1_release(u, e)
@@ -289,13 +302,10 @@ class MemorySystem:
         present = u.tags.lookup(line, sec)
         if present == sec:
             self._done(req, ev, start + self.h1, "L1")
-            return
+            return True
         need = sec & ~present
         h1 = self.h1
         if e is not None:
-            if e.merged >= u.mshr.merge:
-                self._stall(u, req, ev)
-                return
             e.merged += 1
             u.mshr.merges += 1
             extra = need & ~e.inflight
@@ -310,15 +320,25 @@ class MemorySystem:
                 waiter(e.t_fill)
             else:
                 e.waiters.append(waiter)
-            return
-        if u.mshr.full:
-            self._stall(u, req, ev)
-            return
+            return True
         f = _Fill(line, need)
         u.mshr.table[line] = f
         u.mshr.allocations += 1
         f.waiters.append(lambda t: self._done(req, ev, t, f.level))
         self._l1_fetch(u, f, req.sm, line, need, start)
+        return True
+
+    def _would_stall(self, u: _L1, req: MemRequest, now: float) -> bool:
+        """True when the load needs an MSHR entry (or a merge slot) and none is free."""
+        e = u.mshr.table.get(req.line_addr)
+        if e is not None and e.t_fill is not None and e.t_fill <= now:
+            self._l1_release(u, e)
+            e = None
+        if e is not None:
+            return e.merged >= u.mshr.merge
+        if not u.mshr.full:
+            return False
+        return u.tags.probe(req.line_addr) & req.sectors != req.sectors
 
     def _l1_fetch(self, u: _L1, f: Any, sm: int, line: int, sectors: int, start: float) -> None:
         f.pending += 1
@@ -339,10 +359,8 @@ class MemorySystem:
         waiters, f.waiters = f.waiters, []
         for w in waiters:
             w(t)
-        if u.stalled and not u.retry_armed:
-            u.retry_armed = True
-            ev = self.env.timeout(max(0.0, t - self.env.now))
-            ev.callbacks.append(partial(self._retry, u))
+        if u.stalled:
+            self._arm_retry(u)
 
     def _l1_release(self, u: _L1, e: MSHREntry) -> None:
         del u.mshr.table[e.line_addr]
@@ -359,31 +377,34 @@ class MemorySystem:
     def _stall(self, u: _L1, req: MemRequest, ev: simpy.Event) -> None:
         u.mshr.stalls += 1
         u.stalled.append((req, ev))
-        if not u.retry_armed:
-            # Fills whose time is already known will not call _l1_known again: retry then.
-            known = [e.t_fill for e in u.mshr.table.values() if e.t_fill is not None]
-            if known:
-                u.retry_armed = True
-                tev = self.env.timeout(max(0.0, min(known) - self.env.now))
-                tev.callbacks.append(partial(self._retry, u))
+        self._arm_retry(u)
+
+    def _arm_retry(self, u: _L1) -> None:
+        """Wake the SM's stalled loads when the earliest known fill arrives."""
+        if u.retry_armed:
+            return
+        pending = [e.t_fill for e in u.mshr.table.values() if e.t_fill is not None]
+        if not pending:
+            return  # no fill time known yet: _l1_known arms it when one is
+        u.retry_armed = True
+        now = self.env.now
+        t = max(min(pending), now)
+        tev = self.env.timeout(t - now)
+        tev.callbacks.append(partial(self._retry, u))
 
     def _retry(self, u: _L1, _ev: object = None) -> None:
         u.retry_armed = False
         now = self.env.now
-        # release every finished entry, then replay stalled requests in order
         for e in [e for e in u.mshr.table.values() if e.t_fill is not None and e.t_fill <= now]:
             self._l1_release(u, e)
-        n = len(u.stalled)
-        for _ in range(n):
-            req, ev = u.stalled.popleft()
-            self._load(req, ev, now)
-        if u.stalled and not u.retry_armed:
-            pending = [e.t_fill for e in u.mshr.table.values() if e.t_fill is not None]
-            if pending:
-                u.retry_armed = True
-                t = max(min(pending), now + 1.0)
-                tev = self.env.timeout(t - now)
-                tev.callbacks.append(partial(self._retry, u))
+        # replay in order until one must wait again
+        while u.stalled:
+            req, ev = u.stalled[0]
+            if not self._load(req, ev, now, retry=True):
+                break
+            u.stalled.popleft()
+        if u.stalled:
+            self._arm_retry(u)
 
     def _l2_load(
         self,
