@@ -17,6 +17,8 @@ with the lane as one of its threads): ``"SM/0"``, ``"SM/1"``, ``"L2/slice12"``,
 lanes appear in the order they were first used. Cycles become microseconds at ``clock_MHz``
 when the file is written (the trace format counts time in microseconds).
 
+:func:`add_hbm_commands` turns the command log of the DRAM model (:class:`simgpu.sim.hbm.HBM`
+built with ``HBMConfig(log=True)``) into one track per pseudo-channel.
 :func:`trace_requests` records every request of a memory system (:mod:`simgpu.sim`) without
 touching the simulator: one interval per request, from issue to completion, on the issuing SM's
 track, named by the level that served it, plus a per-level count of requests in flight.
@@ -38,7 +40,7 @@ from typing import Any
 
 from simgpu.errors import SimgpuError
 
-__all__ = ["Timeline", "TimelineError", "trace_requests"]
+__all__ = ["Timeline", "TimelineError", "add_hbm_commands", "trace_requests"]
 
 
 class TimelineError(SimgpuError):
@@ -249,3 +251,20 @@ def trace_requests(system: Any, timeline: Timeline, *, counters: bool = True) ->
 
     system.access = access
     return system
+
+
+def add_hbm_commands(timeline: Timeline, hbm: Any, *, group: str = "DRAM") -> int:
+    """Add the DRAM commands logged by ``hbm`` (a :class:`simgpu.sim.hbm.HBM` whose config has
+    ``log=True``) to ``timeline``, one track ``"DRAM/pc<i>"`` per pseudo-channel; return the
+    number of commands added.
+
+    Each command lasts what it occupies, from the device's timing table: RD and WR their data
+    burst (tBL), ACT the row opening (tRCD), PRE the precharge (tRP), REF the refresh (tRFC);
+    tCK are converted to SM cycles with ``hbm.cycles_per_tck``."""
+    t = hbm.t
+    lasts = {"RD": t.tBL, "WR": t.tBL, "ACT": t.tRCD, "PRE": t.tRP, "REF": t.tRFC}
+    cpt = float(hbm.cycles_per_tck)
+    for tck, cmd, pc, bg, bank in hbm.log:
+        timeline.add_overlapping(f"{group}/pc{pc}", str(cmd), tck * cpt,
+                                 lasts.get(str(cmd), 1) * cpt, bank_group=bg, bank=bank)
+    return len(hbm.log)

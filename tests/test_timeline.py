@@ -114,3 +114,29 @@ def test_trace_requests_of_a_simulated_memory_system(tmp_path):
     counts = [e["args"]["requests"] for e in doc["traceEvents"] if e["ph"] == "C"]
     assert max(counts) == 1 and counts[-1] == 0  # one load in flight at a time
     assert src.result().requests == 50
+
+
+def test_hbm_command_log_becomes_dram_tracks(tmp_path):
+    simpy = pytest.importorskip("simpy")
+    from simgpu import devices
+    from simgpu.sim import build_system
+    from simgpu.sim.hbm import HBMConfig
+    from simgpu.sim.sources import Stream
+    from simgpu.timeline import add_hbm_commands
+
+    spec = devices.get("h100-sxm")
+    env = simpy.Environment()
+    system = build_system(env, spec, hbm_config=HBMConfig(log=True))
+    Stream(env, system, n_lines=256, occupancy=4, sms=[0, 1]).start()
+    env.run()
+    tl = Timeline()
+    n = add_hbm_commands(tl, system.hbm)
+    assert n == len(system.hbm.log) > 0
+    doc = tl.to_trace(spec.compute.boost_clock_MHz)
+    reads = [e for e in doc["traceEvents"] if e["ph"] == "b" and e["name"] == "RD"]
+    # 256 lines of 128 B, each read as bursts of the pseudo-channel's burst size
+    assert len(reads) * system.hbm.burst_bytes == 256 * 128
+    cpt = system.hbm.cycles_per_tck
+    assert all(e["args"]["dur_cycles"] == pytest.approx(spec.dram.timing.tBL * cpt)
+               for e in reads)
+    assert all(t.startswith("DRAM/pc") for t in tl.tracks)
