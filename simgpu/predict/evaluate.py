@@ -105,9 +105,8 @@ def evaluate(
     if repeats > 1:
         tables = []
         for r in range(repeats):
-            t = evaluate(df, dataset, settings, seed + r, log)
-            if r > 0:
-                t = t[t["split"].isin(["random", "sizes", "tiles"])]
+            only = None if r == 0 else {"random", "sizes", "tiles"}
+            t = _evaluate_once(df, dataset, settings, seed + r, log, only)
             tables.append(t.assign(draw=r))
         allt = pd.concat(tables, ignore_index=True)
         keys = ["dataset", "split", "model", "target"]
@@ -127,6 +126,7 @@ def _evaluate_once(
     settings: Settings | None,
     seed: int,
     log: Any,
+    only: set[str] | None = None,
 ) -> Any:
     import time
 
@@ -137,6 +137,8 @@ def _evaluate_once(
     _, est = feat.build(df)
     has_power = df["power_W"].notna().to_numpy()
     for split, test in splits(df, seed):
+        if only is not None and split not in only:
+            continue
         train = ~test
         for model in MODELS:
             t0 = time.perf_counter()
