@@ -467,13 +467,14 @@ class MemorySystem:
         def data(t_data: float) -> None:
             t_fill = t_data + dram_back
             f.pending -= 1
-            if f.t_fill is None or t_fill > f.t_fill:
-                f.t_fill = t_fill
+            if t_fill > f.best:
+                f.best = t_fill
             cb(t_fill + back, "DRAM")
             if f.pending == 0:
+                f.t_fill = f.best
                 waiters, f.waiters = f.waiters, []
                 for w in waiters:
-                    w(f.t_fill)
+                    w(f.best)
 
         self.hbm.submit(line, 32 * need.bit_count(), False, (s - now_) + self.dram_to, data)
 
@@ -490,9 +491,9 @@ class MemorySystem:
             e.inflight |= need
         e.level = level
         if t_fill is not None:
-            e.t_fill = t_fill if e.t_fill is None else max(e.t_fill, t_fill)
-        else:
-            e.t_fill = None
+            e.best = max(e.best, t_fill)
+        # the entry's fill time is known only once no DRAM fetch for it is outstanding
+        e.t_fill = None if (t_fill is None or e.pending) else e.best
         return e
 
     def _l2_release(self, p: int, e: MSHREntry) -> None:
