@@ -129,15 +129,20 @@ class SectorCache:
     def set_index(self, line_addr: int) -> int:
         """The set a line maps to."""
         idx = line_addr >> self._line_shift
-        if self.hashed:
-            idx = mix64(idx) // self.index_div
+        if self.hashed:  # mix64, inlined
+            idx &= _M40
+            idx ^= idx >> 17
+            idx = (idx * 0x9E3779B97) & _M40
+            idx = (idx ^ (idx >> 13)) // self.index_div
         return idx % self.n_sets
 
-    def probe(self, line_addr: int) -> int:
+    def probe(self, line_addr: int, set_idx: int = -1) -> int:
         """Valid-sector mask of a line (0 if absent), without touching recency or counters."""
         if not self.n_sets:
             return 0
-        entry = self._sets[self.set_index(line_addr)].get(line_addr)
+        if set_idx < 0:
+            set_idx = self.set_index(line_addr)
+        entry = self._sets[set_idx].get(line_addr)
         return entry & _VALID if entry is not None else 0
 
     def lookup(self, line_addr: int, sectors: int, set_idx: int = -1) -> int:

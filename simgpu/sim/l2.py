@@ -85,12 +85,25 @@ class L2:
         """The far partitions of ``partition``, nearest first."""
         return self._others[partition]
 
-    def fill(self, partition: int, line_addr: int, sectors: int, dirty: int = 0) -> None:
-        """Insert into ``partition``; cascade the victim to the next partitions, then memory."""
-        self._cascade(partition, self.tags(partition, line_addr).fill(line_addr, sectors, dirty))
+    def fill(
+        self, partition: int, line_addr: int, sectors: int, dirty: int = 0, set_idx: int = -1
+    ) -> None:
+        """Insert into ``partition``; cascade the victim to the next partitions, then memory.
 
-    def _cascade(self, partition: int, victim: tuple[int, int, int] | None) -> None:
-        """Move a line evicted from ``partition`` on to the next partition, or write it back."""
+        ``set_idx`` may pass the line's set (the same in every partition) when known.
+        """
+        tags = self.parts[partition]
+        if set_idx < 0:
+            set_idx = tags.set_index(line_addr)
+        self._cascade(partition, tags.fill(line_addr, sectors, dirty, set_idx), set_idx)
+
+    def _cascade(
+        self, partition: int, victim: tuple[int, int, int] | None, set_idx: int = -1
+    ) -> None:
+        """Move a line evicted from ``partition`` on to the next partition, or write it back.
+
+        A victim comes from the same set, so ``set_idx`` (when given) is its set everywhere.
+        """
         p = partition
         hops = 1
         while victim is not None:
@@ -101,14 +114,16 @@ class L2:
                 return
             p = (p + 1) % self.partitions
             hops += 1
-            tags = self.tags(p, v_line)
-            if tags.probe(v_line):
+            tags = self.parts[p]
+            if set_idx < 0:
+                set_idx = tags.set_index(v_line)
+            if tags.probe(v_line, set_idx):
                 if v_dirty:  # merge the dirty sectors into the copy that stays
-                    tags.fill(v_line, v_valid, v_dirty)
+                    tags.fill(v_line, v_valid, v_dirty, set_idx)
                     tags.fills -= 1
                 return
             self.demotions += 1
-            victim = tags.fill(v_line, v_valid, v_dirty)
+            victim = tags.fill(v_line, v_valid, v_dirty, set_idx)
             tags.fills -= 1  # a demotion is not a fill from memory
 
     def write(self, partition: int, line_addr: int, sectors: int) -> bool:

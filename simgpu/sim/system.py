@@ -95,13 +95,14 @@ class _L1:
 class _Fill(MSHREntry):
     """An MSHR entry that also knows which level will answer and how many fetches are out."""
 
-    __slots__ = ("level", "pending", "best")
+    __slots__ = ("level", "pending", "best", "set_idx")
 
-    def __init__(self, line_addr: int, inflight: int) -> None:
+    def __init__(self, line_addr: int, inflight: int, set_idx: int = -1) -> None:
         super().__init__(line_addr, inflight)
         self.level = "DRAM"
         self.pending = 0
         self.best = 0.0
+        self.set_idx = set_idx  # the line's L2 set (same in every partition), -1 if unknown
 
 
 class MemorySystem:
@@ -424,8 +425,11 @@ class MemorySystem:
         sl = g % l2.slices_per_partition
         mshr = self.l2_mshr[p]
         table = mshr.table
-        if table:
-            self._l2_sweep(p, now)
+        while table:  # release the fills that have arrived (_l2_sweep, inlined)
+            first = next(iter(table.values()))
+            if first.t_fill is None or first.t_fill > now:
+                break
+            self._l2_release(p, first)
         e = table.get(line)
         if e is not None and e.t_fill is not None and e.t_fill <= now:
             self._l2_release(p, e)
@@ -450,16 +454,16 @@ class MemorySystem:
                 e.waiters.append(waiter)
             return
         # far partitions
-        for q in l2.others(p):
+        for q in l2._others[p]:
             if l2.parts[q].lookup(line, need, g) == need:
                 t_far = s + self.far_hop
                 s2 = self.xbar.ports[q][sl].use(t_far, 32 * need.bit_count())
                 t_fill = s2 + self.far_hop
-                self._l2_track(p, line, need, t_fill, "L2far", e)
+                self._l2_track(p, line, need, t_fill, "L2far", e, g)
                 cb(t_fill + back, "L2far")
                 return
         # DRAM
-        f = self._l2_track(p, line, need, None, "DRAM", e)
+        f = self._l2_track(p, line, need, None, "DRAM", e, g)
         f.pending += 1
         now_ = now
         dram_back = self.dram_back
@@ -479,12 +483,12 @@ class MemorySystem:
         self.hbm.submit(line, 32 * need.bit_count(), False, (s - now_) + self.dram_to, data)
 
     def _l2_track(
-        self, p: int, line: int, need: int, t_fill: float | None, level: str, e: Any
+        self, p: int, line: int, need: int, t_fill: float | None, level: str, e: Any, g: int
     ) -> Any:
         """The L2 MSHR entry of a fill into partition ``p`` (new, or widened)."""
         mshr = self.l2_mshr[p]
         if e is None:
-            e = _Fill(line, need)
+            e = _Fill(line, need, g)
             mshr.table[line] = e
             mshr.allocations += 1
         else:
@@ -496,9 +500,9 @@ class MemorySystem:
         e.t_fill = None if (t_fill is None or e.pending) else e.best
         return e
 
-    def _l2_release(self, p: int, e: MSHREntry) -> None:
+    def _l2_release(self, p: int, e: Any) -> None:
         del self.l2_mshr[p].table[e.line_addr]
-        self.l2.fill(p, e.line_addr, e.inflight)
+        self.l2.fill(p, e.line_addr, e.inflight, 0, e.set_idx)
         if self.l2.writebacks:
             self._writebacks()
 
