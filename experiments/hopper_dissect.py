@@ -5,7 +5,9 @@ IPDPS 2024), Table IV (latency of L1, shared memory, L2 and global memory, in cy
 (throughput of L1 and shared memory per SM, of L2 for the whole GPU, and of global memory),
 measured on an H800-PCIe, an A100-PCIe-40GB and an RTX 4090. Each point is one device and one
 quantity: the paper's figure beside the simulator's (:mod:`simgpu.sim` traffic sources on
-``build_system``) and the analytical model's (:mod:`simgpu.analytical` and the device file).
+``build_system``), the analytical model's (:mod:`simgpu.analytical` and the device file) and,
+where ``calibration/<device>/`` holds a run, our own measurement (``measured``: the pointer
+chase, shared-memory and STREAM tables; the runs have no L1/L2 bandwidth table).
 
 Which paper GPU stands for which device: h100-sxm and h100-pcie have no row in the paper; the
 H800-PCIe shares their GH100 SM, L1 and L2 (the H800 differs in interconnect), so its latencies
@@ -248,6 +250,46 @@ def analytical(spec: Any, quantity: str) -> float:
     raise ValueError(quantity)
 
 
+def measured(device: str, quantity: str) -> tuple[float, str]:
+    """Our calibration runs' figure for ``quantity`` (NaN when no run measured it)."""
+    import numpy as np
+
+    from simgpu import devices
+    from simgpu.calibrate.dataset import RunDir
+    from simgpu.compare import calibration_root
+
+    folder = calibration_root() / device
+    runs = sorted((p for p in folder.glob("*") if (p / "manifest.json").is_file()),
+                  reverse=True) if folder.is_dir() else []
+    l2_bytes = devices.get(device).l2.size_MiB * 2**20
+    for path in runs:
+        run = RunDir.open(path)
+        have = run.finished_tables()
+        src = f"calibration run {run.run_id}"
+        if "latency" in quantity and "pchase" in have:
+            df = run.read_table("pchase")
+            fp = df["footprint_B"]
+            sel = {
+                "L1 latency": (df["path"] == "ca") & (fp <= 16 << 10),
+                "shared latency": df["path"] == "shared",
+                "L2 latency": (df["path"] == "cg") & (fp >= 1 << 20) & (fp <= 16 << 20),
+                "global latency": (df["path"] == "cg") & (fp >= 4 * l2_bytes),
+            }[quantity]
+            if sel.any():
+                return float(np.median(df.loc[sel, "latency_cycles"])), f"{src} pchase"
+        if quantity == "shared throughput" and "shared" in have:
+            df = run.read_table("shared")
+            sel = df["conflict_ways"] == 1
+            if sel.any():
+                return float(df.loc[sel, "bytes_per_clk_per_SM"].max()), f"{src} shared"
+        if quantity == "global throughput" and "stream" in have:
+            df = run.read_table("stream")
+            big = df[df["array_B"] == df["array_B"].max()]
+            return float(big["bandwidth_GBps"].max()), (
+                f"{src} stream (best op at {int(big['array_B'].iloc[0]) >> 20} MiB)")
+    return math.nan, ""
+
+
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     from simgpu import devices
 
@@ -259,6 +301,7 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     sim = simulated(spec, quantity)
     sim_s = time.perf_counter() - t0
     ana = analytical(spec, quantity)
+    meas, meas_src = measured(dev, quantity)
 
     def err(x: float) -> float:
         return 100.0 * (x - pub) / pub if pub == pub and pub else math.nan
@@ -274,8 +317,12 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
         "published": pub,
         "simulated": sim,
         "analytical": ana,
+        "measured": meas,
         "err_simulated_pct": err(sim),
         "err_analytical_pct": err(ana),
+        "err_measured_pct": err(meas),
+        "sim_vs_measured_pct": 100.0 * (sim - meas) / meas if meas == meas else math.nan,
+        "measured_source": meas_src,
         "sim_wall_s": sim_s,
         "source": f"{SOURCE} Table {'IV' if 'latency' in quantity else 'V'}",
         "note": note,
@@ -296,15 +343,17 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     cols = 4
     rows = math.ceil(len(quantities) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
-    width = 0.27
+    width = 0.2
     x = np.arange(len(devs))
+    bars = (("published", "0.35", "published (Luo et al.)"), ("simulated", "C0", "simulated"),
+            ("analytical", "C1", "analytical"), ("measured", "C2", "measured (our calibration)"))
     for ax, q in zip(axes.ravel(), quantities, strict=False):
         sub = df[df["quantity"] == q].set_index("device").reindex(devs)
-        for i, (col, colour) in enumerate(
-            (("published", "0.35"), ("simulated", "C0"), ("analytical", "C1"))
-        ):
-            ax.bar(x + (i - 1) * width, sub[col].to_numpy(float), width, color=colour,
-                   label=col if col != "published" else "published (Luo et al.)")
+        for i, (col, colour, label) in enumerate(bars):
+            if col not in sub:
+                continue
+            ax.bar(x + (i - 1.5) * width, sub[col].to_numpy(float), width, color=colour,
+                   label=label)
         ax.set_xticks(x)
         ax.set_xticklabels(devs, rotation=25, ha="right", fontsize=7)
         ax.set_title(q, fontsize=9)
@@ -312,10 +361,11 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
         ax.grid(True, axis="y", alpha=0.3)
     for ax in axes.ravel()[len(quantities):]:
         ax.axis("off")
-    axes[0][0].legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
     fig.suptitle("Hopper microbenchmarks (Luo et al. Tables IV, V): published vs simgpu views"
                  "\n(h100-sxm/h100-pcie shown against the H800-PCIe row)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return [save_figure(fig, out_dir / "hopper_dissect.png")]
 
 

@@ -69,6 +69,12 @@ def test_hopper_dissect_small(tmp_path):
     assert 0.8 * spec.l1.bandwidth_bytes_per_cycle < thr <= spec.l1.bandwidth_bytes_per_cycle
     assert df.loc["L1 latency", "err_simulated_pct"] == pytest.approx(
         100 * (df.loc["L1 latency", "simulated"] - 40.7) / 40.7)
+    # our own calibration runs: the median ld.ca chase latency at footprints <= 16 KiB
+    runs = sorted((EXPERIMENTS.parent / "calibration" / "h100-sxm").iterdir(), reverse=True)
+    pch = pd.read_csv(runs[0] / "pchase.csv")
+    l1 = pch[(pch["path"] == "ca") & (pch["footprint_B"] <= 16 << 10)]["latency_cycles"]
+    assert df.loc["L1 latency", "measured"] == pytest.approx(l1.median())
+    assert pd.isna(df.loc["L1 throughput", "measured"])  # no L1 bandwidth table in the runs
 
 
 def test_gemm_tile_study_point(tmp_path):
