@@ -47,7 +47,7 @@ KNOBS = ("hbm_bandwidth_GBps", "l2_size_MiB", "pcie_gen")
 
 def evaluate(spec: Any, workload: str) -> dict[str, Any]:
     from simgpu import analytical
-    from simgpu.experiments.decode import decode_step, skinny_tiles
+    from simgpu.experiments.decode import decode_step, skinny_tiles, split_k
 
     kind, _, arg = workload.partition(" ")
     if kind == "stream":
@@ -61,8 +61,11 @@ def evaluate(spec: Any, workload: str) -> dict[str, Any]:
                 "weights_host_GB": r["weights_host_GB"]}
     dims = [int(x) for x in arg.split("x")] if "x" in arg else [int(arg)] * 3
     m, n, k = dims
-    tiles = skinny_tiles(m) if m < 128 else {}
-    est = analytical.gemm(spec, m, n, k, "fp16", **tiles).iloc[0]
+    kw: dict[str, Any] = {}
+    if m < 128:  # a skinny GEMM: small-M tiles, K split to fill the SMs
+        kw = skinny_tiles(m)
+        kw["split_k"] = split_k(spec, m, n, k, kw)
+    est = analytical.gemm(spec, m, n, k, "fp16", **kw).iloc[0]
     return {"time_s": float(est["time_s"]), "bound": str(est["bound"]),
             "tflops": float(est["tflops"]), "power_W": float(est["power_W"])}
 

@@ -2,7 +2,7 @@
 
 Per layer the step runs four weight GEMMs with M = batch (QKV projection, attention output,
 MLP up+gate, MLP down; :func:`simgpu.analytical.gemm`, cuBLAS, fp16, tiles of
-:func:`skinny_tiles`) and attention over the KV
+:func:`skinny_tiles`, K split by :func:`split_k`) and attention over the KV
 cache of every sequence (:func:`simgpu.analytical.roofline`: 4 x context x q_heads x head_dim
 FLOPs per sequence and layer, and the KV bytes from the level that holds them). The LM head is
 one more GEMM. Where things live:
@@ -92,6 +92,21 @@ def skinny_tiles(batch: int) -> dict[str, int]:
     return {"tile_m": tm, "tile_n": 128, "tile_k": 64}
 
 
+def split_k(spec: Any, M: Any, N: Any, K: Any, tiles: dict[str, int]) -> Any:
+    """K splits that give every SM a block when the output tiles alone cannot.
+
+    assumption: like cuBLAS's split-K / stream-K kernels for skinny GEMMs, the K dimension is
+    split until the blocks fill the SMs once (at most one tile_k per split); without it a
+    4096 x 4096 projection of one token keeps 32 of 132 H100 SMs busy.
+    """
+    import numpy as np
+
+    m, n, k = (np.asarray(x, dtype=float) for x in (M, N, K))
+    tiles_out = np.ceil(m / tiles["tile_m"]) * np.ceil(n / tiles["tile_n"])
+    want = np.ceil(spec.compute.sm_count / tiles_out)
+    return np.maximum(1, np.minimum(np.floor(k / tiles["tile_k"]), want)).astype(int)
+
+
 def decode_step(spec: Any, model: str | Model, batch: int, context: int,
                 dtype: str = "fp16") -> dict[str, Any]:
     """Time, bound and placement of one decode step (all sequences at ``context`` tokens)."""
@@ -107,9 +122,11 @@ def decode_step(spec: Any, model: str | Model, batch: int, context: int,
     # -- weight GEMMs (M = batch): per layer, then the LM head
     shapes = [(batch, d + 2 * kv, d), (batch, d, d), (batch, 2 * m.ffn, d), (batch, d, m.ffn)]
     tiles = skinny_tiles(batch)
-    per = analytical.gemm(spec, [s[0] for s in shapes], [s[1] for s in shapes],
-                          [s[2] for s in shapes], dtype, **tiles)
-    head = analytical.gemm(spec, batch, m.vocab, d, dtype, **tiles).iloc[0]
+    Ms, Ns, Ks = ([s[i] for s in shapes] for i in range(3))
+    per = analytical.gemm(spec, Ms, Ns, Ks, dtype, split_k=split_k(spec, Ms, Ns, Ks, tiles),
+                          **tiles)
+    head = analytical.gemm(spec, batch, m.vocab, d, dtype,
+                           split_k=split_k(spec, batch, m.vocab, d, tiles), **tiles).iloc[0]
     t_gemm = m.layers * float(per["time_s"].sum()) + float(head["time_s"])
     e_gemm = m.layers * float(per["energy_J"].sum()) + float(head["energy_J"])
     bound_time: dict[str, float] = {}
