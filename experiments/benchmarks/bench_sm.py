@@ -104,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     spec = devices.get(args.device)
     rows = rate_rows(spec, args.quick)
+    for r in rows:
+        print(f"  done: {r['case']}: {r['inst_per_cpu_s']:.0f} inst per CPU s", flush=True)
     for tile in (32,) if args.quick else (8, 16, 32):
         rows.append(gemm_row(spec, tile))
+        print(f"  done: {rows[-1]['case']}: {rows[-1]['cpu_s']:.1f} s CPU", flush=True)
     cols = [
         "case",
         "warp_instructions",
