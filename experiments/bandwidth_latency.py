@@ -2,7 +2,7 @@
 
 Every SM streams through memory with a fixed number of requests in flight (a closed loop, as
 the Mess benchmark's traffic generators are), with 100%, 75% or 50% reads; sweeping that
-occupancy from 1 to 96 lines per SM moves from an idle memory to a saturated one. The table
+occupancy from 1 to 128 lines per SM moves from an idle memory to a saturated one. The table
 records the bandwidth delivered in steady state and the mean latency of the reads (the loaded
 latency), so each curve shows the flat unloaded region, the knee and the near-vertical rise at
 saturation. Stores use the L2 write-through shortcut
@@ -40,9 +40,9 @@ DEVICES = [
 GRID: dict[str, list[Any]] = {
     "device": DEVICES,
     "read_fraction": [1.0, 0.75, 0.5],
-    "occupancy": [1, 4, 8, 16, 32, 48, 64, 96],
+    "occupancy": [1, 4, 8, 16, 32, 48, 64, 96, 128],
 }
-#: line requests per point: at least 16,000 (2 MB), and four rounds of the requests in
+#: line requests per point: at least 16,000 (2 MB), and three rounds of the requests in
 #: flight, so the steady-state window (10%-90% of completions) is well past the ramp
 MIN_REQUESTS = 16_000
 
@@ -70,7 +70,7 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     env = simpy.Environment()
     system = build_system(env, spec, l2_write_through=True)
     occupancy = int(params["occupancy"])
-    n = max(MIN_REQUESTS, 4 * occupancy * spec.compute.sm_count)
+    n = max(MIN_REQUESTS, 3 * occupancy * spec.compute.sm_count)
     src = Stream(env, system, n_lines=n, occupancy=occupancy,
                  read_fraction=float(params["read_fraction"]))
     gc.freeze()
