@@ -268,7 +268,9 @@ def _measured_view(q: GemmQuery, row: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _simulated_view(q: GemmQuery, spec: Any) -> tuple[dict[str, Any] | None, str]:
+def _simulated_view(
+    q: GemmQuery, spec: Any, log: Log | None = None
+) -> tuple[dict[str, Any] | None, str]:
     if q.kernel == "cublas":
         return None, ("the simulator replays the kernels/sgemm.cu fp32 kernels only (no tensor-core"
                       " or cuBLAS trace); try --kernel sgemm_tiled --dtype fp32")
@@ -286,6 +288,9 @@ def _simulated_view(q: GemmQuery, spec: Any) -> tuple[dict[str, Any] | None, str
             kw = q.analytical_kwargs()
             wl = workloads.RegBlockGemm(q.M, q.N, q.K, BM=t, BN=t, BK=kw["tile_k"],
                                         TM=kw["thread_tile_m"], TN=kw["thread_tile_n"])
+        if log:
+            log(f"simulated: replaying {type(wl).__name__} {q.M}x{q.N}x{q.K} on {spec.name}"
+                " (sampled; a 1024^3 GEMM takes a minute or two; --view to skip)")
         t0 = time.perf_counter()
         res = wl.simulate(spec)
         wall = time.perf_counter() - t0
@@ -377,7 +382,7 @@ def compare_gemm(
         notes["measured"] = "not requested"
     out["measured"] = measured
     makers: dict[str, Callable[[], tuple[dict[str, Any] | None, str]]] = {
-        "simulated": lambda: _simulated_view(q, spec),
+        "simulated": lambda: _simulated_view(q, spec, log),
         "analytical": lambda: _analytical_view(q, spec),
         "learned": lambda: _learned_view(q, spec, log),
     }
