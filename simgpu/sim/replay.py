@@ -385,14 +385,24 @@ def simulate_trace(
             dram_write = _dram_write_bytes(mem_stats)
         except Exception:  # noqa: BLE001 - statistics are optional for foreign systems
             mem_stats = None
+    # DRAM reads: the bytes the DRAM itself delivered when the memory system reports them
+    # (requests merged in an MSHR wait for one DRAM read); else the sectors served by DRAM.
+    dram_read = float(dram_loads * sector)
+    l2_hit = (1 - dram_loads / l2_loads) if l2_loads else None
+    if mem_stats is not None:
+        reported = _dram_read_bytes(mem_stats)
+        if reported is not None:
+            dram_read = reported
+            if l2_loads:
+                l2_hit = max(0.0, 1 - reported / (l2_loads * sector))
     bytes_ = {
         "l1": {"read": l1_loads * sector * scale, "write": stores * sector * scale},
         "l2": {"read": l2_loads * sector * scale, "write": stores * sector * scale},
-        "dram": {"read": dram_loads * sector * scale, "write": dram_write * scale},
+        "dram": {"read": dram_read * scale, "write": dram_write * scale},
     }
     hit_rate: dict[str, float | None] = {
         "l1": (loads.get("L1", 0) / l1_loads) if l1_loads else None,
-        "l2": (1 - dram_loads / l2_loads) if l2_loads else None,
+        "l2": l2_hit,
         "dram": None,
     }
     return SimResult(
@@ -424,6 +434,19 @@ def simulate_trace(
         memory_stats=mem_stats,
         block_end_cycles=list(done_times),
     )
+
+
+def _dram_read_bytes(stats: Any) -> float | None:
+    """DRAM read bytes from the memory system's ``DRAM`` row, or None when absent."""
+    try:
+        rows = stats[stats["component"] == "DRAM"]
+        if rows.empty:
+            return None
+        r = rows.iloc[0]
+        n = float(r["reads"]) + float(r["writes"])
+        return float(r["bytes"]) * float(r["reads"]) / n if n > 0 else 0.0
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _dram_write_bytes(stats: Any) -> float:
