@@ -17,8 +17,12 @@ A request carries one to ``row_bytes / burst_bytes`` bursts (a 128-byte line is 
 bursts on HBM2/HBM3 pseudo-channels) to one row of one bank. The controller decides a request at
 a time: precharge and activate when the row is not open, then the column commands, placed in the
 earliest data-bus slots that satisfy tCCD_S (pseudo-channel) and tCCD_L (bank group) against
-every command already placed. Commands are integer tCK; the rest of simgpu counts SM cycles, and
-the conversion uses ``tCK_ps`` and the SM clock given to :class:`HBM`.
+every command already placed. While it serves a row hit it also opens the row of the oldest
+waiting miss to another bank (a command-level FR-FCFS scheduler issues such a ready ACT between
+column commands), so row switches hide behind data transfers. Commands are integer tCK; the rest
+of simgpu counts SM cycles, and the conversion uses ``tCK_ps`` and the SM clock given to
+:class:`HBM`. Refresh is all-bank (REF) per pseudo-channel, staggered over tREFI; per-bank
+refresh is not modelled, so refresh costs the full (tRP + tRFC + ...) / tREFI share.
 
 Events: the controller wakes only when work arrives or when its plan runs out (it commits
 commands up to a horizon ahead of the present); completion is delivered by scheduling the
