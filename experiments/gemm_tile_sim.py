@@ -11,7 +11,9 @@ see ``simgpu/workloads/gemm.py``). Beside it:
   (../shared/data/gpperf/tiled_execution_times.csv, one cold launch each: shape only, not absolute
   times), whose finding is that 16 x 16 tiles are fastest on the RTX 4070.
 
-Usage: ``python experiments/gemm_tile_sim.py [--device rtx-4070] [--set size=2048]``.
+Usage: ``python experiments/gemm_tile_sim.py [--device rtx-4070] [--set size=2048]``;
+``--set l2=warm`` starts the sampled wave with A and B in the L2 when they fit (later waves'
+state) instead of a cold L2.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ GRID: dict[str, list[Any]] = {
     "device": ["rtx-4070", "h100-sxm"],
     "size": [1024, 2048, 4096],
     "tile": [8, 16, 32],
+    # "cold": the sampled first wave starts with an empty L2 (what the first wave sees);
+    # "warm": A and B preloaded in the L2 when they fit (what later waves see)
+    "l2": ["cold"],
 }
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,12 +79,16 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     spec = devices.get(params["device"])
     n, tile = int(params["size"]), int(params["tile"])
     w = TiledGemm(n, n, n, tile=tile)
-    res = w.simulate(spec, sample=True)
+    l2 = str(params.get("l2", "cold"))
+    if l2 not in ("cold", "warm"):
+        raise ValueError(f"l2 = {l2!r}: expected 'cold' or 'warm'")
+    res = w.simulate(spec, sample=True, warm_l2=l2 == "warm")
     total = sum(res.stalls.values()) or 1.0
     row = {
         "device": spec.name,
         "size": n,
         "tile": tile,
+        "l2": l2,
         "sim_ms": res.time_s * 1e3,
         "sim_spread_ms": res.time_s_spread * 1e3,
         "sim_TFLOPS": res.flops_per_s / 1e12,
