@@ -249,6 +249,11 @@ def run_experiment(module: ModuleType, argv: Sequence[str] | None = None) -> Pat
         "--set", action="append", default=[], metavar="KEY=V1,V2", help="override a grid axis"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--workers", type=int, help="run points on N local processes")
+    parser.add_argument("--dask-local", action="store_true",
+                        help="run points on a Dask LocalCluster")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run points on this Dask "
+                        "scheduler")
     args = parser.parse_args(argv)
     if args.models:
         os.environ["SIMGPU_MODELS"] = args.models
@@ -256,16 +261,42 @@ def run_experiment(module: ModuleType, argv: Sequence[str] | None = None) -> Pat
         grid = resolve_grid(module, args.device, args.set)
         config = {"experiment": module.NAME, "grid": grid}
         out_dir = args.out or results_root() / module.NAME / config_hash(config)
-        df = run_grid(
-            module, grid, out_dir, progress=not args.no_progress,
-            log=lambda m: print(m, file=sys.stderr),
-        )
+        if args.workers or args.dask_local or args.scheduler:
+            df = _run_parallel(module, grid, out_dir, args)
+        else:
+            df = run_grid(
+                module, grid, out_dir, progress=not args.no_progress,
+                log=lambda m: print(m, file=sys.stderr),
+            )
         finish_run(module, config, df, out_dir)
     except SimgpuError as exc:
         print(f"{module.NAME}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"{module.NAME}: wrote {out_dir}", file=sys.stderr)
     return out_dir
+
+
+def _run_parallel(
+    module: ModuleType, grid: dict[str, list[Any]], out_dir: Path, args: argparse.Namespace
+) -> pd.DataFrame:
+    """The points on the sweep engine (:mod:`simgpu.sweep`): processes or Dask workers import
+    the experiment's file; finished points land in the same ``.points.jsonl``."""
+    from simgpu.sweep.engine import ModulePoint, load_table, run_points
+
+    path = getattr(module, "__file__", None)
+    if not path:
+        raise ExperimentError(f"experiment {module.NAME!r} has no file for workers to import")
+    points = list(grid_points(grid))
+    report = run_points(
+        ModulePoint(str(Path(path).resolve())), points, out_dir, workers=args.workers,
+        scheduler=args.scheduler, dask_local=args.dask_local, progress=not args.no_progress,
+        desc=module.NAME, log=lambda m: print(f"{module.NAME}: {m}", file=sys.stderr),
+    )
+    if report.points_failed:
+        raise ExperimentError(
+            f"{report.points_failed} point(s) failed (reasons in {out_dir / '.failed.jsonl'})"
+        )
+    return load_table(out_dir, points)
 
 
 def finish_run(module: ModuleType, config: dict[str, Any], df: pd.DataFrame, out_dir: Path) -> None:

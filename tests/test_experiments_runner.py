@@ -137,3 +137,18 @@ def test_script_entry_point_shares_the_results_folder(exp_dir, tmp_path):
     assert _calls(exp_dir) == [1, 2, 3]
     assert main(["experiment", "run", "tiny", "--out", str(out), "--no-progress"]) == 0
     assert _calls(exp_dir) == [1, 2, 3]  # the CLI resumed the script's run: nothing redone
+
+
+def test_script_entry_point_runs_points_in_parallel(exp_dir, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "res"
+    subprocess.run([sys.executable, str(exp_dir / "tiny.py"), "--out", str(out), "--workers",
+                    "2", "--no-progress"], check=True, capture_output=True)
+    assert sorted(_calls(exp_dir)) == [1, 2, 3]
+    assert list(pd.read_csv(out / "tiny.csv")["y"]) == [1, 4, 9]
+    bad = subprocess.run([sys.executable, str(exp_dir / "tiny.py"), "--out", str(tmp_path / "b"),
+                          "--set", "fail=true", "--workers", "2", "--no-progress"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "1 point(s) failed" in bad.stderr
