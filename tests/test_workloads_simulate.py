@@ -43,3 +43,14 @@ def test_tile_size_changes_issue_pressure(two_sms):
         r = TiledGemm(64, 64, 64, tile=tile).simulate(two_sms, sample=False, **kw)
         per_fma[tile] = r.warp_instructions / r.op_counts["fp32"]
     assert per_fma[8] > per_fma[32] > 1.0
+
+
+def test_warm_l2_removes_cold_misses():
+    spec = devices.get("h100-sxm")
+    spec = dataclasses.replace(spec, compute=dataclasses.replace(spec.compute, sm_count=4))
+    w = TiledGemm(64, 64, 64, tile=32)
+    cold = w.simulate(spec, sample=False)
+    warm = w.simulate(spec, sample=False, warm_l2=True)
+    assert cold.bytes["dram"]["read"] >= 2 * 64 * 64 * 4  # A and B come from DRAM once
+    assert warm.bytes["dram"]["read"] == 0
+    assert warm.cycles < cold.cycles
