@@ -260,6 +260,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if c not in show.columns:
             continue
         show[c] = show[c].round(3 if c == "r2" else 1)
+    for c in ("n_train", "n_test", "repeats"):
+        if c in show.columns:
+            show[c] = show[c].round(0).astype("Int64")
     print(show.to_string(index=False))
     print("\npublished figures for comparison:")
     print(published.to_string(index=False))
