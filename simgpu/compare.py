@@ -268,8 +268,30 @@ def _measured_view(q: GemmQuery, row: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+#: Events kept in a ``--timeline`` trace (about 200 bytes each in the JSON file).
+TIMELINE_MAX_EVENTS = 500_000
+
+
+def _timeline_factory(holder: dict[str, Any]) -> Callable[[Any, Any], Any]:
+    """A ``system_factory`` for :func:`simgpu.sim.replay.simulate_trace` that records the
+    requests and DRAM commands of the memory system it builds (the last one built is kept)."""
+
+    def factory(env: Any, spec: Any) -> Any:
+        from simgpu.sim import build_system
+        from simgpu.sim.hbm import HBMConfig
+        from simgpu.timeline import Timeline, trace_requests
+
+        timeline = Timeline(max_events=TIMELINE_MAX_EVENTS)
+        system = build_system(env, spec, hbm_config=HBMConfig(log=True))
+        trace_requests(system, timeline)
+        holder.update(timeline=timeline, system=system)
+        return system
+
+    return factory
+
+
 def _simulated_view(
-    q: GemmQuery, spec: Any, log: Log | None = None
+    q: GemmQuery, spec: Any, log: Log | None = None, timeline: Path | None = None
 ) -> tuple[dict[str, Any] | None, str]:
     if q.kernel == "cublas":
         return None, ("the simulator replays the kernels/sgemm.cu fp32 kernels only (no tensor-core"
@@ -291,8 +313,10 @@ def _simulated_view(
         if log:
             log(f"simulated: replaying {type(wl).__name__} {q.M}x{q.N}x{q.K} on {spec.name}"
                 " (sampled; a 1024^3 GEMM takes a minute or two; --view to skip)")
+        holder: dict[str, Any] = {}
+        kwargs = {"system_factory": _timeline_factory(holder)} if timeline else {}
         t0 = time.perf_counter()
-        res = wl.simulate(spec)
+        res = wl.simulate(spec, **kwargs)
         wall = time.perf_counter() - t0
     except (AttributeError, ImportError, NotImplementedError, TypeError) as exc:
         return None, f"simulator not usable yet: {type(exc).__name__}: {exc}"
@@ -301,6 +325,14 @@ def _simulated_view(
             f" replayed{' (sampled, extrapolated)' if res.sampled else ''} in {wall:.1f} s")
     if power is None:
         note += "; no power model in the simulator"
+    if timeline and "timeline" in holder:
+        from simgpu.timeline import add_hbm_commands
+
+        tl = holder["timeline"]
+        add_hbm_commands(tl, holder["system"].hbm)
+        tl.write(timeline, spec.compute.boost_clock_MHz)
+        note += (f"; timeline of its last replay ({len(tl)} events"
+                 f"{f', {tl.dropped} dropped' if tl.dropped else ''}) in {timeline}")
     return _view(q, res.time_s, power, getattr(res, "bound", None),
                  time_s_spread=_f(res.time_s_spread), seconds=wall), note
 
@@ -363,8 +395,13 @@ def compare_gemm(
     views: tuple[str, ...] = VIEWS,
     calibration: Path | None = None,
     log: Log | None = None,
+    timeline: Path | None = None,
 ) -> dict[str, Any]:
-    """The four views of ``q`` as one JSON-ready document (see the module docstring)."""
+    """The four views of ``q`` as one JSON-ready document (see the module docstring).
+
+    ``timeline``: write the simulated view's last replay as a Chrome/Perfetto trace there
+    (:mod:`simgpu.timeline`: every memory request on its SM's track, DRAM commands per
+    pseudo-channel)."""
     from simgpu import devices
 
     spec = devices.get(q.device)
@@ -382,7 +419,7 @@ def compare_gemm(
         notes["measured"] = "not requested"
     out["measured"] = measured
     makers: dict[str, Callable[[], tuple[dict[str, Any] | None, str]]] = {
-        "simulated": lambda: _simulated_view(q, spec, log),
+        "simulated": lambda: _simulated_view(q, spec, log, timeline),
         "analytical": lambda: _analytical_view(q, spec),
         "learned": lambda: _learned_view(q, spec, log),
     }
@@ -488,6 +525,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="measure on the local GPU now (CuPy + NVML), saved as a calibration run")
     p.add_argument("--calibration", type=Path, default=None,
                    help="calibration folder (default ./calibration or the checkout's)")
+    p.add_argument("--timeline", type=Path, metavar="PATH.json",
+                   help="write the simulated replay as a Chrome/Perfetto trace (sgemm kernels)")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.set_defaults(handler=cmd_compare)
 
@@ -498,8 +537,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(f"compare: {msg}", file=sys.stderr)
 
+    if args.timeline and args.timeline.exists():
+        raise SimgpuError(f"--timeline {args.timeline}: file exists; results are never"
+                          " overwritten")
     doc = compare_gemm(q, measure=args.measure, views=tuple(args.view or VIEWS),
-                       calibration=args.calibration, log=log)
+                       calibration=args.calibration, log=log, timeline=args.timeline)
     if args.json:
         print(json.dumps(_jsonable(doc), indent=1))
     else:

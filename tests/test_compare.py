@@ -98,3 +98,23 @@ def test_cli_bad_input_exits_2(capsys):
     assert main(["compare", "--m", "64", "--n", "64", "--k", "64", "--dtype", "fp16",
                  "--kernel", "sgemm_naive"]) == 2
     assert "fp32 only" in capsys.readouterr().err
+
+
+def test_simulated_view_writes_a_timeline(tmp_path, capsys):
+    pytest.importorskip("simpy")
+    path = tmp_path / "gemm.json"
+    rc = main(["compare", "--m", "64", "--n", "64", "--k", "64", "--dtype", "fp32",
+               "--kernel", "sgemm_tiled", "--tile", "16", "--view", "simulated", "--json",
+               "--timeline", str(path), "--calibration", str(CAL)])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["simulated"]["time_s"] > 0 and str(path) in doc["notes"]["simulated"]
+    trace = json.loads(path.read_text())
+    names = {e["args"]["name"] for e in trace["traceEvents"]
+             if e["ph"] == "M" and e["name"] == "process_name"}
+    assert {"SM", "DRAM"} <= names  # requests per SM and DRAM commands
+    loads = [e for e in trace["traceEvents"] if e["ph"] == "b" and e["name"].startswith("LD")]
+    assert loads and all(e["args"]["dur_cycles"] > 0 for e in loads)
+    assert main(["compare", "--m", "64", "--n", "64", "--k", "64", "--dtype", "fp32",
+                 "--kernel", "sgemm_tiled", "--view", "simulated", "--timeline",
+                 str(path)]) == 2  # never overwrites
