@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from simgpu.results import results_root, write_table
-    from simgpu.sweep import run_points
+    from simgpu.sweep import load_table, run_points
     from simgpu.sweep.model import evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,10 +72,15 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(tmp) / f"{kind}-{executor}-{workers}"
                 rep = run_points(evaluate, points, out, workers=workers,
                                  dask_local=executor == "dask", progress=False)
+                point_s = float(load_table(out, points)["wall_s"].mean())
                 rows.append({
                     "points": kind, "executor": executor, "workers": workers,
                     "n_points": len(points), "failed": rep.points_failed,
                     "wall_s": rep.wall_s, "points_per_s": rep.points_per_s,
+                    # seconds one point computes inside its worker: the ideal rate with w
+                    # workers and free cores is w / point_s
+                    "point_s_mean": point_s,
+                    "ideal_points_per_s": max(workers, 1) / point_s,
                 })
                 print(f"{kind:<10} {executor:<9} {workers} worker(s): {len(points)} points in"
                       f" {rep.wall_s:6.1f} s = {rep.points_per_s:7.1f} points/s", flush=True)
@@ -86,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if r.workers > 0 else float("nan") for r in df.itertuples()
     ]
     df["cpus"] = os.cpu_count()
+    df["load_avg_1min"] = os.getloadavg()[0]
     print()
     print(df.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
