@@ -405,14 +405,13 @@ def _workload_for(row: Any, table: str) -> Any:
 
 def _trace_simulated(table: str, cost: str) -> ViewFn:
     def view(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
+        if opts["metric"] != "time_s":
+            return _nan(len(rows)), "the trace replay has no power model"
         modelled = rows[[_workload_for(r, table) is not None
                          for r in rows.to_dict(orient="records")]]
 
         def one(row: Any) -> float:
-            res = _workload_for(row, table).simulate(spec)
-            if opts["metric"] == "time_s":
-                return float(res.time_s)
-            return float("nan")  # the trace replay reports no power
+            return float(_workload_for(row, table).simulate(spec).time_s)
 
         out, note = _simulate_rows(modelled, opts, cost, cost, one,
                                    "workloads.<kernel>.simulate() trace replay (sampled)")
