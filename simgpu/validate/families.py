@@ -262,14 +262,18 @@ class _Budget:
 
 
 def _picks(rows: pd.DataFrame, opts: dict[str, Any], by: str, cost: str) -> list[int]:
-    """Row labels to simulate: per curve, up to max_sim spread over ``by``, cheapest first."""
+    """Row labels to simulate: per curve, up to max_sim spread over ``by`` (or, where ``by`` is
+    ``cost``, the max_sim cheapest, since one large replay can outlast any budget)."""
     chosen: list[int] = []
     series = [c for c in ("path", "op", "direction", "host_memory", "kernel", "dtype", "tile_m")
               if c in rows.columns]
     groups = rows.groupby(series, sort=False) if series else [(None, rows)]
     for _, grp in groups:
         grp = grp.sort_values(by)
-        idx = grp.index.to_numpy()[_sample(len(grp), int(opts["max_sim"]))]
+        if by == cost:
+            idx = grp.index.to_numpy()[: int(opts["max_sim"])]
+        else:
+            idx = grp.index.to_numpy()[_sample(len(grp), int(opts["max_sim"]))]
         chosen.extend(int(i) for i in idx)
     costs = rows[cost].astype(float)
     return sorted(chosen, key=lambda i: float(costs[i]))
@@ -314,7 +318,7 @@ def _pchase_simulated(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> Vi
         env.run()
         return float(chase.result().mean_latency_cycles * 1000.0 / spec.clock_MHz)
 
-    return _simulate_rows(rows, opts, "footprint_B", "footprint_B", one,
+    return _simulate_rows(rows, opts, "footprint_B", "stride_B", one,
                           "sim.sources.PointerChase after a warm-up lap, 300 timed loads")
 
 
@@ -350,7 +354,7 @@ def _stream_simulated(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> Vi
         seconds = (r.t_end - r.t_start) / (spec.clock_MHz * 1e6)
         return float(r.bytes / seconds / 1e9)
 
-    out, note = _simulate_rows(dram_rows, opts, "array_B", "array_B", one,
+    out, note = _simulate_rows(dram_rows, opts, "array_B", "blocks", one,
                                "sim.sources.Stream, DRAM-resident arrays (>= 4x L2) only,"
                                " kernel's lines in flight per SM")
     full = _nan(len(rows))
