@@ -340,7 +340,9 @@ def _stream_simulated(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> Vi
 
     def one(row: Any) -> float:
         env = simpy.Environment()
-        system = build_system(env, spec)
+        # arrays far larger than L2: in the steady state every store reaches DRAM, which a short
+        # window of a write-back L2 (it absorbs 8 MiB of stores) would not show
+        system = build_system(env, spec, l2_write_through=True)
         op, read_fraction = _STREAM_MIX[str(row["op"])]
         sms = spec.compute.sm_count
         # lines in flight per SM as the kernel has them: threads x one float4 (16 B) each
@@ -356,7 +358,7 @@ def _stream_simulated(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> Vi
 
     out, note = _simulate_rows(dram_rows, opts, "array_B", "blocks", one,
                                "sim.sources.Stream, DRAM-resident arrays (>= 4x L2) only,"
-                               " kernel's lines in flight per SM")
+                               " kernel's lines in flight per SM, stores written through to DRAM")
     full = _nan(len(rows))
     full[dram_rows.index.to_numpy(dtype=int)] = out  # rows carry a 0..n-1 index
     return full, note
@@ -414,11 +416,17 @@ def _trace_simulated(table: str, cost: str) -> ViewFn:
         modelled = rows[[_workload_for(r, table) is not None
                          for r in rows.to_dict(orient="records")]]
 
+        from simgpu.analytical.params import DeviceParams
+
+        # the measured time of one call includes the launch; the replay times the kernel only
+        launch_s = DeviceParams.from_spec(spec).launch_overhead_s
+
         def one(row: Any) -> float:
-            return float(_workload_for(row, table).simulate(spec).time_s)
+            return float(_workload_for(row, table).simulate(spec).time_s) + launch_s
 
         out, note = _simulate_rows(modelled, opts, cost, cost, one,
-                                   "workloads.<kernel>.simulate() trace replay (sampled)")
+                                   "workloads.<kernel>.simulate() trace replay (sampled)"
+                                   f" + launch overhead {launch_s * 1e6:.2f} us")
         full = _nan(len(rows))
         full[modelled.index.to_numpy(dtype=int)] = out  # rows carry a 0..n-1 index
         if len(modelled) < len(rows):
