@@ -75,30 +75,12 @@ PLATEAUS = {
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     """Simulate one footprint on one device."""
-    import gc
-
-    import simpy
-
     from simgpu import devices
-    from simgpu.sim import build_system
-    from simgpu.sim.sources import PointerChase
+    from simgpu.sim.sources import run_pointer_chase
 
     spec = devices.get(params["device"])
-    env = simpy.Environment()
-    system = build_system(env, spec)
     footprint = int(params["footprint_bytes"])
-    # assumption: warming 1.2 x the lines the caches hold (one lap when the footprint is
-    # smaller) leaves the tags as a full lap would: LRU keeps only the most recent lines.
-    warm = min(footprint // 128, int(1.2 * (spec.l2.size_bytes + system.l1_bytes) // 128))
-    chase = PointerChase(env, system, footprint_bytes=footprint, n_loads=N_LOADS,
-                         warm_loads=warm)
-    gc.freeze()  # the warmed tags are long-lived: keep them out of the collector's scans
-    try:
-        chase.start()
-        env.run()
-    finally:
-        gc.unfreeze()
-    r = chase.result()
+    r, system = run_pointer_chase(spec, footprint, n_loads=N_LOADS)
     served = {k: v[0] for k, v in system.by_level.items()}
     n = sum(served.values()) or 1
     cycles = r.mean_latency_cycles

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import simpy
 
+    from simgpu.devices import DeviceSpec
     from simgpu.sim.system import MemorySystem
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "RandomAccess",
     "Paced",
     "cyclic_order",
+    "run_pointer_chase",
 ]
 
 
@@ -296,6 +298,47 @@ class PointerChase(Source):
             yield self._issue(
                 MemRequest(self.sm, line, sectors=sec, cache_op=self.cache_op)
             )
+
+
+#: assumption: warming 1.2 x the lines the caches hold (one lap when the footprint is smaller)
+#: leaves the tags as a full lap would: LRU keeps only the most recent lines.
+WARM_FACTOR = 1.2
+
+
+def run_pointer_chase(
+    spec: DeviceSpec,
+    footprint_bytes: int,
+    *,
+    n_loads: int,
+    stride_bytes: int = 128,
+    cache_op: str = "ca",
+    seed: int = 0,
+) -> tuple[SourceResult, MemorySystem]:
+    """A warmed pointer chase on a fresh memory system of ``spec``: its result and the system.
+
+    The chase the latency ladder and ``simgpu validate`` time: one SM, a functional warm-up of
+    :data:`WARM_FACTOR` x the cached lines, then ``n_loads`` timed dependent loads.
+    """
+    import gc
+
+    import simpy
+
+    from simgpu.sim.system import build_system
+
+    env = simpy.Environment()
+    system = build_system(env, spec)
+    warm = min(footprint_bytes // stride_bytes,
+               int(WARM_FACTOR * (spec.l2.size_bytes + system.l1_bytes) // system.line_bytes))
+    chase = PointerChase(env, system, footprint_bytes=footprint_bytes, n_loads=n_loads,
+                         stride_bytes=stride_bytes, seed=seed, warm_loads=warm,
+                         cache_op=cache_op)
+    gc.freeze()  # the warmed tags are long-lived: keep them out of the collector's scans
+    try:
+        chase.start()
+        env.run()
+    finally:
+        gc.unfreeze()
+    return chase.result(), system
 
 
 class _ClosedLoop(Source):

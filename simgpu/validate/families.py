@@ -299,27 +299,16 @@ def _simulate_rows(
 
 
 def _pchase_simulated(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    import simpy
-
-    from simgpu.sim import build_system
-    from simgpu.sim.sources import PointerChase
+    from simgpu.sim.sources import run_pointer_chase
 
     def one(row: Any) -> float:
-        env = simpy.Environment()
-        system = build_system(env, spec)
-        footprint = int(row["footprint_B"])
-        stride = int(row["stride_B"])
-        # warm 1.5 x the cached lines (one lap when smaller), as experiments/latency_ladder.py
-        warm = min(footprint // stride,
-                   int(1.5 * (spec.l2.size_bytes + system.l1_bytes) // system.line_bytes))
-        chase = PointerChase(env, system, footprint_bytes=footprint, n_loads=300,
-                             stride_bytes=stride, warm_loads=warm, cache_op=str(row["path"]))
-        chase.start()
-        env.run()
-        return float(chase.result().mean_latency_cycles * 1000.0 / spec.clock_MHz)
+        result, _ = run_pointer_chase(spec, int(row["footprint_B"]), n_loads=300,
+                                      stride_bytes=int(row["stride_B"]),
+                                      cache_op=str(row["path"]))
+        return float(result.mean_latency_cycles * 1000.0 / spec.clock_MHz)
 
     return _simulate_rows(rows, opts, "footprint_B", "stride_B", one,
-                          "sim.sources.PointerChase after a warm-up lap, 300 timed loads")
+                          "sim.sources.run_pointer_chase: warmed caches, 300 timed loads")
 
 
 #: stream op -> (read fraction, writes placed as a second array) of the simulated source
