@@ -76,6 +76,20 @@ def test_mshr_merges_requests_to_a_line_in_flight(h100):
     assert c.value.served_by == d.value.served_by == "DRAM"
 
 
+def test_merge_whose_extra_sectors_hit_in_l2_completes(h100):
+    """A load merging into an L1 miss in flight, whose missing sectors the L2 answers at once,
+    completes (the L2 hit settles the fill time before the merged load is registered)."""
+    env = simpy.Environment()
+    s = build_system(env, h100)
+    s.warm(1, [4096], sectors=0b1111)  # the whole line in the near L2 (and SM 1's L1 only)
+    a = s.access(MemRequest(0, 4096, 0b0001))
+    b = s.access(MemRequest(0, 4096, 0b0010))  # merges, fetches one more sector: an L2 hit
+    env.run()
+    assert s.completed == s.issued == 2
+    assert a.value.served_by == b.value.served_by == "L2near"
+    assert b.value.t_done >= a.value.t_done
+
+
 def test_stores_write_through_l1_and_write_back_l2(h100):
     env = simpy.Environment()
     s = build_system(env, h100)

@@ -317,7 +317,8 @@ class MemorySystem:
             def waiter(t: float, e: MSHREntry = e) -> None:
                 self._done(req, ev, max(t, start + h1), e.level)  # type: ignore[attr-defined]
 
-            if e.t_fill is not None and not extra:
+            # the fetch above may have been answered at once (an L2 hit): t_fill is then known
+            if e.t_fill is not None:
                 waiter(e.t_fill)
             else:
                 e.waiters.append(waiter)
