@@ -96,6 +96,8 @@ def test_stores_write_through_l1_and_write_back_l2(h100):
     st_ = run_one(s, MemRequest(0, 0, 0b1, write=True))
     assert st_.served_by == "L2near"
     assert s.hbm.totals()["writes"] == 0  # write-back: nothing reaches DRAM yet
+    dram = s.stats().set_index("component").loc["DRAM"]
+    assert dram["l2_dirty_bytes"] == 32  # ...but the L2 owes DRAM the stored sector
     ld = run_one(s, MemRequest(0, 0, 0b1))
     assert ld.served_by == "L2near"  # no allocation in L1 on a store miss
     # overflow one L2 set of both partitions with dirty lines: write-backs reach DRAM
@@ -110,6 +112,10 @@ def test_stores_write_through_l1_and_write_back_l2(h100):
     env.run()
     assert s.dram_writebacks >= h100.l2.ways - 1
     assert s.hbm.totals()["writes"] == s.dram_writebacks
+    # every dirty sector stored is either written back or still owed by the L2 (line 0 is
+    # among the lines of the set, so its first store is overwritten, not added)
+    dram = s.stats().set_index("component").loc["DRAM"]
+    assert dram["write_bytes"] + dram["l2_dirty_bytes"] == 4 * 32 * 3 * h100.l2.ways
 
 
 def test_shared_memory_bank_conflicts_add_cycles(h100):

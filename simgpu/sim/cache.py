@@ -249,6 +249,12 @@ class SectorCache:
     def __len__(self) -> int:
         return sum(len(s) for s in self._sets)
 
+    def dirty_sectors(self) -> int:
+        """Number of dirty sectors held (data a write-back cache still owes to memory)."""
+        return sum(
+            (entry >> _DIRTY_SHIFT).bit_count() for s in self._sets for entry in s.values()
+        )
+
     def counters(self) -> dict[str, int]:
         """The statistics counters as a dict."""
         return {

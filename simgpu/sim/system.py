@@ -639,6 +639,8 @@ class MemorySystem:
             "row_conflicts": d["row_conflicts"], "refreshes": d["refreshes"], "bytes": d["bytes"],
             "read_bytes": d["bytes"] - d["write_bytes"], "write_bytes": d["write_bytes"],
             "writebacks": self.dram_writebacks,
+            # stores the write-back L2 still holds: they reach DRAM after the run ends
+            "l2_dirty_bytes": 32 * sum(t.dirty_sectors() for t in self.l2.parts),
             # Little's law at the controllers: mean requests queued = total wait / time
             "mean_queue_occupancy": d["queue_wait"] * self.hbm.cycles_per_tck / span
             if span > 0 else float("nan"),
