@@ -58,12 +58,12 @@ STREAM_READ_GBPS = {
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     """Offer one rate with one read fraction to one device."""
-    import gc
 
     import simpy
 
     from simgpu import devices
     from simgpu.sim import build_system
+    from simgpu.sim.collector import relaxed_gc
     from simgpu.sim.sources import Stream
 
     spec = devices.get(params["device"])
@@ -73,12 +73,9 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     n = max(MIN_REQUESTS, 3 * occupancy * spec.compute.sm_count)
     src = Stream(env, system, n_lines=n, occupancy=occupancy,
                  read_fraction=float(params["read_fraction"]))
-    gc.freeze()
-    try:
-        src.start()
+    src.start()
+    with relaxed_gc():
         env.run()
-    finally:
-        gc.unfreeze()
     r = src.result()
     to_ns = 1000.0 / spec.clock_MHz
     d = system.hbm.totals()

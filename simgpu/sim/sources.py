@@ -319,10 +319,9 @@ def run_pointer_chase(
     The chase the latency ladder and ``simgpu validate`` time: one SM, a functional warm-up of
     :data:`WARM_FACTOR` x the cached lines, then ``n_loads`` timed dependent loads.
     """
-    import gc
-
     import simpy
 
+    from simgpu.sim.collector import relaxed_gc
     from simgpu.sim.system import build_system
 
     env = simpy.Environment()
@@ -332,12 +331,9 @@ def run_pointer_chase(
     chase = PointerChase(env, system, footprint_bytes=footprint_bytes, n_loads=n_loads,
                          stride_bytes=stride_bytes, seed=seed, warm_loads=warm,
                          cache_op=cache_op)
-    gc.freeze()  # the warmed tags are long-lived: keep them out of the collector's scans
-    try:
-        chase.start()
+    chase.start()
+    with relaxed_gc():  # the warmed tags are long-lived: keep them out of the collector's scans
         env.run()
-    finally:
-        gc.unfreeze()
     return chase.result(), system
 
 
