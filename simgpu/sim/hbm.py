@@ -467,20 +467,20 @@ class HBM:
             skipped = (t0 - pc.next_ref) // t.tREFI
             pc.refreshes += skipped
             pc.next_ref += skipped * t.tREFI
+        open_row = pc.open_row
         while t0 >= pc.next_ref:
-            t_ref = pc.next_ref
-            for b in range(self.banks):
-                t_ref = max(t_ref, pc.act_ok[b])  # ACT -> REF: tRC (act_ok = ACT + tRC)
-                if pc.open_row[b] >= 0:
-                    t_pre = max(pc.next_ref, pc.pre_ok[b], pc.bank_last[b])
-                    self._log(t_pre, PRE, pc, b)
-                    t_ref = max(t_ref, t_pre + t.tRP)
-                    pc.open_row[b] = -1
+            # ACT -> REF: tRC (act_ok = ACT + tRC)
+            t_ref = max(pc.next_ref, max(pc.act_ok))
+            for b in [b for b, r in enumerate(open_row) if r >= 0]:
+                t_pre = max(pc.next_ref, pc.pre_ok[b], pc.bank_last[b])
+                self._log(t_pre, PRE, pc, b)
+                if t_pre + t.tRP > t_ref:
+                    t_ref = t_pre + t.tRP
+                open_row[b] = -1
             self._log(t_ref, REF, pc, -1)
             end = t_ref + t.tRFC
-            for b in range(self.banks):
-                pc.act_ok[b] = max(pc.act_ok[b], end)
-                pc.bank_last[b] = max(pc.bank_last[b], t_ref)
+            pc.act_ok = [a if a > end else end for a in pc.act_ok]
+            pc.bank_last = [x if x > t_ref else t_ref for x in pc.bank_last]
             pc.refreshes += 1
             pc.next_ref += t.tREFI
 
@@ -581,7 +581,7 @@ class HBM:
 
     def _slots(self, pc: _PseudoChannel, g: int, t_min: int, n: int, now: int) -> int:
         """Earliest start s >= t_min for n column commands at s + k*tCCD_L; reserve them."""
-        if now - pc.base > 8192:  # slide the window of the occupancy masks (never past now)
+        if now - pc.base > 256:  # slide the window of the occupancy masks (never past now)
             shift = now - pc.base
             pc.bus >>= shift
             pc.bgmask = [m >> shift for m in pc.bgmask]
