@@ -23,6 +23,29 @@ def coalesce(
     ``addrs``, in order of first touch."""
     out: dict[int, int] = {}
     lmask = ~(line_bytes - 1)
+    n = len(addrs)
+    if n > 1 and width <= sector_bytes and sector_bytes % width == 0:
+        # Fast path: split the lanes into runs of consecutive, aligned accesses (a row of a
+        # tile) and mark each run's sectors at once; same result as the lane-by-lane loop.
+        i = 0
+        while i < n:
+            lo = addrs[i]
+            if lo % width:
+                break
+            j = i + 1
+            while j < n and addrs[j] == addrs[j - 1] + width:
+                j += 1
+            hi = addrs[j - 1] + width - 1
+            line = lo & lmask
+            while line <= hi:
+                s0 = (max(lo, line) - line) // sector_bytes
+                s1 = (min(hi, line + line_bytes - 1) - line) // sector_bytes
+                out[line] = out.get(line, 0) | (((1 << (s1 + 1)) - 1) ^ ((1 << s0) - 1))
+                line += line_bytes
+            i = j
+        else:
+            return list(out.items())
+        out.clear()
     for a in addrs:
         end = a + width - 1
         line = a & lmask

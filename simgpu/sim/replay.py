@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from simgpu.errors import SimgpuError
-from simgpu.sim.sm import SM, STALL_REASONS, Block, SMConfig
+from simgpu.sim.sm import SM, STALL_REASONS, Block, Decoder, SMConfig
 from simgpu.trace.schema import KernelTrace
 
 if TYPE_CHECKING:
@@ -301,7 +301,8 @@ def simulate_trace(
             return
         dispatch(sm)
 
-    sms = [SM(env, i, cfg, system, rq, on_done) for i in range(n_sm)]
+    decoder = Decoder(cfg)
+    sms = [SM(env, i, cfg, system, rq, on_done, decoder) for i in range(n_sm)]
     # First wave: round robin over SMs, up to the occupancy limit each.
     for _ in range(occ.blocks_per_sm):
         for sm in sms:

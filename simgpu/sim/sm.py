@@ -35,6 +35,7 @@ __all__ = [
     "UnitTiming",
     "unit_timings",
     "SMConfig",
+    "Decoder",
     "Warp",
     "Block",
     "SubCore",
@@ -69,7 +70,7 @@ STALL_REASONS = (
 )
 
 # Instruction kinds for the issue logic.
-K_ALU, K_SHARED, K_GLOBAL, K_BAR, K_EXIT = range(5)
+K_ALU, K_SHARED, K_GLOBAL, K_BAR, K_EXIT, K_CTRL = range(6)
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,8 @@ class Warp:
         "done",
         "age",
         "unit",
+        "dec",
+        "decode",
     )
 
     def __init__(
@@ -234,6 +237,9 @@ class Warp:
         self.done = self.n == 0
         self.age = age
         self.unit = _CLASS_UNIT[insts[0].op] if insts else U_CTRL
+        #: Decoded record of the instruction at :attr:`pc` (see :class:`Decoder`).
+        self.dec: Decoded | None = None
+        self.decode: Decoder = sub.sm.decode
 
     def refresh(self, t_min: float) -> None:
         """Recompute :attr:`ready` for the next instruction (scoreboard: RAW and WAW)."""
@@ -241,21 +247,150 @@ class Warp:
             self.ready = t_min
             return
         inst = self.insts[self.pc]
-        self.unit = _CLASS_UNIT[inst.op]
+        d = self.dec
+        if d is None or d.inst is not inst:
+            d = self.dec = self.decode(inst)
+        self.unit = d.unit
         if self.blocked:
             self.ready = INF
             return
         regs = self.regs
         r = t_min
-        for s in inst.src:
+        for s in d.regs:
             v = regs[s]
             if v > r:
                 r = v
-        for d in inst.dst:
-            v = regs[d]
-            if v > r:
-                r = v
         self.ready = r
+
+
+class Decoded:
+    """What the issue logic needs to know about one instruction, computed once."""
+
+    __slots__ = (
+        "inst",
+        "kind",
+        "unit",
+        "regs",
+        "src",
+        "dst",
+        "lat",
+        "ii",
+        "flops",
+        "sync",
+        "op",
+        "waves",
+    )
+
+    def __init__(
+        self,
+        inst: Instruction,
+        kind: int,
+        unit: int,
+        lat: float,
+        ii: float,
+        flops: int,
+        sync: bool,
+        waves: int,
+    ) -> None:
+        #: The instruction itself.
+        self.inst = inst
+        #: K_ALU, K_SHARED, K_GLOBAL, K_BAR, K_EXIT or K_CTRL.
+        self.kind = kind
+        #: Functional unit (index into :data:`UNITS`).
+        self.unit = unit
+        #: Sources then destinations (the scoreboard checks both: RAW and WAW).
+        self.regs = inst.src + inst.dst
+        self.src = inst.src
+        self.dst = inst.dst
+        #: Latency (issue to dependent issue) and initiation interval, cycles (ALU, control).
+        self.lat = lat
+        self.ii = ii
+        #: FLOPs of the whole warp instruction.
+        self.flops = flops
+        #: Must line up with the global clock before issuing (global memory, barrier, exit).
+        self.sync = sync
+        #: Opcode class.
+        self.op = inst.op
+        #: Shared-memory wavefronts (shared loads and stores).
+        self.waves = waves
+
+
+class Decoder:
+    """The per-instruction facts the issue logic needs (kind, unit, timing, FLOPs, shared-memory
+    wavefronts), computed once per distinct :class:`Instruction` object and shared by all SMs of
+    a replay. Generated traces share their ALU and shared-memory instructions between warps and
+    blocks, so those are decoded once per kernel; global-memory instructions (new for each warp)
+    are decoded when issued and not kept."""
+
+    #: Entries kept before the memo is cleared (bounds memory on traces read from files, whose
+    #: instructions are all distinct objects).
+    MAX_ENTRIES = 1 << 17
+
+    def __init__(self, cfg: SMConfig) -> None:
+        self.cfg = cfg
+        self._memo: dict[int, Decoded] = {}
+
+    def __call__(self, inst: Instruction) -> Decoded:
+        d = self._memo.get(id(inst))
+        if d is not None:  # the entry holds `inst`, so its id cannot have been reused
+            return d
+        d = self._decode(inst)
+        if d.kind != K_GLOBAL:
+            memo = self._memo
+            if len(memo) >= self.MAX_ENTRIES:
+                memo.clear()
+            memo[id(inst)] = d
+        return d
+
+    def _decode(self, inst: Instruction) -> Decoded:
+        cfg = self.cfg
+        op = inst.op
+        timings = cfg.timings
+        tm: UnitTiming | None = None
+        waves = 0
+        if op in _ALU_OPS:
+            kind = K_ALU
+            tm = timings[op]
+        elif op in _MEM_OPS:
+            kind = K_SHARED if inst.space == "shared" else K_GLOBAL
+            if kind == K_SHARED:
+                lanes = inst.mask.bit_count()
+                if inst.addrs is None:
+                    waves = shared_wavefronts_affine(
+                        inst.base,
+                        inst.stride,
+                        lanes,
+                        inst.width,
+                        cfg.shared_banks,
+                        cfg.shared_bank_bytes,
+                    )
+                else:
+                    waves = shared_wavefronts(
+                        inst.addrs, inst.width, cfg.shared_banks, cfg.shared_bank_bytes
+                    )
+        elif op == "bar":
+            kind = K_BAR
+        elif op == "exit":
+            kind = K_EXIT
+        else:
+            kind = K_CTRL
+            tm = timings.get(op) or timings["misc"]
+        flops = 0
+        if kind == K_ALU:
+            fl = _FLOPS.get(inst.opcode)
+            if fl is None:
+                fl = _flops_per_lane(inst.opcode)
+            flops = fl * inst.mask.bit_count()
+        return Decoded(
+            inst,
+            kind,
+            _CLASS_UNIT[op],
+            tm.latency if tm is not None else 0.0,
+            tm.interval if tm is not None else 0.0,
+            flops,
+            op in _SYNC_OPS and inst.space != "shared",
+            waves,
+        )
 
 
 class SubCore:
@@ -273,7 +408,8 @@ class SubCore:
         self.wake: Any = None
         self.stalls = dict.fromkeys(STALL_REASONS, 0.0)
         self.issued = 0
-        self.t_local = 0.0
+        #: Issued instructions per opcode class.
+        self.counts: dict[str, int] = {}
 
     # -- waking ---------------------------------------------------------------------------------
     def notify(self) -> None:
@@ -298,13 +434,19 @@ class SubCore:
 
     # -- the scheduler process -------------------------------------------------------------------
     def run(self) -> Any:
-        """SimPy process: issue instructions until the SM has no more work."""
+        """SimPy process: issue instructions until the SM has no more work.
+
+        The ALU path of :meth:`issue` is inlined here (it is most of the instructions)."""
         sm = self.sm
         env = sm.env
         warps = self.warps
         uf = self.unit_free
         stalls = self.stalls
+        counts = self.counts
         gto = sm.cfg.scheduler == "gto"
+        banks = sm.cfg.model_register_banks
+        rf_access = self.rf.access
+        shared_latency = sm.cfg.shared_latency
         t = env.now
         while True:
             if not warps:
@@ -353,15 +495,12 @@ class SubCore:
                 t = max(t, env.now)
                 continue
             w = cand
-            inst = w.insts[w.pc]
-            op = inst.op
+            d = w.dec
+            if d is None or d.inst is not w.insts[w.pc]:
+                d = w.dec = w.decode(w.insts[w.pc])
             ti = cand_t if cand_t > t else t
             now = env.now
-            if ti > now and (
-                ti - now > RUN_AHEAD_CYCLES
-                or w.pc == w.n - 1
-                or (op in _SYNC_OPS and inst.space != "shared")
-            ):
+            if ti > now and (ti - now > RUN_AHEAD_CYCLES or w.pc == w.n - 1 or d.sync):
                 if ti - now <= RUN_AHEAD_CYCLES:
                     # A short wait to line up with the global clock: a completion arriving
                     # meanwhile is at most RUN_AHEAD_CYCLES late, as in run-ahead.
@@ -369,65 +508,125 @@ class SubCore:
                 else:
                     yield self._sleep(ti - now)
                 if env.now < ti:  # woken early: something else may be ready now
-                    self._charge(w, inst, t, env.now)
+                    self._charge(w, d, t, env.now)
                     t = max(t, env.now)
                     continue
             if ti > t:
-                self._charge(w, inst, t, ti)
-            # ---- issue ------------------------------------------------------------------------
-            t = self.issue(w, inst, ti)
+                self._charge(w, d, t, ti)
             self.last = w
             if not gto:
                 self.rr += 1
+            kind = d.kind
+            if kind == K_ALU:
+                # ---- issue an ALU instruction (as :meth:`issue` does) ---------------------------
+                self.issued += 1
+                op = d.op
+                counts[op] = counts.get(op, 0) + 1
+                w.pc += 1
+                t = ti + 1.0
+                rc = 1
+                dst = d.dst
+                if banks:
+                    rc = rf_access(w.gid, d.src, dst)
+                    if rc > 1:
+                        stalls["rf_bank"] += rc - 1
+                        t = ti + rc
+                t_exec = ti + rc - 1
+                regs = w.regs
+                if dst:
+                    done = t_exec + d.lat
+                    for r in dst:
+                        regs[r] = done
+                    if w.memregs:
+                        w.memregs.difference_update(dst)
+                uf[d.unit] = t_exec + d.ii
+                if d.flops:
+                    sm.flops_count += d.flops
+                if op == "shfl":
+                    sm.lsu_claim(t_exec, 1.0)
+            elif kind == K_SHARED:
+                # ---- issue a shared-memory access (as :meth:`issue` does) -----------------------
+                self.issued += 1
+                op = d.op
+                counts[op] = counts.get(op, 0) + 1
+                w.pc += 1
+                t = ti + 1.0
+                waves = d.waves
+                sm.shared_wavefronts += waves
+                start = sm.lsu_claim(ti, float(waves))
+                regs = w.regs
+                if op != "st":
+                    done = start + waves - 1 + shared_latency
+                    for r in d.dst:
+                        regs[r] = done
+            else:
+                t = self.issue(w, d, ti)
+                continue
+            # ---- the warp's next instruction: exit, or scoreboard (as :meth:`Warp.refresh`) -----
+            pc = w.pc
+            if pc >= w.n:
+                sm.exit(w, ti)
+                continue
+            inst = w.insts[pc]
+            d = w.dec
+            if d is None or d.inst is not inst:
+                d = w.dec = w.decode(inst)
+            w.unit = d.unit
+            if w.blocked:
+                w.ready = INF
+                continue
+            rdy = t
+            for s in d.regs:
+                v = regs[s]
+                if v > rdy:
+                    rdy = v
+            w.ready = rdy
 
-    def _charge(self, w: Warp, inst: Instruction, t_from: float, t_to: float) -> None:
+    def _charge(self, w: Warp, d: Decoded, t_from: float, t_to: float) -> None:
         """Book the idle cycles [t_from, t_to) to the reason the chosen warp waited."""
         gap = t_to - t_from
         if gap <= 0:
             return
-        u = self.unit_free[_CLASS_UNIT[inst.op]]
+        unit = d.unit
+        u = self.unit_free[unit]
         if u >= t_to and u > w.ready:
-            self.stalls["lsu_busy" if _CLASS_UNIT[inst.op] == U_LSU else "pipe_busy"] += gap
+            self.stalls["lsu_busy" if unit == U_LSU else "pipe_busy"] += gap
             return
-        for r in (*inst.src, *inst.dst):
-            if w.regs[r] >= t_to and r in w.memregs:
+        regs = w.regs
+        for r in d.regs:
+            if regs[r] >= t_to and r in w.memregs:
                 self.stalls["memory"] += gap
                 return
         self.stalls["dependency"] += gap
 
-    def issue(self, w: Warp, inst: Instruction, ti: float) -> float:
-        """Issue ``inst`` of ``w`` at cycle ``ti``; returns the sub-core's next free cycle."""
+    def issue(self, w: Warp, d: Decoded, ti: float) -> float:
+        """Issue the decoded instruction ``d`` (``w``'s next) at cycle ``ti``; returns the
+        sub-core's next free cycle."""
         sm = self.sm
-        op = inst.op
+        op = d.op
+        kind = d.kind
         self.issued += 1
-        sm.counts[op] = sm.counts.get(op, 0) + 1
+        self.counts[op] = self.counts.get(op, 0) + 1
         w.pc += 1
         nxt = ti + 1.0
-        if op in _ALU_OPS:
-            tm = sm.cls_timing[op]
+        if kind == K_ALU:
             rc = 1
+            dst = d.dst
             if sm.cfg.model_register_banks:
-                if inst.src:
-                    rc = self.rf.read_cycles(w.gid, inst.src)
-                    if rc > 1:
-                        self.stalls["rf_bank"] += rc - 1
-                        nxt = ti + rc
-                if inst.dst:
-                    self.rf.invalidate(w.gid, inst.dst)
+                rc = self.rf.access(w.gid, d.src, dst)
+                if rc > 1:
+                    self.stalls["rf_bank"] += rc - 1
+                    nxt = ti + rc
             t_exec = ti + rc - 1
-            done = t_exec + tm.latency
+            done = t_exec + d.lat
             regs = w.regs
-            for d in inst.dst:
-                regs[d] = done
-            if inst.dst and w.memregs:
-                w.memregs.difference_update(inst.dst)
-            u = _CLASS_UNIT[op]
-            self.unit_free[u] = t_exec + tm.interval
-            fl = _FLOPS.get(inst.opcode)
-            if fl is None:
-                fl = _flops_per_lane(inst.opcode)
-            if fl:
-                sm.flops_count += fl * inst.mask.bit_count()
+            for r in dst:
+                regs[r] = done
+            if dst and w.memregs:
+                w.memregs.difference_update(dst)
+            self.unit_free[d.unit] = t_exec + d.ii
+            if d.flops:
+                sm.flops_count += d.flops
             if op == "shfl":
                 sm.lsu_claim(t_exec, 1.0)
             if w.pc >= w.n:
@@ -435,28 +634,28 @@ class SubCore:
                 return nxt
             w.refresh(nxt)
             return nxt
-        if op in _MEM_OPS:
-            if inst.space == "shared":
-                sm.shared_access(w, inst, ti)
+        if kind in (K_SHARED, K_GLOBAL):
+            if kind == K_SHARED:
+                sm.shared_access(w, d, ti)
             else:
-                sm.global_access(w, inst, ti)
+                sm.global_access(w, d.inst, ti)
             if w.pc >= w.n:
                 sm.exit(w, ti)
                 return nxt
             w.refresh(nxt)
             return nxt
-        if op == "bar":
+        if kind == K_BAR:
             sm.barrier(w, ti)
             return nxt
-        if op == "exit" or w.pc >= w.n:
+        if kind == K_EXIT or w.pc >= w.n:
             # A warp ends at the end of its stream; an EXIT before that (some lanes leave,
             # NVBit records it with the lanes still running) is a control instruction.
             sm.exit(w, ti)
             return nxt
         # branch / misc: fixed short latency on the control path
-        tm = sm.cls_timing.get(op) or sm.cls_timing["misc"]
-        for d in inst.dst:
-            w.regs[d] = ti + tm.latency
+        done = ti + d.lat
+        for r in d.dst:
+            w.regs[r] = done
         w.refresh(nxt)
         return nxt
 
@@ -499,6 +698,7 @@ class SM:
         system: Any,
         request_cls: Callable[..., Any],
         on_block_done: Callable[[SM, Block], None],
+        decoder: Decoder | None = None,
     ) -> None:
         self.env = env
         self.index = index
@@ -506,12 +706,12 @@ class SM:
         self.system = system
         self.request_cls = request_cls
         self.on_block_done = on_block_done
-        self.cls_timing = dict(cfg.timings)
+        #: Decodes instructions for the issue logic (one per replay, shared by its SMs).
+        self.decode = decoder if decoder is not None else Decoder(cfg)
         self.subs = [SubCore(self, i) for i in range(cfg.sub_cores)]
         self.blocks: list[Block] = []
         self.no_more_blocks = False
         self.lsu_free = 0.0
-        self.counts: dict[str, int] = {}
         self.load_sectors_by_level: dict[str, int] = {}
         self.store_sectors_by_level: dict[str, int] = {}
         self.flops_count = 0.0
@@ -520,7 +720,6 @@ class SM:
         self.last_mem_done = 0.0
         self._age = 0
         self._warp_slot = 0
-        self._waves_memo: dict[int, tuple[Instruction, int]] = {}
         self.procs = [env.process(s.run()) for s in self.subs]
 
     # -- blocks ------------------------------------------------------------------------------
@@ -563,34 +762,16 @@ class SM:
             s.unit_free[U_LSU] = self.lsu_free
         return start
 
-    def shared_access(self, w: Warp, inst: Instruction, ti: float) -> None:
-        cfg = self.cfg
-        memo = self._waves_memo.get(id(inst))
-        if memo is not None and memo[0] is inst:
-            waves = memo[1]
-        else:
-            waves = self._wavefronts(inst)
-            if len(self._waves_memo) < 200_000:
-                self._waves_memo[id(inst)] = (inst, waves)
+    def shared_access(self, w: Warp, d: Decoded, ti: float) -> None:
+        """A shared-memory access (decoded ``d``, wavefronts precomputed) of ``w`` at ``ti``."""
+        waves = d.waves
         self.shared_wavefronts += waves
         start = self.lsu_claim(ti, float(waves))
-        done = start + waves - 1 + cfg.shared_latency
-        if inst.op != "st":
-            for d in inst.dst:
-                w.regs[d] = done
-
-    def _wavefronts(self, inst: Instruction) -> int:
-        cfg = self.cfg
-        lanes = inst.mask.bit_count()
-        if inst.addrs is None:
-            waves = shared_wavefronts_affine(
-                inst.base, inst.stride, lanes, inst.width, cfg.shared_banks, cfg.shared_bank_bytes
-            )
-        else:
-            waves = shared_wavefronts(
-                inst.addrs, inst.width, cfg.shared_banks, cfg.shared_bank_bytes
-            )
-        return waves
+        if d.op != "st":
+            done = start + waves - 1 + self.cfg.shared_latency
+            regs = w.regs
+            for r in d.dst:
+                regs[r] = done
 
     def global_access(self, w: Warp, inst: Instruction, ti: float) -> None:
         cfg = self.cfg
@@ -662,14 +843,18 @@ class SM:
             self._release(blk, ti + 1.0)
 
     def _release(self, blk: Block, t: float) -> None:
-        subs = set()
+        # Wake the sub-cores in a fixed order (their index), never in the order of a set of
+        # objects hashed by address: the order of their wake events at one cycle decides which
+        # issues first, and a replay must give the same cycles every time it runs.
+        woken = [False] * len(self.subs)
         for x in blk.waiting:
             x.blocked = False
             x.refresh(t)
-            subs.add(x.sub)
+            woken[x.sub.index] = True
         blk.waiting.clear()
-        for s in subs:
-            s.notify()
+        for s, wake in zip(self.subs, woken, strict=True):
+            if wake:
+                s.notify()
 
     def exit(self, w: Warp, ti: float) -> None:
         w.done = True
@@ -688,3 +873,12 @@ class SM:
     @property
     def issued(self) -> int:
         return sum(s.issued for s in self.subs)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Issued instructions per opcode class, over the sub-cores."""
+        out: dict[str, int] = {}
+        for s in self.subs:
+            for k, n in s.counts.items():
+                out[k] = out.get(k, 0) + n
+        return out

@@ -146,10 +146,16 @@ class Asm:
 
 
 def lanes_mask(active: Iterable[bool]) -> int:
+    """Bit mask of the lanes whose flag is true (bit i = lane i)."""
+    flags = list(active)
+    if all(flags):
+        return (1 << len(flags)) - 1
     m = 0
-    for i, a in enumerate(active):
+    bit = 1
+    for a in flags:
         if a:
-            m |= 1 << i
+            m |= bit
+        bit <<= 1
     return m
 
 
