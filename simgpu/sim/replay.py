@@ -8,7 +8,14 @@ soon as one retires) and runs until the last block retires and the last store is
 Sampling: a kernel of many waves is simulated wave by wave until the time per wave is stable
 (two successive waves within ``tolerance``), then the rest is extrapolated at that rate; the
 result carries the estimate and its spread (how far the estimate moves between using the last
-and the next-to-last wave time).
+and the next-to-last wave time). Counts (instructions, FLOPs, bytes) are extrapolated from the
+per-block means of the blocks that retired, so blocks still resident when sampling stopped
+neither inflate nor dilute them.
+
+DRAM bytes: reads are what the DRAM delivered (MSHR-merged misses read once); writes are what
+the write-back L2 wrote back during the run plus the dirty bytes it still holds at the end
+(``l2_dirty_bytes`` of the memory system's statistics), since the hardware writes those back
+after the kernel and profilers count them when they leave the L2.
 """
 
 from __future__ import annotations
@@ -266,7 +273,13 @@ def simulate_trace(
     if plan is not None and total < (plan.min_waves + 1) * slots:
         plan = None  # too small to gain from sampling
 
-    state: dict[str, int] = {"next": 0, "done": 0, "insts_done": 0}
+    state: dict[str, int] = {
+        "next": 0,
+        "done": 0,
+        "insts_done": 0,
+        "load_sectors_done": 0,
+        "store_sectors_done": 0,
+    }
     done_times: list[float] = []
     finished = env.event()
     stop: dict[str, Any] = {"waves": 0, "est": None}
@@ -283,6 +296,8 @@ def simulate_trace(
         state["done"] += 1
         done_times.append(blk.t_end)
         state["insts_done"] += sum(w.n for w in blk.warps)
+        state["load_sectors_done"] += blk.load_sectors
+        state["store_sectors_done"] += blk.store_sectors
         if plan is not None and stop["est"] is None and state["done"] % slots == 0:
             k = state["done"] // slots
             if k >= plan.min_waves:
@@ -347,16 +362,18 @@ def simulate_trace(
         cycles = base + m * d1
         alt = base + m * d0
         spread = abs(cycles - alt)
-        # Blocks still resident when sampling stopped count as half done.
-        in_flight = state["next"] - simulated_blocks
-        scale = launch.num_blocks / max(simulated_blocks + 0.5 * in_flight, 1)
     else:
         cycles = t_end
-        scale = 1.0
+    per_block = launch.num_blocks / max(simulated_blocks, 1) if sampled else 1.0
     clock_hz = spec.compute.clock_hz
 
     # -- statistics -----------------------------------------------------------------------------
     issued = sum(sm.issued for sm in sms)
+    # Sampled: counts of the whole kernel = per-block means of the retired blocks x all blocks.
+    # Blocks still resident when sampling stopped issued part of their work (a GEMM block has
+    # read much of A and B but stored none of C), so the activity simulated so far is scaled to
+    # those totals per kind: instructions (FLOPs, op counts), loads, stores.
+    scale = state["insts_done"] * per_block / issued if sampled and issued else 1.0
     op_counts: dict[str, float] = {}
     for sm in sms:
         for k2, nops in sm.counts.items():
@@ -376,6 +393,24 @@ def simulate_trace(
             loads[lvl] = loads.get(lvl, 0) + n
         stores += sum(sm.store_sectors_by_level.values())
     l1_loads = sum(loads.values())
+    scale_ld = scale_st = scale
+    if sampled:
+        if l1_loads:
+            scale_ld = state["load_sectors_done"] * per_block / l1_loads
+        if stores:
+            scale_st = state["store_sectors_done"] * per_block / stores
+    # The DRAM counts include the requests of resident blocks still in flight when sampling
+    # stopped (a store is dirty in the L2 before its acknowledgement is back; a load's DRAM read
+    # starts before its data returns): scale them by the sectors issued, not the ones answered.
+    scale_dr, scale_dw = scale_ld, scale_st
+    if sampled:
+        resident = [b for sm in sms for b in sm.blocks]
+        issued_ld = state["load_sectors_done"] + sum(b.load_sectors for b in resident)
+        issued_st = state["store_sectors_done"] + sum(b.store_sectors for b in resident)
+        if issued_ld:
+            scale_dr = state["load_sectors_done"] * per_block / issued_ld
+        if issued_st:
+            scale_dw = state["store_sectors_done"] * per_block / issued_st
     l2_loads = l1_loads - loads.get("L1", 0)
     dram_loads = loads.get("DRAM", 0)
     mem_stats = None
@@ -397,9 +432,9 @@ def simulate_trace(
             if l2_loads:
                 l2_hit = max(0.0, 1 - reported / (l2_loads * sector))
     bytes_ = {
-        "l1": {"read": l1_loads * sector * scale, "write": stores * sector * scale},
-        "l2": {"read": l2_loads * sector * scale, "write": stores * sector * scale},
-        "dram": {"read": dram_read * scale, "write": dram_write * scale},
+        "l1": {"read": l1_loads * sector * scale_ld, "write": stores * sector * scale_st},
+        "l2": {"read": l2_loads * sector * scale_ld, "write": stores * sector * scale_st},
+        "dram": {"read": dram_read * scale_dr, "write": dram_write * scale_dw},
     }
     hit_rate: dict[str, float | None] = {
         "l1": (loads.get("L1", 0) / l1_loads) if l1_loads else None,
@@ -437,13 +472,33 @@ def simulate_trace(
     )
 
 
-def _dram_read_bytes(stats: Any) -> float | None:
-    """DRAM read bytes from the memory system's ``DRAM`` row, or None when absent."""
+def _dram_row(stats: Any) -> Any:
+    """The memory system's ``DRAM`` statistics row, or None when it has none."""
     try:
         rows = stats[stats["component"] == "DRAM"]
-        if rows.empty:
-            return None
-        r = rows.iloc[0]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None if rows.empty else rows.iloc[0]
+
+
+def _column(row: Any, name: str) -> float | None:
+    try:
+        v = float(row[name])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None if v != v else v  # NaN: column absent in this row
+
+
+def _dram_read_bytes(stats: Any) -> float | None:
+    """DRAM read bytes from the memory system's ``DRAM`` row (its ``read_bytes``, or total
+    bytes split in proportion to the read and write counts), or None when absent."""
+    r = _dram_row(stats)
+    if r is None:
+        return None
+    v = _column(r, "read_bytes")
+    if v is not None:
+        return v
+    try:
         n = float(r["reads"]) + float(r["writes"])
         return float(r["bytes"]) * float(r["reads"]) / n if n > 0 else 0.0
     except (KeyError, TypeError, ValueError):
@@ -451,17 +506,25 @@ def _dram_read_bytes(stats: Any) -> float | None:
 
 
 def _dram_write_bytes(stats: Any) -> float:
-    """DRAM write bytes from the memory system's statistics table (its ``DRAM`` row counts
-    reads, writes and total bytes; bytes are split in proportion to the request counts)."""
-    try:
-        rows = stats[stats["component"] == "DRAM"]
-        if rows.empty:
-            return 0.0
-        r = rows.iloc[0]
-        n = float(r["reads"]) + float(r["writes"])
-        return float(r["bytes"]) * float(r["writes"]) / n if n > 0 else 0.0
-    except (KeyError, TypeError, ValueError):
+    """DRAM write bytes of the kernel: what the L2 wrote back to DRAM during the run plus the
+    dirty bytes it still holds at the end (``l2_dirty_bytes``).
+
+    The L2 is write-back, so most stores of a kernel are still dirty in it when the last block
+    retires; the hardware writes them back afterwards (on eviction or the flush before the next
+    kernel) and profilers (Nsight Compute's ``dram__bytes_write``) count them when they leave
+    the L2. Counting them here makes a store-once kernel write its output's bytes, as measured.
+    """
+    r = _dram_row(stats)
+    if r is None:
         return 0.0
+    written = _column(r, "write_bytes")
+    if written is None:
+        try:
+            n = float(r["reads"]) + float(r["writes"])
+            written = float(r["bytes"]) * float(r["writes"]) / n if n > 0 else 0.0
+        except (KeyError, TypeError, ValueError):
+            written = 0.0
+    return written + (_column(r, "l2_dirty_bytes") or 0.0)
 
 
 def simulate_traces(

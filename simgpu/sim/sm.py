@@ -188,7 +188,17 @@ _CLASS_UNIT = {
 class Block:
     """A resident thread block: its warps, barrier state and resources."""
 
-    __slots__ = ("index", "warps", "live", "waiting", "t_start", "t_end", "sm")
+    __slots__ = (
+        "index",
+        "warps",
+        "live",
+        "waiting",
+        "t_start",
+        "t_end",
+        "sm",
+        "load_sectors",
+        "store_sectors",
+    )
 
     def __init__(self, index: int, sm: SM, t_start: float) -> None:
         self.index = index
@@ -198,6 +208,9 @@ class Block:
         self.t_start = t_start
         self.t_end = INF
         self.sm = sm
+        #: Global/local sectors its warps requested (loads, and stores and atomics).
+        self.load_sectors = 0
+        self.store_sectors = 0
 
 
 class Warp:
@@ -784,9 +797,15 @@ class SM:
             reqs = coalesce(inst.addrs, inst.width, cfg.line_bytes, cfg.sector_bytes)
         if not reqs:
             return
-        nbytes = sum(m.bit_count() for _, m in reqs) * cfg.sector_bytes
-        self.lsu_claim(ti, max(1.0, nbytes / cfg.lsu_bytes_per_cycle))
+        nsec = 0
+        for _, m in reqs:
+            nsec += m.bit_count()
+        self.lsu_claim(ti, max(1.0, nsec * cfg.sector_bytes / cfg.lsu_bytes_per_cycle))
         write = inst.op == "st" or inst.op == "atom"
+        if write:
+            w.block.store_sectors += nsec
+        else:
+            w.block.load_sectors += nsec
         waits = inst.op != "st" and bool(inst.dst)
         space = "local" if inst.space == "local" else "global"
         cache_op = "cg" if (inst.op == "atom" or ".CG" in inst.opcode or inst.op == "st") else "ca"

@@ -108,9 +108,43 @@ class PointerChase(Workload):
 
         return analytical.pointer_chase(spec, self.footprint_B, self.stride_B)
 
-    def simulate(self, spec: DeviceSpec, *, sample: bool = False, **kwargs: Any) -> SimResult:
-        from simgpu.sim.replay import simulate_trace
+    def warm_lines(self, spec: DeviceSpec, l1_bytes: int, line_bytes: int) -> list[int]:
+        """The lines a warm-up pass leaves in the caches, in visiting order: the last
+        ``min(slots, WARM_FACTOR x (L2 + L1) / line)`` slots of the cycle before its start, so
+        the timed chase (from slot ``order()[0]``) continues where the warm-up ended."""
+        from simgpu.sim.sources import WARM_FACTOR
 
+        order = self.order()
+        n = len(order)
+        warm = min(n, int(WARM_FACTOR * (spec.l2.size_bytes + l1_bytes) // line_bytes))
+        lines = []
+        for k in order[n - warm :]:
+            addr = self._next + k * self.stride_B
+            lines.append(addr - addr % line_bytes)
+        return lines
+
+    def simulate(
+        self, spec: DeviceSpec, *, sample: bool = False, warm: bool = True, **kwargs: Any
+    ) -> SimResult:
+        """Replay the chase (never sampled: one thread). With ``warm`` (default), the caches
+        start as the measured kernel's warm-up launch leaves them (simgpu.calibrate.bench_memory
+        runs the chase once untimed before the timed launches; simgpu.sim.sources
+        .run_pointer_chase warms the same way): a functional warm-up of the SM's L1 and the L2
+        with :meth:`warm_lines`, so a footprint that fits a cache level hits in it."""
+        from simgpu.sim.replay import _default_system, simulate_trace
+
+        if warm and "system_factory" not in kwargs:
+            seed = int(kwargs.get("seed", 0))
+
+            def make(env: Any, spec_: DeviceSpec) -> Any:
+                system = _default_system(env, spec_, seed)
+                lines = self.warm_lines(spec_, system.l1_bytes, system.line_bytes)
+                sector = 1 << ((self._next % system.line_bytes) // 32)
+                # the single block runs on SM 0 (blocks go to SMs in order)
+                system.warm(0, lines, sector)
+                return system
+
+            kwargs["system_factory"] = make
         return simulate_trace(self.trace(), spec, sample=False, **kwargs)
 
 
