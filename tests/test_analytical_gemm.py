@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simgpu import analytical, devices
+from simgpu.analytical.gemm import LIBRARY_SPLIT_K
 from simgpu.analytical.params import DeviceParams
 from simgpu.errors import SimgpuError
 
@@ -118,6 +119,21 @@ def test_split_k_adds_blocks_and_partial_traffic() -> None:
     assert four.blocks == 4 * one.blocks
     assert four.l2_bytes > one.l2_bytes
     assert four.time_s < one.time_s  # 16 blocks cannot fill 132 SMs; 64 fill more
+
+
+def test_library_split_k_search_is_opt_in_and_never_slower() -> None:
+    # 768 x 256 has few output tiles for 132 SMs; a long K is worth splitting (cuBLAS does)
+    M, N, K = [768, 320, 4096], [256, 2048, 4096], [1536, 2048, 4096]
+    plain = analytical.gemm(H100, M, N, K, "fp32")
+    searched = analytical.gemm(H100, M, N, K, "fp32", library_split_k=True)
+    assert (plain["split_k"] == 1).all()
+    assert np.all(searched["time_s"] <= plain["time_s"] * (1 + 1e-12))
+    assert searched["split_k"].iloc[0] > 1
+    assert searched["time_s"].iloc[0] < 0.5 * plain["time_s"].iloc[0]
+    assert set(searched["split_k"]) <= set(LIBRARY_SPLIT_K)
+    # a split the caller gives is kept
+    given = analytical.gemm(H100, 768, 256, 1536, "fp32", split_k=2, library_split_k=True)
+    assert given["split_k"].iloc[0] == 2
 
 
 def test_bad_input_is_a_clear_error() -> None:

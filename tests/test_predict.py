@@ -13,7 +13,7 @@ import pytest
 from simgpu import devices
 from simgpu.cli import main
 from simgpu.errors import DatasetError
-from simgpu.predict import datasets, evaluate, model, predict_gemm
+from simgpu.predict import datasets, evaluate, model, predict_gemm, tuning
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = model.Settings(n_estimators=20, seed=3)
@@ -236,6 +236,7 @@ def test_cli_gemm_json_is_one_document(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_cli_evaluate_json_saves_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["predict", "evaluate", "--data", str(ROOT / "calibration"), "--trees", "10",
+               "--no-tune",
                "--out", str(tmp_path), "--json"])
     assert rc == 0
     doc = json.loads(capsys.readouterr().out)
@@ -256,3 +257,57 @@ def test_repeated_draws_average_the_group_splits(calib: pd.DataFrame) -> None:
     assert row["mape_pct"] == pytest.approx(np.mean(singles))
     largest = both[both["split"] == "largest"]
     assert (largest["repeats"] == 1).all()  # the seed does not change this split
+
+
+# --- hyper-parameters by inner cross-validation -------------------------------------------------
+
+
+def test_inner_folds_stay_inside_the_training_rows(calib: pd.DataFrame) -> None:
+    test = dict(evaluate.splits(calib, seed=0))["sizes"]
+    train = calib[~test].reset_index(drop=True)
+    folds = tuning.inner_folds(train, "sizes", seed=0)
+    assert 1 <= len(folds) <= tuning.INNER_FOLDS
+    size = list(zip(train["M"], train["N"], train["K"], strict=True))
+    for m in folds:
+        assert len(m) == len(train)  # masks over the training rows only
+        held = {s for s, t in zip(size, m, strict=True) if t}
+        kept = {s for s, t in zip(size, m, strict=True) if not t}
+        assert held and not held & kept  # whole sizes held out inside the training rows
+
+
+def test_inner_folds_for_a_held_out_gpu_hold_out_each_training_gpu() -> None:
+    rows = []
+    for dev in ("h100-sxm", "a100-pcie-40gb", "h100-pcie"):
+        for m in (256, 512, 1024, 2048):
+            rows.append({"device": dev, "dtype": "fp16", "M": m, "N": m, "K": m,
+                         "time_s": 1e-5 * (m / 256) ** 3})
+    df = datasets.validate(pd.DataFrame(rows), "synthetic")
+    train = df[df["device"] != "h100-pcie"].reset_index(drop=True)
+    folds = tuning.inner_folds(train, "gpu:h100-pcie", seed=0)
+    assert sorted(set(train["device"][m].unique()[0] for m in folds)) == ["a100-pcie-40gb",
+                                                                          "h100-sxm"]
+    for m in folds:
+        assert train["device"][m].nunique() == 1
+
+
+def test_choose_is_deterministic_and_picks_from_the_grid(calib: pd.DataFrame) -> None:
+    grid = ((1, 0.5), (8, 0.25))
+    base = model.Settings(n_estimators=10, seed=1)
+    a, info = tuning.choose(calib, "sizes", base, grid=grid, seed=2)
+    b, _ = tuning.choose(calib, "sizes", base, grid=grid, seed=2)
+    assert a == b
+    assert (a.min_samples_leaf, a.max_features) in grid
+    assert a.n_estimators == base.n_estimators  # the final forest keeps its tree count
+    assert len(info["scores"]) == len(grid) and info["folds"] >= 1
+    best = min(info["scores"].values())
+    assert info["scores"][f"leaf={a.min_samples_leaf},max_features={a.max_features}"] == best
+
+
+def test_evaluate_with_tuning_records_the_choice(calib: pd.DataFrame,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning, "GRID", ((1, 0.5), (8, 0.25)))
+    monkeypatch.setattr(tuning, "INNER_FOLDS", 2)
+    table = evaluate.evaluate(calib, "calibration", SMALL, tune=True)
+    forests = table[table["model"] != "analytical"]
+    assert forests["min_samples_leaf"].isin([1, 8]).all()
+    assert forests["max_features"].isin([0.5, 0.25]).all()

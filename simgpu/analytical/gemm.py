@@ -72,6 +72,11 @@ _LIBRARY_SIMT_TILES = (
     (32, 128, 8, 4, 4, 256, 2),
     (32, 32, 8, 2, 2, 256, 2),
 )
+#: Split-K factors tried by the library search when asked to (``library_split_k=True``).
+#: Source: cuBLAS splits K for shapes with few output tiles; the NeuSight cuBLAS SGEMM traces
+#: (neusight/train_linear, grid z of the launched kernel) show factors from 2 up to 52, mostly
+#: under 16. assumption: powers of two up to 16 cover the useful range.
+LIBRARY_SPLIT_K = (1, 2, 4, 8, 16)
 
 
 def _as_str_array(value: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -264,14 +269,17 @@ def gemm(
     split_k: Any = 1,
     stages: Any = None,
     kernel: Any = "cublas",
+    library_split_k: Any = False,
 ) -> Any:
     """Closed-form GEMM estimate, one row per point (all arguments broadcast together).
 
     ``dtype``: "fp32" (FFMA, no tensor cores), "tf32", "fp16", "bf16", "fp8". ``kernel``:
     "cublas" (tiles chosen per point unless given), "sgemm_regblock"/"cutlass" (register-blocked
     SIMT), "sgemm_tiled" (thread tile 1x1), "sgemm_naive". Tile arguments of 0 or None mean
-    "the kernel's default". Returns a DataFrame with ``time_s``, ``tflops``, ``bound``,
-    ``power_W``, ``energy_J`` and the model's intermediate figures.
+    "the kernel's default". With ``library_split_k`` a library point whose tiles and split-K are
+    not given (split-K <= 1) also tries the split-K factors of :data:`LIBRARY_SPLIT_K`, as
+    cuBLAS does for shapes with few output tiles. Returns a DataFrame with ``time_s``,
+    ``tflops``, ``bound``, ``power_W``, ``energy_J`` and the model's intermediate figures.
     """
     import pandas as pd
 
@@ -348,7 +356,7 @@ def gemm(
     if np.any(lib):
         idx = np.flatnonzero(lib)
         out = _scatter(out, idx, M_.size, _library_search(p, M_[idx], N_[idx], K_[idx], dt[idx],
-                                                           sk[idx]))
+                                                           sk[idx], bool(library_split_k)))
     assert out is not None
     frame = pd.DataFrame(
         {"M": M_.astype(np.int64), "N": N_.astype(np.int64), "K": K_.astype(np.int64),
@@ -373,9 +381,16 @@ def _scatter(
 
 
 def _library_search(
-    p: DeviceParams, M: np.ndarray, N: np.ndarray, K: np.ndarray, dt: np.ndarray, sk: np.ndarray
+    p: DeviceParams,
+    M: np.ndarray,
+    N: np.ndarray,
+    K: np.ndarray,
+    dt: np.ndarray,
+    sk: np.ndarray,
+    split_search: bool = False,
 ) -> dict[str, np.ndarray]:
-    """The fastest of the library tile shapes for each point."""
+    """The fastest of the library tile shapes (and, with ``split_search``, split-K factors for
+    points without one) for each point."""
     best: dict[str, np.ndarray] | None = None
     on_tensor = np.array([p.tensor[d] for d in dt])
     e_in = np.array([DTYPE_BYTES[d] for d in dt], dtype=float)
@@ -385,13 +400,18 @@ def _library_search(
         candidates.append((a, b, 128 / e_in, a / 16, b / 16, c, d, on_tensor))
     for a, b, k, ta, tb, c, d in _LIBRARY_SIMT_TILES:
         candidates.append((a, b, k * ones, ta, tb, c, d, ~on_tensor))
-    for tm, tn, tk, ttm, ttn, thr, st, valid in candidates:
-        idx = np.flatnonzero(valid)
+    free = sk <= 1
+    splits = LIBRARY_SPLIT_K if split_search else (1,)
+    for (tm, tn, tk, ttm, ttn, thr, st, valid), s in (
+        (c, s) for c in candidates for s in splits
+    ):
+        idx = np.flatnonzero(valid & (free if s > 1 else True))
         if idx.size == 0:
             continue
         one = np.ones(idx.size)
+        sk_i = np.where(free[idx], float(s), sk[idx])
         res = _evaluate(p, M[idx], N[idx], K[idx], dt[idx], np.zeros(idx.size, dtype=int),
-                        tm * one, tn * one, tk[idx], ttm * one, ttn * one, thr * one, sk[idx],
+                        tm * one, tn * one, tk[idx], ttm * one, ttn * one, thr * one, sk_i,
                         st * one)
         if best is None:
             best = {}

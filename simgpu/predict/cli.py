@@ -60,6 +60,9 @@ def register(subparsers: Any) -> None:
     e.add_argument("--repeats", type=int, default=1,
                    help="draw the random and held-out-group splits this many times (seeds"
                    " seed..seed+repeats-1) and report the mean of each metric")
+    e.add_argument("--no-tune", dest="tune", action="store_false",
+                   help="keep the default hyper-parameters instead of choosing them per split by"
+                        " inner cross-validation on the training rows")
     e.add_argument("--out", type=Path, default=None, help="results folder (default results/)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=_cmd_evaluate)
@@ -238,7 +241,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _log(f"evaluating {name}: {len(df)} rows")
         tables.append(evaluate.evaluate(df, name, settings, seed=args.seed,
                                         log=None if args.json else _log,
-                                        repeats=max(1, args.repeats)))
+                                        repeats=max(1, args.repeats), tune=args.tune))
     if not tables:
         raise SimgpuError("predict evaluate: no dataset given")
     table = evaluate.summary_gpu(pd.concat(tables, ignore_index=True))
@@ -251,7 +254,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "evaluation": table.to_dict("records"),
             "published": published.to_dict("records"),
             "settings": {"trees": args.trees, "seed": args.seed, "sample": args.sample,
-                         "repeats": args.repeats},
+                         "repeats": args.repeats, "tune": args.tune},
             "saved": str(out),
         })))
         return 0

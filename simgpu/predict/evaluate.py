@@ -12,6 +12,9 @@ Models: ``analytical`` (no training), ``forest`` (configuration + device figures
 ``forest+physics`` (also the analytical features, learning the measured/analytical ratio).
 Metrics per target (runtime, and power where the data has it): R^2 (on the raw values), mean
 and median absolute percentage error.
+
+With ``tune`` the forests' hyper-parameters are chosen per split by inner cross-validation on
+that split's training rows (:mod:`simgpu.predict.tuning`); the table records the choice.
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ def evaluate(
     seed: int = 0,
     log: Any = None,
     repeats: int = 1,
+    tune: bool = False,
 ) -> Any:
     """The metric table of every split x model x target for one dataset.
 
@@ -106,7 +110,7 @@ def evaluate(
         tables = []
         for r in range(repeats):
             only = None if r == 0 else {"random", "sizes", "tiles"}
-            t = _evaluate_once(df, dataset, settings, seed + r, log, only)
+            t = _evaluate_once(df, dataset, settings, seed + r, log, only, tune)
             tables.append(t.assign(draw=r))
         allt = pd.concat(tables, ignore_index=True)
         keys = ["dataset", "split", "model", "target"]
@@ -117,7 +121,7 @@ def evaluate(
             mape_pct_sd=("mape_pct", "std"),
         )
         return out
-    return _evaluate_once(df, dataset, settings, seed, log)
+    return _evaluate_once(df, dataset, settings, seed, log, None, tune)
 
 
 def _evaluate_once(
@@ -127,14 +131,17 @@ def _evaluate_once(
     seed: int,
     log: Any,
     only: set[str] | None = None,
+    tune: bool = False,
 ) -> Any:
     import time
 
     import pandas as pd
 
+    from simgpu.predict import tuning
+
     settings = settings or Settings(seed=seed)
     rows: list[dict[str, Any]] = []
-    _, est = feat.build(df)
+    X, est = feat.build(df)
     has_power = df["power_W"].notna().to_numpy()
     for split, test in splits(df, seed):
         if only is not None and split not in only:
@@ -142,6 +149,7 @@ def _evaluate_once(
         train = ~test
         for model in MODELS:
             t0 = time.perf_counter()
+            hyper: dict[str, Any] = {}
             if model == "analytical":
                 pred_t = est["time_s"].to_numpy()[test]
                 pred_p = est["power_W"].to_numpy()[test]
@@ -149,8 +157,15 @@ def _evaluate_once(
                 s = Settings(kind=model, n_estimators=settings.n_estimators,
                              min_samples_leaf=settings.min_samples_leaf,
                              max_features=settings.max_features, seed=settings.seed)
-                f = GemmForest(s).fit(df[train].reset_index(drop=True))
-                p = f.predict(df[test].reset_index(drop=True), warn=False)
+                prep_tr = (X[train].reset_index(drop=True), est[train].reset_index(drop=True))
+                prep_te = (X[test].reset_index(drop=True), est[test].reset_index(drop=True))
+                if tune:
+                    s, _ = tuning.choose(df[train].reset_index(drop=True), split, s,
+                                         prepared=prep_tr, seed=seed)
+                hyper = {"min_samples_leaf": s.min_samples_leaf,
+                         "max_features": s.max_features}
+                f = GemmForest(s).fit(df[train].reset_index(drop=True), prepared=prep_tr)
+                p = f.predict(df[test].reset_index(drop=True), warn=False, prepared=prep_te)
                 pred_t = p["time_s"].to_numpy()
                 pred_p = p["power_W"].to_numpy()
             secs = time.perf_counter() - t0
@@ -163,7 +178,7 @@ def _evaluate_once(
                 m = metrics(y[keep], pred[keep])
                 rows.append({"dataset": dataset, "split": split, "model": model,
                              "target": target, "n_train": int(train.sum()),
-                             "n_test": int(keep.sum()), **m, "seconds": secs})
+                             "n_test": int(keep.sum()), **m, "seconds": secs, **hyper})
             if log is not None:
                 last = rows[-1] if rows else {}
                 log(f"{dataset} {split:>24} {model:>15}: time MAPE"

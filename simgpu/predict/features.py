@@ -36,8 +36,12 @@ def kernel_name(name: str) -> str:
     return name if name in KERNEL_CLASSES else "cublas"
 
 
-def analytical(df: Any) -> Any:
-    """The analytical model for every row of a GEMM-schema frame (index aligned)."""
+def analytical(df: Any, library_split_k: bool = False) -> Any:
+    """The analytical model for every row of a GEMM-schema frame (index aligned).
+
+    With ``library_split_k`` (what the predictor uses) library rows without tiles and split-K
+    let the model search split-K as well as tiles, as cuBLAS does; without it the rows get the
+    default model of :func:`simgpu.analytical.gemm` (the one the fitted energies belong to)."""
     import pandas as pd
 
     parts = []
@@ -59,6 +63,7 @@ def analytical(df: Any) -> Any:
             split_k=rows["split_k"].to_numpy(),
             stages=rows["stages"].to_numpy(),
             kernel=np.array([kernel_name(k) for k in rows["kernel"]], dtype=object),
+            library_split_k=library_split_k,
         )
         est.index = rows.index
         for key, value in p.features().items():
@@ -74,7 +79,9 @@ def build(df: Any, est: Any | None = None) -> tuple[Any, Any]:
     import pandas as pd
 
     if est is None:
-        est = analytical(df)
+        # a library row that does not say how it split K may have split it (cuBLAS does for
+        # shapes with few output tiles): the predictor's analytical view searches split-K too
+        est = analytical(df, library_split_k=True)
     f = pd.DataFrame(index=df.index)
     for c in ("M", "N", "K"):
         f[f"log2_{c}"] = np.log2(df[c].astype(float))

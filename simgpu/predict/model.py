@@ -32,7 +32,7 @@ from simgpu.errors import DatasetError
 from simgpu.predict import features as feat
 
 #: Bump when features or targets change, so cached models are retrained.
-MODEL_VERSION = 5
+MODEL_VERSION = 6
 CACHE_ENV = "SIMGPU_CACHE"
 KINDS = ("forest", "forest+physics")
 
@@ -43,9 +43,15 @@ class OutOfRangeWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Settings:
+    """Forest settings. The defaults of ``min_samples_leaf`` and ``max_features`` are what inner
+    cross-validation (:mod:`simgpu.predict.tuning`, ``simgpu predict evaluate``) chose for the
+    forest on analytical features on 6 of the 7 random and held-out-size splits of the H100
+    calibration run 20261122T154403Z, NeuSight, GPPerf and UCI SGEMM (GPPerf's random split
+    chose leaves of 8): leaves of 1 row, half the features per split."""
+
     kind: str = "forest+physics"
     n_estimators: int = 100
-    min_samples_leaf: int = 3
+    min_samples_leaf: int = 1
     max_features: float = 0.5
     seed: int = 0
 
@@ -97,8 +103,12 @@ class GemmForest:
         return np.asarray(y, dtype=float)
 
     # fit / predict -------------------------------------------------------------------------
-    def fit(self, df: Any, weights: np.ndarray | None = None) -> GemmForest:
-        X, est = feat.build(df)
+    def fit(
+        self, df: Any, weights: np.ndarray | None = None, prepared: tuple[Any, Any] | None = None
+    ) -> GemmForest:
+        """Train on a GEMM-schema frame; ``prepared``: its ``features.build(df)`` if already
+        computed (index aligned with ``df``)."""
+        X, est = prepared if prepared is not None else feat.build(df)
         unfit = ~np.isfinite(est["time_s"].to_numpy(dtype=float))
         if self.settings.kind == "forest+physics" and unfit.any():
             i = int(np.flatnonzero(unfit)[0])
@@ -133,12 +143,14 @@ class GemmForest:
     def _trees(self, model: Any, Xv: np.ndarray) -> np.ndarray:
         return np.stack([t.predict(Xv) for t in model.estimators_])
 
-    def predict(self, df: Any, *, warn: bool = True) -> Any:
+    def predict(
+        self, df: Any, *, warn: bool = True, prepared: tuple[Any, Any] | None = None
+    ) -> Any:
         """``time_s, time_s_spread, power_W, power_W_spread, extrapolated`` per row, plus the
         analytical estimate as ``an_time_s`` and ``an_power_W``."""
         import pandas as pd
 
-        X, est = feat.build(df)
+        X, est = prepared if prepared is not None else feat.build(df)
         # dataset-specific parameters the query lacks take 0 (their "not set" value)
         Xv = X.reindex(columns=self.columns, fill_value=0.0).to_numpy(dtype=float)
         outside = (Xv < self.lo) | (Xv > self.hi)
