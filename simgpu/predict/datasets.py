@@ -243,7 +243,9 @@ def load_calibration_run(run: Path) -> Any:
     raise DatasetError(f"{run}: no gemm.csv or .partial/gemm.jsonl in this calibration run")
 
 
-def _runs_under(folder: Path) -> list[Path]:
+def gemm_runs_under(folder: Path) -> list[Path]:
+    """Calibration run folders under ``folder`` (sorted) that hold a GEMM table, finished
+    (``gemm.csv``) or still partial (``.partial/gemm.jsonl``)."""
     runs = []
     for manifest in sorted(folder.rglob("manifest.json")):
         run = manifest.parent
@@ -255,7 +257,7 @@ def _runs_under(folder: Path) -> list[Path]:
 def load_calibration(folder: Path) -> Any:
     import pandas as pd
 
-    runs = _runs_under(folder)
+    runs = gemm_runs_under(folder)
     if not runs:
         raise DatasetError(f"{folder}: no calibration run with a gemm table under this folder")
     return pd.concat([load_calibration_run(r) for r in runs], ignore_index=True)
@@ -510,7 +512,7 @@ def load(spec: str | Path, *, sample: int | None = None, seed: int = 0) -> Any:
     if path.is_dir():
         if (path / "manifest.json").exists():
             df = load_calibration_run(path)
-        elif _runs_under(path):
+        elif gemm_runs_under(path):
             df = load_calibration(path)
         else:
             files = sorted(p for p in path.iterdir() if p.suffix in (".csv", ".parquet"))
@@ -535,7 +537,7 @@ def load_many(specs: Iterable[str | Path], *, sample: int | None = None, seed: i
 def default_training_specs() -> list[str]:
     """What ``simgpu predict gemm`` trains on: the bundled calibration runs, and the NeuSight
     and GPPerf data when the published datasets are present."""
-    specs = ["calibration"] if _runs_under(calibration_dir()) else []
+    specs = ["calibration"] if gemm_runs_under(calibration_dir()) else []
     for name in ("neusight", "gpperf"):
         if _resolve(name).exists():
             specs.append(name)

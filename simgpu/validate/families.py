@@ -192,7 +192,7 @@ def learned_training_data(run_device: str) -> tuple[list[str], str]:
         if spec != "calibration":
             specs.append(spec)
             continue
-        for run in datasets._runs_under(datasets.calibration_dir()):
+        for run in datasets.gemm_runs_under(datasets.calibration_dir()):
             device = RunDir.open(run).device
             if device != run_device:
                 specs.append(str(run))
