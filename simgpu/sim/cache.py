@@ -17,6 +17,7 @@ Nothing here is a SimPy process. A cache is looked up and filled inside the even
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -287,7 +288,7 @@ class MSHREntry:
 class MSHRTable:
     """Miss status holding registers: at most ``entries`` lines in flight, ``merge`` per line."""
 
-    __slots__ = ("entries", "merge", "table", "allocations", "merges", "stalls")
+    __slots__ = ("entries", "merge", "table", "order", "allocations", "merges", "stalls")
 
     def __init__(self, entries: int, merge: int) -> None:
         if entries <= 0 or merge <= 0:
@@ -295,9 +296,29 @@ class MSHRTable:
         self.entries = entries
         self.merge = merge
         self.table: dict[int, MSHREntry] = {}
+        # entries in allocation order, with released ones dropped lazily: finding the oldest
+        # through the dict would walk the deleted slots at its front, which grew to thousands
+        # in L2 MSHRs under streaming traffic
+        self.order: deque[MSHREntry] = deque()
         self.allocations = 0
         self.merges = 0
         self.stalls = 0
+
+    def add(self, entry: MSHREntry) -> None:
+        """Register a new entry (the caller checked that its line is not in flight)."""
+        self.table[entry.line_addr] = entry
+        self.order.append(entry)
+        self.allocations += 1
+
+    def oldest(self) -> MSHREntry | None:
+        """The entry allocated first among those still held, or None when empty."""
+        order, table = self.order, self.table
+        while order:
+            e = order[0]
+            if table.get(e.line_addr) is e:
+                return e
+            order.popleft()
+        return None
 
     def get(self, line_addr: int) -> MSHREntry | None:
         """The entry of a line in flight, or None."""
@@ -311,8 +332,7 @@ class MSHRTable:
     def allocate(self, line_addr: int, sectors: int) -> MSHREntry:
         """A new entry (the caller checked :attr:`full` and that the line is not in flight)."""
         entry = MSHREntry(line_addr, sectors)
-        self.table[line_addr] = entry
-        self.allocations += 1
+        self.add(entry)
         return entry
 
     def release(self, line_addr: int) -> MSHREntry | None:

@@ -324,8 +324,7 @@ class MemorySystem:
                 e.waiters.append(waiter)
             return True
         f = _Fill(line, need)
-        u.mshr.table[line] = f
-        u.mshr.allocations += 1
+        u.mshr.add(f)
         f.waiters.append(lambda t: self._done(req, ev, t, f.level))
         self._l1_fetch(u, f, req.sm, line, need, start)
         return True
@@ -369,9 +368,8 @@ class MemorySystem:
         u.tags.fill(e.line_addr, e.inflight)
 
     def _l1_sweep(self, u: _L1, now: float) -> None:
-        table = u.mshr.table
-        while table:
-            e = next(iter(table.values()))
+        oldest = u.mshr.oldest
+        while (e := oldest()) is not None:
             if e.t_fill is None or e.t_fill > now:
                 return
             self._l1_release(u, e)
@@ -426,11 +424,8 @@ class MemorySystem:
         sl = g % l2.slices_per_partition
         mshr = self.l2_mshr[p]
         table = mshr.table
-        while table:  # release the fills that have arrived (_l2_sweep, inlined)
-            first = next(iter(table.values()))
-            if first.t_fill is None or first.t_fill > now:
-                break
-            self._l2_release(p, first)
+        if table:  # release the fills that have arrived (_l2_sweep)
+            self._l2_sweep(p, now)
         e = table.get(line)
         if e is not None and e.t_fill is not None and e.t_fill <= now:
             self._l2_release(p, e)
@@ -490,8 +485,7 @@ class MemorySystem:
         mshr = self.l2_mshr[p]
         if e is None:
             e = _Fill(line, need, g)
-            mshr.table[line] = e
-            mshr.allocations += 1
+            mshr.add(e)
         else:
             e.inflight |= need
         e.level = level
@@ -508,9 +502,8 @@ class MemorySystem:
             self._writebacks()
 
     def _l2_sweep(self, p: int, now: float) -> None:
-        table = self.l2_mshr[p].table
-        while table:
-            e = next(iter(table.values()))
+        oldest = self.l2_mshr[p].oldest
+        while (e := oldest()) is not None:
             if e.t_fill is None or e.t_fill > now:
                 return
             self._l2_release(p, e)
