@@ -591,7 +591,13 @@ class HBM:
         if off < 0:
             raise AssertionError("command placed before the mask window")  # pragma: no cover
         bus, bgm = pc.bus, pc.bgmask[g]
-        while ((bus >> off) & bus_pat) or ((bgm >> off) & bg_pat):
+        both = bus | bgm
+        while True:
+            x = both >> off
+            if x & 1:  # both patterns start with a busy bit: jump over the run of busy cycles
+                off += (~x & (x + 1)).bit_length() - 1
+            if not ((bus >> off) & bus_pat or (bgm >> off) & bg_pat):
+                break
             off += 1
         pc.bus = bus | (bus_pat << off)
         pc.bgmask[g] = bgm | (bg_pat << off)
