@@ -191,6 +191,13 @@ def _lane_coords(warp: int, bx: int, lanes: int = 32) -> list[tuple[int, int]]:
     return [((32 * warp + lane) % bx, (32 * warp + lane) // bx) for lane in range(lanes)]
 
 
+#: Accumulator registers of the tiled kernel's FFMA chain, indexed by k mod 4: R29, R30, R31,
+#: R28 are in banks 1, 2, 3, 0 (mod 4), one past the A fragment register of the same k.
+_TILED_ACC_REGS = (29, 30, 31, 28)
+#: Where the accumulator is at the start and end of every trip.
+TILED_ACC = _TILED_ACC_REGS[0]
+
+
 @dataclass
 class TiledGemm(GemmBase):
     """``sgemm_tiled``: TILE x TILE threads, TILE x TILE tiles of A and B in shared memory."""
@@ -267,7 +274,13 @@ class TiledGemm(GemmBase):
             )
             for j in range(4):
                 k = 4 * g + j
-                breg = 24 + (k % 8)
+                # Registers as a bank-aware allocator places them (nvcc: in the sm_61 build of
+                # this kernel, shared/data/accelsim/traces/matrixmul32, no FFMA has two sources
+                # in one bank mod 4 or all three in one bank mod 2): A fragment in bank j,
+                # accumulator in bank j+1, B in bank j+2 (mod 4). The accumulator rotates over
+                # R28-R31 (renamed each FFMA, as nvcc does); after a trip (a multiple of 4
+                # FFMAs) it is back in TILED_ACC.
+                breg = 24 + (j + 2) % 4
                 body.append(
                     a.mem(
                         "LDS.U.32",
@@ -279,7 +292,9 @@ class TiledGemm(GemmBase):
                         cache=True,
                     )
                 )
-                body.append(a.op("FFMA", dst=(8,), src=(areg + j, breg, 8)))
+                acc_in = _TILED_ACC_REGS[j]
+                acc_out = _TILED_ACC_REGS[(j + 1) % 4]
+                body.append(a.op("FFMA", dst=(acc_out,), src=(areg + j, breg, acc_in)))
         body += [
             a.op("BAR.SYNC"),
             a.op("IADD3", dst=(10,), src=(10,)),
@@ -305,7 +320,7 @@ class TiledGemm(GemmBase):
             a.op("S2R", dst=(3,)),
             a.op("IMAD", dst=(4,), src=(3, 1)),
             a.op("IMAD", dst=(5,), src=(2, 0)),
-            a.op("MOV", dst=(8,)),
+            a.op("MOV", dst=(TILED_ACC,)),
             a.op("IMAD", dst=(6,), src=(4, 0)),
             a.op("IMAD", dst=(7,), src=(1, 5)),
             a.op("IMAD.WIDE", dst=(10, 11), src=(6,)),
@@ -353,7 +368,7 @@ class TiledGemm(GemmBase):
                     for r, c in zip(rows, cols, strict=True)
                     if r < M and c < N
                 ]
-                insts.append(a.mem("STG.E", "global", 4, addrs, src=(10, 11, 8), mask=mc))
+                insts.append(a.mem("STG.E", "global", 4, addrs, src=(10, 11, TILED_ACC), mask=mc))
             insts.append(a.op("EXIT"))
             warps.append(insts)
         return warps
