@@ -90,6 +90,33 @@ def test_merge_whose_extra_sectors_hit_in_l2_completes(h100):
     assert b.value.t_done >= a.value.t_done
 
 
+def test_submit_reports_the_same_times_as_access_without_events(h100):
+    """submit() decides each request exactly as access() does, and tells the caller the
+    completion time as soon as it is known (at or before it), making no event of its own."""
+    lines = [(sm, a) for sm in (0, 1, h100.compute.sm_count - 1) for a in (0, 4096, 1 << 24)]
+
+    def run(use_submit: bool) -> list[tuple[float, str | None]]:
+        env = simpy.Environment()
+        s = build_system(env, h100)
+        seen: list[tuple[float, MemRequest]] = []
+        reqs = []
+        for rep in range(3):  # cold (DRAM), then L1 / L2 hits
+            for sm, a in lines:
+                req = MemRequest(sm, a, 0b0011, write=(rep == 1 and a == 0))
+                reqs.append(req)
+                if use_submit:
+                    s.submit(req, lambda r: seen.append((env.now, r)))
+                else:
+                    s.access(req)
+            env.run(until=5000 * (rep + 1))  # the same clock for both (submit makes no events)
+        if use_submit:
+            assert len(seen) == len(reqs)
+            assert all(t_known <= r.t_done for t_known, r in seen)
+        return [(r.t_done, r.served_by) for r in reqs]
+
+    assert run(True) == run(False)
+
+
 def test_stores_write_through_l1_and_write_back_l2(h100):
     env = simpy.Environment()
     s = build_system(env, h100)

@@ -68,6 +68,11 @@ L2_MSHR_MERGE = 4
 DEFAULT_CARVEOUT_KIB = 32
 
 
+#: where a request's completion goes: a SimPy event (:meth:`MemorySystem.access`) or a callable
+#: taking the request (:meth:`MemorySystem.submit`)
+_Sink = Any
+
+
 def default_carveout_KiB(spec: DeviceSpec) -> int:
     """The smallest listed carve-out of at least 32 KiB (or the largest listed)."""
     options = sorted(spec.l1.shared_carveouts_KiB)
@@ -212,8 +217,23 @@ class MemorySystem:
     # -- public -----------------------------------------------------------------------------
     def access(self, req: MemRequest) -> simpy.Event:
         """Start a request now; the returned event fires with it when it is complete."""
+        ev = self._event(self.env)
+        self._start(req, ev)
+        return ev
+
+    def submit(self, req: MemRequest, on_known: Callable[[MemRequest], None]) -> None:
+        """Start a request now and call ``on_known(req)`` as soon as its completion time
+        ``req.t_done`` is decided, which may be before that time comes (no event is made).
+
+        For callers that wait on several requests at once (a warp's lines) or not at all
+        (stores): they schedule one event of their own at the latest ``t_done`` instead of one
+        per request.
+        """
+        self._start(req, on_known)
+
+    def _start(self, req: MemRequest, ev: _Sink) -> None:
+        """``ev``: a SimPy event to fire at completion, or a callable for :meth:`submit`."""
         env = self.env
-        ev = self._event(env)
         now = env.now
         req.t_issue = now
         if self.t_first is None:
@@ -235,10 +255,9 @@ class MemorySystem:
             self._store(req, ev, now)
         else:
             self._load(req, ev, now)
-        return ev
 
     # -- completion -------------------------------------------------------------------------
-    def _done(self, req: MemRequest, ev: simpy.Event, t: float, level: str) -> None:
+    def _done(self, req: MemRequest, ev: _Sink, t: float, level: str) -> None:
         req.t_done = t
         req.served_by = level
         self.completed += 1
@@ -259,6 +278,9 @@ class MemorySystem:
             rec[1] += lat
             rec[2] += nbytes
             self.lat[level].append(lat)
+        if ev.__class__ is not self._event:  # submit(): tell the caller the time now
+            ev(req)
+            return
         now = self.env.now
         # fire_at(), inlined: this is the hottest line of the simulator
         ev._ok = True
@@ -267,7 +289,7 @@ class MemorySystem:
 
     # -- loads ------------------------------------------------------------------------------
     def _load(
-        self, req: MemRequest, ev: simpy.Event, now: float, retry: bool = False
+        self, req: MemRequest, ev: _Sink, now: float, retry: bool = False
     ) -> bool:
         """Start a load; False (only when ``retry``) if it must keep waiting for an MSHR."""
         u = self.l1[req.sm]
@@ -374,7 +396,7 @@ class MemorySystem:
                 return
             self._l1_release(u, e)
 
-    def _stall(self, u: _L1, req: MemRequest, ev: simpy.Event) -> None:
+    def _stall(self, u: _L1, req: MemRequest, ev: _Sink) -> None:
         u.mshr.stalls += 1
         u.stalled.append((req, ev))
         self._arm_retry(u)
@@ -514,7 +536,7 @@ class MemorySystem:
             self.hbm.submit(line, 32 * dirty.bit_count(), True, self.dram_to, None)
 
     # -- stores -----------------------------------------------------------------------------
-    def _store(self, req: MemRequest, ev: simpy.Event, now: float) -> None:
+    def _store(self, req: MemRequest, ev: _Sink, now: float) -> None:
         u = self.l1[req.sm]
         nbytes = req.nbytes
         start = u.port.use(now, nbytes)
