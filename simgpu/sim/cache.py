@@ -209,18 +209,23 @@ class SectorCache:
         s[line_addr] = sectors | (dirty << _DIRTY_SHIFT)
         return victim
 
-    def write(self, line_addr: int, sectors: int, *, allocate: bool) -> tuple[bool, Any]:
+    def write(
+        self, line_addr: int, sectors: int, *, allocate: bool, set_idx: int = -1
+    ) -> tuple[bool, Any]:
         """A store of ``sectors``: update (write-back: mark dirty) or allocate.
 
         With ``allocate`` (write-back, write-allocate at sector grain: whole sectors are
         written, so nothing is fetched) the sectors become valid and dirty; without it (L1
         write-through, no-allocate) a present line has the sectors made valid (its copy is
         updated) and an absent line is left absent. Returns (hit, evicted line or None).
+        ``set_idx`` may pass :meth:`set_index` when the caller has already computed it.
         """
         self.writes += 1
         if not self.n_sets:
             return False, None
-        s = self._sets[self.set_index(line_addr)]
+        if set_idx < 0:
+            set_idx = self.set_index(line_addr)
+        s = self._sets[set_idx]
         entry = s.get(line_addr)
         if entry is not None:
             if self._lru:
@@ -233,13 +238,15 @@ class SectorCache:
         if not allocate:
             return False, None
         self.fills -= 1  # fill() counts it; a write-allocate is not a fill from below
-        return False, self.fill(line_addr, sectors, sectors)
+        return False, self.fill(line_addr, sectors, sectors, set_idx)
 
-    def remove(self, line_addr: int) -> tuple[int, int] | None:
+    def remove(self, line_addr: int, set_idx: int = -1) -> tuple[int, int] | None:
         """Drop a line; return its (valid, dirty) masks if it was present."""
         if not self.n_sets:
             return None
-        entry = self._sets[self.set_index(line_addr)].pop(line_addr, None)
+        if set_idx < 0:
+            set_idx = self.set_index(line_addr)
+        entry = self._sets[set_idx].pop(line_addr, None)
         return (entry & _VALID, entry >> _DIRTY_SHIFT) if entry is not None else None
 
     def lines(self) -> Iterable[int]:

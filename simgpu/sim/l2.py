@@ -126,21 +126,26 @@ class L2:
             victim = tags.fill(v_line, v_valid, v_dirty, set_idx)
             tags.fills -= 1  # a demotion is not a fill from memory
 
-    def write(self, partition: int, line_addr: int, sectors: int) -> bool:
-        """A store of ``sectors`` into ``partition`` (write-back, write-allocate per sector)."""
+    def write(self, partition: int, line_addr: int, sectors: int, set_idx: int = -1) -> bool:
+        """A store of ``sectors`` into ``partition`` (write-back, write-allocate per sector).
+
+        ``set_idx`` may pass the line's set (the same in every partition) when known.
+        """
+        if set_idx < 0:
+            set_idx = self.parts[partition].set_index(line_addr)
         merged_valid = 0
         merged_dirty = 0
-        for p in self.others(partition):
-            old = self.tags(p, line_addr).remove(line_addr)
+        for p in self._others[partition]:
+            old = self.parts[p].remove(line_addr, set_idx)
             if old is not None:
                 self.invalidations += 1
                 merged_valid |= old[0]
                 merged_dirty |= old[1]
-        tags = self.tags(partition, line_addr)
-        hit, victim = tags.write(line_addr, sectors, allocate=True)
-        self._cascade(partition, victim)
+        tags = self.parts[partition]
+        hit, victim = tags.write(line_addr, sectors, allocate=True, set_idx=set_idx)
+        self._cascade(partition, victim, set_idx)
         if merged_valid:
-            tags.fill(line_addr, merged_valid, merged_dirty)
+            tags.fill(line_addr, merged_valid, merged_dirty, set_idx)
             tags.fills -= 1
         return hit
 

@@ -543,8 +543,8 @@ class MemorySystem:
         if req.cache_op == "ca" and u.tags.n_sets:
             u.tags.write(req.line_addr, req.sectors, allocate=False)  # write-through
         p = self.partition_of[req.sm]
-        sl = self.l2.slice_of(req.line_addr)
-        s = self.xbar.ports[p][sl].use(start + self.noc, nbytes)
+        g = self.l2.parts[p].set_index(req.line_addr)  # the same set in every partition
+        s = self.xbar.ports[p][g % self.l2.slices_per_partition].use(start + self.noc, nbytes)
         if self.l2_write_through:
             back = self.dram_back + self.noc
 
@@ -554,7 +554,7 @@ class MemorySystem:
             self.hbm.submit(req.line_addr, nbytes, True, (s - now) + self.dram_to, written)
             self.dram_writebacks += 1
             return
-        self.l2.write(p, req.line_addr, req.sectors)  # write-back, allocate
+        self.l2.write(p, req.line_addr, req.sectors, g)  # write-back, allocate
         if self.l2.writebacks:
             self._writebacks()
         self._done(req, ev, s + self.noc, "L2near")
