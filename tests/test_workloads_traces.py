@@ -142,3 +142,22 @@ def test_bad_parameters():
         Stream("add", 1024)
     with pytest.raises(SimgpuError, match="positive"):
         Gemv(0, 10)
+
+
+@pytest.mark.parametrize("tile", [8, 16, 32])
+def test_tiled_gemm_registers_avoid_bank_conflicts_like_nvcc(tile):
+    """nvcc's sm_61 build of this kernel (Accel-Sim matrixmul32 trace) has no FFMA with two
+    sources in one bank mod 4; the generated trace allocates the same way, and its rotating
+    accumulator ends each trip where the epilogue stores it from."""
+    warp = TiledGemm(64, 64, 64, tile=tile).trace().block(0)[0]
+    ffma = [i for i in warp if i.opcode == "FFMA"]
+    assert len(ffma) == 64  # K FFMAs per thread
+    for i in ffma:
+        assert len({r % 4 for r in i.src}) == 3
+    # the chain: each FFMA accumulates the previous one's result
+    for a, b in zip(ffma, ffma[1:], strict=False):
+        assert b.src[2] == a.dst[0]
+    store = [i for i in warp if i.opcode.startswith("STG")][0]
+    assert ffma[-1].dst[0] in store.src
+    mov = [i for i in warp if i.opcode == "MOV"][0]
+    assert ffma[0].src[2] in mov.dst
