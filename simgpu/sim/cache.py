@@ -384,6 +384,69 @@ class Port:
         return start
 
 
+class WindowPort(Port):
+    """A bandwidth-limited port that accepts bookings out of time order.
+
+    :class:`Port` serves bookings in the order they are made: fine where requests are booked
+    at the time they arrive, wrong where a booking is made ahead of its time (a far-partition
+    L2 hit books the far slice's port for when the request gets there, some hundred cycles
+    later): its counter then jumps forward and every request booked after it, even one that
+    arrives while the port is idle, waits behind it. In a warm-L2 tiled GEMM that artefact
+    alone raised the mean near-L2 hit latency from 286 to 2,409 cycles.
+
+    Here time is cut into windows of ``window`` cycles, each able to carry ``window`` cycles
+    of transfers. A booking goes into the window of its arrival time, or the first later one
+    with room, and starts after what that window already carries (a fluid queue, exact to
+    within one window); a booking longer than the room left spills into the next windows.
+    Windows more than :attr:`KEEP` windows behind the latest booking are forgotten.
+    """
+
+    __slots__ = ("window", "used")
+
+    #: windows kept behind the latest booking (older ones are dropped, so a booking that far
+    #: in the past finds them empty)
+    KEEP = 256
+
+    def __init__(self, name: str, bytes_per_cycle: float, window: float = 16.0) -> None:
+        super().__init__(name, bytes_per_cycle)
+        if window <= 0:
+            raise SimgpuError(f"{name}: window = {window}, expected > 0 cycles")
+        self.window = window
+        self.used: dict[int, float] = {}
+
+    def use(self, now: float, nbytes: float) -> float:
+        """Book ``nbytes`` arriving at ``now``; return the start cycle."""
+        return self.book(now, nbytes / self.bytes_per_cycle)
+
+    def book(self, now: float, cycles: float) -> float:
+        """Book the port for ``cycles`` from ``now`` on; return the start cycle."""
+        w = self.window
+        used = self.used
+        k = int(now // w)
+        u = used.get(k, 0.0)
+        while u >= w:
+            k += 1
+            u = used.get(k, 0.0)
+        base = k * w
+        start = base + u if base + u > now else now
+        total = u + cycles
+        while total > w:  # spill what does not fit into the following windows
+            used[k] = w
+            k += 1
+            total = used.get(k, 0.0) + total - w
+        used[k] = total
+        end = start + cycles
+        if end > self.next_free:
+            self.next_free = end
+        self.busy += cycles
+        self.uses += 1
+        if len(used) > 2 * self.KEEP:
+            floor = k - self.KEEP
+            for key in [key for key in used if key < floor]:
+                del used[key]
+        return start
+
+
 class SharedMemory:
     """Banked shared memory of one SM."""
 
