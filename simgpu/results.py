@@ -139,6 +139,32 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def code_fingerprint(*extra: str | Path) -> str:
+    """Short hash of what a result depends on besides its grid: the simgpu package's sources,
+    the device files of the models folder in use, and ``extra`` files (an experiment's own).
+
+    Part of every run's configuration, so a changed model or simulator gets a new results
+    folder instead of reusing points computed by the old code (and config.json records it).
+    """
+    import simgpu
+    from simgpu.devices.registry import models_dir
+
+    pkg = Path(simgpu.__file__).resolve().parent
+    files = sorted(pkg.rglob("*.py"))
+    models = models_dir()
+    if models.is_dir():
+        files += sorted(models.glob("*.toml"))
+    files += [Path(p) for p in extra]
+    h = hashlib.sha256()
+    for f in files:
+        try:
+            data = f.read_bytes()
+        except OSError:
+            continue  # a file that vanished mid-walk changes nothing we can read
+        h.update(f.name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()[:12]
+
+
 def _parse_value(text: str, like: Any) -> Any:
     """Turn a command-line value into the type of the grid's existing values."""
     if isinstance(like, bool):
@@ -259,7 +285,8 @@ def run_experiment(module: ModuleType, argv: Sequence[str] | None = None) -> Pat
         os.environ["SIMGPU_MODELS"] = args.models
     try:
         grid = resolve_grid(module, args.device, args.set)
-        config = {"experiment": module.NAME, "grid": grid}
+        config = {"experiment": module.NAME, "grid": grid,
+                  "code": code_fingerprint(getattr(module, "__file__", None) or "")}
         out_dir = args.out or results_root() / module.NAME / config_hash(config)
         if args.workers or args.dask_local or args.scheduler:
             df = _run_parallel(module, grid, out_dir, args)

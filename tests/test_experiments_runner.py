@@ -113,6 +113,23 @@ def test_default_folder_is_results_name_hash(exp_dir, tmp_path, monkeypatch):
     assert (runs[0] / "tiny.csv").read_bytes() == before
 
 
+def test_changed_code_gets_a_new_default_folder(exp_dir, tmp_path, monkeypatch):
+    """Points computed by older code are not reused: the default folder hashes the code too."""
+    monkeypatch.setenv("SIMGPU_RESULTS", str(tmp_path / "results"))
+    assert main(["experiment", "run", "tiny", "--no-progress"]) == 0
+    assert main(["experiment", "run", "tiny", "--no-progress"]) == 0  # resumed: same folder
+    (first,) = (tmp_path / "results" / "tiny").iterdir()
+    assert _calls(exp_dir) == [1, 2, 3]
+    path = exp_dir / "tiny.py"
+    path.write_text(path.read_text().replace('"y": params["x"] ** 2', '"y": params["x"] ** 3'))
+    assert main(["experiment", "run", "tiny", "--no-progress"]) == 0
+    (new,) = set((tmp_path / "results" / "tiny").iterdir()) - {first}
+    assert _calls(exp_dir) == [1, 2, 3, 1, 2, 3]  # every point computed again
+    assert sorted(pd.read_csv(first / "tiny.csv")["y"]) == [1, 4, 9]  # the old run is kept
+    codes = [json.loads((d / "config.json").read_text())["code"] for d in (first, new)]
+    assert codes[0] != codes[1] and all(len(c) == 12 for c in codes)
+
+
 def test_failures_exit_non_zero(exp_dir, tmp_path, capsys):
     out = tmp_path / "res"
     assert main(["experiment", "run", "tiny", "--out", str(out), "--set", "fail=true",

@@ -125,7 +125,14 @@ def run(
 
     Raises :class:`ExperimentError` when any point failed (after writing what finished).
     """
-    from simgpu.results import config_hash, finish_run, resolve_grid, results_root, run_grid
+    from simgpu.results import (
+        code_fingerprint,
+        config_hash,
+        finish_run,
+        resolve_grid,
+        results_root,
+        run_grid,
+    )
     from simgpu.sweep.engine import ModulePoint, load_module_file, load_table, run_points
 
     info = get(name, folder)
@@ -134,7 +141,7 @@ def run(
         if not hasattr(module, attr):
             raise ExperimentError(f"{info.path}: experiment lacks {attr}")
     grid = resolve_grid(module, devices, overrides)
-    config = {"experiment": module.NAME, "grid": grid}
+    config = {"experiment": module.NAME, "grid": grid, "code": code_fingerprint(info.path)}
     out = out_dir or results_root() / module.NAME / config_hash(config)
     report = None
     parallel = scheduler or dask_local or (workers is not None and workers > 0)

@@ -97,12 +97,18 @@ def build_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from simgpu import __version__
-    from simgpu.results import atomic_write_text, config_hash, grid_points, results_root
+    from simgpu.results import (
+        atomic_write_text,
+        code_fingerprint,
+        config_hash,
+        grid_points,
+        results_root,
+    )
     from simgpu.sweep.engine import load_table, run_points
     from simgpu.sweep.model import evaluate
 
     grid = build_grid(args)
-    config = {"sweep": "simgpu.sweep.model.evaluate", "grid": grid}
+    config = {"sweep": "simgpu.sweep.model.evaluate", "grid": grid, "code": code_fingerprint()}
     out_dir = args.out or results_root() / "sweep" / config_hash(config)
     points = list(grid_points(grid))
     print(f"sweep: {len(points)} points -> {out_dir}", file=sys.stderr)
