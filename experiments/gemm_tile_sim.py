@@ -15,11 +15,10 @@ Usage: ``python experiments/gemm_tile_sim.py [--device rtx-4070] [--set size=204
 ``--set l2=warm`` starts the sampled wave with A and B in the L2 when they fit (later waves'
 state) instead of a cold L2.
 
-Why the simulated H100 times exceed the measured ones (1.1-2.9x, README "SM model and trace
-replay" has the table and the evidence): L2 hits queue for thousands of cycles behind the few
-slices that every SM asks for the same lines at once (which also makes ``l2=warm`` slower than
-``l2=cold``); the 2-to-4-trip slope of a cold first wave overstates the steady per-trip time
-(about 10% at 1024^3, tile 32); and each FFMA still pays one register-bank conflict cycle.
+Why the simulated H100 times exceed the measured ones (1.02-1.27x, 1.83x for 1024^3 with tile
+8; README "SM model and trace replay" has the table and the evidence): the 2-to-4-trip slope of
+a cold first wave overstates the steady per-trip time (about 10% at 1024^3, tile 32, more where
+cold misses dominate the first trips), and each FFMA still pays one register-bank conflict cycle.
 """
 
 from __future__ import annotations
