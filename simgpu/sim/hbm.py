@@ -614,6 +614,11 @@ class HBM:
         out["pending"] = float(
             sum(len(p.rq) + len(p.wq) + len(p.incoming) + len(p.incoming_w) for p in self.pcs)
         )
+        # writes accepted but not yet placed (a write-back still queued when a run ends)
+        out["pending_write_bytes"] = float(
+            sum(e.nbytes for p in self.pcs for e in p.wq)
+            + sum(h[2].nbytes for p in self.pcs for h in p.incoming_w)
+        )
         return out
 
     def stats(self) -> pd.DataFrame:

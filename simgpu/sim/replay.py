@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from simgpu.errors import SimgpuError
+from simgpu.sim.collector import relaxed_gc
 from simgpu.sim.sm import SM, STALL_REASONS, Block, Decoder, SMConfig
 from simgpu.trace.schema import KernelTrace
 
@@ -328,20 +329,21 @@ def simulate_trace(
             sm.finish()
     if total == 0:
         raise SimgpuError(f"kernel {launch.name!r} has no blocks to simulate")
-    try:
-        env.run(until=finished)
-    except RuntimeError as exc:  # SimPy: no events left before the kernel finished
-        lost = sum(sm.outstanding for sm in sms)
-        raise SimgpuError(
-            f"kernel {launch.name!r} on {spec.name}: simulation stalled at cycle {env.now:.0f}"
-            f" with {state['done']} of {total} blocks done and {lost} memory requests never"
-            f" answered by the memory system ({exc})"
-        ) from exc
-    t_blocks = env.now
-    if stop["est"] is None:
-        # Drain stores still in flight.
-        while any(sm.outstanding for sm in sms):
-            env.step()
+    with relaxed_gc():
+        try:
+            env.run(until=finished)
+        except RuntimeError as exc:  # SimPy: no events left before the kernel finished
+            lost = sum(sm.outstanding for sm in sms)
+            raise SimgpuError(
+                f"kernel {launch.name!r} on {spec.name}: simulation stalled at cycle"
+                f" {env.now:.0f} with {state['done']} of {total} blocks done and {lost} memory"
+                f" requests never answered by the memory system ({exc})"
+            ) from exc
+        t_blocks = env.now
+        if stop["est"] is None:
+            # Drain stores still in flight.
+            while any(sm.outstanding for sm in sms):
+                env.step()
     t_end = max([t_blocks] + [sm.last_mem_done for sm in sms])
     wall = time.perf_counter() - wall0
 
@@ -506,8 +508,9 @@ def _dram_read_bytes(stats: Any) -> float | None:
 
 
 def _dram_write_bytes(stats: Any) -> float:
-    """DRAM write bytes of the kernel: what the L2 wrote back to DRAM during the run plus the
-    dirty bytes it still holds at the end (``l2_dirty_bytes``).
+    """DRAM write bytes of the kernel: what the L2 wrote back to DRAM during the run, the
+    write-backs still queued at the controllers (``write_pending_bytes``) and the dirty bytes
+    the L2 still holds at the end (``l2_dirty_bytes``).
 
     The L2 is write-back, so most stores of a kernel are still dirty in it when the last block
     retires; the hardware writes them back afterwards (on eviction or the flush before the next
@@ -524,7 +527,11 @@ def _dram_write_bytes(stats: Any) -> float:
             written = float(r["bytes"]) * float(r["writes"]) / n if n > 0 else 0.0
         except (KeyError, TypeError, ValueError):
             written = 0.0
-    return written + (_column(r, "l2_dirty_bytes") or 0.0)
+    return (
+        written
+        + (_column(r, "write_pending_bytes") or 0.0)
+        + (_column(r, "l2_dirty_bytes") or 0.0)
+    )
 
 
 def simulate_traces(

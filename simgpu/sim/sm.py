@@ -819,6 +819,68 @@ class SM:
         sub = w.sub
         dst = inst.dst
         counts = self.store_sectors_by_level if write else self.load_sectors_by_level
+        system = self.system
+        rq = self.request_cls
+        submit = getattr(system, "submit", None)
+        if submit is None:  # a memory system with only access(): an event per request
+            self._access_each(reqs, w, dst, waits, counts, write, space, cache_op)
+            return
+        latest = [0.0]
+
+        def wake(_ev: Any) -> None:
+            t = env.now
+            for d in dst:
+                w.regs[d] = t
+            w.refresh(t)
+            sub.notify()
+
+        def known(req: Any) -> None:
+            # the memory system has decided when this line completes (maybe ahead of time):
+            # count it; once every line is decided, one event wakes the warp at the latest
+            lvl = req.served_by or "?"
+            counts[lvl] = counts.get(lvl, 0) + req.sectors.bit_count()
+            t = req.t_done
+            if t > latest[0]:
+                latest[0] = t
+            if t > self.last_mem_done:
+                self.last_mem_done = t
+            self.outstanding -= 1
+            state[0] -= 1
+            if state[0] == 0 and waits:
+                t_wake = latest[0]
+                env.timeout(t_wake - env.now if t_wake > env.now else 0.0).callbacks.append(wake)
+
+        self.outstanding += len(reqs)
+        for line, sectors in reqs:
+            submit(rq(
+                sm=self.index,
+                line_addr=line,
+                sectors=sectors,
+                write=write,
+                space=space,
+                cache_op=cache_op,
+                t_issue=now,
+                t_done=None,
+                served_by=None,
+            ), known)
+
+    def _access_each(
+        self,
+        reqs: list[tuple[int, int]],
+        w: Warp,
+        dst: Any,
+        waits: bool,
+        counts: dict[str, int],
+        write: bool,
+        space: str,
+        cache_op: str,
+    ) -> None:
+        """The warp's lines through ``system.access``: one event per line, the warp woken by
+        the last one."""
+        env = self.env
+        now = env.now
+        sub = w.sub
+        state = [len(reqs)]
 
         def done(ev: Any) -> None:
             req = ev.value
@@ -835,7 +897,6 @@ class SM:
                 w.refresh(t)
                 sub.notify()
 
-        system = self.system
         rq = self.request_cls
         for line, sectors in reqs:
             req = rq(
@@ -850,7 +911,7 @@ class SM:
                 served_by=None,
             )
             self.outstanding += 1
-            system.access(req).callbacks.append(done)
+            self.system.access(req).callbacks.append(done)
 
     # -- barriers and exit ------------------------------------------------------------------------
     def barrier(self, w: Warp, ti: float) -> None:

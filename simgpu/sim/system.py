@@ -656,6 +656,8 @@ class MemorySystem:
             "writebacks": self.dram_writebacks,
             # stores the write-back L2 still holds: they reach DRAM after the run ends
             "l2_dirty_bytes": 32 * sum(t.dirty_sectors() for t in self.l2.parts),
+            # write-backs on their way: queued at the controllers, not yet written
+            "write_pending_bytes": d["pending_write_bytes"],
             # Little's law at the controllers: mean requests queued = total wait / time
             "mean_queue_occupancy": d["queue_wait"] * self.hbm.cycles_per_tck / span
             if span > 0 else float("nan"),
