@@ -185,7 +185,9 @@ class GemmForest:
             out["power_W_spread"] = p_all.std(axis=0)
             out["power_source"] = "learned"
         else:
-            out["power_W"] = an_p
+            # the analytical view's own power (no split-K search): the device file's energies
+            # per event were fitted to that model's event counts (simgpu fit)
+            out["power_W"] = feat.analytical(df)["power_W"].to_numpy(dtype=float)
             out["power_W_spread"] = np.nan
             out["power_source"] = "analytical (no measured power in the training data)"
         out["energy_J"] = out["power_W"] * out["time_s"]
