@@ -222,7 +222,8 @@ def trace_requests(system: Any, timeline: Timeline, *, counters: bool = True) ->
     Each request becomes an interval on track ``"SM/<sm>"`` named ``"LD <level>"`` or
     ``"ST <level>"`` (``req.served_by``) with its line address and sectors as arguments; with
     ``counters``, track ``"memory"`` gets the number of requests in flight at every issue and
-    completion. Returns the system (its ``access`` now records)."""
+    completion. Returns the system (its ``access``, and ``submit`` where it has one, now
+    record)."""
     inner = system.access
     state = {"in_flight": 0}
 
@@ -249,7 +250,14 @@ def trace_requests(system: Any, timeline: Timeline, *, counters: bool = True) ->
         ev.callbacks.append(done)
         return ev
 
+    def submit(req: Any, on_known: Any) -> None:
+        # recorded like access(): the caller hears of the request when it completes (later
+        # than submit() would tell it, which its contract allows)
+        access(req).callbacks.append(lambda ev: on_known(ev.value))
+
     system.access = access
+    if hasattr(system, "submit"):
+        system.submit = submit
     return system
 
 
