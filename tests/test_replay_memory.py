@@ -10,7 +10,7 @@ import pytest
 from simgpu import devices
 from simgpu.sim.replay import simulate_trace
 from simgpu.sim.sm import unit_timings
-from simgpu.workloads import PointerChase, Stream, TiledGemm
+from simgpu.workloads import Gemv, PointerChase, Stream, TiledGemm, Transpose
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,17 @@ def test_pointer_chase_replay_is_warmed_like_the_measured_kernel(h100, footprint
     lat = h100.l1.hit_latency_cycles if level == "l1" else h100.l2.near_hit_latency_cycles
     step = lat + unit_timings(h100)["int"].latency
     assert warm.cycles / steps == pytest.approx(step, rel=0.02)
+
+
+@pytest.mark.parametrize("make", [lambda: Gemv(256, 512), lambda: Transpose(256, 256, "tiled")],
+                         ids=["gemv", "transpose"])
+def test_warm_l2_start_reads_the_inputs_from_the_l2(h100_8sm, make):
+    """warm_l2 preloads the kernel's inputs into the L2: the replay reads nothing from DRAM
+    and runs faster than from a cold L2."""
+    w = make()
+    cold = w.simulate(h100_8sm, sample=False)
+    warm = w.simulate(h100_8sm, sample=False, warm_l2=True)
+    inputs = sum(n for _, n in w.inputs())
+    assert cold.bytes["dram"]["read"] >= inputs
+    assert warm.bytes["dram"]["read"] == 0
+    assert warm.cycles < cold.cycles

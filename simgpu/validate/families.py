@@ -411,16 +411,16 @@ def _trace_simulated(table: str, cost: str) -> ViewFn:
         launch_s = DeviceParams.from_spec(spec).launch_overhead_s
 
         # the calibration runner times back-to-back launches without flushing the L2, so a
-        # GEMM whose A and B fit in the L2 runs with them there: replay it from that state
-        kwargs: dict[str, Any] = {"warm_l2": True} if table == "gemm" else {}
+        # kernel whose inputs fit in the L2 runs with them there: replay it from that state
 
         def one(row: Any) -> float:
-            return float(_workload_for(row, table).simulate(spec, **kwargs).time_s) + launch_s
+            w = _workload_for(row, table)
+            return float(w.simulate(spec, warm_l2=True).time_s) + launch_s
 
         out, note = _simulate_rows(modelled, opts, cost, cost, one,
-                                   "workloads.<kernel>.simulate() trace replay (sampled"
-                                   + (", A and B warm in the L2 when they fit" if kwargs else "")
-                                   + f") + launch overhead {launch_s * 1e6:.2f} us")
+                                   "workloads.<kernel>.simulate() trace replay (sampled, inputs"
+                                   " warm in the L2 when they fit, as in back-to-back timed"
+                                   f" launches) + launch overhead {launch_s * 1e6:.2f} us")
         full = _nan(len(rows))
         full[modelled.index.to_numpy(dtype=int)] = out  # rows carry a 0..n-1 index
         if len(modelled) < len(rows):

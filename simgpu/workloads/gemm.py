@@ -82,27 +82,8 @@ class GemmBase(Workload):
     def _analytical_kwargs(self) -> dict[str, Any]:
         return {}
 
-    def _warm_factory(self, seed: int) -> Any:
-        """A memory-system factory that preloads A and B into the L2 (whole lines)."""
-        import random
-
-        def make(env: Any, spec: DeviceSpec) -> Any:
-            from simgpu.sim.system import build_system
-
-            system = build_system(env, spec, rng=random.Random(seed))
-            line = spec.l2.line_bytes
-            n_sm = spec.compute.sm_count
-            full = (1 << (line // spec.l2.sector_bytes)) - 1
-            for k, (base, nbytes) in enumerate(
-                ((self._A, F4 * self.M * self.K), (self._B, F4 * self.K * self.N))
-            ):
-                lines = range(base, base + nbytes, line)
-                # spread over SMs so every L2 partition is filled from its near side
-                for s in range(n_sm):
-                    system.warm((s + k) % n_sm, lines[s::n_sm], full)
-            return system
-
-        return make
+    def inputs(self) -> list[tuple[int, int]]:
+        return [(self._A, F4 * self.M * self.K), (self._B, F4 * self.K * self.N)]
 
     def simulate(
         self,
@@ -122,10 +103,8 @@ class GemmBase(Workload):
         """
         from simgpu.sim.replay import occupancy, simulate_trace
 
-        if warm_l2 and "system_factory" not in kwargs:
-            footprint = F4 * (self.M * self.K + self.K * self.N)
-            if footprint <= spec.l2.size_MiB * 2**20:
-                kwargs["system_factory"] = self._warm_factory(kwargs.get("seed", 0))
+        if warm_l2:
+            kwargs = self.warm_l2_kwargs(spec, kwargs)
         t1, t2 = trip_samples
         if not sample or self.trips <= t2 * 2:
             return simulate_trace(self.trace(), spec, sample=sample, **kwargs)

@@ -276,10 +276,14 @@ class Stream(Workload):
 
         return analytical.stream(spec, self.op, self.n_elements, 4)
 
-    def simulate(self, spec: DeviceSpec, *, sample: bool = True, **kwargs: Any) -> SimResult:
+    def simulate(
+        self, spec: DeviceSpec, *, sample: bool = True, warm_l2: bool = False, **kwargs: Any
+    ) -> SimResult:
         from simgpu.sim.replay import simulate_trace
 
         w = self if self.blocks is not None else self.for_device(spec)
+        if warm_l2:
+            kwargs = w.warm_l2_kwargs(spec, kwargs)
         return simulate_trace(w.trace(), spec, sample=sample, **kwargs)
 
 
@@ -304,6 +308,9 @@ class Transpose(Workload):
     @property
     def name(self) -> str:
         return "transpose"
+
+    def inputs(self) -> list[tuple[int, int]]:
+        return [(self._in, 4 * self.rows * self.cols)]
 
     @property
     def flops(self) -> float:
@@ -460,6 +467,9 @@ class Reduction(Workload):
     def name(self) -> str:
         return "reduction"
 
+    def inputs(self) -> list[tuple[int, int]]:
+        return [(self._a, 4 * self.n)]
+
     @property
     def flops(self) -> float:
         return float(self.n)
@@ -548,10 +558,14 @@ class Reduction(Workload):
 
         return analytical.reduction(spec, self.n)
 
-    def simulate(self, spec: DeviceSpec, *, sample: bool = True, **kwargs: Any) -> SimResult:
+    def simulate(
+        self, spec: DeviceSpec, *, sample: bool = True, warm_l2: bool = False, **kwargs: Any
+    ) -> SimResult:
         from simgpu.sim.replay import simulate_trace
 
         w = self if self.blocks is not None else self.for_device(spec)
+        if warm_l2:
+            kwargs = w.warm_l2_kwargs(spec, kwargs)
         return simulate_trace(w.trace(), spec, sample=sample, **kwargs)
 
 
@@ -573,6 +587,9 @@ class Gemv(Workload):
     @property
     def name(self) -> str:
         return "gemv"
+
+    def inputs(self) -> list[tuple[int, int]]:
+        return [(self._A, 4 * self.m * self.n), (self._x, 4 * self.n)]
 
     @property
     def flops(self) -> float:
