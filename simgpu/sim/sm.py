@@ -820,7 +820,6 @@ class SM:
         dst = inst.dst
         counts = self.store_sectors_by_level if write else self.load_sectors_by_level
         system = self.system
-        rq = self.request_cls
         submit = getattr(system, "submit", None)
         if submit is None:  # a memory system with only access(): an event per request
             self._access_each(reqs, w, dst, waits, counts, write, space, cache_op)
@@ -851,18 +850,19 @@ class SM:
                 env.timeout(t_wake - env.now if t_wake > env.now else 0.0).callbacks.append(wake)
 
         self.outstanding += len(reqs)
-        for line, sectors in reqs:
-            submit(rq(
-                sm=self.index,
-                line_addr=line,
-                sectors=sectors,
-                write=write,
-                space=space,
-                cache_op=cache_op,
-                t_issue=now,
-                t_done=None,
-                served_by=None,
-            ), known)
+        for req in self._requests(reqs, write, space, cache_op, now):
+            submit(req, known)
+
+    def _requests(
+        self, reqs: list[tuple[int, int]], write: bool, space: str, cache_op: str, now: float
+    ) -> list[Any]:
+        """One memory request per (line, sector mask) of a warp's access."""
+        rq = self.request_cls
+        return [
+            rq(sm=self.index, line_addr=line, sectors=sectors, write=write, space=space,
+               cache_op=cache_op, t_issue=now, t_done=None, served_by=None)
+            for line, sectors in reqs
+        ]
 
     def _access_each(
         self,
@@ -897,19 +897,7 @@ class SM:
                 w.refresh(t)
                 sub.notify()
 
-        rq = self.request_cls
-        for line, sectors in reqs:
-            req = rq(
-                sm=self.index,
-                line_addr=line,
-                sectors=sectors,
-                write=write,
-                space=space,
-                cache_op=cache_op,
-                t_issue=now,
-                t_done=None,
-                served_by=None,
-            )
+        for req in self._requests(reqs, write, space, cache_op, now):
             self.outstanding += 1
             self.system.access(req).callbacks.append(done)
 
