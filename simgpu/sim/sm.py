@@ -531,7 +531,7 @@ class SubCore:
                 self.rr += 1
             kind = d.kind
             if kind == K_ALU:
-                # ---- issue an ALU instruction (as :meth:`issue` does) ---------------------------
+                # ---- issue an ALU instruction -------------------------------------------------
                 self.issued += 1
                 op = d.op
                 counts[op] = counts.get(op, 0) + 1
@@ -558,7 +558,7 @@ class SubCore:
                 if op == "shfl":
                     sm.lsu_claim(t_exec, 1.0)
             elif kind == K_SHARED:
-                # ---- issue a shared-memory access (as :meth:`issue` does) -----------------------
+                # ---- issue a shared-memory access (wavefronts precomputed in the decode) ---------
                 self.issued += 1
                 op = d.op
                 counts[op] = counts.get(op, 0) + 1
@@ -614,7 +614,9 @@ class SubCore:
 
     def issue(self, w: Warp, d: Decoded, ti: float) -> float:
         """Issue the decoded instruction ``d`` (``w``'s next) at cycle ``ti``; returns the
-        sub-core's next free cycle."""
+        sub-core's next free cycle. ALU and shared-memory instructions, the common ones, are
+        issued inline by :meth:`run`; this handles the rest (global memory, barriers, exits,
+        control)."""
         sm = self.sm
         op = d.op
         kind = d.kind
@@ -622,36 +624,8 @@ class SubCore:
         self.counts[op] = self.counts.get(op, 0) + 1
         w.pc += 1
         nxt = ti + 1.0
-        if kind == K_ALU:
-            rc = 1
-            dst = d.dst
-            if sm.cfg.model_register_banks:
-                rc = self.rf.access(w.gid, d.src, dst)
-                if rc > 1:
-                    self.stalls["rf_bank"] += rc - 1
-                    nxt = ti + rc
-            t_exec = ti + rc - 1
-            done = t_exec + d.lat
-            regs = w.regs
-            for r in dst:
-                regs[r] = done
-            if dst and w.memregs:
-                w.memregs.difference_update(dst)
-            self.unit_free[d.unit] = t_exec + d.ii
-            if d.flops:
-                sm.flops_count += d.flops
-            if op == "shfl":
-                sm.lsu_claim(t_exec, 1.0)
-            if w.pc >= w.n:
-                sm.exit(w, ti)
-                return nxt
-            w.refresh(nxt)
-            return nxt
-        if kind in (K_SHARED, K_GLOBAL):
-            if kind == K_SHARED:
-                sm.shared_access(w, d, ti)
-            else:
-                sm.global_access(w, d.inst, ti)
+        if kind == K_GLOBAL:
+            sm.global_access(w, d.inst, ti)
             if w.pc >= w.n:
                 sm.exit(w, ti)
                 return nxt
@@ -774,17 +748,6 @@ class SM:
         for s in self.subs:
             s.unit_free[U_LSU] = self.lsu_free
         return start
-
-    def shared_access(self, w: Warp, d: Decoded, ti: float) -> None:
-        """A shared-memory access (decoded ``d``, wavefronts precomputed) of ``w`` at ``ti``."""
-        waves = d.waves
-        self.shared_wavefronts += waves
-        start = self.lsu_claim(ti, float(waves))
-        if d.op != "st":
-            done = start + waves - 1 + self.cfg.shared_latency
-            regs = w.regs
-            for r in d.dst:
-                regs[r] = done
 
     def global_access(self, w: Warp, inst: Instruction, ti: float) -> None:
         cfg = self.cfg
