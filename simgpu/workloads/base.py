@@ -202,9 +202,14 @@ class Workload:
         """
         from simgpu.sim.replay import simulate_trace
 
+        w = self.for_device(spec)
         if warm_l2:
-            kwargs = self.warm_l2_kwargs(spec, kwargs)
-        return simulate_trace(self.trace(), spec, sample=sample, **kwargs)
+            kwargs = w.warm_l2_kwargs(spec, kwargs)
+        return simulate_trace(w.trace(), spec, sample=sample, **kwargs)
+
+    def for_device(self, spec: DeviceSpec) -> Workload:
+        """This workload with any launch settings left to the device filled in (itself here)."""
+        return self
 
     def inputs(self) -> list[tuple[int, int]]:
         """The arrays the kernel only reads, as (device address, bytes); none by default."""

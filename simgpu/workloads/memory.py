@@ -192,6 +192,9 @@ class Stream(Workload):
         return float((loads + stores) * 4 * self.n_elements)
 
     def for_device(self, spec: DeviceSpec) -> Stream:
+        """With ``blocks`` unset: the grid-stride launch (kernels/stream.cu) for ``spec``."""
+        if self.blocks is not None:
+            return self
         blocks = min(spec.compute.sm_count * BLOCKS_PER_SM, max(1, -(-self.n4 // self.threads)))
         return replace(self, blocks=blocks)
 
@@ -276,15 +279,6 @@ class Stream(Workload):
 
         return analytical.stream(spec, self.op, self.n_elements, 4)
 
-    def simulate(
-        self, spec: DeviceSpec, *, sample: bool = True, warm_l2: bool = False, **kwargs: Any
-    ) -> SimResult:
-        from simgpu.sim.replay import simulate_trace
-
-        w = self if self.blocks is not None else self.for_device(spec)
-        if warm_l2:
-            kwargs = w.warm_l2_kwargs(spec, kwargs)
-        return simulate_trace(w.trace(), spec, sample=sample, **kwargs)
 
 
 @dataclass
@@ -479,6 +473,9 @@ class Reduction(Workload):
         return 4.0 * self.n
 
     def for_device(self, spec: DeviceSpec) -> Reduction:
+        """With ``blocks`` unset: the grid-stride launch (kernels/reduction.cu) for ``spec``."""
+        if self.blocks is not None:
+            return self
         blocks = min(spec.compute.sm_count * BLOCKS_PER_SM, max(1, math.ceil(self.n / 4 / 256)))
         return replace(self, blocks=blocks)
 
@@ -558,15 +555,6 @@ class Reduction(Workload):
 
         return analytical.reduction(spec, self.n)
 
-    def simulate(
-        self, spec: DeviceSpec, *, sample: bool = True, warm_l2: bool = False, **kwargs: Any
-    ) -> SimResult:
-        from simgpu.sim.replay import simulate_trace
-
-        w = self if self.blocks is not None else self.for_device(spec)
-        if warm_l2:
-            kwargs = w.warm_l2_kwargs(spec, kwargs)
-        return simulate_trace(w.trace(), spec, sample=sample, **kwargs)
 
 
 @dataclass
