@@ -294,6 +294,8 @@ class HBM:
         self.cols_per_row = dram_spec.row_bytes // ilv
         self.max_bursts = dram_spec.row_bytes // self.burst_bytes
         self._rtw = read_to_write_tck(t)
+        self._refresh_on = self.cfg.refresh
+        self._logging = self.cfg.log
         self._wr_data = t.tCWL + t.tBL
         # assumption: the controller commits commands up to tRC ahead of the present; enough to
         # overlap one bank's activate with another's data, short enough that later arrivals
@@ -323,23 +325,25 @@ class HBM:
         """(pseudo-channel, bank group, bank within group, row, column) of a byte address."""
         if addr < 0:
             raise SimgpuError(f"HBM: address {addr} is negative")
+        channels, pcs, groups, banks = (
+            self.channels, self.pcs_per_channel, self.bank_groups, self.banks_per_group
+        )
         idx = addr // self.cfg.interleave_bytes
-        hi = idx // self.channels
+        hi = idx // channels
         # rotate the channel by a hash of the higher bits: still a bijection (for fixed higher
         # bits it is a rotation), and strided streams no longer skip channels
-        ch = (idx + ((hi * 0x9E3779B1) >> 16)) % self.channels
-        idx = hi
-        pc = idx % self.pcs_per_channel
-        idx //= self.pcs_per_channel
-        bg = idx % self.bank_groups
-        idx //= self.bank_groups
+        ch = (idx + ((hi * 0x9E3779B1) >> 16)) % channels
+        pc = hi % pcs
+        idx = hi // pcs
+        bg = idx % groups
+        idx //= groups
         col = idx % self.cols_per_row
         idx //= self.cols_per_row
-        bank = idx % self.banks_per_group
-        row = idx // self.banks_per_group
+        bank = idx % banks
+        row = idx // banks
         if self.cfg.bank_xor:
-            bank ^= row % self.banks_per_group
-        return ch * self.pcs_per_channel + pc, bg, bank, row, col
+            bank ^= row % banks
+        return ch * pcs + pc, bg, bank, row, col
 
     # -- requests -----------------------------------------------------------------------
     def submit(
@@ -367,12 +371,13 @@ class HBM:
         pci, bg, bank, row, _col = self.decode(addr)
         pc = self.pcs[pci]
         t_arr = math.ceil((self.env.now + delay) / self.cycles_per_tck - 1e-9)
-        self._seq += 1
+        seq = self._seq = self._seq + 1
         e = _Entry(
-            t_arr, self._seq, bg * self.banks_per_group + bank, bg, row, n, write, callback, nbytes
+            t_arr, seq, bg * self.banks_per_group + bank, bg, row, n, write, callback, nbytes
         )
-        heapq.heappush(pc.incoming_w if write else pc.incoming, (t_arr, self._seq, e))
-        if not pc.planning:  # a busy controller admits arrivals when its plan runs out
+        heapq.heappush(pc.incoming_w if write else pc.incoming, (t_arr, seq, e))
+        if not pc.planning and (pc.armed_at is None or pc.armed_at > t_arr):
+            # a busy controller admits arrivals when its plan runs out
             self._arm(pc, t_arr)
 
     def request(
@@ -424,7 +429,8 @@ class HBM:
         while pc.rq or pc.wq:
             e = self._pick(pc)
             first_col = self._place(pc, e, now)
-            self._admit(pc, now)  # a slot freed in a full queue
+            if pc.incoming or pc.incoming_w:
+                self._admit(pc, now)  # a slot freed in a full queue
             if first_col > limit:
                 self._arm(pc, first_col - self.horizon)
                 pc.planning = True
@@ -441,6 +447,8 @@ class HBM:
         elif len(pc.wq) >= self._hi:
             pc.draining = True
         q = pc.wq if (pc.draining or not pc.rq) else pc.rq
+        if len(q) == 1:  # a lone request: nothing to choose between
+            return q.pop()
         open_row = pc.open_row
         hit = miss = -1
         for i in range(min(len(q), self.cfg.window)):
@@ -468,19 +476,24 @@ class HBM:
             pc.refreshes += skipped
             pc.next_ref += skipped * t.tREFI
         open_row = pc.open_row
+        n_banks = len(open_row)
         while t0 >= pc.next_ref:
-            # ACT -> REF: tRC (act_ok = ACT + tRC)
-            t_ref = max(pc.next_ref, max(pc.act_ok))
-            for b in [b for b, r in enumerate(open_row) if r >= 0]:
+            # ACT -> REF: tRC (act_ok = ACT + tRC); REF also follows every bank's last command
+            t_ref = max(pc.next_ref, max(pc.act_ok), max(pc.bank_last))
+            for b, row in enumerate(open_row):
+                if row < 0:
+                    continue
                 t_pre = max(pc.next_ref, pc.pre_ok[b], pc.bank_last[b])
-                self._log(t_pre, PRE, pc, b)
+                if self._logging:
+                    self._log(t_pre, PRE, pc, b)
                 if t_pre + t.tRP > t_ref:
                     t_ref = t_pre + t.tRP
                 open_row[b] = -1
-            self._log(t_ref, REF, pc, -1)
-            end = t_ref + t.tRFC
-            pc.act_ok = [a if a > end else end for a in pc.act_ok]
-            pc.bank_last = [x if x > t_ref else t_ref for x in pc.bank_last]
+            if self._logging:
+                self._log(t_ref, REF, pc, -1)
+            # t_ref is at or after every bank's act_ok and bank_last: the refresh sets them all
+            pc.act_ok = [t_ref + t.tRFC] * n_banks
+            pc.bank_last = [t_ref] * n_banks
             pc.refreshes += 1
             pc.next_ref += t.tREFI
 
@@ -491,45 +504,58 @@ class HBM:
 
     def _place(self, pc: _PseudoChannel, e: _Entry, now: int) -> int:
         """Place the commands of one request; call back with its completion; return first col."""
+        # the hottest code of the DRAM model: two-way maxima are written as conditionals
+        # (a third of the cost of max()) and the log is looked at only when it is on
         t = self.t
-        t0 = max(e.t_arr, now)
-        pc.queue_wait += t0 - e.t_arr
+        t_arr = e.t_arr
+        t0 = t_arr if t_arr > now else now
+        pc.queue_wait += t0 - t_arr
         pc.decided += 1
-        if self.cfg.refresh and t0 >= pc.next_ref:
+        if t0 >= pc.next_ref and self._refresh_on:
             self._refresh(pc, t0)
-        b, g = e.bank, e.bg
-        t0 = max(t0, pc.bank_last[b])
+        b, g, write = e.bank, e.bg, e.write
+        bank_last = pc.bank_last
+        if bank_last[b] > t0:
+            t0 = bank_last[b]
         if pc.open_row[b] == e.row:
             if not e.prepared:
                 pc.row_hits += 1
-            col_min = max(t0, pc.col_ok[b])
+            col_min = pc.col_ok[b] if pc.col_ok[b] > t0 else t0
         else:
             col_min = self._open(pc, e, t0)
-        if e.write:
+        if write:
             col_min = max(col_min, pc.last_rd + self._rtw)
         else:
             col_min = max(col_min, pc.wr_end + t.tWTR_S, pc.wr_end_bg[g] + t.tWTR_L)
-        s = self._slots(pc, g, col_min, e.n, now)
-        last = s + (e.n - 1) * t.tCCD_L
-        if self.cfg.log:
-            for k in range(e.n):
-                self._log(s + k * t.tCCD_L, WR if e.write else RD, pc, b)
-        pc.bank_last[b] = last
-        if e.write:
+        n = e.n
+        s = self._slots(pc, g, col_min, n, now)
+        last = s + (n - 1) * t.tCCD_L
+        if self._logging:
+            for k in range(n):
+                self._log(s + k * t.tCCD_L, WR if write else RD, pc, b)
+        bank_last[b] = last
+        pre_ok = pc.pre_ok
+        if write:
             end = last + self._wr_data
-            pc.pre_ok[b] = max(pc.pre_ok[b], end + t.tWR)
-            pc.wr_end = max(pc.wr_end, end)
-            pc.wr_end_bg[g] = max(pc.wr_end_bg[g], end)
+            pre = end + t.tWR
+            if pre > pre_ok[b]:
+                pre_ok[b] = pre
+            if end > pc.wr_end:
+                pc.wr_end = end
+            if end > pc.wr_end_bg[g]:
+                pc.wr_end_bg[g] = end
             pc.writes += 1
+            pc.write_bytes += e.nbytes
         else:
             end = last + t.tCL + t.tBL
-            pc.pre_ok[b] = max(pc.pre_ok[b], last + t.tRTP)
-            pc.last_rd = max(pc.last_rd, last)
+            pre = last + t.tRTP
+            if pre > pre_ok[b]:
+                pre_ok[b] = pre
+            if last > pc.last_rd:
+                pc.last_rd = last
             pc.reads += 1
         pc.bytes += e.nbytes
-        if e.write:
-            pc.write_bytes += e.nbytes
-        pc.busy_bursts += e.n
+        pc.busy_bursts += n
         if e.cb is not None:
             e.cb(end * self.cycles_per_tck)
         return s
@@ -541,23 +567,30 @@ class HBM:
         if pc.open_row[b] >= 0:
             pc.row_conflicts += 1
             t_pre = max(t0, pc.pre_ok[b], pc.bank_last[b])
-            self._log(t_pre, PRE, pc, b)
-            act_min = max(t_pre + t.tRP, pc.act_ok[b])
+            if self._logging:
+                self._log(t_pre, PRE, pc, b)
+            act_min = t_pre + t.tRP
         else:
             pc.row_misses += 1
-            act_min = max(t0, pc.act_ok[b])
+            act_min = t0
+        if pc.act_ok[b] > act_min:
+            act_min = pc.act_ok[b]
         act_min = max(act_min, pc.bg_act[g] + t.tRRD_L, pc.last_act + t.tRRD_S)
-        if len(pc.faw) == 4:
-            act_min = max(act_min, pc.faw[0] + t.tFAW)
-        self._log(act_min, ACT, pc, b)
+        faw = pc.faw
+        if len(faw) == 4 and faw[0] + t.tFAW > act_min:
+            act_min = faw[0] + t.tFAW
+        if self._logging:
+            self._log(act_min, ACT, pc, b)
         pc.open_row[b] = e.row
         pc.act_ok[b] = act_min + t.tRC
         pc.pre_ok[b] = act_min + t.tRAS
         pc.col_ok[b] = act_min + t.tRCD
-        pc.bank_last[b] = max(pc.bank_last[b], act_min)
+        if act_min > pc.bank_last[b]:
+            pc.bank_last[b] = act_min
         pc.bg_act[g] = act_min
-        pc.last_act = max(pc.last_act, act_min)
-        pc.faw.append(act_min)
+        if act_min > pc.last_act:
+            pc.last_act = act_min
+        faw.append(act_min)
         return act_min + t.tRCD
 
     def _prepare(self, pc: _PseudoChannel, q: list[_Entry], i: int, now: int) -> None:
