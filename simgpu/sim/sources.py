@@ -202,16 +202,17 @@ class Source:
 
     def _complete(self, ev: simpy.Event) -> None:
         now = self.env.now
-        req: MemRequest = ev.value  # type: ignore[assignment]
+        req: MemRequest = ev._value  # the event has fired: its value is set
         r = self.res
         r.in_flight_area += self._out * (now - self._t_last)
         self._t_last = now
         self._out -= 1
         nbytes = 32 * req.sectors.bit_count()
         r.bytes += nbytes
-        r.latencies.append(now - req.t_issue)
+        latency = now - req.t_issue
+        r.latencies.append(latency)
         if not req.write:
-            r.read_latencies.append(now - req.t_issue)
+            r.read_latencies.append(latency)
         r.done_times.append(now)
         r.done_bytes.append(nbytes)
         if now > r.t_end:
@@ -276,6 +277,8 @@ class PointerChase(Source):
         #: (LRU keeps only the most recent lines, so a longer warm-up changes nothing)
         cap = 3 * (system.l2.spec.size_bytes + system.l1_bytes) // (2 * system.line_bytes)
         self.warm_loads = min(self.n_elems, cap) if warm_loads is None else warm_loads
+        self._order: Iterator[int] = iter(())
+        self._left = 0  # loads still to issue
 
     def _addr(self, k: int) -> tuple[int, int]:
         a = k * self.stride
@@ -290,14 +293,20 @@ class PointerChase(Source):
                 line, _sec = self._addr(next(order))
                 lines.append(line)
             self.system.warm(self.sm, lines)
-        self.env.process(self._run(order))
+        self._order = order
+        self._left = self.n_loads
+        self._issue_next()
 
-    def _run(self, order: Iterator[int]) -> Any:
-        for _ in range(self.n_loads):
-            line, sec = self._addr(next(order))
-            yield self._issue(
-                MemRequest(self.sm, line, sectors=sec, cache_op=self.cache_op)
-            )
+    def _issue_next(self) -> None:
+        """Issue the next load of the chain (each one when the previous one completes)."""
+        if self._left == 0:
+            return
+        self._left -= 1
+        line, sec = self._addr(next(self._order))
+        self._issue(MemRequest(self.sm, line, sectors=sec, cache_op=self.cache_op))
+
+    def on_complete(self, req: MemRequest) -> None:
+        self._issue_next()
 
 
 #: assumption: warming 1.2 x the lines the caches hold (one lap when the footprint is smaller)

@@ -294,13 +294,19 @@ class MemorySystem:
         """Start a load; False (only when ``retry``) if it must keep waiting for an MSHR."""
         u = self.l1[req.sm]
         cached = req.cache_op != "cg" and u.tags.n_sets > 0
+        e: MSHREntry | None = None  # the line's L1 MSHR entry (cached loads)
         if cached:
             if u.stalled and not retry:  # the LD/ST unit issues in order
                 self._stall(u, req, ev)
                 return True
-            if u.mshr.table:
+            table = u.mshr.table
+            if table:
                 self._l1_sweep(u, now)
-            if self._would_stall(u, req, now):
+                e = table.get(req.line_addr)
+                if e is not None and e.t_fill is not None and e.t_fill <= now:
+                    self._l1_release(u, e)
+                    e = None
+            if self._would_stall(u, e, req):
                 if retry:
                     return False
                 self._stall(u, req, ev)
@@ -317,11 +323,6 @@ class MemorySystem:
                           lambda t, lvl: self._done(req, ev, t, lvl))
             return True
         line, sec = req.line_addr, req.sectors
-        table = u.mshr.table
-        e = table.get(line)
-        if e is not None and e.t_fill is not None and e.t_fill <= now:
-            self._l1_release(u, e)
-            e = None
         present = u.tags.lookup(line, sec)
         if present == sec:
             self._done(req, ev, start + self.h1, "L1")
@@ -351,12 +352,11 @@ class MemorySystem:
         self._l1_fetch(u, f, req.sm, line, need, start)
         return True
 
-    def _would_stall(self, u: _L1, req: MemRequest, now: float) -> bool:
-        """True when the load needs an MSHR entry (or a merge slot) and none is free."""
-        e = u.mshr.table.get(req.line_addr)
-        if e is not None and e.t_fill is not None and e.t_fill <= now:
-            self._l1_release(u, e)
-            e = None
+    def _would_stall(self, u: _L1, e: MSHREntry | None, req: MemRequest) -> bool:
+        """True when the load needs an MSHR entry (or a merge slot) and none is free.
+
+        ``e`` is the line's entry still in flight, if any.
+        """
         if e is not None:
             return e.merged >= u.mshr.merge
         if not u.mshr.full:
