@@ -317,13 +317,15 @@ class MSHRTable:
         self.order.append(entry)
         self.allocations += 1
 
-    def oldest(self) -> MSHREntry | None:
-        """The entry allocated first among those still held, or None when empty."""
+    def arrived(self, now: float) -> MSHREntry | None:
+        """The entry allocated first among those still held if its fill has arrived by
+        ``now``, else None (fills are released oldest first, up to the first still out)."""
         order, table = self.order, self.table
         while order:
             e = order[0]
             if table.get(e.line_addr) is e:
-                return e
+                t = e.t_fill
+                return e if t is not None and t <= now else None
             order.popleft()
         return None
 

@@ -295,6 +295,7 @@ class HBM:
         self.max_bursts = dram_spec.row_bytes // self.burst_bytes
         self._rtw = read_to_write_tck(t)
         self._refresh_on = self.cfg.refresh
+        self._window = self.cfg.window
         self._logging = self.cfg.log
         self._wr_data = t.tCWL + t.tBL
         # assumption: the controller commits commands up to tRC ahead of the present; enough to
@@ -401,8 +402,9 @@ class HBM:
         if pc.armed_at is not None and pc.armed_at <= t_tck:
             return
         pc.armed_at = t_tck
-        delay = max(0.0, t_tck * self.cycles_per_tck - self.env.now)
-        ev = self.env.timeout(delay)
+        env = self.env
+        delay = t_tck * self.cycles_per_tck - env.now
+        ev = env.timeout(delay if delay > 0.0 else 0.0)
         ev.callbacks.append(partial(self._wake, pc, t_tck))
 
     def _wake(self, pc: _PseudoChannel, t_tck: float, _ev: object = None) -> None:
@@ -451,8 +453,7 @@ class HBM:
             return q.pop()
         open_row = pc.open_row
         hit = miss = -1
-        for i in range(min(len(q), self.cfg.window)):
-            e = q[i]
+        for i, e in enumerate(q[: self._window]):
             if open_row[e.bank] == e.row:
                 if hit < 0:
                     hit = i

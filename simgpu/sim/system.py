@@ -103,7 +103,7 @@ class _Fill(MSHREntry):
     __slots__ = ("level", "pending", "best", "set_idx")
 
     def __init__(self, line_addr: int, inflight: int, set_idx: int = -1) -> None:
-        super().__init__(line_addr, inflight)
+        MSHREntry.__init__(self, line_addr, inflight)  # (a plain call: cheaper than super())
         self.level = "DRAM"
         self.pending = 0
         self.best = 0.0
@@ -320,7 +320,7 @@ class MemorySystem:
         port.uses += 1
         if not cached:
             self._l2_load(req.sm, req.line_addr, req.sectors, start, nbytes,
-                          lambda t, lvl: self._done(req, ev, t, lvl))
+                          partial(self._done, req, ev))
             return True
         line, sec = req.line_addr, req.sectors
         present = u.tags.lookup(line, sec)
@@ -390,10 +390,8 @@ class MemorySystem:
         u.tags.fill(e.line_addr, e.inflight)
 
     def _l1_sweep(self, u: _L1, now: float) -> None:
-        oldest = u.mshr.oldest
-        while (e := oldest()) is not None:
-            if e.t_fill is None or e.t_fill > now:
-                return
+        arrived = u.mshr.arrived
+        while (e := arrived(now)) is not None:
             self._l1_release(u, e)
 
     def _stall(self, u: _L1, req: MemRequest, ev: _Sink) -> None:
@@ -446,12 +444,13 @@ class MemorySystem:
         sl = g % l2.slices_per_partition
         mshr = self.l2_mshr[p]
         table = mshr.table
+        e = None  # the line's L2 MSHR entry still in flight, if any
         if table:  # release the fills that have arrived (_l2_sweep)
             self._l2_sweep(p, now)
-        e = table.get(line)
-        if e is not None and e.t_fill is not None and e.t_fill <= now:
-            self._l2_release(p, e)
-            e = None
+            e = table.get(line)
+            if e is not None and e.t_fill is not None and e.t_fill <= now:
+                self._l2_release(p, e)
+                e = None
         s = self.xbar.ports[p][sl].use(start + self.noc, nbytes)
         present = near.lookup(line, sectors, g)
         back = self.slice_to_sm
@@ -524,10 +523,8 @@ class MemorySystem:
             self._writebacks()
 
     def _l2_sweep(self, p: int, now: float) -> None:
-        oldest = self.l2_mshr[p].oldest
-        while (e := oldest()) is not None:
-            if e.t_fill is None or e.t_fill > now:
-                return
+        arrived = self.l2_mshr[p].arrived
+        while (e := arrived(now)) is not None:
             self._l2_release(p, e)
 
     def _writebacks(self) -> None:
