@@ -121,18 +121,18 @@ def test_split_k_adds_blocks_and_partial_traffic() -> None:
     assert four.time_s < one.time_s  # 16 blocks cannot fill 132 SMs; 64 fill more
 
 
-def test_library_split_k_search_is_opt_in_and_never_slower() -> None:
+def test_library_split_k_search_is_the_default_and_never_slower() -> None:
     # 768 x 256 has few output tiles for 132 SMs; a long K is worth splitting (cuBLAS does)
     M, N, K = [768, 320, 4096], [256, 2048, 4096], [1536, 2048, 4096]
-    plain = analytical.gemm(H100, M, N, K, "fp32")
-    searched = analytical.gemm(H100, M, N, K, "fp32", library_split_k=True)
+    plain = analytical.gemm(H100, M, N, K, "fp32", library_split_k=False)
+    searched = analytical.gemm(H100, M, N, K, "fp32")
     assert (plain["split_k"] == 1).all()
     assert np.all(searched["time_s"] <= plain["time_s"] * (1 + 1e-12))
     assert searched["split_k"].iloc[0] > 1
     assert searched["time_s"].iloc[0] < 0.5 * plain["time_s"].iloc[0]
     assert set(searched["split_k"]) <= set(LIBRARY_SPLIT_K)
     # a split the caller gives is kept
-    given = analytical.gemm(H100, 768, 256, 1536, "fp32", split_k=2, library_split_k=True)
+    given = analytical.gemm(H100, 768, 256, 1536, "fp32", split_k=2)
     assert given["split_k"].iloc[0] == 2
 
 

@@ -94,12 +94,44 @@ def test_power_model_energy_and_fallback() -> None:
     assert small.power_W == pytest.approx(min(p.static_W + dyn / small.time_s, p.tdp_W))
 
 
-def test_power_cap_is_a_roof() -> None:
+def test_power_cap_lowers_the_clock_until_the_board_fits() -> None:
     p = DeviceParams.from_spec(H100)
-    est = analytical.gemm(H100, 8192, 8192, 8192, "fp32").iloc[0]
-    dyn = sum(est[f"ev_{n}"] * p.energy_pJ.get(n, 0.0) * 1e-12 for n in pw.EVENTS)
-    assert est.t_power_s == pytest.approx(dyn / (p.tdp_W - p.static_W))
-    assert est.time_s >= est.t_power_s
+    # dense fp16 on tensor cores needs more than 700 W at the boost clock (measured: 738-741 W
+    # at 1363-1392 MHz, calibration run 20261122T154403Z)
+    est = analytical.gemm(H100, 4096, 4096, 4096, "fp16").iloc[0]
+    r = est.clock_MHz / p.clock_MHz
+    assert 0.5 < r < 1.0
+    assert est.bound == "power"
+    assert est.power_W == pytest.approx(p.tdp_W, rel=1e-6)
+    # at that clock the on-chip roofs stretch by 1/r and on-chip energies scale with r^2
+    core = max(est.t_compute_s, est.t_shared_s, est.t_l2_s)
+    assert est.time_s == pytest.approx(est.t_overhead_s + max(core / r, est.t_dram_s))
+    on_chip = sum(est[f"ev_{n}"] * p.energy_pJ.get(n, 0.0) for n in pw.CORE_EVENTS) * 1e-12
+    off_chip = est.ev_dram_byte * p.energy_pJ["dram_byte"] * 1e-12
+    assert p.static_W + (on_chip * r * r + off_chip) / est.time_s == pytest.approx(p.tdp_W)
+    # a small GEMM fits under the cap at the boost clock
+    small = analytical.gemm(H100, 512, 512, 512, "fp16").iloc[0]
+    assert small.clock_MHz == p.clock_MHz and small.bound != "power"
+
+
+def test_capped_clock_ratio_matches_the_closed_form() -> None:
+    p = DeviceParams.from_spec(H100)
+    head = p.tdp_W - p.static_W
+    t_core = np.array([1e-3, 1e-3, 1e-3])
+    # on-chip energy only: power r^3 E / t_core = head  ->  r = (head t / E)^(1/3)
+    joules = np.array([0.5 * head, 2.0 * head, 8.0 * head]) * 1e-3
+    events = {"ffma_flop": joules / (p.energy_pJ["ffma_flop"] * 1e-12)}
+    r = pw.capped_clock_ratio(p, events, t_core, np.zeros(3))
+    assert r[0] == 1.0  # fits at the boost clock
+    assert r[1] == pytest.approx((head * 1e-3 / joules[1]) ** (1 / 3), rel=1e-6)
+    assert r[2] == pytest.approx(max((head * 1e-3 / joules[2]) ** (1 / 3), pw.MIN_CLOCK_RATIO),
+                                 rel=1e-6)
+    # DRAM-bound work whose DRAM energy alone fits: the clock drops until the on-chip part fits
+    dram = {"ffma_flop": events["ffma_flop"][1:2], "dram_byte": np.array([1e9])}
+    r2 = pw.capped_clock_ratio(p, dram, np.array([0.5e-3]), np.array([1e-3]))
+    fixed = 1e9 * p.energy_pJ["dram_byte"] * 1e-12
+    want = ((head * 1e-3 - fixed) / joules[1]) ** 0.5  # t stays 1 ms while t_core / r <= 1 ms
+    assert r2[0] == pytest.approx(want, rel=1e-6)
 
 
 def test_nnls_fit_recovers_known_energies() -> None:
@@ -115,3 +147,10 @@ def test_nnls_fit_recovers_known_energies() -> None:
     for k in truth:
         assert fitted[k] == pytest.approx(truth[k], rel=1e-6)
     assert info["r2"] == pytest.approx(1.0)
+    # rows measured below the boost clock: on-chip energies scale with the clock ratio squared
+    ratio = rng.uniform(0.6, 1.0, n)
+    scale = {k: ratio**2 if k in pw.CORE_EVENTS else 1.0 for k in truth}
+    power = p.static_W + sum(events[k] * truth[k] * scale[k] * 1e-12 for k in truth) / t
+    fitted, _ = pw.fit_energies(p, events, t, power, clock_ratio=ratio)
+    for k in truth:
+        assert fitted[k] == pytest.approx(truth[k], rel=1e-6)

@@ -13,9 +13,11 @@ Per point the model counts
   raster order along N), while an A strip (tile_m x K) is reused by the blocks of its row;
 and turns them into time with one roof per unit: compute (FFMA lanes or tensor cores, quantised
 into waves of resident blocks), shared memory (per SM, quantised too), L2 and DRAM bandwidth,
-and the power cap (:mod:`simgpu.analytical.power`), plus launch overhead and one DRAM round trip
-to fill the pipeline. ``kernel="cublas"`` picks, for every point, the fastest of a few tile
-configurations that CUTLASS/cuBLAS use, as the library's heuristic does.
+and the power cap (:mod:`simgpu.analytical.power`: a point that would draw more than the board's
+cap runs at the lower clock that fits, which stretches the on-chip roofs; the ``clock_MHz``
+column gives that clock), plus launch overhead and one DRAM round trip to fill the pipeline.
+``kernel="cublas"`` picks, for every point, the fastest of a few tile configurations that
+CUTLASS/cuBLAS use, as the library's heuristic does.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ _LIBRARY_SIMT_TILES = (
     (32, 128, 8, 4, 4, 256, 2),
     (32, 32, 8, 2, 2, 256, 2),
 )
-#: Split-K factors tried by the library search when asked to (``library_split_k=True``).
+#: Split-K factors the library search tries (unless ``library_split_k=False``).
 #: Source: cuBLAS splits K for shapes with few output tiles; the NeuSight cuBLAS SGEMM traces
 #: (neusight/train_linear, grid z of the launched kernel) show factors from 2 up to 52, mostly
 #: under 16. assumption: powers of two up to 16 cover the useful range.
@@ -194,7 +196,8 @@ def _evaluate(
     t_l2 = l2_bytes / (p.l2_bandwidth_GBps * 1e9)
     t_dram = dram_bytes / (p.dram_bandwidth_GBps * 1e9)
 
-    # power events and the power roof
+    # power events, and the clock the power cap allows (simgpu.analytical.power: on-chip roofs
+    # stretch as the clock drops, the DRAM roof does not)
     events: dict[str, np.ndarray] = {name: np.zeros(M.shape) for name in pw.EVENTS}
     events["ffma_flop"] = np.where(simt, exec_flops, 0.0)
     for name in ("tf32", "fp16", "bf16", "fp8"):
@@ -203,18 +206,24 @@ def _evaluate(
     events["l2_byte"] = l2_bytes
     events["dram_byte"] = dram_bytes
     energy_model = pw.has_energies(p, events) & bool(p.energy_pJ)
-    t_power = np.where(energy_model, pw.power_time_floor_s(p, events), 0.0)
-
     overhead = p.launch_overhead_s + p.dram_latency_ns * 1e-9
-    roofs = np.stack([t_compute, t_smem, t_l2, t_dram, t_power])
+    t_core = np.maximum(np.maximum(t_compute, t_smem), t_l2)
+    ratio = np.ones(M.shape)
+    if np.any(energy_model):
+        capped = pw.capped_clock_ratio(p, events, t_core, t_dram, overhead)
+        ratio = np.where(energy_model, capped, 1.0)
+
+    roofs = np.stack([t_compute / ratio, t_smem / ratio, t_l2 / ratio, t_dram])
     busy = roofs.max(axis=0)
     time_s = overhead + busy
-    bound_names = np.array(["compute", "shared", "l2", "dram", "power"], dtype=object)
+    bound_names = np.array(["compute", "shared", "l2", "dram"], dtype=object)
     bound = bound_names[roofs.argmax(axis=0)]
+    bound = np.where((ratio < 1.0) & (bound != "dram"), "power", bound)
     bound = np.where(overhead > busy, "launch", bound)
+    t_power = np.where(ratio < 1.0, busy, 0.0)
     time_s = np.where(fits, time_s, np.inf)
-    util = np.max(np.stack([t_compute, t_smem, t_l2, t_dram]), axis=0) / time_s
-    watts, energy, model = pw.power(p, events, time_s, util)
+    util = busy / time_s
+    watts, energy, model = pw.power(p, events, time_s, util, ratio)
     return {
         "flops": flops,
         "exec_flops": exec_flops,
@@ -243,6 +252,7 @@ def _evaluate(
         "t_dram_s": t_dram,
         "t_power_s": t_power,
         "t_overhead_s": np.full(M.shape, overhead),
+        "clock_MHz": p.clock_MHz * ratio,
         "time_s": time_s,
         "bound": bound,
         "on_tensor_cores": on_tensor,
@@ -269,16 +279,16 @@ def gemm(
     split_k: Any = 1,
     stages: Any = None,
     kernel: Any = "cublas",
-    library_split_k: Any = False,
+    library_split_k: Any = True,
 ) -> Any:
     """Closed-form GEMM estimate, one row per point (all arguments broadcast together).
 
     ``dtype``: "fp32" (FFMA, no tensor cores), "tf32", "fp16", "bf16", "fp8". ``kernel``:
     "cublas" (tiles chosen per point unless given), "sgemm_regblock"/"cutlass" (register-blocked
     SIMT), "sgemm_tiled" (thread tile 1x1), "sgemm_naive". Tile arguments of 0 or None mean
-    "the kernel's default". With ``library_split_k`` a library point whose tiles and split-K are
-    not given (split-K <= 1) also tries the split-K factors of :data:`LIBRARY_SPLIT_K`, as
-    cuBLAS does for shapes with few output tiles. Returns a DataFrame with ``time_s``,
+    "the kernel's default". A library point whose tiles and split-K are not given (split-K <= 1)
+    also tries the split-K factors of :data:`LIBRARY_SPLIT_K`, as cuBLAS does for shapes with few
+    output tiles (``library_split_k=False``: tiles only). Returns a DataFrame with ``time_s``,
     ``tflops``, ``bound``, ``power_W``, ``energy_J`` and the model's intermediate figures.
     """
     import pandas as pd

@@ -275,9 +275,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_fit_power(args: argparse.Namespace) -> int:
     from simgpu import devices
-    from simgpu.analytical import power as pw
     from simgpu.analytical.params import DeviceParams
-    from simgpu.predict import datasets, features
+    from simgpu.calibrate.fit import fit_gemm_energies
+    from simgpu.predict import datasets
 
     specs = args.data or ["calibration"]
     df = datasets.load_many(specs)
@@ -285,16 +285,15 @@ def _cmd_fit_power(args: argparse.Namespace) -> int:
     if df.empty:
         raise SimgpuError(f"fit-power: no rows with power_W for device {args.device!r} in {specs}")
     p = DeviceParams.from_spec(devices.get(args.device))
-    est = features.analytical(df)
-    events = {n: est[f"ev_{n}"].to_numpy(float) for n in pw.EVENTS}
-    energies, info = pw.fit_energies(p, events, df["time_s"].to_numpy(float),
-                                     df["power_W"].to_numpy(float))
+    energies, info, _ = fit_gemm_energies(df, p)
     if args.json:
         print(json.dumps(_jsonable({"device": args.device, "energy_pJ": energies, "fit": info,
                                     "static_W": p.static_W, "data": specs})))
         return 0
-    print(f"# NNLS fit to {int(info['rows'])} GEMM rows of {', '.join(specs)}"
-          f" (static_W {p.static_W} W held): R^2 {info['r2']:.2f}, rms {info['rms_W']:.0f} W")
+    print(f"# energies fitted to {int(info['rows'])} GEMM rows of {', '.join(specs)}"
+          f" (static_W {p.static_W} W held): analytical power R^2 {info['r2']:.2f},"
+          f" rms {info['rms_W']:.0f} W, mean |error| {info['mape_pct']:.1f}%"
+          f" (first step, NNLS at the measured times and clocks: R^2 {info['nnls_r2']:.2f})")
     print("[power.energy_pJ]")
     for k, v in energies.items():
         print(f"{k} = {v:.4g}")

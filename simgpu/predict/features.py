@@ -36,16 +36,20 @@ def kernel_name(name: str) -> str:
     return name if name in KERNEL_CLASSES else "cublas"
 
 
-def analytical(df: Any, library_split_k: bool = False) -> Any:
+def analytical(
+    df: Any, library_split_k: bool = True, params: dict[str, Any] | None = None
+) -> Any:
     """The analytical model for every row of a GEMM-schema frame (index aligned).
 
-    With ``library_split_k`` (what the predictor uses) library rows without tiles and split-K
-    let the model search split-K as well as tiles, as cuBLAS does; without it the rows get the
-    default model of :func:`simgpu.analytical.gemm` (the one the fitted energies belong to)."""
+    Library rows without tiles and split-K let the model search split-K as well as tiles, as
+    cuBLAS does (``library_split_k=False``: tiles only), as every view of
+    :func:`simgpu.analytical.gemm` does and the fitted energies assume. ``params``: the
+    :class:`~simgpu.analytical.params.DeviceParams` to use per device name (default: from the
+    device files or the rows' ``dev_*`` figures)."""
     import pandas as pd
 
     parts = []
-    params = device_params(df)
+    params = device_params(df) if params is None else params
     for name, rows in df.groupby("device", sort=False):
         p = params[str(name)]
         est = an_gemm(
@@ -79,9 +83,7 @@ def build(df: Any, est: Any | None = None) -> tuple[Any, Any]:
     import pandas as pd
 
     if est is None:
-        # a library row that does not say how it split K may have split it (cuBLAS does for
-        # shapes with few output tiles): the predictor's analytical view searches split-K too
-        est = analytical(df, library_split_k=True)
+        est = analytical(df)
     f = pd.DataFrame(index=df.index)
     for c in ("M", "N", "K"):
         f[f"log2_{c}"] = np.log2(df[c].astype(float))

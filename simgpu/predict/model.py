@@ -32,7 +32,7 @@ from simgpu.errors import DatasetError
 from simgpu.predict import features as feat
 
 #: Bump when features or targets change, so cached models are retrained.
-MODEL_VERSION = 6
+MODEL_VERSION = 7
 CACHE_ENV = "SIMGPU_CACHE"
 KINDS = ("forest", "forest+physics")
 
@@ -185,9 +185,9 @@ class GemmForest:
             out["power_W_spread"] = p_all.std(axis=0)
             out["power_source"] = "learned"
         else:
-            # the analytical view's own power (no split-K search): the device file's energies
-            # per event were fitted to that model's event counts (simgpu fit)
-            out["power_W"] = feat.analytical(df)["power_W"].to_numpy(dtype=float)
+            # the analytical view's own power: the device file's energies per event were
+            # fitted to that model's event counts (simgpu.calibrate.fit.fit_gemm_energies)
+            out["power_W"] = est["power_W"].to_numpy(dtype=float)
             out["power_W_spread"] = np.nan
             out["power_source"] = "analytical (no measured power in the training data)"
         out["energy_J"] = out["power_W"] * out["time_s"]
