@@ -359,7 +359,7 @@ class MemorySystem:
         """
         if e is not None:
             return e.merged >= u.mshr.merge
-        if not u.mshr.full:
+        if len(u.mshr.table) < u.mshr.entries:  # a free entry (MSHRTable.full, inlined)
             return False
         return u.tags.probe(req.line_addr) & req.sectors != req.sectors
 
