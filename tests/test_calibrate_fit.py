@@ -215,3 +215,44 @@ def test_gemm_energy_fit_recovers_the_energies_behind_the_models_own_power() -> 
     assert info["mape_pct"] < 0.5 and info["r2"] > 0.999
     for name in ("ffma_flop", "tensor_fp16_flop", "l1_byte", "dram_byte"):
         assert energies[name] == pytest.approx(truth.energy_pJ[name], rel=0.05), name
+
+
+@pytest.mark.skipif(not (H100_RUN.parent / "20261122T154219Z").exists(),
+                    reason="committed H100 run not in this checkout")
+def test_fit_power_cli_prints_energies_and_the_clock_check(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from simgpu.cli import main
+
+    quick = H100_RUN.parent / "20261122T154219Z"
+    assert main(["predict", "fit-power", "--data", str(quick), "--device", "h100-sxm",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["energy_pJ"]) <= {"ffma_flop", "tensor_tf32_flop", "tensor_fp16_flop",
+                                     "tensor_bf16_flop", "l1_byte", "l2_byte", "dram_byte"}
+    assert all(v >= 0 for v in out["energy_pJ"].values())
+    assert 0 < out["fit"]["mape_pct"] < 50
+    assert "capped_unthrottled_rows" in out["checks"] and "cv_mape_pct" not in out["checks"]
+
+
+def test_held_out_power_check_refits_each_fold() -> None:
+    from simgpu.analytical.params import DeviceParams
+    from simgpu.predict import features
+    from simgpu.predict.cli import _power_checks
+
+    p = DeviceParams.from_spec(devices.get("h100-sxm"))
+    rows = [{"M": m, "N": n, "K": k, "dtype": dt} for m in (512, 2048, 8192)
+            for n in (1024, 4096) for k in (1024, 8192) for dt in ("fp32", "fp16")]
+    df = pd.DataFrame(rows).assign(
+        device="h100-sxm", kernel="cublas", layout="nn", tile_m=0, tile_n=0, tile_k=0,
+        thread_tile_m=0, thread_tile_n=0, threads_per_block=0, split_k=1, stages=0)
+    est = features.analytical(df, params={"h100-sxm": p})
+    df = df.assign(time_s=est["time_s"].to_numpy(), power_W=est["power_W"].to_numpy())
+    # power the model itself produced: each fold's refit predicts the held-out sizes exactly
+    checks = _power_checks(df, p, dict(p.energy_pJ), folds=2)
+    assert checks["cv_mape_pct"] < 0.5
+    # the same check on power 20% above the model's: the held-out error says so
+    off = _power_checks(df.assign(power_W=df["power_W"] * 1.2), p, dict(p.energy_pJ), folds=2)
+    assert off["cv_mape_pct"] > checks["cv_mape_pct"]

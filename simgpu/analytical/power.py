@@ -26,9 +26,11 @@ clock over the range the cap uses, so the energy of an on-chip event (:data:`COR
 FLOPs, L1 and L2 bytes) scales with the square of the clock ratio ``r = f / f_boost``, while a
 DRAM or PCIe byte costs the same at any core clock (their own rails and clocks). The on-chip roofs
 stretch by ``1 / r``, the DRAM roof does not. :func:`capped_clock_ratio` finds the highest ``r``
-that keeps the board under the cap. Evidence: with the measured SM clock of each calibration GEMM
-row, the ``r^2`` scaling raises the energy fit's R^2 from 0.80 to 0.87 on the 229 H100 SXM rows
-of calibration runs 20261122T154219Z and 20261122T154403Z (``simgpu predict fit-power``).
+that keeps the board under the cap. Evidence, on the 229 H100 SXM GEMM rows of calibration runs
+20261122T154219Z and 20261122T154403Z: with each row's measured SM clock the ``r^2`` scaling
+raises the R^2 of a least-squares energy fit at the measured times from 0.76 to 0.82, and the
+analytical model with energies fitted this way predicts power within 9.8% on average (10.2% on
+sizes held out of the fit; ``simgpu predict fit-power --device h100-sxm --cv 5``).
 """
 
 from __future__ import annotations

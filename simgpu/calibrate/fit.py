@@ -356,8 +356,9 @@ def fit_gemm_energies(
         return np.asarray(np.log(model_power(x) / measured))
 
     # x_scale: energies differ by orders of magnitude (tensor FLOPs ~0.1 pJ, DRAM bytes ~10s)
+    # tolerances: 1e-6 of the log power error is far below the 1-2% noise of an NVML window
     sol = least_squares(resid, x0, bounds=(0.0, np.inf), x_scale=np.maximum(x0, 0.1),
-                        diff_step=1e-3)
+                        diff_step=1e-3, ftol=1e-6, xtol=1e-6, gtol=1e-6)
     energies = {n: float(v) for n, v in zip(used, sol.x, strict=True)}
     pred = model_power(sol.x)
     err = pred - measured

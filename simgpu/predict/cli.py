@@ -68,9 +68,11 @@ def register(subparsers: Any) -> None:
     e.set_defaults(handler=_cmd_evaluate)
 
     f = sub.add_parser("fit-power",
-                       help="fit energies per event to measured GEMM power (NNLS); prints TOML")
+                       help="fit energies per event to measured GEMM power; prints TOML")
     _data_args(f, "calibration data with power (default: calibration)")
     f.add_argument("--device", required=True)
+    f.add_argument("--cv", type=int, default=0, metavar="K",
+                   help="also report the power error on sizes held out of the fit (K folds)")
     f.add_argument("--json", action="store_true")
     f.set_defaults(handler=_cmd_fit_power)
 
@@ -286,15 +288,68 @@ def _cmd_fit_power(args: argparse.Namespace) -> int:
         raise SimgpuError(f"fit-power: no rows with power_W for device {args.device!r} in {specs}")
     p = DeviceParams.from_spec(devices.get(args.device))
     energies, info, _ = fit_gemm_energies(df, p)
+    checks = _power_checks(df, p, energies, args.cv)
     if args.json:
         print(json.dumps(_jsonable({"device": args.device, "energy_pJ": energies, "fit": info,
-                                    "static_W": p.static_W, "data": specs})))
+                                    "checks": checks, "static_W": p.static_W, "data": specs})))
         return 0
     print(f"# energies fitted to {int(info['rows'])} GEMM rows of {', '.join(specs)}"
           f" (static_W {p.static_W} W held): analytical power R^2 {info['r2']:.2f},"
           f" rms {info['rms_W']:.0f} W, mean |error| {info['mape_pct']:.1f}%"
           f" (first step, NNLS at the measured times and clocks: R^2 {info['nnls_r2']:.2f})")
+    if "throttled_rows" in checks:
+        print(f"# {checks['throttled_rows']:.0f} rows ran below 98% of the boost clock: measured"
+              f" median {checks['throttled_measured_MHz']:.0f} MHz, model"
+              f" {checks['throttled_model_MHz']:.0f} MHz; the model lowers the clock of"
+              f" {checks['capped_unthrottled_rows']:.0f} rows that ran at the boost clock")
+    if "cv_mape_pct" in checks:
+        print(f"# sizes held out of the fit ({args.cv} folds): power mean |error|"
+              f" {checks['cv_mape_pct']:.1f}%, median {checks['cv_median_ape_pct']:.1f}%")
     print("[power.energy_pJ]")
     for k, v in energies.items():
         print(f"{k} = {v:.4g}")
     return 0
+
+
+def _power_checks(df: Any, p: Any, energies: dict[str, float], folds: int) -> dict[str, float]:
+    """How the fitted power model does beyond its own fit: the clock it predicts for the rows
+    the cap throttled, and (``folds`` > 1) its power error on (M, N, K) sizes held out of the
+    fit, each fold refitted from the same start."""
+    import dataclasses
+
+    import numpy as np
+    import pandas as pd
+
+    from simgpu.calibrate.fit import fit_gemm_energies
+    from simgpu.predict import features
+
+    def model(rows: Any, e: dict[str, float]) -> Any:
+        q = dataclasses.replace(p, energy_pJ={**p.energy_pJ, **e})
+        return features.analytical(rows, params={p.name: q})
+
+    out: dict[str, float] = {}
+    rows = df.assign(device=p.name)
+    est = model(rows, energies)
+    if "sm_clock_MHz" in rows.columns:
+        measured = pd.to_numeric(rows["sm_clock_MHz"], errors="coerce").to_numpy(float)
+        slow = measured < 0.98 * p.clock_MHz
+        capped = est["clock_MHz"].to_numpy(float) < p.clock_MHz
+        if slow.any():
+            out["throttled_rows"] = float(slow.sum())
+            out["throttled_measured_MHz"] = float(np.median(measured[slow]))
+            out["throttled_model_MHz"] = float(np.median(est["clock_MHz"].to_numpy()[slow]))
+        out["capped_unthrottled_rows"] = float((capped & ~slow & np.isfinite(measured)).sum())
+    if folds > 1:
+        sizes = rows[["M", "N", "K"]].astype(str).agg("x".join, axis=1)
+        keys = np.array(sizes.unique(), dtype=object)
+        np.random.default_rng(0).shuffle(keys)
+        ape: list[float] = []
+        for held in np.array_split(keys, folds):
+            test = sizes.isin(held).to_numpy()
+            e, _, _ = fit_gemm_energies(rows[~test].reset_index(drop=True), p)
+            got = model(rows[test].reset_index(drop=True), e)["power_W"].to_numpy(float)
+            want = rows["power_W"].to_numpy(float)[test]
+            ape.extend((np.abs(got - want) / want * 100.0).tolist())
+        out["cv_mape_pct"] = float(np.mean(ape))
+        out["cv_median_ape_pct"] = float(np.median(ape))
+    return out
