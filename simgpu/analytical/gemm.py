@@ -79,6 +79,11 @@ _LIBRARY_SIMT_TILES = (
 #: (neusight/train_linear, grid z of the launched kernel) show factors from 2 up to 52, mostly
 #: under 16. assumption: powers of two up to 16 cover the useful range.
 LIBRARY_SPLIT_K = (1, 2, 4, 8, 16)
+#: The library search splits K only where the unsplit grid has fewer output-tile blocks than
+#: this per SM. Source: NeuSight's cuBLAS SGEMM traces (neusight/train_linear, 32,224 launches
+#: on five GPUs): 89% of the 11,349 split-K launches have fewer than 8 blocks per SM in grid
+#: x * y, against 27% of the unsplit ones.
+LIBRARY_SPLIT_MAX_BLOCKS_PER_SM = 8.0
 
 
 def _as_str_array(value: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -415,7 +420,9 @@ def _library_search(
     for (tm, tn, tk, ttm, ttn, thr, st, valid), s in (
         (c, s) for c in candidates for s in splits
     ):
-        idx = np.flatnonzero(valid & (free if s > 1 else True))
+        may_split = free & (np.ceil(M / tm) * np.ceil(N / tn)
+                            < LIBRARY_SPLIT_MAX_BLOCKS_PER_SM * p.sm_count)
+        idx = np.flatnonzero(valid & (may_split if s > 1 else True))
         if idx.size == 0:
             continue
         one = np.ones(idx.size)

@@ -28,8 +28,8 @@ DRAM or PCIe byte costs the same at any core clock (their own rails and clocks).
 stretch by ``1 / r``, the DRAM roof does not. :func:`capped_clock_ratio` finds the highest ``r``
 that keeps the board under the cap. Evidence, on the 229 H100 SXM GEMM rows of calibration runs
 20261122T154219Z and 20261122T154403Z: with each row's measured SM clock the ``r^2`` scaling
-raises the R^2 of a least-squares energy fit at the measured times from 0.76 to 0.82, and the
-analytical model with energies fitted this way predicts power within 9.8% on average (10.2% on
+raises the R^2 of a least-squares energy fit at the measured times from 0.77 to 0.82, and the
+analytical model with energies fitted this way predicts power within 10.0% on average (10.4% on
 sizes held out of the fit; ``simgpu predict fit-power --device h100-sxm --cv 5``).
 """
 
@@ -114,31 +114,32 @@ def capped_clock_ratio(
     :data:`MIN_CLOCK_RATIO` get that ratio.
     """
     core, fixed = _split_energy_J(p, events)
-    core = np.asarray(core, dtype=float)
-    fixed = np.asarray(fixed, dtype=float)
-    t_core = np.asarray(t_core_s, dtype=float)
-    t_fixed = np.asarray(t_fixed_s, dtype=float)
-    over = np.asarray(overhead_s, dtype=float)
+    shape = np.broadcast_shapes(np.shape(core), np.shape(fixed), np.shape(t_core_s),
+                                np.shape(t_fixed_s), np.shape(overhead_s))
+    core, fixed, t_core, t_fixed, over = (
+        np.broadcast_to(np.asarray(x, dtype=float), shape)
+        for x in (core, fixed, t_core_s, t_fixed_s, overhead_s)
+    )
     headroom = max(p.tdp_W - p.static_W, 1e-9)
 
-    def over_cap(r: np.ndarray) -> np.ndarray:
-        t = over + np.maximum(t_core / r, t_fixed)
+    def over_cap(r: Any, i: Any) -> np.ndarray:
+        t = over[i] + np.maximum(t_core[i] / r, t_fixed[i])
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.asarray((core * r * r + fixed) / t > headroom)
+            return np.asarray((core[i] * r * r + fixed[i]) / t > headroom)
 
-    shape = np.broadcast_shapes(core.shape, fixed.shape, t_core.shape, t_fixed.shape,
-                                over.shape)
-    hi = np.ones(shape)
-    capped = over_cap(hi)
-    if not capped.any():
-        return hi
-    lo = np.full(shape, MIN_CLOCK_RATIO)
-    for _ in range(30):  # 2^-30 of the range: far below any clock step a GPU has
+    ratio = np.ones(shape)
+    idx = np.nonzero(over_cap(1.0, ...))
+    if len(idx[0]) == 0:
+        return ratio
+    lo = np.full(len(idx[0]), MIN_CLOCK_RATIO)
+    hi = np.ones(len(idx[0]))
+    for _ in range(24):  # 2^-24 of the range: far below any clock step a GPU has
         mid = 0.5 * (lo + hi)
-        above = over_cap(mid)
+        above = over_cap(mid, idx)
         hi = np.where(above, mid, hi)
         lo = np.where(above, lo, mid)
-    return np.where(capped, lo, 1.0)
+    ratio[idx] = lo
+    return ratio
 
 
 def power(
