@@ -139,8 +139,9 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def code_fingerprint(*extra: str | Path) -> str:
-    """Short hash of what a result depends on besides its grid: the simgpu package's sources,
+def code_fingerprint(*extra: str | Path, packages: tuple[str, ...] = ()) -> str:
+    """Short hash of what a result depends on besides its grid: the simgpu package's sources
+    (only those of the sub-packages ``packages`` names, e.g. ``("analytical",)``, if given),
     the device files of the models folder in use, and ``extra`` files (an experiment's own).
 
     Part of every run's configuration, so a changed model or simulator gets a new results
@@ -150,7 +151,8 @@ def code_fingerprint(*extra: str | Path) -> str:
     from simgpu.devices.registry import models_dir
 
     pkg = Path(simgpu.__file__).resolve().parent
-    files = sorted(pkg.rglob("*.py"))
+    roots = [pkg / name for name in packages] if packages else [pkg]
+    files = sorted(f for root in roots for f in root.rglob("*.py"))
     models = models_dir()
     if models.is_dir():
         files += sorted(models.glob("*.toml"))

@@ -169,3 +169,24 @@ def test_script_entry_point_runs_points_in_parallel(exp_dir, tmp_path):
                           "--set", "fail=true", "--workers", "2", "--no-progress"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "1 point(s) failed" in bad.stderr
+
+
+def test_fingerprint_of_sub_packages_follows_only_their_sources(tmp_path, monkeypatch):
+    """The predictor's cache key hashes the analytical and predict sources: an edit there
+    retrains it, an edit elsewhere in the package does not."""
+    import simgpu
+    from simgpu.results import code_fingerprint
+
+    pkg = tmp_path / "simgpu"
+    for sub in ("analytical", "predict", "sim"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "m.py").write_text("x = 1\n")
+    (pkg / "__init__.py").write_text("")
+    monkeypatch.setattr(simgpu, "__file__", str(pkg / "__init__.py"))
+    scoped = code_fingerprint(packages=("analytical", "predict"))
+    whole = code_fingerprint()
+    (pkg / "sim" / "m.py").write_text("x = 2\n")
+    assert code_fingerprint(packages=("analytical", "predict")) == scoped
+    assert code_fingerprint() != whole
+    (pkg / "analytical" / "m.py").write_text("x = 3\n")
+    assert code_fingerprint(packages=("analytical", "predict")) != scoped

@@ -9,8 +9,9 @@ row has power, one multi-output forest learns both (targets standardised).
 
 Uncertainty: the spread (standard deviation) of the individual trees' predictions.
 Trained models are cached under ``$SIMGPU_CACHE`` (default ``~/.cache/simgpu``) in
-``predict/<key>.pkl``, where the key hashes the training data, the settings and the library
-versions; a change of any of them trains a new model.
+``predict/<key>.pkl``, where the key hashes the training data, the settings, the sources of the
+analytical model and the predictor with the device files, and the library versions; a change of
+any of them trains a new model.
 """
 
 from __future__ import annotations
@@ -216,13 +217,19 @@ def data_hash(df: Any) -> str:
 
 
 def cache_key(df: Any, settings: Settings) -> str:
+    """Hash of everything a trained forest depends on: the training data, the settings, the
+    code that computes its features and targets (the analytical model, the predictor, and the
+    device files whose figures and energies feed them) and the library versions."""
     import sklearn
+
+    from simgpu.results import code_fingerprint
 
     blob = json.dumps(
         {
             "data": data_hash(df),
             "settings": asdict(settings),
             "model_version": MODEL_VERSION,
+            "code": code_fingerprint(packages=("analytical", "predict")),
             "sklearn": sklearn.__version__,
             "numpy": np.__version__,
             "python": sys.version_info[:2],
