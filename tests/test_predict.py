@@ -197,6 +197,12 @@ def test_metrics_closed_form() -> None:
     assert m["mape_pct"] == pytest.approx((10 + 10 + 0) / 3)
     assert m["median_ape_pct"] == pytest.approx(10)
     assert m["r2"] == pytest.approx(1 - (0.01 + 0.04) / np.var([1, 2, 4]) / 3)
+    # ratios 1.1, 0.9, 1.0: median 1.0, so the level-free error equals the plain one
+    assert m["level_free_mape_pct"] == pytest.approx(m["mape_pct"])
+    # a prediction off by one common factor has no level-free error
+    scaled = evaluate.metrics(np.array([1.0, 2.0, 4.0]), np.array([1.3, 2.6, 5.2]))
+    assert scaled["mape_pct"] == pytest.approx(30)
+    assert scaled["level_free_mape_pct"] == pytest.approx(0, abs=1e-9)
 
 
 def test_splits_hold_out_whole_groups(calib: pd.DataFrame) -> None:

@@ -261,7 +261,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         })))
         return 0
     show = table.drop(columns=["seconds"]).copy()
-    for c in ("r2", "mape_pct", "median_ape_pct", "mape_pct_sd"):
+    for c in ("r2", "mape_pct", "median_ape_pct", "level_free_mape_pct", "mape_pct_sd"):
         if c not in show.columns:
             continue
         show[c] = show[c].round(3 if c == "r2" else 1)
