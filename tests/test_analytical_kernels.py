@@ -132,6 +132,9 @@ def test_capped_clock_ratio_matches_the_closed_form() -> None:
     fixed = 1e9 * p.energy_pJ["dram_byte"] * 1e-12
     want = ((head * 1e-3 - fixed) / joules[1]) ** 0.5  # t stays 1 ms while t_core / r <= 1 ms
     assert r2[0] == pytest.approx(want, rel=1e-6)
+    # scalars in, a scalar ratio out
+    one = pw.capped_clock_ratio(p, {"ffma_flop": events["ffma_flop"][1]}, 1e-3, 0.0)
+    assert np.shape(one) == () and float(one) == pytest.approx(r[1])
 
 
 def test_nnls_fit_recovers_known_energies() -> None:

@@ -117,7 +117,7 @@ def capped_clock_ratio(
     shape = np.broadcast_shapes(np.shape(core), np.shape(fixed), np.shape(t_core_s),
                                 np.shape(t_fixed_s), np.shape(overhead_s))
     core, fixed, t_core, t_fixed, over = (
-        np.broadcast_to(np.asarray(x, dtype=float), shape)
+        np.broadcast_to(np.asarray(x, dtype=float), shape).ravel()
         for x in (core, fixed, t_core_s, t_fixed_s, overhead_s)
     )
     headroom = max(p.tdp_W - p.static_W, 1e-9)
@@ -127,19 +127,18 @@ def capped_clock_ratio(
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray((core[i] * r * r + fixed[i]) / t > headroom)
 
-    ratio = np.ones(shape)
-    idx = np.nonzero(over_cap(1.0, ...))
-    if len(idx[0]) == 0:
-        return ratio
-    lo = np.full(len(idx[0]), MIN_CLOCK_RATIO)
-    hi = np.ones(len(idx[0]))
-    for _ in range(24):  # 2^-24 of the range: far below any clock step a GPU has
-        mid = 0.5 * (lo + hi)
-        above = over_cap(mid, idx)
-        hi = np.where(above, mid, hi)
-        lo = np.where(above, lo, mid)
-    ratio[idx] = lo
-    return ratio
+    ratio = np.ones(core.size)
+    idx = np.flatnonzero(over_cap(1.0, slice(None)))
+    if idx.size:
+        lo = np.full(idx.size, MIN_CLOCK_RATIO)
+        hi = np.ones(idx.size)
+        for _ in range(24):  # 2^-24 of the range: far below any clock step a GPU has
+            mid = 0.5 * (lo + hi)
+            above = over_cap(mid, idx)
+            hi = np.where(above, mid, hi)
+            lo = np.where(above, lo, mid)
+        ratio[idx] = lo
+    return ratio.reshape(shape)
 
 
 def power(
