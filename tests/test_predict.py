@@ -237,6 +237,8 @@ def test_cli_gemm_json_is_one_document(capsys: pytest.CaptureFixture[str]) -> No
     for entry in ("analytical", "learned"):
         assert doc[entry]["time_s"] > 0 and doc[entry]["power_W"] > 0
     assert doc["learned"]["time_s_spread"] >= 0
+    # the clock the analytical model runs the GEMM at: at most the boost clock (1980 MHz)
+    assert 0 < doc["analytical"]["clock_MHz"] <= 1980.0
     assert "training" in captured.err  # first use trains, and says so on stderr
 
 

@@ -155,6 +155,7 @@ def _cmd_gemm(args: argparse.Namespace) -> int:
             "energy_J": float(an["energy_J"]),
             "bound": str(an["bound"]),
             "power_model": str(an["power_model"]),
+            "clock_MHz": float(an["clock_MHz"]),
             "tile": [int(an["tile_m"]), int(an["tile_n"]), int(an["tile_k"])],
             "waves": float(an["waves"]),
             "tail_efficiency": float(an["tail_efficiency"]),
@@ -181,7 +182,7 @@ def _cmd_gemm(args: argparse.Namespace) -> int:
     print(f"{'':<11}{'time':>14}{'TFLOP/s':>10}{'power':>9}{'energy':>14}  bound / spread")
     print(f"{'analytical':<11}{a['time_s'] * 1e3:>11.4g} ms{a['tflops']:>10.1f}"
           f"{a['power_W']:>7.0f} W{a['energy_J']:>12.4g} J  {a['bound']}"
-          f" (power: {a['power_model']})")
+          f" (power: {a['power_model']}, {a['clock_MHz']:.0f} MHz)")
     print(f"{'learned':<11}{le['time_s'] * 1e3:>11.4g} ms{le['tflops']:>10.1f}"
           f"{le['power_W']:>7.0f} W{le['energy_J']:>12.4g} J"
           f"  +/- {le['time_s_spread'] * 1e3:.3g} ms, +/- {le['power_W_spread']:.0f} W")
