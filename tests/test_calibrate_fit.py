@@ -239,8 +239,8 @@ def test_fit_power_cli_prints_energies_and_the_clock_check(
 
 def test_held_out_power_check_refits_each_fold() -> None:
     from simgpu.analytical.params import DeviceParams
+    from simgpu.calibrate.fit import power_fit_checks
     from simgpu.predict import features
-    from simgpu.predict.cli import _power_checks
 
     p = DeviceParams.from_spec(devices.get("h100-sxm"))
     rows = [{"M": m, "N": n, "K": k, "dtype": dt} for m in (512, 2048, 8192)
@@ -251,8 +251,8 @@ def test_held_out_power_check_refits_each_fold() -> None:
     est = features.analytical(df, params={"h100-sxm": p})
     df = df.assign(time_s=est["time_s"].to_numpy(), power_W=est["power_W"].to_numpy())
     # power the model itself produced: each fold's refit predicts the held-out sizes exactly
-    checks = _power_checks(df, p, dict(p.energy_pJ), folds=2)
+    checks = power_fit_checks(df, p, dict(p.energy_pJ), folds=2)
     assert checks["cv_mape_pct"] < 0.5
     # the same check on power 20% above the model's: the held-out error says so
-    off = _power_checks(df.assign(power_W=df["power_W"] * 1.2), p, dict(p.energy_pJ), folds=2)
+    off = power_fit_checks(df.assign(power_W=df["power_W"] * 1.2), p, dict(p.energy_pJ), folds=2)
     assert off["cv_mape_pct"] > checks["cv_mape_pct"]

@@ -417,27 +417,26 @@ def _library_search(
         candidates.append((a, b, k * ones, ta, tb, c, d, ~on_tensor))
     free = sk <= 1
     splits = LIBRARY_SPLIT_K if split_search else (1,)
-    for (tm, tn, tk, ttm, ttn, thr, st, valid), s in (
-        (c, s) for c in candidates for s in splits
-    ):
-        may_split = free & (np.ceil(M / tm) * np.ceil(N / tn)
-                            < LIBRARY_SPLIT_MAX_BLOCKS_PER_SM * p.sm_count)
-        idx = np.flatnonzero(valid & (may_split if s > 1 else True))
-        if idx.size == 0:
-            continue
-        one = np.ones(idx.size)
-        sk_i = np.where(free[idx], float(s), sk[idx])
-        res = _evaluate(p, M[idx], N[idx], K[idx], dt[idx], np.zeros(idx.size, dtype=int),
-                        tm * one, tn * one, tk[idx], ttm * one, ttn * one, thr * one, sk_i,
-                        st * one)
-        if best is None:
-            best = {}
-            for key, v in res.items():
-                best[key] = np.empty(M.size, dtype=v.dtype)
-            best["time_s"][:] = np.inf
-        better = res["time_s"] < best["time_s"][idx]
-        take = idx[better]
-        for key in best:
-            best[key][take] = res[key][better]
+    for tm, tn, tk, ttm, ttn, thr, st, valid in candidates:
+        may_split = valid & free & (np.ceil(M / tm) * np.ceil(N / tn)
+                                    < LIBRARY_SPLIT_MAX_BLOCKS_PER_SM * p.sm_count)
+        for s in splits:
+            idx = np.flatnonzero(may_split if s > 1 else valid)
+            if idx.size == 0:
+                continue
+            one = np.ones(idx.size)
+            sk_i = np.where(free[idx], float(s), sk[idx])
+            res = _evaluate(p, M[idx], N[idx], K[idx], dt[idx], np.zeros(idx.size, dtype=int),
+                            tm * one, tn * one, tk[idx], ttm * one, ttn * one, thr * one, sk_i,
+                            st * one)
+            if best is None:
+                best = {}
+                for key, v in res.items():
+                    best[key] = np.empty(M.size, dtype=v.dtype)
+                best["time_s"][:] = np.inf
+            better = res["time_s"] < best["time_s"][idx]
+            take = idx[better]
+            for key in best:
+                best[key][take] = res[key][better]
     assert best is not None
     return best

@@ -323,8 +323,6 @@ def fit_gemm_energies(
     ``least_squares``, energies >= 0). Returns (energies, fit figures of the model's power:
     rows, R^2, rms W, mean |error| %, and the first step's ``nnls_r2``, events).
     """
-    import dataclasses
-
     import pandas as pd
     from scipy.optimize import least_squares
 
@@ -347,10 +345,8 @@ def fit_gemm_energies(
     x0 = np.array([start[n] for n in used])
 
     def model_power(x: np.ndarray) -> np.ndarray:
-        energies = {**params.energy_pJ, **dict(zip(used, np.maximum(x, 0.0), strict=True))}
-        p = dataclasses.replace(params, energy_pJ=energies)
-        out = features.analytical(df, params={names[0]: p})["power_W"]
-        return np.asarray(out.to_numpy(float))
+        energies = dict(zip(used, np.maximum(x, 0.0), strict=True))
+        return np.asarray(_with_energies(df, params, energies)["power_W"].to_numpy(float))
 
     def resid(x: np.ndarray) -> np.ndarray:
         return np.asarray(np.log(model_power(x) / measured))
@@ -371,6 +367,52 @@ def fit_gemm_energies(
         "nnls_r2": nnls["r2"],
     }
     return energies, info, events
+
+
+def _with_energies(df: pd.DataFrame, params: Any, energies: dict[str, float]) -> pd.DataFrame:
+    """The analytical model of GEMM rows (all of ``params``'s device) with these energies."""
+    import dataclasses
+
+    from simgpu.predict import features
+
+    p = dataclasses.replace(params, energy_pJ={**params.energy_pJ, **energies})
+    return features.analytical(df.assign(device=params.name), params={params.name: p})
+
+
+def power_fit_checks(
+    df: pd.DataFrame, params: Any, energies: dict[str, float], folds: int = 0
+) -> dict[str, float]:
+    """How fitted energies do beyond their own fit: the clock the model predicts for the rows
+    the cap throttled (``sm_clock_MHz`` below 98% of the boost clock), and with ``folds`` > 1
+    the power error on (M, N, K) sizes held out of the fit, each fold refitted from ``params``."""
+    import pandas as pd
+
+    out: dict[str, float] = {}
+    rows = df.assign(device=params.name)
+    est = _with_energies(rows, params, energies)
+    if "sm_clock_MHz" in rows.columns:
+        measured = pd.to_numeric(rows["sm_clock_MHz"], errors="coerce").to_numpy(float)
+        slow = measured < 0.98 * params.clock_MHz
+        capped = est["clock_MHz"].to_numpy(float) < params.clock_MHz
+        if slow.any():
+            out["throttled_rows"] = float(slow.sum())
+            out["throttled_measured_MHz"] = float(np.median(measured[slow]))
+            out["throttled_model_MHz"] = float(np.median(est["clock_MHz"].to_numpy()[slow]))
+        out["capped_unthrottled_rows"] = float((capped & ~slow & np.isfinite(measured)).sum())
+    if folds > 1:
+        sizes = rows[["M", "N", "K"]].astype(str).agg("x".join, axis=1)
+        keys = np.array(sizes.unique(), dtype=object)
+        np.random.default_rng(0).shuffle(keys)
+        ape: list[float] = []
+        for held in np.array_split(keys, folds):
+            test = sizes.isin(held).to_numpy()
+            e, _, _ = fit_gemm_energies(rows[~test].reset_index(drop=True), params)
+            got = _with_energies(rows[test].reset_index(drop=True), params, e)["power_W"]
+            want = rows["power_W"].to_numpy(float)[test]
+            ape.extend((np.abs(got.to_numpy(float) - want) / want * 100.0).tolist())
+        out["cv_mape_pct"] = float(np.mean(ape))
+        out["cv_median_ape_pct"] = float(np.median(ape))
+    return out
 
 
 def _clock_MHz(run: RunDir, spec: DeviceSpec) -> float:

@@ -279,7 +279,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_fit_power(args: argparse.Namespace) -> int:
     from simgpu import devices
     from simgpu.analytical.params import DeviceParams
-    from simgpu.calibrate.fit import fit_gemm_energies
+    from simgpu.calibrate.fit import fit_gemm_energies, power_fit_checks
     from simgpu.predict import datasets
 
     specs = args.data or ["calibration"]
@@ -289,7 +289,7 @@ def _cmd_fit_power(args: argparse.Namespace) -> int:
         raise SimgpuError(f"fit-power: no rows with power_W for device {args.device!r} in {specs}")
     p = DeviceParams.from_spec(devices.get(args.device))
     energies, info, _ = fit_gemm_energies(df, p)
-    checks = _power_checks(df, p, energies, args.cv)
+    checks = power_fit_checks(df, p, energies, args.cv)
     if args.json:
         print(json.dumps(_jsonable({"device": args.device, "energy_pJ": energies, "fit": info,
                                     "checks": checks, "static_W": p.static_W, "data": specs})))
@@ -311,46 +311,3 @@ def _cmd_fit_power(args: argparse.Namespace) -> int:
         print(f"{k} = {v:.4g}")
     return 0
 
-
-def _power_checks(df: Any, p: Any, energies: dict[str, float], folds: int) -> dict[str, float]:
-    """How the fitted power model does beyond its own fit: the clock it predicts for the rows
-    the cap throttled, and (``folds`` > 1) its power error on (M, N, K) sizes held out of the
-    fit, each fold refitted from the same start."""
-    import dataclasses
-
-    import numpy as np
-    import pandas as pd
-
-    from simgpu.calibrate.fit import fit_gemm_energies
-    from simgpu.predict import features
-
-    def model(rows: Any, e: dict[str, float]) -> Any:
-        q = dataclasses.replace(p, energy_pJ={**p.energy_pJ, **e})
-        return features.analytical(rows, params={p.name: q})
-
-    out: dict[str, float] = {}
-    rows = df.assign(device=p.name)
-    est = model(rows, energies)
-    if "sm_clock_MHz" in rows.columns:
-        measured = pd.to_numeric(rows["sm_clock_MHz"], errors="coerce").to_numpy(float)
-        slow = measured < 0.98 * p.clock_MHz
-        capped = est["clock_MHz"].to_numpy(float) < p.clock_MHz
-        if slow.any():
-            out["throttled_rows"] = float(slow.sum())
-            out["throttled_measured_MHz"] = float(np.median(measured[slow]))
-            out["throttled_model_MHz"] = float(np.median(est["clock_MHz"].to_numpy()[slow]))
-        out["capped_unthrottled_rows"] = float((capped & ~slow & np.isfinite(measured)).sum())
-    if folds > 1:
-        sizes = rows[["M", "N", "K"]].astype(str).agg("x".join, axis=1)
-        keys = np.array(sizes.unique(), dtype=object)
-        np.random.default_rng(0).shuffle(keys)
-        ape: list[float] = []
-        for held in np.array_split(keys, folds):
-            test = sizes.isin(held).to_numpy()
-            e, _, _ = fit_gemm_energies(rows[~test].reset_index(drop=True), p)
-            got = model(rows[test].reset_index(drop=True), e)["power_W"].to_numpy(float)
-            want = rows["power_W"].to_numpy(float)[test]
-            ape.extend((np.abs(got - want) / want * 100.0).tolist())
-        out["cv_mape_pct"] = float(np.mean(ape))
-        out["cv_median_ape_pct"] = float(np.median(ape))
-    return out
