@@ -130,8 +130,9 @@ class Gemm:
             "accum_dtype": "fp32", "layout": "nn", "M": m, "N": n, "K": k,
             "flops": 2.0 * m * n * k,
         }
+        bind = None
         if point["kernel"] == "cublas":
-            fn = self._cublas_fn(ctx, a, b, c, m, n, k, dtype)
+            fn, bind = self._cublas_fn(ctx, a, b, c, m, n, k, dtype)
             row.update(kernel="cublas", tile_m=0, tile_n=0, tile_k=0, thread_tile_m=0,
                        thread_tile_n=0, threads_per_block=0, split_k=0, stages=0)
         else:
@@ -156,18 +157,19 @@ class Gemm:
                        stages=1 if kname != "sgemm_naive" else 0)
         # poison with NaN: an element the kernel never writes fails the check
         c.fill(0x7FC0 if dtype == "bf16" else np.nan)
-        timing = ctx.time(fn, warmup=2, min_reps=5, max_reps=100, target_s=0.3)
+        timing = ctx.time_kernel(fn, bind, warmup=2, min_reps=5, max_reps=100, target_s=0.3)
         rows = ctx.rng(m + n + k).choice(m, size=min(m, 64), replace=False)
         err = _check_rows(cp, a, b, c, dtype, rows)
         row.update(timing.columns())
         row["tflops"] = row["flops"] / (timing.median * 1e-3) / 1e12
-        row.update(ctx.measure_power(fn, timing.median))
+        row.update(ctx.measure_kernel_power(fn, timing))
         row["rel_err"] = err if math.isfinite(err) else None
         row["check_ok"] = bool(math.isfinite(err) and err <= TOLERANCE[dtype])
         return [row]
 
     def _cublas_fn(self, ctx: Context, a: Any, b: Any, c: Any, m: int, n: int, k: int,
-                   dtype: str) -> Any:
+                   dtype: str) -> tuple[Any, Any]:
+        """The call, and how to bind the cuBLAS handle to a stream (None: CuPy's current)."""
         cp = ctx.cp
         cublas = _cublas()
         handle = cp.cuda.device.get_cublas_handle()
@@ -185,7 +187,11 @@ class Gemm:
                           a.data.ptr, dt, k, beta.ctypes.data, c.data.ptr, dt, n, compute,
                           _GEMM_DEFAULT)
 
-        return fn
+        def bind(stream: Any) -> None:
+            s = stream if stream is not None else cp.cuda.get_current_stream()
+            cublas.setStream(handle, s.ptr)
+
+        return fn, bind
 
 
 class Transpose:

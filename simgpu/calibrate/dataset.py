@@ -337,7 +337,7 @@ def read_table(path: Path, schema: TableSchema) -> pd.DataFrame:
             header = next(reader, None)
             if header is None:
                 raise DatasetError(f"{path}: empty file, expected a header {list(schema.names)}")
-            missing = [n for n in schema.names if n not in header]
+            missing = [c.name for c in schema.columns if c.name not in header and not c.added]
             unknown = [n for n in header if n not in schema.names]
             if missing or unknown:
                 raise DatasetError(

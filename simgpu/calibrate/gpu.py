@@ -1,4 +1,5 @@
-"""CuPy plumbing for calibration: finding the GPU, loading kernels/, timing with CUDA events.
+"""CuPy plumbing for calibration: finding the GPU, loading kernels/, timing with CUDA events
+and with CUDA-graph replays.
 
 Everything here imports CuPy inside functions: importing this module is free on a machine with
 no GPU, and :func:`require_cupy` turns a missing CuPy or GPU into a readable error.
@@ -7,6 +8,7 @@ no GPU, and :func:`require_cupy` turns a missing CuPy or GPU into a readable err
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import subprocess
@@ -119,6 +121,87 @@ def time_calls(
     events[-1][1].synchronize()
     times = np.array([cp.cuda.get_elapsed_time(s, e) for s, e in events], dtype=float)
     return Timing(times)
+
+
+@dataclass
+class GraphTiming:
+    """Device time of a call from replays of a CUDA graph that holds ``calls`` of them."""
+
+    timing: Timing  # per call: each replay's time / calls
+    calls: int
+    replay: Callable[[], object] = field(repr=False)  # launches the graph once more
+
+
+#: A graph holds enough calls to run for about this long, so that one host launch per replay
+#: is small beside it (METHOD.md of the device tool: time many small launches as graph replays).
+GRAPH_MIN_MS = 1.0
+#: ... and at most this many calls (a graph's instantiation costs host time per node).
+GRAPH_MAX_CALLS = 1000
+
+
+def time_graph(
+    fn: Callable[[], object],
+    per_call_ms: float,
+    *,
+    bind: Callable[[Any], object] | None = None,
+    warmup: int = 2,
+    min_reps: int = 5,
+    max_reps: int = 50,
+    target_s: float = 0.25,
+) -> GraphTiming:
+    """Time ``fn`` by the GPU's own pace: capture back-to-back calls into one CUDA graph on a
+    stream of its own, replay the graph between a pair of CUDA events, divide by the calls.
+
+    A call shorter than the host's cost of launching it leaves the GPU idle between CUDA events
+    placed around each call, so :func:`time_calls` measures the host there. In a replayed graph
+    the host launches once per replay, and what is left per call is the kernel and the gap the
+    GPU itself leaves between two kernels of one stream, as in any program that keeps its GPU
+    busy. ``per_call_ms`` (an estimate, e.g. from :func:`time_calls`) sizes the graph.
+
+    ``bind(stream)`` is called before the capture with the capture stream and afterwards with
+    ``None``, for work that does not follow CuPy's current stream (a cuBLAS handle). Kernels
+    launched through CuPy follow it. A call that cannot be captured raises CuPy's error.
+    """
+    cp = require_cupy()
+    calls = int(min(GRAPH_MAX_CALLS, max(1, math.ceil(GRAPH_MIN_MS / max(per_call_ms, 1e-4)))))
+    stream = cp.cuda.Stream(non_blocking=True)
+    if bind is not None:
+        bind(stream)
+    try:
+        with stream:
+            for _ in range(warmup):  # on the capture stream: lazy set-up stays out of the graph
+                fn()
+            stream.synchronize()
+            stream.begin_capture()
+            try:
+                for _ in range(calls):
+                    fn()
+            finally:
+                graph = stream.end_capture()
+    finally:
+        if bind is not None:
+            bind(None)
+
+    def replay() -> None:
+        graph.launch(stream)
+
+    replay()  # the first launch uploads the graph
+    stream.synchronize()
+    start, end = cp.cuda.Event(), cp.cuda.Event()
+    start.record(stream)
+    replay()
+    end.record(stream)
+    end.synchronize()
+    first_ms = max(cp.cuda.get_elapsed_time(start, end), 1e-3)
+    reps = int(min(max_reps, max(min_reps, target_s * 1e3 / first_ms)))
+    events = [(cp.cuda.Event(), cp.cuda.Event()) for _ in range(reps)]
+    for s, e in events:
+        s.record(stream)
+        replay()
+        e.record(stream)
+    events[-1][1].synchronize()
+    times = np.array([cp.cuda.get_elapsed_time(s, e) for s, e in events], dtype=float)
+    return GraphTiming(Timing(times / calls), calls, replay)
 
 
 # -- identification and provenance ---------------------------------------------------------------

@@ -23,6 +23,7 @@ class Column:
     unit: str
     doc: str
     required: bool = True  # a required column may not be empty
+    added: bool = False  # added after runs were committed: older files lack it (read as empty)
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -46,8 +47,10 @@ class TableSchema:
         raise KeyError(name)
 
 
-def _c(name: str, type_: str, unit: str, doc: str, required: bool = True) -> Column:
-    return Column(name, type_, unit, doc, required)
+def _c(
+    name: str, type_: str, unit: str, doc: str, required: bool = True, added: bool = False
+) -> Column:
+    return Column(name, type_, unit, doc, required, added)
 
 
 #: Timing columns shared by every kernel table (CUDA-event timing, many repetitions).
@@ -56,6 +59,21 @@ TIMING = (
     _c("time_ms_p10", "float", "ms", "10th percentile of the repetitions"),
     _c("time_ms_p90", "float", "ms", "90th percentile of the repetitions"),
     _c("reps", "int", "1", "timed repetitions (after warm-up)"),
+)
+
+#: How a kernel table's time was taken (simgpu.calibrate.context.Context.time_kernel); runs
+#: before these columns existed timed every call with CUDA events.
+KERNEL_TIMING = (
+    _c("time_method", "str", "", "'events': CUDA events around each call (a call shorter than "
+       "the host's launch cost is timed at the host's pace); 'graph': back-to-back calls "
+       "captured in a CUDA graph, time of a replay / graph_calls (the GPU's own pace)",
+       required=False, added=True),
+    _c("time_ms_events", "float", "ms", "median CUDA-event time of one call (equals time_ms "
+       "when time_method is 'events')", required=False, added=True),
+    _c("graph_calls", "int", "1", "calls per graph replay (0: no graph)", required=False,
+       added=True),
+    _c("graph_error", "str", "", "why graph timing was tried and not used", required=False,
+       added=True),
 )
 
 #: Power columns, filled where the benchmark measured power (>= 1 s of back-to-back calls).
@@ -167,6 +185,7 @@ GEMM = TableSchema(
         _c("stages", "int", "1", "shared-memory pipeline stages (0 = library)"),
         _c("flops", "float", "FLOP", "2 M N K"),
         *TIMING,
+        *KERNEL_TIMING,
         _c("tflops", "float", "TFLOP/s", "flops / time_ms"),
         *POWER,
         _c("rel_err", "float", "1", "||C - ref|| / ||ref|| on sampled rows, ref in float64 "
@@ -260,7 +279,7 @@ def markdown_tables() -> str:
         out.append("|---|---|---|---|---|")
         for c in table.columns:
             unit = c.unit if c.unit else "-"
-            doc = c.doc.replace("|", "\\|")
+            doc = c.doc.replace("|", "\\|") + (" (absent from older runs)" if c.added else "")
             out.append(f"| `{c.name}` | {c.type} | {unit} | {'yes' if c.required else 'no'} "
                        f"| {doc} |")
         out.append("")
