@@ -163,6 +163,7 @@ class _FakeCuda:
 
         self.Stream = Stream
         self.Event = Event
+        self.Device = lambda: types.SimpleNamespace(synchronize=lambda: None)
         self.current: Any = None
 
     def get_elapsed_time(self, a: Any, b: Any) -> float:

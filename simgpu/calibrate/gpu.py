@@ -164,7 +164,8 @@ def time_graph(
     """
     cp = require_cupy()
     calls = int(min(GRAPH_MAX_CALLS, max(1, math.ceil(GRAPH_MIN_MS / max(per_call_ms, 1e-4)))))
-    stream = cp.cuda.Stream(non_blocking=True)
+    stream = cp.cuda.Stream(non_blocking=True)  # does not wait for the default stream:
+    cp.cuda.Device().synchronize()  # let the work queued there (operands, poison) finish
     if bind is not None:
         bind(stream)
     try:
