@@ -33,7 +33,7 @@ from simgpu.errors import DatasetError
 from simgpu.predict import features as feat
 
 #: Bump when features or targets change, so cached models are retrained.
-MODEL_VERSION = 7
+MODEL_VERSION = 8
 CACHE_ENV = "SIMGPU_CACHE"
 KINDS = ("forest", "forest+physics")
 
@@ -80,6 +80,7 @@ class GemmForest:
         self.settings = settings
         self.columns: list[str] = []
         self.lo: np.ndarray = np.zeros(0)
+        self.varying: np.ndarray = np.zeros(0, dtype=bool)  # the columns the trees see
         self.hi: np.ndarray = np.zeros(0)
         self.time_model: Any = None
         self.power_model: Any = None
@@ -121,6 +122,11 @@ class GemmForest:
         self.columns = feat.columns(self.settings.kind, X)
         Xv = X[self.columns].to_numpy(dtype=float)
         self.lo, self.hi = Xv.min(axis=0), Xv.max(axis=0)
+        # A column constant over the training rows (a one-GPU dataset's device figures) cannot
+        # split a node; left in, it would only dilute the random choice of features per split.
+        # It still bounds the training range that predict() warns about.
+        self.varying = self.hi > self.lo
+        Xv = Xv[:, self.varying]
         yt = self._time_target(df, est)
         has_p = df["power_W"].notna().to_numpy()
         self.n_train, self.n_power = len(df), int(has_p.sum())
@@ -142,6 +148,7 @@ class GemmForest:
         return self
 
     def _trees(self, model: Any, Xv: np.ndarray) -> np.ndarray:
+        Xv = Xv[:, self.varying]
         return np.stack([t.predict(Xv) for t in model.estimators_])
 
     def predict(
