@@ -132,10 +132,12 @@ DEVICE = ("dev_sm_count", "dev_clock_MHz", "dev_dram_GBps", "dev_l2_MiB", "dev_p
 #: FP32 lanes behind a warp scheduler (GP100, GP104, GH100, AD10x) an FFMA takes every issue
 #: slot of its scheduler and loads must take slots from it; with 16 (GV100, TU104, GA100) an
 #: FFMA takes two cycles of its lanes and leaves a slot free. NeuSight's cuBLAS SGEMMs on the
-#: 32-lane Pascal parts run at 1.6-2.6x the analytical time (median), on the 16-lane parts 1.13x but
-#: the 70 W T4 (2.3x). One GPU held out, 100 trees: mean error 21.9% without the feature,
-#: 17.2% with it (P100 26.5 -> 16.9, T4 27.6 -> 16.2, V100 12.5 -> 9.8, A100 16.3 -> 12.4,
-#: P4 26.6 -> 30.8).
+#: 32-lane Pascal parts run at 1.6x (P100) and 2.8x (P4) the analytical time (median), on the
+#: 16-lane V100 and A100 at 1.13x (the 70 W T4: 2.3x). `simgpu predict evaluate --data
+#: neusight`, one GPU held out: mean error 21.7% before (without this feature, the P4 read as
+#: NeuSight's 40 SMs of 64 lanes, constant columns kept), 18.3% after (this feature, the P4 as
+#: 20 SMs of 128 lanes, constant columns dropped, simgpu.predict.model): P100 22.9 -> 14.8,
+#: V100 14.3 -> 11.1, A100 17.2 -> 12.3, T4 27.6 -> 21.0, P4 26.6 -> 32.5.
 
 
 def columns(kind: str, frame: Any) -> list[str]:
