@@ -218,6 +218,32 @@ def test_interrupted_measurement_resumes_without_repeating_points(tmp_path: Path
     assert list(run.read_table("reduction")["n"]) == sizes
 
 
+def test_a_deadline_stops_between_points_and_the_run_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    from simgpu.calibrate import runner
+
+    run = _make_run(tmp_path)
+    sizes = [1 << k for k in range(10, 16)]
+    first = _FakeBench(sizes)
+    # a clock that advances one second per measured point
+    clock = types.SimpleNamespace(monotonic=lambda: float(len(first.ran)),
+                                  perf_counter=runner.time.perf_counter)
+    monkeypatch.setattr(runner, "time", clock)
+    done = measure_tables(run, _FakeCtx(), ["reduction"], level="quick",
+                          benchmarks={"reduction": first}, deadline=2.0)
+    assert done is False and first.ran == sizes[:2]
+    assert "reduction" not in run.finished_tables()
+    monkeypatch.undo()
+    second = _FakeBench(sizes)
+    assert measure_tables(RunDir.open(run.path), _FakeCtx(), ["reduction"], level="quick",
+                          benchmarks={"reduction": second})
+    assert second.ran == sizes[2:]
+    assert list(run.read_table("reduction")["n"]) == sizes
+
+
 def test_a_failing_point_is_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
     run = _make_run(tmp_path)
     sizes = [1024, 2048, 4096]

@@ -32,6 +32,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--power-seconds", type=float, default=1.0,
                    help="length of each power window in seconds (default 1.0)")
     p.add_argument("--tag", default="", help="suffix for the run id")
+    p.add_argument("--deadline-s", type=float, default=None, metavar="SECONDS",
+                   help="stop between two points once this many seconds have passed; the run "
+                        "stays resumable and the command exits with status 3")
     p.add_argument("--json", action="store_true", help="print the run's headline figures as JSON")
     p.set_defaults(handler=_calibrate)
 
@@ -70,7 +73,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
     run = run_calibration(level=args.level, only=only, out_root=args.out, resume=args.resume,
                           device=args.device, power_seconds=args.power_seconds,
-                          run_tag=args.tag)
+                          run_tag=args.tag, deadline_s=args.deadline_s)
+    if run.manifest()["status"] != "complete":
+        return 3  # stopped at the deadline (run_calibration said how to go on)
     return _print_summary(run.path, args.json)
 
 

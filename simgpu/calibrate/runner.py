@@ -114,8 +114,14 @@ def run_calibration(
     device: str | None = None,
     power_seconds: float = 1.0,
     run_tag: str = "",
+    deadline_s: float | None = None,
 ) -> RunDir:
-    """Measure the selected benchmarks and return the (finished) run folder."""
+    """Measure the selected benchmarks and return the run folder: finished, or, where
+    ``deadline_s`` seconds ran out first, stopped between two points and resumable (its
+    manifest's status stays "running" and says where and why it stopped)."""
+    if deadline_s is not None and deadline_s <= 0:
+        raise SimgpuError(f"deadline_s = {deadline_s}, expected > 0 seconds")
+    deadline = None if deadline_s is None else time.monotonic() + deadline_s
     if level not in LEVELS:
         raise SimgpuError(f"unknown level {level!r}; expected one of {LEVELS}")
     if only:
@@ -163,7 +169,13 @@ def run_calibration(
 
     ctx = Context(cp=cp, device=dev_name, gpu_name=gpu_name, props=props, level=level,
                   power=meter, power_seconds=power_seconds)
-    measure_tables(run, ctx, names, level=level)
+    if not measure_tables(run, ctx, names, level=level, deadline=deadline):
+        run.update_manifest(stopped_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+                            stopped_reason=f"deadline of {deadline_s:g} s reached")
+        print(f"simgpu: stopped at the {deadline_s:g} s deadline; continue on this GPU with "
+              f"'simgpu calibrate --resume {run.path}', or keep what was measured with "
+              f"'simgpu calibration-close {run.path} --reason ...'", file=sys.stderr)
+        return run
     run.update_manifest(status="complete",
                         finished_utc=datetime.now(UTC).isoformat(timespec="seconds"))
     return run
@@ -176,8 +188,11 @@ def measure_tables(
     *,
     level: str,
     benchmarks: Mapping[str, Any] | None = None,
-) -> None:
-    """Measure every unfinished table of ``names`` into ``run``, skipping points already there.
+    deadline: float | None = None,
+) -> bool:
+    """Measure every unfinished table of ``names`` into ``run``, skipping points already there;
+    False if it stopped because ``time.monotonic()`` reached ``deadline`` (checked before each
+    point; the table being measured stays unfinished, to be resumed), True when all are done.
 
     Each point is appended durably before the next starts; a point that raises is recorded in the
     manifest's ``failed_points`` and the run goes on. ``ctx`` is the :class:`Context` (anything
@@ -198,6 +213,10 @@ def measure_tables(
             if key in done:
                 bar.update(1)
                 continue
+            if deadline is not None and time.monotonic() >= deadline:
+                bar.close()
+                ctx.free()
+                return False
             try:
                 rows = bench.run(ctx, point)
             except Exception as exc:  # one bad point must not lose the run
@@ -214,3 +233,4 @@ def measure_tables(
         bar.close()
         ctx.free()
         run.finish_table(name, {"level": level, "seconds": round(time.perf_counter() - t0, 1)})
+    return True
