@@ -186,23 +186,10 @@ def time_graph(
     def replay() -> None:
         graph.launch(stream)
 
-    replay()  # the first launch uploads the graph
-    stream.synchronize()
-    start, end = cp.cuda.Event(), cp.cuda.Event()
-    start.record(stream)
-    replay()
-    end.record(stream)
-    end.synchronize()
-    first_ms = max(cp.cuda.get_elapsed_time(start, end), 1e-3)
-    reps = int(min(max_reps, max(min_reps, target_s * 1e3 / first_ms)))
-    events = [(cp.cuda.Event(), cp.cuda.Event()) for _ in range(reps)]
-    for s, e in events:
-        s.record(stream)
-        replay()
-        e.record(stream)
-    events[-1][1].synchronize()
-    times = np.array([cp.cuda.get_elapsed_time(s, e) for s, e in events], dtype=float)
-    return GraphTiming(Timing(times / calls), calls, replay)
+    # the warm-up launch uploads the graph
+    t = time_calls(replay, warmup=1, min_reps=min_reps, max_reps=max_reps, target_s=target_s,
+                   stream=stream)
+    return GraphTiming(Timing(t.times_ms / calls), calls, replay)
 
 
 # -- identification and provenance ---------------------------------------------------------------
