@@ -76,28 +76,6 @@ def test_unknown_device_without_figures(tmp_path: Path) -> None:
         datasets.device_params(df)
 
 
-_FIGURES = ("dev_sm_count,dev_clock_MHz,dev_fp32_lanes_per_sm,dev_dram_GBps,dev_l2_MiB,"
-            "dev_smem_per_sm_KiB,dev_tdp_W")
-
-
-def test_schedulers_per_sm_is_optional_and_checked(tmp_path: Path) -> None:
-    f = tmp_path / "gpu.csv"
-    f.write_text(f"device,dtype,M,N,K,time_s,{_FIGURES}\n"
-                 "gp100ish,fp32,64,64,64,1e-5,56,1480,64,732,4,64,250\n")
-    p = datasets.device_params(datasets.load(f))["gp100ish"]
-    assert p.warp_schedulers_per_sm == 4  # the default: every SM since Kepler but GP100
-    assert p.features()["dev_fp32_lanes_per_scheduler"] == 16
-    f.write_text(f"device,dtype,M,N,K,time_s,{_FIGURES},dev_warp_schedulers_per_sm\n"
-                 "gp100ish,fp32,64,64,64,1e-5,56,1480,64,732,4,64,250,2\n")
-    p = datasets.device_params(datasets.load(f))["gp100ish"]
-    assert p.warp_schedulers_per_sm == 2
-    assert p.features()["dev_fp32_lanes_per_scheduler"] == 32
-    f.write_text(f"device,dtype,M,N,K,time_s,{_FIGURES},dev_warp_schedulers_per_sm\n"
-                 "gp100ish,fp32,64,64,64,1e-5,56,1480,64,732,4,64,250,0\n")
-    with pytest.raises(DatasetError, match=r"'dev_warp_schedulers_per_sm', row 0.*got 0"):
-        datasets.load(f)
-
-
 def test_unreadable_and_missing_paths(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no such file"):
         datasets.load(tmp_path / "nothing.csv")
@@ -149,15 +127,6 @@ def test_neusight_tiles_cover_the_grid() -> None:
     # grid x times the kernel's tile_m covers our M (NeuSight's K column): the mapping is right
     assert np.all(raw["Grid x"].to_numpy() * df["tile_m"].to_numpy() >= df["M"].to_numpy())
     assert np.all(raw["Grid y"].to_numpy() * df["tile_n"].to_numpy() >= df["N"].to_numpy())
-
-
-def test_neusight_gpus_carry_their_fp32_lanes_per_scheduler() -> None:
-    df = datasets.load(_published("neusight"))
-    lanes = {name: p.features()["dev_fp32_lanes_per_scheduler"]
-             for name, p in datasets.device_params(df).items()}
-    # whitepapers: GP100 2 x 32 lanes, GP104 4 x 32; GV100, TU104, GA100 4 x 16
-    assert lanes == {"Tesla P100-PCIE-16GB": 32, "Tesla P4": 32, "Tesla T4": 16,
-                     "Tesla V100-PCIE-32GB": 16, "a100-pcie-40gb": 16}
 
 
 def test_neusight_p4_has_gp104s_sms(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,9 +42,6 @@ class DeviceParams:
     clock_MHz: float
     warp_size: int
     fp32_lanes_per_sm: int
-    #: Warp schedulers (sub-cores, processing blocks) per SM, each issuing one warp instruction
-    #: per cycle: with 32 FP32 lanes behind a scheduler an FFMA takes every issue slot.
-    warp_schedulers_per_sm: int
     #: Peak TFLOP/s per GEMM dtype; a dtype without a tensor path maps to the FP32 FFMA peak.
     peak_TFLOPS: dict[str, float]
     #: Which dtypes run on tensor cores on this device.
@@ -99,7 +96,6 @@ class DeviceParams:
             "dev_dram_GBps": self.dram_bandwidth_GBps,
             "dev_l2_MiB": self.l2_size_B / 2**20,
             "dev_peak_fp32_TFLOPS": self.peak_TFLOPS["fp32"],
-            "dev_fp32_lanes_per_scheduler": self.fp32_lanes_per_sm / self.warp_schedulers_per_sm,
         }
 
     @classmethod
@@ -128,7 +124,6 @@ class DeviceParams:
             clock_MHz=c.boost_clock_MHz,
             warp_size=c.warp_size,
             fp32_lanes_per_sm=c.fp32_lanes_per_sm,
-            warp_schedulers_per_sm=c.warp_schedulers_per_sm,
             peak_TFLOPS=peak,
             tensor=tensor,
             dram_bandwidth_GBps=spec.dram.peak_bandwidth_GBps,
@@ -172,7 +167,6 @@ class DeviceParams:
         l2_size_MiB: float,
         smem_per_sm_KiB: float,
         tdp_W: float,
-        warp_schedulers_per_sm: int = 4,
     ) -> DeviceParams:
         """A GPU known only by the handful of figures a published dataset gives.
 
@@ -180,8 +174,6 @@ class DeviceParams:
         Guide, technical specifications for cc 6.x-9.0: warp 32, 64 K registers per SM, 255 per
         thread, 1024 threads per block), or an assumption stated beside it. Such a device has no
         tensor-core path: the published datasets here are FP32 SGEMM only.
-        ``warp_schedulers_per_sm``: 4 on every NVIDIA SM since Kepler but GP100's, which has 2
-        (NVIDIA Kepler GK110, Pascal GP100, Volta, Turing, Ampere, Hopper whitepapers).
         """
         fp32 = sm_count * fp32_lanes_per_sm * 2 * clock_MHz / 1e6
         return cls(
@@ -190,7 +182,6 @@ class DeviceParams:
             clock_MHz=clock_MHz,
             warp_size=32,
             fp32_lanes_per_sm=fp32_lanes_per_sm,
-            warp_schedulers_per_sm=warp_schedulers_per_sm,
             peak_TFLOPS={d: fp32 for d in DTYPE_BYTES},
             tensor={d: False for d in DTYPE_BYTES},
             dram_bandwidth_GBps=dram_bandwidth_GBps,

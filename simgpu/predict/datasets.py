@@ -49,8 +49,6 @@ DEVICE_COLUMNS = (
     "dev_smem_per_sm_KiB",
     "dev_tdp_W",
 )
-#: ... and the device figures a row may add (default where absent: see DeviceParams.from_figures).
-OPTIONAL_DEVICE_COLUMNS = ("dev_warp_schedulers_per_sm",)
 INT_COLUMNS = (
     "M", "N", "K", "tile_m", "tile_n", "tile_k", "thread_tile_m", "thread_tile_n",
     "threads_per_block", "split_k", "stages",
@@ -116,8 +114,7 @@ def validate(df: Any, source: str) -> Any:
                 f" integer >= {1 if name in ('M', 'N', 'K') else 0}"
             )
         out[name] = col.astype(np.int64)
-    dev_cols = [c for c in (*DEVICE_COLUMNS, *OPTIONAL_DEVICE_COLUMNS) if c in out.columns]
-    for name in ("time_s", "power_W", *dev_cols):
+    for name in ("time_s", "power_W", *[c for c in DEVICE_COLUMNS if c in out.columns]):
         col = pd.to_numeric(out[name], errors="coerce")
         if name == "time_s":
             bad = ~np.isfinite(col) | (col <= 0)
@@ -167,10 +164,6 @@ def device_params(df: Any, source: str = "dataset") -> dict[str, DeviceParams]:
                 f" give a device file or the columns {list(DEVICE_COLUMNS)}"
             )
         r = rows.iloc[0]
-        extra = {}
-        scheds = r.get("dev_warp_schedulers_per_sm")
-        if scheds is not None and np.isfinite(scheds):
-            extra["warp_schedulers_per_sm"] = int(scheds)
         out[name] = DeviceParams.from_figures(
             name=name,
             sm_count=int(r["dev_sm_count"]),
@@ -180,7 +173,6 @@ def device_params(df: Any, source: str = "dataset") -> dict[str, DeviceParams]:
             l2_size_MiB=float(r["dev_l2_MiB"]),
             smem_per_sm_KiB=float(r["dev_smem_per_sm_KiB"]),
             tdp_W=float(r["dev_tdp_W"]),
-            **extra,
         )
     return out
 
@@ -306,17 +298,16 @@ def from_gpperf(df: Any, source: str) -> Any:
     return out
 
 
-#: NeuSight GPUs: shared memory per SM (KiB), board power (W) and warp schedulers per SM, from
-#: the CUDA C++ Programming Guide's technical specifications (cc 6.0: 64, 6.1: 96, 7.0: 96,
-#: 7.5: 64, 8.0: 164 KiB), NVIDIA's datasheets (Tesla P4 75 W, P100 PCIe 250 W, T4 70 W, V100
-#: PCIe 250 W, A100 PCIe 250 W) and whitepapers (SM diagrams: GP100 two processing blocks,
-#: GP104 (P4), GV100, TU104 (T4) four). A GPU with a device file in models/ uses that file.
+#: NeuSight GPUs: shared memory per SM (KiB) and board power (W), from the CUDA C++ Programming
+#: Guide's technical specifications (cc 6.0: 64, 6.1: 96, 7.0: 96, 7.5: 64, 8.0: 164 KiB) and
+#: NVIDIA's datasheets (Tesla P4 75 W, P100 PCIe 250 W, T4 70 W, V100 PCIe 250 W, A100 PCIe
+#: 250 W). A GPU with a device file in models/ uses that file instead.
 _NEUSIGHT_EXTRA = {
-    "Tesla P4": (96.0, 75.0, 4, None),
-    "Tesla P100-PCIE-16GB": (64.0, 250.0, 2, None),
-    "Tesla T4": (64.0, 70.0, 4, None),
-    "Tesla V100-PCIE-32GB": (96.0, 250.0, 4, None),
-    "NVIDIA A100-PCIE-40GB": (164.0, 250.0, 4, "a100-pcie-40gb"),
+    "Tesla P4": (96.0, 75.0, None),
+    "Tesla P100-PCIE-16GB": (64.0, 250.0, None),
+    "Tesla T4": (64.0, 70.0, None),
+    "Tesla V100-PCIE-32GB": (96.0, 250.0, None),
+    "NVIDIA A100-PCIE-40GB": (164.0, 250.0, "a100-pcie-40gb"),
 }
 #: Where NeuSight's device_configs describe an SM other than the chip's: (SMs, FP32 lanes per
 #: SM). Its Tesla_P4.json counts 40 SMs of 64 lanes; the P4 is a full GP104 of 20 SMs with 128
@@ -374,7 +365,7 @@ def from_neusight(df: Any, source: str, configs: Path | None) -> Any:
     out["device"] = devices_
     for gpu in devices_.unique():
         mask = devices_ == gpu
-        smem, tdp, scheds, model = _NEUSIGHT_EXTRA.get(gpu, (None, None, None, None))
+        smem, tdp, model = _NEUSIGHT_EXTRA.get(gpu, (None, None, None))
         if model is not None:
             out.loc[mask, "device"] = model
             continue
@@ -394,7 +385,6 @@ def from_neusight(df: Any, source: str, configs: Path | None) -> Any:
             ("dev_l2_MiB", cfg["L2Cache"]),
             ("dev_smem_per_sm_KiB", smem),
             ("dev_tdp_W", tdp),
-            ("dev_warp_schedulers_per_sm", scheds),
         ):
             out.loc[mask, col] = float(value)  # type: ignore[arg-type]
     return out
@@ -414,8 +404,8 @@ def _neusight_config(gpu: str, configs: Path | None, source: str) -> dict[str, A
 
 
 #: GTX 680 (GK104, cc 3.0), the UCI dataset's GPU: NVIDIA GeForce GTX 680 whitepaper (8 SMX x
-#: 192 CUDA cores, 4 warp schedulers per SMX, 1006 MHz base clock, 192.26 GB/s GDDR5, 512 KB
-#: L2, 195 W TDP) and the CUDA C++ Programming Guide for cc 3.0 (48 KB shared memory per SM).
+#: 192 CUDA cores, 1006 MHz base clock, 192.26 GB/s GDDR5, 512 KB L2, 195 W TDP) and the CUDA
+#: C++ Programming Guide for cc 3.0 (48 KB shared memory per SM).
 _GTX680 = {
     "dev_sm_count": 8.0,
     "dev_clock_MHz": 1006.0,
@@ -424,7 +414,6 @@ _GTX680 = {
     "dev_l2_MiB": 0.5,
     "dev_smem_per_sm_KiB": 48.0,
     "dev_tdp_W": 195.0,
-    "dev_warp_schedulers_per_sm": 4.0,
 }
 UCI_PARAMS = ("MWG", "NWG", "KWG", "MDIMC", "NDIMC", "MDIMA", "NDIMB", "KWI", "VWM", "VWN",
               "STRM", "STRN", "SA", "SB")

@@ -22,7 +22,6 @@ PLAIN = (
     "kernel_code", "tile_m", "tile_n", "tile_k", "thread_tile_m", "thread_tile_n",
     "threads_per_block", "split_k", "stages",
     "dev_sm_count", "dev_clock_MHz", "dev_dram_GBps", "dev_l2_MiB", "dev_peak_TFLOPS",
-    "dev_fp32_lanes_per_scheduler",
 )
 #: What the analytical model adds.
 PHYSICS = (
@@ -97,8 +96,7 @@ def build(df: Any, est: Any | None = None) -> tuple[Any, Any]:
     for c in ("tile_m", "tile_n", "tile_k", "thread_tile_m", "thread_tile_n",
               "threads_per_block", "split_k", "stages"):
         f[c] = est[c].astype(float)
-    for c in ("dev_sm_count", "dev_clock_MHz", "dev_dram_GBps", "dev_l2_MiB", "dev_peak_TFLOPS",
-              "dev_fp32_lanes_per_scheduler"):
+    for c in ("dev_sm_count", "dev_clock_MHz", "dev_dram_GBps", "dev_l2_MiB", "dev_peak_TFLOPS"):
         f[c] = est[c].astype(float)
     with np.errstate(divide="ignore"):
         f["log_an_time"] = np.log(est["time_s"].astype(float))
@@ -128,16 +126,6 @@ def build(df: Any, est: Any | None = None) -> tuple[Any, Any]:
 #: extrapolate badly to a new one (NeuSight, one GPU held out, 40 trees: mean error 30.1% with
 #: them, 22.7% without).
 DEVICE = ("dev_sm_count", "dev_clock_MHz", "dev_dram_GBps", "dev_l2_MiB", "dev_peak_TFLOPS")
-#: ``dev_fp32_lanes_per_scheduler`` stays: it describes the SM's design, not its size. With 32
-#: FP32 lanes behind a warp scheduler (GP100, GP104, GH100, AD10x) an FFMA takes every issue
-#: slot of its scheduler and loads must take slots from it; with 16 (GV100, TU104, GA100) an
-#: FFMA takes two cycles of its lanes and leaves a slot free. NeuSight's cuBLAS SGEMMs on the
-#: 32-lane Pascal parts run at 1.6x (P100) and 2.8x (P4) the analytical time (median), on the
-#: 16-lane V100 and A100 at 1.13x (the 70 W T4: 2.3x). `simgpu predict evaluate --data
-#: neusight`, one GPU held out: mean error 21.7% before (without this feature, the P4 read as
-#: NeuSight's 40 SMs of 64 lanes, constant columns kept), 18.3% after (this feature, the P4 as
-#: 20 SMs of 128 lanes, constant columns dropped, simgpu.predict.model): P100 22.9 -> 14.8,
-#: V100 14.3 -> 11.1, A100 17.2 -> 12.3, T4 27.6 -> 21.0, P4 26.6 -> 32.5.
 
 
 def columns(kind: str, frame: Any) -> list[str]:
