@@ -28,8 +28,8 @@ DRAM or PCIe byte costs the same at any core clock (their own rails and clocks).
 stretch by ``1 / r``, the DRAM roof does not. :func:`capped_clock_ratio` finds the highest ``r``
 that keeps the board under the cap. Evidence, on the 229 H100 SXM GEMM rows of calibration runs
 20261122T154219Z and 20261122T154403Z: with each row's measured SM clock the ``r^2`` scaling
-raises the R^2 of a least-squares energy fit at the measured times from 0.77 to 0.82, and the
-analytical model with energies fitted this way predicts power within 9.9% on average (10.3% on
+raises the R^2 of a least-squares energy fit at the measured times from 0.83 to 0.88, and the
+analytical model with energies fitted this way predicts power within 11.4% on average (12.0% on
 sizes held out of the fit; ``simgpu predict fit-power --device h100-sxm --cv 5``).
 """
 
