@@ -217,9 +217,14 @@ def _evaluate(
     stage_bytes = (tm + tn) * kpad * e_in
     staging = np.where(kcls == 3, 0.0, stage_bytes / 128.0)
     if ours is not None and np.any(ours):
-        combos = np.stack([tm, tn, tk, ttm, ttn, threads], axis=1)[ours].astype(int)
-        uniq, inv = np.unique(combos, axis=0, return_inverse=True)
-        wf = np.array([_regblock_wavefronts(*map(int, c)) for c in uniq])[inv.ravel()]
+        import pandas as pd
+
+        combos = pd.DataFrame(np.stack([tm, tn, tk, ttm, ttn, threads], axis=1)[ours]
+                              .astype(np.int64))
+        shape_id = combos.groupby(list(combos.columns), sort=False).ngroup().to_numpy()
+        _, first = np.unique(shape_id, return_index=True)  # ids 0.. in order: first rows
+        table = np.array([_regblock_wavefronts(*map(int, combos.iloc[i])) for i in first])
+        wf = table[shape_id]
         wf_simt = wf_simt.copy()
         staging = staging.copy()
         wf_simt[ours] = wf[:, 0]
