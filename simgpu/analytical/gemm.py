@@ -210,7 +210,6 @@ def _evaluate(
     )
     warps_per_block = np.ceil(threads / p.warp_size)
     kpad = np.ceil(ks / tk) * tk
-    wf_block_simt = warps_per_block * kpad * wf_simt
     # staging stores into shared memory (one wavefront per 128 B) and, for tensor-op kernels,
     # the tensor cores' reads of the staged tiles (each staged byte read once per warp group
     # column: assumption, counted once)
@@ -219,17 +218,16 @@ def _evaluate(
     if ours is not None and np.any(ours):
         import pandas as pd
 
-        combos = pd.DataFrame(np.stack([tm, tn, tk, ttm, ttn, threads], axis=1)[ours]
+        # one bank-conflict count per tile shape (shapes in order of first appearance)
+        shapes = pd.DataFrame(np.stack([tm, tn, tk, ttm, ttn, threads], axis=1)[ours]
                               .astype(np.int64))
-        shape_id = combos.groupby(list(combos.columns), sort=False).ngroup().to_numpy()
-        _, first = np.unique(shape_id, return_index=True)  # ids 0.. in order: first rows
-        table = np.array([_regblock_wavefronts(*map(int, combos.iloc[i])) for i in first])
+        shape_id = shapes.groupby(list(shapes.columns), sort=False).ngroup().to_numpy()
+        table = np.array([_regblock_wavefronts(*map(int, row))
+                          for row in shapes.drop_duplicates().itertuples(index=False)])
         wf = table[shape_id]
-        wf_simt = wf_simt.copy()
-        staging = staging.copy()
         wf_simt[ours] = wf[:, 0]
         staging[ours] = warps_per_block[ours] * wf[:, 1] * kpad[ours] / tk[ours]
-        wf_block_simt = warps_per_block * kpad * wf_simt
+    wf_block_simt = warps_per_block * kpad * wf_simt
     wf_block = np.where(on_tensor, 2 * stage_bytes / 128.0, wf_block_simt + staging)
     wf_per_cycle = p.l1_bytes_per_cycle / 128.0
     t_smem = n_waves * bps_safe * wf_block / (wf_per_cycle * p.clock_hz)

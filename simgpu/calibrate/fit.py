@@ -389,15 +389,15 @@ def power_fit_checks(
 
     out: dict[str, float] = {}
     rows = df.assign(device=params.name)
-    est = _with_energies(rows, params, energies)
+    model_clock = _with_energies(rows, params, energies)["clock_MHz"].to_numpy(float)
     if "sm_clock_MHz" in rows.columns:
         measured = pd.to_numeric(rows["sm_clock_MHz"], errors="coerce").to_numpy(float)
         slow = measured < 0.98 * params.clock_MHz
-        capped = est["clock_MHz"].to_numpy(float) < params.clock_MHz
+        capped = model_clock < params.clock_MHz
         if slow.any():
             out["throttled_rows"] = float(slow.sum())
             out["throttled_measured_MHz"] = float(np.median(measured[slow]))
-            out["throttled_model_MHz"] = float(np.median(est["clock_MHz"].to_numpy()[slow]))
+            out["throttled_model_MHz"] = float(np.median(model_clock[slow]))
         out["capped_unthrottled_rows"] = float((capped & ~slow & np.isfinite(measured)).sum())
     if folds > 1:
         sizes = rows[["M", "N", "K"]].astype(str).agg("x".join, axis=1)

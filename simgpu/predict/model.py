@@ -225,18 +225,20 @@ def data_hash(df: Any) -> str:
 
 def cache_key(df: Any, settings: Settings) -> str:
     """Hash of everything a trained forest depends on: the training data, the settings, the
-    code that computes its features and targets (the analytical model, the predictor, and the
-    device files whose figures and energies feed them) and the library versions."""
+    code that computes its features and targets (the analytical model, the predictor, the bank
+    rule the analytical model shares with the simulator, and the device files whose figures and
+    energies feed them) and the library versions."""
     import sklearn
 
     from simgpu.results import code_fingerprint
+    from simgpu.sim import coalesce
 
     blob = json.dumps(
         {
             "data": data_hash(df),
             "settings": asdict(settings),
             "model_version": MODEL_VERSION,
-            "code": code_fingerprint(packages=("analytical", "predict")),
+            "code": code_fingerprint(coalesce.__file__, packages=("analytical", "predict")),
             "sklearn": sklearn.__version__,
             "numpy": np.__version__,
             "python": sys.version_info[:2],
