@@ -11,11 +11,12 @@ Per point the model counts
 - DRAM bytes: compulsory (A, B read once, C written once) when the operands fit in L2; otherwise
   B is streamed again for every group of block rows that run in one wave (blocks are launched in
   raster order along N), while an A strip (tile_m x K) is reused by the blocks of its row;
-and turns them into time with one roof per unit: compute (FFMA lanes or tensor cores, quantised
-into waves of resident blocks), shared memory (per SM, quantised too), L2 and DRAM bandwidth,
-and the power cap (:mod:`simgpu.analytical.power`: a point that would draw more than the board's
-cap runs at the lower clock that fits, which stretches the on-chip roofs; the ``clock_MHz``
-column gives that clock), plus launch overhead and one DRAM round trip to fill the pipeline.
+and turns them into time with one roof per unit: compute (FFMA lanes or tensor cores) and shared
+memory per SM, for the blocks the busiest SM runs (whole blocks: the grid's quantisation over
+the SMs), L2 and DRAM bandwidth, and the power cap (:mod:`simgpu.analytical.power`: a point
+that would draw more than the board's cap runs at the lower clock that fits, which stretches
+the on-chip roofs; the ``clock_MHz`` column gives that clock), plus launch overhead and one
+DRAM round trip to fill the pipeline.
 ``kernel="cublas"`` picks, for every point, the fastest of a few tile configurations that
 CUTLASS/cuBLAS use, as the library's heuristic does.
 """
@@ -193,10 +194,17 @@ def _evaluate(
     n_waves, tail = waves(blocks, bps_safe, p.sm_count)
     occupancy = bps * np.ceil(threads / p.warp_size) / p.max_warps_per_sm
 
-    # compute roof, per SM, quantised into waves: each wave runs bps blocks per SM
+    # compute roof, per SM: the busiest SM runs ceil(blocks / SMs) blocks (the block scheduler
+    # deals them out in turn; assumption: blocks of one grid take equal times), and its resident
+    # blocks share its pipes, so a partly filled last wave costs only the blocks it holds.
+    # Counting whole waves (waves x blocks_per_sm) over-counts that wave: in calibration run
+    # 20261122T154403Z sgemm_regblock 64x64 ran 1024^3 (256 blocks, 2 on the busiest SM) in
+    # 122 us and 2048^3 (1024 blocks, 8 per SM, twice the K) in 891 us, 7.3x for 8x the busiest
+    # SM's work, where whole waves (4 and 8 slots per SM) predict 4x.
     per_block_flops = 2.0 * tm * tn * np.ceil(ks / tk) * tk
     per_sm_peak = peak / p.sm_count
-    t_compute = n_waves * bps_safe * per_block_flops / per_sm_peak
+    busiest = np.ceil(blocks / p.sm_count)
+    t_compute = busiest * per_block_flops / per_sm_peak
 
     # L1 / shared-memory wavefronts per warp per k step (SIMT inner loop)
     # regblock: LDS.128 for the contiguous A and B fragments -> ceil(t/4) each
@@ -230,7 +238,7 @@ def _evaluate(
     wf_block_simt = warps_per_block * kpad * wf_simt
     wf_block = np.where(on_tensor, 2 * stage_bytes / 128.0, wf_block_simt + staging)
     wf_per_cycle = p.l1_bytes_per_cycle / 128.0
-    t_smem = n_waves * bps_safe * wf_block / (wf_per_cycle * p.clock_hz)
+    t_smem = busiest * wf_block / (wf_per_cycle * p.clock_hz)
     # FFMA issue: fp32 lanes / 32 warp instructions per cycle; a SIMT thread issues ttm x ttn
     # FFMAs per k, which the FLOP count already holds, so t_compute covers it.
 

@@ -342,21 +342,34 @@ def fit_gemm_energies(
     start, nnls = pw.fit_energies(params, events, df["time_s"].to_numpy(float), measured,
                                   clock_ratio=ratio)
     used = list(start)
-    x0 = np.array([start[n] for n in used])
+    x = np.array([start[n] for n in used])
 
-    def model_power(x: np.ndarray) -> np.ndarray:
+    def model_power(x: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
         energies = dict(zip(used, np.maximum(x, 0.0), strict=True))
-        return np.asarray(_with_energies(df, params, energies)["power_W"].to_numpy(float))
+        return np.asarray(_with_energies(rows, params, energies)["power_W"].to_numpy(float))
 
-    def resid(x: np.ndarray) -> np.ndarray:
-        return np.asarray(np.log(model_power(x) / measured))
+    # The library rows' tiles and split-K are the model's choice, and that choice depends on the
+    # energies through the power cap: a jump in the objective that stalls a gradient method
+    # short of the optimum. So the energies are fitted with the choice held (a smooth problem),
+    # then the choice is made again with them, until it no longer changes.
+    chosen = None
+    for _ in range(_FIT_ROUNDS):
+        est_x = _with_energies(df, params, dict(zip(used, x, strict=True)))
+        held = _hold_tiles(df, est_x)
+        if chosen is not None and held[_TILE_COLUMNS].equals(chosen):
+            break
+        chosen = held[_TILE_COLUMNS]
 
-    # x_scale: energies differ by orders of magnitude (tensor FLOPs ~0.1 pJ, DRAM bytes ~10s)
-    # tolerances: 1e-6 of the log power error is far below the 1-2% noise of an NVML window
-    sol = least_squares(resid, x0, bounds=(0.0, np.inf), x_scale=np.maximum(x0, 0.1),
-                        diff_step=1e-3, ftol=1e-6, xtol=1e-6, gtol=1e-6)
-    energies = {n: float(v) for n, v in zip(used, sol.x, strict=True)}
-    pred = model_power(sol.x)
+        def resid(x: np.ndarray, held: pd.DataFrame = held) -> np.ndarray:
+            return np.asarray(np.log(model_power(x, held) / measured))
+
+        # x_scale: energies differ by orders of magnitude (tensor FLOPs ~0.1 pJ, DRAM bytes
+        # ~10s); tolerances: 1e-6 of the log power error is far below the 1-2% noise of an
+        # NVML window
+        x = least_squares(resid, x, bounds=(0.0, np.inf), x_scale=np.maximum(x, 0.1),
+                          diff_step=1e-3, ftol=1e-6, xtol=1e-6, gtol=1e-6).x
+    energies = {n: float(v) for n, v in zip(used, x, strict=True)}
+    pred = model_power(x, df)
     err = pred - measured
     ss_tot = float(np.sum((measured - measured.mean()) ** 2))
     info = {
@@ -367,6 +380,20 @@ def fit_gemm_energies(
         "nnls_r2": nnls["r2"],
     }
     return energies, info, events
+
+
+#: rounds of (choose tiles, fit energies with them held) in :func:`fit_gemm_energies`
+_FIT_ROUNDS = 6
+#: the tile configuration of a GEMM row, as the schema names it and the model reports it
+_TILE_COLUMNS = ["tile_m", "tile_n", "tile_k", "thread_tile_m", "thread_tile_n",
+                 "threads_per_block", "split_k", "stages"]
+
+
+def _hold_tiles(df: pd.DataFrame, est: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every row's tiles and split-K set to those of the estimate ``est``, so that
+    the model evaluates that configuration instead of searching (the same numbers, by
+    construction: the search evaluates each candidate the same way)."""
+    return df.assign(**{c: est[c].to_numpy(float) for c in _TILE_COLUMNS})
 
 
 def _with_energies(df: pd.DataFrame, params: Any, energies: dict[str, float]) -> pd.DataFrame:
