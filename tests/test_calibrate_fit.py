@@ -185,6 +185,25 @@ def test_calibrated_text_merges_into_an_existing_energy_table() -> None:
     assert spec.name == "h100-sxm-cal-run1" and spec.calibration_run == "h100-sxm/run1"
 
 
+def test_calibrated_text_drops_the_base_account_of_a_table_it_replaces() -> None:
+    from simgpu.calibrate.fit import Fitted, calibrated_text
+
+    text = (devices.bundled_models_dir() / "h100-sxm.toml").read_text()
+    energies = devices.get("h100-sxm").power.energy_pJ
+    account = "# Fitted (simgpu.calibrate.fit.fit_gemm_energies"
+    assert account in text  # the base file explains how it got its energies
+    all_keys = [Fitted("energy", f"power.energy_pJ.{k}", 1.0, "pJ", None, None, "fit", True)
+                for k in energies]
+    out = calibrated_text(text, "h100-sxm", "h100-sxm/run1", "h100-sxm-cal-run1", all_keys)
+    assert account not in out
+    assert ("# [power.energy_pJ]: every value below is from calibration run h100-sxm/run1;\n"
+            "# how the base model got its values: h100-sxm.toml\n[power.energy_pJ]") in out
+    assert devices.loads(out, source="<calibrated>").power.energy_pJ == dict.fromkeys(energies, 1.0)
+    # replacing only some of the table keeps the account (it still explains the others)
+    some = calibrated_text(text, "h100-sxm", "h100-sxm/run1", "h100-sxm-cal-run1", all_keys[:2])
+    assert account in some
+
+
 def test_gemm_energy_fit_recovers_the_energies_behind_the_models_own_power() -> None:
     import dataclasses
 

@@ -495,13 +495,24 @@ def _toml_value(value: Any) -> str:
 
 def calibrated_text(base_text: str, base_name: str, run_label: str, name: str,
                     fitted: Sequence[Fitted]) -> str:
-    """The base model's TOML with the applied values replaced, each citing the run."""
+    """The base model's TOML with the applied values replaced, each citing the run.
+
+    The comment block right above a section whose every value the run replaces describes how the
+    base model got its values (a fit to other runs, say); it gives way to a line that says where
+    the values now come from and where the base model's account is."""
     values: dict[str, dict[str, tuple[Any, str]]] = {}
     for f in fitted:
         if f.applied and f.key:
             section, _, key = f.key.rpartition(".")
             values.setdefault(section, {})[key] = (f.value, f.source)
     headers = {m.group("name") for ln in base_text.splitlines() if (m := _HEADER.match(ln.strip()))}
+    base_keys: dict[str, set[str]] = {}
+    sec_ = ""
+    for ln in base_text.splitlines():
+        if h := _HEADER.match(ln.strip()):
+            sec_ = h.group("name")
+        elif k := _KEY_LINE.match(ln.strip()):
+            base_keys.setdefault(sec_, set()).add(k.group("key"))
     top = {"name": name, "base_model": base_name, "calibration_run": run_label}
     out: list[str] = [
         f"# Calibrated from {base_name}.toml with run calibration/{run_label}",
@@ -539,6 +550,14 @@ def calibrated_text(base_text: str, base_name: str, run_label: str, name: str,
                 top = {}
             close_section(section)
             section = header.group("name")
+            if base_keys.get(section) and base_keys[section] <= set(values.get(section, {})):
+                n = len(out)
+                while n and out[n - 1].startswith("#"):
+                    n -= 1
+                if n < len(out):
+                    out[n:] = [f"# [{section}]: every value below is from calibration run"
+                               f" {run_label};",
+                               f"# how the base model got its values: {base_name}.toml"]
             out.append(line)
             continue
         m = _KEY_LINE.match(line.strip())
