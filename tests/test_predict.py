@@ -138,6 +138,17 @@ def test_neusight_p4_has_gp104s_sms(monkeypatch: pytest.MonkeyPatch) -> None:
         datasets.load(_published("neusight"))
 
 
+def test_neusight_clocks_agree_with_their_configs_fp32_peak(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    df = datasets.load(_published("neusight"))
+    p100 = df[df["device"] == "Tesla P100-PCIE-16GB"].iloc[0]
+    assert p100["dev_clock_MHz"] == 1328.0  # its config says 1380, its own peak says 1328
+    monkeypatch.delitem(datasets._NEUSIGHT_CLOCK_FIX, "Tesla P100-PCIE-16GB")
+    with pytest.raises(DatasetError, match=r"P100.*1380 MHz = 9892 GFLOP/s.*SingleFLOPs is 9519"):
+        datasets.load(_published("neusight"))
+
+
 def test_uci_sample_is_seeded() -> None:
     a = datasets.load(_published("uci-sgemm"), sample=500, seed=1)
     b = datasets.load(_published("uci-sgemm"), sample=500, seed=1)

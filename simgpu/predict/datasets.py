@@ -314,6 +314,12 @@ _NEUSIGHT_EXTRA = {
 #: FP32 lanes each (NVIDIA Tesla P4 datasheet: 2560 CUDA cores; GeForce GTX 1080 whitepaper:
 #: GP104 has 20 SMs of 128 CUDA cores). The total, hence the FP32 peak, is the same.
 _NEUSIGHT_SM_FIX = {"Tesla P4": (20, 128)}
+#: Where a NeuSight device_config's clock ("Freq") disagrees with its own FP32 peak
+#: ("SingleFLOPs" = SMs x lanes x 2 x clock): the clock, MHz. Tesla_P100-PCIE-16GB.json gives
+#: 1380 MHz, but its 9519 GFLOP/s is 56 x 64 x 2 x 1.328 GHz, and 1328 MHz is the P100 PCIe's
+#: maximum graphics clock that Jia et al. measured (arXiv:1804.06826 Table 3.1,
+#: published/gpu_numbers.csv).
+_NEUSIGHT_CLOCK_FIX = {"Tesla P100-PCIE-16GB": 1328.0}
 _TILE_RE = re.compile(r"sgemm_(\d+)x(\d+)")
 
 
@@ -377,9 +383,15 @@ def from_neusight(df: Any, source: str, configs: Path | None) -> Any:
             raise DatasetError(f"{source}: NeuSight GPU {gpu!r}: {sms} SMs x {lanes} lanes"
                                f" differs from its config's {cfg['Num_Sm']} x"
                                f" {cfg['Core_Per_SM']} FP32 lanes")
+        clock = _NEUSIGHT_CLOCK_FIX.get(gpu, cfg["Freq"])
+        peak = 2.0 * sms * lanes * clock / 1e3  # GFLOP/s
+        if abs(peak / cfg["SingleFLOPs"] - 1.0) > 0.01:
+            raise DatasetError(f"{source}: NeuSight GPU {gpu!r}: {sms} SMs x {lanes} lanes x 2"
+                               f" x {clock} MHz = {peak:.0f} GFLOP/s, but its config's"
+                               f" SingleFLOPs is {cfg['SingleFLOPs']}")
         for col, value in (
             ("dev_sm_count", sms),
-            ("dev_clock_MHz", cfg["Freq"]),
+            ("dev_clock_MHz", clock),
             ("dev_fp32_lanes_per_sm", lanes),
             ("dev_dram_GBps", cfg["Mem_Bw"]),
             ("dev_l2_MiB", cfg["L2Cache"]),
