@@ -320,7 +320,8 @@ def fit_gemm_energies(
     from its own time and its own clock under the cap, and its time is shorter than the measured
     one for most kernels, so the NNLS energies make it draw too much. The second step starts there
     and minimises the log error of the power the analytical model predicts for each row (scipy
-    ``least_squares``, energies >= 0). Returns (energies, fit figures of the model's power:
+    ``least_squares``, energies >= 0), with the library rows' tile choice held and made again
+    after each fit until it no longer changes. Returns (energies, fit figures of the model's power:
     rows, R^2, rms W, mean |error| %, and the first step's ``nnls_r2``, events).
     """
     import pandas as pd
@@ -506,13 +507,13 @@ def calibrated_text(base_text: str, base_name: str, run_label: str, name: str,
             section, _, key = f.key.rpartition(".")
             values.setdefault(section, {})[key] = (f.value, f.source)
     headers = {m.group("name") for ln in base_text.splitlines() if (m := _HEADER.match(ln.strip()))}
-    base_keys: dict[str, set[str]] = {}
-    sec_ = ""
+    base_keys: dict[str, set[str]] = {}  # the keys of each of the base's sections
+    current = ""
     for ln in base_text.splitlines():
         if h := _HEADER.match(ln.strip()):
-            sec_ = h.group("name")
+            current = h.group("name")
         elif k := _KEY_LINE.match(ln.strip()):
-            base_keys.setdefault(sec_, set()).add(k.group("key"))
+            base_keys.setdefault(current, set()).add(k.group("key"))
     top = {"name": name, "base_model": base_name, "calibration_run": run_label}
     out: list[str] = [
         f"# Calibrated from {base_name}.toml with run calibration/{run_label}",
