@@ -200,7 +200,8 @@ def _evaluate(
     # Counting whole waves (waves x blocks_per_sm) over-counts that wave: in calibration run
     # 20261122T154403Z sgemm_regblock 64x64 ran 1024^3 (256 blocks, 2 on the busiest SM) in
     # 122 us and 2048^3 (1024 blocks, 8 per SM, twice the K) in 891 us, 7.3x for 8x the busiest
-    # SM's work, where whole waves (4 and 8 slots per SM) predict 4x.
+    # SM's work, where whole waves (4 and 8 slots per SM) predict 4x. (The simulator's wave
+    # sampling, simgpu.workloads.gemm, scales its partial last wave the same way.)
     per_block_flops = 2.0 * tm * tn * np.ceil(ks / tk) * tk
     per_sm_peak = peak / p.sm_count
     busiest = np.ceil(blocks / p.sm_count)
