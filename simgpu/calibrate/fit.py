@@ -369,8 +369,10 @@ def fit_gemm_energies(
         # NVML window
         x = least_squares(resid, x, bounds=(0.0, np.inf), x_scale=np.maximum(x, 0.1),
                           diff_step=1e-3, ftol=1e-6, xtol=1e-6, gtol=1e-6).x
+    else:  # the rounds ran out: the estimate at the last energies is still to be made
+        est_x = _with_energies(df, params, dict(zip(used, x, strict=True)))
     energies = {n: float(v) for n, v in zip(used, x, strict=True)}
-    pred = model_power(x, df)
+    pred = est_x["power_W"].to_numpy(float)
     err = pred - measured
     ss_tot = float(np.sum((measured - measured.mean()) ** 2))
     info = {
