@@ -5,7 +5,9 @@ Two kinds: ``"forest"`` learns log(time) from the configuration and device figur
 measured / analytical time (and measured / analytical power), so what it learns is the
 correction to a physical model rather than the whole runtime. Power is learned from the rows
 that have it; rows without power (most published data) only teach runtime. When every training
-row has power, one multi-output forest learns both (targets standardised).
+row has power, one multi-output forest learns both (targets standardised). The forest on
+analytical features is one forest per kernel family (library, register-blocked, tiled, naive)
+when the training data holds several (:data:`FAMILY_MIN_ROWS`).
 
 Uncertainty: the spread (standard deviation) of the individual trees' predictions.
 Trained models are cached under ``$SIMGPU_CACHE`` (default ``~/.cache/simgpu``) in
@@ -29,11 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from simgpu.analytical.gemm import KERNEL_CLASSES
 from simgpu.errors import DatasetError
 from simgpu.predict import features as feat
 
 #: Bump when features or targets change, so cached models are retrained.
-MODEL_VERSION = 8
+MODEL_VERSION = 9
 CACHE_ENV = "SIMGPU_CACHE"
 KINDS = ("forest", "forest+physics")
 
@@ -73,20 +76,85 @@ def _forest(s: Settings) -> Any:
     )
 
 
+#: In the forest on analytical features, a kernel family (:data:`KERNEL_CLASSES`: library,
+#: regblock, tiled, naive) with at least this many training rows gets a forest of its own. What
+#: the analytical model misses differs in kind between families: for library calls the host's
+#: pace and the library's choice of kernel, for hand-written SIMT kernels a steady inefficiency
+#: of the inner loop. One forest over all families shares leaves between them: in run
+#: 20261122T154403Z the trees put a held-out 256^3 sgemm_tiled point (measured 11 us) in leaves
+#: with cuBLAS and register-blocked rows (measured / analytical 2-3) about as often as with its
+#: own family's, and predicted it at 16-21 us (its family's forest: 12 us). The plain forest
+#: keeps one forest: it learns the whole runtime, whose growth with size the families share
+#: (split by family, its error on that run's held-out sizes went from 33% to 37%).
+#: assumption: 10 rows (5 to 20 give the same error on that run's held-out sizes within 0.1
+#: point; 40 gives 0.4 more).
+FAMILY_MIN_ROWS = 10
+#: The forest over every family: for families with fewer rows, and ones not in the training data.
+ALL = "all"
+
+
+def families(df: Any) -> np.ndarray:
+    """Each row's kernel family."""
+    return np.array([KERNEL_CLASSES[feat.kernel_name(k)] for k in df["kernel"]], dtype=object)
+
+
+class _Part:
+    """The runtime (and power) forest of one family, or of all of them."""
+
+    def __init__(self) -> None:
+        self.varying: np.ndarray = np.zeros(0, dtype=bool)  # the columns the trees see
+        self.time_model: Any = None
+        self.power_model: Any = None
+        self.joint = False  # one forest for both targets
+        self.power_scale = (0.0, 1.0)
+        self.time_scale = (0.0, 1.0)
+
+    def fit(self, s: Settings, Xv: np.ndarray, yt: np.ndarray, yp: np.ndarray,
+            weights: np.ndarray | None) -> _Part:
+        """``yp``: the power target, NaN where a row has no power."""
+        # A column constant over the training rows (a one-GPU dataset's device figures) cannot
+        # split a node; left in, it would only dilute the random choice of features per split.
+        self.varying = Xv.max(axis=0) > Xv.min(axis=0)
+        Xv = Xv[:, self.varying]
+        has_p = np.isfinite(yp)
+        if has_p.all():
+            self.time_scale = (float(yt.mean()), float(yt.std() or 1.0))
+            self.power_scale = (float(yp.mean()), float(yp.std() or 1.0))
+            Y = np.column_stack([(yt - self.time_scale[0]) / self.time_scale[1],
+                                 (yp - self.power_scale[0]) / self.power_scale[1]])
+            self.time_model = _forest(s).fit(Xv, Y, sample_weight=weights)
+            self.joint = True
+            return self
+        self.time_model = _forest(s).fit(Xv, yt, sample_weight=weights)
+        if has_p.sum() >= 10:
+            w = None if weights is None else weights[has_p]
+            self.power_model = _forest(s).fit(Xv[has_p], yp[has_p], sample_weight=w)
+        return self
+
+    def _trees(self, model: Any, Xv: np.ndarray) -> np.ndarray:
+        Xv = Xv[:, self.varying]
+        return np.stack([t.predict(Xv) for t in model.estimators_])
+
+    def trees(self, Xv: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every tree's (time, power) targets, shape (trees, rows); power None without."""
+        trees = self._trees(self.time_model, Xv)
+        if self.joint:
+            return (trees[:, :, 0] * self.time_scale[1] + self.time_scale[0],
+                    trees[:, :, 1] * self.power_scale[1] + self.power_scale[0])
+        p_tr = self._trees(self.power_model, Xv) if self.power_model is not None else None
+        return trees, p_tr
+
+
 class GemmForest:
-    """A trained runtime (and, with power data, power) forest."""
+    """A trained runtime (and, with power data, power) forest; on analytical features one per
+    kernel family with :data:`FAMILY_MIN_ROWS` rows, and one over all rows for the others."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.columns: list[str] = []
         self.lo: np.ndarray = np.zeros(0)
-        self.varying: np.ndarray = np.zeros(0, dtype=bool)  # the columns the trees see
         self.hi: np.ndarray = np.zeros(0)
-        self.time_model: Any = None
-        self.power_model: Any = None
-        self.joint = False
-        self.power_scale = (0.0, 1.0)
-        self.time_scale = (0.0, 1.0)
+        self.parts: dict[str, _Part] = {}
         self.n_train = 0
         self.n_power = 0
         self.devices: list[str] = []
@@ -121,35 +189,27 @@ class GemmForest:
             )
         self.columns = feat.columns(self.settings.kind, X)
         Xv = X[self.columns].to_numpy(dtype=float)
+        # the training range predict() warns about
         self.lo, self.hi = Xv.min(axis=0), Xv.max(axis=0)
-        # A column constant over the training rows (a one-GPU dataset's device figures) cannot
-        # split a node; left in, it would only dilute the random choice of features per split.
-        # It still bounds the training range that predict() warns about.
-        self.varying = self.hi > self.lo
-        Xv = Xv[:, self.varying]
         yt = self._time_target(df, est)
         has_p = df["power_W"].notna().to_numpy()
+        yp = np.full(len(df), np.nan)
+        if has_p.any():
+            yp[has_p] = self._power_target(df[has_p], est[has_p])
         self.n_train, self.n_power = len(df), int(has_p.sum())
         self.devices = sorted(df["device"].unique())
-        if self.n_power == len(df):
-            yp = self._power_target(df, est)
-            self.time_scale = (float(yt.mean()), float(yt.std() or 1.0))
-            self.power_scale = (float(yp.mean()), float(yp.std() or 1.0))
-            Y = np.column_stack([(yt - self.time_scale[0]) / self.time_scale[1],
-                                 (yp - self.power_scale[0]) / self.power_scale[1]])
-            self.time_model = _forest(self.settings).fit(Xv, Y, sample_weight=weights)
-            self.joint = True
-            return self
-        self.time_model = _forest(self.settings).fit(Xv, yt, sample_weight=weights)
-        if self.n_power >= 10:
-            yp = self._power_target(df[has_p], est[has_p])
-            w = None if weights is None else weights[has_p]
-            self.power_model = _forest(self.settings).fit(Xv[has_p], yp, sample_weight=w)
+        fam = families(df)
+        names, counts = np.unique(fam, return_counts=True)
+        own = [str(n) for n, c in zip(names, counts, strict=True) if c >= FAMILY_MIN_ROWS]
+        # with more than one family, the forest over all of them is trained too: it serves
+        # the families with fewer rows and the ones a query brings that training did not have
+        subsets = {ALL: np.ones(len(df), dtype=bool)}
+        if self.settings.kind == "forest+physics" and len(names) > 1:
+            subsets.update({n: fam == n for n in own})
+        for name, rows in subsets.items():
+            w = None if weights is None else weights[rows]
+            self.parts[name] = _Part().fit(self.settings, Xv[rows], yt[rows], yp[rows], w)
         return self
-
-    def _trees(self, model: Any, Xv: np.ndarray) -> np.ndarray:
-        Xv = Xv[:, self.varying]
-        return np.stack([t.predict(Xv) for t in model.estimators_])
 
     def predict(
         self, df: Any, *, warn: bool = True, prepared: tuple[Any, Any] | None = None
@@ -175,29 +235,35 @@ class GemmForest:
         an_t = est["time_s"].to_numpy(dtype=float)
         an_p = est["power_W"].to_numpy(dtype=float)
         physics = self.settings.kind == "forest+physics"
-        trees = self._trees(self.time_model, Xv)
-        p_tr: np.ndarray | None
-        if self.joint:
-            t_tr = trees[:, :, 0] * self.time_scale[1] + self.time_scale[0]
-            p_tr = trees[:, :, 1] * self.power_scale[1] + self.power_scale[0]
-        else:
-            t_tr = trees
-            p_tr = self._trees(self.power_model, Xv) if self.power_model is not None else None
-        t_all = np.exp(t_tr) * (an_t if physics else 1.0)
+        # every row's part: its family's forest, or the one over all families
+        part = np.array([f if f in self.parts else ALL for f in families(df)], dtype=object)
+        n = len(df)
+        t_mean, t_sd = np.full(n, np.nan), np.full(n, np.nan)
+        p_mean, p_sd = np.full(n, np.nan), np.full(n, np.nan)
+        learned_p = np.zeros(n, dtype=bool)
+        for name in np.unique(part):
+            rows = part == name
+            t_tr, p_tr = self.parts[str(name)].trees(Xv[rows])
+            if p_tr is None and name != ALL and ALL in self.parts:
+                p_tr = self.parts[ALL].trees(Xv[rows])[1]  # power from the family-wide forest
+            base_t = an_t[rows] if physics else 1.0
+            t_mean[rows] = np.exp(t_tr.mean(axis=0)) * base_t
+            t_sd[rows] = (np.exp(t_tr) * base_t).std(axis=0)
+            if p_tr is not None:
+                p_all = np.exp(p_tr) * an_p[rows] if physics else p_tr
+                p_mean[rows] = (np.exp(p_tr.mean(axis=0)) * an_p[rows] if physics
+                                else p_tr.mean(axis=0))
+                p_sd[rows] = p_all.std(axis=0)
+                learned_p[rows] = True
         out = pd.DataFrame(index=df.index)
-        out["time_s"] = np.exp(t_tr.mean(axis=0)) * (an_t if physics else 1.0)
-        out["time_s_spread"] = t_all.std(axis=0)
-        if p_tr is not None:
-            p_all = np.exp(p_tr) * an_p if physics else p_tr
-            out["power_W"] = np.exp(p_tr.mean(axis=0)) * an_p if physics else p_tr.mean(axis=0)
-            out["power_W_spread"] = p_all.std(axis=0)
-            out["power_source"] = "learned"
-        else:
-            # the analytical view's own power: the device file's energies per event were
-            # fitted to that model's event counts (simgpu.calibrate.fit.fit_gemm_energies)
-            out["power_W"] = est["power_W"].to_numpy(dtype=float)
-            out["power_W_spread"] = np.nan
-            out["power_source"] = "analytical (no measured power in the training data)"
+        out["time_s"] = t_mean
+        out["time_s_spread"] = t_sd
+        # without a learned power: the analytical view's own, whose energies per event were
+        # fitted to that model's event counts (simgpu.calibrate.fit.fit_gemm_energies)
+        out["power_W"] = np.where(learned_p, p_mean, an_p)
+        out["power_W_spread"] = p_sd
+        out["power_source"] = np.where(
+            learned_p, "learned", "analytical (no measured power in the training data)")
         out["energy_J"] = out["power_W"] * out["time_s"]
         out["extrapolated"] = bad_rows
         out["an_time_s"] = an_t
