@@ -89,7 +89,8 @@ def _forest(s: Settings) -> Any:
 #: assumption: 10 rows (5 to 20 give the same error on that run's held-out sizes within 0.1
 #: point; 40 gives 0.4 more).
 FAMILY_MIN_ROWS = 10
-#: The forest over every family: for families with fewer rows, and ones not in the training data.
+#: The forest over every family: for families with fewer rows, and ones not in the training data
+#: (trained only when some family lacks a forest of its own).
 ALL = "all"
 
 
@@ -201,11 +202,13 @@ class GemmForest:
         fam = families(df)
         names, counts = np.unique(fam, return_counts=True)
         own = [str(n) for n, c in zip(names, counts, strict=True) if c >= FAMILY_MIN_ROWS]
-        # with more than one family, the forest over all of them is trained too: it serves
-        # the families with fewer rows and the ones a query brings that training did not have
-        subsets = {ALL: np.ones(len(df), dtype=bool)}
-        if self.settings.kind == "forest+physics" and len(names) > 1:
-            subsets.update({n: fam == n for n in own})
+        subsets = {n: fam == n for n in own}
+        if self.settings.kind != "forest+physics" or len(names) == 1:
+            subsets = {}
+        # the forest over all families: alone, or for the families without a forest of their
+        # own (fewer rows, or none: a query may bring a family that training did not have)
+        if set(subsets) != set(KERNEL_CLASSES.values()):
+            subsets[ALL] = np.ones(len(df), dtype=bool)
         for name, rows in subsets.items():
             w = None if weights is None else weights[rows]
             self.parts[name] = _Part().fit(self.settings, Xv[rows], yt[rows], yp[rows], w)
