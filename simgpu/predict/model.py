@@ -202,9 +202,8 @@ class GemmForest:
         fam = families(df)
         names, counts = np.unique(fam, return_counts=True)
         own = [str(n) for n, c in zip(names, counts, strict=True) if c >= FAMILY_MIN_ROWS]
-        subsets = {n: fam == n for n in own}
-        if self.settings.kind != "forest+physics" or len(names) == 1:
-            subsets = {}
+        by_family = self.settings.kind == "forest+physics" and len(names) > 1
+        subsets = {n: fam == n for n in own} if by_family else {}
         # the forest over all families: alone, or for the families without a forest of their
         # own (fewer rows, or none: a query may bring a family that training did not have)
         if set(subsets) != set(KERNEL_CLASSES.values()):
