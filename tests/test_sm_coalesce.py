@@ -7,14 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simgpu import devices
-from simgpu.devices.registry import Registry
-from simgpu.errors import SimgpuError
-from simgpu.sim.coalesce import (
+from simgpu.arch.coalesce import (
     coalesce,
     coalesce_affine,
     shared_wavefronts,
     shared_wavefronts_affine,
 )
+from simgpu.devices.registry import Registry
+from simgpu.errors import SimgpuError
 from simgpu.sim.replay import occupancy
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from simgpu.arch.coalesce import coalesce, coalesce_affine
 from simgpu.errors import SimgpuError
-from simgpu.sim.coalesce import coalesce, coalesce_affine
 from simgpu.workloads import (
     Gemv,
     NaiveGemm,
@@ -85,7 +85,7 @@ def test_naive_and_regblock_flops():
 
 
 def test_regblock_sts_bank_conflict_is_in_the_trace():
-    from simgpu.sim.coalesce import shared_wavefronts
+    from simgpu.arch.coalesce import shared_wavefronts
 
     w = RegBlockGemm(64, 64, 16)
     body = w._loop_body(0)

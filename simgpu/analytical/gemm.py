@@ -108,7 +108,7 @@ def _regblock_wavefronts(
     bm: int, bn: int, bk: int, tm: int, tn: int, threads: int
 ) -> tuple[float, float]:
     """Shared-memory wavefronts of kernels/sgemm.cu's ``sgemm_regblock``, from its index
-    arithmetic and the bank rule the simulator applies (:func:`simgpu.sim.coalesce.
+    arithmetic and the bank rule the simulator applies (:func:`simgpu.arch.coalesce.
     shared_wavefronts`): (fragment reads per warp per k step, staging stores per warp per BK
     tile). Warp 0 stands for every warp (the others are the same pattern shifted).
 
@@ -117,7 +117,7 @@ def _regblock_wavefronts(
     element per thread per pass, e = tid + pass x threads: ``As[e % BK][e / BK]`` (A transposed:
     a warp's lanes walk k, BM words apart) and ``Bs[e / BN][e % BN]``.
     """
-    from simgpu.sim.coalesce import shared_wavefronts
+    from simgpu.arch.coalesce import shared_wavefronts
 
     lanes = range(32)
 

@@ -299,14 +299,13 @@ def cache_key(df: Any, settings: Settings) -> str:
     import sklearn
 
     from simgpu.results import code_fingerprint
-    from simgpu.sim import coalesce
 
     blob = json.dumps(
         {
             "data": data_hash(df),
             "settings": asdict(settings),
             "model_version": MODEL_VERSION,
-            "code": code_fingerprint(coalesce.__file__, packages=("analytical", "predict")),
+            "code": code_fingerprint(packages=("analytical", "arch", "predict")),
             "sklearn": sklearn.__version__,
             "numpy": np.__version__,
             "python": sys.version_info[:2],

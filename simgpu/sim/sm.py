@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from simgpu.sim.coalesce import (
+from simgpu.arch.coalesce import (
     coalesce,
     coalesce_affine,
     shared_wavefronts,
