@@ -13,9 +13,9 @@ from simgpu.arch.coalesce import (
     shared_wavefronts,
     shared_wavefronts_affine,
 )
+from simgpu.arch.occupancy import occupancy
 from simgpu.devices.registry import Registry
 from simgpu.errors import SimgpuError
-from simgpu.sim.replay import occupancy
 
 
 def sectors(reqs):

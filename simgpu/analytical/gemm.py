@@ -188,11 +188,11 @@ def _evaluate(
     )
     regs = np.where(on_tensor, 128.0, _regs_estimate(ttm, ttn))  # assumption: tensor-op CTAs
     # hold their accumulators in registers at 128 per thread (CUTLASS 128x128 with 256 threads)
-    bps, limiter = blocks_per_sm(p, threads, regs, smem)
+    bps, limiter = blocks_per_sm(p.sm, threads, regs, smem)
     fits = bps > 0
     bps_safe = np.maximum(bps, 1.0)
     n_waves, tail = waves(blocks, bps_safe, p.sm_count)
-    occupancy = bps * np.ceil(threads / p.warp_size) / p.max_warps_per_sm
+    occupancy = bps * np.ceil(threads / p.sm.warp_size) / p.sm.max_warps_per_sm
 
     # compute roof, per SM: the busiest SM runs ceil(blocks / SMs) blocks (the block scheduler
     # deals them out in turn; assumption: blocks of one grid take equal times), and its resident
@@ -217,7 +217,7 @@ def _evaluate(
         [np.ceil(ttm / 4) + np.ceil(ttn / 4), 1.25 + 0 * ttm, 2.0 + 0 * ttm],
         default=np.ceil(ttm / 4) + np.ceil(ttn / 4),
     )
-    warps_per_block = np.ceil(threads / p.warp_size)
+    warps_per_block = np.ceil(threads / p.sm.warp_size)
     kpad = np.ceil(ks / tk) * tk
     # staging stores into shared memory (one wavefront per 128 B) and, for tensor-op kernels,
     # the tensor cores' reads of the staged tiles (each staged byte read once per warp group

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from simgpu.arch.occupancy import SMResources, smem_alloc_unit_B, smem_reserved_per_block_B
+
 #: dtypes the GEMM model knows, and their input element size in bytes.
 DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1}
 #: Output (C) element size: cuBLAS writes C in the input type for fp16/bf16 and in fp32 for
@@ -23,14 +25,6 @@ DTYPE_OUT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 2}
 #: device (it is set by the host, driver and Python, not by the GPU).
 DEFAULT_LAUNCH_OVERHEAD_S = 6.14e-6
 
-#: Shared memory the driver reserves per block on compute capability >= 8.0 (CUDA C++ Programming
-#: Guide, "Shared Memory" for cc 8.x/9.0: 1 KB reserved for system use per block).
-SMEM_RESERVED_PER_BLOCK_B = 1024
-#: Register allocation: per warp, in units of 256 registers (CUDA Occupancy Calculator,
-#: "register allocation unit size 256, granularity warp" for cc >= 5.0).
-REG_ALLOC_UNIT = 256
-#: Shared memory allocation unit, bytes (CUDA Occupancy Calculator: 128 B for cc >= 8.0).
-SMEM_ALLOC_UNIT_B = 128
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,8 @@ class DeviceParams:
     name: str
     sm_count: int
     clock_MHz: float
-    warp_size: int
+    #: what one SM offers a launch's blocks (the occupancy rule's inputs)
+    sm: SMResources
     fp32_lanes_per_sm: int
     #: Peak TFLOP/s per GEMM dtype; a dtype without a tensor path maps to the FP32 FFMA peak.
     peak_TFLOPS: dict[str, float]
@@ -57,15 +52,6 @@ class DeviceParams:
     #: L1 / shared-memory bytes per cycle per SM (one 128-B wavefront per cycle at 128).
     l1_bytes_per_cycle: float
     l1_size_B: float
-    smem_per_sm_B: float
-    smem_per_block_B: float
-    registers_per_sm: int
-    max_registers_per_thread: int
-    max_registers_per_block: int
-    max_threads_per_sm: int
-    max_warps_per_sm: int
-    max_blocks_per_sm: int
-    max_threads_per_block: int
     pcie_GBps: float
     pcie_measured_h2d_GBps: float | None
     pcie_measured_d2h_GBps: float | None
@@ -122,7 +108,7 @@ class DeviceParams:
             name=spec.name,
             sm_count=c.sm_count,
             clock_MHz=c.boost_clock_MHz,
-            warp_size=c.warp_size,
+            sm=SMResources.from_spec(spec),
             fp32_lanes_per_sm=c.fp32_lanes_per_sm,
             peak_TFLOPS=peak,
             tensor=tensor,
@@ -136,15 +122,6 @@ class DeviceParams:
             shared_latency_cycles=spec.l1.shared_latency_cycles,
             l1_bytes_per_cycle=spec.l1.bandwidth_bytes_per_cycle,
             l1_size_B=float(spec.l1.size_bytes),
-            smem_per_sm_B=float(max(spec.l1.shared_carveouts_KiB) * 1024),
-            smem_per_block_B=c.max_shared_memory_per_block_KiB * 1024,
-            registers_per_sm=spec.register_file.registers_per_sm,
-            max_registers_per_thread=spec.register_file.max_registers_per_thread,
-            max_registers_per_block=spec.register_file.max_registers_per_block,
-            max_threads_per_sm=c.max_threads_per_sm,
-            max_warps_per_sm=c.max_warps_per_sm,
-            max_blocks_per_sm=c.max_blocks_per_sm,
-            max_threads_per_block=c.max_threads_per_block,
             pcie_GBps=spec.host_link.bandwidth_per_direction_GBps,
             pcie_measured_h2d_GBps=spec.host_link.measured_h2d_GBps,
             pcie_measured_d2h_GBps=spec.host_link.measured_d2h_GBps,
@@ -180,7 +157,24 @@ class DeviceParams:
             name=name,
             sm_count=sm_count,
             clock_MHz=clock_MHz,
-            warp_size=32,
+            sm=SMResources(
+                warp_size=32,
+                max_threads_per_block=1024,
+                max_warps_per_sm=64,  # 2048 threads: cc 6.x-8.0 (1024 on cc 7.5)
+                max_blocks_per_sm=32,  # cc 6.x-9.0 (16 on cc 7.5)
+                registers_per_sm=65536,
+                # four warp schedulers per SM from Maxwell on (two sub-partitions on cc 6.0:
+                # cuda_occupancy.h, cudaOccSubPartitionsPerMultiprocessor)
+                register_sub_partitions=4,
+                max_registers_per_thread=255,
+                max_registers_per_block=65536,
+                smem_per_sm_B=int(smem_per_sm_KiB * 1024),
+                # 48 KB static limit per block (CUDA C++ Programming Guide)
+                smem_per_block_B=int(min(smem_per_sm_KiB, 48.0) * 1024),
+                # assumption: the cc 8.x allocation rules (the GPU's cc is not among the figures)
+                smem_alloc_unit_B=smem_alloc_unit_B(8),
+                smem_reserved_per_block_B=smem_reserved_per_block_B(8),
+            ),
             fp32_lanes_per_sm=fp32_lanes_per_sm,
             peak_TFLOPS={d: fp32 for d in DTYPE_BYTES},
             tensor={d: False for d in DTYPE_BYTES},
@@ -198,15 +192,6 @@ class DeviceParams:
             shared_latency_cycles=25.0,  # assumption: 19-29 cycles Volta..Hopper (gpu_numbers.csv)
             l1_bytes_per_cycle=128.0,  # 32 banks x 4 B (CUDA C++ Programming Guide)
             l1_size_B=smem_per_sm_KiB * 1024,  # assumption: unified L1 as large as shared max
-            smem_per_sm_B=smem_per_sm_KiB * 1024,
-            smem_per_block_B=min(smem_per_sm_KiB, 48.0) * 1024,  # 48 KB static limit (CUDA guide)
-            registers_per_sm=65536,
-            max_registers_per_thread=255,
-            max_registers_per_block=65536,
-            max_threads_per_sm=2048,  # cc 6.x-8.0 (1024 on cc 7.5: the caller may override)
-            max_warps_per_sm=64,
-            max_blocks_per_sm=32,  # cc 6.x-9.0 (16 on cc 7.5: the caller may override)
-            max_threads_per_block=1024,
             pcie_GBps=15.75,  # PCIe gen3 x16 after 128b/130b coding
             pcie_measured_h2d_GBps=None,
             pcie_measured_d2h_GBps=None,

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError
 from simgpu.sim.collector import relaxed_gc
 from simgpu.sim.sm import SM, STALL_REASONS, Block, Decoder, SMConfig
@@ -37,97 +38,11 @@ if TYPE_CHECKING:
     from simgpu.devices.spec import DeviceSpec
 
 __all__ = [
-    "Occupancy",
-    "occupancy",
     "SamplingPlan",
     "SimResult",
     "simulate_trace",
     "simulate_traces",
 ]
-
-#: Registers are allocated per warp in units of 256 (CUDA occupancy calculator,
-#: cuda_occupancy.h: regAllocationUnitSize 256 for compute capability >= 3.0).
-REG_ALLOC_UNIT = 256
-#: Shared memory allocation granularity, bytes (cuda_occupancy.h: 128 B for cc 8.x/9.x,
-#: 256 B for 7.x; assumption: 128 B below 7.0 as well, since only cc >= 7.0 devices are modelled).
-SMEM_ALLOC_UNIT = {7: 256}
-#: Shared memory the driver reserves per block from cc 8.0 on (CUDA C++ Programming Guide,
-#: compute capability 8.x/9.0: "1 KB of shared memory is reserved for system use" per block).
-SMEM_RESERVED_PER_BLOCK = 1024
-
-
-@dataclass(frozen=True)
-class Occupancy:
-    """Resident blocks and warps per SM for one launch, and what limits them."""
-
-    blocks_per_sm: int
-    warps_per_block: int
-    limit: str
-    by_warps: int
-    by_registers: int
-    by_shared: int
-    by_blocks: int
-
-    @property
-    def warps_per_sm(self) -> int:
-        return self.blocks_per_sm * self.warps_per_block
-
-
-def occupancy(
-    spec: DeviceSpec, threads_per_block: int, regs_per_thread: int, smem_per_block_B: int
-) -> Occupancy:
-    """Resident blocks per SM by the CUDA occupancy rules (warps, registers, shared memory,
-    blocks), as cudaOccupancyMaxActiveBlocksPerMultiprocessor computes them."""
-    c = spec.compute
-    rf = spec.register_file
-    if threads_per_block < 1 or threads_per_block > c.max_threads_per_block:
-        raise SimgpuError(
-            f"threads per block {threads_per_block}: expected 1..{c.max_threads_per_block}"
-            f" on {spec.name}"
-        )
-    if regs_per_thread > rf.max_registers_per_thread:
-        raise SimgpuError(
-            f"registers per thread {regs_per_thread}: expected <= {rf.max_registers_per_thread}"
-            f" on {spec.name}"
-        )
-    max_smem = int(c.max_shared_memory_per_block_KiB * 1024)
-    if smem_per_block_B > max_smem:
-        raise SimgpuError(
-            f"shared memory per block {smem_per_block_B} B: expected <= {max_smem} B on {spec.name}"
-        )
-    wpb = -(-threads_per_block // c.warp_size)
-    by_warps = c.max_warps_per_sm // wpb
-    # Registers: allocated per warp, per sub-partition (cuda_occupancy.h, cc >= 7.0).
-    if regs_per_thread > 0:
-        per_warp = -(-regs_per_thread * c.warp_size // REG_ALLOC_UNIT) * REG_ALLOC_UNIT
-        parts = c.warp_schedulers_per_sm
-        warps_by_regs = (rf.registers_per_sm // parts // per_warp) * parts
-        by_regs = warps_by_regs // wpb
-        if wpb * per_warp > rf.max_registers_per_block:
-            by_regs = 0
-    else:
-        by_regs = c.max_blocks_per_sm
-    major = int(spec.compute_capability.split(".")[0])
-    unit = SMEM_ALLOC_UNIT.get(major, 128)
-    reserved = SMEM_RESERVED_PER_BLOCK if major >= 8 else 0
-    smem = -(-smem_per_block_B // unit) * unit + reserved
-    sm_smem = max(spec.l1.shared_carveouts_KiB) * 1024
-    by_smem = sm_smem // smem if smem > 0 else c.max_blocks_per_sm
-    by_blocks = c.max_blocks_per_sm
-    limits = {
-        "warps": by_warps,
-        "registers": by_regs,
-        "shared": by_smem,
-        "blocks": by_blocks,
-    }
-    limit = min(limits, key=lambda k: limits[k])
-    blocks = limits[limit]
-    if blocks < 1:
-        raise SimgpuError(
-            f"launch cannot run on {spec.name}: {threads_per_block} threads x {regs_per_thread}"
-            f" registers, {smem_per_block_B} B shared memory fit 0 blocks per SM (limit: {limit})"
-        )
-    return Occupancy(blocks, wpb, limit, by_warps, by_regs, by_smem, by_blocks)
 
 
 @dataclass(frozen=True)

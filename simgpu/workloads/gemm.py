@@ -101,7 +101,8 @@ class GemmBase(Workload):
         waves see, since every element is read by many blocks), instead of a cold L2; used to
         take the first wave's cold misses out of an extrapolation over many waves.
         """
-        from simgpu.sim.replay import occupancy, simulate_trace
+        from simgpu.arch.occupancy import occupancy
+        from simgpu.sim.replay import simulate_trace
 
         if warm_l2:
             kwargs = self.warm_l2_kwargs(spec, kwargs)
