@@ -69,7 +69,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from simgpu.results import save_figure
+    from simgpu.io import save_figure
 
     fig, (ax_u, ax_t) = plt.subplots(1, 2, figsize=(13, 5))
     styles = {"os": "-", "ws": "--", "is": ":"}
@@ -106,7 +106,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.results import run_experiment
+    from simgpu.experiments.runner import run_experiment
 
     run_experiment(sys.modules[__name__])
 

@@ -167,7 +167,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.results import run_experiment
+    from simgpu.experiments.runner import run_experiment
 
     run_experiment(sys.modules[__name__])
 

@@ -138,7 +138,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from simgpu.results import save_figure
+    from simgpu.io import save_figure
 
     devs = list(dict.fromkeys(df["device"]))
     sizes = sorted(df["size"].unique())
@@ -175,7 +175,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.results import run_experiment
+    from simgpu.experiments.runner import run_experiment
 
     run_experiment(sys.modules[__name__])
 

@@ -336,7 +336,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from simgpu.results import save_figure
+    from simgpu.io import save_figure
 
     quantities = [q for q in GRID["quantity"] if q in set(df["quantity"])]
     devs = list(dict.fromkeys(df["device"]))
@@ -370,7 +370,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.results import run_experiment
+    from simgpu.experiments.runner import run_experiment
 
     run_experiment(sys.modules[__name__])
 

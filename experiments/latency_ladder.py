@@ -212,7 +212,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from simgpu.results import save_figure, write_table
+    from simgpu.io import save_figure, write_table
 
     out = []
     table = plateau_table(df)
@@ -238,7 +238,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.results import run_experiment
+    from simgpu.experiments.runner import run_experiment
 
     run_experiment(sys.modules[__name__])
 

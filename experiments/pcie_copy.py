@@ -100,7 +100,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from simgpu.results import save_figure
+    from simgpu.io import save_figure
 
     out = []
     for device, sub in df.groupby("device"):
@@ -123,7 +123,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.results import run_experiment
+    from simgpu.experiments.runner import run_experiment
 
     run_experiment(sys.modules[__name__])
 

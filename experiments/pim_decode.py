@@ -84,7 +84,7 @@ def pim_target(name: str, host: Any) -> tuple[Any, int]:
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     """One model on one PIM configuration: the comparison table's two rows, merged."""
     from simgpu import devices
-    from simgpu.placement import GPT2_MODELS, compare, decode_step
+    from simgpu.experiments.placement import GPT2_MODELS, compare, decode_step
     from simgpu.sim.pim import host_stream_time_s, simulate_gemv
 
     host = devices.get(params["device"])
@@ -133,7 +133,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from simgpu.results import save_figure
+    from simgpu.io import save_figure
 
     models = list(dict.fromkeys(df["model"]))
     pims = list(dict.fromkeys(df["pim"]))
@@ -261,14 +261,14 @@ def explain(df: Any) -> str:
 
 def write_explanation(df: Any, path: Path) -> Path:
     """Write :func:`explain` atomically."""
-    from simgpu.results import atomic_write_text
+    from simgpu.io import atomic_write_text
 
     atomic_write_text(path, explain(df))
     return path
 
 
 def main() -> None:
-    from simgpu.results import run_experiment
+    from simgpu.experiments.runner import run_experiment
 
     run_experiment(sys.modules[__name__])
 

@@ -89,7 +89,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     import matplotlib.ticker
     from matplotlib.lines import Line2D
 
-    from simgpu.results import save_figure
+    from simgpu.io import save_figure
 
     markers = {"compute": "o", "power": "P", "dram": "s", "l2": "D", "shared": "v",
                "pcie": "X", "launch": "*"}
@@ -137,7 +137,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.results import run_experiment
+    from simgpu.experiments.runner import run_experiment
 
     run_experiment(sys.modules[__name__])
 

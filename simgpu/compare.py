@@ -279,7 +279,7 @@ def _timeline_factory(holder: dict[str, Any]) -> Callable[[Any, Any], Any]:
     def factory(env: Any, spec: Any) -> Any:
         from simgpu.sim import build_system
         from simgpu.sim.hbm import HBMConfig
-        from simgpu.timeline import Timeline, trace_requests
+        from simgpu.sim.timeline import Timeline, trace_requests
 
         timeline = Timeline(max_events=TIMELINE_MAX_EVENTS)
         system = build_system(env, spec, hbm_config=HBMConfig(log=True))
@@ -326,7 +326,7 @@ def _simulated_view(
     if power is None:
         note += "; no power model in the simulator"
     if timeline and "timeline" in holder:
-        from simgpu.timeline import add_hbm_commands
+        from simgpu.sim.timeline import add_hbm_commands
 
         tl = holder["timeline"]
         add_hbm_commands(tl, holder["system"].hbm)

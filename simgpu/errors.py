@@ -27,3 +27,7 @@ class DatasetError(SimgpuError):
 
 class GPUUnavailableError(SimgpuError):
     """CuPy or a CUDA GPU is needed for this command and is not present."""
+
+
+class ExperimentError(SimgpuError):
+    """An experiment (a study in ``experiments/``), its module or its arguments are not usable."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from simgpu.calibrate import dataset as ds
-from simgpu.calibrate.dataset import RunDir, atomic_write_text, check_row, read_table
+from simgpu.calibrate.dataset import RunDir, check_row, read_table
 from simgpu.calibrate.runner import measure_tables
 from simgpu.calibrate.schema import TABLES, markdown_tables
 from simgpu.cli import main
@@ -147,21 +146,6 @@ def test_read_table_errors_name_file_line_and_column(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(DatasetError, match="empty file"):
         read_table(empty, schema)
-
-
-def test_atomic_write_keeps_the_old_file_when_the_write_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = tmp_path / "table.csv"
-    atomic_write_text(target, "old\n")
-
-    def failing_replace(src: Any, dst: Any) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write_text(target, "new\n")
-    assert target.read_text() == "old\n"
 
 
 def test_manifest_errors_name_the_file(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from simgpu import devices
-from simgpu.results import run_experiment
+from simgpu.experiments.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 

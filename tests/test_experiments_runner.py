@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from simgpu.cli import main
-from simgpu.experiments import discover, get
-from simgpu.results import ExperimentError
+from simgpu.errors import ExperimentError
+from simgpu.experiments.catalog import discover, get
 
 TINY = textwrap.dedent(
     '''
@@ -36,7 +36,7 @@ TINY = textwrap.dedent(
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from simgpu.results import save_figure
+        from simgpu.io import save_figure
         fig, ax = plt.subplots()
         ax.plot(df["x"], df["y"], "o-")
         ax.set_xlabel("x [1]")
@@ -45,7 +45,7 @@ TINY = textwrap.dedent(
         return [save_figure(fig, Path(out_dir) / "tiny.png")]
 
     if __name__ == "__main__":
-        from simgpu.results import run_experiment
+        from simgpu.experiments.runner import run_experiment
         run_experiment(sys.modules[__name__])
     '''
 )
@@ -175,7 +175,7 @@ def test_fingerprint_of_sub_packages_follows_only_their_sources(tmp_path, monkey
     """The predictor's cache key hashes the analytical and predict sources: an edit there
     retrains it, an edit elsewhere in the package does not."""
     import simgpu
-    from simgpu.results import code_fingerprint
+    from simgpu.io import code_fingerprint
 
     pkg = tmp_path / "simgpu"
     for sub in ("analytical", "predict", "sim"):
@@ -183,10 +183,10 @@ def test_fingerprint_of_sub_packages_follows_only_their_sources(tmp_path, monkey
         (pkg / sub / "m.py").write_text("x = 1\n")
     (pkg / "__init__.py").write_text("")
     monkeypatch.setattr(simgpu, "__file__", str(pkg / "__init__.py"))
-    scoped = code_fingerprint(packages=("analytical", "predict"))
-    whole = code_fingerprint()
+    scoped = code_fingerprint(packages=("analytical", "predict"), models=None)
+    whole = code_fingerprint(models=None)
     (pkg / "sim" / "m.py").write_text("x = 2\n")
-    assert code_fingerprint(packages=("analytical", "predict")) == scoped
-    assert code_fingerprint() != whole
+    assert code_fingerprint(packages=("analytical", "predict"), models=None) == scoped
+    assert code_fingerprint(models=None) != whole
     (pkg / "analytical" / "m.py").write_text("x = 3\n")
-    assert code_fingerprint(packages=("analytical", "predict")) != scoped
+    assert code_fingerprint(packages=("analytical", "predict"), models=None) != scoped

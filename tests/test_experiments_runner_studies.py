@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from simgpu import devices
-from simgpu.experiments import run
+from simgpu.experiments.runner import run
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

@@ -7,7 +7,7 @@ import pytest
 from simgpu import devices
 from simgpu.devices.pim import PimSpec
 from simgpu.errors import SimgpuError
-from simgpu.placement import (
+from simgpu.experiments.placement import (
     GPT2_MODELS,
     Op,
     compare,

@@ -11,7 +11,7 @@ import pytest
 
 from simgpu import devices
 from simgpu.errors import SimgpuError
-from simgpu.results import POINTS_FILE, point_key
+from simgpu.io import POINTS_FILE, point_key
 from simgpu.sweep import FAILED_FILE, ModulePoint, run_points
 from simgpu.sweep.model import PCIE_GEN, device_with, evaluate
 

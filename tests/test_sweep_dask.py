@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from simgpu.results import POINTS_FILE, point_key
+from simgpu.io import POINTS_FILE, point_key
 from simgpu.sweep import ModulePoint, run_points
 
 pytest.importorskip("distributed")

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from simgpu.timeline import Timeline, TimelineError
+from simgpu.sim.timeline import Timeline, TimelineError
 
 
 def test_complete_events_convert_cycles_to_microseconds(tmp_path):
@@ -91,7 +91,7 @@ def test_trace_requests_of_a_simulated_memory_system(tmp_path):
     from simgpu import devices
     from simgpu.sim import build_system
     from simgpu.sim.sources import PointerChase
-    from simgpu.timeline import trace_requests
+    from simgpu.sim.timeline import trace_requests
 
     spec = devices.get("h100-sxm")
     env = simpy.Environment()
@@ -122,7 +122,7 @@ def test_hbm_command_log_becomes_dram_tracks(tmp_path):
     from simgpu.sim import build_system
     from simgpu.sim.hbm import HBMConfig
     from simgpu.sim.sources import Stream
-    from simgpu.timeline import add_hbm_commands
+    from simgpu.sim.timeline import add_hbm_commands
 
     spec = devices.get("h100-sxm")
     env = simpy.Environment()

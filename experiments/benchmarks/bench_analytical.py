@@ -30,8 +30,8 @@ def main() -> None:
     import pandas as pd
 
     from simgpu import analytical, devices
+    from simgpu.io import results_root, write_table
     from simgpu.predict import datasets, features
-    from simgpu.results import results_root, write_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=100_000)

@@ -18,8 +18,8 @@ def main() -> None:
     import pandas as pd
 
     from simgpu import devices
+    from simgpu.io import results_root, write_table
     from simgpu.predict import datasets, model
-    from simgpu.results import results_root, write_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", action="append", default=None)

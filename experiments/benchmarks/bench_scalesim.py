@@ -90,7 +90,7 @@ def main() -> None:
     except ImportError:
         print("bench_scalesim: the scalesim package is not installed (pip install scalesim)")
         raise SystemExit(1) from None
-    from simgpu.results import results_root, write_table
+    from simgpu.io import results_root, write_table
 
     df = run()
     out = results_root() / "bench_scalesim" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -130,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     df = run(args.device, args.scale)
     print(df.to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
-    from simgpu.results import results_root, write_table
+    from simgpu.io import results_root, write_table
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = results_root() / "bench_sim_memory" / stamp

@@ -49,7 +49,7 @@ def simulated_points(n: int) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
-    from simgpu.results import results_root, write_table
+    from simgpu.io import results_root, write_table
     from simgpu.sweep import load_table, run_points
     from simgpu.sweep.model import evaluate
 

@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from simgpu.calibrate.schema import TABLES, TableSchema
 from simgpu.errors import DatasetError
-from simgpu.results import atomic_write_text
+from simgpu.io import append_jsonl, atomic_write_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -158,7 +157,7 @@ class RunDir:
             "provenance": dict(provenance),
             "tables": {},
         }
-        run._write_manifest(manifest)
+        _write_manifest(run.manifest_path, manifest)
         return run
 
     @classmethod
@@ -192,13 +191,10 @@ class RunDir:
             raise DatasetError(f"{self.manifest_path}: 'tables' must be an object")
         return dict(data)
 
-    def _write_manifest(self, manifest: Mapping[str, Any]) -> None:
-        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
     def update_manifest(self, **fields: Any) -> None:
         m = self.manifest()
         m.update(fields)
-        self._write_manifest(m)
+        _write_manifest(self.manifest_path, m)
 
     @property
     def run_id(self) -> str:
@@ -253,13 +249,7 @@ class RunDir:
         if name in self.finished_tables():
             raise DatasetError(f"{self.table_path(name)}: table already finished")
         checked = [check_row(schema, r, f"{name} point {key!r}") for r in rows]
-        line = json.dumps({"key": key, "rows": checked}, allow_nan=False)
-        path = self._partial_path(name)
-        path.parent.mkdir(exist_ok=True)
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_jsonl(self._partial_path(name), {"key": key, "rows": checked}, allow_nan=False)
 
     def finish_table(self, name: str, extra: Mapping[str, Any] | None = None) -> Path:
         """Write the table from its points, atomically, and record it in the manifest."""
@@ -279,7 +269,7 @@ class RunDir:
             "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             **dict(extra or {}),
         }
-        self._write_manifest(m)
+        _write_manifest(self.manifest_path, m)
         self._partial_path(name).unlink(missing_ok=True)
         return target
 
@@ -319,6 +309,10 @@ class RunDir:
         return closed
 
 
+def _write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
 def _schema(name: str) -> TableSchema:
     try:
         return TABLES[name]
@@ -328,6 +322,8 @@ def _schema(name: str) -> TableSchema:
 
 def read_table(path: Path, schema: TableSchema) -> pd.DataFrame:
     """Read and validate one table file; errors name the file, the line and the column."""
+    # here, not at the top: `simgpu` imports this module while it builds its parsers (through
+    # simgpu.validate), and pandas would add about 0.5 s to every command's start
     import pandas as pd
 
     path = Path(path)

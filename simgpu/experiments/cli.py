@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from simgpu.experiments import discover, experiments_dir
+    # lazy, as in every command module: `simgpu` builds all parsers at start-up
+    from simgpu.experiments.catalog import discover, experiments_dir
 
     found = discover()
     if args.json:
@@ -54,7 +55,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from simgpu.experiments import run
+    # lazy, as in every command module: `simgpu` builds all parsers at start-up
+    from simgpu.experiments.runner import run
 
     def log(msg: str) -> None:
         print(f"{args.name}: {msg}", file=sys.stderr)

@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from simgpu.errors import SimgpuError
+from simgpu.io import atomic_write_text, results_root, write_table
 
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
 
@@ -88,6 +90,7 @@ def _log(msg: str) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    # lazy, as in every command module: `simgpu` builds all parsers at start-up
     import numpy as np
 
     if isinstance(value, dict):
@@ -102,8 +105,6 @@ def _jsonable(value: Any) -> Any:
 
 
 def _run_dir(out: Path | None, what: str) -> Path:
-    from simgpu.results import results_root
-
     root = out if out is not None else results_root()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = root / "predict" / what / stamp
@@ -115,8 +116,7 @@ def _run_dir(out: Path | None, what: str) -> Path:
 
 
 def _cmd_gemm(args: argparse.Namespace) -> int:
-    import warnings
-
+    # lazy, as in every command module: `simgpu` builds all parsers at start-up
     from simgpu import analytical, devices
     from simgpu.predict import predict_gemm
 
@@ -190,10 +190,10 @@ def _cmd_gemm(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    # lazy, as in every command module: `simgpu` builds all parsers at start-up
     import pandas as pd
 
     from simgpu.predict import datasets, evaluate, model
-    from simgpu.results import write_table
 
     specs = args.data or datasets.default_training_specs()
     df = datasets.load_many(specs)
@@ -214,8 +214,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     info_doc = {**info, "data": specs, "rows": len(df), "settings": vars(settings).copy()
                 if hasattr(settings, "__dict__") else str(settings), "features": forest.columns}
     write_table(table, out, "training_fit")
-    from simgpu.results import atomic_write_text
-
     atomic_write_text(out / "model.json", json.dumps(_jsonable(info_doc), indent=2))
     if args.json:
         print(json.dumps(_jsonable({"info": info_doc, "training_fit": table.to_dict("records"),
@@ -230,10 +228,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    # lazy, as in every command module: `simgpu` builds all parsers at start-up
     import pandas as pd
 
     from simgpu.predict import datasets, evaluate, model
-    from simgpu.results import write_table
 
     specs = args.data or ["calibration", "gpperf", "neusight", "uci-sgemm"]
     settings = model.Settings(n_estimators=args.trees, seed=args.seed)
@@ -277,6 +275,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_fit_power(args: argparse.Namespace) -> int:
+    # lazy, as in every command module: `simgpu` builds all parsers at start-up
     from simgpu import devices
     from simgpu.analytical.params import DeviceParams
     from simgpu.calibrate.fit import fit_gemm_energies, power_fit_checks

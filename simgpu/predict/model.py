@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from simgpu.analytical.gemm import KERNEL_CLASSES
+from simgpu.devices.registry import models_dir
 from simgpu.errors import DatasetError
+from simgpu.io import code_fingerprint
 from simgpu.predict import features as feat
 
 #: Bump when features or targets change, so cached models are retrained.
@@ -298,14 +300,13 @@ def cache_key(df: Any, settings: Settings) -> str:
     energies feed them) and the library versions."""
     import sklearn
 
-    from simgpu.results import code_fingerprint
-
     blob = json.dumps(
         {
             "data": data_hash(df),
             "settings": asdict(settings),
             "model_version": MODEL_VERSION,
-            "code": code_fingerprint(packages=("analytical", "arch", "predict")),
+            "code": code_fingerprint(packages=("analytical", "arch", "predict"),
+                                     models=models_dir()),
             "sklearn": sklearn.__version__,
             "numpy": np.__version__,
             "python": sys.version_info[:2],

@@ -20,7 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simgpu import __version__
+from simgpu.devices.registry import models_dir
 from simgpu.errors import SimgpuError
+from simgpu.io import atomic_write_text, code_fingerprint, config_hash, results_root, write_table
 
 
 def parse_value(text: str) -> Any:
@@ -76,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def build_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
+    # lazy, as in every command module: `simgpu` builds all parsers at start-up
     from simgpu.sweep.model import split_point
 
     grid: dict[str, list[Any]] = {
@@ -96,19 +100,13 @@ def build_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from simgpu import __version__
-    from simgpu.results import (
-        atomic_write_text,
-        code_fingerprint,
-        config_hash,
-        grid_points,
-        results_root,
-    )
-    from simgpu.sweep.engine import load_table, run_points
+    # lazy, as in every command module: `simgpu` builds all parsers at start-up
+    from simgpu.sweep.engine import grid_points, load_table, run_points
     from simgpu.sweep.model import evaluate
 
     grid = build_grid(args)
-    config = {"sweep": "simgpu.sweep.model.evaluate", "grid": grid, "code": code_fingerprint()}
+    config = {"sweep": "simgpu.sweep.model.evaluate", "grid": grid,
+              "code": code_fingerprint(models=models_dir())}
     out_dir = args.out or results_root() / "sweep" / config_hash(config)
     points = list(grid_points(grid))
     print(f"sweep: {len(points)} points -> {out_dir}", file=sys.stderr)
@@ -117,8 +115,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         dask_local=args.dask_local, progress=not args.no_progress, desc="sweep",
         log=lambda m: print(f"sweep: {m}", file=sys.stderr),
     )
-    from simgpu.results import write_table
-
     df = load_table(out_dir, points)
     meta = dict(config, simgpu_version=__version__, report=report.to_dict(), rows=len(df))
     atomic_write_text(out_dir / "config.json", json.dumps(meta, indent=1, default=str) + "\n")

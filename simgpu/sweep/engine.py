@@ -12,9 +12,9 @@ Executors:
 
 Whatever the executor, the driver (this process) appends each point to ``<out>/.points.jsonl``
 the moment its result arrives, one JSON line ``{"key": ..., "rows": [...]}`` written and flushed
-(the format of :mod:`simgpu.results`; fsynced at most every half second and at the end, see
-:class:`_Appender`), so finished points are in the file before the next one is awaited, and a
-rerun skips them. A worker that dies takes only the point it was computing: a
+(:data:`simgpu.io.POINTS_FILE`; fsynced at most every half second and at the end, see
+:class:`simgpu.io.JsonlAppender`), so finished points are in the file before the next one is
+awaited, and a rerun skips them. A worker that dies takes only the point it was computing: a
 broken process pool is rebuilt and the unfinished points resubmitted; Dask reschedules the task
 on another worker by itself. A point that kills its worker ``max_attempts`` times, or raises, is
 recorded in ``<out>/.failed.jsonl`` with the reason and left out of the table.
@@ -23,18 +23,21 @@ recorded in ``<out>/.failed.jsonl`` with the reason and left out of the table.
 from __future__ import annotations
 
 import importlib.util
-import json
+import itertools
+import multiprocessing as mp
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from simgpu.errors import SimgpuError
-from simgpu.results import POINTS_FILE, _load_points, point_key
+from simgpu.io import POINTS_FILE, JsonlAppender, append_jsonl, load_points, plain, point_key
 
 FAILED_FILE = ".failed.jsonl"
 
@@ -43,6 +46,13 @@ PointFn = Callable[[dict[str, Any]], list[dict[str, Any]]]
 
 class SweepError(SimgpuError):
     """A sweep could not run (bad executor settings, a scheduler that cannot be reached)."""
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]]) -> Iterator[dict[str, Any]]:
+    """Every combination of the grid's values, in declaration order (the last axis fastest)."""
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        yield dict(zip(keys, values, strict=True))
 
 
 @dataclass
@@ -125,76 +135,10 @@ class ModulePoint:
 def _call(fn: PointFn, params: dict[str, Any]) -> list[dict[str, Any]]:
     """What a worker runs: the point, its rows made plain (JSON-ready)."""
     rows = fn(dict(params))
-    return [{k: _plain(v) for k, v in dict(r).items()} for r in rows]
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item") and callable(value.item):
-        try:
-            return value.item()
-        except (ValueError, TypeError):
-            return value
-    if isinstance(value, Path):
-        return str(value)
-    return value
+    return [{k: plain(v) for k, v in dict(r).items()} for r in rows]
 
 
 # --- the driver ---------------------------------------------------------------------------------
-
-
-class _Appender:
-    """Appends one JSON line per finished point (the format of :mod:`simgpu.results`).
-
-    Every line is written and flushed at once, so it is in the file (in the operating system)
-    the moment its point finishes: a crash or kill of this process loses nothing written.
-    ``fsync`` (which also survives an operating-system crash) runs at most every
-    ``fsync_interval_s`` and when the file is closed: on the machines here an fsync costs
-    2-7 ms, more than a closed-form point, and per point it would bound a sweep at a few
-    hundred points per second.
-    """
-
-    def __init__(self, path: Path, fsync_interval_s: float = 0.5) -> None:
-        self.path = path
-        self.interval = fsync_interval_s
-        self.fh: Any = None
-        self.t_sync = time.monotonic()
-
-    def append(self, record: dict[str, Any]) -> None:
-        if self.fh is None:
-            torn = False
-            if self.path.exists() and self.path.stat().st_size:
-                with self.path.open("rb") as fh:
-                    fh.seek(-1, os.SEEK_END)
-                    torn = fh.read(1) != b"\n"
-            self.fh = self.path.open("a", encoding="utf-8")
-            if torn:  # a line cut by a kill: end it, so the next record starts clean
-                self.fh.write("\n")
-        self.fh.write(json.dumps(record, default=_plain_json) + "\n")
-        self.fh.flush()
-        if time.monotonic() - self.t_sync >= self.interval:
-            os.fsync(self.fh.fileno())
-            self.t_sync = time.monotonic()
-
-    def close(self) -> None:
-        if self.fh is not None:
-            self.fh.flush()
-            os.fsync(self.fh.fileno())
-            self.fh.close()
-            self.fh = None
-
-
-def _plain_json(value: Any) -> Any:
-    plain = _plain(value)
-    if plain is value:
-        raise TypeError(f"not JSON serialisable: {value!r}")
-    return plain
-
-
-def _append_failure(path: Path, key: str, reason: str) -> None:
-    with path.open("a") as handle:
-        handle.write(json.dumps({"key": key, "reason": reason}) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 class _Progress:
@@ -203,6 +147,8 @@ class _Progress:
     def __init__(self, total: int, desc: str, enabled: bool) -> None:
         self.bar: Any = None
         if enabled and total:
+            # here, not at the top: worker processes import this module to run points, and
+            # tqdm would add about 0.08 s to each one's start
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=desc, unit="pt", smoothing=0.1, file=sys.stderr)
@@ -241,7 +187,7 @@ def run_points(
     points_path = out_dir / POINTS_FILE
     failed_path = out_dir / FAILED_FILE
     all_points = list(points)
-    done = _load_points(points_path)
+    done = load_points(points_path)
     todo: dict[str, dict[str, Any]] = {}
     for p in all_points:
         k = point_key(p)
@@ -256,14 +202,14 @@ def run_points(
     bar = _Progress(len(todo), desc, progress)
     failures: list[dict[str, Any]] = []
 
-    appender = _Appender(points_path)
+    appender = JsonlAppender(points_path, fsync_interval_s=0.5)
 
     def record(key: str, rows: list[dict[str, Any]]) -> None:
         appender.append({"key": key, "rows": rows})
         bar.update()
 
     def fail(key: str, reason: str) -> None:
-        _append_failure(failed_path, key, reason)
+        append_jsonl(failed_path, {"key": key, "reason": reason})
         failures.append({"key": key, "reason": reason})
         if log:
             log(f"point {key} failed: {reason}")
@@ -316,10 +262,6 @@ def _run_pool(
     """Local processes. When a worker dies the pool breaks and every point in flight fails with
     it; those points are then rerun one at a time, each in a fresh one-process pool, so only
     the point that kills its process is retried (up to ``max_attempts``) and then given up."""
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
     # "spawn" keeps workers free of the driver's threads and state (fork is unsafe with threads)
     ctx = mp.get_context("spawn")
     pending = dict(todo)
@@ -398,7 +340,7 @@ def _run_dask(
     n_workers: int,
     log: Callable[[str], None] | None,
 ) -> int:
-    try:
+    try:  # an optional dependency, so imported where it is used
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
         raise SweepError(
@@ -439,9 +381,11 @@ def _run_dask(
 
 def load_table(out_dir: Path, points: Sequence[dict[str, Any]] | None = None) -> Any:
     """The finished rows in ``out_dir`` as a DataFrame (in ``points`` order when given)."""
+    # here, not at the top: worker processes import this module to run points, and pandas
+    # would add about 0.5 s to each one's start
     import pandas as pd
 
-    done = _load_points(Path(out_dir) / POINTS_FILE)
+    done = load_points(Path(out_dir) / POINTS_FILE)
     if points is None:
         return pd.DataFrame([r for rows in done.values() for r in rows])
     return pd.DataFrame([r for p in points for r in done.get(point_key(p), [])])

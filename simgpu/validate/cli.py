@@ -48,7 +48,7 @@ def _validate(args: argparse.Namespace) -> int:
     from simgpu.calibrate.dataset import RunDir
     from simgpu.calibrate.summary import format_table
     from simgpu.devices import Registry
-    from simgpu.results import atomic_write_text, results_root, write_table
+    from simgpu.io import atomic_write_text, results_root, write_table
     from simgpu.validate.core import VIEWS, plot_families, print_log, summary, validate_run
 
     spec = Registry(args.models).get(args.device)

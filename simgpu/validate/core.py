@@ -152,7 +152,7 @@ def plot_families(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from simgpu.results import save_figure
+    from simgpu.io import save_figure
 
     paths = []
     styles = {"simulated": "s--", "analytical": "-", "learned": "^:"}

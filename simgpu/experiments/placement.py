@@ -27,15 +27,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
+import pandas as pd
+import simpy
+
+from simgpu.analytical import gemm
+from simgpu.analytical import power as pw
+from simgpu.analytical.params import DeviceParams
 from simgpu.devices.dataflow import DataflowSpec
 from simgpu.devices.pim import PimSpec
 from simgpu.devices.spec import Device, DeviceSpec, HostLinkSpec
 from simgpu.errors import SimgpuError
-
-if TYPE_CHECKING:
-    import pandas as pd
+from simgpu.sim.dataflow import simulate_gemm
+from simgpu.sim.pcie import CopyResult, HostLink
+from simgpu.sim.pim import simulate_gemv
 
 __all__ = [
     "Op",
@@ -185,10 +192,6 @@ def pcie_time_s(
     (latency, then the direction's DMA bandwidth; pageable copies staged), seconds."""
     if nbytes <= 0:
         return 0.0
-    import simpy
-
-    from simgpu.sim.pcie import CopyResult, HostLink
-
     env = simpy.Environment()
     copy = HostLink(env, link, clock_MHz=1000.0).copy(math.ceil(nbytes), direction, pinned)
     env.run()
@@ -198,18 +201,11 @@ def pcie_time_s(
     return float(result.seconds)
 
 
-def _gpu_params(host: DeviceSpec) -> Any:
-    from simgpu.analytical.params import DeviceParams
-
+def _gpu_params(host: DeviceSpec) -> DeviceParams:
     return DeviceParams.from_spec(host)
 
 
 def _gpu_cost(host: DeviceSpec, op: Op, elem_bytes: int) -> OpCost:
-    import numpy as np
-
-    from simgpu.analytical import gemm
-    from simgpu.analytical import power as pw
-
     p = _gpu_params(host)
     if op.kind == "gemm":
         row = gemm(host, op.M, op.N, op.K, "fp16").iloc[0]
@@ -317,8 +313,6 @@ def cost(
     if isinstance(target, DeviceSpec):
         return replace(_gpu_cost(target, op, elem_bytes), placement="gpu")
     if isinstance(target, PimSpec):
-        from simgpu.sim.pim import simulate_gemv
-
         r = simulate_gemv(target, op.M, op.K, devices=pim_devices)
         reps = op.N  # a GEMM runs as N GEMVs
         return _offload(
@@ -332,8 +326,6 @@ def cost(
             target.pim.element_bytes,
         )
     if isinstance(target, DataflowSpec):
-        from simgpu.sim.dataflow import simulate_gemm
-
         best = min(
             (simulate_gemm(target, op.M, op.N, op.K, df) for df in ("os", "ws", "is")),
             key=lambda r: r.time_s,
@@ -361,8 +353,6 @@ def place(
     ops: list[Op], host: DeviceSpec, target: Device | None = None, **kwargs: Any
 ) -> pd.DataFrame:
     """One row per op: its cost on ``target`` (element-wise ops stay on the host GPU)."""
-    import pandas as pd
-
     rows = [cost(host, op, target, **kwargs).to_dict() for op in ops]
     frame = pd.DataFrame(rows)
     frame["target"] = host.name if target is None else target.name
@@ -392,8 +382,6 @@ def compare(
     """One row per placement: time, energy, bytes moved and PCIe bytes of the whole workload,
     with speedup and energy ratio against the GPU alone (the first row), and whether the
     matrices fit the device's memory (``weights_fit``; the costs assume they are resident)."""
-    import pandas as pd
-
     summary = []
     for target in [None, *[t for t in targets if t is not None]]:
         frame = place(ops, host, target, **kwargs)

@@ -3,7 +3,7 @@ chrome://tracing).
 
 A simulator component records what it was busy with, in SM cycles (``env.now``)::
 
-    from simgpu.timeline import Timeline
+    from simgpu.sim.timeline import Timeline
 
     tl = Timeline()
     tl.add("SM/0", "warp 3 LDG", start_cycles=120.0, dur_cycles=34.0, addr=0x7F00_0000_0000)
@@ -33,12 +33,14 @@ metadata ``"ph": "M"`` naming processes and threads.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from pathlib import Path
 from typing import Any
 
 from simgpu.errors import SimgpuError
+from simgpu.io import atomic_write_bytes
 
 __all__ = ["Timeline", "TimelineError", "add_hbm_commands", "trace_requests"]
 
@@ -196,14 +198,10 @@ class Timeline:
     def write(self, path: str | Path, clock_MHz: float) -> Path:
         """Write the trace JSON to ``path`` atomically (a ``.json.gz`` path is gzipped);
         return the path."""
-        from simgpu.results import atomic_write_bytes
-
         path = Path(path)
         data = json.dumps(self.to_trace(clock_MHz), default=_json_default,
                           separators=(",", ":")).encode()
         if path.name.endswith(".gz"):
-            import gzip
-
             data = gzip.compress(data, mtime=0)
         atomic_write_bytes(path, data)
         return path
