@@ -13,7 +13,7 @@ import pytest
 from simgpu import devices
 from simgpu.cli import main
 from simgpu.errors import DatasetError
-from simgpu.predict import datasets, evaluate, model, predict_gemm, tuning
+from simgpu.predict import datasets, evaluate, model, predict_gemm, splits, tuning
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = model.Settings(n_estimators=20, seed=3)
@@ -253,13 +253,13 @@ def test_metrics_closed_form() -> None:
 
 
 def test_splits_hold_out_whole_groups(calib: pd.DataFrame) -> None:
-    found = dict(evaluate.splits(calib, seed=0))
+    found = dict(splits.splits(calib, seed=0))
     assert {"random", "sizes", "tiles", "largest"} <= set(found)
     size = list(zip(calib["M"], calib["N"], calib["K"], strict=True))
     test = found["sizes"]
     assert not {s for s, t in zip(size, test, strict=True) if t} & {
         s for s, t in zip(size, test, strict=True) if not t}
-    tiles = calib[list(evaluate.TILE_KEY)].astype(str).agg("/".join, axis=1)
+    tiles = calib[list(splits.TILE_KEY)].astype(str).agg("/".join, axis=1)
     assert not set(tiles[found["tiles"]]) & set(tiles[~found["tiles"]])
     flops = calib["M"] * calib["N"] * calib["K"]
     assert flops[found["largest"]].min() > flops[~found["largest"]].max()
@@ -318,7 +318,7 @@ def test_repeated_draws_average_the_group_splits(calib: pd.DataFrame) -> None:
 
 
 def test_inner_folds_stay_inside_the_training_rows(calib: pd.DataFrame) -> None:
-    test = dict(evaluate.splits(calib, seed=0))["sizes"]
+    test = dict(splits.splits(calib, seed=0))["sizes"]
     train = calib[~test].reset_index(drop=True)
     folds = tuning.inner_folds(train, "sizes", seed=0)
     assert 1 <= len(folds) <= tuning.INNER_FOLDS

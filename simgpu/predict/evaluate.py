@@ -1,12 +1,7 @@
 """Honest evaluation of the GEMM predictors.
 
-Splits (each a train/test partition of one dataset):
-- ``random``: 20% of rows at random (for comparison only: the same size appears in both);
-- ``sizes``: 20% of the distinct (M, N, K) sizes held out whole;
-- ``tiles``: 20% of the distinct tile configurations (kernel, block tile, thread tile,
-  threads) held out whole (datasets with at least 3 configurations);
-- ``largest``: the 20% of rows with the most FLOPs held out (extrapolation to larger sizes);
-- ``gpu:<name>``: one GPU held out, trained on the others (datasets with >= 2 GPUs).
+Splits (each a train/test partition of one dataset; :mod:`simgpu.predict.splits`): random rows,
+held-out sizes, held-out tile configurations, the largest sizes, and one GPU held out.
 
 Models: ``analytical`` (no training), ``forest`` (configuration + device figures), and
 ``forest+physics`` (also the analytical features, learning the measured/analytical ratio).
@@ -19,18 +14,20 @@ that split's training rows (:mod:`simgpu.predict.tuning`); the table records the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from simgpu.predict import features as feat
+from simgpu.predict import tuning
 from simgpu.predict.model import GemmForest, Settings
+from simgpu.predict.splits import splits
+
+__all__ = ["MODELS", "PUBLISHED", "evaluate", "metrics", "summary_gpu"]
 
 MODELS = ("analytical", "forest", "forest+physics")
-TEST_FRACTION = 0.2
-TILE_KEY = ("kernel", "tile_m", "tile_n", "tile_k", "thread_tile_m", "thread_tile_n",
-            "threads_per_block")
 
 
 def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -56,43 +53,6 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def _group_split(keys: Any, rng: np.random.Generator) -> np.ndarray:
-    """Boolean test mask holding out TEST_FRACTION of the distinct keys."""
-    codes, uniques = keys.factorize() if hasattr(keys, "factorize") else (None, None)
-    assert codes is not None and uniques is not None
-    n = len(uniques)
-    n_test = max(1, int(round(TEST_FRACTION * n)))
-    chosen = rng.choice(n, size=n_test, replace=False)
-    return np.isin(codes, chosen)
-
-
-def splits(df: Any, seed: int = 0) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, test mask) for every split that applies to this dataset."""
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    n = len(df)
-    mask = np.zeros(n, dtype=bool)
-    mask[rng.choice(n, size=max(1, int(round(TEST_FRACTION * n))), replace=False)] = True
-    yield "random", mask
-    sizes = pd.Series(list(zip(df["M"], df["N"], df["K"], strict=True)), index=df.index)
-    if sizes.nunique() >= 3:
-        yield "sizes", _group_split(sizes.astype(str), rng)
-    tiles = df[list(TILE_KEY)].astype(str).agg("/".join, axis=1)
-    if tiles.nunique() >= 3:
-        yield "tiles", _group_split(tiles, rng)
-    flops = 2.0 * df["M"] * df["N"] * df["K"]
-    if flops.nunique() >= 3:
-        cut = np.quantile(flops, 1 - TEST_FRACTION)
-        big = (flops > cut).to_numpy()
-        if 0 < big.sum() < n:
-            yield "largest", big
-    gpus = df["device"].unique()
-    if len(gpus) >= 2:
-        for g in sorted(gpus):
-            yield f"gpu:{g}", (df["device"] == g).to_numpy()
-
-
 def evaluate(
     df: Any,
     dataset: str,
@@ -109,8 +69,6 @@ def evaluate(
     (``mape_pct_sd``: their standard deviation); the largest-size and held-out-GPU splits do not
     depend on the seed and run once.
     """
-    import pandas as pd
-
     if repeats > 1:
         tables = []
         for r in range(repeats):
@@ -139,12 +97,6 @@ def _evaluate_once(
     only: set[str] | None = None,
     tune: bool = False,
 ) -> Any:
-    import time
-
-    import pandas as pd
-
-    from simgpu.predict import tuning
-
     settings = settings or Settings(seed=seed)
     rows: list[dict[str, Any]] = []
     X, est = feat.build(df)
@@ -211,8 +163,6 @@ PUBLISHED = (
 
 def summary_gpu(table: Any) -> Any:
     """Mean over the held-out-GPU splits, per dataset, model and target (split "gpu:mean")."""
-    import pandas as pd
-
     g = table[table["split"].str.startswith("gpu:")]
     if g.empty:
         return table

@@ -3,7 +3,7 @@
 For an outer split (evaluation) the inner folds are the same kind of split drawn inside the
 training rows: held-out sizes inside the training sizes, one training GPU held out at a time for
 a held-out GPU, the largest training sizes for the largest-size split, and so on
-(:func:`simgpu.predict.evaluate.splits` applied to the training frame). The test rows of the
+(:func:`simgpu.predict.splits.splits` applied to the training frame). The test rows of the
 outer split are never seen. Each candidate of :data:`GRID` is scored by the mean absolute
 percentage error of runtime over the inner folds; the best one (ties: the first) is kept.
 """
@@ -18,6 +18,7 @@ import numpy as np
 
 from simgpu.predict import features as feat
 from simgpu.predict.model import GemmForest, Settings
+from simgpu.predict.splits import splits
 
 #: Candidate (min_samples_leaf, max_features). assumption: the range where the forest's error
 #: moved on the datasets here (leaves of 1-8 rows; a quarter to half of the features per split;
@@ -43,8 +44,6 @@ def _mape(y: np.ndarray, pred: np.ndarray) -> float:
 
 def inner_folds(df: Any, split: str, seed: int) -> list[np.ndarray]:
     """Test masks of the inner folds (over ``df``'s rows) for an outer split named ``split``."""
-    from simgpu.predict.evaluate import splits
-
     kind = "gpu" if split.startswith("gpu:") else split
     folds: list[np.ndarray] = []
     if kind in ("gpu", "largest"):
