@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simgpu.devices.load import _key, _value, loads_device, to_dict
+from simgpu.devices.load import load_device, loads_device, to_dict, toml_key, toml_value
+from simgpu.devices.registry import Registry
 from simgpu.devices.spec import DeviceSpec
 from simgpu.errors import DeviceFileError, SimgpuError
+from simgpu.io import atomic_write_text
 
 __all__ = ["AccelSimConfig", "parse_config", "import_config", "ImportResult", "cache_geometry"]
 
@@ -450,7 +453,7 @@ def _render(
         for k, v in scalars:
             full = ".".join([*path, k])
             note = notes.get(full, f"from {base}.toml")
-            lines.append(f"{_key(k)} = {_value(v)}  # {note}")
+            lines.append(f"{toml_key(k)} = {toml_value(v)}  # {note}")
         for k, v in tables:
             if k == "energy_pJ" or not v:
                 if v:
@@ -458,7 +461,7 @@ def _render(
                     lines.append("[" + ".".join([*path, k]) + "]")
                     lines.append(f"# from {base}.toml")
                     for kk, vv in v.items():
-                        lines.append(f"{_key(kk)} = {_value(vv)}")
+                        lines.append(f"{toml_key(kk)} = {toml_value(vv)}")
                 continue
             emit(v, [*path, k])
 
@@ -493,13 +496,6 @@ def add_import_command(sub: Any) -> None:
 
 def cmd_import_accelsim(args: Any) -> int:
     """Handler: write the device file, list unmapped options and validation problems."""
-    import os
-    import sys
-    import tempfile
-
-    from simgpu.devices.load import load_device
-    from simgpu.devices.registry import Registry
-
     ref = args.base
     base = (
         load_device(ref)
@@ -512,12 +508,7 @@ def cmd_import_accelsim(args: Any) -> int:
     out = Path(args.out or f"{args.name}.toml")
     if out.exists():
         raise SimgpuError(f"{out}: exists; device files are never overwritten")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(res.toml)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    atomic_write_text(out, res.toml)
     print(
         f"wrote {out}: {sum(1 for v in res.mapped.values() if 'accelsim' in v)} values from"
         f" {args.config}, the rest from {base.name}"

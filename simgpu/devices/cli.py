@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from simgpu.devices.accelsim import add_import_command
 from simgpu.devices.load import load_device, to_dict
 from simgpu.devices.registry import Registry
 from simgpu.devices.spec import Device
-from simgpu.errors import DeviceFileError
+from simgpu.errors import DeviceFileError, SimgpuError
 
 __all__ = ["register", "main"]
 
@@ -68,8 +69,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p_diff.add_argument("b", metavar="B", help="device name or path to a .toml file")
     p_diff.add_argument("--json", action="store_true", help="print the differences as JSON")
     p_diff.set_defaults(handler=cmd_diff)
-
-    from simgpu.devices.accelsim import add_import_command
 
     add_import_command(sub)
 
@@ -226,8 +225,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``devices`` on its own (``python -m simgpu.devices.cli list``), for tests and scripts."""
-    from simgpu.errors import SimgpuError
-
     parser = argparse.ArgumentParser(prog="simgpu")
     parser.add_argument("--models", metavar="DIR", default=None)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -39,6 +39,8 @@ __all__ = [
     "to_dict",
     "dump",
     "toml_dumps",
+    "toml_key",
+    "toml_value",
 ]
 
 _KINDS: dict[str, type[Device]] = {"gpu": DeviceSpec, "pim": PimSpec, "dataflow": DataflowSpec}
@@ -368,7 +370,9 @@ def dump(device: Device) -> str:
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _key(name: str) -> str:
+def toml_key(name: str) -> str:
+    """``name`` as a TOML key: bare where TOML allows (letters, digits, ``_``, ``-``), else a
+    quoted string."""
     return name if _BARE_KEY.fullmatch(name) else _string(name)
 
 
@@ -392,7 +396,10 @@ def _string(text: str) -> str:
     return "".join(out)
 
 
-def _value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A value as TOML text: booleans, integers, floats (``nan``, ``inf`` and a ``.0`` where
+    Python would print none), strings (escaped), arrays and inline tables. TypeError for
+    anything else."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -407,9 +414,9 @@ def _value(value: Any) -> str:
     if isinstance(value, str):
         return _string(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        inner = ", ".join(f"{_key(str(k))} = {_value(v)}" for k, v in value.items())
+        inner = ", ".join(f"{toml_key(str(k))} = {toml_value(v)}" for k, v in value.items())
         return "{" + (" " + inner + " " if inner else "") + "}"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
@@ -424,9 +431,9 @@ def toml_dumps(data: Mapping[str, Any]) -> str:
         if path and (scalars or not tables):
             if lines:
                 lines.append("")
-            lines.append("[" + ".".join(_key(p) for p in path) + "]")
+            lines.append("[" + ".".join(toml_key(p) for p in path) + "]")
         for key, value in scalars:
-            lines.append(f"{_key(str(key))} = {_value(value)}")
+            lines.append(f"{toml_key(str(key))} = {toml_value(value)}")
         for key, value in tables:
             table(value, [*path, str(key)])
 

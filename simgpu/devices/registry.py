@@ -11,6 +11,7 @@ import builtins
 import os
 from pathlib import Path
 
+import simgpu
 from simgpu.devices.load import load, load_device
 from simgpu.devices.spec import Device, DeviceSpec
 from simgpu.errors import DeviceFileError, SimgpuError
@@ -32,8 +33,6 @@ ENV_VAR = "SIMGPU_MODELS"
 
 def bundled_models_dir() -> Path:
     """The ``models/`` folder shipped at the repository root."""
-    import simgpu
-
     return Path(simgpu.__file__).resolve().parent.parent / "models"
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from simgpu.errors import DatasetError
+from simgpu.trace.accelsim import load_accelsim
+from simgpu.trace.parquet import read_parquet
 from simgpu.trace.schema import (
     MEMORY_CLASSES,
     OP_CLASSES,
@@ -36,9 +38,6 @@ __all__ = [
 def load_traces(path: str | Path) -> list[KernelTrace]:
     """The kernels in ``path``: a simgpu ``.parquet`` file, a folder of them, an Accel-Sim
     folder (with ``kernelslist.g``), a ``kernelslist.g`` or a ``.traceg`` file."""
-    from simgpu.trace.accelsim import load_accelsim
-    from simgpu.trace.parquet import read_parquet
-
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"{p}: no such trace file or folder")

@@ -11,13 +11,12 @@ of whole blocks and read back a row group at a time, so traces larger than memor
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from simgpu.errors import DatasetError
+from simgpu.io import atomic_output
 from simgpu.trace.schema import (
     OP_CLASSES,
     SPACES,
@@ -48,6 +47,10 @@ COLUMNS = (
     "stride",
     "addrs",
 )
+
+
+# pyarrow is imported by the functions that use it: it costs about 0.25 s, and the simulator and
+# every workload import simgpu.trace (for its schema) without reading or writing Parquet.
 
 
 def _schema() -> Any:
@@ -111,9 +114,6 @@ def write_parquet(
         }
     )
     indices = range(trace.num_blocks) if blocks is None else blocks
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
 
     def flush(writer: Any) -> None:
@@ -124,34 +124,27 @@ def write_parquet(
         for v in cols.values():
             v.clear()
 
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for b in indices:
-                for w, insts in enumerate(trace.block(b)):
-                    for inst in insts:
-                        base, stride, addrs = _compress(inst)
-                        cols["block"].append(b)
-                        cols["warp"].append(w)
-                        cols["pc"].append(inst.pc)
-                        cols["opcode"].append(inst.opcode)
-                        cols["op"].append(inst.op)
-                        cols["dst"].append(list(inst.dst))
-                        cols["src"].append(list(inst.src))
-                        cols["mask"].append(inst.mask)
-                        cols["space"].append(inst.space)
-                        cols["width"].append(inst.width)
-                        cols["base"].append(base)
-                        cols["stride"].append(stride)
-                        cols["addrs"].append(addrs)
-                if len(cols["block"]) >= rows_per_group:
-                    flush(writer)
-            flush(writer)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp, pq.ParquetWriter(str(tmp), schema) as writer:
+        for b in indices:
+            for w, insts in enumerate(trace.block(b)):
+                for inst in insts:
+                    base, stride, addrs = _compress(inst)
+                    cols["block"].append(b)
+                    cols["warp"].append(w)
+                    cols["pc"].append(inst.pc)
+                    cols["opcode"].append(inst.opcode)
+                    cols["op"].append(inst.op)
+                    cols["dst"].append(list(inst.dst))
+                    cols["src"].append(list(inst.src))
+                    cols["mask"].append(inst.mask)
+                    cols["space"].append(inst.space)
+                    cols["width"].append(inst.width)
+                    cols["base"].append(base)
+                    cols["stride"].append(stride)
+                    cols["addrs"].append(addrs)
+            if len(cols["block"]) >= rows_per_group:
+                flush(writer)
+        flush(writer)
     return path
 
 
