@@ -8,7 +8,8 @@ rtx-4070 and h100-sxm, square sizes, every view:
 
 ``measured``
     h100-sxm: the calibration runs in ``calibration/h100-sxm/`` (exact row, see
-    :func:`simgpu.compare.find_measured`); rtx-4070: GPPerf's ``tiled_execution_times.csv`` and
+    :func:`simgpu.views.compare.find_measured`);
+    rtx-4070: GPPerf's ``tiled_execution_times.csv`` and
     ``tiled_power.csv`` (``$SIMGPU_DATA`` or ``../shared/data/gpperf``; one cold launch per
     time and whole-process nvidia-smi power, so read the shape, not the absolute values);
 ``simulated``
@@ -78,7 +79,7 @@ def measured(device: str, n: int, tile: int) -> tuple[float, float, str]:
             power["Tile Size"] == tile)
         p = float(power.loc[psel, "Average Power Usage (W)"].mean()) if psel.any() else math.nan
         return t, p, f"GPPerf tiled_execution_times.csv ({int(sel.sum())} row(s))"
-    from simgpu.compare import GemmQuery, find_measured
+    from simgpu.views.compare import GemmQuery, find_measured
 
     row, note = find_measured(GemmQuery(device, n, n, n, "fp32", "sgemm_tiled", tile))
     if row is None:

@@ -256,7 +256,7 @@ def measured(device: str, quantity: str) -> tuple[float, str]:
 
     from simgpu import devices
     from simgpu.calibrate.dataset import RunDir
-    from simgpu.compare import calibration_root
+    from simgpu.views.measured import calibration_root
 
     folder = calibration_root() / device
     runs = sorted((p for p in folder.glob("*") if (p / "manifest.json").is_file()),

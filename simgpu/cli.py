@@ -24,7 +24,7 @@ COMMAND_MODULES = (
     "simgpu.predict.cli",
     "simgpu.experiments.cli",
     "simgpu.sweep.cli",
-    "simgpu.compare",
+    "simgpu.views.compare",
 )
 
 

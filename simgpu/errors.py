@@ -31,3 +31,9 @@ class GPUUnavailableError(SimgpuError):
 
 class ExperimentError(SimgpuError):
     """An experiment (a study in ``experiments/``), its module or its arguments are not usable."""
+
+
+class ViewUnavailable(SimgpuError):
+    """A view (measured, simulated, analytical, learned) cannot answer for this workload on this
+    device; the message says why (no trace of a closed-source kernel, no calibration row, a
+    dtype the device lacks). Not a bug: a bug raises anything else."""

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from simgpu.cli import main
-from simgpu.compare import GemmQuery, compare_gemm, find_measured, to_frame
 from simgpu.errors import SimgpuError
+from simgpu.views.compare import GemmQuery, compare_gemm, find_measured, to_frame
 
 CAL = Path(__file__).resolve().parents[1] / "calibration"
 QUICK = CAL / "h100-sxm" / "20261122T154219Z" / "gemm.csv"

@@ -28,31 +28,22 @@ from typing import Any
 
 import numpy as np
 
+from simgpu import catalogue
 from simgpu.analytical import power as pw
 from simgpu.analytical.occupancy import blocks_per_sm, waves
 from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES, DeviceParams
 from simgpu.errors import SimgpuError
 
-#: Kernel families and the names that map to them.
-KERNEL_CLASSES = {
-    "cublas": "library",
-    "library": "library",
-    "cutlass": "regblock",
-    "sgemm_regblock": "regblock",
-    "regblock": "regblock",
-    "sgemm_tiled": "tiled",
-    "tiled": "tiled",
-    "sgemm_naive": "naive",
-    "naive": "naive",
-}
-_CLASS_ID = {"library": 0, "regblock": 1, "tiled": 2, "naive": 3}
+#: The families' codes in this model's arrays (simgpu.catalogue.FAMILIES, in order).
+_CLASS_ID = {family: i for i, family in enumerate(catalogue.FAMILIES)}
 
-#: Default tiles when the caller gives none: (tile_m, tile_n, tile_k, thread_tile_m,
-#: thread_tile_n, threads_per_block) -- those of kernels/sgemm.cu (reg64, tile16, naive16).
+#: Default tiles of a family when the caller gives none: (tile_m, tile_n, tile_k,
+#: thread_tile_m, thread_tile_n, threads_per_block), those of the default variant of our own
+#: kernel of that family (kernels/sgemm.cu: reg64, tile16, naive16).
 _DEFAULT_TILES = {
-    1: (64, 64, 16, 4, 4, 256),
-    2: (16, 16, 16, 1, 1, 256),
-    3: (16, 16, 1, 1, 1, 256),
+    _CLASS_ID[k.family]: tuple(k.variant().analytical_tiles().values())
+    for k in catalogue.kernels_of_kind("gemm")
+    if k.variants
 }
 
 #: Tile shapes tried for ``kernel="cublas"`` on tensor cores: (tile_m, tile_n, threads, stages).
@@ -350,8 +341,9 @@ def gemm(
     """Closed-form GEMM estimate, one row per point (all arguments broadcast together).
 
     ``dtype``: "fp32" (FFMA, no tensor cores), "tf32", "fp16", "bf16", "fp8". ``kernel``:
-    "cublas" (tiles chosen per point unless given), "sgemm_regblock"/"cutlass" (register-blocked
-    SIMT), "sgemm_tiled" (thread tile 1x1), "sgemm_naive". Tile arguments of 0 or None mean
+    a GEMM kernel of :mod:`simgpu.catalogue` ("cublas": tiles chosen per point unless given;
+    "sgemm_regblock", "cutlass", "clblast": register-blocked SIMT; "sgemm_tiled": thread tile
+    1x1; "sgemm_naive"), modelled by its family. Tile arguments of 0 or None mean
     "the kernel's default". A library point whose tiles and split-K are not given (split-K <= 1)
     also tries the split-K factors of :data:`LIBRARY_SPLIT_K`, as cuBLAS does for shapes with few
     output tiles (``library_split_k=False``: tiles only). Returns a DataFrame with ``time_s``,
@@ -383,12 +375,13 @@ def gemm(
         raise SimgpuError(f"gemm: dtype {bad} unknown, expected one of {list(DTYPE_BYTES)}")
     kn = _as_str_array(kernel, shape).ravel()
     kinds = set(kn.tolist())
-    bad = sorted({str(k) for k in kinds if k not in KERNEL_CLASSES})
+    gemms = [k.name for k in catalogue.kernels_of_kind("gemm")]
+    bad = sorted({str(k) for k in kinds if k not in gemms})
     if bad:
-        raise SimgpuError(f"gemm: kernel {bad} unknown, expected one of {list(KERNEL_CLASSES)}")
+        raise SimgpuError(f"gemm: kernel {bad} unknown, expected one of {gemms}")
     kcls = np.zeros(M_.size, dtype=int)
     for k in kinds:
-        kcls[kn == k] = _CLASS_ID[KERNEL_CLASSES[k]]
+        kcls[kn == k] = _CLASS_ID[catalogue.family_of(k)]
 
     def arg(x: Any) -> np.ndarray:
         if x is None:

@@ -444,7 +444,7 @@ def from_uci(df: Any, source: str) -> Any:
         {
             "device": "gtx-680",
             "dataset": "uci-sgemm",
-            "kernel": "regblock",
+            "kernel": "clblast",
             "dtype": "fp32",
             "layout": "nn",
             "M": 2048,

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from simgpu import catalogue
 from simgpu.analytical import gemm as an_gemm
-from simgpu.analytical.gemm import KERNEL_CLASSES
 from simgpu.analytical.params import DTYPE_BYTES
 from simgpu.predict.datasets import device_params
 
@@ -33,7 +33,7 @@ PHYSICS = (
 
 def kernel_name(name: str) -> str:
     """A dataset's kernel name as the analytical model knows it (unknown: a library kernel)."""
-    return name if name in KERNEL_CLASSES else "cublas"
+    return name if name in catalogue.KERNELS and catalogue.get(name).kind == "gemm" else "cublas"
 
 
 def analytical(
@@ -91,7 +91,8 @@ def build(df: Any, est: Any | None = None) -> tuple[Any, Any]:
     f["dtype_bytes"] = df["dtype"].map(DTYPE_BYTES).astype(float)
     f["dtype_tensor"] = est["dtype_tensor"]
     f["layout_code"] = df["layout"].map(_LAYOUT_CODE).fillna(-1).astype(float)
-    f["kernel_code"] = [float(_KERNEL_CODE[KERNEL_CLASSES[kernel_name(k)]]) for k in df["kernel"]]
+    f["kernel_code"] = [float(_KERNEL_CODE[catalogue.family_of(kernel_name(k))])
+                        for k in df["kernel"]]
     # the tiles the kernel ran with (for library rows with unknown tiles: what the model chose)
     for c in ("tile_m", "tile_n", "tile_k", "thread_tile_m", "thread_tile_n",
               "threads_per_block", "split_k", "stages"):

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from simgpu.analytical.gemm import KERNEL_CLASSES
+from simgpu import catalogue
 from simgpu.devices.registry import models_dir
 from simgpu.errors import DatasetError
 from simgpu.io import code_fingerprint
@@ -78,7 +78,7 @@ def _forest(s: Settings) -> Any:
     )
 
 
-#: In the forest on analytical features, a kernel family (:data:`KERNEL_CLASSES`: library,
+#: In the forest on analytical features, a kernel family (simgpu.catalogue.FAMILIES: library,
 #: regblock, tiled, naive) with at least this many training rows gets a forest of its own. What
 #: the analytical model misses differs in kind between families: for library calls the host's
 #: pace and the library's choice of kernel, for hand-written SIMT kernels a steady inefficiency
@@ -98,7 +98,7 @@ ALL = "all"
 
 def families(df: Any) -> np.ndarray:
     """Each row's kernel family."""
-    return np.array([KERNEL_CLASSES[feat.kernel_name(k)] for k in df["kernel"]], dtype=object)
+    return np.array([catalogue.family_of(feat.kernel_name(k)) for k in df["kernel"]], dtype=object)
 
 
 class _Part:
@@ -208,7 +208,7 @@ class GemmForest:
         subsets = {n: fam == n for n in own} if by_family else {}
         # the forest over all families: alone, or for the families without a forest of their
         # own (fewer rows, or none: a query may bring a family that training did not have)
-        if set(subsets) != set(KERNEL_CLASSES.values()):
+        if set(subsets) != set(catalogue.FAMILIES):
             subsets[ALL] = np.ones(len(df), dtype=bool)
         for name, rows in subsets.items():
             w = None if weights is None else weights[rows]

@@ -135,7 +135,7 @@ def _default_request_cls() -> Callable[..., Any]:
     return MemRequest
 
 
-def _default_system(env: Any, spec: DeviceSpec, seed: int) -> Any:
+def default_system(env: Any, spec: DeviceSpec, seed: int) -> Any:
     import random
 
     from simgpu.sim.system import build_system
@@ -171,7 +171,7 @@ def simulate_trace(
     system = (
         system_factory(env, spec)
         if system_factory is not None
-        else _default_system(env, spec, seed)
+        else default_system(env, spec, seed)
     )
     rq = request_cls if request_cls is not None else _default_request_cls()
     cfg = SMConfig.from_spec(spec, scheduler=scheduler, model_register_banks=model_register_banks)

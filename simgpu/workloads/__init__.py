@@ -8,12 +8,14 @@ Each has ``trace()`` (the warp-level trace of the matching CUDA kernel in ``kern
 from __future__ import annotations
 
 from simgpu.workloads.base import Workload
-from simgpu.workloads.gemm import GemmBase, NaiveGemm, RegBlockGemm, TiledGemm
-from simgpu.workloads.memory import Gemv, PointerChase, Reduction, Stream, Transpose
+from simgpu.workloads.gemm import GemmBase, LibraryGemm, NaiveGemm, RegBlockGemm, TiledGemm
+from simgpu.workloads.memory import Gemv, HostCopy, PointerChase, Reduction, Stream, Transpose
 
 __all__ = [
     "Workload",
     "GemmBase",
+    "LibraryGemm",
+    "HostCopy",
     "NaiveGemm",
     "RegBlockGemm",
     "TiledGemm",

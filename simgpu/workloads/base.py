@@ -11,12 +11,20 @@ global-memory instructions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from simgpu.errors import SimgpuError
-from simgpu.trace.schema import GeneratedTrace, Instruction, KernelLaunch, KernelTrace
+from simgpu import catalogue
+from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.trace.schema import (
+    GeneratedTrace,
+    Instruction,
+    KernelLaunch,
+    KernelTrace,
+    classify_opcode,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,7 +32,7 @@ if TYPE_CHECKING:
     from simgpu.devices.spec import DeviceSpec
     from simgpu.sim.replay import SimResult
 
-__all__ = ["Workload", "Asm", "ArrayLayout", "FULL"]
+__all__ = ["Workload", "Asm", "ArrayLayout", "FULL", "check_positive", "lanes_mask"]
 
 FULL = 0xFFFFFFFF
 
@@ -61,8 +69,6 @@ class Asm:
         self, opcode: str, dst: Iterable[int] = (), src: Iterable[int] = (), mask: int = FULL
     ) -> Instruction:
         """A non-memory instruction (shared between warps)."""
-        from simgpu.trace.schema import classify_opcode
-
         d, s = tuple(dst), tuple(src)
         key = (opcode, d, s, mask)
         inst = self._cache.get(key)
@@ -87,8 +93,6 @@ class Asm:
     ) -> Instruction:
         """A memory instruction for the active lanes' ``addrs`` (compressed to base+stride when
         affine). With ``cache`` it is shared between warps (shared-memory addresses)."""
-        from simgpu.trace.schema import classify_opcode
-
         d, s = tuple(dst), tuple(src)
         key: tuple[Any, ...] | None = None
         if cache:
@@ -129,8 +133,6 @@ class Asm:
         mask: int = FULL,
     ) -> Instruction:
         """A memory instruction whose active lanes sit at ``base + rank * stride``."""
-        from simgpu.trace.schema import classify_opcode
-
         return Instruction(
             pc=0,
             opcode=opcode,
@@ -161,12 +163,29 @@ def lanes_mask(active: Iterable[bool]) -> int:
 
 @dataclass
 class Workload:
-    """Base class. Subclasses set :attr:`name` and implement :meth:`launch`,
-    :meth:`make_block`, :attr:`flops`, :attr:`compulsory_bytes` and :meth:`estimate`."""
+    """Base class. Subclasses set :attr:`name` and :attr:`kernel` and implement :meth:`launch`,
+    :meth:`make_block`, :attr:`flops`, :attr:`compulsory_bytes` and :meth:`estimate`; those a
+    calibration table measures implement :meth:`row_key` and :meth:`from_row`.
+
+    A workload is what the four views answer for (:mod:`simgpu.views`): :meth:`trace` and
+    :meth:`simulate` for the simulated view, :meth:`estimate` for the analytical one,
+    :meth:`features` for the learned one, :meth:`row_key` and :meth:`calibration_point` for the
+    measured one. A method a workload cannot serve raises :class:`~simgpu.errors.ViewUnavailable`
+    saying why.
+    """
 
     @property
     def name(self) -> str:
         raise NotImplementedError
+
+    @property
+    def kernel(self) -> str:
+        """The kernel's name in :mod:`simgpu.catalogue`."""
+        raise NotImplementedError
+
+    def entry(self) -> catalogue.Kernel:
+        """The kernel's catalogue entry."""
+        return catalogue.get(self.kernel)
 
     def launch(self) -> KernelLaunch:
         raise NotImplementedError
@@ -188,9 +207,42 @@ class Workload:
         """Bytes that must cross DRAM at least once (inputs read once, outputs written once)."""
         raise NotImplementedError
 
+    def figures(self, time_s: float) -> dict[str, float]:
+        """The figures a time implies for this workload (throughput in its own terms)."""
+        out: dict[str, float] = {}
+        if time_s > 0:
+            if self.flops:
+                out["tflops"] = self.flops / time_s / 1e12
+            if self.compulsory_bytes:
+                out["bandwidth_GBps"] = self.compulsory_bytes / time_s / 1e9
+        return out
+
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
         """The analytical model's answer (simgpu.analytical)."""
         raise NotImplementedError
+
+    def features(self) -> dict[str, Any]:
+        """The learned view's inputs: one row of the GEMM schema (simgpu/predict/SCHEMA.md)."""
+        raise ViewUnavailable(
+            f"the learned view predicts GEMMs; {self.kernel} is a {self.entry().kind} kernel"
+        )
+
+    def row_key(self) -> dict[str, Any]:
+        """The columns and values that identify this workload's row in its calibration table
+        (the catalogue entry's ``table``)."""
+        raise ViewUnavailable(f"{self.kernel}: no calibration table measures it")
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Workload:
+        """The workload a row of its calibration table measured."""
+        raise NotImplementedError
+
+    def calibration_point(self) -> dict[str, Any]:
+        """The point of its calibration benchmark that measures this workload live."""
+        raise ViewUnavailable(
+            f"live measurement of {self.kernel} alone is not offered; `simgpu calibrate`"
+            f" measures the {self.entry().table} table"
+        )
 
     def simulate(
         self, spec: DeviceSpec, *, sample: bool = True, warm_l2: bool = False, **kwargs: Any
@@ -200,6 +252,7 @@ class Workload:
         ``warm_l2``: start with the :meth:`inputs` in the L2 when they fit in it together (the
         state of a kernel timed over back-to-back launches) instead of a cold L2.
         """
+        # the simulator imports SimPy, which the calibration path (and a GPU machine) lacks
         from simgpu.sim.replay import simulate_trace
 
         w = self.for_device(spec)
@@ -227,8 +280,6 @@ class Workload:
 
     def params(self) -> dict[str, Any]:
         """The parameters as a flat dict (for tables)."""
-        from dataclasses import asdict
-
         return {"workload": self.name, **asdict(self)}
 
 
@@ -236,9 +287,8 @@ def warm_l2_factory(arrays: list[tuple[int, int]], seed: int = 0) -> Any:
     """A memory-system factory (``simulate_trace``'s ``system_factory``) that preloads whole
     lines of ``arrays`` ((address, bytes) pairs) into the L2, spread over the SMs so that every
     L2 partition is filled from its near side."""
-    import random
-
     def make(env: Any, spec: DeviceSpec) -> Any:
+        # SimPy is imported only when a replay runs (the calibration path must not need it)
         from simgpu.sim.system import build_system
 
         system = build_system(env, spec, rng=random.Random(seed))
@@ -254,7 +304,8 @@ def warm_l2_factory(arrays: list[tuple[int, int]], seed: int = 0) -> Any:
     return make
 
 
-def _check_positive(**values: int) -> None:
+def check_positive(**values: int) -> None:
+    """Raise a clear error unless every value is a positive integer."""
     for k, v in values.items():
         if not isinstance(v, int) or v < 1:
             raise SimgpuError(f"{k} = {v!r}: expected a positive integer")

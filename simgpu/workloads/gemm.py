@@ -15,12 +15,16 @@ extrapolates to the real one, reporting the spread between the two slopes it can
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from simgpu.errors import SimgpuError
+from simgpu import analytical, catalogue
+from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES
+from simgpu.arch.occupancy import occupancy
+from simgpu.errors import SimgpuError, ViewUnavailable
 from simgpu.trace.schema import Instruction, KernelLaunch
-from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, _check_positive, lanes_mask
+from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, check_positive, lanes_mask
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +32,7 @@ if TYPE_CHECKING:
     from simgpu.devices.spec import DeviceSpec
     from simgpu.sim.replay import SimResult
 
-__all__ = ["TiledGemm", "NaiveGemm", "RegBlockGemm", "GemmBase"]
+__all__ = ["TiledGemm", "NaiveGemm", "RegBlockGemm", "GemmBase", "LibraryGemm"]
 
 F4 = 4  # bytes per float
 
@@ -42,7 +46,7 @@ class GemmBase(Workload):
     K: int
 
     def __post_init__(self) -> None:
-        _check_positive(M=self.M, N=self.N, K=self.K)
+        check_positive(M=self.M, N=self.N, K=self.K)
         lay = ArrayLayout()
         self._A = lay.alloc("A", self.M * self.K * F4)
         self._B = lay.alloc("B", self.K * self.N * F4)
@@ -74,13 +78,65 @@ class GemmBase(Workload):
         clone._trips_override = trips
         return clone
 
+    @property
+    def dtype(self) -> str:
+        """Input data type (the kernels of kernels/sgemm.cu are fp32)."""
+        return "fp32"
+
+    def tiles(self) -> dict[str, int]:
+        """The tile arguments of :func:`simgpu.analytical.gemm` (tile_m ... threads_per_block)
+        of this kernel; empty where the library chooses."""
+        raise NotImplementedError
+
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
-        from simgpu import analytical
+        return analytical.gemm(spec, self.M, self.N, self.K, self.dtype, kernel=self.kernel,
+                               **self.tiles())
 
-        return analytical.gemm(spec, self.M, self.N, self.K, "fp32", **self._analytical_kwargs())
+    def features(self) -> dict[str, Any]:
+        return {"kernel": self.kernel, "dtype": self.dtype, "M": self.M, "N": self.N,
+                "K": self.K, **self.tiles()}
 
-    def _analytical_kwargs(self) -> dict[str, Any]:
-        return {}
+    def row_key(self) -> dict[str, Any]:
+        key: dict[str, Any] = {"kernel": self.kernel, "dtype": self.dtype, "M": self.M,
+                               "N": self.N, "K": self.K}
+        tiles = self.tiles()
+        if tiles:
+            key["tile_m"] = tiles["tile_m"]
+        return key
+
+    def calibration_point(self) -> dict[str, Any]:
+        tiles = self.tiles()
+        for v in self.entry().variants:
+            if v.analytical_tiles() == tiles:
+                return {"kernel": "own", "variant": v.name, "dtype": self.dtype, "M": self.M,
+                        "N": self.N, "K": self.K}
+        raise ViewUnavailable(
+            f"{self.kernel} with tiles {tiles} is not one of the variants kernels/"
+            f"{self.entry().source} compiles ({[v.name for v in self.entry().variants]})"
+        )
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> GemmBase:
+        """The GEMM a ``gemm`` table row measured, as the workload class of its kernel."""
+        return cls.of_kernel(str(row["kernel"]), int(row["M"]), int(row["N"]), int(row["K"]),
+                             dtype=str(row.get("dtype", "fp32")), tile=int(row.get("tile_m", 0)))
+
+    @staticmethod
+    def of_kernel(kernel: str, M: int, N: int, K: int, *, dtype: str = "fp32",
+                  tile: int = 0) -> GemmBase:
+        """The workload of GEMM ``kernel`` (a catalogue name): for our own kernels the variant
+        whose block tile M is ``tile`` (0: the default one), for cuBLAS the library's."""
+        entry = catalogue.get(kernel)
+        if entry.kind != "gemm" or entry.workload is None:
+            raise ViewUnavailable(f"kernel {kernel!r} has no workload class (a dataset's kernel,"
+                                  " known to the analytical model and the predictor only)")
+        entry.check_dtype(dtype)
+        if kernel == "cublas":
+            if tile:
+                raise SimgpuError("a tile applies to the kernels/sgemm.cu kernels, not cublas")
+            return LibraryGemm(M, N, K, dtype=dtype)
+        cls = {c.__name__: c for c in (NaiveGemm, TiledGemm, RegBlockGemm)}[entry.workload]
+        return cls(M, N, K, **entry.variant(tile).params)
 
     def inputs(self) -> list[tuple[int, int]]:
         return [(self._A, F4 * self.M * self.K), (self._B, F4 * self.K * self.N)]
@@ -101,7 +157,7 @@ class GemmBase(Workload):
         waves see, since every element is read by many blocks), instead of a cold L2; used to
         take the first wave's cold misses out of an extrapolation over many waves.
         """
-        from simgpu.arch.occupancy import occupancy
+        # SimPy is imported only when a replay runs (the calibration path must not need it)
         from simgpu.sim.replay import simulate_trace
 
         if warm_l2:
@@ -195,18 +251,17 @@ class TiledGemm(GemmBase):
         return "gemm_tiled"
 
     @property
+    def kernel(self) -> str:
+        return "sgemm_tiled"
+
+    @property
     def k_step(self) -> int:
         return self.tile
 
-    def _analytical_kwargs(self) -> dict[str, Any]:
+    def tiles(self) -> dict[str, int]:
         t = self.tile
-        return {
-            "tile_m": t,
-            "tile_n": t,
-            "tile_k": t,
-            "threads_per_block": t * t,
-            "kernel": "tiled",
-        }
+        return {"tile_m": t, "tile_n": t, "tile_k": t, "thread_tile_m": 1, "thread_tile_n": 1,
+                "threads_per_block": t * t}
 
     def launch(self) -> KernelLaunch:
         t = self.tile
@@ -366,18 +421,17 @@ class NaiveGemm(GemmBase):
         return "gemm_naive"
 
     @property
+    def kernel(self) -> str:
+        return "sgemm_naive"
+
+    @property
     def k_step(self) -> int:
         return 4
 
-    def _analytical_kwargs(self) -> dict[str, Any]:
+    def tiles(self) -> dict[str, int]:
         b = self.block_dim
-        return {
-            "tile_m": b,
-            "tile_n": b,
-            "tile_k": 1,
-            "threads_per_block": b * b,
-            "kernel": "naive",
-        }
+        return {"tile_m": b, "tile_n": b, "tile_k": 1, "thread_tile_m": 1, "thread_tile_n": 1,
+                "threads_per_block": b * b}
 
     def launch(self) -> KernelLaunch:
         b = self.block_dim
@@ -485,6 +539,10 @@ class RegBlockGemm(GemmBase):
         return "gemm_regblock"
 
     @property
+    def kernel(self) -> str:
+        return "sgemm_regblock"
+
+    @property
     def threads(self) -> int:
         return (self.BM // self.TM) * (self.BN // self.TN)
 
@@ -492,16 +550,10 @@ class RegBlockGemm(GemmBase):
     def k_step(self) -> int:
         return self.BK
 
-    def _analytical_kwargs(self) -> dict[str, Any]:
-        return {
-            "tile_m": self.BM,
-            "tile_n": self.BN,
-            "tile_k": self.BK,
-            "thread_tile_m": self.TM,
-            "thread_tile_n": self.TN,
-            "threads_per_block": self.threads,
-            "kernel": "regblock",
-        }
+    def tiles(self) -> dict[str, int]:
+        return {"tile_m": self.BM, "tile_n": self.BN, "tile_k": self.BK,
+                "thread_tile_m": self.TM, "thread_tile_n": self.TN,
+                "threads_per_block": self.threads}
 
     def launch(self) -> KernelLaunch:
         return KernelLaunch(
@@ -671,3 +723,53 @@ class RegBlockGemm(GemmBase):
 
 
 _ = FULL
+
+
+@dataclass
+class LibraryGemm(GemmBase):
+    """A cuBLAS GEMM (``cublasGemmEx``, as ``simgpu calibrate`` times it): the library picks the
+    kernel, so simgpu has its analytical estimate (the library's tile search), its learned
+    prediction and its measurement, but no trace to replay."""
+
+    dtype: str = "fp16"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.entry().check_dtype(self.dtype)
+
+    @property
+    def name(self) -> str:
+        return "gemm_library"
+
+    @property
+    def kernel(self) -> str:
+        return "cublas"
+
+    @property
+    def compulsory_bytes(self) -> float:
+        e_in, e_out = DTYPE_BYTES[self.dtype], DTYPE_OUT_BYTES[self.dtype]
+        return float(e_in * (self.M * self.K + self.K * self.N) + e_out * self.M * self.N)
+
+    def tiles(self) -> dict[str, int]:
+        return {}
+
+    def launch(self) -> KernelLaunch:
+        raise ViewUnavailable(self.entry().unavailable("simulated"))
+
+    @property
+    def k_step(self) -> int:
+        raise ViewUnavailable("cuBLAS chooses its own K step")
+
+    def simulate(self, spec: DeviceSpec, **kwargs: Any) -> SimResult:
+        return self.launch()  # type: ignore[return-value]  # always raises ViewUnavailable
+
+    def calibration_point(self) -> dict[str, Any]:
+        if self.dtype == "fp8":
+            raise ViewUnavailable("simgpu calibrate times cuBLAS in fp32, tf32, fp16 and bf16,"
+                                  " not fp8")
+        return {"kernel": "cublas", "variant": "cublas", "dtype": self.dtype, "M": self.M,
+                "N": self.N, "K": self.K}
+
+    def params(self) -> dict[str, Any]:
+        return {"workload": self.name, "M": self.M, "N": self.N, "K": self.K,
+                "dtype": self.dtype}

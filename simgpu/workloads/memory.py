@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import math
 import random
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from simgpu.errors import SimgpuError
+from simgpu import analytical
+from simgpu.arch.occupancy import occupancy
+from simgpu.errors import SimgpuError, ViewUnavailable
 from simgpu.trace.schema import Instruction, KernelLaunch
-from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, _check_positive, lanes_mask
+from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, check_positive, lanes_mask
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,7 +25,7 @@ if TYPE_CHECKING:
     from simgpu.devices.spec import DeviceSpec
     from simgpu.sim.replay import SimResult
 
-__all__ = ["PointerChase", "Stream", "Transpose", "Reduction", "Gemv", "STREAM_OPS"]
+__all__ = ["PointerChase", "Stream", "Transpose", "Reduction", "Gemv", "HostCopy", "STREAM_OPS"]
 
 #: STREAM kernels: (global loads, stores, FP32 instructions per float4) per element.
 STREAM_OPS = {
@@ -31,6 +35,17 @@ STREAM_OPS = {
     "scale": (1, 1, ("FMUL",) * 4),
     "triad": (2, 1, ("FFMA",) * 4),
 }
+
+#: A stream over arrays of at least this many times the L2 is DRAM-resident throughout, and
+#: :meth:`Stream.simulate` takes its steady state from a window (:meth:`Stream.steady_state`).
+DRAM_RESIDENT_L2 = 4
+#: Lines the steady-state window moves. assumption: 8 MiB of traffic, about 2.7 us at 3 TB/s,
+#: twice the lines the kernel keeps in flight on an H100: long enough for a steady state.
+WINDOW_LINES = 1 << 16
+#: stream op -> (memory-system stream op, read fraction) of its steady state: copy, scale and
+#: triad read one line per line written, triad two
+STREAM_MIX = {"read": ("read", 1.0), "write": ("write", 0.0), "copy": ("copy", 0.5),
+              "scale": ("copy", 0.5), "triad": ("copy", 2.0 / 3.0)}
 
 #: Blocks per SM the calibration runner launches for grid-stride kernels
 #: (simgpu/calibrate/bench_memory.py and bench_compute.py: sm_count * 8 blocks of 256 threads).
@@ -49,7 +64,7 @@ class PointerChase(Workload):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_positive(footprint_B=self.footprint_B, stride_B=self.stride_B, steps=self.steps)
+        check_positive(footprint_B=self.footprint_B, stride_B=self.stride_B, steps=self.steps)
         if self.cache_op not in ("ca", "cg"):
             raise SimgpuError(f"cache_op = {self.cache_op!r}: expected 'ca' or 'cg'")
         if self.stride_B % 4 or self.footprint_B < self.stride_B:
@@ -62,6 +77,22 @@ class PointerChase(Workload):
     @property
     def name(self) -> str:
         return "pchase"
+
+    @property
+    def kernel(self) -> str:
+        return f"pchase_{self.cache_op}"
+
+    def figures(self, time_s: float) -> dict[str, float]:
+        """Latency per dependent load (the kernel's loop included, as the benchmark times it)."""
+        return {"latency_ns": time_s / self.steps * 1e9} if time_s > 0 else {}
+
+    def row_key(self) -> dict[str, Any]:
+        return {"path": self.cache_op, "footprint_B": self.footprint_B, "stride_B": self.stride_B}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PointerChase:
+        return cls(int(row["footprint_B"]), int(row["stride_B"]), int(row["steps"]),
+                   str(row["path"]))
 
     @property
     def slots(self) -> int:
@@ -104,8 +135,6 @@ class PointerChase(Workload):
         return [insts]
 
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
-        from simgpu import analytical
-
         return analytical.pointer_chase(spec, self.footprint_B, self.stride_B)
 
     def warm_lines(self, spec: DeviceSpec, l1_bytes: int, line_bytes: int) -> list[int]:
@@ -131,13 +160,14 @@ class PointerChase(Workload):
         runs the chase once untimed before the timed launches; simgpu.sim.sources
         .run_pointer_chase warms the same way): a functional warm-up of the SM's L1 and the L2
         with :meth:`warm_lines`, so a footprint that fits a cache level hits in it."""
-        from simgpu.sim.replay import _default_system, simulate_trace
+        # SimPy is imported only when a replay runs (the calibration path must not need it)
+        from simgpu.sim.replay import default_system, simulate_trace
 
         if warm and "system_factory" not in kwargs:
             seed = int(kwargs.get("seed", 0))
 
             def make(env: Any, spec_: DeviceSpec) -> Any:
-                system = _default_system(env, spec_, seed)
+                system = default_system(env, spec_, seed)
                 lines = self.warm_lines(spec_, system.l1_bytes, system.line_bytes)
                 sector = 1 << ((self._next % system.line_bytes) // 32)
                 # the single block runs on SM 0 (blocks go to SMs in order)
@@ -166,7 +196,7 @@ class Stream(Workload):
     def __post_init__(self) -> None:
         if self.op not in STREAM_OPS:
             raise SimgpuError(f"op = {self.op!r}: expected one of {sorted(STREAM_OPS)}")
-        _check_positive(n_elements=self.n_elements, threads=self.threads)
+        check_positive(n_elements=self.n_elements, threads=self.threads)
         if self.n_elements % 4:
             raise SimgpuError(f"n_elements = {self.n_elements}: expected a multiple of 4 (float4)")
         lay = ArrayLayout()
@@ -176,6 +206,22 @@ class Stream(Workload):
     @property
     def name(self) -> str:
         return "stream"
+
+    @property
+    def kernel(self) -> str:
+        return f"stream_{self.op}"
+
+    def row_key(self) -> dict[str, Any]:
+        key: dict[str, Any] = {"op": self.op, "array_B": 4 * self.n_elements,
+                               "threads_per_block": self.threads}
+        if self.blocks is not None:
+            key["blocks"] = self.blocks
+        return key
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Stream:
+        return cls(str(row["op"]), int(row["array_B"]) // 4, int(row["threads_per_block"]),
+                   int(row["blocks"]))
 
     @property
     def n4(self) -> int:
@@ -275,9 +321,71 @@ class Stream(Workload):
         return warps
 
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
-        from simgpu import analytical
-
         return analytical.stream(spec, self.op, self.n_elements, 4)
+
+    def simulate(
+        self, spec: DeviceSpec, *, sample: bool = True, warm_l2: bool = False, **kwargs: Any
+    ) -> SimResult:
+        """Replay the kernel; with ``sample``, arrays of at least :data:`DRAM_RESIDENT_L2`
+        times the L2 (DRAM-resident throughout) are simulated as a steady-state window instead
+        (:meth:`steady_state`), since a grid-stride replay of them would take hours."""
+        if sample and 4 * self.n_elements >= DRAM_RESIDENT_L2 * spec.l2.size_bytes:
+            return self.steady_state(spec, seed=int(kwargs.get("seed", 0)))
+        return super().simulate(spec, sample=sample, warm_l2=warm_l2, **kwargs)
+
+    def steady_state(self, spec: DeviceSpec, *, seed: int = 0) -> SimResult:
+        """The kernel's steady state: :data:`WINDOW_LINES` consecutive lines streamed through
+        the memory system with as many lines in flight per SM as the launch keeps (threads x
+        one float4 each), stores written through to DRAM (in the steady state of arrays far
+        larger than the L2 every store reaches DRAM, which a short window of a write-back L2
+        would not show); the kernel's time is its bytes at the window's bandwidth. The spread
+        is half the difference between the bandwidths of the window's two halves."""
+        # SimPy is imported only when a simulation runs (the calibration path must not need it)
+        import simpy
+
+        from simgpu.sim import build_system
+        from simgpu.sim.replay import SimResult
+        from simgpu.sim.sources import Stream as StreamSource
+
+        wall0 = time.perf_counter()
+        w = self.for_device(spec)
+        launch = w.launch()
+        env = simpy.Environment()
+        system = build_system(env, spec, l2_write_through=True, rng=random.Random(seed))
+        op, read_fraction = STREAM_MIX[self.op]
+        sms = spec.compute.sm_count
+        per_sm = max(1, launch.num_blocks * self.threads * 16 // (system.line_bytes * sms))
+        src = StreamSource(env, system, n_lines=WINDOW_LINES, occupancy=per_sm, op=op,
+                           read_fraction=read_fraction)
+        src.start()
+        env.run()
+        r = src.result()
+        hz = spec.clock_MHz * 1e6
+        bw = r.bytes / ((r.t_end - r.t_start) / hz)  # B/s over the window
+        half = len(r.done_times) // 2
+        halves = []
+        for part in (slice(0, half), slice(half, None)):
+            t, b = r.done_times[part], r.done_bytes[part]
+            if len(t) > 1 and t[-1] > t[0]:
+                halves.append(sum(b) / ((t[-1] - t[0]) / hz))
+        time_s = self.compulsory_bytes / bw
+        spread = abs(time_s * bw / halves[0] - time_s * bw / halves[1]) / 2 if len(
+            halves) == 2 else 0.0
+        loads, stores, _ = STREAM_OPS[self.op]
+        occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread,
+                        launch.shared_bytes)
+        return SimResult(
+            device=spec.name, kernel=launch.name, clock_MHz=spec.clock_MHz,
+            cycles=time_s * hz, time_s=time_s, sampled=True, time_s_spread=spread,
+            blocks_total=launch.num_blocks, blocks_simulated=0,
+            waves=launch.num_blocks / (occ.blocks_per_sm * sms),
+            occupancy_blocks_per_sm=occ.blocks_per_sm, occupancy_limit=occ.limit,
+            warp_instructions=0.0, instructions_simulated=0, flops=self.flops,
+            bytes={"dram": {"read": 4.0 * loads * self.n_elements,
+                            "write": 4.0 * stores * self.n_elements}},
+            hit_rate={}, stalls={}, op_counts={}, wall_s=time.perf_counter() - wall0,
+            scheduler="steady-state window",
+        )
 
 
 
@@ -291,7 +399,7 @@ class Transpose(Workload):
     variant: str = "tiled"
 
     def __post_init__(self) -> None:
-        _check_positive(rows=self.rows, cols=self.cols)
+        check_positive(rows=self.rows, cols=self.cols)
         if self.variant not in ("naive", "tiled"):
             raise SimgpuError(f"variant = {self.variant!r}: expected 'naive' or 'tiled'")
         lay = ArrayLayout()
@@ -302,6 +410,18 @@ class Transpose(Workload):
     @property
     def name(self) -> str:
         return "transpose"
+
+    @property
+    def kernel(self) -> str:
+        return f"transpose_{self.variant}"
+
+    def row_key(self) -> dict[str, Any]:
+        return {"kernel": self.kernel, "rows": self.rows, "cols": self.cols}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Transpose:
+        variant = str(row["kernel"]).removeprefix("transpose_")
+        return cls(int(row["rows"]), int(row["cols"]), variant)
 
     def inputs(self) -> list[tuple[int, int]]:
         return [(self._in, 4 * self.rows * self.cols)]
@@ -433,11 +553,8 @@ class Transpose(Workload):
         return warps
 
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
-        from simgpu import analytical
-
-        if self.rows != self.cols:
-            raise SimgpuError("the analytical transpose model takes square matrices (rows = cols)")
-        return analytical.transpose(spec, self.rows, self.variant)
+        # the closed form takes a square; one of the same size moves the same bytes
+        return analytical.transpose(spec, math.sqrt(self.rows * self.cols), self.variant)
 
 
 @dataclass
@@ -449,7 +566,7 @@ class Reduction(Workload):
     blocks: int | None = None
 
     def __post_init__(self) -> None:
-        _check_positive(n=self.n, threads=self.threads)
+        check_positive(n=self.n, threads=self.threads)
         if self.n % 4:
             raise SimgpuError(f"n = {self.n}: expected a multiple of 4 (float4 loads)")
         lay = ArrayLayout()
@@ -460,6 +577,17 @@ class Reduction(Workload):
     @property
     def name(self) -> str:
         return "reduction"
+
+    @property
+    def kernel(self) -> str:
+        return "reduce_sum"
+
+    def row_key(self) -> dict[str, Any]:
+        return {"n": self.n}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Reduction:
+        return cls(int(row["n"]))
 
     def inputs(self) -> list[tuple[int, int]]:
         return [(self._a, 4 * self.n)]
@@ -551,8 +679,6 @@ class Reduction(Workload):
         return warps
 
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
-        from simgpu import analytical
-
         return analytical.reduction(spec, self.n)
 
 
@@ -565,7 +691,7 @@ class Gemv(Workload):
     n: int
 
     def __post_init__(self) -> None:
-        _check_positive(m=self.m, n=self.n)
+        check_positive(m=self.m, n=self.n)
         lay = ArrayLayout()
         self._A = lay.alloc("A", self.m * self.n * 4)
         self._x = lay.alloc("x", self.n * 4)
@@ -575,6 +701,17 @@ class Gemv(Workload):
     @property
     def name(self) -> str:
         return "gemv"
+
+    @property
+    def kernel(self) -> str:
+        return "sgemv_warp"
+
+    def row_key(self) -> dict[str, Any]:
+        return {"M": self.m, "N": self.n}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Gemv:
+        return cls(int(row["M"]), int(row["N"]))
 
     def inputs(self) -> list[tuple[int, int]]:
         return [(self._A, 4 * self.m * self.n), (self._x, 4 * self.n)]
@@ -651,6 +788,79 @@ class Gemv(Workload):
         return warps
 
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
-        from simgpu import analytical
-
         return analytical.gemv(spec, self.m, self.n)
+
+
+@dataclass
+class HostCopy(Workload):
+    """A host-device copy over the host link (``cudaMemcpyAsync``, as ``simgpu calibrate``
+    times it): ``n_bytes`` each way, ``direction`` "h2d", "d2h" or "bidir" (both at once),
+    from pinned or pageable host memory. Not a kernel: no trace; the simulated view runs the
+    host link model (:class:`simgpu.sim.pcie.HostLink`)."""
+
+    n_bytes: int
+    direction: str = "h2d"
+    pinned: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive(n_bytes=self.n_bytes)
+        if self.direction not in ("h2d", "d2h", "bidir"):
+            raise SimgpuError(f"direction = {self.direction!r}: expected h2d, d2h or bidir")
+
+    @property
+    def name(self) -> str:
+        return "pcie_copy"
+
+    @property
+    def kernel(self) -> str:
+        return "memcpy"
+
+    @property
+    def flops(self) -> float:
+        return 0.0
+
+    @property
+    def compulsory_bytes(self) -> float:
+        return float(self.n_bytes * (2 if self.direction == "bidir" else 1))
+
+    def launch(self) -> KernelLaunch:
+        raise ViewUnavailable("a host-device copy is not a kernel: it has no trace")
+
+    def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        return analytical.pcie_copy(spec, self.n_bytes, self.direction, self.pinned)
+
+    def simulate(self, spec: DeviceSpec, **kwargs: Any) -> SimResult:
+        """The copy (both directions at once for "bidir") on the host link model."""
+        # SimPy is imported only when a simulation runs (the calibration path must not need it)
+        import simpy
+
+        from simgpu.sim.pcie import HostLink
+        from simgpu.sim.replay import SimResult
+
+        wall0 = time.perf_counter()
+        env = simpy.Environment()
+        link = HostLink(env, spec.host_link, spec.clock_MHz)
+        dirs = ("h2d", "d2h") if self.direction == "bidir" else (self.direction,)
+        for d in dirs:
+            link.copy(self.n_bytes, d, self.pinned)
+        env.run()
+        cycles = max(c.t_end for c in link.copies)
+        return SimResult(
+            device=spec.name, kernel=f"memcpy_{self.direction}", clock_MHz=spec.clock_MHz,
+            cycles=cycles, time_s=cycles / (spec.clock_MHz * 1e6), sampled=False,
+            time_s_spread=0.0, blocks_total=0, blocks_simulated=0, waves=0.0,
+            occupancy_blocks_per_sm=0, occupancy_limit="", warp_instructions=0.0,
+            instructions_simulated=0, flops=0.0,
+            bytes={"pcie": {"read": float(link.bytes.get("h2d", 0)),
+                            "write": float(link.bytes.get("d2h", 0))}},
+            hit_rate={}, stalls={}, op_counts={}, wall_s=time.perf_counter() - wall0,
+            scheduler="host link",
+        )
+
+    def row_key(self) -> dict[str, Any]:
+        return {"direction": self.direction,
+                "host_memory": "pinned" if self.pinned else "pageable", "size_B": self.n_bytes}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> HostCopy:
+        return cls(int(row["size_B"]), str(row["direction"]), row["host_memory"] == "pinned")
