@@ -10,12 +10,14 @@ import pytest
 from simgpu import devices
 from simgpu.devices.dataflow import DataflowSpec
 from simgpu.errors import SimgpuError
+from simgpu.sim import hbm
 from simgpu.sim.dataflow import (
     BackingStore,
     backing_store,
     fold_plan,
     simulate_gemm,
     simulate_workload,
+    stream_bandwidth_GBps,
 )
 
 SHAPES = [(1, 1, 1), (7, 5, 3), (32, 32, 32), (33, 65, 17), (256, 128, 512), (1000, 10, 300)]
@@ -101,8 +103,6 @@ def test_double_buffering_hides_transfers(small: DataflowSpec) -> None:
 
 
 def test_backing_store_comes_from_the_hbm_model(big: DataflowSpec) -> None:
-    from simgpu.sim import hbm
-
     store = backing_store(big)
     gbps = hbm.refresh_limited_bandwidth_GBps(big.dram)
     assert gbps < big.dram.peak_bandwidth_GBps
@@ -133,9 +133,6 @@ def test_simulate_workload_entry(small: DataflowSpec) -> None:
 def test_des_stream_bandwidth_sits_below_the_refresh_limited_peak(big: DataflowSpec) -> None:
     """The discrete-event HBM controller sustains less than the closed-form peak, and (as real
     memory systems do, published/dram_timings.md: 70-90% of theoretical) not far less."""
-    from simgpu.sim import hbm
-    from simgpu.sim.dataflow import stream_bandwidth_GBps
-
     des = stream_bandwidth_GBps(big.dram)
     closed = hbm.refresh_limited_bandwidth_GBps(big.dram)
     assert 0.6 * closed <= des <= closed * 1.001

@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 import pytest
+import simpy
 
 from simgpu import devices
 from simgpu.devices.pim import PimSpec
@@ -17,6 +18,7 @@ from simgpu.sim.pim import (
     PREAB,
     RDOUT,
     WRIN,
+    PimDevice,
     map_gemv,
     pim_timing_table,
     schedule,
@@ -167,10 +169,6 @@ def test_energy_adds_up(spec: PimSpec) -> None:
 
 
 def test_host_process_in_simpy(spec: PimSpec) -> None:
-    import simpy
-
-    from simgpu.sim.pim import PimDevice
-
     env = simpy.Environment()
     device = PimDevice(env, spec, clock_MHz=1980.0)
     proc = device.gemv(2048, 1024)

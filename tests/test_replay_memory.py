@@ -10,6 +10,7 @@ import pytest
 from simgpu import devices
 from simgpu.sim.replay import simulate_trace
 from simgpu.sim.sm import unit_timings
+from simgpu.sim.system import build_system
 from simgpu.workloads import Gemv, PointerChase, Stream, TiledGemm, Transpose
 
 
@@ -45,8 +46,6 @@ def test_stream_copy_writes_its_output_once_to_dram(h100_8sm):
 def test_replay_without_submit_matches_the_event_per_request_path(h100_8sm):
     """A memory system offering only access() (an event per request) gives the same kernel
     as the default one, whose submit() hands completion times over without events."""
-    from simgpu.sim.system import build_system
-
     class AccessOnly:
         def __init__(self, system):
             self.inner = system

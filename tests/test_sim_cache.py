@@ -12,6 +12,8 @@ from simgpu.errors import SimgpuError
 from simgpu.sim.cache import MSHRTable, Port, SectorCache, SharedMemory, WindowPort, mix64
 
 LINE = 128
+SECTOR = 32
+GEOM = {"line_bytes": LINE, "sector_bytes": SECTOR}
 
 
 class ReferenceCache:
@@ -52,7 +54,7 @@ trace = st.lists(
 @given(ops=trace, ways=st.integers(1, 8), sets=st.sampled_from([1, 2, 4]))
 @settings(max_examples=60, deadline=None)
 def test_hits_and_misses_match_reference_model(policy, ops, ways, sets):
-    cache = SectorCache(name="t", size_bytes=sets * ways * LINE, ways=ways, policy=policy)
+    cache = SectorCache(**GEOM, name="t", size_bytes=sets * ways * LINE, ways=ways, policy=policy)
     ref = ReferenceCache(sets, ways, policy)
     for idx, sectors in ops:
         line = idx * LINE
@@ -69,7 +71,7 @@ def test_hits_and_misses_match_reference_model(policy, ops, ways, sets):
 @given(ops=trace)
 @settings(max_examples=30, deadline=None)
 def test_random_policy_never_exceeds_capacity_and_counts_every_access(ops):
-    cache = SectorCache(name="t", size_bytes=4 * 2 * LINE, ways=2, policy="random",
+    cache = SectorCache(**GEOM, name="t", size_bytes=4 * 2 * LINE, ways=2, policy="random",
                         rng=random.Random(1))
     for idx, sectors in ops:
         present = cache.lookup(idx * LINE, sectors)
@@ -81,7 +83,7 @@ def test_random_policy_never_exceeds_capacity_and_counts_every_access(ops):
 
 
 def test_sector_granularity_partial_hit():
-    cache = SectorCache(name="t", size_bytes=4 * LINE, ways=4)
+    cache = SectorCache(**GEOM, name="t", size_bytes=4 * LINE, ways=4)
     cache.fill(0, 0b0011)
     assert cache.lookup(0, 0b0001) == 0b0001
     assert cache.lookup(0, 0b0110) == 0b0010  # one sector present, one missing
@@ -90,10 +92,10 @@ def test_sector_granularity_partial_hit():
 
 
 def test_write_through_no_allocate_and_write_back_allocate():
-    l1 = SectorCache(name="l1", size_bytes=2 * LINE, ways=2)
+    l1 = SectorCache(**GEOM, name="l1", size_bytes=2 * LINE, ways=2)
     hit, victim = l1.write(0, 0b1, allocate=False)
     assert not hit and victim is None and l1.probe(0) == 0  # no allocation on a miss
-    l2 = SectorCache(name="l2", size_bytes=2 * LINE, ways=2)
+    l2 = SectorCache(**GEOM, name="l2", size_bytes=2 * LINE, ways=2)
     l2.write(0, 0b0101, allocate=True)
     l2.write(LINE, 0b1, allocate=True)
     _, victim = l2.write(2 * LINE, 0b1, allocate=True)  # evicts line 0 (LRU), dirty
@@ -103,9 +105,27 @@ def test_write_through_no_allocate_and_write_back_allocate():
 
 def test_bad_geometry_is_rejected_with_the_field():
     with pytest.raises(SimgpuError, match="size_bytes"):
-        SectorCache(name="x", size_bytes=1000, ways=4)
+        SectorCache(**GEOM, name="x", size_bytes=1000, ways=4)
     with pytest.raises(SimgpuError, match="policy"):
-        SectorCache(name="x", size_bytes=512, ways=4, policy="plru")
+        SectorCache(**GEOM, name="x", size_bytes=512, ways=4, policy="plru")
+    with pytest.raises(SimgpuError, match="sector_bytes"):
+        SectorCache(name="x", size_bytes=512, ways=4, line_bytes=128, sector_bytes=48)
+    # a tag entry holds 32 sectors' valid bits: 64 sectors per line is refused, not mangled
+    with pytest.raises(SimgpuError, match="at most 32"):
+        SectorCache(name="x", size_bytes=512, ways=4, line_bytes=128, sector_bytes=2)
+
+
+@pytest.mark.parametrize("sector", [16, 32, 64, 128])
+def test_other_sector_sizes_count_their_own_sectors(sector):
+    cache = SectorCache(name="t", size_bytes=4 * LINE, ways=4, line_bytes=LINE,
+                        sector_bytes=sector)
+    full = (1 << (LINE // sector)) - 1
+    assert cache.sectors_per_line == LINE // sector
+    cache.fill(0, full)
+    assert cache.lookup(0, full) == full
+    assert cache.sector_hits == LINE // sector
+    cache.write(LINE, 1, allocate=True)
+    assert cache.dirty_sectors() == 1
 
 
 def test_hash_is_a_bijection_on_a_range():

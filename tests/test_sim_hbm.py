@@ -15,6 +15,7 @@ from simgpu.sim.hbm import (
     HBM,
     HBMConfig,
     burst_bytes,
+    fire_at,
     peak_bandwidth_GBps,
     refresh_limited_bandwidth_GBps,
     timing_table,
@@ -198,7 +199,7 @@ def test_write_drain_holds_writes_behind_reads():
 def test_write_drain_starts_at_the_high_watermark():
     env, hbm = make("h100-pcie", refresh=False, log=True)
     pc0 = hbm.decode(0)[0]
-    high = hbm._hi
+    high = hbm.drain_start
     same_pc = list(itertools.islice(
         (a for a in range(0, 1 << 28, 128) if hbm.decode(a)[0] == pc0), high + 8))
     for a in same_pc[:high]:
@@ -232,12 +233,15 @@ def test_refresh_count_matches_interval():
 
 
 def test_fire_at_triggers_the_event_later():
-    from simgpu.sim import hbm as hbm_module
-
     env = simpy.Environment()
     ev = simpy.Event(env)
-    hbm_module.fire_at(env, ev, 5.0, "x")
+    fire_at(env, ev, 5.0, "x")
+    assert not ev.triggered  # triggered when the time comes, not before
     assert env.run(until=ev) == "x" and env.now == 5.0
+    now = env.event()
+    fire_at(env, now, 0.0, "y")
+    assert now.triggered and now.value == "y"
+    assert env.run(until=now) == "y" and env.now == 5.0
 
 
 def test_burst_sizes_and_errors():

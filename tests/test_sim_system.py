@@ -124,7 +124,7 @@ def test_stores_write_through_l1_and_write_back_l2(h100):
     assert st_.served_by == "L2near"
     assert s.hbm.totals()["writes"] == 0  # write-back: nothing reaches DRAM yet
     dram = s.stats().set_index("component").loc["DRAM"]
-    assert dram["l2_dirty_bytes"] == 32  # ...but the L2 owes DRAM the stored sector
+    assert dram["l2_dirty_bytes"] == h100.l2.sector_bytes  # ...but the L2 owes the sector
     ld = run_one(s, MemRequest(0, 0, 0b1))
     assert ld.served_by == "L2near"  # no allocation in L1 on a store miss
     # overflow one L2 set of both partitions with dirty lines: write-backs reach DRAM
@@ -142,7 +142,8 @@ def test_stores_write_through_l1_and_write_back_l2(h100):
     # every dirty sector stored is either written back or still owed by the L2 (line 0 is
     # among the lines of the set, so its first store is overwritten, not added)
     dram = s.stats().set_index("component").loc["DRAM"]
-    assert dram["write_bytes"] + dram["l2_dirty_bytes"] == 4 * 32 * 3 * h100.l2.ways
+    stored = 3 * h100.l2.ways * h100.l2.line_bytes  # whole lines
+    assert dram["write_bytes"] + dram["l2_dirty_bytes"] == stored
 
 
 def test_shared_memory_bank_conflicts_add_cycles(h100):
@@ -226,8 +227,8 @@ def test_every_request_completes_once_and_bytes_are_conserved(ops):
         assert r.served_by in ("L1", "L2near", "L2far", "DRAM")
         if r.write:
             assert r.served_by == "L2near"
-    asked_read = sum(r.nbytes for r in reqs if not r.write)
-    asked_written = sum(r.nbytes for r in reqs if r.write)
+    asked_read = sum(r.nbytes(s.sector_bytes) for r in reqs if not r.write)
+    asked_written = sum(r.nbytes(s.sector_bytes) for r in reqs if r.write)
     assert (s.bytes_read, s.bytes_written) == (asked_read, asked_written)
     served = sum(rec[2] for rec in s.by_level.values())
     assert served == asked_read + asked_written
@@ -314,6 +315,8 @@ def test_bad_requests_and_options_are_rejected(h100):
         s.access(MemRequest(10_000, 0))
     with pytest.raises(SimgpuError, match="space"):
         s.access(MemRequest(0, 0, space="texture"))
+    with pytest.raises(SimgpuError, match="sectors within a line"):
+        s.access(MemRequest(0, 0, sectors=1 << (h100.l1.line_bytes // h100.l1.sector_bytes)))
 
 
 def test_carveout_shrinks_the_l1(h100):

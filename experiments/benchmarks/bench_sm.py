@@ -21,6 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from simgpu import devices
+from simgpu.sim.replay import simulate_trace
+from simgpu.trace import load_traces
+from simgpu.workloads import Gemv, Stream, TiledGemm, Transpose
+
 ROOT = Path(__file__).resolve().parents[2]
 ACCELSIM = ROOT.parent / "shared" / "data" / "accelsim" / "traces"
 #: Accel-Sim's published trace-driven simulation rate (Khairy et al., ISCA 2020), warp inst/s
@@ -30,8 +35,6 @@ TARGET_GEMM_S = 60.0
 
 
 def _cases(quick: bool) -> list[tuple[str, Any]]:
-    from simgpu.workloads import Gemv, Stream, TiledGemm, Transpose
-
     cases: list[tuple[str, Any]] = [
         ("tiled SGEMM 256^3, tile 32 (full)", lambda: TiledGemm(256, 256, 256, tile=32)),
         ("tiled SGEMM 256^3, tile 16 (full)", lambda: TiledGemm(256, 256, 256, tile=16)),
@@ -43,9 +46,6 @@ def _cases(quick: bool) -> list[tuple[str, Any]]:
 
 
 def rate_rows(spec: Any, quick: bool) -> list[dict[str, Any]]:
-    from simgpu.sim.replay import simulate_trace
-    from simgpu.trace import load_traces
-
     todo: list[tuple[str, Any]] = [
         (label, lambda make=make: make().trace()) for label, make in _cases(quick)
     ]
@@ -75,8 +75,6 @@ def rate_rows(spec: Any, quick: bool) -> list[dict[str, Any]]:
 
 
 def gemm_row(spec: Any, tile: int) -> dict[str, Any]:
-    from simgpu.workloads import TiledGemm
-
     t0 = time.perf_counter()
     c0 = time.thread_time()
     r = TiledGemm(4096, 4096, 4096, tile=tile).simulate(spec, sample=True)
@@ -96,8 +94,6 @@ def gemm_row(spec: Any, tile: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from simgpu import devices
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="two rate cases, tile 32 GEMM only")
     ap.add_argument("--device", default="h100-sxm")

@@ -1,8 +1,10 @@
 """The LD/ST unit's address processing: global coalescing and shared-memory bank conflicts.
 
-Global and local accesses of a warp are merged into one request per 128-byte line touched,
-carrying the bit mask of the 32-byte sectors it needs (CUDA C++ Best Practices Guide, "Coalesced
-Access to Global Memory": a warp's accesses are served by as many 32-byte sectors as they touch).
+Global and local accesses of a warp are merged into one request per line touched, carrying the
+bit mask of the sectors it needs (CUDA C++ Best Practices Guide, "Coalesced Access to Global
+Memory": a warp's accesses are served by as many 32-byte sectors as they touch). Line and sector
+sizes are arguments: the simulator passes the device's ``l1.line_bytes`` and ``l1.sector_bytes``;
+the defaults are the 128-byte lines of 32-byte sectors of every GPU in ``models/``.
 Shared-memory accesses take one cycle per "wavefront": the largest number of distinct 4-byte
 words any one bank must deliver, since lanes reading the same word share it (CUDA C++ Programming
 Guide, "Shared Memory" bank rules for compute capability 5.x and later), and never fewer than

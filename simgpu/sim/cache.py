@@ -58,7 +58,8 @@ class SectorCache:
     """Tags of a sectored, set-associative cache.
 
     Every set is a dict ``line_addr -> valid_mask | dirty_mask << 32`` whose insertion order is the
-    recency (LRU) or arrival (FIFO) order; the first key is the victim.
+    recency (LRU) or arrival (FIFO) order; the first key is the victim. Line and sector sizes
+    are the device's (at most 32 sectors per line).
     """
 
     __slots__ = (
@@ -74,8 +75,8 @@ class SectorCache:
         name: str,
         size_bytes: int,
         ways: int,
-        line_bytes: int = 128,
-        sector_bytes: int = 32,
+        line_bytes: int,
+        sector_bytes: int,
         policy: str = "lru",
         hashed: bool = False,
         index_div: int = 1,
@@ -88,6 +89,12 @@ class SectorCache:
         if sector_bytes <= 0 or line_bytes % sector_bytes:
             raise SimgpuError(
                 f"{name}: sector_bytes = {sector_bytes}, expected a divisor of {line_bytes}"
+            )
+        if line_bytes // sector_bytes > _DIRTY_SHIFT:
+            raise SimgpuError(
+                f"{name}: {line_bytes // sector_bytes} sectors per line ({line_bytes} B lines of"
+                f" {sector_bytes} B sectors), expected at most {_DIRTY_SHIFT} (a tag entry keeps"
+                f" the valid mask in {_DIRTY_SHIFT} bits)"
             )
         if size_bytes < 0 or ways <= 0:
             raise SimgpuError(f"{name}: size {size_bytes} B with {ways} ways is not a cache")

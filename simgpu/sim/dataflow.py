@@ -32,9 +32,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import simpy
+
 from simgpu.devices.dataflow import DATAFLOWS, DataflowSpec
 from simgpu.devices.spec import DramSpec
 from simgpu.errors import SimgpuError
+from simgpu.sim import hbm
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,26 +148,26 @@ STREAM_SAMPLE_BYTES = 4 * 2**20
 def stream_bandwidth_GBps(dram: DramSpec, sample_bytes: int = STREAM_SAMPLE_BYTES) -> float:
     """Sustained sequential-read bandwidth of ``dram`` in the :class:`simgpu.sim.hbm.HBM` model.
 
-    Streams ``sample_bytes`` of 128-byte lines (the controller's interleave) through the
-    discrete-event model, all queued at time 0, and divides by the time the last one returns.
-    Cached per DRAM table (a run takes about half a second).
+    Streams ``sample_bytes`` in requests of the controller's interleave (consecutive bytes kept
+    in one row, :attr:`simgpu.sim.hbm.HBMConfig.interleave_bytes`) through the discrete-event
+    model, all queued at time 0, and divides by the time the last one returns. Cached per DRAM
+    table (a run takes about half a second).
     """
-    import simpy
-
-    from simgpu.sim.hbm import HBM
-
-    if sample_bytes < 128:
-        raise SimgpuError(f"stream sample of {sample_bytes} B: expected at least one 128-B line")
     clock_MHz = 1e6 / dram.timing.tCK_ps  # count time in command clocks
     env = simpy.Environment()
-    memory = HBM(env, dram, clock_MHz)
+    memory = hbm.HBM(env, dram, clock_MHz)
+    chunk = memory.cfg.interleave_bytes
+    if sample_bytes < chunk:
+        raise SimgpuError(
+            f"stream sample of {sample_bytes} B: expected at least one {chunk}-B request"
+        )
     last = [0.0]
 
     def done(t: float) -> None:
         last[0] = max(last[0], t)
 
-    for addr in range(0, sample_bytes, 128):
-        memory.submit(addr, 128, False, 0.0, done)
+    for addr in range(0, sample_bytes, chunk):
+        memory.submit(addr, chunk, False, 0.0, done)
     env.run()
     seconds = max(last[0], env.now) / (clock_MHz * 1e6)
     return sample_bytes / seconds / 1e9
@@ -178,8 +181,6 @@ def backing_store(spec: DataflowSpec, method: str = "closed") -> BackingStore:
     bandwidth of the discrete-event model (:func:`stream_bandwidth_GBps`). Latency: one read
     to a closed row (tRCD + tCL + tBL), converted from tCK to array cycles.
     """
-    from simgpu.sim import hbm
-
     dram = spec.dram
     if method == "closed":
         gbps = hbm.refresh_limited_bandwidth_GBps(dram)
@@ -234,7 +235,7 @@ class DataflowResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One-row DataFrame."""
-        import pandas as pd
+        import pandas as pd  # here: pandas adds ~0.5 s to start-up; only tables need it
 
         return pd.DataFrame([self.to_dict()])
 
@@ -426,6 +427,7 @@ def scalesim_compute_cycles(rows: int, cols: int, M: int, N: int, K: int, datafl
     scalesim 3.0.0 it fails under NumPy 2 with "only 0-dimensional arrays can be converted".)
     ``scalesim`` is optional: ImportError if absent.
     """
+    # here: scalesim is an optional dependency (and only this comparison needs numpy)
     import numpy as np
     from scalesim.compute.systolic_compute_is import systolic_compute_is
     from scalesim.compute.systolic_compute_os import systolic_compute_os

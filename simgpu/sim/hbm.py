@@ -8,7 +8,8 @@ The model follows Ramulator 2's structure without its per-cycle loop:
 * one **FR-FCFS controller per pseudo-channel** with a read queue and a write queue, write
   draining between a high and a low watermark, an open-row policy and all-bank refresh every
   tREFI;
-* an **address mapping** that spreads consecutive 128-byte lines over channels (rotated by a
+* an **address mapping** that spreads consecutive lines (``interleave_bytes``, one L2 line;
+  :func:`simgpu.sim.build_system` passes the device's) over channels (rotated by a
   hash of the higher address bits, so strided streams use every channel), then
   pseudo-channels, then bank groups, then columns of a row, then banks and rows (with the bank
   index XOR-ed with low row bits, the permutation interleaving of Zhang et al., MICRO 2000).
@@ -25,8 +26,10 @@ of simgpu counts SM cycles, and the conversion uses ``tCK_ps`` and the SM clock 
 refresh is not modelled, so refresh costs the full (tRP + tRFC + ...) / tREFI share.
 
 Events: the controller wakes only when work arrives or when its plan runs out (it commits
-commands up to a horizon ahead of the present); completion is delivered by scheduling the
-caller's event at the data-return time, so a request costs about one SimPy event.
+commands up to a horizon ahead of the present); completion is handed to the caller's callback
+with the data-return time as soon as the controller has placed the request (:meth:`HBM.submit`),
+so a request costs no event of its own (:meth:`HBM.request` adds one for callers that wait on an
+event).
 """
 
 from __future__ import annotations
@@ -38,8 +41,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
-
-from simpy.events import NORMAL as _NORMAL  # priority of an ordinary (timeout-like) event
 
 from simgpu.errors import SimgpuError
 
@@ -150,14 +151,18 @@ def refresh_limited_bandwidth_GBps(dram: DramSpec) -> float:
 
 
 def fire_at(env: simpy.Environment, event: simpy.Event, delay: float, value: Any = None) -> None:
-    """Trigger ``event`` successfully ``delay`` time units from now (as a Timeout does).
+    """Trigger ``event`` successfully with ``value``, ``delay`` time units from now.
 
-    Lets a component that already knows when something will finish deliver it with the
-    caller's own event instead of a Timeout plus a callback.
+    Lets a component that already knows when something will finish deliver it on the caller's
+    own event. With ``delay <= 0`` the event is triggered at once (:meth:`simpy.Event.succeed`);
+    otherwise a Timeout carrying ``value`` triggers it when it fires (:meth:`simpy.Event.trigger`
+    as its callback), so ``event`` is processed at ``now + delay``, after the events already
+    scheduled for that time.
     """
-    event._ok = True
-    event._value = value
-    env.schedule(event, _NORMAL, delay)
+    if delay > 0:
+        env.timeout(delay, value).callbacks.append(event.trigger)
+    else:
+        event.succeed(value)
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,8 @@ class HBMConfig:
     window: int = 16
     #: refresh on/off (off only for closed-form peak-bandwidth checks)
     refresh: bool = True
-    #: bytes of consecutive addresses kept in one pseudo-channel row (one L2 line)
+    #: bytes of consecutive addresses kept in one pseudo-channel row: one L2 line (128 B on
+    #: every GPU in models/; build_system passes the device's l2.line_bytes)
     interleave_bytes: int = 128
     #: XOR the bank index with low row bits (permutation-based interleaving)
     bank_xor: bool = True
@@ -302,8 +308,9 @@ class HBM:
         # overlap one bank's activate with another's data, short enough that later arrivals
         # still compete (FR-FCFS) for most of a request's wait.
         self.horizon = t.tRC
-        self._hi = max(1, math.ceil(self.cfg.write_high * self.cfg.write_queue))
-        self._lo = math.floor(self.cfg.write_low * self.cfg.write_queue)
+        #: write-queue entries at which writes start and stop draining
+        self.drain_start = max(1, math.ceil(self.cfg.write_high * self.cfg.write_queue))
+        self.drain_stop = math.floor(self.cfg.write_low * self.cfg.write_queue)
         # assumption: refresh of the pseudo-channels is staggered evenly over tREFI, as
         # controllers do to avoid refreshing every channel at once.
         self.pcs = [
@@ -350,7 +357,7 @@ class HBM:
     def submit(
         self,
         addr: int,
-        nbytes: int = 32,
+        nbytes: int,
         write: bool = False,
         delay: float = 0.0,
         callback: Callable[[float], None] | None = None,
@@ -382,13 +389,11 @@ class HBM:
             self._arm(pc, t_arr)
 
     def request(
-        self, addr: int, nbytes: int = 32, write: bool = False, delay: float = 0.0
+        self, addr: int, nbytes: int, write: bool = False, delay: float = 0.0
     ) -> simpy.Event:
         """Like :meth:`submit`, returning an event that fires (value: the time) when done."""
-        import simpy
-
-        ev = simpy.Event(self.env)
         env = self.env
+        ev = env.event()
 
         def done(t: float) -> None:
             fire_at(env, ev, max(0.0, t - env.now), t)
@@ -444,9 +449,9 @@ class HBM:
     def _pick(self, pc: _PseudoChannel) -> _Entry:
         """FR-FCFS with write draining: row hits first, then the oldest."""
         if pc.draining:
-            if len(pc.wq) <= self._lo:
+            if len(pc.wq) <= self.drain_stop:
                 pc.draining = False
-        elif len(pc.wq) >= self._hi:
+        elif len(pc.wq) >= self.drain_start:
             pc.draining = True
         q = pc.wq if (pc.draining or not pc.rq) else pc.rq
         if len(q) == 1:  # a lone request: nothing to choose between
@@ -657,7 +662,7 @@ class HBM:
 
     def stats(self) -> pd.DataFrame:
         """One row per pseudo-channel: traffic, row-buffer outcomes, refreshes, queueing."""
-        import pandas as pd
+        import pandas as pd  # here: pandas adds ~0.5 s to start-up; only tables need it
 
         rows = []
         for p in self.pcs:
@@ -678,7 +683,7 @@ class HBM:
 
     def timing(self) -> pd.DataFrame:
         """The timing table of this device as a DataFrame (tCK and ns)."""
-        import pandas as pd
+        import pandas as pd  # here: pandas adds ~0.5 s to start-up; only tables need it
 
         df = pd.DataFrame([c._asdict() for c in timing_table(self.t)])
         df["ns"] = df["tck"] * self.t.tCK_ns

@@ -65,7 +65,7 @@ class L2:
             )
             for p in range(self.partitions)
         ]
-        self._others = [
+        self._far_parts = [
             [(p + k) % self.partitions for k in range(1, self.partitions)]
             for p in range(self.partitions)
         ]
@@ -83,7 +83,7 @@ class L2:
 
     def others(self, partition: int) -> list[int]:
         """The far partitions of ``partition``, nearest first."""
-        return self._others[partition]
+        return self._far_parts[partition]
 
     def fill(
         self, partition: int, line_addr: int, sectors: int, dirty: int = 0, set_idx: int = -1
@@ -135,7 +135,7 @@ class L2:
             set_idx = self.parts[partition].set_index(line_addr)
         merged_valid = 0
         merged_dirty = 0
-        for p in self._others[partition]:
+        for p in self._far_parts[partition]:
             old = self.parts[p].remove(line_addr, set_idx)
             if old is not None:
                 self.invalidations += 1

@@ -23,11 +23,11 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import simpy
+
 from simgpu.errors import SimgpuError
 
 if TYPE_CHECKING:
-    import simpy
-
     from simgpu.devices.spec import HostLinkSpec
 
 __all__ = [
@@ -100,8 +100,6 @@ class HostLink:
         host_copy_GBps: float | None = None,
         staging_chunk_bytes: int = STAGING_CHUNK_BYTES,
     ) -> None:
-        import simpy
-
         if clock_MHz <= 0:
             raise SimgpuError(f"host link: clock_MHz = {clock_MHz}, expected > 0")
         if staging_chunk_bytes <= 0:

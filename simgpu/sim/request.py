@@ -1,16 +1,26 @@
 """The memory request that travels from an SM's LD/ST unit down the memory hierarchy.
 
-A request is one coalesced access of a warp to one 128-byte line: ``sectors`` is a bit mask of
-the 32-byte sectors it touches. It is a plain object (no SimPy process of its own); components
-stamp it as it goes: ``t_done`` when its data is back (or a write is accepted) and ``served_by``
-with the level that answered.
+A request is one coalesced access of a warp to one cache line: ``sectors`` is a bit mask of the
+sectors it touches. Line and sector sizes are the device's (``l1.line_bytes``,
+``l1.sector_bytes``; the L2 may use another sector size, see :func:`convert_sectors`). It is a
+plain object (no SimPy process of its own); components stamp it as it goes: ``t_done`` when its
+data is back (or a write is accepted) and ``served_by`` with the level that answered.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MemRequest", "SPACES", "CACHE_OPS", "LEVELS", "sector_count", "FULL_LINE"]
+__all__ = [
+    "MemRequest",
+    "SPACES",
+    "CACHE_OPS",
+    "LEVELS",
+    "sector_count",
+    "full_mask",
+    "convert_sectors",
+    "FULL_LINE",
+]
 
 #: Address spaces a request may target.
 SPACES = ("global", "local", "shared")
@@ -18,7 +28,10 @@ SPACES = ("global", "local", "shared")
 CACHE_OPS = ("ca", "cg")
 #: Values of :attr:`MemRequest.served_by`.
 LEVELS = ("L1", "L2near", "L2far", "DRAM", "shared")
-#: Sector mask of a whole 128-byte line of four 32-byte sectors.
+#: Default sector mask of a :class:`MemRequest`: four sectors, a whole line of the devices in
+#: ``models/`` (128-byte lines of 32-byte sectors). A memory system gives the whole-line mask
+#: of its own device as ``MemorySystem.full_line`` (:func:`full_mask`), and rejects a mask
+#: with sectors beyond its line.
 FULL_LINE = 0b1111
 
 
@@ -27,14 +40,53 @@ def sector_count(mask: int) -> int:
     return mask.bit_count()
 
 
+def full_mask(line_bytes: int, sector_bytes: int) -> int:
+    """The sector mask of a whole line."""
+    return (1 << (line_bytes // sector_bytes)) - 1
+
+
+def convert_sectors(mask: int, from_bytes: int, to_bytes: int) -> int:
+    """A sector mask in sectors of ``from_bytes`` re-expressed in sectors of ``to_bytes``.
+
+    Both sizes are powers of two. To larger sectors, a sector is set when any byte of it was
+    (an L2 with 64-byte sectors fetches the whole 64 bytes for a 32-byte request); to smaller
+    ones, every sector of a set sector is set.
+    """
+    if from_bytes == to_bytes:
+        return mask
+    out = 0
+    if to_bytes > from_bytes:
+        k = to_bytes // from_bytes
+        group = (1 << k) - 1
+        j = 0
+        while mask:
+            if mask & group:
+                out |= 1 << j
+            mask >>= k
+            j += 1
+        return out
+    k = from_bytes // to_bytes
+    ones = (1 << k) - 1
+    i = 0
+    while mask:
+        if mask & 1:
+            out |= ones << i
+        mask >>= 1
+        i += k
+    return out
+
+
 @dataclass(slots=True)
 class MemRequest:
     """One warp-level access to one cache line.
 
-    ``line_addr`` is the byte address of the line (a multiple of the line size, 128 B);
-    ``sectors`` is the mask of 32-byte sectors touched (bit i = bytes 32i..32i+31).
-    ``lane_addrs`` optionally lists the byte addresses of the active threads of a shared-memory
-    access, so that bank conflicts can be counted; without it a shared access is conflict-free.
+    ``line_addr`` is the byte address of the line (a multiple of the device's line size);
+    ``sectors`` is the mask of sectors touched (bit i = bytes ``i x s`` to ``(i + 1) x s - 1``
+    of the line, ``s`` the device's ``l1.sector_bytes``: the SM's coalescer and the traffic
+    sources build masks in that unit, and :class:`~simgpu.sim.system.MemorySystem` reads them
+    so). ``lane_addrs`` optionally lists the byte addresses of the active threads of a
+    shared-memory access, so that bank conflicts can be counted; without it a shared access is
+    conflict-free.
     """
 
     sm: int
@@ -48,10 +100,9 @@ class MemRequest:
     served_by: str | None = None
     lane_addrs: tuple[int, ...] | None = None
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes moved: 32 per sector."""
-        return 32 * self.sectors.bit_count()
+    def nbytes(self, sector_bytes: int) -> int:
+        """Bytes moved: ``sector_bytes`` (the mask's sector size) per sector."""
+        return sector_bytes * self.sectors.bit_count()
 
     @property
     def latency(self) -> float:

@@ -8,9 +8,12 @@
 * :class:`Paced`: an open loop issuing requests at a fixed rate, for bandwidth-latency curves.
 
 A source is started with :meth:`Source.start` (it registers callbacks or a process; nothing
-runs until ``env.run()``) and summarised by :meth:`Source.result`. Each source also integrates
-its own number of requests in flight over time, measured when its events fire, so Little's law
-(mean in flight = throughput x mean latency) can be checked against the request timestamps.
+runs until ``env.run()``) and summarised by :meth:`Source.result`. It hands each request to
+:meth:`MemorySystem.submit <simgpu.sim.system.MemorySystem.submit>` and, once the completion
+time is decided, schedules one Timeout of its own that fires then with the request. Each source
+also integrates its own number of requests in flight over time, measured when its events fire,
+so Little's law (mean in flight = throughput x mean latency) can be checked against the request
+timestamps.
 """
 
 from __future__ import annotations
@@ -19,17 +22,20 @@ import random
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import simpy
 
 from simgpu.errors import SimgpuError
-from simgpu.sim.request import FULL_LINE, MemRequest
+from simgpu.sim.collector import relaxed_gc
+from simgpu.sim.request import MemRequest
+from simgpu.sim.system import MemorySystem, build_system
 
 if TYPE_CHECKING:
     import pandas as pd
-    import simpy
 
     from simgpu.devices import DeviceSpec
-    from simgpu.sim.system import MemorySystem
 
 __all__ = [
     "SourceResult",
@@ -115,8 +121,6 @@ class SourceResult:
 
     def percentile_cycles(self, q: float, reads_only: bool = False) -> float:
         """Latency percentile ``q`` (0-100), SM cycles (of reads only if asked)."""
-        import numpy as np
-
         lat = self.read_latencies if reads_only else self.latencies
         if not lat:
             return float("nan")
@@ -164,7 +168,7 @@ class SourceResult:
 
     def to_frame(self) -> pd.DataFrame:
         """The row as a one-line DataFrame."""
-        import pandas as pd
+        import pandas as pd  # here: pandas adds ~0.5 s to start-up; only tables need it
 
         return pd.DataFrame([self.to_dict()])
 
@@ -178,11 +182,13 @@ class Source:
         self.env = env
         self.system = system
         self.res = SourceResult(self.name, system.clock_MHz)
+        #: bytes per sector of a request's mask (the device's l1.sector_bytes)
+        self.sector_bytes = system.sector_bytes
         self._out = 0
         self._t_last = 0.0
         self._started = False
 
-    def _issue(self, req: MemRequest) -> simpy.Event:
+    def _issue(self, req: MemRequest) -> None:
         now = self.env.now
         r = self.res
         if r.requests == 0:
@@ -196,18 +202,23 @@ class Source:
             r.writes += 1
         else:
             r.reads += 1
-        ev = self.system.access(req)
-        ev.callbacks.append(self._complete)
-        return ev
+        self.system.submit(req, self._known)
+
+    def _known(self, req: MemRequest) -> None:
+        """The completion time is decided: fire :meth:`_complete` then."""
+        env = self.env
+        now = env.now
+        t = req.t_done or 0.0  # (never None: the system sets it before it calls back)
+        env.timeout(t - now if t > now else 0.0, req).callbacks.append(self._complete)
 
     def _complete(self, ev: simpy.Event) -> None:
         now = self.env.now
-        req: MemRequest = ev._value  # the event has fired: its value is set
+        req = cast(MemRequest, ev.value)  # the Timeout's value (SimPy types it Optional)
         r = self.res
         r.in_flight_area += self._out * (now - self._t_last)
         self._t_last = now
         self._out -= 1
-        nbytes = 32 * req.sectors.bit_count()
+        nbytes = self.sector_bytes * req.sectors.bit_count()
         r.bytes += nbytes
         latency = now - req.t_issue
         r.latencies.append(latency)
@@ -257,8 +268,11 @@ class PointerChase(Source):
         cache_op: str = "ca",
     ) -> None:
         super().__init__(env, system)
-        if stride_bytes <= 0 or stride_bytes % 32:
-            raise SimgpuError(f"pointer chase: stride_bytes = {stride_bytes}, expected k x 32")
+        sb = system.sector_bytes
+        if stride_bytes <= 0 or stride_bytes % sb:
+            raise SimgpuError(
+                f"pointer chase: stride_bytes = {stride_bytes}, expected k x {sb} (sector_bytes)"
+            )
         if footprint_bytes < stride_bytes:
             raise SimgpuError(
                 f"pointer chase: footprint_bytes = {footprint_bytes}, expected >= stride"
@@ -283,7 +297,7 @@ class PointerChase(Source):
     def _addr(self, k: int) -> tuple[int, int]:
         a = k * self.stride
         line = a - a % self.line_bytes
-        return line, 1 << ((a % self.line_bytes) // 32)
+        return line, 1 << ((a % self.line_bytes) // self.sector_bytes)
 
     def _start(self) -> None:
         order = cyclic_order(self.n_elems, self.seed)
@@ -328,11 +342,6 @@ def run_pointer_chase(
     The chase the latency ladder and ``simgpu validate`` time: one SM, a functional warm-up of
     :data:`WARM_FACTOR` x the cached lines, then ``n_loads`` timed dependent loads.
     """
-    import simpy
-
-    from simgpu.sim.collector import relaxed_gc
-    from simgpu.sim.system import build_system
-
     env = simpy.Environment()
     system = build_system(env, spec)
     warm = min(footprint_bytes // stride_bytes,
@@ -431,7 +440,7 @@ class Stream(_ClosedLoop):
             raise SimgpuError(f"stream: op = {op!r}, expected read, write or copy")
         rf = fractions[op] if read_fraction is None else read_fraction
         super().__init__(env, system, n_requests=n_lines, occupancy=occupancy, sms=sms,
-                         read_fraction=rf, cache_op=cache_op, sectors=FULL_LINE)
+                         read_fraction=rf, cache_op=cache_op, sectors=system.full_line)
         self.base = base
         self.line_bytes = system.line_bytes
         # writes go to a second array beyond the reads (copy: b[i] = a[i])
@@ -474,7 +483,7 @@ class Paced(Source):
     """Open loop: ``batch`` line requests every ``interval_cycles``, round-robin over SMs.
 
     Addresses are consecutive lines (reads from one array, writes to another), so the DRAM
-    sees streaming traffic at the chosen rate: offered bandwidth = batch x 128 B / interval.
+    sees streaming traffic at the chosen rate: offered bandwidth = batch x line / interval.
     """
 
     name = "paced"
@@ -512,6 +521,7 @@ class Paced(Source):
         self.cache_op = cache_op
         self.base = base
         self.write_base = base + (n_requests + 1) * self.line_bytes
+        self.full_line = system.full_line
 
     def _start(self) -> None:
         self.env.process(self._run())
@@ -529,7 +539,7 @@ class Paced(Source):
                     nw += 1
                 else:
                     line = self.base + (i - nw) * self.line_bytes
-                self._issue(MemRequest(self.sms[i % n_sm], line, write=write,
-                                       cache_op=self.cache_op))
+                self._issue(MemRequest(self.sms[i % n_sm], line, sectors=self.full_line,
+                                       write=write, cache_op=self.cache_op))
                 i += 1
             yield self.env.timeout(self.interval)

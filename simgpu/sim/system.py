@@ -34,12 +34,14 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from simgpu.errors import SimgpuError
 from simgpu.sim.cache import MSHREntry, MSHRTable, Port, SectorCache, SharedMemory
-from simgpu.sim.hbm import _NORMAL, HBM, HBMConfig, unloaded_read_tck
+from simgpu.sim.hbm import HBM, HBMConfig, fire_at, unloaded_read_tck
 from simgpu.sim.l2 import L2
 from simgpu.sim.noc import Crossbar
-from simgpu.sim.request import CACHE_OPS, SPACES, MemRequest
+from simgpu.sim.request import CACHE_OPS, SPACES, MemRequest, convert_sectors, full_mask
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,9 +70,9 @@ L2_MSHR_MERGE = 4
 DEFAULT_CARVEOUT_KIB = 32
 
 
-#: where a request's completion goes: a SimPy event (:meth:`MemorySystem.access`) or a callable
-#: taking the request (:meth:`MemorySystem.submit`)
-_Sink = Any
+#: where a request's completion goes: a callable taking the request, called as soon as its
+#: completion time is decided (:meth:`MemorySystem.submit`)
+_Sink = Callable[[MemRequest], None]
 
 
 def default_carveout_KiB(spec: DeviceSpec) -> int:
@@ -126,11 +128,7 @@ class MemorySystem:
         record_latencies: bool = True,
         l2_write_through: bool = False,
     ) -> None:
-        import simpy
-
         self.env = env
-        self._event = simpy.Event
-        self._schedule = env.schedule
         self.spec = spec
         self.rng = rng or random.Random(0)
         self.clock_MHz = spec.clock_MHz
@@ -165,7 +163,9 @@ class MemorySystem:
             self.l1.append(_L1(sm, tags, port, shared))
         self.l2 = L2(l2s, policy=l2_policy, rng=self.rng)
         self.xbar = Crossbar(spec.noc, l2s.partitions, self.l2.slices_per_partition)
-        self.hbm = HBM(env, spec.dram, self.clock_MHz, hbm_config)
+        # the controllers interleave addresses over channels by L2 lines (the unit that misses)
+        self.hbm = HBM(env, spec.dram, self.clock_MHz,
+                       hbm_config or HBMConfig(interleave_bytes=l2s.line_bytes))
         self.l2_mshr = [
             MSHRTable(L2_MSHR_ENTRIES_PER_SLICE * self.l2.slices_per_partition, L2_MSHR_MERGE)
             for _ in range(l2s.partitions)
@@ -196,6 +196,20 @@ class MemorySystem:
         self.dram_to = path / 2
         self.dram_back = path / 2
         self.line_bytes = l1s.line_bytes
+        #: the sector size of a request's mask: the L1's, in which the SM coalesces
+        self.sector_bytes = l1s.sector_bytes
+        #: the sector mask of a whole line
+        self.full_line = full_mask(l1s.line_bytes, l1s.sector_bytes)
+        #: the L2's sector size. The L2 tags, its MSHRs and everything below it count in L2
+        #: sectors: DRAM is reached only through the L2, which fetches and writes back whole
+        #: L2 sectors, so DRAM bytes are l2.sector_bytes per L2 sector (a 32-byte load on an
+        #: L2 with 64-byte sectors reads 64 bytes of DRAM). Bytes on the SM side of the L2
+        #: (L1 port, crossbar to the SM, the request's own size) are l1.sector_bytes per
+        #: request sector. A request's mask is converted where it enters the L2.
+        self.l2_sector_bytes = l2s.sector_bytes
+        self._same_sectors = l2s.sector_bytes == l1s.sector_bytes
+        #: the far partitions of each partition, nearest first
+        self._far = [self.l2.others(p) for p in range(l2s.partitions)]
         #: send every store on to DRAM at once and keep L2 lines clean; the store completes
         #: when DRAM has written it (served_by "DRAM"), so a closed-loop source feels the
         #: memory's back-pressure. A steady-state shortcut for streams far larger than the L2:
@@ -216,10 +230,22 @@ class MemorySystem:
 
     # -- public -----------------------------------------------------------------------------
     def access(self, req: MemRequest) -> simpy.Event:
-        """Start a request now; the returned event fires with it when it is complete."""
-        ev = self._event(self.env)
-        self._start(req, ev)
+        """Start a request now; the returned event fires with it when it is complete.
+
+        Built on :meth:`submit`: once the completion time is decided, a Timeout carrying the
+        request triggers the event then (:func:`~simgpu.sim.hbm.fire_at`). A caller that
+        issues many requests is better served by :meth:`submit` and one Timeout of its own
+        per completion (as :mod:`simgpu.sim.sources` does), which saves that second event.
+        """
+        ev = self.env.event()
+        self._start(req, partial(self._fire, ev))
         return ev
+
+    def _fire(self, ev: simpy.Event, req: MemRequest) -> None:
+        """Completion of :meth:`access`: trigger ``ev`` with ``req`` at ``req.t_done``."""
+        now = self.env.now
+        t = req.t_done
+        fire_at(self.env, ev, t - now if t is not None and t > now else 0.0, req)
 
     def submit(self, req: MemRequest, on_known: Callable[[MemRequest], None]) -> None:
         """Start a request now and call ``on_known(req)`` as soon as its completion time
@@ -232,7 +258,7 @@ class MemorySystem:
         self._start(req, on_known)
 
     def _start(self, req: MemRequest, ev: _Sink) -> None:
-        """``ev``: a SimPy event to fire at completion, or a callable for :meth:`submit`."""
+        """``ev``: called with the request once its completion time is decided."""
         env = self.env
         now = env.now
         req.t_issue = now
@@ -243,13 +269,17 @@ class MemorySystem:
             raise SimgpuError(f"request sm = {req.sm}, expected 0..{len(self.l1) - 1}")
         if req.space == "shared":
             u = self.l1[req.sm]
-            start = u.shared.access(now, req.nbytes, req.lane_addrs)
+            start = u.shared.access(now, req.nbytes(self.sector_bytes), req.lane_addrs)
             n_extra = u.shared.port.next_free - start - 1
             self._done(req, ev, start + self.hs + n_extra, "shared")
-        elif req.space not in SPACES or req.cache_op not in CACHE_OPS:
+        elif req.space not in SPACES or req.cache_op not in CACHE_OPS or (
+            req.sectors > self.full_line
+        ):
             raise SimgpuError(
-                f"request space = {req.space!r}, cache_op = {req.cache_op!r}; expected space in"
-                f" {SPACES} and cache_op in {CACHE_OPS}"
+                f"request space = {req.space!r}, cache_op = {req.cache_op!r}, sectors ="
+                f" {req.sectors:#b}; expected space in {SPACES}, cache_op in {CACHE_OPS} and"
+                f" sectors within a line ({self.full_line:#b}: {self.line_bytes} B of"
+                f" {self.sector_bytes} B sectors)"
             )
         elif req.write:
             self._store(req, ev, now)
@@ -261,7 +291,7 @@ class MemorySystem:
         req.t_done = t
         req.served_by = level
         self.completed += 1
-        nbytes = 32 * req.sectors.bit_count()
+        nbytes = self.sector_bytes * req.sectors.bit_count()
         if req.write:
             self.bytes_written += nbytes
         else:
@@ -278,14 +308,7 @@ class MemorySystem:
             rec[1] += lat
             rec[2] += nbytes
             self.lat[level].append(lat)
-        if ev.__class__ is not self._event:  # submit(): tell the caller the time now
-            ev(req)
-            return
-        now = self.env.now
-        # fire_at(), inlined: this is the hottest line of the simulator
-        ev._ok = True
-        ev._value = req
-        self._schedule(ev, _NORMAL, t - now if t > now else 0.0)
+        ev(req)
 
     # -- loads ------------------------------------------------------------------------------
     def _load(
@@ -311,7 +334,7 @@ class MemorySystem:
                     return False
                 self._stall(u, req, ev)
                 return True
-        nbytes = 32 * req.sectors.bit_count()
+        nbytes = self.sector_bytes * req.sectors.bit_count()
         port = u.port  # Port.use, inlined
         start = port.next_free if port.next_free > now else now
         occ = nbytes / port.bytes_per_cycle
@@ -375,7 +398,7 @@ class MemorySystem:
             if f.pending == 0:
                 self._l1_known(u, f, f.best)
 
-        self._l2_load(sm, line, sectors, start, 32 * sectors.bit_count(), filled)
+        self._l2_load(sm, line, sectors, start, self.sector_bytes * sectors.bit_count(), filled)
 
     def _l1_known(self, u: _L1, f: Any, t: float) -> None:
         f.t_fill = t
@@ -435,8 +458,11 @@ class MemorySystem:
         nbytes: int,
         cb: Callable[[float, str], None],
     ) -> None:
-        """Fetch ``sectors`` of ``line`` through the L2; ``cb(t_load_to_use, level)``."""
+        """Fetch ``sectors`` (request sectors) of ``line`` through the L2, ``nbytes`` to carry
+        back over the crossbar; ``cb(t_load_to_use, level)``."""
         now = self.env.now
+        if not self._same_sectors:
+            sectors = convert_sectors(sectors, self.sector_bytes, self.l2_sector_bytes)
         l2 = self.l2
         p = self.partition_of[sm]
         near = l2.parts[p]
@@ -471,10 +497,10 @@ class MemorySystem:
                 e.waiters.append(waiter)
             return
         # far partitions
-        for q in l2._others[p]:
+        for q in self._far[p]:
             if l2.parts[q].lookup(line, need, g) == need:
                 t_far = s + self.far_hop
-                s2 = self.xbar.ports[q][sl].use(t_far, 32 * need.bit_count())
+                s2 = self.xbar.ports[q][sl].use(t_far, self.l2_sector_bytes * need.bit_count())
                 t_fill = s2 + self.far_hop
                 self._l2_track(p, line, need, t_fill, "L2far", e, g)
                 cb(t_fill + back, "L2far")
@@ -497,7 +523,8 @@ class MemorySystem:
                 for w in waiters:
                     w(f.best)
 
-        self.hbm.submit(line, 32 * need.bit_count(), False, (s - now_) + self.dram_to, data)
+        self.hbm.submit(line, self.l2_sector_bytes * need.bit_count(), False,
+                        (s - now_) + self.dram_to, data)
 
     def _l2_track(
         self, p: int, line: int, need: int, t_fill: float | None, level: str, e: Any, g: int
@@ -530,28 +557,35 @@ class MemorySystem:
     def _writebacks(self) -> None:
         for line, dirty in self.l2.take_writebacks():
             self.dram_writebacks += 1
-            self.hbm.submit(line, 32 * dirty.bit_count(), True, self.dram_to, None)
+            self.hbm.submit(line, self.l2_sector_bytes * dirty.bit_count(), True, self.dram_to,
+                            None)
 
     # -- stores -----------------------------------------------------------------------------
     def _store(self, req: MemRequest, ev: _Sink, now: float) -> None:
         u = self.l1[req.sm]
-        nbytes = req.nbytes
+        nbytes = self.sector_bytes * req.sectors.bit_count()
         start = u.port.use(now, nbytes)
         if req.cache_op == "ca" and u.tags.n_sets:
             u.tags.write(req.line_addr, req.sectors, allocate=False)  # write-through
         p = self.partition_of[req.sm]
         g = self.l2.parts[p].set_index(req.line_addr)  # the same set in every partition
         s = self.xbar.ports[p][g % self.l2.slices_per_partition].use(start + self.noc, nbytes)
+        sectors = req.sectors
+        if not self._same_sectors:
+            # assumption: a store covering part of a larger L2 sector makes the whole sector
+            # valid and dirty (the L2 keeps no byte masks)
+            sectors = convert_sectors(sectors, self.sector_bytes, self.l2_sector_bytes)
         if self.l2_write_through:
             back = self.dram_back + self.noc
 
             def written(t: float) -> None:
                 self._done(req, ev, t + back, "DRAM")
 
-            self.hbm.submit(req.line_addr, nbytes, True, (s - now) + self.dram_to, written)
+            self.hbm.submit(req.line_addr, self.l2_sector_bytes * sectors.bit_count(), True,
+                            (s - now) + self.dram_to, written)
             self.dram_writebacks += 1
             return
-        self.l2.write(p, req.line_addr, req.sectors, g)  # write-back, allocate
+        self.l2.write(p, req.line_addr, sectors, g)  # write-back, allocate
         if self.l2.writebacks:
             self._writebacks()
         self._done(req, ev, s + self.noc, "L2near")
@@ -561,21 +595,23 @@ class MemorySystem:
         """Replay reads through the tags with no timing (fast-forward before a measurement).
 
         Each line is looked up in the SM's L1, its near L2 partition and the far ones, and
-        filled where it missed, exactly as a timed load would leave the tags.
+        filled where it missed, exactly as a timed load would leave the tags. ``sectors`` is
+        a request's mask (:attr:`sector_bytes` sectors), the same for every line.
         """
         u = self.l1[sm]
         l2 = self.l2
         p = self.partition_of[sm]
         use_l1 = u.tags.n_sets > 0
+        s2 = convert_sectors(sectors, self.sector_bytes, self.l2_sector_bytes)
         for line in line_addrs:
             if use_l1 and u.tags.lookup(line, sectors) == sectors:
                 continue
             g = l2.parts[p].set_index(line)
-            if l2.parts[p].lookup(line, sectors, g) != sectors:
-                for q in l2.others(p):
-                    if l2.parts[q].lookup(line, sectors, g) == sectors:
+            if l2.parts[p].lookup(line, s2, g) != s2:
+                for q in self._far[p]:
+                    if l2.parts[q].lookup(line, s2, g) == s2:
                         break
-                l2.fill(p, line, sectors)
+                l2.fill(p, line, s2)
             if use_l1:
                 u.tags.fill(line, sectors)
         l2.take_writebacks()
@@ -608,8 +644,7 @@ class MemorySystem:
     # -- statistics -------------------------------------------------------------------------
     def stats(self) -> pd.DataFrame:
         """One row per component/level: requests, hits, misses, bytes, bandwidth, latency."""
-        import numpy as np
-        import pandas as pd
+        import pandas as pd  # here: pandas adds ~0.5 s to start-up; only tables need it
 
         span = (self.t_last - self.t_first) if self.t_first is not None else 0.0
         seconds = span / (self.clock_MHz * 1e6) if span > 0 else float("nan")
@@ -627,7 +662,7 @@ class MemorySystem:
                      "hits": l1["hits"], "misses": l1["misses"],
                      "sector_hits": l1["sector_hits"], "sector_misses": l1["sector_misses"],
                      "mshr_merges": merges, "mshr_stalls": stalls, "evictions": l1["evictions"],
-                     "bytes": 32 * (l1["sector_hits"] + l1["sector_misses"])})
+                     "bytes": self.sector_bytes * (l1["sector_hits"] + l1["sector_misses"])})
         sh = sum(u.shared.accesses for u in self.l1)
         if sh:
             rows.append({"component": "shared", "requests": sh,
@@ -639,7 +674,8 @@ class MemorySystem:
                          "misses": c2["misses"], "sector_hits": c2["sector_hits"],
                          "sector_misses": c2["sector_misses"], "mshr_merges": m.merges,
                          "evictions": c2["evictions"],
-                         "bytes": 32 * (c2["sector_hits"] + c2["sector_misses"])})
+                         "bytes": self.l2_sector_bytes
+                         * (c2["sector_hits"] + c2["sector_misses"])})
         rows.append({"component": "crossbar", "requests": sum(
             p.uses for part in self.xbar.ports for p in part),
             "busy_fraction": self.xbar.busy_cycles() / (span * self.l2.spec.slices)
@@ -652,7 +688,7 @@ class MemorySystem:
             "read_bytes": d["bytes"] - d["write_bytes"], "write_bytes": d["write_bytes"],
             "writebacks": self.dram_writebacks,
             # stores the write-back L2 still holds: they reach DRAM after the run ends
-            "l2_dirty_bytes": 32 * sum(t.dirty_sectors() for t in self.l2.parts),
+            "l2_dirty_bytes": self.l2_sector_bytes * sum(t.dirty_sectors() for t in self.l2.parts),
             # write-backs on their way: queued at the controllers, not yet written
             "write_pending_bytes": d["pending_write_bytes"],
             # Little's law at the controllers: mean requests queued = total wait / time
