@@ -2,8 +2,9 @@
 
 Each case builds a fresh system, starts one traffic source and times ``env.run()`` with
 ``time.process_time`` (CPU time of this process, so other load on the machine does not count).
-A request is one warp access to one 128-byte line; a transaction is one 32-byte sector of it
-(the unit GPU profilers count), so a full-line request is four transactions.
+A request is one warp access to one line; a transaction is one sector of it (the unit GPU
+profilers count; the device's ``l1.sector_bytes``), so a full-line request of 128 bytes in
+32-byte sectors is four transactions.
 
 Prints a table and writes it to ``results/bench_sim_memory/<UTC time>/bench_sim_memory.csv``
 (a new folder per run; nothing is overwritten).
@@ -20,6 +21,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
+import simpy
+
+from simgpu import devices
+from simgpu.io import results_root, write_table
+from simgpu.sim import build_system
+from simgpu.sim.collector import relaxed_gc
+from simgpu.sim.sources import PointerChase, RandomAccess, Stream
+
 CASES: dict[str, Callable[[Any, Any, float], Any]] = {}
 
 
@@ -33,68 +43,47 @@ def case(name: str) -> Callable[[Callable[[Any, Any, float], Any]], Callable[...
 
 @case("stream read, DRAM (full lines, 64/SM in flight)")
 def _stream_dram(env: Any, system: Any, scale: float) -> Any:
-    from simgpu.sim.sources import Stream
-
     return Stream(env, system, n_lines=int(60_000 * scale), occupancy=64)
 
 
 @case("stream copy, DRAM (50% stores)")
 def _stream_copy(env: Any, system: Any, scale: float) -> Any:
-    from simgpu.sim.sources import Stream
-
     return Stream(env, system, n_lines=int(60_000 * scale), occupancy=64, op="copy")
 
 
-@case("random 32-B reads, L2-resident (8 MiB, warmed)")
+@case("random one-sector reads, L2-resident (8 MiB, warmed)")
 def _random_l2(env: Any, system: Any, scale: float) -> Any:
-    from simgpu.sim.sources import RandomAccess
-
     footprint = 8 << 20
     n_sm = len(system.l1)
     for sm in (0, n_sm - 1):  # both L2 partitions
-        system.warm(sm, range(0, footprint, 128))
+        system.warm(sm, range(0, footprint, system.line_bytes))
     return RandomAccess(env, system, footprint_bytes=footprint,
                         n_requests=int(100_000 * scale), occupancy=8)
 
 
-@case("random 32-B reads, L1-resident (64 KiB, ld.ca)")
+@case("random one-sector reads, L1-resident (64 KiB, ld.ca)")
 def _random_l1(env: Any, system: Any, scale: float) -> Any:
-    from simgpu.sim.sources import RandomAccess
-
     return RandomAccess(env, system, footprint_bytes=64 << 10, n_requests=int(100_000 * scale),
                         occupancy=8, cache_op="ca")
 
 
 @case("pointer chase, L1 (16 KiB)")
 def _chase_l1(env: Any, system: Any, scale: float) -> Any:
-    from simgpu.sim.sources import PointerChase
-
     return PointerChase(env, system, footprint_bytes=16 << 10, n_loads=int(100_000 * scale))
 
 
 @case("pointer chase, L2 (4 MiB)")
 def _chase_l2(env: Any, system: Any, scale: float) -> Any:
-    from simgpu.sim.sources import PointerChase
-
     return PointerChase(env, system, footprint_bytes=4 << 20, n_loads=int(100_000 * scale))
 
 
 @case("pointer chase, DRAM (1 GiB, cold)")
 def _chase_dram(env: Any, system: Any, scale: float) -> Any:
-    from simgpu.sim.sources import PointerChase
-
     return PointerChase(env, system, footprint_bytes=1 << 30, n_loads=int(50_000 * scale),
                         warm_loads=0)
 
 
 def run(device: str, scale: float) -> Any:
-    import pandas as pd
-    import simpy
-
-    from simgpu import devices
-    from simgpu.sim import build_system
-    from simgpu.sim.collector import relaxed_gc
-
     spec = devices.get(device)
     rows = []
     for name, make in CASES.items():
@@ -108,12 +97,13 @@ def run(device: str, scale: float) -> Any:
             env.run()
             cpu = time.process_time() - t0
         r = src.result()
-        sectors = r.bytes // 32
+        sectors = r.bytes // system.sector_bytes
         rows.append({
             "device": device,
             "case": name,
             "requests": r.requests,
-            "transactions_32B": sectors,
+            "sector_bytes": system.sector_bytes,
+            "transactions": sectors,
             "cpu_s": cpu,
             "requests_per_s": r.requests / cpu,
             "transactions_per_s": sectors / cpu,
@@ -130,8 +120,6 @@ def main() -> None:
     args = parser.parse_args()
     df = run(args.device, args.scale)
     print(df.to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
-    from simgpu.io import results_root, write_table
-
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = results_root() / "bench_sim_memory" / stamp
     if out.exists():
