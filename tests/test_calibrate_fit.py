@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import tomllib
 from pathlib import Path
@@ -11,14 +13,25 @@ import pandas as pd
 import pytest
 
 from simgpu import devices
+from simgpu.analytical import power as pw
+from simgpu.analytical.params import DeviceParams
+from simgpu.calibrate.dataset import RunDir
 from simgpu.calibrate.fit import (
+    Fitted,
     calibrated_name,
+    calibrated_text,
     find_plateaus,
+    fit_gemm_energies,
     fit_latency_ladder,
     fit_pcie,
+    fit_power,
     fit_run,
+    power_fit_checks,
+    static_power,
     write_calibrated_model,
 )
+from simgpu.calibrate.gemm_rows import estimate
+from simgpu.cli import main
 from simgpu.errors import SimgpuError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,10 +124,6 @@ def test_pcie_latency_and_bandwidth_within_2_percent() -> None:
 
 @pytest.mark.skipif(not H100_RUN.exists(), reason="committed H100 run not in this checkout")
 def test_power_fit_uses_the_analytical_events_and_the_measured_static_power() -> None:
-    from simgpu.analytical import power as pw
-    from simgpu.calibrate.dataset import RunDir
-    from simgpu.calibrate.fit import fit_power, static_power
-
     run = RunDir.open(H100_RUN)
     fitted = fit_power(run, devices.get("h100-sxm"))
     static = {f.key: f.value for f in fitted}["power.static_W"]
@@ -165,8 +174,6 @@ def test_calibrated_model_is_written_once_and_loads(tmp_path: Path) -> None:
 
 
 def test_calibrated_text_merges_into_an_existing_energy_table() -> None:
-    from simgpu.calibrate.fit import Fitted, calibrated_text
-
     base_path = devices.bundled_models_dir() / "h100-sxm.toml"
     text = base_path.read_text()
     if "[power.energy_pJ]" not in text:
@@ -186,8 +193,6 @@ def test_calibrated_text_merges_into_an_existing_energy_table() -> None:
 
 
 def test_calibrated_text_drops_the_base_account_of_a_table_it_replaces() -> None:
-    from simgpu.calibrate.fit import Fitted, calibrated_text
-
     text = (devices.bundled_models_dir() / "h100-sxm.toml").read_text()
     energies = devices.get("h100-sxm").power.energy_pJ
     account = "# Fitted (simgpu.calibrate.fit.fit_gemm_energies"
@@ -205,12 +210,6 @@ def test_calibrated_text_drops_the_base_account_of_a_table_it_replaces() -> None
 
 
 def test_gemm_energy_fit_recovers_the_energies_behind_the_models_own_power() -> None:
-    import dataclasses
-
-    from simgpu.analytical.params import DeviceParams
-    from simgpu.calibrate.fit import fit_gemm_energies
-    from simgpu.predict import features
-
     truth = DeviceParams.from_spec(devices.get("h100-sxm"))
     sizes = [256, 512, 1024, 2048, 4096, 8192]
     rows = [{"M": m, "N": n, "K": k, "dtype": dt}
@@ -219,7 +218,7 @@ def test_gemm_energy_fit_recovers_the_energies_behind_the_models_own_power() -> 
     df = pd.DataFrame(rows).assign(
         device="h100-sxm", kernel="cublas", layout="nn", tile_m=0, tile_n=0, tile_k=0,
         thread_tile_m=0, thread_tile_n=0, threads_per_block=0, split_k=1, stages=0)
-    est = features.analytical(df, params={"h100-sxm": truth})
+    est = estimate(df, {"h100-sxm": truth})
     # "measurements": the power the model predicts with the device file's energies, and times
     # 10-50% longer than the model's (as real kernels run), which mislead the first (NNLS) step
     slower = np.random.default_rng(1).uniform(1.1, 1.5, len(df))
@@ -241,10 +240,6 @@ def test_gemm_energy_fit_recovers_the_energies_behind_the_models_own_power() -> 
 def test_fit_power_cli_prints_energies_and_the_clock_check(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import json
-
-    from simgpu.cli import main
-
     quick = H100_RUN.parent / "20261122T154219Z"
     assert main(["predict", "fit-power", "--data", str(quick), "--device", "h100-sxm",
                  "--json"]) == 0
@@ -257,17 +252,13 @@ def test_fit_power_cli_prints_energies_and_the_clock_check(
 
 
 def test_held_out_power_check_refits_each_fold() -> None:
-    from simgpu.analytical.params import DeviceParams
-    from simgpu.calibrate.fit import power_fit_checks
-    from simgpu.predict import features
-
     p = DeviceParams.from_spec(devices.get("h100-sxm"))
     rows = [{"M": m, "N": n, "K": k, "dtype": dt} for m in (512, 2048, 8192)
             for n in (1024, 4096) for k in (1024, 8192) for dt in ("fp32", "fp16")]
     df = pd.DataFrame(rows).assign(
         device="h100-sxm", kernel="cublas", layout="nn", tile_m=0, tile_n=0, tile_k=0,
         thread_tile_m=0, thread_tile_n=0, threads_per_block=0, split_k=1, stages=0)
-    est = features.analytical(df, params={"h100-sxm": p})
+    est = estimate(df, {"h100-sxm": p})
     df = df.assign(time_s=est["time_s"].to_numpy(), power_W=est["power_W"].to_numpy())
     # power the model itself produced: each fold's refit predicts the held-out sizes exactly
     checks = power_fit_checks(df, p, dict(p.energy_pJ), folds=2)

@@ -34,23 +34,26 @@ existing calibrated file is never overwritten.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
 
-from simgpu.calibrate.dataset import RunDir, atomic_write_text
+from simgpu.analytical import power as pw
+from simgpu.analytical.params import DeviceParams
+from simgpu.calibrate.dataset import RunDir
+from simgpu.calibrate.gemm_rows import estimate, load_calibration_run
+from simgpu.devices import DeviceSpec, loads
 from simgpu.errors import DatasetError, SimgpuError
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from simgpu.devices import DeviceSpec
+from simgpu.io import atomic_write_text
 
 #: Neighbouring points whose latencies differ by less than this belong to one plateau.
 PLATEAU_TOLERANCE = 0.04
@@ -112,8 +115,6 @@ def fit_step(
     ``C_low``/``C_high`` are the last footprint of the lower plateau and the next one measured:
     where the latency first departs from the plateau, without any model.
     """
-    from scipy.optimize import least_squares
-
     f = np.asarray(footprint, dtype=float)
     lat = np.asarray(latency, dtype=float)
     lo_f, hi_f = f[lower.stop], f[lower.stop + 1]
@@ -277,11 +278,6 @@ def static_power(run: RunDir) -> float | None:
 def fit_power(run: RunDir, spec: DeviceSpec) -> list[Fitted]:
     """Static power from ``launch``; energies per event fitted to the GEMM rows with power
     (:func:`fit_gemm_energies`), with ``static_W`` held at the value measured here."""
-    import dataclasses
-
-    from simgpu.analytical.params import DeviceParams
-    from simgpu.predict import datasets
-
     out: list[Fitted] = []
     static = static_power(run)
     if static is None:
@@ -290,7 +286,7 @@ def fit_power(run: RunDir, spec: DeviceSpec) -> list[Fitted]:
                       round(static, 1), "W", None, None, "launch: idle power", True))
     if "gemm" not in run.finished_tables():
         return out
-    df = datasets.load_calibration_run(run.path)
+    df = load_calibration_run(run.path)
     df = df[df["power_W"].notna()].reset_index(drop=True)
     if len(df) < 3:
         return out
@@ -324,16 +320,10 @@ def fit_gemm_energies(
     after each fit until it no longer changes. Returns (energies, fit figures of the model's power:
     rows, R^2, rms W, mean |error| %, and the first step's ``nnls_r2``, events).
     """
-    import pandas as pd
-    from scipy.optimize import least_squares
-
-    from simgpu.analytical import power as pw
-    from simgpu.predict import features
-
     names = sorted({str(n) for n in df["device"].unique()})
     if len(names) != 1:
         raise DatasetError(f"fit_gemm_energies: rows of one device expected, got {names}")
-    est = features.analytical(df, params={names[0]: params})
+    est = estimate(df, {names[0]: params})
     events = {n: est[f"ev_{n}"].to_numpy(float) for n in pw.EVENTS}
     ratio = np.ones(len(df))
     if "sm_clock_MHz" in df.columns:
@@ -401,12 +391,8 @@ def _hold_tiles(df: pd.DataFrame, est: pd.DataFrame) -> pd.DataFrame:
 
 def _with_energies(df: pd.DataFrame, params: Any, energies: dict[str, float]) -> pd.DataFrame:
     """The analytical model of GEMM rows (all of ``params``'s device) with these energies."""
-    import dataclasses
-
-    from simgpu.predict import features
-
     p = dataclasses.replace(params, energy_pJ={**params.energy_pJ, **energies})
-    return features.analytical(df.assign(device=params.name), params={params.name: p})
+    return estimate(df.assign(device=params.name), {params.name: p})
 
 
 def power_fit_checks(
@@ -415,8 +401,6 @@ def power_fit_checks(
     """How fitted energies do beyond their own fit: the clock the model predicts for the rows
     the cap throttled (``sm_clock_MHz`` below 98% of the boost clock), and with ``folds`` > 1
     the power error on (M, N, K) sizes held out of the fit, each fold refitted from ``params``."""
-    import pandas as pd
-
     out: dict[str, float] = {}
     rows = df.assign(device=params.name)
     model_clock = _with_energies(rows, params, energies)["clock_MHz"].to_numpy(float)
@@ -470,8 +454,7 @@ def fit_run(run_dir: Path, base: DeviceSpec) -> list[Fitted]:
 
 
 def fitted_frame(fitted: Sequence[Fitted]) -> pd.DataFrame:
-    import pandas as pd
-
+    """The fitted values as a table, one row per :class:`Fitted`."""
     return pd.DataFrame([asdict(f) for f in fitted])
 
 
@@ -577,8 +560,6 @@ def calibrated_text(base_text: str, base_name: str, run_label: str, name: str,
 def write_calibrated_model(run_dir: Path, base: DeviceSpec, base_path: Path,
                            fitted: Sequence[Fitted], models_dir: Path) -> Path:
     """Write ``<models_dir>/<base>-cal-<run-id>.toml``; validate it by loading it back."""
-    from simgpu.devices import loads
-
     run = RunDir.open(run_dir)
     m = run.manifest()
     run_label = f"{m['device']}/{m['run_id']}"

@@ -1,5 +1,5 @@
 """GEMM datasets in one schema (``simgpu/predict/SCHEMA.md``), with adapters for the published
-datasets and for calibration runs.
+datasets and for calibration runs (read by :mod:`simgpu.calibrate.gemm_rows`).
 
 :func:`load` takes a path (a CSV or Parquet file, a calibration run folder, a folder of runs, a
 published dataset's folder or zip) or a short name (``gpperf``, ``neusight``, ``uci-sgemm``,
@@ -18,9 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from simgpu import devices
 from simgpu.analytical.params import DTYPE_BYTES, DeviceParams
+from simgpu.calibrate.gemm_rows import (
+    from_calibration_table,
+    gemm_runs_under,
+    load_calibration,
+    load_calibration_run,
+)
 from simgpu.errors import DatasetError
+from simgpu.io import read_frame
 
 #: Columns every dataset in the schema must have.
 REQUIRED = ("device", "dtype", "M", "N", "K", "time_s")
@@ -87,8 +96,6 @@ def _where(i: int) -> str:
 
 def validate(df: Any, source: str) -> Any:
     """Check a frame against the GEMM schema, fill optional columns, return a clean copy."""
-    import pandas as pd
-
     if len(df) == 0:
         raise DatasetError(f"{source}: empty dataset (no rows), expected GEMM rows")
     missing = [c for c in REQUIRED if c not in df.columns]
@@ -148,8 +155,6 @@ def validate(df: Any, source: str) -> Any:
 def device_params(df: Any, source: str = "dataset") -> dict[str, DeviceParams]:
     """DeviceParams for every device in a frame: from models/ when the name is a device file
     there, else from the row's ``dev_*`` figures."""
-    from simgpu import devices
-
     known = set(devices.names())
     out: dict[str, DeviceParams] = {}
     for name, rows in df.groupby("device", sort=False):
@@ -181,88 +186,6 @@ def device_params(df: Any, source: str = "dataset") -> dict[str, DeviceParams]:
 # adapters
 
 
-def _read_table(path: Path) -> Any:
-    import pandas as pd
-
-    try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except (ValueError, pd.errors.ParserError, OSError) as exc:
-        raise DatasetError(f"{path}: cannot read as a table: {exc}") from None
-
-
-def from_calibration_table(df: Any, source: str, run_id: str = "", partial: bool = False) -> Any:
-    """A calibration ``gemm`` table (simgpu/calibrate/schema.py) in the GEMM schema."""
-    need = ("device", "kernel", "dtype", "M", "N", "K", "time_ms")
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise DatasetError(f"{source}: missing column(s) {missing} of the calibration gemm table")
-    out = df.copy()
-    out["time_s"] = out["time_ms"].astype(float) / 1e3
-    out["dataset"] = "calibration"
-    out["run_id"] = run_id
-    out["partial"] = partial
-    if "check_ok" in out.columns:
-        out = out[out["check_ok"].astype(str).str.lower().isin(["true", "1"])]
-    return out
-
-
-def _manifest_status(run: Path) -> str:
-    try:
-        return str(json.loads((run / "manifest.json").read_text()).get("status", ""))
-    except (OSError, ValueError):
-        return ""
-
-
-def load_calibration_run(run: Path) -> Any:
-    """One run folder: gemm.csv when finished (or closed as incomplete), else the partial
-    ``.partial/gemm.jsonl`` points written so far."""
-    import pandas as pd
-
-    status = _manifest_status(run)
-    table = run / "gemm.csv"
-    if table.exists():
-        df = _read_table(table)
-        return from_calibration_table(df, str(table), run.name, partial=status != "complete")
-    partial = run / ".partial" / "gemm.jsonl"
-    if partial.exists():
-        rows: list[dict[str, Any]] = []
-        for lineno, line in enumerate(partial.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.extend(json.loads(line)["rows"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DatasetError(
-                    f"{partial}: line {lineno}: not a point record ({exc})"
-                ) from None
-        return from_calibration_table(pd.DataFrame(rows), str(partial), run.name, partial=True)
-    raise DatasetError(f"{run}: no gemm.csv or .partial/gemm.jsonl in this calibration run")
-
-
-def gemm_runs_under(folder: Path) -> list[Path]:
-    """Calibration run folders under ``folder`` (sorted) that hold a GEMM table, finished
-    (``gemm.csv``) or still partial (``.partial/gemm.jsonl``)."""
-    runs = []
-    for manifest in sorted(folder.rglob("manifest.json")):
-        run = manifest.parent
-        if (run / "gemm.csv").exists() or (run / ".partial" / "gemm.jsonl").exists():
-            runs.append(run)
-    return runs
-
-
-def load_calibration(folder: Path) -> Any:
-    import pandas as pd
-
-    runs = gemm_runs_under(folder)
-    if not runs:
-        raise DatasetError(f"{folder}: no calibration run with a gemm table under this folder")
-    return pd.concat([load_calibration_run(r) for r in runs], ignore_index=True)
-
-
 #: GPPerf: every row ran cutlass_simt_sgemm_128x128_8x2 (the README: the blocksize labels were
 #: not applied): CTA 128x128, K step 8, 2 stages, 256 threads each computing 8x8 of C
 #: (CUTLASS's default SIMT sgemm threadblock shape).
@@ -277,8 +200,6 @@ def from_gpperf(df: Any, source: str) -> Any:
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise DatasetError(f"{source}: missing GPPerf column(s) {missing}")
-    import pandas as pd
-
     out = pd.DataFrame(
         {
             "device": "rtx-4070",
@@ -326,8 +247,6 @@ _TILE_RE = re.compile(r"sgemm_(\d+)x(\d+)")
 def from_neusight(df: Any, source: str, configs: Path | None) -> Any:
     """NeuSight's linear-layer latencies (PyTorch 2.1, cuBLAS fp32): GEMM K x (B*M) x N (see
     below), tile from the cuBLAS kernel name, split-K from grid z, threads from the block size."""
-    import pandas as pd
-
     need = ("Latency", "Device", "Kernel Name", "B", "M", "N", "K", "Block x", "Grid z")
     missing = [c for c in need if c not in df.columns]
     if missing:
@@ -434,8 +353,6 @@ UCI_PARAMS = ("MWG", "NWG", "KWG", "MDIMC", "NDIMC", "MDIMA", "NDIMB", "KWI", "V
 def from_uci(df: Any, source: str) -> Any:
     """UCI SGEMM (CLBlast-style kernel, 2048^3 on a GTX 680): runtime = mean of the four runs;
     block tile MWG x NWG x KWG, MDIMC x NDIMC threads, each (MWG/MDIMC) x (NWG/NDIMC)."""
-    import pandas as pd
-
     runs = [c for c in df.columns if str(c).startswith("Run")]
     missing = [c for c in UCI_PARAMS if c not in df.columns] + ([] if runs else ["Run1 (ms)"])
     if missing:
@@ -473,8 +390,6 @@ def from_uci(df: Any, source: str) -> Any:
 
 def _from_file(path: Path) -> Any:
     if path.suffix == ".zip":
-        import pandas as pd
-
         try:
             with zipfile.ZipFile(path) as zf:
                 name = next(
@@ -487,7 +402,7 @@ def _from_file(path: Path) -> Any:
         except zipfile.BadZipFile:
             raise DatasetError(f"{path}: not a zip file") from None
         return from_uci(df, f"{path}:{name}")
-    df = _read_table(path)
+    df = read_frame(path)
     cols = set(df.columns)
     if {"runtime_ms", "blocksize1"} <= cols:
         return from_gpperf(df, str(path))
@@ -523,8 +438,6 @@ def load(spec: str | Path, *, sample: int | None = None, seed: int = 0) -> Any:
 
     ``sample`` keeps that many rows at random (seeded), for large datasets (UCI: 241,600 rows).
     """
-    import pandas as pd
-
     path = _resolve(spec)
     if not path.exists():
         raise DatasetError(
@@ -550,8 +463,7 @@ def load(spec: str | Path, *, sample: int | None = None, seed: int = 0) -> Any:
 
 
 def load_many(specs: Iterable[str | Path], *, sample: int | None = None, seed: int = 0) -> Any:
-    import pandas as pd
-
+    """Several datasets (:func:`load`) in one validated frame."""
     frames = [load(s, sample=sample, seed=seed) for s in specs]
     return validate(pd.concat(frames, ignore_index=True), "+".join(str(s) for s in specs))
 

@@ -1,15 +1,17 @@
 """Features for the GEMM predictor: the configuration, the device's figures, and the physics of
-the analytical model (:func:`simgpu.analytical.gemm`)."""
+the analytical model (:func:`simgpu.analytical.gemm`, row by row through
+:func:`simgpu.calibrate.gemm_rows.estimate`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from simgpu import catalogue
-from simgpu.analytical import gemm as an_gemm
 from simgpu.analytical.params import DTYPE_BYTES
+from simgpu.calibrate.gemm_rows import estimate, kernel_name
 from simgpu.predict.datasets import device_params
 
 _KERNEL_CODE = {"library": 0, "regblock": 1, "tiled": 2, "naive": 3}
@@ -31,57 +33,30 @@ PHYSICS = (
 )
 
 
-def kernel_name(name: str) -> str:
-    """A dataset's kernel name as the analytical model knows it (unknown: a library kernel)."""
-    return name if name in catalogue.KERNELS and catalogue.get(name).kind == "gemm" else "cublas"
-
-
 def analytical(
     df: Any, library_split_k: bool = True, params: dict[str, Any] | None = None
 ) -> Any:
-    """The analytical model for every row of a GEMM-schema frame (index aligned).
+    """The analytical model for every row of a GEMM-schema frame (index aligned,
+    :func:`simgpu.calibrate.gemm_rows.estimate`) with the device figures the forest sees:
+    :meth:`~simgpu.analytical.params.DeviceParams.features`, and ``dev_peak_TFLOPS`` and
+    ``dtype_tensor`` of each row's dtype.
 
-    Library rows without tiles and split-K let the model search split-K as well as tiles, as
-    cuBLAS does (``library_split_k=False``: tiles only), as every view of
-    :func:`simgpu.analytical.gemm` does and the fitted energies assume. ``params``: the
-    :class:`~simgpu.analytical.params.DeviceParams` to use per device name (default: from the
-    device files or the rows' ``dev_*`` figures)."""
-    import pandas as pd
-
-    parts = []
+    ``params``: the :class:`~simgpu.analytical.params.DeviceParams` to use per device name
+    (default: from the device files or the rows' ``dev_*`` figures)."""
     params = device_params(df) if params is None else params
+    est = estimate(df, params, library_split_k)
+    figures = []
     for name, rows in df.groupby("device", sort=False):
         p = params[str(name)]
-        est = an_gemm(
-            p,
-            rows["M"].to_numpy(),
-            rows["N"].to_numpy(),
-            rows["K"].to_numpy(),
-            rows["dtype"].to_numpy(dtype=object),
-            tile_m=rows["tile_m"].to_numpy(),
-            tile_n=rows["tile_n"].to_numpy(),
-            tile_k=rows["tile_k"].to_numpy(),
-            thread_tile_m=rows["thread_tile_m"].to_numpy(),
-            thread_tile_n=rows["thread_tile_n"].to_numpy(),
-            threads_per_block=rows["threads_per_block"].to_numpy(),
-            split_k=rows["split_k"].to_numpy(),
-            stages=rows["stages"].to_numpy(),
-            kernel=np.array([kernel_name(k) for k in rows["kernel"]], dtype=object),
-            library_split_k=library_split_k,
-        )
-        est.index = rows.index
-        for key, value in p.features().items():
-            est[key] = value
-        est["dev_peak_TFLOPS"] = [p.peak_TFLOPS[d] for d in rows["dtype"]]
-        est["dtype_tensor"] = [float(p.tensor[d]) for d in rows["dtype"]]
-        parts.append(est)
-    return pd.concat(parts).loc[df.index]
+        dev = pd.DataFrame(p.features(), index=rows.index)
+        dev["dev_peak_TFLOPS"] = [p.peak_TFLOPS[d] for d in rows["dtype"]]
+        dev["dtype_tensor"] = [float(p.tensor[d]) for d in rows["dtype"]]
+        figures.append(dev)
+    return pd.concat([est, pd.concat(figures).loc[df.index]], axis=1)
 
 
 def build(df: Any, est: Any | None = None) -> tuple[Any, Any]:
     """(features, analytical estimate) for a GEMM-schema frame."""
-    import pandas as pd
-
     if est is None:
         est = analytical(df)
     f = pd.DataFrame(index=df.index)

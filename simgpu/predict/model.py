@@ -23,18 +23,22 @@ import json
 import os
 import pickle
 import sys
-import tempfile
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.ensemble import RandomForestRegressor
 
 from simgpu import catalogue
+from simgpu.calibrate import gemm_rows
 from simgpu.devices.registry import models_dir
 from simgpu.errors import DatasetError
-from simgpu.io import code_fingerprint
+from simgpu.io import atomic_output, code_fingerprint
 from simgpu.predict import features as feat
 
 #: Bump when features or targets change, so cached models are retrained.
@@ -67,8 +71,6 @@ class Settings:
 
 
 def _forest(s: Settings) -> Any:
-    from sklearn.ensemble import RandomForestRegressor
-
     return RandomForestRegressor(
         n_estimators=s.n_estimators,
         min_samples_leaf=s.min_samples_leaf,
@@ -220,8 +222,6 @@ class GemmForest:
     ) -> Any:
         """``time_s, time_s_spread, power_W, power_W_spread, extrapolated`` per row, plus the
         analytical estimate as ``an_time_s`` and ``an_power_W``."""
-        import pandas as pd
-
         X, est = prepared if prepared is not None else feat.build(df)
         # dataset-specific parameters the query lacks take 0 (their "not set" value)
         Xv = X.reindex(columns=self.columns, fill_value=0.0).to_numpy(dtype=float)
@@ -285,8 +285,7 @@ def cache_dir() -> Path:
 
 
 def data_hash(df: Any) -> str:
-    import pandas as pd
-
+    """Hash of a training frame: its columns and every value."""
     h = hashlib.sha256()
     h.update(",".join(map(str, df.columns)).encode())
     h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
@@ -296,16 +295,16 @@ def data_hash(df: Any) -> str:
 def cache_key(df: Any, settings: Settings) -> str:
     """Hash of everything a trained forest depends on: the training data, the settings, the
     code that computes its features and targets (the analytical model, the predictor, the bank
-    rule the analytical model shares with the simulator, and the device files whose figures and
-    energies feed them) and the library versions."""
-    import sklearn
-
+    rule the analytical model shares with the simulator, the rows' analytical estimate in
+    simgpu.calibrate.gemm_rows, the kernel families of the catalogue, and the device files whose
+    figures and energies feed them) and the library versions."""
     blob = json.dumps(
         {
             "data": data_hash(df),
             "settings": asdict(settings),
             "model_version": MODEL_VERSION,
-            "code": code_fingerprint(packages=("analytical", "arch", "predict"),
+            "code": code_fingerprint(gemm_rows.__file__, catalogue.__file__,
+                                     packages=("analytical", "arch", "predict"),
                                      models=models_dir()),
             "sklearn": sklearn.__version__,
             "numpy": np.__version__,
@@ -330,8 +329,6 @@ def train(
 
     Returns the model and an info dict (cache key, path, whether it was cached, seconds).
     """
-    import time
-
     settings = settings or Settings()
     key = cache_key(df, settings)
     path = cache_dir() / f"{key}.pkl"
@@ -354,13 +351,6 @@ def train(
     model = GemmForest(settings).fit(df, _weights(df) if multi else None)
     info["train_s"] = time.perf_counter() - t0
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_output(path) as tmp, tmp.open("wb") as fh:
+            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return model, info
