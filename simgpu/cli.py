@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from simgpu import __version__
+from simgpu.devices.registry import ENV_VAR as MODELS_ENV
 from simgpu.errors import SimgpuError
 
 #: Modules that provide ``register(subparsers)``; each adds one top-level command.
@@ -48,11 +51,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def global_options(args: argparse.Namespace) -> Iterator[None]:
+    """The global options, in force for every command: ``--models DIR`` becomes the models
+    folder of every device lookup (as ``$SIMGPU_MODELS``, so that worker processes of a sweep or
+    an experiment see it too) for the length of the command."""
+    models = getattr(args, "models", None)
+    if not models:
+        yield
+        return
+    if not os.path.isdir(models):
+        raise SimgpuError(f"--models {models}: not a folder of device TOML files")
+    before = os.environ.get(MODELS_ENV)
+    os.environ[MODELS_ENV] = models
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MODELS_ENV, None)
+        else:
+            os.environ[MODELS_ENV] = before
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        result = args.handler(args)
+        with global_options(args):
+            result = args.handler(args)
     except SimgpuError as exc:
         print(f"simgpu: error: {exc}", file=sys.stderr)
         return 2

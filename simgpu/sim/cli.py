@@ -13,28 +13,43 @@ JSON object (several kernels: a list). ``--save`` writes the table (``.csv``, ``
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from simgpu import catalogue
+from simgpu.devices.load import load_device
+from simgpu.devices.registry import Registry
 from simgpu.errors import SimgpuError
+from simgpu.io import atomic_output
+
+if TYPE_CHECKING:
+    from simgpu.workloads import Workload
 
 __all__ = ["register", "cmd_simulate", "WORKLOADS", "make_workload"]
 
-#: --workload names -> (class name in simgpu.workloads, parameters it takes from the flags).
-WORKLOADS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "gemm": ("TiledGemm", ("m", "n", "k", "tile")),
-    "gemm-naive": ("NaiveGemm", ("m", "n", "k")),
-    "gemm-regblock": ("RegBlockGemm", ("m", "n", "k", "bm", "bn", "bk", "tm", "tn")),
-    "pchase": ("PointerChase", ("footprint", "stride", "steps", "cache_op")),
-    "stream": ("Stream", ("op", "elements")),
-    "transpose": ("Transpose", ("rows", "cols", "variant")),
-    "reduction": ("Reduction", ("elements",)),
-    "gemv": ("Gemv", ("m", "n")),
+#: --workload: the kinds of kernel the catalogue has a simulated view of
+WORKLOADS = sorted({k.kind for k in catalogue.KERNELS.values() if "simulated" in k.views
+                    and k.kind != "pcie"})
+#: the GEMM kernels --kernel picks from (the catalogue's that the simulator replays)
+GEMM_KERNELS = [k.name for k in catalogue.kernels_of_kind("gemm") if "simulated" in k.views]
+#: workload class (simgpu.workloads) -> its constructor's parameters, each from a flag
+FLAGS: dict[str, dict[str, str]] = {
+    "TiledGemm": {"M": "m", "N": "n", "K": "k", "tile": "tile"},
+    "NaiveGemm": {"M": "m", "N": "n", "K": "k"},
+    "RegBlockGemm": {"M": "m", "N": "n", "K": "k", "BM": "bm", "BN": "bn", "BK": "bk",
+                     "TM": "tm", "TN": "tn"},
+    "PointerChase": {"footprint_B": "footprint", "stride_B": "stride", "steps": "steps",
+                     "cache_op": "cache_op"},
+    "Stream": {"op": "op", "n_elements": "elements"},
+    "Transpose": {"rows": "rows", "cols": "cols", "variant": "variant"},
+    "Reduction": {"n": "elements"},
+    "Gemv": {"m": "m", "n": "n"},
 }
+#: PIM and dataflow devices: --workload -> the flags their simulate_workload takes
+PIM_FLAGS = {"gemm": ("m", "n", "k"), "gemv": ("m", "n")}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,13 +61,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--device", required=True, metavar="NAME", help="device name or .toml path")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--workload", choices=sorted(WORKLOADS), help="a built-in workload")
+    src.add_argument("--workload", choices=WORKLOADS, help="a built-in workload")
     src.add_argument("--trace", metavar="PATH", help="trace file or folder (simgpu or Accel-Sim)")
     g = p.add_argument_group("workload parameters")
     for name in ("m", "n", "k"):
         g.add_argument(f"--{name}", type=int, help=f"GEMM/GEMV dimension {name.upper()}")
+    g.add_argument("--kernel", default=GEMM_KERNELS[0], choices=GEMM_KERNELS,
+                   help=f"GEMM kernel of kernels/sgemm.cu (default {GEMM_KERNELS[0]})")
     g.add_argument("--dataflow", choices=("os", "ws", "is"), help="systolic dataflow")
-    g.add_argument("--tile", type=int, default=16, choices=(8, 16, 32), help="tiled GEMM tile")
+    g.add_argument("--tile", type=int, default=16, help="tiled GEMM tile (8, 16 or 32)")
     for name, default in (("bm", 64), ("bn", 64), ("bk", 16), ("tm", 4), ("tn", 4)):
         g.add_argument(f"--{name}", type=int, default=default, help=f"register-blocked GEMM {name}")
     g.add_argument("--footprint", type=int, default=1 << 20, help="pointer chase bytes")
@@ -83,39 +100,27 @@ def _need(args: argparse.Namespace, *names: str) -> None:
         raise SimgpuError(f"--workload {args.workload} needs {', '.join(missing)}")
 
 
-def make_workload(args: argparse.Namespace) -> Any:
-    """The workload object the flags describe."""
-    from simgpu import workloads as wl
+def make_workload(args: argparse.Namespace) -> Workload:
+    """The workload object the flags describe: the catalogue's workload class for the kind
+    (for ``gemm``, the ``--kernel``'s), its parameters from the flags of :data:`FLAGS`."""
+    # the workloads (numpy, pandas, the analytical model) load when a command needs them, not
+    # at `simgpu` start-up (see simgpu.cli)
+    from simgpu import workloads
 
-    name = args.workload
-    if name in ("gemm", "gemm-naive", "gemm-regblock"):
-        _need(args, "m", "n", "k")
-    if name == "gemm":
-        return wl.TiledGemm(args.m, args.n, args.k, tile=args.tile)
-    if name == "gemm-naive":
-        return wl.NaiveGemm(args.m, args.n, args.k)
-    if name == "gemm-regblock":
-        return wl.RegBlockGemm(
-            args.m, args.n, args.k, BM=args.bm, BN=args.bn, BK=args.bk, TM=args.tm, TN=args.tn
-        )
-    if name == "pchase":
-        return wl.PointerChase(args.footprint, args.stride, args.steps, args.cache_op)
-    if name == "stream":
-        return wl.Stream(args.op, args.elements)
-    if name == "transpose":
-        return wl.Transpose(args.rows, args.cols, args.variant)
-    if name == "reduction":
-        return wl.Reduction(args.elements)
-    if name == "gemv":
-        _need(args, "m", "n")
-        return wl.Gemv(args.m, args.n)
-    raise SimgpuError(f"unknown workload {name!r}; expected one of {sorted(WORKLOADS)}")
+    if args.workload == "gemm":
+        cls_name = catalogue.get(args.kernel).workload
+    else:
+        (cls_name,) = {k.workload for k in catalogue.kernels_of_kind(args.workload)
+                       if "simulated" in k.views}
+    assert cls_name is not None
+    fields = FLAGS[cls_name]
+    _need(args, *[f for f in fields.values() if f in ("m", "n", "k")])
+    cls = getattr(workloads, cls_name)
+    made: Workload = cls(**{name: getattr(args, flag) for name, flag in fields.items()})
+    return made
 
 
 def _device(args: argparse.Namespace) -> Any:
-    from simgpu.devices.load import load_device
-    from simgpu.devices.registry import Registry
-
     ref = args.device
     if ref.endswith(".toml") or Path(ref).is_file():
         return load_device(ref)
@@ -134,15 +139,16 @@ def _pim_or_dataflow(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
     if args.trace:
         raise SimgpuError(f"{spec.name} is a {spec.kind} device: --trace replays need a GPU")
     module = "simgpu.sim.pim" if spec.kind == "pim" else "simgpu.sim.dataflow"
-    import importlib
-
     mod = importlib.import_module(module)
+    if args.workload not in PIM_FLAGS:
+        raise SimgpuError(f"{spec.name} is a {spec.kind} device: --workload {args.workload} is"
+                          f" not one it runs (expected one of {', '.join(PIM_FLAGS)})")
     params = {
         k: getattr(args, k)
-        for k in WORKLOADS[args.workload][1]
+        for k in PIM_FLAGS[args.workload]
         if getattr(args, k, None) is not None
     }
-    workload = "gemm" if args.workload.startswith("gemm") else args.workload
+    workload = args.workload
     if getattr(args, "dataflow", None):
         params["dataflow"] = args.dataflow
     if workload == "gemv" and "k" not in params and args.n is not None:
@@ -209,7 +215,7 @@ def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def save_records(records: list[dict[str, Any]], path: str | Path) -> Path:
     """Write the records to ``path`` (.csv, .json or .parquet) atomically; never overwrites."""
-    import pandas as pd
+    import pandas as pd  # not at `simgpu` start-up (see simgpu.cli)
 
     path = Path(path)
     if path.exists():
@@ -217,24 +223,15 @@ def save_records(records: list[dict[str, Any]], path: str | Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json", ".parquet"):
         raise SimgpuError(f"{path}: expected a .csv, .json or .parquet file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         if suffix == ".json":
-            Path(tmp).write_text(json.dumps(records, indent=2, default=str) + "\n")
+            tmp.write_text(json.dumps(records, indent=2, default=str) + "\n")
         else:
             frame = pd.DataFrame([_flat(r) for r in records])
             if suffix == ".csv":
                 frame.to_csv(tmp, index=False)
             else:
                 frame.to_parquet(tmp, index=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
@@ -249,6 +246,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     elif spec.kind != "gpu":
         raise SimgpuError(f"{spec.name}: kind {spec.kind!r} cannot be simulated")
     elif args.trace:
+        # SimPy and the trace readers load when a replay runs, not at `simgpu` start-up
         from simgpu.sim.replay import simulate_trace
         from simgpu.trace import load_traces
 

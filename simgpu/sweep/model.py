@@ -5,7 +5,8 @@ A point is a flat dict. Keys:
 ``device``
     a device name from ``models/`` (``$SIMGPU_MODELS`` is honoured by the workers too);
 ``view``
-    ``"analytical"`` (closed forms, microseconds) or ``"simulated"`` (SimPy trace replay);
+    ``"analytical"`` (closed forms, microseconds) or ``"simulated"`` (SimPy trace replay),
+    asked through the view protocol (:func:`simgpu.views.estimate`);
 ``workload``
     ``"gemm"``, ``"stream"``, ``"pointer_chase"`` or ``"pcie_copy"`` (see :data:`WORKLOADS`
     for each one's parameters and defaults);
@@ -30,7 +31,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from simgpu import devices, views
 from simgpu.errors import SimgpuError
+from simgpu.workloads import GemmBase, HostCopy, PointerChase, Stream, Workload
 
 VIEWS = ("analytical", "simulated")
 
@@ -107,8 +110,6 @@ _DEVICE_CACHE: dict[tuple[Any, ...], Any] = {}
 
 def device_with(name: str, overrides: Mapping[str, Any]) -> Any:
     """The device ``name`` with ``overrides`` applied and validated (cached per process)."""
-    from simgpu import devices
-
     key = (name, os.environ.get(devices.ENV_VAR), tuple(sorted(overrides.items())))
     if key in _DEVICE_CACHE:
         return _DEVICE_CACHE[key]
@@ -161,82 +162,47 @@ def split_point(params: Mapping[str, Any]) -> tuple[str, str, str, dict[str, Any
     return device, view, workload, overrides, wl
 
 
+def workload_of(workload: str, params: Mapping[str, Any]) -> Workload:
+    """The :mod:`simgpu.workloads` object of one point's workload parameters; the GEMM kernel
+    comes from the catalogue (``tile`` picks one of its compile-time variants)."""
+    if workload == "gemm":
+        return GemmBase.of_kernel(str(params["kernel"]), int(params["M"]), int(params["N"]),
+                                  int(params["K"]), dtype=str(params["dtype"]),
+                                  tile=int(params["tile"]))
+    if workload == "stream":
+        if int(params["elem_bytes"]) != 4:
+            raise SimgpuError(f"stream: elem_bytes = {params['elem_bytes']!r}, expected 4 (the"
+                              " kernels of kernels/stream.cu move float4s of fp32)")
+        return Stream(str(params["op"]), int(params["n_elements"]))
+    if workload == "pointer_chase":
+        return PointerChase(int(params["footprint_B"]), int(params["stride_B"]),
+                            cache_op=str(params["cache_op"]))
+    return HostCopy(int(params["n_bytes"]), str(params["direction"]), bool(params["pinned"]))
+
+
+#: the figures of each workload a sweep row carries, beside time, bound, power and energy
+OUTPUTS = {
+    "gemm": ("tflops", "dram_bytes", "l2_bytes", "time_s_spread"),
+    "stream": ("bandwidth_GBps", "level", "time_s_spread"),
+    "pointer_chase": ("latency_cycles", "latency_ns", "level", "time_s_spread"),
+    "pcie_copy": ("bandwidth_GBps", "time_s_spread"),
+}
+
+
 def evaluate(params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows of one sweep point (one row)."""
+    """The rows of one sweep point (one row), from the view protocol (:mod:`simgpu.views`)."""
     device, view, workload, overrides, wl = split_point(params)
     spec = device_with(device, overrides)
     t0 = time.perf_counter()
-    if view == "analytical":
-        out = _analytical(spec, workload, wl)
-    else:
-        out = _simulated(spec, workload, wl)
+    e = views.estimate(view, workload_of(workload, wl), spec)
+    out: dict[str, Any] = {"time_s": e.time_s, "bound": e.bound,
+                           "power_W": math.nan if e.power_W is None else e.power_W,
+                           "energy_J": math.nan if e.energy_J is None else e.energy_J}
+    for k in OUTPUTS[workload]:
+        v = e.time_s_spread if k == "time_s_spread" else e.figures.get(k)
+        if v is not None:
+            out[k] = v
     out["wall_s"] = time.perf_counter() - t0
     row = {"device": device, "view": view, "workload": workload, **overrides, **wl}
     row.update(out)
     return [row]
-
-
-def _first(df: Any, cols: tuple[str, ...]) -> dict[str, Any]:
-    rec = df.iloc[0]
-    return {c: (rec[c].item() if hasattr(rec[c], "item") else rec[c]) for c in cols if c in df}
-
-
-def _analytical(spec: Any, workload: str, wl: dict[str, Any]) -> dict[str, Any]:
-    from simgpu import analytical
-
-    base = ("time_s", "bound", "power_W", "energy_J")
-    if workload == "gemm":
-        kw: dict[str, Any] = {"kernel": wl["kernel"]}
-        if int(wl["tile"]):
-            t = int(wl["tile"])
-            kw.update(tile_m=t, tile_n=t, tile_k=t, threads_per_block=t * t)
-        df = analytical.gemm(spec, int(wl["M"]), int(wl["N"]), int(wl["K"]), str(wl["dtype"]),
-                             **kw)
-        return _first(df, (*base, "tflops", "dram_bytes", "l2_bytes"))
-    if workload == "stream":
-        df = analytical.stream(spec, str(wl["op"]), int(wl["n_elements"]), int(wl["elem_bytes"]))
-        return _first(df, (*base, "bandwidth_GBps", "level"))
-    if workload == "pointer_chase":
-        if wl["cache_op"] != "ca":
-            raise SimgpuError("analytical pointer_chase models L1-cached loads (cache_op=ca)"
-                              f" only, got cache_op={wl['cache_op']!r}")
-        df = analytical.pointer_chase(spec, int(wl["footprint_B"]), int(wl["stride_B"]))
-        return _first(df, ("latency_cycles", "latency_ns", "bound", "level"))
-    df = analytical.pcie_copy(spec, int(wl["n_bytes"]), str(wl["direction"]), bool(wl["pinned"]))
-    return _first(df, (*base, "bandwidth_GBps"))
-
-
-def _simulated(spec: Any, workload: str, wl: dict[str, Any]) -> dict[str, Any]:
-    """Trace replay through :mod:`simgpu.workloads` (raises SimgpuError where none exists)."""
-    try:
-        from simgpu import workloads
-    except ImportError as exc:
-        raise SimgpuError(f"simulated view unavailable: {exc}") from None
-    if workload == "gemm":
-        if wl["dtype"] != "fp32" or wl["kernel"] not in ("tiled", "sgemm_tiled"):
-            raise SimgpuError(
-                "simulated gemm: only the fp32 shared-memory tiled kernel is traced"
-                f" (kernels/sgemm.cu; set dtype=fp32 kernel=tiled), got dtype={wl['dtype']}"
-                f" kernel={wl['kernel']}"
-            )
-        tile = int(wl["tile"]) or 16
-        obj: Any = workloads.TiledGemm(int(wl["M"]), int(wl["N"]), int(wl["K"]), tile=tile)
-    else:
-        cls_name = {"stream": "Stream", "pointer_chase": "PointerChase"}.get(workload)
-        cls = getattr(workloads, cls_name or "", None)
-        if cls is None:
-            raise SimgpuError(f"simulated {workload}: simgpu.workloads has no such workload yet")
-        args = {k: v for k, v in wl.items() if k != "elem_bytes"}
-        obj = cls(**args)
-    try:
-        res = obj.simulate(spec)
-    except AttributeError as exc:  # a simulator piece not there yet
-        raise SimgpuError(f"simulated view unavailable: {exc}") from None
-    out: dict[str, Any] = {"time_s": res.time_s, "bound": None, "power_W": math.nan,
-                           "energy_J": math.nan, "time_s_spread": res.time_s_spread}
-    if workload == "gemm":
-        out["tflops"] = res.flops / res.time_s / 1e12 if res.time_s > 0 else math.nan
-    else:
-        bw = res.bandwidth_GBps()
-        out["bandwidth_GBps"] = max(bw.values()) if bw else math.nan
-    return out

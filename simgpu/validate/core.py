@@ -11,7 +11,7 @@ import numpy as np
 
 from simgpu.calibrate.dataset import RunDir
 from simgpu.errors import SimgpuError
-from simgpu.validate.families import Family, families, params_text, pct_error
+from simgpu.validate.families import Family, families, params_text, pct_error, view_values
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,10 +100,8 @@ def _compare(
             notes[(fam.name, view)] = f"no {view} model of this family"
         else:
             try:
-                values, note = fam.views[view](spec, rows, opts)
+                values, note = view_values(view, spec, fam, rows, opts)
                 notes[(fam.name, view)] = note
-            except ImportError as exc:
-                notes[(fam.name, view)] = f"unavailable: {exc}"
             except SimgpuError as exc:
                 notes[(fam.name, view)] = f"failed: {exc}"
                 if log:

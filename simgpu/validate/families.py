@@ -1,37 +1,47 @@
-"""Workload families of a calibration run: what was measured and how each view answers it.
+"""Workload families of a calibration run: what was measured and which workload each row is.
 
-A family turns one table of a run into comparison rows: the workload, its parameters, the
-measured metric and, per view, the same metric predicted for the device under test. Each view
-function receives the device spec and the family's measured rows and returns one value per row
-(NaN where the view does not model that row) and a note saying what it did.
+A family turns one table of a run into comparison rows: the measured metric per row and, through
+the catalogue, the :mod:`simgpu.workloads` object the row measured (``from_row`` of the class
+the catalogue names for the row's kernel). Every view answers for those workloads through the
+view protocol (:func:`simgpu.views.estimate_many`), so validate asks the same questions as
+``simgpu compare`` and ``simgpu sweep``.
 
-Views:
-
-``analytical``
-    :mod:`simgpu.analytical`, vectorised over all rows at once.
-``simulated``
-    the SimPy model (:mod:`simgpu.sim`, :mod:`simgpu.workloads`) on a subset of the rows, since
-    a simulation takes seconds where a closed form takes microseconds; ``max_sim`` bounds it.
-``learned``
-    the GEMM predictor (:mod:`simgpu.predict`), GEMM rows only.
+What is validate's own is which rows the costly simulated view replays: at most ``max_sim`` rows
+per curve, spread over the curve's sizes (or the cheapest, where the spread would put one large
+replay beyond any budget), until ``sim_budget_s`` of wall time is spent; and the settings of a
+replay that make it answer the question the measurement asked (see :class:`Family`).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-if TYPE_CHECKING:
-    import pandas as pd
+import simgpu.workloads as workload_classes
+from simgpu import catalogue, views
+from simgpu.analytical.params import DeviceParams
+from simgpu.calibrate.dataset import RunDir
+from simgpu.errors import ViewUnavailable
+from simgpu.predict import datasets
+from simgpu.workloads import PointerChase, Workload
+from simgpu.workloads.memory import DRAM_RESIDENT_L2
+
+__all__ = ["Family", "families", "learned_training_data", "params_text", "pct_error",
+           "view_values", "workload_for_row"]
 
 #: A view's answer for a family: one value per measured row (NaN = not modelled), and a note.
 ViewResult = tuple[np.ndarray, str]
-ViewFn = Callable[[Any, "pd.DataFrame", dict[str, Any]], ViewResult]
+
+#: Dependent loads a simulated pointer chase replays (the benchmark times 32 K; the latency of
+#: a plateau settles within a few hundred: assumption, the mean of 300 is within 1% on one).
+PCHASE_SIM_STEPS = 300
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,21 @@ class Family:
     series: tuple[str, ...]  # columns that split the family into curves
     select: Callable[[pd.DataFrame], pd.DataFrame]  # measured rows compared, with `metric`
     params: tuple[str, ...]  # columns that identify a row (shown as `params`)
-    views: dict[str, ViewFn]
+    #: the catalogue kernel a row of the table measured
+    kernel: Callable[[Mapping[Any, Any]], str]
+    #: which views answer (the catalogue's views of the family's kernels, less those with no
+    #: model of the metric)
+    views: tuple[str, ...] = ("simulated", "analytical")
+    #: simulated view: the column the rows are spread over and the one that orders their cost
+    #: (None: every row, they are cheap)
+    sim_by: str | None = None
+    sim_cost: str | None = None
+    #: simulated view: options of Workload.simulate, and the rows it can replay
+    sim_options: Mapping[str, Any] = field(default_factory=dict)
+    sim_rows: Callable[[Any, pd.DataFrame], pd.Series] | None = None
+    #: simulated view: add the host's launch overhead (the measured time of one call includes
+    #: it; the replay times the kernel only)
+    sim_plus_launch: bool = False
 
 
 def _nan(n: int) -> np.ndarray:
@@ -61,28 +85,25 @@ def _sample(n: int, limit: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, limit)).astype(int))
 
 
-# --- pointer chase -------------------------------------------------------------------------------
+def workload_for_row(fam: Family, row: Mapping[Any, Any]) -> Workload | None:
+    """The workload a measured row of ``fam`` is (None where the catalogue has no workload
+    class for its kernel, e.g. a dataset's kernel)."""
+    entry = catalogue.get(fam.kernel(row))
+    if entry.workload is None:
+        return None
+    cls: type[Workload] = getattr(workload_classes, entry.workload)
+    w = cls.from_row(row)
+    if isinstance(w, PointerChase):
+        w = replace(w, steps=min(int(row["steps"]), PCHASE_SIM_STEPS))
+    return w
+
+
+# --- the measured rows of each family ------------------------------------------------------------
 
 
 def _pchase_select(df: pd.DataFrame) -> pd.DataFrame:
     out = df[df["path"].isin(["ca", "cg"])].copy()
     return out.sort_values(["path", "footprint_B"]).reset_index(drop=True)
-
-
-def _pchase_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    from simgpu import analytical
-
-    out = _nan(len(rows))
-    ca = (rows["path"] == "ca").to_numpy()
-    if ca.any():
-        est = analytical.pointer_chase(
-            spec, rows.loc[ca, "footprint_B"].to_numpy(), rows.loc[ca, "stride_B"].to_numpy()
-        )
-        out[ca] = est["latency_ns"].to_numpy()
-    return out, "pointer_chase(): L1-cached chase (ca rows only; cg bypasses L1)"
-
-
-# --- stream --------------------------------------------------------------------------------------
 
 
 def _stream_select(df: pd.DataFrame) -> pd.DataFrame:
@@ -92,36 +113,8 @@ def _stream_select(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["op", "array_B"]).reset_index(drop=True)
 
 
-def _stream_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    from simgpu import analytical
-
-    out = _nan(len(rows))
-    for op, grp in rows.groupby("op"):
-        est = analytical.stream(spec, str(op), grp["array_B"].to_numpy() / 4, elem_bytes=4)
-        out[grp.index.to_numpy()] = est["bandwidth_GBps"].to_numpy()
-    return out, "stream(): bytes moved / bandwidth of the level holding the arrays"
-
-
-# --- PCIe ----------------------------------------------------------------------------------------
-
-
 def _pcie_select(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(["direction", "host_memory", "size_B"]).reset_index(drop=True)
-
-
-def _pcie_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    from simgpu import analytical
-
-    out = _nan(len(rows))
-    for (direction, host), grp in rows.groupby(["direction", "host_memory"]):
-        est = analytical.pcie_copy(
-            spec, grp["size_B"].to_numpy(), str(direction), pinned=(host == "pinned")
-        )
-        out[grp.index.to_numpy()] = est["bandwidth_GBps"].to_numpy()
-    return out, "pcie_copy(): latency + bytes / link bandwidth"
-
-
-# --- GEMM ----------------------------------------------------------------------------------------
 
 
 def _gemm_select(df: pd.DataFrame) -> pd.DataFrame:
@@ -130,50 +123,109 @@ def _gemm_select(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["kernel", "dtype", "flops"]).reset_index(drop=True)
 
 
-def _gemm_args(rows: pd.DataFrame) -> dict[str, Any]:
-    return {
-        "M": rows["M"].to_numpy(),
-        "N": rows["N"].to_numpy(),
-        "K": rows["K"].to_numpy(),
-        "dtype": rows["dtype"].to_numpy().astype(str),
-        "tile_m": rows["tile_m"].to_numpy(),
-        "tile_n": rows["tile_n"].to_numpy(),
-        "tile_k": rows["tile_k"].to_numpy(),
-        "thread_tile_m": rows["thread_tile_m"].to_numpy(),
-        "thread_tile_n": rows["thread_tile_n"].to_numpy(),
-        "threads_per_block": rows["threads_per_block"].to_numpy(),
-        "split_k": np.maximum(1, rows["split_k"].to_numpy()),
-        "kernel": rows["kernel"].to_numpy().astype(str),
-    }
+def _by_size(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    out = df[df["check_ok"]].copy() if "check_ok" in df.columns else df.copy()
+    out["time_s"] = out["time_ms"] * 1e-3
+    return out.sort_values(keys).reset_index(drop=True)
 
 
-def _gemm_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    from simgpu import analytical
-
-    a = _gemm_args(rows)
-    est = analytical.gemm(spec, a.pop("M"), a.pop("N"), a.pop("K"), a.pop("dtype"), **a)
-    return est[opts["metric"]].to_numpy(float), "gemm(): tiled traffic + roofline + waves"
+def _dram_resident(spec: Any, rows: pd.DataFrame) -> pd.Series:
+    """Stream rows whose arrays stay in DRAM (the simulator takes their steady state; smaller
+    arrays would need a full grid-stride replay)."""
+    return rows["array_B"] >= DRAM_RESIDENT_L2 * spec.l2.size_bytes
 
 
-def _gemm_learned(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    import warnings
+# --- views ---------------------------------------------------------------------------------------
 
-    from simgpu import predict
 
-    frame = rows[[c for c in rows.columns if c in _GEMM_INPUTS and c != "device"]].copy()
-    data, what = learned_training_data(opts["run_device"])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        est = predict.predict_gemm(spec, frame, data=data, log=opts.get("log"))
-    outside = sum("outside" in str(w.message) for w in caught)
-    note = f"predict_gemm(): random forest trained on {what}"
-    if outside:
-        note += f"; {outside} warning(s) of points outside the training range"
-    if opts["metric"] == "power_W" and "an_power_W" in est.columns and np.allclose(
-        est["power_W"].to_numpy(float), est["an_power_W"].to_numpy(float), equal_nan=True
-    ):
-        note += "; no power-labelled training rows, so its power is the analytical model's"
-    return est[opts["metric"]].to_numpy(float), note
+def _picks(rows: pd.DataFrame, fam: Family, max_sim: int) -> list[int]:
+    """Row labels to simulate: per curve, up to max_sim spread over ``sim_by`` (or, where it is
+    ``sim_cost``, the max_sim cheapest, since one large replay can outlast any budget)."""
+    if fam.sim_by is None or fam.sim_cost is None:
+        return [int(i) for i in rows.index]
+    chosen: list[int] = []
+    series = [c for c in ("path", "op", "direction", "host_memory", "kernel", "dtype", "tile_m")
+              if c in rows.columns]
+    groups = rows.groupby(series, sort=False) if series else [(None, rows)]
+    for _, grp in groups:
+        grp = grp.sort_values(fam.sim_by)
+        if fam.sim_by == fam.sim_cost:
+            idx = grp.index.to_numpy()[:max_sim]
+        else:
+            idx = grp.index.to_numpy()[_sample(len(grp), max_sim)]
+        chosen.extend(int(i) for i in idx)
+    costs = rows[fam.sim_cost].astype(float)
+    return sorted(chosen, key=lambda i: float(costs[i]))
+
+
+def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | None],
+               opts: Mapping[str, Any]) -> ViewResult:
+    out = _nan(len(rows))
+    if opts["metric"] not in ("time_s", "latency_ns", "bandwidth_GBps"):
+        return out, "the simulator has no power model"
+    ok = pd.Series([w is not None and "simulated" in w.entry().views for w in ws],
+                   index=rows.index)
+    if fam.sim_rows is not None:
+        ok &= fam.sim_rows(spec, rows)
+    candidates = rows[ok]
+    picks = _picks(candidates, fam, int(opts["max_sim"]))
+    launch_s = DeviceParams.from_spec(spec).launch_overhead_s if fam.sim_plus_launch else 0.0
+    end = time.perf_counter() + float(opts["sim_budget_s"])
+    done, first_note = 0, ""
+    for i in picks:
+        if time.perf_counter() >= end:
+            break
+        w = ws[i]
+        assert w is not None
+        e = views.estimate("simulated", w, spec, **fam.sim_options)
+        value = e.get(opts["metric"])
+        if opts["metric"] == "time_s" and value is not None:
+            value += launch_s
+        out[i] = np.nan if value is None else value
+        done += 1
+        first_note = first_note or e.note.split(":")[0]
+    note = f"{first_note or 'Workload.simulate()'}: {done} of {len(rows)} rows simulated"
+    if fam.sim_options:
+        note += f" ({', '.join(f'{k}={v}' for k, v in fam.sim_options.items())})"
+    if launch_s:
+        note += f" + launch overhead {launch_s * 1e6:.2f} us"
+    if done < len(picks):
+        note += f"; {len(picks) - done} more chosen, wall budget {opts['sim_budget_s']:g} s spent"
+    skipped = int((~ok).sum())
+    if skipped:
+        note += f"; {skipped} rows it does not replay"
+    return out, note
+
+
+def view_values(view: str, spec: Any, fam: Family, rows: pd.DataFrame,
+                opts: Mapping[str, Any]) -> ViewResult:
+    """``view``'s value of ``opts["metric"]`` for every row of ``rows`` (NaN where it has
+    none), and a note saying what answered."""
+    ws = [workload_for_row(fam, r) for r in rows.to_dict(orient="records")]
+    if view == "simulated":
+        return _simulated(spec, fam, rows, ws, opts)
+    present = [i for i, w in enumerate(ws) if w is not None]
+    options: dict[str, Any] = {}
+    if view == "learned":
+        data, what = learned_training_data(opts["run_device"])
+        options = {"data": data, "data_note": what, "log": opts.get("log")}
+    answers = views.estimate_many(view, [ws[i] for i in present], spec,  # type: ignore[misc]
+                                  **options)
+    out = _nan(len(rows))
+    notes: list[str] = []
+    unavailable: dict[str, int] = {}
+    for i, a in zip(present, answers, strict=True):
+        if isinstance(a, ViewUnavailable):
+            unavailable[str(a)] = unavailable.get(str(a), 0) + 1
+            continue
+        value = a.get(opts["metric"])
+        out[i] = np.nan if value is None else value
+        if a.note and a.note not in notes:
+            notes.append(a.note)
+    note = "; ".join(notes[:1]) or f"no {view} answer"
+    for reason, n in unavailable.items():
+        note += f"; {n} rows: {reason}"
+    return out, note
 
 
 def learned_training_data(run_device: str) -> tuple[list[str], str]:
@@ -183,9 +235,6 @@ def learned_training_data(run_device: str) -> tuple[list[str], str]:
     measured device's calibration runs (all of them, since runs of one device share shapes) are
     left out, so the forest predicts that GPU from its device file, as for a new GPU.
     """
-    from simgpu.calibrate.dataset import RunDir
-    from simgpu.predict import datasets
-
     specs: list[str] = []
     others: list[str] = []
     for spec in datasets.default_training_specs():
@@ -202,267 +251,40 @@ def learned_training_data(run_device: str) -> tuple[list[str], str]:
     return specs, f"{what} (every {run_device} run held out)"
 
 
-_GEMM_INPUTS = (
-    "device", "kernel", "dtype", "accum_dtype", "layout", "M", "N", "K", "tile_m", "tile_n",
-    "tile_k", "thread_tile_m", "thread_tile_n", "threads_per_block", "split_k", "stages", "flops",
-)
-
-
-# --- transpose, reduction, GEMV ------------------------------------------------------------------
-
-
-def _by_size(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    out = df[df["check_ok"]].copy() if "check_ok" in df.columns else df.copy()
-    out["time_s"] = out["time_ms"] * 1e-3
-    return out.sort_values(keys).reset_index(drop=True)
-
-
-def _transpose_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    from simgpu import analytical
-
-    out = _nan(len(rows))
-    for kernel, grp in rows.groupby("kernel"):
-        variant = str(kernel).removeprefix("transpose_")
-        n = np.sqrt(grp["rows"].to_numpy(float) * grp["cols"].to_numpy(float))
-        est = analytical.transpose(spec, n, variant)
-        out[grp.index.to_numpy()] = est["time_s"].to_numpy()
-    return out, "transpose(): bytes / bandwidth, naive pays partial sectors"
-
-
-def _reduction_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    from simgpu import analytical
-
-    est = analytical.reduction(spec, rows["n"].to_numpy())
-    return est["time_s"].to_numpy(float), "reduction(): bytes / bandwidth + launch"
-
-
-def _gemv_analytical(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    from simgpu import analytical
-
-    est = analytical.gemv(spec, rows["M"].to_numpy(), rows["N"].to_numpy())
-    return est["time_s"].to_numpy(float), "gemv(): matrix bytes / bandwidth + launch"
-
-
-# --- simulated views ----------------------------------------------------------------------------
-#
-# Simulation costs seconds per point where a closed form costs microseconds, so each family
-# simulates at most ``max_sim`` rows per curve, spread over the curve's sizes, cheapest first,
-# and stops when ``sim_budget_s`` of wall time is spent; the note says how many rows it reached.
-
-
-class _Budget:
-    def __init__(self, seconds: float) -> None:
-        import time
-
-        self.clock = time.perf_counter
-        self.end = self.clock() + seconds
-
-    def left(self) -> bool:
-        return bool(self.clock() < self.end)
-
-
-def _picks(rows: pd.DataFrame, opts: dict[str, Any], by: str, cost: str) -> list[int]:
-    """Row labels to simulate: per curve, up to max_sim spread over ``by`` (or, where ``by`` is
-    ``cost``, the max_sim cheapest, since one large replay can outlast any budget)."""
-    chosen: list[int] = []
-    series = [c for c in ("path", "op", "direction", "host_memory", "kernel", "dtype", "tile_m")
-              if c in rows.columns]
-    groups = rows.groupby(series, sort=False) if series else [(None, rows)]
-    for _, grp in groups:
-        grp = grp.sort_values(by)
-        if by == cost:
-            idx = grp.index.to_numpy()[: int(opts["max_sim"])]
-        else:
-            idx = grp.index.to_numpy()[_sample(len(grp), int(opts["max_sim"]))]
-        chosen.extend(int(i) for i in idx)
-    costs = rows[cost].astype(float)
-    return sorted(chosen, key=lambda i: float(costs[i]))
-
-
-def _simulate_rows(
-    rows: pd.DataFrame, opts: dict[str, Any], by: str, cost: str, one: Callable[[Any], float],
-    what: str,
-) -> ViewResult:
-    out = _nan(len(rows))
-    budget = _Budget(float(opts["sim_budget_s"]))
-    picks = _picks(rows, opts, by, cost)
-    done = 0
-    for i in picks:
-        if not budget.left():
-            break
-        out[int(np.flatnonzero(rows.index == i)[0])] = one(rows.loc[i])
-        done += 1
-    note = f"{what}: {done} of {len(rows)} rows simulated"
-    if done < len(picks):
-        note += f" ({len(picks) - done} more chosen, wall budget {opts['sim_budget_s']:g} s spent)"
-    return out, note
-
-
-def _pchase_simulated(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    from simgpu.sim.sources import run_pointer_chase
-
-    def one(row: Any) -> float:
-        result, _ = run_pointer_chase(spec, int(row["footprint_B"]), n_loads=300,
-                                      stride_bytes=int(row["stride_B"]),
-                                      cache_op=str(row["path"]))
-        return float(result.mean_latency_cycles * 1000.0 / spec.clock_MHz)
-
-    return _simulate_rows(rows, opts, "footprint_B", "stride_B", one,
-                          "sim.sources.run_pointer_chase: warmed caches, 300 timed loads")
-
-
-#: stream op -> (read fraction, writes placed as a second array) of the simulated source
-_STREAM_MIX = {"read": ("read", 1.0), "write": ("write", 0.0), "copy": ("copy", 0.5),
-               "scale": ("copy", 0.5), "triad": ("copy", 2.0 / 3.0)}
-#: lines the stream source moves: enough for a steady state (assumption: 8 MiB of traffic,
-#: about 2.7 us at 3 TB/s, twice the lines the kernel keeps in flight on an H100)
-_STREAM_LINES = 1 << 16
-
-
-def _stream_simulated(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    import simpy
-
-    from simgpu.sim import build_system
-    from simgpu.sim.sources import Stream
-
-    dram_rows = rows[rows["array_B"] >= 4 * spec.l2.size_bytes]
-
-    def one(row: Any) -> float:
-        env = simpy.Environment()
-        # arrays far larger than L2: in the steady state every store reaches DRAM, which a short
-        # window of a write-back L2 (it absorbs 8 MiB of stores) would not show
-        system = build_system(env, spec, l2_write_through=True)
-        op, read_fraction = _STREAM_MIX[str(row["op"])]
-        sms = spec.compute.sm_count
-        # lines in flight per SM as the kernel has them: threads x one float4 (16 B) each
-        per_sm = max(1, int(row["blocks"]) * int(row["threads_per_block"]) * 16
-                     // (128 * sms))
-        src = Stream(env, system, n_lines=_STREAM_LINES, occupancy=per_sm, op=op,
-                     read_fraction=read_fraction)
-        src.start()
-        env.run()
-        r = src.result()
-        seconds = (r.t_end - r.t_start) / (spec.clock_MHz * 1e6)
-        return float(r.bytes / seconds / 1e9)
-
-    out, note = _simulate_rows(dram_rows, opts, "array_B", "blocks", one,
-                               "sim.sources.Stream, DRAM-resident arrays (>= 4x L2) only,"
-                               " kernel's lines in flight per SM, stores written through to DRAM")
-    full = _nan(len(rows))
-    full[dram_rows.index.to_numpy(dtype=int)] = out  # rows carry a 0..n-1 index
-    return full, note
-
-
-def _pcie_simulated(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-    import simpy
-
-    from simgpu.sim.pcie import HostLink
-
-    out = _nan(len(rows))
-    for k, row in enumerate(rows.to_dict(orient="records")):
-        env = simpy.Environment()
-        link = HostLink(env, spec.host_link, spec.clock_MHz)
-        size, pinned = int(row["size_B"]), row["host_memory"] == "pinned"
-        dirs = ("h2d", "d2h") if row["direction"] == "bidir" else (str(row["direction"]),)
-        for d in dirs:
-            link.copy(size, d, pinned)
-        env.run()
-        seconds = max(c.t_end for c in link.copies) / (spec.clock_MHz * 1e6)
-        out[k] = size * len(dirs) / seconds / 1e9
-    return out, "sim.pcie.HostLink: copy engines, per-direction lanes, staging for pageable"
-
-
-def _workload_for(row: Any, table: str) -> Any:
-    """The simgpu.workloads object of a measured row (None where none models it)."""
-    from simgpu import workloads as wl
-
-    if table == "gemm":
-        kernel = str(row["kernel"])
-        m, n, k = int(row["M"]), int(row["N"]), int(row["K"])
-        if kernel == "sgemm_tiled":
-            return wl.TiledGemm(m, n, k, tile=int(row["tile_m"]))
-        if kernel == "sgemm_naive":
-            return wl.NaiveGemm(m, n, k)
-        if kernel == "sgemm_regblock":
-            return wl.RegBlockGemm(m, n, k, BM=int(row["tile_m"]), BN=int(row["tile_n"]),
-                                   BK=int(row["tile_k"]), TM=int(row["thread_tile_m"]),
-                                   TN=int(row["thread_tile_n"]))
-        return None  # cuBLAS: closed-source tensor-core kernels are not traced
-    if table == "transpose":
-        return wl.Transpose(int(row["rows"]), int(row["cols"]),
-                            str(row["kernel"]).removeprefix("transpose_"))
-    if table == "reduction":
-        return wl.Reduction(int(row["n"]))
-    if table == "gemv":
-        return wl.Gemv(int(row["M"]), int(row["N"]))
-    return None
-
-
-def _trace_simulated(table: str, cost: str) -> ViewFn:
-    def view(spec: Any, rows: pd.DataFrame, opts: dict[str, Any]) -> ViewResult:
-        if opts["metric"] != "time_s":
-            return _nan(len(rows)), "the trace replay has no power model"
-        modelled = rows[[_workload_for(r, table) is not None
-                         for r in rows.to_dict(orient="records")]]
-
-        from simgpu.analytical.params import DeviceParams
-
-        # the measured time of one call includes the launch; the replay times the kernel only
-        launch_s = DeviceParams.from_spec(spec).launch_overhead_s
-
-        # the calibration runner times back-to-back launches without flushing the L2, so a
-        # kernel whose inputs fit in the L2 runs with them there: replay it from that state
-
-        def one(row: Any) -> float:
-            w = _workload_for(row, table)
-            return float(w.simulate(spec, warm_l2=True).time_s) + launch_s
-
-        out, note = _simulate_rows(modelled, opts, cost, cost, one,
-                                   "workloads.<kernel>.simulate() trace replay (sampled, inputs"
-                                   " warm in the L2 when they fit, as in back-to-back timed"
-                                   f" launches) + launch overhead {launch_s * 1e6:.2f} us")
-        full = _nan(len(rows))
-        full[modelled.index.to_numpy(dtype=int)] = out  # rows carry a 0..n-1 index
-        if len(modelled) < len(rows):
-            note += f"; {len(rows) - len(modelled)} cuBLAS rows have no trace"
-        return full, note
-
-    return view
-
-
 def families() -> dict[str, Family]:
     """Every family validate knows, by name."""
+    trace_sim = {"sim_plus_launch": True, "sim_options": {"warm_l2": True}}
     fams = [
         Family("pchase", "pchase", "latency_ns", "ns", "footprint_B", "footprint [B]",
                ("path",), _pchase_select, ("path", "footprint_B"),
-               {"analytical": _pchase_analytical, "simulated": _pchase_simulated}),
+               kernel=lambda r: f"pchase_{r['path']}",
+               sim_by="footprint_B", sim_cost="stride_B"),
         Family("stream", "stream", "bandwidth_GBps", "GB/s", "array_B", "array size [B]",
                ("op",), _stream_select, ("op", "array_B", "blocks"),
-               {"analytical": _stream_analytical, "simulated": _stream_simulated}),
+               kernel=lambda r: f"stream_{r['op']}",
+               sim_by="array_B", sim_cost="blocks", sim_rows=_dram_resident),
         Family("pcie", "pcie", "bandwidth_GBps", "GB/s", "size_B", "copy size [B]",
                ("direction", "host_memory"), _pcie_select, ("direction", "host_memory", "size_B"),
-               {"analytical": _pcie_analytical, "simulated": _pcie_simulated}),
+               kernel=lambda r: "memcpy"),
         Family("gemm_time", "gemm", "time_s", "s", "flops", "FLOP per call",
                ("kernel", "dtype"), _gemm_select,
                ("kernel", "dtype", "M", "N", "K", "tile_m", "tile_n", "tile_k"),
-               {"analytical": _gemm_analytical, "learned": _gemm_learned,
-                "simulated": _trace_simulated("gemm", "flops")}),
+               kernel=lambda r: str(r["kernel"]), views=("simulated", "analytical", "learned"),
+               sim_by="flops", sim_cost="flops", **trace_sim),  # type: ignore[arg-type]
         Family("gemm_power", "gemm", "power_W", "W", "flops", "FLOP per call",
                ("kernel", "dtype"), lambda df: _gemm_select(df[df["power_W"].notna()]),
                ("kernel", "dtype", "M", "N", "K", "tile_m", "tile_n", "tile_k"),
-               {"analytical": _gemm_analytical, "learned": _gemm_learned}),
+               kernel=lambda r: str(r["kernel"]), views=("analytical", "learned")),
         Family("transpose", "transpose", "time_s", "s", "rows", "rows (= columns)",
                ("kernel",), lambda df: _by_size(df, ["kernel", "rows"]), ("kernel", "rows", "cols"),
-               {"analytical": _transpose_analytical,
-                "simulated": _trace_simulated("transpose", "bytes_moved")}),
+               kernel=lambda r: str(r["kernel"]),
+               sim_by="bytes_moved", sim_cost="bytes_moved", **trace_sim),  # type: ignore[arg-type]
         Family("reduction", "reduction", "time_s", "s", "n", "elements", (),
-               lambda df: _by_size(df, ["n"]), ("n",),
-               {"analytical": _reduction_analytical,
-                "simulated": _trace_simulated("reduction", "bytes_moved")}),
+               lambda df: _by_size(df, ["n"]), ("n",), kernel=lambda r: "reduce_sum",
+               sim_by="bytes_moved", sim_cost="bytes_moved", **trace_sim),  # type: ignore[arg-type]
         Family("gemv", "gemv", "time_s", "s", "M", "M (rows)", (),
-               lambda df: _by_size(df, ["M", "N"]), ("M", "N"),
-               {"analytical": _gemv_analytical,
-                "simulated": _trace_simulated("gemv", "bytes_moved")}),
+               lambda df: _by_size(df, ["M", "N"]), ("M", "N"), kernel=lambda r: "sgemv_warp",
+               sim_by="bytes_moved", sim_cost="bytes_moved", **trace_sim),  # type: ignore[arg-type]
     ]
     return {f.name: f for f in fams}
 
@@ -482,3 +304,4 @@ def params_text(row: Mapping[Any, Any], keys: tuple[str, ...]) -> str:
             v = int(v)
         parts.append(f"{k}={v}")
     return " ".join(parts)
+

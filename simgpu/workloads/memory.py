@@ -135,6 +135,9 @@ class PointerChase(Workload):
         return [insts]
 
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        if self.cache_op != "ca":
+            raise ViewUnavailable("the analytical pointer chase models L1-cached loads"
+                                  f" (cache_op 'ca'), not {self.cache_op!r}")
         return analytical.pointer_chase(spec, self.footprint_B, self.stride_B)
 
     def warm_lines(self, spec: DeviceSpec, l1_bytes: int, line_bytes: int) -> list[int]:
