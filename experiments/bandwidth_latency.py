@@ -23,6 +23,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import simpy
+
+from simgpu import devices
+from simgpu.experiments.runner import run_experiment
+from simgpu.io import save_figure, write_table
+from simgpu.sim import build_system
+from simgpu.sim.collector import relaxed_gc
+from simgpu.sim.sources import Stream
+
 NAME = "bandwidth_latency"
 DESCRIPTION = "simulated loaded DRAM latency versus achieved bandwidth for read/write mixes"
 
@@ -59,13 +69,6 @@ STREAM_READ_GBPS = {
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     """Offer one rate with one read fraction to one device."""
 
-    import simpy
-
-    from simgpu import devices
-    from simgpu.sim import build_system
-    from simgpu.sim.collector import relaxed_gc
-    from simgpu.sim.sources import Stream
-
     spec = devices.get(params["device"])
     env = simpy.Environment()
     system = build_system(env, spec, l2_write_through=True)
@@ -99,7 +102,6 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 def stream_table(df: Any) -> Any:
     """Simulated stream-read bandwidth (best 100%-read point) against the reference."""
-    import pandas as pd
 
     rows = []
     for device, sub in df[df["read_fraction"] == 1.0].groupby("device"):
@@ -118,12 +120,12 @@ def stream_table(df: Any) -> Any:
 
 def plot(df: Any, out_dir: Path) -> list[Path]:
     """One figure per device: read latency against bandwidth, one curve per read fraction."""
+    # matplotlib here, not at the top: it takes about 1.3 s to import, and the worker
+    # processes that import this file to run points never draw
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from simgpu.io import save_figure, write_table
 
     table = stream_table(df)
     if len(table):
@@ -150,8 +152,6 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.experiments.runner import run_experiment
-
     run_experiment(sys.modules[__name__])
 
 

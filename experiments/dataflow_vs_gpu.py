@@ -14,6 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simgpu import analytical, devices
+from simgpu.analytical.params import DeviceParams
+from simgpu.devices.dataflow import DataflowSpec
+from simgpu.errors import SimgpuError
+from simgpu.experiments.runner import run_experiment
+from simgpu.io import save_figure
+from simgpu.sim.dataflow import simulate_gemm
+
 NAME = "dataflow_vs_gpu"
 DESCRIPTION = "GEMM (32 to 8192, square) on 32x32 and 128x128 systolic arrays vs h100-sxm"
 GRID: dict[str, list[Any]] = {
@@ -26,11 +34,6 @@ GRID: dict[str, list[Any]] = {
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     """One device, dataflow and size: the array's figures and the GPU's."""
-    from simgpu import analytical, devices
-    from simgpu.analytical.params import DeviceParams
-    from simgpu.devices.dataflow import DataflowSpec
-    from simgpu.errors import SimgpuError
-    from simgpu.sim.dataflow import simulate_gemm
 
     spec = devices.get_device(params["device"])
     if not isinstance(spec, DataflowSpec):
@@ -64,12 +67,12 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 def plot(df: Any, out_dir: Path) -> list[Path]:
     """Utilisation and time against GEMM size, one line per device and dataflow, GPU beside."""
+    # matplotlib here, not at the top: it takes about 1.3 s to import, and the worker
+    # processes that import this file to run points never draw
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from simgpu.io import save_figure
 
     fig, (ax_u, ax_t) = plt.subplots(1, 2, figsize=(13, 5))
     styles = {"os": "-", "ws": "--", "is": ":"}
@@ -106,8 +109,6 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.experiments.runner import run_experiment
-
     run_experiment(sys.modules[__name__])
 
 

@@ -29,6 +29,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simgpu import devices
+from simgpu.experiments.runner import run_experiment
+from simgpu.workloads import TiledGemm
+
 NAME = "gemm_tile_sim"
 DESCRIPTION = "simulated tiled-SGEMM time versus tile size, beside measured and GPPerf times"
 GRID: dict[str, list[Any]] = {
@@ -78,9 +82,6 @@ def gpperf_ms(device: str, size: int, tile: int) -> float | None:
 
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
-    from simgpu import devices
-    from simgpu.workloads import TiledGemm
-
     spec = devices.get(params["device"])
     n, tile = int(params["size"]), int(params["tile"])
     w = TiledGemm(n, n, n, tile=tile)
@@ -115,6 +116,8 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def plot(df: Any, out_dir: Path) -> list[Path]:
+    # matplotlib here, not at the top: it takes about 1.3 s to import, and the worker
+    # processes that import this file to run points never draw
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,8 +170,6 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.experiments.runner import run_experiment
-
     run_experiment(sys.modules[__name__])
 
 

@@ -28,8 +28,18 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
+
+from simgpu import analytical, devices, predict, workloads
+from simgpu.errors import SimgpuError
+from simgpu.experiments.runner import run_experiment
+from simgpu.io import save_figure
+from simgpu.predict.datasets import data_dir
+from simgpu.views.compare import GemmQuery, find_measured
 
 NAME = "gemm_tile_study"
 DESCRIPTION = "Tiled SGEMM runtime and power vs tile size and size, rtx-4070 and h100-sxm, 4 views"
@@ -47,10 +57,6 @@ _GPPERF: dict[str, Any] = {}
 def _gpperf() -> tuple[Any, Any] | None:
     """GPPerf's tiled-kernel tables (times in ms, power in W), or None when absent."""
     if "tables" not in _GPPERF:
-        import pandas as pd
-
-        from simgpu.predict.datasets import data_dir
-
         folder = data_dir() / "gpperf"
         try:
             times = pd.read_csv(folder / "tiled_execution_times.csv")
@@ -79,7 +85,6 @@ def measured(device: str, n: int, tile: int) -> tuple[float, float, str]:
             power["Tile Size"] == tile)
         p = float(power.loc[psel, "Average Power Usage (W)"].mean()) if psel.any() else math.nan
         return t, p, f"GPPerf tiled_execution_times.csv ({int(sel.sum())} row(s))"
-    from simgpu.views.compare import GemmQuery, find_measured
 
     row, note = find_measured(GemmQuery(device, n, n, n, "fp32", "sgemm_tiled", tile))
     if row is None:
@@ -88,19 +93,12 @@ def measured(device: str, n: int, tile: int) -> tuple[float, float, str]:
 
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
-    import warnings
-
-    from simgpu import analytical, devices, predict
-
     dev, n, tile = params["device"], int(params["size"]), int(params["tile"])
     spec = devices.get(dev)
     flops = 2.0 * n**3
     out: dict[str, tuple[float, float, str]] = {}
     out["measured"] = measured(dev, n, tile)
     if n <= int(params["sim_max_size"]):
-        from simgpu import workloads
-        from simgpu.errors import SimgpuError
-
         t0 = time.perf_counter()
         try:
             res = workloads.TiledGemm(n, n, n, tile=tile).simulate(spec)
@@ -133,13 +131,13 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def plot(df: Any, out_dir: Path) -> list[Path]:
+    # matplotlib here, not at the top: it takes about 1.3 s to import, and the worker
+    # processes that import this file to run points never draw
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
-
-    from simgpu.io import save_figure
 
     devs = list(dict.fromkeys(df["device"]))
     sizes = sorted(df["size"].unique())
@@ -176,8 +174,6 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.experiments.runner import run_experiment
-
     run_experiment(sys.modules[__name__])
 
 

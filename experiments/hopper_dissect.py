@@ -36,6 +36,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import simpy
+
+from simgpu import analytical as an
+from simgpu import devices
+from simgpu.calibrate.dataset import RunDir
+from simgpu.experiments.runner import run_experiment
+from simgpu.io import save_figure
+from simgpu.sim import MemRequest, build_system
+from simgpu.sim.sources import PointerChase, RandomAccess, Stream
+from simgpu.views.measured import calibration_root
+
 NAME = "hopper_dissect"
 DESCRIPTION = "Luo et al. Hopper paper Tables IV/V (latency, throughput) vs simulated devices"
 GRID: dict[str, list[Any]] = {
@@ -114,17 +126,11 @@ OTHER_MEMORY = {("h100-sxm", "global latency"), ("h100-sxm", "global throughput"
 
 
 def _system(spec: Any) -> tuple[Any, Any]:
-    import simpy
-
-    from simgpu.sim import build_system
-
     env = simpy.Environment()
     return env, build_system(env, spec)
 
 
 def _chase(spec: Any, footprint: int, cache_op: str, n_loads: int) -> float:
-    from simgpu.sim.sources import PointerChase
-
     env, system = _system(spec)
     src = PointerChase(env, system, footprint_bytes=footprint, n_loads=n_loads,
                        cache_op=cache_op).start()
@@ -133,8 +139,6 @@ def _chase(spec: Any, footprint: int, cache_op: str, n_loads: int) -> float:
 
 
 def _shared_latency(spec: Any, n: int = 256) -> float:
-    from simgpu.sim import MemRequest
-
     env, system = _system(spec)
     lat: list[float] = []
 
@@ -153,8 +157,6 @@ def _shared_latency(spec: Any, n: int = 256) -> float:
 
 
 def _shared_throughput(spec: Any, n: int = 4096) -> float:
-    from simgpu.sim import MemRequest
-
     env, system = _system(spec)
     lanes = tuple(4 * lane for lane in range(32))  # one word per bank: conflict-free
     events = [system.access(MemRequest(0, 0, space="shared", lane_addrs=lanes))
@@ -165,8 +167,6 @@ def _shared_throughput(spec: Any, n: int = 4096) -> float:
 
 
 def _l1_throughput(spec: Any) -> float:
-    from simgpu.sim.sources import RandomAccess
-
     env, system = _system(spec)
     footprint = 32 << 10
     system.warm(0, [i * 128 for i in range(footprint // 128)], sectors=0xF)
@@ -178,8 +178,6 @@ def _l1_throughput(spec: Any) -> float:
 
 
 def _l2_throughput(spec: Any) -> float:
-    from simgpu.sim.sources import RandomAccess
-
     env, system = _system(spec)
     footprint = 4 << 20
     system.warm(0, [i * 128 for i in range(footprint // 128)], sectors=0xF)
@@ -191,8 +189,6 @@ def _l2_throughput(spec: Any) -> float:
 
 
 def _global_throughput(spec: Any) -> float:
-    from simgpu.sim.sources import Stream
-
     env, system = _system(spec)
     src = Stream(env, system, n_lines=100000, occupancy=128, read_fraction=5 / 6).start()
     env.run()
@@ -226,7 +222,6 @@ def simulated(spec: Any, quantity: str) -> float:
 
 def analytical(spec: Any, quantity: str) -> float:
     """The closed-form / device-file figure for ``quantity``."""
-    from simgpu import analytical as an
 
     clock = spec.compute.boost_clock_MHz
     l2_bytes = int(spec.l2.size_MiB * 2**20)
@@ -252,11 +247,6 @@ def analytical(spec: Any, quantity: str) -> float:
 
 def measured(device: str, quantity: str) -> tuple[float, str]:
     """Our calibration runs' figure for ``quantity`` (NaN when no run measured it)."""
-    import numpy as np
-
-    from simgpu import devices
-    from simgpu.calibrate.dataset import RunDir
-    from simgpu.views.measured import calibration_root
 
     folder = calibration_root() / device
     runs = sorted((p for p in folder.glob("*") if (p / "manifest.json").is_file()),
@@ -291,8 +281,6 @@ def measured(device: str, quantity: str) -> tuple[float, str]:
 
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
-    from simgpu import devices
-
     dev, quantity = params["device"], params["quantity"]
     spec = devices.get(dev)
     gpu = PAPER_GPU.get(dev)
@@ -330,13 +318,12 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def plot(df: Any, out_dir: Path) -> list[Path]:
+    # matplotlib here, not at the top: it takes about 1.3 s to import, and the worker
+    # processes that import this file to run points never draw
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
-
-    from simgpu.io import save_figure
 
     quantities = [q for q in GRID["quantity"] if q in set(df["quantity"])]
     devs = list(dict.fromkeys(df["device"]))
@@ -370,8 +357,6 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.experiments.runner import run_experiment
-
     run_experiment(sys.modules[__name__])
 
 

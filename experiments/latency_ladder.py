@@ -17,9 +17,18 @@ Usage: ``python experiments/latency_ladder.py --device h100-pcie --out DIR`` wri
 from __future__ import annotations
 
 import csv
+import math
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simgpu import devices
+from simgpu.experiments.runner import run_experiment
+from simgpu.io import save_figure, write_table
+from simgpu.sim.sources import run_pointer_chase
 
 NAME = "latency_ladder"
 DESCRIPTION = "simulated pointer-chase latency versus footprint, against published curves"
@@ -75,8 +84,6 @@ PLATEAUS = {
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     """Simulate one footprint on one device."""
-    from simgpu import devices
-    from simgpu.sim.sources import run_pointer_chase
 
     spec = devices.get(params["device"])
     footprint = int(params["footprint_bytes"])
@@ -132,7 +139,6 @@ def reference_curve(device: str, unit: str = "ns") -> tuple[str, list[tuple[floa
 
 def interpolate(curve: list[tuple[float, float]], kb: float) -> float:
     """Latency of a curve at ``kb`` (linear in log footprint); NaN outside its range."""
-    import math
 
     if not curve or kb < curve[0][0] * 0.999 or kb > curve[-1][0] * 1.001:
         return float("nan")
@@ -154,8 +160,6 @@ def _window(level: str, device: str) -> tuple[float, float] | None:
 
 def plateau_table(df: Any) -> Any:
     """Simulated against reference latency (ns) on each plateau, and the step footprints."""
-    import numpy as np
-    import pandas as pd
 
     rows = []
     for device, sub in df.groupby("device"):
@@ -196,7 +200,6 @@ def plateau_table(df: Any) -> Any:
 
 def _crossing(kb: Any, lat: Any, level: float) -> float:
     """Footprint where a rising curve first passes ``level`` (log-linear interpolation)."""
-    import math
 
     for i in range(1, len(kb)):
         if lat[i - 1] < level <= lat[i]:
@@ -207,12 +210,12 @@ def _crossing(kb: Any, lat: Any, level: float) -> float:
 
 def plot(df: Any, out_dir: Path) -> list[Path]:
     """One figure per device (simulated and reference curves) and plateaus.csv."""
+    # matplotlib here, not at the top: it takes about 1.3 s to import, and the worker
+    # processes that import this file to run points never draw
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from simgpu.io import save_figure, write_table
 
     out = []
     table = plateau_table(df)
@@ -238,8 +241,6 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.experiments.runner import run_experiment
-
     run_experiment(sys.modules[__name__])
 
 

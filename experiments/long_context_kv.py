@@ -21,6 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simgpu import devices
+from simgpu.experiments.decode import L2_PERSIST_FRACTION, MODELS, RESERVED_GiB, decode_step
+from simgpu.experiments.runner import run_experiment
+from simgpu.io import save_figure
+
 NAME = "long_context_kv"
 DESCRIPTION = "Decode step time vs context as the KV cache outgrows L2, HBM, then PCIe (after Fu)"
 GRID: dict[str, list[Any]] = {
@@ -32,9 +37,6 @@ GRID: dict[str, list[Any]] = {
 
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
-    from simgpu import devices
-    from simgpu.experiments.decode import L2_PERSIST_FRACTION, MODELS, RESERVED_GiB, decode_step
-
     spec = devices.get(params["device"])
     model = MODELS[params["model"]]
     r = decode_step(spec, model, int(params["batch"]), int(params["context"]))
@@ -54,13 +56,13 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def plot(df: Any, out_dir: Path) -> list[Path]:
+    # matplotlib here, not at the top: it takes about 1.3 s to import, and the worker
+    # processes that import this file to run points never draw
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
-
-    from simgpu.io import save_figure
 
     markers = {"L2": "o", "DRAM": "s", "DRAM+host": "D", "host": "X"}
     models = list(dict.fromkeys(df["model"]))
@@ -100,8 +102,6 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.experiments.runner import run_experiment
-
     run_experiment(sys.modules[__name__])
 
 

@@ -18,6 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import simpy
+
+from simgpu import devices
+from simgpu.experiments.runner import run_experiment
+from simgpu.io import save_figure
+from simgpu.sim.pcie import HostLink
+
 NAME = "pcie_copy"
 DESCRIPTION = "simulated host<->device copy bandwidth versus size, pinned and pageable"
 
@@ -45,10 +52,6 @@ MEASURED = {"h100-sxm": ROOT / "calibration" / "h100-sxm" / "20261122T154403Z" /
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     """One copy (or one copy each way for "both") of one size."""
-    import simpy
-
-    from simgpu import devices
-    from simgpu.sim.pcie import HostLink
 
     spec = devices.get(params["device"])
     env = simpy.Environment()
@@ -95,12 +98,12 @@ def measured_bandwidth(device: str, direction: str, pinned: bool, size: int) -> 
 
 def plot(df: Any, out_dir: Path) -> list[Path]:
     """One figure per device: bandwidth against size per direction and memory kind."""
+    # matplotlib here, not at the top: it takes about 1.3 s to import, and the worker
+    # processes that import this file to run points never draw
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from simgpu.io import save_figure
 
     out = []
     for device, sub in df.groupby("device"):
@@ -123,8 +126,6 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.experiments.runner import run_experiment
-
     run_experiment(sys.modules[__name__])
 
 

@@ -28,6 +28,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simgpu import devices
+from simgpu.analytical.params import DeviceParams
+from simgpu.errors import SimgpuError
+from simgpu.experiments.placement import GPT2_MODELS, compare, decode_step
+from simgpu.experiments.runner import run_experiment
+from simgpu.io import atomic_write_text, save_figure
+from simgpu.sim.pim import host_stream_time_s, simulate_gemv
+
 NAME = "pim_decode"
 DESCRIPTION = "GPT-2 decode step (125M-1.5B, batch 1): h100-sxm alone vs HBM-PIM"
 GRID: dict[str, list[Any]] = {
@@ -44,8 +52,6 @@ PUBLISHED_PIM_GPT = (41.0, 137.0)
 
 def pim_target(name: str, host: Any) -> tuple[Any, int]:
     """(PIM spec, number of devices) for a configuration name."""
-    from simgpu import devices
-
     base = devices.get_device("hbm-pim")
     if name == "hbm-pim x1":
         return base, 1
@@ -70,11 +76,8 @@ def pim_target(name: str, host: Any) -> tuple[Any, int]:
         )
         problems = list(spec.problems())
         if problems:
-            from simgpu.errors import SimgpuError
-
             raise SimgpuError(f"hbm3-pim what-if is inconsistent: {problems}")
         return spec, 1
-    from simgpu.errors import SimgpuError
 
     raise SimgpuError(
         f"pim = {name!r}, expected 'hbm-pim x1', 'hbm-pim x5', 'hbm3-pim' or 'aim x1'"
@@ -83,9 +86,6 @@ def pim_target(name: str, host: Any) -> tuple[Any, int]:
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     """One model on one PIM configuration: the comparison table's two rows, merged."""
-    from simgpu import devices
-    from simgpu.experiments.placement import GPT2_MODELS, compare, decode_step
-    from simgpu.sim.pim import host_stream_time_s, simulate_gemv
 
     host = devices.get(params["device"])
     model = GPT2_MODELS[params["model"]]
@@ -128,12 +128,12 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 def plot(df: Any, out_dir: Path) -> list[Path]:
     """Speedups (three kinds) and energy ratio per model and PIM configuration."""
+    # matplotlib here, not at the top: it takes about 1.3 s to import, and the worker
+    # processes that import this file to run points never draw
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from simgpu.io import save_figure
 
     models = list(dict.fromkeys(df["model"]))
     pims = list(dict.fromkeys(df["pim"]))
@@ -194,7 +194,6 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 def explain(df: Any) -> str:
     """Where simgpu's figures sit against the published bands, and why (from the table)."""
-    from simgpu import devices
 
     host = devices.get(str(GRID["device"][0]))
     lines = [
@@ -211,7 +210,6 @@ def explain(df: Any) -> str:
             f"{sub.gemv_speedup_same_memory.max():.2f}x"
             f" | {sub.energy_ratio.min():.2f}-{sub.energy_ratio.max():.2f}x |"
         )
-    from simgpu.analytical.params import DeviceParams
 
     launch_share = (df["launch_s"] / df["gpu_time_s"]).agg(["min", "max"])
     hbm = df[df["pim"].str.startswith("hbm")]
@@ -261,15 +259,12 @@ def explain(df: Any) -> str:
 
 def write_explanation(df: Any, path: Path) -> Path:
     """Write :func:`explain` atomically."""
-    from simgpu.io import atomic_write_text
 
     atomic_write_text(path, explain(df))
     return path
 
 
 def main() -> None:
-    from simgpu.experiments.runner import run_experiment
-
     run_experiment(sys.modules[__name__])
 
 

@@ -30,6 +30,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simgpu import analytical
+from simgpu.experiments.decode import decode_step, skinny_tiles, split_k
+from simgpu.experiments.runner import run_experiment
+from simgpu.io import save_figure
+from simgpu.sweep.model import device_with
+
 NAME = "what_if_memory"
 DESCRIPTION = "Decode step and GEMM on h100-sxm as HBM bandwidth, L2 size and PCIe gen vary"
 GRID: dict[str, list[Any]] = {
@@ -46,9 +52,6 @@ KNOBS = ("hbm_bandwidth_GBps", "l2_size_MiB", "pcie_gen")
 
 
 def evaluate(spec: Any, workload: str) -> dict[str, Any]:
-    from simgpu import analytical
-    from simgpu.experiments.decode import decode_step, skinny_tiles, split_k
-
     kind, _, arg = workload.partition(" ")
     if kind == "stream":
         op, _, n = arg.partition(" ")
@@ -71,8 +74,6 @@ def evaluate(spec: Any, workload: str) -> dict[str, Any]:
 
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
-    from simgpu.sweep.model import device_with
-
     knobs = {k: params[k] for k in KNOBS}
     spec = device_with(params["device"], knobs)
     base = device_with(params["device"], BASE)
@@ -82,14 +83,14 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def plot(df: Any, out_dir: Path) -> list[Path]:
+    # matplotlib here, not at the top: it takes about 1.3 s to import, and the worker
+    # processes that import this file to run points never draw
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
     from matplotlib.lines import Line2D
-
-    from simgpu.io import save_figure
 
     markers = {"compute": "o", "power": "P", "dram": "s", "l2": "D", "shared": "v",
                "pcie": "X", "launch": "*"}
@@ -137,8 +138,6 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    from simgpu.experiments.runner import run_experiment
-
     run_experiment(sys.modules[__name__])
 
 

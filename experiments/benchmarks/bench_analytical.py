@@ -14,6 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from simgpu import analytical, devices
+from simgpu.io import results_root, write_table
+from simgpu.predict import datasets, features
 
 
 def _best_of(fn: Any, repeats: int = 3) -> tuple[Any, float]:
@@ -27,12 +32,6 @@ def _best_of(fn: Any, repeats: int = 3) -> tuple[Any, float]:
 
 
 def main() -> None:
-    import pandas as pd
-
-    from simgpu import analytical, devices
-    from simgpu.io import results_root, write_table
-    from simgpu.predict import datasets, features
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--device", default="h100-sxm")

@@ -12,15 +12,15 @@ import argparse
 import time
 from datetime import UTC, datetime
 
+import numpy as np
+import pandas as pd
+
+from simgpu import devices
+from simgpu.io import results_root, write_table
+from simgpu.predict import datasets, model
+
 
 def main() -> None:
-    import numpy as np
-    import pandas as pd
-
-    from simgpu import devices
-    from simgpu.io import results_root, write_table
-    from simgpu.predict import datasets, model
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", action="append", default=None)
     parser.add_argument("--trees", type=int, default=100)

@@ -12,10 +12,17 @@ compute model alone). Writes ``results/bench_scalesim/<run-id>/bench_scalesim.cs
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
+
+import pandas as pd
+
+from simgpu import devices
+from simgpu.io import results_root, write_table
+from simgpu.sim.dataflow import BackingStore, fold_plan, scalesim_compute_cycles, simulate_gemm
 
 #: (rows, cols, M, N, K)
 CASES = [
@@ -42,17 +49,6 @@ def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
 
 def run() -> Any:
     """The comparison table (pandas DataFrame)."""
-    import dataclasses
-
-    import pandas as pd
-
-    from simgpu import devices
-    from simgpu.sim.dataflow import (
-        BackingStore,
-        fold_plan,
-        scalesim_compute_cycles,
-        simulate_gemm,
-    )
 
     ample = BackingStore(bytes_per_cycle=1e15, latency_cycles=0.0, source="ample")
     base = {32: devices.get_device("systolic-32x32"), 128: devices.get_device("systolic-128x128")}
@@ -85,12 +81,11 @@ def run() -> Any:
 
 
 def main() -> None:
-    try:
+    try:  # an optional package, only checked for here
         import scalesim  # noqa: F401
     except ImportError:
         print("bench_scalesim: the scalesim package is not installed (pip install scalesim)")
         raise SystemExit(1) from None
-    from simgpu.io import results_root, write_table
 
     df = run()
     out = results_root() / "bench_scalesim" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -110,7 +105,6 @@ def main() -> None:
         "simgpu_s",
         "scalesim_s",
     ]
-    import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(df[with_cols].to_string(index=False))

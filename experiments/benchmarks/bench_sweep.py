@@ -28,6 +28,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from simgpu.io import results_root, write_table
+from simgpu.sweep import load_table, run_points
+from simgpu.sweep.model import evaluate
+
 
 def analytical_points(n: int) -> list[dict[str, Any]]:
     sizes = [512, 1024, 2048, 4096, 8192, 16384]
@@ -47,12 +53,6 @@ def simulated_points(n: int) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import pandas as pd
-
-    from simgpu.io import results_root, write_table
-    from simgpu.sweep import load_table, run_points
-    from simgpu.sweep.model import evaluate
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--analytical", type=int, default=240, help="analytical points (<= 1296)")
     ap.add_argument("--simulated", type=int, default=12, help="simulated points (<= 12)")

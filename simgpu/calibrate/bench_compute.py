@@ -73,7 +73,7 @@ def _f64(cp: Any, x: Any, dtype: str) -> Any:
 
 
 def _cublas() -> Any:
-    try:
+    try:  # CuPy is optional: imported only where a GPU is used
         from cupy_backends.cuda.libs import cublas
     except ImportError:  # older CuPy
         from cupy.cuda import cublas

@@ -315,7 +315,7 @@ class PCIeCopies:
 
     def run(self, ctx: Context, point: dict[str, Any]) -> list[dict[str, Any]]:
         cp = ctx.cp
-        import cupyx
+        import cupyx  # CuPy is optional: imported only where a GPU is used
 
         size, direction, host = int(point["size_B"]), point["direction"], point["host_memory"]
         rt = cp.cuda.runtime

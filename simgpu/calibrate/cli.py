@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
+
+from simgpu.calibrate.dataset import RunDir
+from simgpu.calibrate.summary import format_table, headline
+from simgpu.devices import Registry
 
 
 def register(subparsers: Any) -> None:
@@ -68,6 +73,7 @@ def register(subparsers: Any) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    # lazy: the benchmarks load numpy, and `simgpu` builds all parsers at start-up
     from simgpu.calibrate.runner import run_calibration
 
     only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
@@ -80,8 +86,6 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _close(args: argparse.Namespace) -> int:
-    from simgpu.calibrate.dataset import RunDir
-
     run = RunDir.open(args.run)
     closed = run.close_incomplete(args.reason)
     tables = run.manifest()["tables"]
@@ -92,12 +96,8 @@ def _close(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    import math
-
-    from simgpu.calibrate.dataset import RunDir
+    # lazy: the fit loads scipy and pandas, and `simgpu` builds all parsers at start-up
     from simgpu.calibrate.fit import fit_run, fitted_frame, write_calibrated_model
-    from simgpu.calibrate.summary import format_table
-    from simgpu.devices import Registry
 
     run = RunDir.open(args.run)
     registry = Registry(args.models)
@@ -135,9 +135,6 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _print_summary(path: Path, as_json: bool) -> int:
-    from simgpu.calibrate.dataset import RunDir
-    from simgpu.calibrate.summary import format_table, headline
-
     run = RunDir.open(path)
     rows = headline(run)
     if as_json:

@@ -25,7 +25,7 @@ from simgpu.errors import GPUUnavailableError, SimgpuError
 
 def require_cupy() -> Any:
     """Import CuPy and check that a CUDA device answers; raise GPUUnavailableError otherwise."""
-    try:
+    try:  # CuPy is optional: imported only here, where a GPU is asked for
         import cupy as cp
     except ImportError as exc:
         raise GPUUnavailableError(

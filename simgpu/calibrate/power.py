@@ -18,7 +18,7 @@ from simgpu.errors import GPUUnavailableError
 
 
 def _nvml() -> Any:
-    try:
+    try:  # nvidia-ml-py is optional (the 'gpu' extra): imported only where power is read
         import pynvml
     except ImportError:
         raise GPUUnavailableError(

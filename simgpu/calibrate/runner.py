@@ -40,6 +40,7 @@ from simgpu.calibrate.gpu import (
     kernels_dir,
     require_cupy,
 )
+from simgpu.calibrate.power import PowerMeter
 from simgpu.errors import GPUUnavailableError, SimgpuError
 
 #: Every benchmark, in the order a run measures them (cheap and fundamental first).
@@ -61,7 +62,7 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 
 def _progress(total: int, desc: str) -> Any:
-    try:
+    try:  # a dependency, but a bare GPU machine may lack it: plain progress lines then
         from tqdm import tqdm
 
         return tqdm(total=total, desc=desc, unit="pt", file=sys.stderr, mininterval=2.0)
@@ -135,8 +136,6 @@ def run_calibration(
         raise SimgpuError(f"unknown benchmark(s) {unknown}; available: {list(BENCHMARKS)}")
     cp = require_cupy()
     try:
-        from simgpu.calibrate.power import PowerMeter
-
         meter: PowerMeter | None = PowerMeter()
     except GPUUnavailableError as exc:
         print(f"simgpu: warning: no power readings: {exc}", file=sys.stderr)

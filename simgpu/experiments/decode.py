@@ -23,6 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from simgpu import analytical
 from simgpu.errors import SimgpuError
 
 #: assumption: the share of L2 that a runtime can set aside for persisting accesses (CUDA C++
@@ -99,8 +102,6 @@ def split_k(spec: Any, M: Any, N: Any, K: Any, tiles: dict[str, int]) -> Any:
     split until the blocks fill the SMs once (at most one tile_k per split); without it a
     4096 x 4096 projection of one token keeps 32 of 132 H100 SMs busy.
     """
-    import numpy as np
-
     m, n, k = (np.asarray(x, dtype=float) for x in (M, N, K))
     tiles_out = np.ceil(m / tiles["tile_m"]) * np.ceil(n / tiles["tile_n"])
     want = np.ceil(spec.compute.sm_count / tiles_out)
@@ -110,8 +111,6 @@ def split_k(spec: Any, M: Any, N: Any, K: Any, tiles: dict[str, int]) -> Any:
 def decode_step(spec: Any, model: str | Model, batch: int, context: int,
                 dtype: str = "fp16") -> dict[str, Any]:
     """Time, bound and placement of one decode step (all sequences at ``context`` tokens)."""
-    from simgpu import analytical
-
     m = MODELS[model] if isinstance(model, str) else model
     if batch < 1 or context < 1:
         raise SimgpuError(f"decode_step: batch = {batch}, context = {context}; expected >= 1")
