@@ -31,6 +31,7 @@ from typing import Any
 
 from simgpu import devices
 from simgpu.experiments.runner import run_experiment
+from simgpu.io import save_figure
 from simgpu.workloads import TiledGemm
 
 NAME = "gemm_tile_sim"
@@ -123,10 +124,9 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths = []
-    devices = list(dict.fromkeys(df["device"]))
-    fig, axes = plt.subplots(1, len(devices), figsize=(6 * len(devices), 4.5), squeeze=False)
-    for ax, dev in zip(axes[0], devices, strict=True):
+    devs = list(dict.fromkeys(df["device"]))
+    fig, axes = plt.subplots(1, len(devs), figsize=(6 * len(devs), 4.5), squeeze=False)
+    for ax, dev in zip(axes[0], devs, strict=True):
         d = df[df["device"] == dev]
         for size in sorted(set(d["size"])):
             s = d[d["size"] == size].sort_values("tile")
@@ -162,11 +162,7 @@ def plot(df: Any, out_dir: Path) -> list[Path]:
         ax.set_title(f"sgemm_tiled on {dev}")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    p = out_dir / "gemm_tile_sim.png"
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    paths.append(p)
-    return paths
+    return [save_figure(fig, out_dir / "gemm_tile_sim.png")]
 
 
 def main() -> None:
