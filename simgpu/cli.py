@@ -27,7 +27,7 @@ COMMAND_MODULES = (
     "simgpu.predict.cli",
     "simgpu.experiments.cli",
     "simgpu.sweep.cli",
-    "simgpu.views.compare",
+    "simgpu.views.cli",
 )
 
 

@@ -12,7 +12,7 @@ from simgpu import analytical, devices
 from simgpu.calibrate.dataset import RunDir
 from simgpu.cli import main
 from simgpu.errors import SimgpuError
-from simgpu.validate import summary, validate_run
+from simgpu.validate.core import summary, validate_run
 
 REPO = Path(__file__).resolve().parent.parent
 H100_QUICK = REPO / "calibration" / "h100-sxm" / "20261122T154219Z"

@@ -27,11 +27,13 @@ import functools
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from simgpu import catalogue
 from simgpu.analytical import power as pw
 from simgpu.analytical.occupancy import blocks_per_sm, waves
 from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES, DeviceParams
+from simgpu.arch.coalesce import shared_wavefronts
 from simgpu.errors import SimgpuError
 
 #: The families' codes in this model's arrays (simgpu.catalogue.FAMILIES, in order).
@@ -108,8 +110,6 @@ def _regblock_wavefronts(
     element per thread per pass, e = tid + pass x threads: ``As[e % BK][e / BK]`` (A transposed:
     a warp's lanes walk k, BM words apart) and ``Bs[e / BN][e % BN]``.
     """
-    from simgpu.arch.coalesce import shared_wavefronts
-
     lanes = range(32)
 
     def frag(bases: list[int], n: int) -> float:
@@ -216,8 +216,6 @@ def _evaluate(
     stage_bytes = (tm + tn) * kpad * e_in
     staging = np.where(kcls == 3, 0.0, stage_bytes / 128.0)
     if ours is not None and np.any(ours):
-        import pandas as pd
-
         # one bank-conflict count per tile shape (shapes in order of first appearance)
         shapes = pd.DataFrame(np.stack([tm, tn, tk, ttm, ttn, threads], axis=1)[ours]
                               .astype(np.int64))
@@ -349,8 +347,6 @@ def gemm(
     output tiles (``library_split_k=False``: tiles only). Returns a DataFrame with ``time_s``,
     ``tflops``, ``bound``, ``power_W``, ``energy_J`` and the model's intermediate figures.
     """
-    import pandas as pd
-
     p = DeviceParams.from_spec(spec)
     M_, N_, K_ = (np.asarray(x, dtype=float) for x in (M, N, K))
     shape = np.broadcast_shapes(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from simgpu.analytical import power as pw
 from simgpu.analytical.params import DeviceParams
@@ -19,8 +20,6 @@ STREAM_ARRAYS = {"read": (1, 0), "write": (0, 1), "copy": (1, 1), "scale": (1, 1
 
 
 def _frame(columns: dict[str, Any]) -> Any:
-    import pandas as pd
-
     n = max(np.size(v) for v in columns.values())
     return pd.DataFrame({k: np.broadcast_to(np.asarray(v), (n,)) for k, v in columns.items()})
 

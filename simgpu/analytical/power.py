@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from scipy.optimize import nnls
 
 from simgpu.analytical.params import DeviceParams
 
@@ -185,8 +186,6 @@ def fit_energies(
     ratio for on-chip events, 1 for the others) with every energy >= 0 (scipy.optimize.nnls).
     Returns (energies in pJ for the events that occur, fit figures: rows, rms error in W, R^2).
     """
-    from scipy.optimize import nnls
-
     t = np.asarray(time_s, dtype=float)
     y = np.asarray(power_W, dtype=float) - p.static_W
     use = [

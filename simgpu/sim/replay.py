@@ -21,20 +21,24 @@ after the kernel and profilers count them when they leave the L2.
 from __future__ import annotations
 
 import copy
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+import simpy
+
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError
 from simgpu.sim.collector import relaxed_gc
+from simgpu.sim.request import MemRequest
 from simgpu.sim.sm import SM, STALL_REASONS, Block, Decoder, SMConfig
+from simgpu.sim.system import build_system
 from simgpu.trace.schema import KernelTrace
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from simgpu.devices.spec import DeviceSpec
 
 __all__ = [
@@ -109,8 +113,6 @@ class SimResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row: scalars plus flattened per-level bytes, hit rates and stall fractions."""
-        import pandas as pd
-
         row: dict[str, Any] = {
             k: v
             for k, v in self.to_dict().items()
@@ -129,17 +131,8 @@ class SimResult:
         return pd.DataFrame([row])
 
 
-def _default_request_cls() -> Callable[..., Any]:
-    from simgpu.sim.request import MemRequest
-
-    return MemRequest
-
-
 def default_system(env: Any, spec: DeviceSpec, seed: int) -> Any:
-    import random
-
-    from simgpu.sim.system import build_system
-
+    """The memory system a replay runs on unless told otherwise, its randomness seeded."""
     return build_system(env, spec, rng=random.Random(seed))
 
 
@@ -162,8 +155,6 @@ def simulate_trace(
     ``simgpu.sim.request.MemRequest``). ``max_blocks`` simulates only the first blocks (used by
     workloads that sample loop trips; the result then covers those blocks only).
     """
-    import simpy
-
     wall0 = time.perf_counter()
     launch = trace.launch
     occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread, launch.shared_bytes)
@@ -173,7 +164,7 @@ def simulate_trace(
         if system_factory is not None
         else default_system(env, spec, seed)
     )
-    rq = request_cls if request_cls is not None else _default_request_cls()
+    rq = request_cls if request_cls is not None else MemRequest
     cfg = SMConfig.from_spec(spec, scheduler=scheduler, model_register_banks=model_register_banks)
     n_sm = spec.compute.sm_count
     total = launch.num_blocks if max_blocks is None else min(max_blocks, launch.num_blocks)

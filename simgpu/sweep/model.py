@@ -6,7 +6,7 @@ A point is a flat dict. Keys:
     a device name from ``models/`` (``$SIMGPU_MODELS`` is honoured by the workers too);
 ``view``
     ``"analytical"`` (closed forms, microseconds) or ``"simulated"`` (SimPy trace replay),
-    asked through the view protocol (:func:`simgpu.views.estimate`);
+    asked through the view protocol (:func:`simgpu.views.protocol.estimate`);
 ``workload``
     ``"gemm"``, ``"stream"``, ``"pointer_chase"`` or ``"pcie_copy"`` (see :data:`WORKLOADS`
     for each one's parameters and defaults);
@@ -31,8 +31,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from simgpu import devices, views
+from simgpu import devices
 from simgpu.errors import SimgpuError
+from simgpu.views import protocol as views
 from simgpu.workloads import GemmBase, HostCopy, PointerChase, Stream, Workload
 
 VIEWS = ("analytical", "simulated")
@@ -190,7 +191,7 @@ OUTPUTS = {
 
 
 def evaluate(params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows of one sweep point (one row), from the view protocol (:mod:`simgpu.views`)."""
+    """The rows of one sweep point (one row), from :mod:`simgpu.views.protocol`."""
     device, view, workload, overrides, wl = split_point(params)
     spec = device_with(device, overrides)
     t0 = time.perf_counter()

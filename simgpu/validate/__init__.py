@@ -1,7 +1,6 @@
-"""Validation: hold the simulated, analytical and learned views against measured runs."""
+"""Validation: hold the simulated, analytical and learned views against measured runs.
 
-from __future__ import annotations
-
-from simgpu.validate.core import VIEWS, summary, validate_run
-
-__all__ = ["VIEWS", "summary", "validate_run"]
+:func:`.core.validate_run` compares a calibration run with the views; :mod:`.families` says
+which workload each measured row is. The package itself imports nothing, so that ``simgpu``
+starts without the views' dependencies.
+"""

@@ -9,6 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from simgpu.calibrate.dataset import RunDir
+from simgpu.calibrate.summary import format_table
+from simgpu.devices import Registry
+from simgpu.io import atomic_write_text, results_root, write_table
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -45,10 +50,7 @@ def _clean(value: Any) -> Any:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from simgpu.calibrate.dataset import RunDir
-    from simgpu.calibrate.summary import format_table
-    from simgpu.devices import Registry
-    from simgpu.io import atomic_write_text, results_root, write_table
+    # registered at `simgpu` start-up: the views and their dependencies load when it runs
     from simgpu.validate.core import VIEWS, plot_families, print_log, summary, validate_run
 
     spec = Registry(args.models).get(args.device)

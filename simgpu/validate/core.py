@@ -5,16 +5,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from simgpu.calibrate.dataset import RunDir
 from simgpu.errors import SimgpuError
+from simgpu.io import save_figure
 from simgpu.validate.families import Family, families, params_text, pct_error, view_values
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 VIEWS = ("simulated", "analytical", "learned")
 
@@ -35,8 +36,6 @@ def validate_run(
     family (``(family, view) -> note``). A view that does not model a family leaves NaN there
     and says so in the notes; a view whose package is missing says that too.
     """
-    import pandas as pd
-
     run = RunDir.open(run_dir)
     have = run.finished_tables()
     fams = families()
@@ -76,8 +75,6 @@ def _compare(
     notes: dict[tuple[str, str], str],
     log: Any,
 ) -> pd.DataFrame:
-    import pandas as pd
-
     measured = rows[fam.metric].to_numpy(float)
     records = rows.to_dict(orient="records")
     out = pd.DataFrame(
@@ -127,8 +124,6 @@ def _workload(fam: Family, row: Mapping[Any, Any]) -> str:
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per family and view: rows compared and the median / mean absolute percentage error."""
-    import pandas as pd
-
     rows = []
     for fam, grp in table.groupby("family", sort=False):
         rec: dict[str, Any] = {"family": fam, "metric": grp["metric"].iloc[0],
@@ -145,13 +140,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def plot_families(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One PNG per family: measured points and each view's values against the family's x."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from simgpu.io import save_figure
-
+    matplotlib.use("Agg")  # files only, whatever display there is
     paths = []
     styles = {"simulated": "s--", "analytical": "-", "learned": "^:"}
     for fam_name, grp in table.groupby("family", sort=False):

@@ -25,11 +25,12 @@ import numpy as np
 import pandas as pd
 
 import simgpu.workloads as workload_classes
-from simgpu import catalogue, views
+from simgpu import catalogue
 from simgpu.analytical.params import DeviceParams
 from simgpu.calibrate.dataset import RunDir
 from simgpu.errors import ViewUnavailable
 from simgpu.predict import datasets
+from simgpu.views import protocol as views
 from simgpu.workloads import PointerChase, Workload
 from simgpu.workloads.memory import DRAM_RESIDENT_L2
 

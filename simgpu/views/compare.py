@@ -1,7 +1,7 @@
 """One workload, four views, one table: ``simgpu compare``.
 
 For a GEMM on a device, :func:`compare_gemm` asks each view through the view protocol
-(:func:`simgpu.views.estimate`) about the workload the catalogue gives for the kernel
+(:func:`simgpu.views.protocol.estimate`) about the workload the catalogue gives for the kernel
 (:class:`~simgpu.workloads.LibraryGemm` for cuBLAS, the :mod:`simgpu.workloads` class of a
 ``kernels/sgemm.cu`` kernel otherwise):
 
@@ -27,10 +27,7 @@ measured``; ``power_error_vs_measured`` the same for power.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,13 +35,17 @@ from typing import Any
 
 import pandas as pd
 
-from simgpu import catalogue, devices, views
+from simgpu import catalogue, devices
 from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.sim.hbm import HBMConfig
+from simgpu.sim.system import build_system
+from simgpu.sim.timeline import Timeline, add_hbm_commands, trace_requests
 from simgpu.views import measured as measured_view
+from simgpu.views import protocol as views
 from simgpu.views.estimate import Estimate
 from simgpu.workloads import GemmBase
 
-__all__ = ["GemmQuery", "compare_gemm", "find_measured", "format_table", "register", "to_frame"]
+__all__ = ["GemmQuery", "compare_gemm", "find_measured", "format_table", "jsonable", "to_frame"]
 
 VIEWS = catalogue.VIEWS
 #: the GEMM kernels compare offers: those with a workload class (their own or cuBLAS)
@@ -146,11 +147,6 @@ TIMELINE_MAX_EVENTS = 500_000
 def _timeline_factory(holder: dict[str, Any]) -> Callable[[Any, Any], Any]:
     """A ``system_factory`` for the simulated view that records the requests and DRAM commands
     of the memory system it builds (the last one built is kept)."""
-    # SimPy is imported only for a simulated view with a timeline
-    from simgpu.sim import build_system
-    from simgpu.sim.hbm import HBMConfig
-    from simgpu.sim.timeline import Timeline, trace_requests
-
     def factory(env: Any, spec: Any) -> Any:
         timeline = Timeline(max_events=TIMELINE_MAX_EVENTS)
         system = build_system(env, spec, hbm_config=HBMConfig(log=True))
@@ -172,8 +168,6 @@ def _simulated(q: GemmQuery, spec: Any, log: Log | None,
     e = views.estimate("simulated", w, spec, **options)
     note = e.note
     if timeline and "timeline" in holder:
-        from simgpu.sim.timeline import add_hbm_commands
-
         tl = holder["timeline"]
         add_hbm_commands(tl, holder["system"].hbm)
         tl.write(timeline, spec.compute.boost_clock_MHz)
@@ -295,63 +289,13 @@ def format_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
+        return {k: jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if hasattr(x, "item") and callable(x.item):
         return x.item()
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
-
-
-# --- CLI ----------------------------------------------------------------------------------------
-
-
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "compare",
-        help="one workload, four views (measured, simulated, analytical, learned), one table",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--device", default="h100-sxm", help="device name (default h100-sxm)")
-    p.add_argument("--workload", default="gemm", choices=["gemm"], help="workload (gemm)")
-    p.add_argument("--m", type=int, required=True, help="rows of A and C")
-    p.add_argument("--n", type=int, required=True, help="columns of B and C")
-    p.add_argument("--k", type=int, required=True, help="inner dimension")
-    p.add_argument("--dtype", default="fp16", choices=DTYPES, help="data type (default fp16)")
-    p.add_argument("--kernel", default="cublas", choices=KERNELS,
-                   help="cublas (default) or a kernels/sgemm.cu kernel (fp32)")
-    p.add_argument("--tile", type=int, default=0,
-                   help="block tile of the sgemm kernel (tiled 8/16/32, regblock 64/128)")
-    p.add_argument("--view", action="append", choices=VIEWS,
-                   help="only these views (repeatable; default all four)")
-    p.add_argument("--measure", action="store_true",
-                   help="measure on the local GPU now (CuPy + NVML), saved as a calibration run")
-    p.add_argument("--calibration", type=Path, default=None,
-                   help="calibration folder (default ./calibration or the checkout's)")
-    p.add_argument("--timeline", type=Path, metavar="PATH.json",
-                   help="write the simulated replay as a Chrome/Perfetto trace (sgemm kernels)")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    p.set_defaults(handler=cmd_compare)
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    q = GemmQuery(args.device, args.m, args.n, args.k, args.dtype, args.kernel, args.tile)
-
-    def log(msg: str) -> None:
-        print(f"compare: {msg}", file=sys.stderr)
-
-    if args.timeline and args.timeline.exists():
-        raise SimgpuError(f"--timeline {args.timeline}: file exists; results are never"
-                          " overwritten")
-    doc = compare_gemm(q, measure=args.measure, views=tuple(args.view or VIEWS),
-                       calibration=args.calibration, log=log, timeline=args.timeline)
-    if args.json:
-        print(json.dumps(_jsonable(doc), indent=1))
-    else:
-        print(format_table(doc))
-    return 0

@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from simgpu.calibrate.context import Context
 from simgpu.calibrate.dataset import RunDir, new_run_id
+from simgpu.calibrate.gpu import device_name_for, device_properties, require_cupy
+from simgpu.calibrate.power import PowerMeter
+from simgpu.calibrate.runner import BENCHMARKS, measure_tables, provenance
 from simgpu.errors import GPUUnavailableError, SimgpuError, ViewUnavailable
 from simgpu.views.estimate import Estimate, number
 
@@ -82,7 +86,7 @@ def _nearest(df: pd.DataFrame, key: dict[str, Any]) -> tuple[float, int] | None:
     return float(d[j]), int(cand.index[j])
 
 
-def _shown(row: pd.Series, key: dict[str, Any]) -> str:
+def _shown(row: Any, key: dict[str, Any]) -> str:
     """The numbers of ``key`` in ``row``: a GEMM's shape as MxNxK, the rest as name=value."""
     nums = [k for k, v in key.items() if not isinstance(v, str | bool)]
     parts = []
@@ -176,17 +180,10 @@ def estimates(
 def measure_live(workload: Workload, device: str, root: Path | None = None,
                  log: Log | None = None) -> Path:
     """Measure ``workload`` on the local GPU into a new calibration run; the run's path."""
-    # CuPy and NVML are imported only here: the other views run on machines without a GPU
-    from simgpu.calibrate.context import Context
-    from simgpu.calibrate.gpu import device_name_for, device_properties, require_cupy
-    from simgpu.calibrate.runner import BENCHMARKS, measure_tables, provenance
-
     point = workload.calibration_point()
     table = str(workload.entry().table)
     cp = require_cupy()
     try:
-        from simgpu.calibrate.power import PowerMeter
-
         meter: PowerMeter | None = PowerMeter()
     except GPUUnavailableError as exc:
         if log:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from simgpu import catalogue
 from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.sim.replay import SimResult, simulate_trace
+from simgpu.sim.system import build_system
 from simgpu.trace.schema import (
     GeneratedTrace,
     Instruction,
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from simgpu.devices.spec import DeviceSpec
-    from simgpu.sim.replay import SimResult
 
 __all__ = ["Workload", "Asm", "ArrayLayout", "FULL", "check_positive", "lanes_mask"]
 
@@ -167,7 +168,7 @@ class Workload:
     :meth:`make_block`, :attr:`flops`, :attr:`compulsory_bytes` and :meth:`estimate`; those a
     calibration table measures implement :meth:`row_key` and :meth:`from_row`.
 
-    A workload is what the four views answer for (:mod:`simgpu.views`): :meth:`trace` and
+    A workload is what the four views answer for (:mod:`simgpu.views.protocol`): :meth:`trace` and
     :meth:`simulate` for the simulated view, :meth:`estimate` for the analytical one,
     :meth:`features` for the learned one, :meth:`row_key` and :meth:`calibration_point` for the
     measured one. A method a workload cannot serve raises :class:`~simgpu.errors.ViewUnavailable`
@@ -252,8 +253,6 @@ class Workload:
         ``warm_l2``: start with the :meth:`inputs` in the L2 when they fit in it together (the
         state of a kernel timed over back-to-back launches) instead of a cold L2.
         """
-        # the simulator imports SimPy, which the calibration path (and a GPU machine) lacks
-        from simgpu.sim.replay import simulate_trace
 
         w = self.for_device(spec)
         if warm_l2:
@@ -288,8 +287,6 @@ def warm_l2_factory(arrays: list[tuple[int, int]], seed: int = 0) -> Any:
     lines of ``arrays`` ((address, bytes) pairs) into the L2, spread over the SMs so that every
     L2 partition is filled from its near side."""
     def make(env: Any, spec: DeviceSpec) -> Any:
-        # SimPy is imported only when a replay runs (the calibration path must not need it)
-        from simgpu.sim.system import build_system
 
         system = build_system(env, spec, rng=random.Random(seed))
         line = spec.l2.line_bytes

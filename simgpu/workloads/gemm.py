@@ -23,6 +23,7 @@ from simgpu import analytical, catalogue
 from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.sim.replay import SimResult, simulate_trace
 from simgpu.trace.schema import Instruction, KernelLaunch
 from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, check_positive, lanes_mask
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from simgpu.devices.spec import DeviceSpec
-    from simgpu.sim.replay import SimResult
 
 __all__ = ["TiledGemm", "NaiveGemm", "RegBlockGemm", "GemmBase", "LibraryGemm"]
 
@@ -157,8 +157,6 @@ class GemmBase(Workload):
         waves see, since every element is read by many blocks), instead of a cold L2; used to
         take the first wave's cold misses out of an extrapolation over many waves.
         """
-        # SimPy is imported only when a replay runs (the calibration path must not need it)
-        from simgpu.sim.replay import simulate_trace
 
         if warm_l2:
             kwargs = self.warm_l2_kwargs(spec, kwargs)

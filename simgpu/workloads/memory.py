@@ -13,9 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import simpy
+
 from simgpu import analytical
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.sim.pcie import HostLink
+from simgpu.sim.replay import SimResult, default_system, simulate_trace
+from simgpu.sim.sources import WARM_FACTOR
+from simgpu.sim.sources import Stream as StreamSource
+from simgpu.sim.system import build_system
 from simgpu.trace.schema import Instruction, KernelLaunch
 from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, check_positive, lanes_mask
 
@@ -23,7 +30,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from simgpu.devices.spec import DeviceSpec
-    from simgpu.sim.replay import SimResult
 
 __all__ = ["PointerChase", "Stream", "Transpose", "Reduction", "Gemv", "HostCopy", "STREAM_OPS"]
 
@@ -144,7 +150,6 @@ class PointerChase(Workload):
         """The lines a warm-up pass leaves in the caches, in visiting order: the last
         ``min(slots, WARM_FACTOR x (L2 + L1) / line)`` slots of the cycle before its start, so
         the timed chase (from slot ``order()[0]``) continues where the warm-up ended."""
-        from simgpu.sim.sources import WARM_FACTOR
 
         order = self.order()
         n = len(order)
@@ -163,8 +168,6 @@ class PointerChase(Workload):
         runs the chase once untimed before the timed launches; simgpu.sim.sources
         .run_pointer_chase warms the same way): a functional warm-up of the SM's L1 and the L2
         with :meth:`warm_lines`, so a footprint that fits a cache level hits in it."""
-        # SimPy is imported only when a replay runs (the calibration path must not need it)
-        from simgpu.sim.replay import default_system, simulate_trace
 
         if warm and "system_factory" not in kwargs:
             seed = int(kwargs.get("seed", 0))
@@ -343,13 +346,6 @@ class Stream(Workload):
         larger than the L2 every store reaches DRAM, which a short window of a write-back L2
         would not show); the kernel's time is its bytes at the window's bandwidth. The spread
         is half the difference between the bandwidths of the window's two halves."""
-        # SimPy is imported only when a simulation runs (the calibration path must not need it)
-        import simpy
-
-        from simgpu.sim import build_system
-        from simgpu.sim.replay import SimResult
-        from simgpu.sim.sources import Stream as StreamSource
-
         wall0 = time.perf_counter()
         w = self.for_device(spec)
         launch = w.launch()
@@ -834,11 +830,6 @@ class HostCopy(Workload):
 
     def simulate(self, spec: DeviceSpec, **kwargs: Any) -> SimResult:
         """The copy (both directions at once for "bidir") on the host link model."""
-        # SimPy is imported only when a simulation runs (the calibration path must not need it)
-        import simpy
-
-        from simgpu.sim.pcie import HostLink
-        from simgpu.sim.replay import SimResult
 
         wall0 = time.perf_counter()
         env = simpy.Environment()
