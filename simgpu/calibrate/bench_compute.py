@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from simgpu import catalogue
 from simgpu.calibrate.context import Context
 
 # cuBLAS enums (cublas_api.h / library_types.h)
@@ -19,18 +20,11 @@ _OP_N, _GEMM_DEFAULT = 0, -1
 #: rounded to 11 and 8 bits.
 TOLERANCE = {"fp32": 1e-4, "tf32": 5e-3, "fp16": 1e-2, "bf16": 2e-2}
 
-#: Our own kernels: (name in the table, kernel, compile-time defines, block tile, thread tile,
-#: threads per block, largest dimension worth timing). Matches simgpu.workloads' GEMM variants.
-TILED_VARIANTS: tuple[tuple[str, str, dict[str, int], tuple[int, int, int], tuple[int, int],
-                            int, int], ...] = (
-    ("naive16", "sgemm_naive", {}, (16, 16, 1), (1, 1), 256, 4096),
-    ("tile8", "sgemm_tiled", {"TILE": 8}, (8, 8, 8), (1, 1), 64, 4096),
-    ("tile16", "sgemm_tiled", {"TILE": 16}, (16, 16, 16), (1, 1), 256, 8192),
-    ("tile32", "sgemm_tiled", {"TILE": 32}, (32, 32, 32), (1, 1), 1024, 8192),
-    ("reg64", "sgemm_regblock", {"BM": 64, "BN": 64, "BK": 16, "TM": 4, "TN": 4},
-     (64, 64, 16), (4, 4), 256, 8192),
-    ("reg128", "sgemm_regblock", {"BM": 128, "BN": 128, "BK": 8, "TM": 8, "TN": 8},
-     (128, 128, 8), (8, 8), 256, 8192),
+#: Our own GEMM kernels (kernels/sgemm.cu) and their compile-time variants, in the order the
+#: sweep measures them: the kernel catalogue's (simgpu.catalogue).
+OWN_GEMMS: tuple[tuple[catalogue.Kernel, catalogue.Variant], ...] = tuple(
+    (k, v) for k in catalogue.kernels_of_kind("gemm") if k.source == "sgemm.cu"
+    for v in k.variants
 )
 
 
@@ -99,9 +93,9 @@ class Gemm:
             for dtype in ("fp32", "tf32"):
                 pts.append({"kernel": "cublas", "variant": "cublas", "dtype": dtype,
                             "M": m, "N": n, "K": k})
-            for name, *_rest, biggest in TILED_VARIANTS:
-                if max(m, n, k) <= biggest:
-                    pts.append({"kernel": "own", "variant": name, "dtype": "fp32",
+            for _, variant in OWN_GEMMS:
+                if max(m, n, k) <= variant.max_dim:
+                    pts.append({"kernel": "own", "variant": variant.name, "dtype": "fp32",
                                 "M": m, "N": n, "K": k})
             for dtype in ("fp16", "bf16"):
                 pts.append({"kernel": "cublas", "variant": "cublas", "dtype": dtype,
@@ -145,9 +139,10 @@ class Gemm:
             row.update(kernel="cublas", tile_m=0, tile_n=0, tile_k=0, thread_tile_m=0,
                        thread_tile_n=0, threads_per_block=0, split_k=0, stages=0)
         else:
-            variant = next(v for v in TILED_VARIANTS if v[0] == point["variant"])
-            name, kname, defines, btile, ttile, threads, _ = variant
-            kern = ctx.kernels.function("sgemm.cu", kname, defines)
+            entry, variant = next(kv for kv in OWN_GEMMS if kv[1].name == point["variant"])
+            kname, btile, ttile = str(entry.function), variant.tile, variant.thread_tile
+            threads = variant.threads_per_block
+            kern = ctx.kernels.function(str(entry.source), kname, dict(variant.defines))
             if kname == "sgemm_regblock":
                 grid = (math.ceil(n / btile[1]), math.ceil(m / btile[0]))
                 block: tuple[int, ...] = (threads,)
