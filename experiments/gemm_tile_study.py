@@ -4,21 +4,21 @@ After Halim et al., "Understanding GEMM Performance and Energy on NVIDIA Ada Lov
 Learning-Based Analytical Approach" (arXiv 2411.16954, the GPPerf study), which times the
 textbook tiled kernel (TILE x TILE threads, TILE x TILE tiles of A and B in shared memory) on an
 RTX 4070 for tiles 8, 16 and 32. Here the same kernel (``kernels/sgemm.cu`` ``sgemm_tiled``) on
-rtx-4070 and h100-sxm, square sizes, every view:
+rtx-4070 and h100-sxm, square sizes, every view, each asked through the view protocol
+(:func:`simgpu.views.protocol.estimate`) about the same :class:`simgpu.workloads.TiledGemm`:
 
 ``measured``
-    h100-sxm: the calibration runs in ``calibration/h100-sxm/`` (exact row, see
-    :func:`simgpu.views.compare.find_measured`);
-    rtx-4070: GPPerf's ``tiled_execution_times.csv`` and
+    h100-sxm: the calibration runs in ``calibration/h100-sxm/`` (exact row);
+    rtx-4070: not a calibration run of ours, so GPPerf's ``tiled_execution_times.csv`` and
     ``tiled_power.csv`` (``$SIMGPU_DATA`` or ``../shared/data/gpperf``; one cold launch per
     time and whole-process nvidia-smi power, so read the shape, not the absolute values);
 ``simulated``
-    :meth:`simgpu.workloads.TiledGemm.simulate` for sizes up to ``sim_max_size`` (a 512^3
-    replay takes 100-150 s on a 2-core machine, 256^3 about 25 s); no power model;
+    the trace replay, for sizes up to ``sim_max_size`` (a 512^3 replay takes 100-150 s on a
+    2-core machine, 256^3 about 25 s); no power model;
 ``analytical``
-    :func:`simgpu.analytical.gemm` with the kernel's tiles;
+    the closed-form GEMM model with the kernel's tiles;
 ``learned``
-    :func:`simgpu.predict.predict_gemm`.
+    the random forest.
 
 One row per device, size, tile and view.
 """
@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import math
 import sys
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from simgpu import analytical, devices, predict, workloads
-from simgpu.errors import SimgpuError
+from simgpu import devices, workloads
+from simgpu.errors import ViewUnavailable
 from simgpu.experiments.runner import run_experiment
 from simgpu.io import save_figure
 from simgpu.predict.datasets import data_dir
-from simgpu.views.compare import GemmQuery, find_measured
+from simgpu.views import protocol
 
 NAME = "gemm_tile_study"
 DESCRIPTION = "Tiled SGEMM runtime and power vs tile size and size, rtx-4070 and h100-sxm, 4 views"
@@ -86,10 +84,18 @@ def measured(device: str, n: int, tile: int) -> tuple[float, float, str]:
         p = float(power.loc[psel, "Average Power Usage (W)"].mean()) if psel.any() else math.nan
         return t, p, f"GPPerf tiled_execution_times.csv ({int(sel.sum())} row(s))"
 
-    row, note = find_measured(GemmQuery(device, n, n, n, "fp32", "sgemm_tiled", tile))
-    if row is None:
-        return math.nan, math.nan, note
-    return float(row["time_ms"]) * 1e-3, float(row.get("power_W") or math.nan), note
+    return _ask("measured", workloads.TiledGemm(n, n, n, tile=tile), devices.get(device))
+
+
+def _ask(view: str, w: workloads.TiledGemm, spec: Any, **options: Any) -> tuple[float, float, str]:
+    """(time_s, power_W, note) of ``view``, NaN (and the reason) where it cannot answer."""
+    try:
+        e = protocol.estimate(view, w, spec, **options)
+    except ViewUnavailable as exc:
+        return math.nan, math.nan, str(exc)
+    nan = math.nan
+    return (nan if e.time_s is None else e.time_s, nan if e.power_W is None else e.power_W,
+            e.note)
 
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -98,27 +104,13 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     flops = 2.0 * n**3
     out: dict[str, tuple[float, float, str]] = {}
     out["measured"] = measured(dev, n, tile)
+    w = workloads.TiledGemm(n, n, n, tile=tile)
     if n <= int(params["sim_max_size"]):
-        t0 = time.perf_counter()
-        try:
-            res = workloads.TiledGemm(n, n, n, tile=tile).simulate(spec)
-        except SimgpuError as exc:  # a simulator failure leaves this view empty, says why
-            out["simulated"] = (math.nan, math.nan, f"simulation failed: {exc}")
-        else:
-            out["simulated"] = (res.time_s, math.nan,
-                                f"TiledGemm.simulate() in {time.perf_counter() - t0:.0f} s")
+        out["simulated"] = _ask("simulated", w, spec)
     else:
         out["simulated"] = (math.nan, math.nan, f"size > sim_max_size {params['sim_max_size']}")
-    kw = {"tile_m": tile, "tile_n": tile, "tile_k": tile, "thread_tile_m": 1,
-          "thread_tile_n": 1, "threads_per_block": tile * tile}
-    est = analytical.gemm(spec, n, n, n, "fp32", kernel="sgemm_tiled", **kw).iloc[0]
-    out["analytical"] = (float(est["time_s"]), float(est["power_W"]), f"bound {est['bound']}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        le = predict.predict_gemm(spec, {"M": n, "N": n, "K": n, "dtype": "fp32",
-                                         "kernel": "sgemm_tiled", **kw}).iloc[0]
-    out["learned"] = (float(le["time_s"]), float(le["power_W"]),
-                      "extrapolated" if bool(le["extrapolated"]) else "")
+    out["analytical"] = _ask("analytical", w, spec)
+    out["learned"] = _ask("learned", w, spec)
     rows = []
     for view in VIEWS:
         t, p, note = out[view]
