@@ -52,7 +52,7 @@ FLAGS: dict[str, dict[str, str]] = {
 PIM_FLAGS = {"gemm": ("m", "n", "k"), "gemv": ("m", "n")}
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any) -> None:
     """Add the ``simulate`` command."""
     p = subparsers.add_parser(
         "simulate",
