@@ -11,7 +11,7 @@ import pytest
 
 from simgpu.cli import main
 from simgpu.errors import ExperimentError
-from simgpu.experiments.catalog import discover, get
+from simgpu.experiments.registry import discover, get
 
 TINY = textwrap.dedent(
     '''

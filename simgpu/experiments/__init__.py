@@ -1,7 +1,7 @@
 """The studies: their runner, and the models that several of them share.
 
-* :mod:`simgpu.experiments.catalog`: find the experiment files in ``experiments/`` (without
-  importing them);
+* :mod:`simgpu.experiments.registry`: find the experiment files in ``experiments/`` (without
+  importing them), as :mod:`simgpu.devices.registry` finds the device files;
 * :mod:`simgpu.experiments.runner`: the experiment contract and its runner (one results folder
   per configuration, finished points kept, reruns resume);
 * :mod:`simgpu.experiments.decode`: a transformer decode step in closed form (long-context and

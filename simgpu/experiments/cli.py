@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def cmd_list(args: argparse.Namespace) -> int:
     # lazy, as in every command module: `simgpu` builds all parsers at start-up
-    from simgpu.experiments.catalog import discover, experiments_dir
+    from simgpu.experiments.registry import discover, experiments_dir
 
     found = discover()
     if args.json:

@@ -45,7 +45,7 @@ from tqdm import tqdm
 from simgpu import __version__
 from simgpu.devices.registry import models_dir
 from simgpu.errors import ExperimentError, SimgpuError
-from simgpu.experiments.catalog import get
+from simgpu.experiments.registry import get
 from simgpu.io import (
     POINTS_FILE,
     JsonlAppender,
@@ -210,7 +210,7 @@ def run(
     folder: Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[Path, SweepReport | None]:
-    """Run the experiment called ``name`` (found by :func:`simgpu.experiments.catalog.get`);
+    """Run the experiment called ``name`` (found by :func:`simgpu.experiments.registry.get`);
     return its results folder and the engine's report (None when it ran in this process).
 
     Raises :class:`ExperimentError` when any point failed (after writing what finished).
