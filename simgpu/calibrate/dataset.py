@@ -323,7 +323,7 @@ def _schema(name: str) -> TableSchema:
 def read_table(path: Path, schema: TableSchema) -> pd.DataFrame:
     """Read and validate one table file; errors name the file, the line and the column."""
     # here, not at the top: `simgpu` imports this module while it builds its parsers (through
-    # simgpu.validate), and pandas would add about 0.5 s to every command's start
+    # simgpu.calibrate.cli), and pandas would add about 0.5 s to every command's start
     import pandas as pd
 
     path = Path(path)
