@@ -22,7 +22,7 @@ from simgpu.errors import SimgpuError
 COMMAND_MODULES = (
     "simgpu.devices.cli",
     "simgpu.calibrate.cli",
-    "simgpu.sim.cli",
+    "simgpu.views.simulate",
     "simgpu.validate.cli",
     "simgpu.predict.cli",
     "simgpu.experiments.cli",

@@ -271,3 +271,27 @@ def test_package_layering(importer: str, forbidden: str) -> None:
                     nxt.append(child)
         frontier = nxt
     assert not problems, f"{importer} must not import {forbidden}:\n" + "\n".join(problems)
+
+
+def _package(module: str) -> str:
+    """The sub-package a module belongs to (``simgpu.sim.system`` -> ``simgpu.sim``); a module
+    directly under ``simgpu`` is its own unit."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_cycles_between_packages() -> None:
+    """Sub-packages form layers too: ``simgpu.sim`` may not import ``simgpu.workloads`` when
+    ``simgpu.workloads`` imports ``simgpu.sim``, even through modules that import each other
+    only one way."""
+    g: dict[str, dict[str, str]] = {}
+    for source, targets in graph().items():
+        if source == "simgpu":
+            continue  # the root package's __init__ (version string) belongs to no layer
+        for target, where in targets.items():
+            a, b = _package(source), _package(target)
+            g.setdefault(a, {})
+            g.setdefault(b, {})
+            if a != b and b != "simgpu":
+                g[a].setdefault(b, where)
+    cycles = _cycles(g)
+    assert not cycles, "package circles:\n" + "\n".join(_show(c, g) for c in cycles)

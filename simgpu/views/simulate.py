@@ -1,0 +1,277 @@
+"""``simgpu simulate``: replay a workload or a trace on a device model and print a table.
+
+    simgpu simulate --device h100-sxm --workload gemm --m 2048 --n 2048 --k 2048 --tile 32
+    simgpu simulate --device h100-sxm --trace FILE_OR_DIR [--json] [--save OUT.csv]
+
+``--trace`` takes a simgpu ``.parquet`` trace, a folder of them, or an Accel-Sim trace folder
+(with ``kernelslist.g``) or ``.traceg`` file. GPU devices replay on the SM + memory model; PIM
+and dataflow devices go to ``simgpu.sim.pim`` / ``simgpu.sim.dataflow``. ``--json`` prints one
+JSON object (several kernels: a list). ``--save`` writes the table (``.csv``, ``.json`` or
+``.parquet``) atomically and refuses to overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from simgpu import catalogue
+from simgpu.devices.load import load_device
+from simgpu.devices.registry import Registry
+from simgpu.errors import SimgpuError
+from simgpu.io import atomic_output
+
+if TYPE_CHECKING:
+    from simgpu.workloads import Workload
+
+__all__ = ["register", "cmd_simulate", "WORKLOADS", "make_workload"]
+
+#: --workload: the kinds of kernel the catalogue has a simulated view of
+WORKLOADS = sorted({k.kind for k in catalogue.KERNELS.values() if "simulated" in k.views
+                    and k.kind != "pcie"})
+#: the GEMM kernels --kernel picks from (the catalogue's that the simulator replays)
+GEMM_KERNELS = [k.name for k in catalogue.kernels_of_kind("gemm") if "simulated" in k.views]
+#: workload class (simgpu.workloads) -> its constructor's parameters, each from a flag
+FLAGS: dict[str, dict[str, str]] = {
+    "TiledGemm": {"M": "m", "N": "n", "K": "k", "tile": "tile"},
+    "NaiveGemm": {"M": "m", "N": "n", "K": "k"},
+    "RegBlockGemm": {"M": "m", "N": "n", "K": "k", "BM": "bm", "BN": "bn", "BK": "bk",
+                     "TM": "tm", "TN": "tn"},
+    "PointerChase": {"footprint_B": "footprint", "stride_B": "stride", "steps": "steps",
+                     "cache_op": "cache_op"},
+    "Stream": {"op": "op", "n_elements": "elements"},
+    "Transpose": {"rows": "rows", "cols": "cols", "variant": "variant"},
+    "Reduction": {"n": "elements"},
+    "Gemv": {"m": "m", "n": "n"},
+}
+#: PIM and dataflow devices: --workload -> the flags their simulate_workload takes
+PIM_FLAGS = {"gemm": ("m", "n", "k"), "gemv": ("m", "n")}
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``simulate`` command."""
+    p = subparsers.add_parser(
+        "simulate",
+        help="replay a workload or a kernel trace on a device model",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument("--device", required=True, metavar="NAME", help="device name or .toml path")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workload", choices=WORKLOADS, help="a built-in workload")
+    src.add_argument("--trace", metavar="PATH", help="trace file or folder (simgpu or Accel-Sim)")
+    g = p.add_argument_group("workload parameters")
+    for name in ("m", "n", "k"):
+        g.add_argument(f"--{name}", type=int, help=f"GEMM/GEMV dimension {name.upper()}")
+    g.add_argument("--kernel", default=GEMM_KERNELS[0], choices=GEMM_KERNELS,
+                   help=f"GEMM kernel of kernels/sgemm.cu (default {GEMM_KERNELS[0]})")
+    g.add_argument("--dataflow", choices=("os", "ws", "is"), help="systolic dataflow")
+    g.add_argument("--tile", type=int, default=16, help="tiled GEMM tile (8, 16 or 32)")
+    for name, default in (("bm", 64), ("bn", 64), ("bk", 16), ("tm", 4), ("tn", 4)):
+        g.add_argument(f"--{name}", type=int, default=default, help=f"register-blocked GEMM {name}")
+    g.add_argument("--footprint", type=int, default=1 << 20, help="pointer chase bytes")
+    g.add_argument("--stride", type=int, default=128, help="pointer chase stride, bytes")
+    g.add_argument("--steps", type=int, default=1024, help="pointer chase dependent loads")
+    g.add_argument("--cache-op", dest="cache_op", default="ca", choices=("ca", "cg"))
+    g.add_argument("--op", default="copy", help="stream kernel: read, write, copy, scale, triad")
+    g.add_argument("--elements", type=int, default=1 << 24, help="stream/reduction floats")
+    g.add_argument("--rows", type=int, default=4096, help="transpose rows")
+    g.add_argument("--cols", type=int, default=4096, help="transpose columns")
+    g.add_argument("--variant", default="tiled", choices=("naive", "tiled"))
+    p.add_argument(
+        "--no-sample",
+        dest="sample",
+        action="store_false",
+        help="simulate every block (default: sample waves of large kernels)",
+    )
+    p.add_argument("--scheduler", default="gto", choices=("gto", "lrr"), help="warp scheduler")
+    p.add_argument("--seed", type=int, default=0, help="seed of the memory system's randomness")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--save", metavar="FILE", help="also write the table (.csv, .json, .parquet)")
+    p.set_defaults(handler=cmd_simulate)
+
+
+def _need(args: argparse.Namespace, *names: str) -> None:
+    missing = [f"--{n}" for n in names if getattr(args, n) is None]
+    if missing:
+        raise SimgpuError(f"--workload {args.workload} needs {', '.join(missing)}")
+
+
+def make_workload(args: argparse.Namespace) -> Workload:
+    """The workload object the flags describe: the catalogue's workload class for the kind
+    (for ``gemm``, the ``--kernel``'s), its parameters from the flags of :data:`FLAGS`."""
+    # the workloads (numpy, pandas, the analytical model) load when a command needs them, not
+    # at `simgpu` start-up (see simgpu.cli)
+    from simgpu import workloads
+
+    if args.workload == "gemm":
+        cls_name = catalogue.get(args.kernel).workload
+    else:
+        (cls_name,) = {k.workload for k in catalogue.kernels_of_kind(args.workload)
+                       if "simulated" in k.views}
+    assert cls_name is not None
+    fields = FLAGS[cls_name]
+    _need(args, *[f for f in fields.values() if f in ("m", "n", "k")])
+    cls = getattr(workloads, cls_name)
+    made: Workload = cls(**{name: getattr(args, flag) for name, flag in fields.items()})
+    return made
+
+
+def _device(args: argparse.Namespace) -> Any:
+    ref = args.device
+    if ref.endswith(".toml") or Path(ref).is_file():
+        return load_device(ref)
+    return Registry(getattr(args, "models", None)).get_device(ref)
+
+
+def result_record(res: Any) -> dict[str, Any]:
+    """The JSON object of one GPU replay (the interface other tools rely on)."""
+    d: dict[str, Any] = res.to_dict()
+    total_stall = sum(res.stalls.values()) or 1.0
+    d["stall_fraction"] = {k: v / total_stall for k, v in res.stalls.items()}
+    return d
+
+
+def _pim_or_dataflow(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
+    if args.trace:
+        raise SimgpuError(f"{spec.name} is a {spec.kind} device: --trace replays need a GPU")
+    module = "simgpu.sim.pim" if spec.kind == "pim" else "simgpu.sim.dataflow"
+    mod = importlib.import_module(module)
+    if args.workload not in PIM_FLAGS:
+        raise SimgpuError(f"{spec.name} is a {spec.kind} device: --workload {args.workload} is"
+                          f" not one it runs (expected one of {', '.join(PIM_FLAGS)})")
+    params = {
+        k: getattr(args, k)
+        for k in PIM_FLAGS[args.workload]
+        if getattr(args, k, None) is not None
+    }
+    workload = args.workload
+    if getattr(args, "dataflow", None):
+        params["dataflow"] = args.dataflow
+    if workload == "gemv" and "k" not in params and args.n is not None:
+        params["k"] = args.n  # GEMV here is m x n; the PIM/dataflow models call the inner size k
+    out: dict[str, Any] = mod.simulate_workload(spec, workload, params)
+    return {"device": spec.name, "kind": spec.kind, "workload": args.workload, **out}
+
+
+def _format_table(records: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in records:
+        lines.append(f"{r.get('kernel', r.get('workload', ''))} on {r['device']}")
+        rows: list[tuple[str, str]] = []
+        for key in (
+            "cycles",
+            "time_s",
+            "time_s_spread",
+            "clock_MHz",
+            "sampled",
+            "blocks_total",
+            "blocks_simulated",
+            "waves",
+            "occupancy_blocks_per_sm",
+            "occupancy_limit",
+            "warp_instructions",
+            "flops",
+            "flops_per_s",
+            "wall_s",
+        ):
+            if key in r:
+                v = r[key]
+                rows.append((key, f"{v:.6g}" if isinstance(v, float) else str(v)))
+        if "bytes" in r:
+            for lvl, b in r["bytes"].items():
+                bw = r.get("bandwidth_GBps", {}).get(lvl, 0.0)
+                hit = r.get("hit_rate", {}).get(lvl)
+                hit_s = "-" if hit is None else f"{hit:.3f}"
+                rows.append(
+                    (
+                        f"{lvl}",
+                        f"read {b['read']:.4g} B  write {b['write']:.4g} B  "
+                        f"{bw:.4g} GB/s  hit rate {hit_s}",
+                    )
+                )
+        if "stall_fraction" in r:
+            parts = [f"{k} {v:.1%}" for k, v in r["stall_fraction"].items() if v > 0]
+            rows.append(("issue slots", ", ".join(parts)))
+        if "bytes" not in r:
+            rows += [(k, str(v)) for k, v in r.items() if k not in ("device", "workload")]
+        width = max(len(k) for k, _ in rows)
+        lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def save_records(records: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write the records to ``path`` (.csv, .json or .parquet) atomically; never overwrites."""
+    import pandas as pd  # not at `simgpu` start-up (see simgpu.cli)
+
+    path = Path(path)
+    if path.exists():
+        raise SimgpuError(f"{path}: exists; simgpu never overwrites results (choose a new name)")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".json", ".parquet"):
+        raise SimgpuError(f"{path}: expected a .csv, .json or .parquet file name")
+    with atomic_output(path) as tmp:
+        if suffix == ".json":
+            tmp.write_text(json.dumps(records, indent=2, default=str) + "\n")
+        else:
+            frame = pd.DataFrame([_flat(r) for r in records])
+            if suffix == ".csv":
+                frame.to_csv(tmp, index=False)
+            else:
+                frame.to_parquet(tmp, index=False)
+    return path
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Handler of ``simgpu simulate``."""
+    spec = _device(args)
+    if args.workload == "gemv" and args.n is None and args.k is not None:
+        args.n = args.k  # the interface's GEMV is --m M --k K (x has K elements)
+    records: list[dict[str, Any]]
+    if spec.kind in ("pim", "dataflow"):
+        records = [_pim_or_dataflow(spec, args)]
+    elif spec.kind != "gpu":
+        raise SimgpuError(f"{spec.name}: kind {spec.kind!r} cannot be simulated")
+    elif args.trace:
+        # SimPy and the trace readers load when a replay runs, not at `simgpu` start-up
+        from simgpu.sim.replay import simulate_trace
+        from simgpu.trace import load_traces
+
+        traces = load_traces(args.trace)
+        records = [
+            result_record(
+                simulate_trace(
+                    t, spec, sample=args.sample, scheduler=args.scheduler, seed=args.seed
+                )
+            )
+            for t in traces
+        ]
+    else:
+        w = make_workload(args)
+        res = w.simulate(spec, sample=args.sample, scheduler=args.scheduler, seed=args.seed)
+        rec = result_record(res)
+        rec["workload"] = args.workload
+        records = [rec]
+    if args.save:
+        save_records(records, args.save)
+    if args.json:
+        doc: Any = records[0] if len(records) == 1 else records
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(_format_table(records) + "\n")
+        if args.save:
+            sys.stdout.write(f"saved {args.save}\n")
+    return 0
