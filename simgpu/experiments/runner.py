@@ -61,9 +61,11 @@ from simgpu.sweep.engine import (
     FAILED_FILE,
     ModulePoint,
     SweepReport,
+    check_grid_size,
     grid_points,
     load_module_file,
     load_table,
+    parse_sets,
     run_points,
 )
 
@@ -120,14 +122,12 @@ def resolve_grid(
         if "device" not in grid:
             raise ExperimentError(f"experiment {module.NAME!r} has no 'device' parameter")
         grid["device"] = list(devices)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or key not in grid:
-            raise ExperimentError(
-                f"--set {item!r}: expected KEY=V1,V2 with KEY one of {', '.join(grid)}"
-            )
-        like = grid[key][0] if grid[key] else ""
-        grid[key] = [_parse_value(v.strip(), like) for v in text.split(",") if v.strip()]
+    def convert(key: str, text: str) -> Any:
+        if key not in grid:
+            raise ExperimentError(f"--set {key}=...: expected KEY one of {', '.join(grid)}")
+        return _parse_value(text, grid[key][0] if grid[key] else "")
+
+    grid.update(parse_sets(overrides, convert))
     for key, values in grid.items():
         if not values:
             raise ExperimentError(f"experiment {module.NAME!r}: parameter {key!r} has no values")
@@ -154,6 +154,7 @@ def run_grid(
     out_dir.mkdir(parents=True, exist_ok=True)
     points_path = out_dir / POINTS_FILE
     done = load_points(points_path)
+    check_grid_size(grid)
     points = list(grid_points(grid))
     todo = [p for p in points if point_key(p) not in done]
     if log and len(todo) < len(points):
@@ -188,6 +189,7 @@ def run_module(
     path = getattr(module, "__file__", None)
     if not path:
         raise ExperimentError(f"experiment {module.NAME!r} has no file for workers to import")
+    check_grid_size(grid)
     points = list(grid_points(grid))
     report = run_points(
         ModulePoint(str(Path(path).resolve())), points, out_dir, workers=workers,

@@ -24,6 +24,7 @@ from simgpu import __version__
 from simgpu.devices.registry import models_dir
 from simgpu.errors import SimgpuError
 from simgpu.io import atomic_write_text, code_fingerprint, config_hash, results_root, write_table
+from simgpu.sweep.engine import MAX_POINTS, check_grid_size, parse_sets
 
 
 def parse_value(text: str) -> Any:
@@ -39,19 +40,7 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def parse_sets(items: list[str]) -> dict[str, list[Any]]:
-    """``["KEY=V1,V2", ...]`` as a grid (later repeats of a key replace earlier ones)."""
-    grid: dict[str, list[Any]] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        values = [parse_value(v.strip()) for v in text.split(",") if v.strip()]
-        if not sep or not key.strip() or not values:
-            raise SimgpuError(f"--set {item!r}: expected KEY=V1,V2,... with at least one value")
-        grid[key.strip()] = values
-    return grid
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "sweep",
         help="run a grid of device parameters x workloads x views in parallel",
@@ -73,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="local worker processes (default: CPU count; 0 = in this process); "
                    "with --dask-local, the LocalCluster's workers")
     p.add_argument("--out", type=Path, help="output folder (default results/sweep/HASH)")
+    p.add_argument("--max-points", type=int, default=MAX_POINTS, metavar="N",
+                   help=f"refuse grids of more points (default {MAX_POINTS:,})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
     p.set_defaults(handler=cmd_sweep)
@@ -80,22 +71,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def build_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
     # lazy, as in every command module: `simgpu` builds all parsers at start-up
-    from simgpu.sweep.model import split_point
+    from simgpu.sweep.model import is_override, split_point, workload_of
 
     grid: dict[str, list[Any]] = {
         "device": args.device or ["h100-sxm"],
         "workload": args.workload or ["gemm"],
         "view": args.view or ["analytical"],
     }
-    for key, values in parse_sets(args.set).items():
+    for key, values in parse_sets(args.set, lambda _key, text: parse_value(text)).items():
         if key in grid:
             raise SimgpuError(f"--set {key}=...: use --{key} for that axis")
         grid[key] = values
-    # check every workload against the axes before starting workers
+    check_grid_size(grid, args.max_points)
+    # check every workload against every value of every axis before starting workers: a value
+    # no point could use (M=abc) fails here, once, instead of in every point
     sets = {k: v[0] for k, v in grid.items() if k not in ("device", "workload", "view")}
     for wl in grid["workload"]:
         for view in grid["view"]:
-            split_point({"device": grid["device"][0], "workload": wl, "view": view, **sets})
+            for key, values in grid.items():
+                for value in values:
+                    point = {"device": grid["device"][0], "workload": wl, "view": view, **sets,
+                             key: value}
+                    _, _, workload, _, params = split_point(point)
+                    if key not in ("device", "view") and not is_override(key):
+                        workload_of(workload, params)
     return grid
 
 

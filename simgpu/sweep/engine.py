@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -46,6 +47,49 @@ PointFn = Callable[[dict[str, Any]], list[dict[str, Any]]]
 
 class SweepError(SimgpuError):
     """A sweep could not run (bad executor settings, a scheduler that cannot be reached)."""
+
+
+#: The most points a grid may have unless the caller raises the limit (``--max-points``): about
+#: a day of analytical points at the 10-20 points/s a sweep worker manages, and the point
+#: records of a list this long already take hundreds of MB.
+MAX_POINTS = 1_000_000
+
+
+def parse_sets(items: Sequence[str], convert: Callable[[str, str], Any]) -> dict[str, list[Any]]:
+    """``["KEY=V1,V2", ...]`` (the ``--set`` options) as grid axes, each value through
+    ``convert(key, text)``. A key given twice is an error (one axis per key), as are an empty
+    key and a key without values."""
+    grid: dict[str, list[Any]] = {}
+    given: dict[str, str] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        texts = [v.strip() for v in text.split(",") if v.strip()]
+        if not sep or not key or not texts:
+            raise SimgpuError(f"--set {item!r}: expected KEY=V1,V2,... with at least one value")
+        if key in grid:
+            raise SimgpuError(
+                f"--set {given[key]!r} and --set {item!r}: {key} given twice; give one axis per"
+                f" key (--set {key}=V1,V2,...)"
+            )
+        grid[key] = [convert(key, t) for t in texts]
+        given[key] = item
+    return grid
+
+
+def grid_size(grid: Mapping[str, Sequence[Any]]) -> int:
+    """The number of points of a grid."""
+    return math.prod(len(v) for v in grid.values())
+
+
+def check_grid_size(grid: Mapping[str, Sequence[Any]], limit: int = MAX_POINTS) -> int:
+    """The grid's number of points; a clear error above ``limit`` (before any is built)."""
+    n = grid_size(grid)
+    if n > limit:
+        axes = " x ".join(f"{len(v)} {k}" for k, v in grid.items() if len(v) > 1)
+        raise SimgpuError(f"the grid has {n:,} points ({axes}), more than {limit:,}; narrow it"
+                          " or raise the limit (--max-points)")
+    return n
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> Iterator[dict[str, Any]]:

@@ -163,22 +163,37 @@ def split_point(params: Mapping[str, Any]) -> tuple[str, str, str, dict[str, Any
     return device, view, workload, overrides, wl
 
 
+def _int(params: Mapping[str, Any], key: str) -> int:
+    """A whole-number parameter (an integral float from the command line, 1e3, is one)."""
+    v = params[key]
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
+        raise SimgpuError(f"{key} = {v!r}: expected a whole number")
+    return int(v)
+
+
+def _bool(params: Mapping[str, Any], key: str) -> bool:
+    v = params[key]
+    if not isinstance(v, bool):
+        raise SimgpuError(f"{key} = {v!r}: expected true or false")
+    return v
+
+
 def workload_of(workload: str, params: Mapping[str, Any]) -> Workload:
     """The :mod:`simgpu.workloads` object of one point's workload parameters; the GEMM kernel
     comes from the catalogue (``tile`` picks one of its compile-time variants)."""
     if workload == "gemm":
-        return GemmBase.of_kernel(str(params["kernel"]), int(params["M"]), int(params["N"]),
-                                  int(params["K"]), dtype=str(params["dtype"]),
-                                  tile=int(params["tile"]))
+        return GemmBase.of_kernel(str(params["kernel"]), _int(params, "M"), _int(params, "N"),
+                                  _int(params, "K"), dtype=str(params["dtype"]),
+                                  tile=_int(params, "tile"))
     if workload == "stream":
-        if int(params["elem_bytes"]) != 4:
+        if _int(params, "elem_bytes") != 4:
             raise SimgpuError(f"stream: elem_bytes = {params['elem_bytes']!r}, expected 4 (the"
                               " kernels of kernels/stream.cu move float4s of fp32)")
-        return Stream(str(params["op"]), int(params["n_elements"]))
+        return Stream(str(params["op"]), _int(params, "n_elements"))
     if workload == "pointer_chase":
-        return PointerChase(int(params["footprint_B"]), int(params["stride_B"]),
+        return PointerChase(_int(params, "footprint_B"), _int(params, "stride_B"),
                             cache_op=str(params["cache_op"]))
-    return HostCopy(int(params["n_bytes"]), str(params["direction"]), bool(params["pinned"]))
+    return HostCopy(_int(params, "n_bytes"), str(params["direction"]), _bool(params, "pinned"))
 
 
 #: the figures of each workload a sweep row carries, beside time, bound, power and energy

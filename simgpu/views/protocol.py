@@ -181,6 +181,9 @@ def estimate_many(
             out.append(ViewUnavailable(w.entry().unavailable(view)))
         else:
             out.append(ViewUnavailable("pending"))
+    if view != "measured":  # a kernel the device cannot hold is no question for a model
+        for w in workloads:
+            w.check_fits(spec)
     todo = [i for i, o in enumerate(out) if str(o) == "pending"]
     ws = [workloads[i] for i in todo]
     answers: Sequence[Estimate | ViewUnavailable]

@@ -16,6 +16,8 @@ import argparse
 import importlib
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +50,14 @@ FLAGS: dict[str, dict[str, str]] = {
     "Reduction": {"n": "elements"},
     "Gemv": {"m": "m", "n": "n"},
 }
+#: values of the flags a workload takes when they are not given (the classes' own defaults
+#: where they have one; the sizes those of a kernel that runs in seconds)
+DEFAULTS: dict[str, Any] = {"tile": 16, "bm": 64, "bn": 64, "bk": 16, "tm": 4, "tn": 4,
+                            "footprint": 1 << 20, "stride": 128, "steps": 1024, "cache_op": "ca",
+                            "op": "copy", "elements": 1 << 24, "rows": 4096, "cols": 4096,
+                            "variant": "tiled"}
+#: --workload gemm without --kernel (the kernel of the tiled-SGEMM studies)
+DEFAULT_GEMM_KERNEL = "sgemm_tiled"
 #: PIM and dataflow devices: --workload -> the flags their simulate_workload takes
 PIM_FLAGS = {"gemm": ("m", "n", "k"), "gemv": ("m", "n")}
 
@@ -66,21 +76,23 @@ def register(subparsers: Any) -> None:
     g = p.add_argument_group("workload parameters")
     for name in ("m", "n", "k"):
         g.add_argument(f"--{name}", type=int, help=f"GEMM/GEMV dimension {name.upper()}")
-    g.add_argument("--kernel", default=GEMM_KERNELS[0], choices=GEMM_KERNELS,
-                   help=f"GEMM kernel of kernels/sgemm.cu (default {GEMM_KERNELS[0]})")
+    g.add_argument("--kernel", default=None, choices=GEMM_KERNELS,
+                   help=f"GEMM kernel of kernels/sgemm.cu (default {DEFAULT_GEMM_KERNEL})")
     g.add_argument("--dataflow", choices=("os", "ws", "is"), help="systolic dataflow")
-    g.add_argument("--tile", type=int, default=16, help="tiled GEMM tile (8, 16 or 32)")
-    for name, default in (("bm", 64), ("bn", 64), ("bk", 16), ("tm", 4), ("tn", 4)):
-        g.add_argument(f"--{name}", type=int, default=default, help=f"register-blocked GEMM {name}")
-    g.add_argument("--footprint", type=int, default=1 << 20, help="pointer chase bytes")
-    g.add_argument("--stride", type=int, default=128, help="pointer chase stride, bytes")
-    g.add_argument("--steps", type=int, default=1024, help="pointer chase dependent loads")
-    g.add_argument("--cache-op", dest="cache_op", default="ca", choices=("ca", "cg"))
-    g.add_argument("--op", default="copy", help="stream kernel: read, write, copy, scale, triad")
-    g.add_argument("--elements", type=int, default=1 << 24, help="stream/reduction floats")
-    g.add_argument("--rows", type=int, default=4096, help="transpose rows")
-    g.add_argument("--cols", type=int, default=4096, help="transpose columns")
-    g.add_argument("--variant", default="tiled", choices=("naive", "tiled"))
+    g.add_argument("--tile", type=int, help="tiled GEMM tile (8, 16 or 32; default 16)")
+    for name in ("bm", "bn", "bk", "tm", "tn"):
+        g.add_argument(f"--{name}", type=int,
+                       help=f"register-blocked GEMM {name.upper()} (default {DEFAULTS[name]})")
+    g.add_argument("--footprint", type=int, help="pointer chase bytes (default 1 MiB)")
+    g.add_argument("--stride", type=int, help="pointer chase stride, bytes (default 128)")
+    g.add_argument("--steps", type=int, help="pointer chase dependent loads (default 1024)")
+    g.add_argument("--cache-op", dest="cache_op", choices=("ca", "cg"),
+                   help="pointer chase loads: ca (L1-cached, default) or cg")
+    g.add_argument("--op", help="stream kernel: read, write, copy (default), scale, triad")
+    g.add_argument("--elements", type=int, help="stream/reduction floats (default 2^24)")
+    g.add_argument("--rows", type=int, help="transpose rows (default 4096)")
+    g.add_argument("--cols", type=int, help="transpose columns (default 4096)")
+    g.add_argument("--variant", choices=("naive", "tiled"), help="transpose (default tiled)")
     p.add_argument(
         "--no-sample",
         dest="sample",
@@ -102,21 +114,36 @@ def _need(args: argparse.Namespace, *names: str) -> None:
 
 def make_workload(args: argparse.Namespace) -> Workload:
     """The workload object the flags describe: the catalogue's workload class for the kind
-    (for ``gemm``, the ``--kernel``'s), its parameters from the flags of :data:`FLAGS`."""
+    (for ``gemm``, the ``--kernel``'s), its parameters from the flags of :data:`FLAGS` (or
+    :data:`DEFAULTS`). A parameter flag the workload does not take is an error, not ignored."""
     # the workloads (numpy, pandas, the analytical model) load when a command needs them, not
     # at `simgpu` start-up (see simgpu.cli)
     from simgpu import workloads
 
     if args.workload == "gemm":
-        cls_name = catalogue.get(args.kernel).workload
+        cls_name = catalogue.get(args.kernel or DEFAULT_GEMM_KERNEL).workload
     else:
+        if args.kernel is not None:
+            raise SimgpuError(f"--kernel picks a GEMM kernel; --workload {args.workload} has"
+                              " one kernel per --op/--variant/--cache-op")
         (cls_name,) = {k.workload for k in catalogue.kernels_of_kind(args.workload)
                        if "simulated" in k.views}
     assert cls_name is not None
     fields = FLAGS[cls_name]
     _need(args, *[f for f in fields.values() if f in ("m", "n", "k")])
+    taken = set(fields.values())
+    stray = [f"--{f.replace('_', '-')}" for f in sorted(set(DEFAULTS) | {"m", "n", "k", "dataflow"})
+             if getattr(args, f, None) is not None and f not in taken]
+    if stray:
+        what = args.kernel or DEFAULT_GEMM_KERNEL if args.workload == "gemm" else args.workload
+        raise SimgpuError(
+            f"{', '.join(stray)}: not a parameter of {what} (it takes"
+            f" {', '.join('--' + f.replace('_', '-') for f in fields.values())})"
+        )
+    values = {name: getattr(args, flag) for name, flag in fields.items()}
+    values = {name: DEFAULTS[fields[name]] if v is None else v for name, v in values.items()}
     cls = getattr(workloads, cls_name)
-    made: Workload = cls(**{name: getattr(args, flag) for name, flag in fields.items()})
+    made: Workload = cls(**values)
     return made
 
 
@@ -235,11 +262,23 @@ def save_records(records: list[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
+def _progress(what: str) -> Callable[[int, int], None]:
+    """A progress report on stderr for a replay that runs for a while (stdout stays the
+    table or the JSON document)."""
+    t0 = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        print(f"simulate: {what}: {done} of {total} blocks replayed"
+              f" ({time.perf_counter() - t0:.0f} s; sampling may stop early)", file=sys.stderr)
+
+    return report
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Handler of ``simgpu simulate``."""
     spec = _device(args)
     if args.workload == "gemv" and args.n is None and args.k is not None:
-        args.n = args.k  # the interface's GEMV is --m M --k K (x has K elements)
+        args.n, args.k = args.k, None  # the interface's GEMV is --m M --k K (x has K elements)
     records: list[dict[str, Any]]
     if spec.kind in ("pim", "dataflow"):
         records = [_pim_or_dataflow(spec, args)]
@@ -254,14 +293,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         records = [
             result_record(
                 simulate_trace(
-                    t, spec, sample=args.sample, scheduler=args.scheduler, seed=args.seed
+                    t, spec, sample=args.sample, scheduler=args.scheduler, seed=args.seed,
+                    progress=_progress(t.launch.name),
                 )
             )
             for t in traces
         ]
     else:
         w = make_workload(args)
-        res = w.simulate(spec, sample=args.sample, scheduler=args.scheduler, seed=args.seed)
+        w.check_fits(spec)
+        res = w.simulate(spec, sample=args.sample, scheduler=args.scheduler, seed=args.seed,
+                         progress=_progress(w.kernel))
         rec = result_record(res)
         rec["workload"] = args.workload
         records = [rec]

@@ -521,6 +521,7 @@ class RegBlockGemm(GemmBase):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_positive(BM=self.BM, BN=self.BN, BK=self.BK, TM=self.TM, TN=self.TN)
         if self.BM % self.TM or self.BN % self.TN or self.TM % 4 or self.TN % 4:
             raise SimgpuError(
                 f"BM {self.BM} / TM {self.TM}, BN {self.BN} / TN {self.TN}: expected TM, TN"

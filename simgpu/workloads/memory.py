@@ -92,6 +92,10 @@ class PointerChase(Workload):
         """Latency per dependent load (the kernel's loop included, as the benchmark times it)."""
         return {"latency_ns": time_s / self.steps * 1e9} if time_s > 0 else {}
 
+    @property
+    def footprint_bytes(self) -> float:
+        return float(self.footprint_B)
+
     def row_key(self) -> dict[str, Any]:
         return {"path": self.cache_op, "footprint_B": self.footprint_B, "stride_B": self.stride_B}
 
