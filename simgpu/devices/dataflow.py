@@ -32,9 +32,9 @@ DATAFLOWS = ("os", "ws", "is")
 class ArraySpec(Section):
     """``[array]``: the systolic array."""
 
-    rows: int = spec_field("PE rows", gt=0, le=65536)
-    cols: int = spec_field("PE columns", gt=0, le=65536)
-    clock_MHz: float = spec_field("array clock, MHz", gt=0, le=100_000)
+    rows: int = spec_field("PE rows", ge=1, le=4096)
+    cols: int = spec_field("PE columns", ge=1, le=4096)
+    clock_MHz: float = spec_field("array clock, MHz", ge=10, le=10_000)
     dataflow: str = spec_field("default dataflow", choices=DATAFLOWS)
     dtype: str = spec_field("operand type of a MAC", choices=("int8", "fp16", "bf16", "fp32"))
     word_bytes: int = spec_field("bytes per operand word", choices=(1, 2, 4))
@@ -59,9 +59,11 @@ class ArraySpec(Section):
 class SramSpec(Section):
     """``[sram]``: on-chip operand buffers."""
 
-    ifmap_KiB: float = spec_field("input feature map (left operand) buffer, KiB", gt=0, le=1e9)
-    filter_KiB: float = spec_field("filter (right operand) buffer, KiB", gt=0, le=1e9)
-    ofmap_KiB: float = spec_field("output buffer, KiB", gt=0, le=1e9)
+    ifmap_KiB: float = spec_field(
+        "input feature map (left operand) buffer, KiB", ge=0.0625, le=1_048_576
+    )
+    filter_KiB: float = spec_field("filter (right operand) buffer, KiB", ge=0.0625, le=1_048_576)
+    ofmap_KiB: float = spec_field("output buffer, KiB", ge=0.0625, le=1_048_576)
     double_buffered: bool = spec_field(
         "true: half of each buffer fills while the array uses the other half"
     )
@@ -76,13 +78,13 @@ class SramSpec(Section):
 class DataflowEnergySpec(Section):
     """``[energy]``: energy per event and background power."""
 
-    mac_pJ: float = spec_field("one multiply-accumulate in a PE, pJ", ge=0, le=1e9)
-    sram_read_pJ_per_byte: float = spec_field("reading one byte of SRAM, pJ", ge=0, le=1e9)
-    sram_write_pJ_per_byte: float = spec_field("writing one byte of SRAM, pJ", ge=0, le=1e9)
+    mac_pJ: float = spec_field("one multiply-accumulate in a PE, pJ", ge=0, le=1e4)
+    sram_read_pJ_per_byte: float = spec_field("reading one byte of SRAM, pJ", ge=0, le=1e4)
+    sram_write_pJ_per_byte: float = spec_field("writing one byte of SRAM, pJ", ge=0, le=1e4)
     dram_pJ_per_byte: float = spec_field(
-        "moving one byte between the backing store and SRAM, pJ", ge=0, le=1e9
+        "moving one byte between the backing store and SRAM, pJ", ge=0, le=1e5
     )
-    static_W: float = spec_field("leakage and clock power while running, W", ge=0, le=1e6)
+    static_W: float = spec_field("leakage and clock power while running, W", ge=0, le=1e4)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from simgpu.devices.dataflow import DataflowSpec
+from simgpu.devices.files import UnusableFile, read_input
 from simgpu.devices.pim import PimSpec
 from simgpu.devices.spec import INT_CAP, Device, DeviceSpec, FloatTable, Section
 from simgpu.errors import DeviceFileError
@@ -41,6 +42,7 @@ __all__ = [
     "toml_dumps",
     "toml_key",
     "toml_value",
+    "MAX_DEVICE_FILE_BYTES",
 ]
 
 _KINDS: dict[str, type[Device]] = {"gpu": DeviceSpec, "pim": PimSpec, "dataflow": DataflowSpec}
@@ -135,6 +137,11 @@ def _in_range(value: float, meta: Mapping[str, Any]) -> bool:
     return not (le is not None and not value <= le)
 
 
+#: Added to the expectation when a value has the right type but lies outside its field's range:
+#: the ranges are plausible physical bounds, each explained in models/README.md.
+_RANGE_NOTE = " (plausible range: models/README.md says why)"
+
+
 class _Context:
     """Where errors are reported: the source (file path or '<string>')."""
 
@@ -168,7 +175,7 @@ def _convert(hint: Any, value: Any, key: str, meta: Mapping[str, Any], ctx: _Con
             if type(item) is not int:
                 raise ctx.error(f"{key}[{index}]", item, "an integer")
             if not _in_range(item, meta):
-                raise ctx.error(f"{key}[{index}]", item, expected)
+                raise ctx.error(f"{key}[{index}]", item, expected + _RANGE_NOTE)
             out.append(item)
         return tuple(out)
     if hint is bool:
@@ -192,7 +199,7 @@ def _convert(hint: Any, value: Any, key: str, meta: Mapping[str, Any], ctx: _Con
         if choices and value not in choices:
             raise ctx.error(key, value, expected)
         if not _in_range(value, meta) or abs(value) > INT_CAP:
-            raise ctx.error(key, value, expected)
+            raise ctx.error(key, value, expected + _RANGE_NOTE)
         return value
     if hint is float:
         return _number(value, key, meta, ctx, expected)
@@ -206,8 +213,10 @@ def _number(value: Any, key: str, meta: Mapping[str, Any], ctx: _Context, expect
         number = float(value)
     except OverflowError:
         raise ctx.error(key, value, expected) from None
-    if not math.isfinite(number) or not _in_range(number, meta):
-        raise ctx.error(key, value, expected + (" (finite)" if not math.isfinite(number) else ""))
+    if not math.isfinite(number):
+        raise ctx.error(key, value, expected + " (finite)")
+    if not _in_range(number, meta):
+        raise ctx.error(key, value, expected + _RANGE_NOTE)
     return number
 
 
@@ -301,23 +310,26 @@ def _require_gpu(device: Device, source: str) -> DeviceSpec:
     return device
 
 
+#: Largest device file read. The bundled files are 10-20 KiB (about 250 keys, each with a
+#: comment citing its source); 1 MiB is fifty times that, and still parses in well under a second.
+MAX_DEVICE_FILE_BYTES = 1 << 20
+
+
 def _read(path: Path) -> str:
     source = str(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DeviceFileError(source, "<file>", source, "an existing file") from None
-    except IsADirectoryError:
-        raise DeviceFileError(source, "<file>", source, "a file, not a directory") from None
-    except OSError as exc:
-        raise DeviceFileError(
-            source, "<file>", source, f"a readable file ({exc.strerror})"
-        ) from None
+        data = read_input(path, MAX_DEVICE_FILE_BYTES, "a device file")
+    except UnusableFile as exc:
+        raise DeviceFileError(source, "<file>", exc.got, exc.expected) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
         raise DeviceFileError(
-            source, "<file>", data[max(0, exc.start - 10) : exc.end + 10], "UTF-8 text"
+            source,
+            f"line {line}",
+            data[max(0, exc.start - 10) : exc.end + 10],
+            "UTF-8 text",
         ) from None
 
 

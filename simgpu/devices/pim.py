@@ -39,25 +39,25 @@ class PimUnitSpec(Section):
     """``[pim]``: the compute units beside the banks and the timing of PIM commands."""
 
     style: str = spec_field("PIM style", choices=PIM_STYLES)
-    banks_per_unit: int = spec_field("banks sharing one compute unit", gt=0, le=64)
-    lanes: int = spec_field("SIMD lanes (MACs) per unit per command", gt=0, le=4096)
+    banks_per_unit: int = spec_field("banks sharing one compute unit", ge=1, le=64)
+    lanes: int = spec_field("SIMD lanes (MACs) per unit per command", ge=1, le=4096)
     dtype: str = spec_field("element type of the lanes", choices=("fp16", "bf16"))
     element_bytes: int = spec_field("bytes per element", choices=(1, 2, 4))
     column_bytes: int = spec_field(
-        "bytes one column access delivers to a unit (one MAC command's operand)", gt=0, le=65536
+        "bytes one column access delivers to a unit (one MAC command's operand)", ge=2, le=4096
     )
     input_buffer_bytes: int = spec_field(
         "input-vector storage a MAC command can read (GRF_A of a unit, or AiM's global buffer)",
-        gt=0,
-        le=1 << 30,
+        ge=2,
+        le=16_777_216,
     )
     input_buffer_shared_per_channel: bool = spec_field(
         "true: one input buffer per (pseudo-)channel (AiM); false: one per unit (HBM-PIM GRF_A)"
     )
     accumulator_registers: int = spec_field(
         "output registers per unit that hold partial sums (GRF_B / MAC result registers)",
-        gt=0,
-        le=65536,
+        ge=1,
+        le=4096,
     )
     adder_tree: bool = spec_field(
         "true: the lanes are reduced to one value per command in the unit (AiM); false: each "
@@ -66,27 +66,25 @@ class PimUnitSpec(Section):
     command_register_entries: int | None = spec_field(
         "entries of the command register file (HBM-PIM CRF); absent if commands come from the "
         "host one by one",
-        gt=0,
-        le=65536,
+        ge=1,
+        le=4096,
         default=None,
     )
     mac_interval_tCK: int = spec_field(
-        "spacing of consecutive all-bank MAC commands on one channel, tCK", gt=0, le=1_000_000
+        "spacing of consecutive all-bank MAC commands on one channel, tCK", ge=1, le=1000
     )
     input_write_interval_tCK: int = spec_field(
-        "spacing of consecutive writes into the input buffer (broadcast), tCK", gt=0, le=1_000_000
+        "spacing of consecutive writes into the input buffer (broadcast), tCK", ge=1, le=1000
     )
     readout_interval_tCK: int = spec_field(
-        "spacing of consecutive result read-out commands on one channel, tCK", gt=0, le=1_000_000
+        "spacing of consecutive result read-out commands on one channel, tCK", ge=1, le=1000
     )
-    readout_bytes: int = spec_field(
-        "bytes one read-out command returns to the host", gt=0, le=65536
-    )
+    readout_bytes: int = spec_field("bytes one read-out command returns to the host", ge=1, le=4096)
     mode_switch_tCK: int = spec_field(
-        "entering plus leaving all-bank/PIM mode once per kernel, tCK", ge=0, le=1_000_000
+        "entering plus leaving all-bank/PIM mode once per kernel, tCK", ge=0, le=100_000
     )
     pim_channel_fraction: float = spec_field(
-        "fraction of the (pseudo-)channels whose banks carry compute units", gt=0, le=1
+        "fraction of the (pseudo-)channels whose banks carry compute units", ge=1e-3, le=1
     )
 
     @property
@@ -116,26 +114,26 @@ class PimEnergySpec(Section):
     """``[energy]``: energy per command and background power."""
 
     act_per_bank_pJ: float = spec_field(
-        "activating (and later precharging) one row in one bank, pJ", ge=0, le=1e9
+        "activating (and later precharging) one row in one bank, pJ", ge=0, le=1e5
     )
     column_read_internal_pJ_per_bit: float = spec_field(
         "moving one bit from the cell array to a unit beside the bank (no I/O), pJ/bit",
         ge=0,
-        le=1e6,
+        le=100,
     )
     io_pJ_per_bit: float = spec_field(
         "moving one bit across the device interface to the host (TSV/PHY or pins), pJ/bit",
         ge=0,
-        le=1e6,
+        le=100,
     )
-    mac_pJ: float = spec_field("one multiply-accumulate in a unit, pJ", ge=0, le=1e9)
+    mac_pJ: float = spec_field("one multiply-accumulate in a unit, pJ", ge=0, le=1e4)
     register_access_pJ: float = spec_field(
-        "one read or write of a unit register / input buffer entry, pJ", ge=0, le=1e9
+        "one read or write of a unit register / input buffer entry, pJ", ge=0, le=1e4
     )
     background_W: float = spec_field(
         "power of the device while busy apart from the events above (refresh, clocks), W",
         ge=0,
-        le=1e6,
+        le=1e4,
     )
 
 

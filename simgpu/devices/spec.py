@@ -143,37 +143,40 @@ class Section:
 class ComputeSpec(Section):
     """``[compute]``: streaming multiprocessors, clocks, occupancy limits and peak rates."""
 
-    sm_count: int = spec_field("streaming multiprocessors enabled", gt=0, le=100_000)
-    boost_clock_MHz: float = spec_field("maximum (boost) SM clock, MHz", gt=0, le=100_000)
-    base_clock_MHz: float = spec_field("base SM clock, MHz", gt=0, le=100_000)
-    warp_size: int = spec_field("threads per warp", gt=0, le=1024)
-    max_warps_per_sm: int = spec_field("resident warps per SM", gt=0, le=100_000)
-    max_threads_per_sm: int = spec_field("resident threads per SM", gt=0, le=10_000_000)
-    max_blocks_per_sm: int = spec_field("resident thread blocks per SM", gt=0, le=100_000)
-    max_threads_per_block: int = spec_field("threads per block", gt=0, le=1_000_000)
-    warp_schedulers_per_sm: int = spec_field("warp schedulers (sub-cores) per SM", gt=0, le=64)
-    fp32_lanes_per_sm: int = spec_field("FP32 FMA lanes per SM", gt=0, le=100_000)
-    fp64_lanes_per_sm: int = spec_field("FP64 FMA lanes per SM", ge=0, le=100_000)
-    tensor_cores_per_sm: int = spec_field("tensor cores per SM", ge=0, le=1024)
-    peak_fp32_TFLOPS: float = spec_field("peak FP32 (non-tensor) TFLOP/s at boost", gt=0, le=1e6)
-    peak_fp64_TFLOPS: float = spec_field("peak FP64 (non-tensor) TFLOP/s at boost", gt=0, le=1e6)
+    sm_count: int = spec_field("streaming multiprocessors enabled", ge=1, le=1024)
+    boost_clock_MHz: float = spec_field("maximum (boost) SM clock, MHz", ge=100, le=10_000)
+    base_clock_MHz: float = spec_field("base SM clock, MHz", ge=100, le=10_000)
+    warp_size: int = spec_field("threads per warp", ge=8, le=64)
+    max_warps_per_sm: int = spec_field("resident warps per SM", ge=1, le=256)
+    max_threads_per_sm: int = spec_field("resident threads per SM", ge=8, le=16_384)
+    max_blocks_per_sm: int = spec_field("resident thread blocks per SM", ge=1, le=256)
+    max_threads_per_block: int = spec_field("threads per block", ge=1, le=4096)
+    warp_schedulers_per_sm: int = spec_field("warp schedulers (sub-cores) per SM", ge=1, le=16)
+    fp32_lanes_per_sm: int = spec_field("FP32 FMA lanes per SM", ge=1, le=1024)
+    fp64_lanes_per_sm: int = spec_field("FP64 FMA lanes per SM", ge=0, le=1024)
+    tensor_cores_per_sm: int = spec_field("tensor cores per SM", ge=0, le=64)
+    peak_fp32_TFLOPS: float = spec_field("peak FP32 (non-tensor) TFLOP/s at boost", ge=1e-4, le=1e5)
+    peak_fp64_TFLOPS: float = spec_field("peak FP64 (non-tensor) TFLOP/s at boost", ge=1e-4, le=1e5)
     peak_tf32_tensor_TFLOPS: float | None = spec_field(
-        "peak dense TF32 tensor TFLOP/s (absent: no TF32 tensor path)", gt=0, le=1e7, default=None
+        "peak dense TF32 tensor TFLOP/s (absent: no TF32 tensor path)",
+        ge=1e-3,
+        le=1e5,
+        default=None,
     )
     peak_fp16_tensor_TFLOPS: float | None = spec_field(
-        "peak dense FP16 tensor TFLOP/s with FP32 accumulate", gt=0, le=1e7, default=None
+        "peak dense FP16 tensor TFLOP/s with FP32 accumulate", ge=1e-3, le=1e5, default=None
     )
     peak_bf16_tensor_TFLOPS: float | None = spec_field(
-        "peak dense BF16 tensor TFLOP/s with FP32 accumulate", gt=0, le=1e7, default=None
+        "peak dense BF16 tensor TFLOP/s with FP32 accumulate", ge=1e-3, le=1e5, default=None
     )
     peak_fp8_tensor_TFLOPS: float | None = spec_field(
-        "peak dense FP8 tensor TFLOP/s with FP32 accumulate", gt=0, le=1e7, default=None
+        "peak dense FP8 tensor TFLOP/s with FP32 accumulate", ge=1e-3, le=1e5, default=None
     )
     peak_fp64_tensor_TFLOPS: float | None = spec_field(
-        "peak dense FP64 tensor TFLOP/s", gt=0, le=1e7, default=None
+        "peak dense FP64 tensor TFLOP/s", ge=1e-3, le=1e5, default=None
     )
     max_shared_memory_per_block_KiB: float = spec_field(
-        "largest shared memory one block may use (opt-in), KiB", gt=0, le=1e6
+        "largest shared memory one block may use (opt-in), KiB", ge=0.5, le=4096
     )
 
     @property
@@ -239,16 +242,16 @@ class ComputeSpec(Section):
 class RegisterFileSpec(Section):
     """``[register_file]``: capacity and banking of the per-SM register file."""
 
-    size_per_sm_KiB: int = spec_field("register file per SM, KiB", gt=0, le=1_000_000)
-    max_registers_per_thread: int = spec_field("32-bit registers per thread", gt=0, le=100_000)
-    max_registers_per_block: int = spec_field("32-bit registers per block", gt=0, le=10_000_000)
-    banks_per_sub_core: int = spec_field("register file banks per sub-core", gt=0, le=1024)
-    read_ports_per_bank: int = spec_field("read ports per bank", gt=0, le=64)
+    size_per_sm_KiB: int = spec_field("register file per SM, KiB", ge=16, le=4096)
+    max_registers_per_thread: int = spec_field("32-bit registers per thread", ge=16, le=1024)
+    max_registers_per_block: int = spec_field("32-bit registers per block", ge=256, le=1_048_576)
+    banks_per_sub_core: int = spec_field("register file banks per sub-core", ge=1, le=64)
+    read_ports_per_bank: int = spec_field("read ports per bank", ge=1, le=16)
     cache_present: bool = spec_field("a register-file cache (operand reuse cache) exists")
     cache_entries_per_sub_core: int | None = spec_field(
         "register-file cache entries per sub-core (absent when there is none)",
-        gt=0,
-        le=100_000,
+        ge=1,
+        le=1024,
         default=None,
     )
 
@@ -282,23 +285,23 @@ def _power_of_two(value: int) -> bool:
 class L1Spec(Section):
     """``[l1]``: the unified L1 data cache / shared memory of one SM."""
 
-    size_per_sm_KiB: int = spec_field("unified L1 + shared memory per SM, KiB", gt=0, le=1_000_000)
+    size_per_sm_KiB: int = spec_field("unified L1 + shared memory per SM, KiB", ge=4, le=4096)
     shared_carveouts_KiB: tuple[int, ...] = spec_field(
-        "shared-memory sizes the driver can carve out of the unified array, KiB", ge=0, le=1_000_000
+        "shared-memory sizes the driver can carve out of the unified array, KiB", ge=0, le=4096
     )
-    line_bytes: int = spec_field("cache line (tag) size, bytes", gt=0, le=65536)
-    sector_bytes: int = spec_field("sector (fill granule) size, bytes", gt=0, le=65536)
-    ways: int = spec_field("associativity with no shared carve-out", gt=0, le=65536)
+    line_bytes: int = spec_field("cache line (tag) size, bytes", ge=16, le=1024)
+    sector_bytes: int = spec_field("sector (fill granule) size, bytes", ge=8, le=1024)
+    ways: int = spec_field("associativity with no shared carve-out", ge=1, le=65_536)
     hit_latency_cycles: float = spec_field(
-        "load-to-use latency of an L1 hit, SM cycles", gt=0, le=1e6
+        "load-to-use latency of an L1 hit, SM cycles", ge=1, le=1000
     )
     shared_latency_cycles: float = spec_field(
-        "load-to-use latency of a shared-memory load, SM cycles", gt=0, le=1e6
+        "load-to-use latency of a shared-memory load, SM cycles", ge=1, le=1000
     )
-    shared_banks: int = spec_field("shared-memory banks", gt=0, le=1024)
-    shared_bank_width_bytes: int = spec_field("bytes per bank per cycle", gt=0, le=1024)
+    shared_banks: int = spec_field("shared-memory banks", ge=1, le=256)
+    shared_bank_width_bytes: int = spec_field("bytes per bank per cycle", ge=1, le=64)
     bandwidth_bytes_per_cycle: float = spec_field(
-        "L1 load bandwidth per SM, bytes/cycle", gt=0, le=1e6
+        "L1 load bandwidth per SM, bytes/cycle", ge=1, le=16_384
     )
 
     @property
@@ -350,23 +353,23 @@ class L1Spec(Section):
 class L2Spec(Section):
     """``[l2]``: the shared last-level cache, split into slices and (near/far) partitions."""
 
-    size_MiB: float = spec_field("total L2 capacity, MiB (2**20 bytes)", gt=0, le=1e6)
-    slices: int = spec_field("L2 slices (banks), each with its own tags", gt=0, le=100_000)
-    ways: int = spec_field("associativity of one slice", gt=0, le=65536)
-    line_bytes: int = spec_field("cache line (tag) size, bytes", gt=0, le=65536)
-    sector_bytes: int = spec_field("sector size, bytes", gt=0, le=65536)
-    partitions: int = spec_field("L2 partitions: 1, or 2 for near/far halves", gt=0, le=64)
+    size_MiB: float = spec_field("total L2 capacity, MiB (2**20 bytes)", ge=0.0625, le=4096)
+    slices: int = spec_field("L2 slices (banks), each with its own tags", ge=1, le=4096)
+    ways: int = spec_field("associativity of one slice", ge=1, le=1024)
+    line_bytes: int = spec_field("cache line (tag) size, bytes", ge=16, le=1024)
+    sector_bytes: int = spec_field("sector size, bytes", ge=8, le=1024)
+    partitions: int = spec_field("L2 partitions: 1, or 2 for near/far halves", ge=1, le=16)
     near_hit_latency_cycles: float = spec_field(
-        "load-to-use latency of a hit in the near partition, SM cycles", gt=0, le=1e6
+        "load-to-use latency of a hit in the near partition, SM cycles", ge=1, le=10_000
     )
     far_hit_latency_cycles: float | None = spec_field(
         "load-to-use latency of a hit in the far partition (partitions > 1), SM cycles",
-        gt=0,
-        le=1e6,
+        ge=1,
+        le=10_000,
         default=None,
     )
     bandwidth_GBps: float = spec_field(
-        "sustained L2 read bandwidth, all SMs, GB/s (1e9 bytes/s)", gt=0, le=1e9
+        "sustained L2 read bandwidth, all SMs, GB/s (1e9 bytes/s)", ge=1, le=1e6
     )
 
     @property
@@ -427,9 +430,9 @@ class NocSpec(Section):
     """``[noc]``: the crossbar between SMs and L2 slices."""
 
     topology: str = spec_field("interconnect topology", choices=("crossbar",))
-    latency_cycles: float = spec_field("one-way SM-to-L2-slice traversal, SM cycles", gt=0, le=1e6)
+    latency_cycles: float = spec_field("one-way SM-to-L2-slice traversal, SM cycles", ge=1, le=5000)
     bandwidth_bytes_per_cycle_per_slice: float = spec_field(
-        "bytes per SM cycle one L2 slice can return", gt=0, le=1e6
+        "bytes per SM cycle one L2 slice can return", ge=1, le=4096
     )
 
 
@@ -437,25 +440,25 @@ class NocSpec(Section):
 class DramTimingSpec(Section):
     """``[dram.timing]``: JEDEC-style timing constraints, in command clocks (tCK)."""
 
-    tCK_ps: float = spec_field("command clock period, picoseconds", gt=0, le=1e6)
-    tBL: int = spec_field("data burst on the bus, tCK", gt=0, le=INT_CAP)
-    tCL: int = spec_field("read (CAS) latency, tCK", gt=0, le=INT_CAP)
-    tCWL: int = spec_field("write latency, tCK", gt=0, le=INT_CAP)
-    tRCD: int = spec_field("activate to read, tCK", gt=0, le=INT_CAP)
-    tRP: int = spec_field("precharge to activate, tCK", gt=0, le=INT_CAP)
-    tRAS: int = spec_field("activate to precharge, tCK", gt=0, le=INT_CAP)
-    tRC: int = spec_field("activate to activate, same bank, tCK", gt=0, le=INT_CAP)
-    tCCD_S: int = spec_field("column to column, different bank group, tCK", gt=0, le=INT_CAP)
-    tCCD_L: int = spec_field("column to column, same bank group, tCK", gt=0, le=INT_CAP)
-    tRRD_S: int = spec_field("activate to activate, different bank group, tCK", gt=0, le=INT_CAP)
-    tRRD_L: int = spec_field("activate to activate, same bank group, tCK", gt=0, le=INT_CAP)
-    tFAW: int = spec_field("four-activate window, tCK", gt=0, le=INT_CAP)
-    tWR: int = spec_field("write recovery, tCK", gt=0, le=INT_CAP)
-    tWTR_S: int = spec_field("write to read, different bank group, tCK", gt=0, le=INT_CAP)
-    tWTR_L: int = spec_field("write to read, same bank group, tCK", gt=0, le=INT_CAP)
-    tRTP: int = spec_field("read to precharge, tCK", gt=0, le=INT_CAP)
-    tRFC: int = spec_field("all-bank refresh cycle, tCK", gt=0, le=INT_CAP)
-    tREFI: int = spec_field("refresh interval, tCK", gt=0, le=INT_CAP)
+    tCK_ps: float = spec_field("command clock period, picoseconds", ge=50, le=10_000)
+    tBL: int = spec_field("data burst on the bus, tCK", ge=1, le=64)
+    tCL: int = spec_field("read (CAS) latency, tCK", ge=1, le=1000)
+    tCWL: int = spec_field("write latency, tCK", ge=1, le=1000)
+    tRCD: int = spec_field("activate to read, tCK", ge=1, le=1000)
+    tRP: int = spec_field("precharge to activate, tCK", ge=1, le=1000)
+    tRAS: int = spec_field("activate to precharge, tCK", ge=1, le=10_000)
+    tRC: int = spec_field("activate to activate, same bank, tCK", ge=1, le=10_000)
+    tCCD_S: int = spec_field("column to column, different bank group, tCK", ge=1, le=256)
+    tCCD_L: int = spec_field("column to column, same bank group, tCK", ge=1, le=256)
+    tRRD_S: int = spec_field("activate to activate, different bank group, tCK", ge=1, le=256)
+    tRRD_L: int = spec_field("activate to activate, same bank group, tCK", ge=1, le=256)
+    tFAW: int = spec_field("four-activate window, tCK", ge=1, le=4096)
+    tWR: int = spec_field("write recovery, tCK", ge=1, le=1000)
+    tWTR_S: int = spec_field("write to read, different bank group, tCK", ge=1, le=1000)
+    tWTR_L: int = spec_field("write to read, same bank group, tCK", ge=1, le=1000)
+    tRTP: int = spec_field("read to precharge, tCK", ge=1, le=1000)
+    tRFC: int = spec_field("all-bank refresh cycle, tCK", ge=1, le=100_000)
+    tREFI: int = spec_field("refresh interval, tCK", ge=1, le=1_000_000)
 
     @property
     def tCK_ns(self) -> float:
@@ -491,31 +494,31 @@ class DramSpec(Section):
     """``[dram]``: device memory organisation, bandwidth and unloaded latency."""
 
     type: str = spec_field("memory technology", choices=DRAM_TYPES)
-    size_GiB: float = spec_field("capacity, GiB", gt=0, le=1e9)
-    bus_width_bits: int = spec_field("total data bus width, bits", gt=0, le=1_000_000)
-    data_rate_Gbps: float = spec_field("data rate per pin, Gb/s", gt=0, le=1e4)
+    size_GiB: float = spec_field("capacity, GiB", ge=0.0625, le=16_384)
+    bus_width_bits: int = spec_field("total data bus width, bits", ge=8, le=65_536)
+    data_rate_Gbps: float = spec_field("data rate per pin, Gb/s", ge=0.1, le=100)
     peak_bandwidth_GBps: float = spec_field(
-        "theoretical peak bandwidth, GB/s (1e9 B/s)", gt=0, le=1e9
+        "theoretical peak bandwidth, GB/s (1e9 B/s)", ge=0.1, le=1e6
     )
     measured_bandwidth_GBps: float | None = spec_field(
         "sustained read bandwidth of a STREAM-style kernel on arrays far larger than L2, GB/s",
-        gt=0,
-        le=1e9,
+        ge=0.1,
+        le=1e6,
         default=None,
     )
-    packages: int = spec_field("DRAM packages: HBM stacks or GDDR chips", gt=0, le=100_000)
-    channels_per_package: int = spec_field("independent channels per package", gt=0, le=1024)
-    channel_width_bits: int = spec_field("data width of one channel, bits", gt=0, le=65536)
+    packages: int = spec_field("DRAM packages: HBM stacks or GDDR chips", ge=1, le=256)
+    channels_per_package: int = spec_field("independent channels per package", ge=1, le=128)
+    channel_width_bits: int = spec_field("data width of one channel, bits", ge=4, le=1024)
     pseudo_channels_per_channel: int = spec_field(
-        "pseudo-channels per channel (1 if none)", gt=0, le=64
+        "pseudo-channels per channel (1 if none)", ge=1, le=8
     )
-    bank_groups: int = spec_field("bank groups per (pseudo-)channel", gt=0, le=1024)
-    banks_per_group: int = spec_field("banks per bank group", gt=0, le=1024)
-    row_bytes: int = spec_field("row (page) size per (pseudo-)channel, bytes", gt=0, le=1 << 30)
+    bank_groups: int = spec_field("bank groups per (pseudo-)channel", ge=1, le=64)
+    banks_per_group: int = spec_field("banks per bank group", ge=1, le=64)
+    row_bytes: int = spec_field("row (page) size per (pseudo-)channel, bytes", ge=128, le=65_536)
     unloaded_latency_ns: float = spec_field(
         "load-to-use latency of a DRAM access from an idle GPU (L1 and L2 miss, TLB hit), ns",
-        gt=0,
-        le=1e9,
+        ge=5,
+        le=5000,
     )
     timing: DramTimingSpec = spec_field("timing constraints")
 
@@ -578,16 +581,22 @@ class HostLinkSpec(Section):
     pcie_gen: int = spec_field("PCIe generation", ge=1, le=7)
     lanes: int = spec_field("PCIe lanes", choices=(1, 2, 4, 8, 16, 32))
     bandwidth_per_direction_GBps: float = spec_field(
-        "theoretical bandwidth per direction after line coding, GB/s", gt=0, le=1e6
+        "theoretical bandwidth per direction after line coding, GB/s", ge=0.1, le=1000
     )
     measured_h2d_GBps: float | None = spec_field(
-        "measured host-to-device copy bandwidth (pinned memory), GB/s", gt=0, le=1e6, default=None
+        "measured host-to-device copy bandwidth (pinned memory), GB/s",
+        ge=0.01,
+        le=1000,
+        default=None,
     )
     measured_d2h_GBps: float | None = spec_field(
-        "measured device-to-host copy bandwidth (pinned memory), GB/s", gt=0, le=1e6, default=None
+        "measured device-to-host copy bandwidth (pinned memory), GB/s",
+        ge=0.01,
+        le=1000,
+        default=None,
     )
-    latency_us: float = spec_field("latency of a small transfer, microseconds", gt=0, le=1e6)
-    copy_engines: int = spec_field("DMA copy engines (asyncEngineCount)", ge=0, le=1024)
+    latency_us: float = spec_field("latency of a small transfer, microseconds", ge=0.1, le=1000)
+    copy_engines: int = spec_field("DMA copy engines (asyncEngineCount)", ge=0, le=64)
 
     def problems(self) -> Iterator[Problem]:
         lane = _PCIE_LANE_GBPS.get(self.pcie_gen)
@@ -614,15 +623,17 @@ class HostLinkSpec(Section):
 class PowerSpec(Section):
     """``[power]``: the power envelope, and optional per-event energies for a power model."""
 
-    tdp_W: float = spec_field("board power limit (TDP/TGP), W", gt=0, le=1e6)
-    idle_W: float = spec_field("power at idle clocks with nothing running, W", ge=0, le=1e6)
+    tdp_W: float = spec_field("board power limit (TDP/TGP), W", ge=1, le=10_000)
+    idle_W: float = spec_field("power at idle clocks with nothing running, W", ge=0, le=10_000)
     static_W: float = spec_field(
-        "power at operating clocks with nothing executing (leakage + clock tree), W", ge=0, le=1e6
+        "power at operating clocks with nothing executing (leakage + clock tree), W",
+        ge=0,
+        le=10_000,
     )
     energy_pJ: FloatTable = spec_field(
         "energy per event, pJ (free-form keys, for an AccelWattch-style model)",
         ge=0,
-        le=1e12,
+        le=1e6,
         default_factory=FloatTable,
     )
 
