@@ -37,6 +37,7 @@ __all__ = [
     "PEAK_TOLERANCE",
     "BANDWIDTH_TOLERANCE",
     "features",
+    "NAME_PATTERN",
 ]
 
 #: A broken rule: (key path relative to the section, offending value, what was expected).
@@ -644,21 +645,25 @@ class PowerSpec(Section):
             yield ("static_W", self.static_W, f"<= tdp_W ({self.tdp_W})")
 
 
-_NAME_PATTERN = r"[a-z0-9][a-z0-9._-]*"
+#: A device name: a plain file stem (the file is ``<name>.toml``), never a path. Lower-case
+#: letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit; at most 128
+#: characters, so that ``<name>.toml`` and derived names (``<name>-cal-<run>.toml``) stay within
+#: the 255 bytes a file name may have.
+NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,127}"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Device(Section):
     """What every device file has, whatever its kind."""
 
-    name: str = spec_field("identifier; equals the file name without .toml", pattern=_NAME_PATTERN)
+    name: str = spec_field("identifier; equals the file name without .toml", pattern=NAME_PATTERN)
     kind: str = spec_field("device kind: gpu (also pim, dataflow when registered)")
     vendor: str = spec_field("manufacturer", pattern=r".*\S.*")
     architecture: str = spec_field("microarchitecture name", pattern=r".*\S.*")
     full_name: str = spec_field("product name as the vendor writes it", pattern=r".*\S.*")
     base_model: str | None = spec_field(
         "the model this file was derived from (calibrated files)",
-        pattern=_NAME_PATTERN,
+        pattern=NAME_PATTERN,
         default=None,
     )
     calibration_run: str | None = spec_field(
