@@ -71,7 +71,7 @@ def register(subparsers: Any) -> None:
 
 def build_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
     # lazy, as in every command module: `simgpu` builds all parsers at start-up
-    from simgpu.sweep.model import is_override, split_point, workload_of
+    from simgpu.sweep.model import device_with, is_override, split_point, workload_of
 
     grid: dict[str, list[Any]] = {
         "device": args.device or ["h100-sxm"],
@@ -86,6 +86,7 @@ def build_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
     # check every workload against every value of every axis before starting workers: a value
     # no point could use (M=abc) fails here, once, instead of in every point
     sets = {k: v[0] for k, v in grid.items() if k not in ("device", "workload", "view")}
+    base = device_with(grid["device"][0], {})
     for wl in grid["workload"]:
         for view in grid["view"]:
             for key, values in grid.items():
@@ -94,7 +95,7 @@ def build_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
                              key: value}
                     _, _, workload, _, params = split_point(point)
                     if key not in ("device", "view") and not is_override(key):
-                        workload_of(workload, params)
+                        workload_of(workload, params).check_fits(base)
     return grid
 
 
