@@ -25,15 +25,24 @@ Tables
     :func:`read_frame` reads a CSV or Parquet file, with a :class:`~simgpu.errors.DatasetError`
     naming the file when it cannot.
 
+Paths from data
+    a name read from a file or given as a value (a run id, a device name, a table name) becomes
+    part of a path only through :func:`plain_name`, which refuses anything but a plain file
+    name; :func:`output_dir` makes (or checks) a folder the user named for output, and every
+    problem with an output folder (a file in its place, no permission, a full disk) is an
+    :class:`OutputError` that names the path, not a traceback.
+
 Only the standard library (and the empty ``simgpu`` package) is imported here; pandas and
 matplotlib only by the functions that need them.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -43,7 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import simgpu
-from simgpu.errors import DatasetError
+from simgpu.errors import DatasetError, SimgpuError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,15 +61,21 @@ __all__ = [
     "POINTS_FILE",
     "RESULTS_ENV",
     "JsonlAppender",
+    "OutputError",
     "append_jsonl",
     "atomic_output",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_output_dir",
     "code_fingerprint",
     "config_hash",
     "load_points",
+    "output_dir",
     "plain",
+    "plain_name",
     "point_key",
+    "point_record",
+    "read_jsonl",
     "read_frame",
     "results_root",
     "save_figure",
@@ -77,8 +92,77 @@ FILE_MODE = 0o644
 
 
 def results_root() -> Path:
-    """Where results go: ``$SIMGPU_RESULTS`` or ``./results``."""
-    return Path(os.environ.get(RESULTS_ENV, "results"))
+    """Where results go: ``$SIMGPU_RESULTS`` or ``./results`` (an empty variable counts as
+    unset)."""
+    return Path(os.environ.get(RESULTS_ENV) or "results")
+
+
+# --- paths from data ----------------------------------------------------------------------------
+
+#: A plain name: what a name read from data may be when it becomes part of a path.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+#: Longest plain name (file systems allow 255 bytes; a suffix or two is added to some names).
+MAX_NAME = 200
+
+
+class OutputError(SimgpuError, OSError):
+    """An output path cannot be written: a file where a folder should be, no permission, a full
+    disk. Names the path and the reason. Also an OSError, for callers that catch those."""
+
+
+def plain_name(value: object, what: str, error: type[SimgpuError] = SimgpuError) -> str:
+    """``value`` if it is a plain name (letters, digits, '.', '_' and '-', starting with a letter
+    or digit, at most :data:`MAX_NAME` characters), so that it names one file or folder inside
+    the folder it is joined to and never a path; else an ``error`` naming ``what``."""
+    if isinstance(value, str) and len(value) <= MAX_NAME and _PLAIN_NAME.match(value):
+        return value
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    raise error(
+        f"{what}: got {shown}, expected a plain name (letters, digits, '.', '_' or '-', "
+        f"starting with a letter or digit, at most {MAX_NAME} characters), not a path"
+    )
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def output_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Make the folder ``path`` (and its parents) if needed and check that it can be written;
+    an :class:`OutputError` naming it (and ``what`` it is) where it cannot."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{what} {path}: exists and is not a folder") from None
+    except NotADirectoryError:
+        raise OutputError(f"{what} {path}: a part of the path is a file, not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"{what} {path}: cannot create the folder ({_reason(exc)})") from None
+    if not path.is_dir():
+        raise OutputError(f"{what} {path}: exists and is not a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: not writable")
+    return path
+
+
+def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Check, without creating anything, that ``path`` is a folder or could be made one: nothing
+    on the way to it is a file, and it is not itself a file."""
+    path = Path(path)
+    probe = path
+    while True:
+        if probe.exists() or probe.is_symlink():
+            if not probe.is_dir():
+                where = "exists and is not a folder" if probe == path else (
+                    f"{probe} is a file, not a folder")
+                raise OutputError(f"{what} {path}: {where}")
+            return path
+        if probe.parent == probe:
+            return path
+        probe = probe.parent
 
 
 # --- whole files --------------------------------------------------------------------------------
@@ -93,21 +177,61 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         with atomic_output(target) as tmp:
             write_somehow(tmp)
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _atomic(Path(path), overwrite=True) as tmp:
+        yield tmp
+
+
+@contextmanager
+def _atomic(path: Path, *, overwrite: bool) -> Iterator[Path]:
+    """:func:`atomic_output`; with ``overwrite=False`` an existing ``path`` is an error, checked
+    in the same step that puts the new file in place (a hard link, which fails when the target
+    exists), so two writers cannot both create it."""
+    output_dir(path.parent)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder, expected a file to write")
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise OutputError(f"{path}: already exists; results are never overwritten")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp",
+                                    dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write in {path.parent} ({_reason(exc)})") from None
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
-        with tmp.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        tmp.chmod(FILE_MODE)
-        os.replace(tmp, path)
+        try:
+            with tmp.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            tmp.chmod(FILE_MODE)
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                _link_new(tmp, path)
+        except OutputError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({_reason(exc)})") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    tmp.unlink(missing_ok=True)  # still there after a hard link
     _fsync_dir(path.parent)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Put ``tmp`` at ``path`` only if nothing is there (atomically where hard links exist)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputError(f"{path}: already exists; results are never overwritten") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+        # a file system without hard links: check, then rename (a narrow race remains)
+        if path.exists():
+            raise OutputError(f"{path}: already exists; results are never overwritten") from None
+        os.replace(tmp, path)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -124,33 +248,42 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
+def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+    ``overwrite=False``: an existing ``path`` is an :class:`OutputError` and stays as it was."""
+    path = Path(path)
+    with _atomic(path, overwrite=overwrite) as tmp:
+        try:
+            tmp.write_bytes(data)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({_reason(exc)})") from exc
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = True) -> None:
     """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
 
 
-def write_table(df: pd.DataFrame, out_dir: Path, name: str, *, parquet: bool = True) -> list[Path]:
-    """Write ``df`` as ``<name>.csv`` (and ``<name>.parquet``) in ``out_dir``, atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write_table(df: pd.DataFrame, out_dir: Path, name: str, *, parquet: bool = True,
+                overwrite: bool = True) -> list[Path]:
+    """Write ``df`` as ``<name>.csv`` (and ``<name>.parquet``) in ``out_dir``, atomically.
+    ``name`` must be a plain name (:func:`plain_name`); ``overwrite=False`` refuses to replace
+    an existing file."""
+    plain_name(name, "table name")
+    output_dir(out_dir)
     csv_path = out_dir / f"{name}.csv"
-    atomic_write_text(csv_path, df.to_csv(index=False))
+    atomic_write_text(csv_path, df.to_csv(index=False), overwrite=overwrite)
     paths = [csv_path]
     if parquet:
         buffer = BytesIO()
         df.to_parquet(buffer, index=False)
         pq_path = out_dir / f"{name}.parquet"
-        atomic_write_bytes(pq_path, buffer.getvalue())
+        atomic_write_bytes(pq_path, buffer.getvalue(), overwrite=overwrite)
         paths.append(pq_path)
     return paths
 
 
-def save_figure(fig: Any, path: Path, *, dpi: int = 120) -> Path:
+def save_figure(fig: Any, path: Path, *, dpi: int = 120, overwrite: bool = True) -> Path:
     """Save a matplotlib figure atomically as PNG and close it."""
     # lazy: pyplot costs about 1.3 s to import, and most writers never draw
     import matplotlib.pyplot as plt
@@ -158,7 +291,7 @@ def save_figure(fig: Any, path: Path, *, dpi: int = 120) -> Path:
     buffer = BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), overwrite=overwrite)
     return path
 
 
@@ -206,33 +339,76 @@ def _json_default(value: Any) -> Any:
     return converted
 
 
-def load_points(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """The finished points of a points file by key (none when it does not exist). A line that
-    does not parse (torn by an interruption) is skipped: that point counts as not finished."""
-    done: dict[str, list[dict[str, Any]]] = {}
-    if not path.exists():
-        return done
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
+def read_jsonl(path: Path) -> tuple[list[tuple[int, Any]], list[int], bool]:
+    """The lines of an append-only JSON-lines file: ``(records, bad, torn)``.
+
+    ``records``: ``(line number, parsed value)`` of every line that parses; ``bad``: the numbers
+    of lines that end with a newline but do not parse (not UTF-8, not JSON); ``torn``: whether
+    the file ends with a line left without its newline, which is never a record (a kill in the
+    middle of an append leaves one, and even a complete-looking one may be short of its end).
+    A missing file has no lines. A path that is not a readable file is a DatasetError."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], [], False
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from None
+    lines = data.split(b"\n")
+    torn = lines[-1] != b""
+    records: list[tuple[int, Any]] = []
+    bad: list[int] = []
+    for lineno, raw in enumerate(lines[:-1], 1):
+        if not raw.strip():
             continue
-        done[record["key"]] = record["rows"]
+        try:
+            records.append((lineno, json.loads(raw.decode("utf-8"))))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            bad.append(lineno)
+    return records, bad, torn
+
+
+def point_record(path: Path, lineno: int, record: Any) -> tuple[str, list[dict[str, Any]]]:
+    """The key and rows of one parsed line of a points file; a DatasetError naming the file and
+    the line where it is not ``{"key": <text>, "rows": [<object>, ...]}``."""
+    if isinstance(record, dict) and isinstance(record.get("key"), str):
+        rows = record.get("rows")
+        if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
+            return record["key"], rows
+    raise DatasetError(
+        f"{path}: line {lineno}: not a point record, expected "
+        '{"key": <text>, "rows": [<object>, ...]}'
+    )
+
+
+def load_points(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The finished points of a points file by key (none when it does not exist).
+
+    A line that does not parse is the remains of an interrupted append (the last line, or one
+    that a later append ended with a newline): it is skipped, and that point counts as not
+    finished. A line that parses but is not a point record is a DatasetError naming the file
+    and the line: the file is not a points file."""
+    done: dict[str, list[dict[str, Any]]] = {}
+    records, _bad, _torn = read_jsonl(path)
+    for lineno, record in records:
+        key, rows = point_record(path, lineno, record)
+        done[key] = rows
     return done
 
 
 class JsonlAppender:
     """Appends one JSON line per record to ``path``.
 
-    Every line is written and flushed at once, so it is in the file (in the operating system)
-    the moment it is appended: a crash or kill of this process loses nothing written.
+    Every line goes to the file in one ``write`` on a descriptor opened for appending, so it is
+    in the file (in the operating system) the moment it is appended, whole, after whatever
+    another appender wrote: a crash or kill of this process loses nothing written.
     ``fsync`` (which also survives an operating-system crash) runs after every line when
     ``fsync_interval_s`` is 0, else at most that often and when the file is closed: on the
     machines here an fsync costs 2-7 ms, more than a closed-form point, and per point it would
     bound a sweep at a few hundred points per second. A last line left without its newline (a
-    kill mid-write) is ended before the first append, so the next record starts clean.
+    kill mid-write) is ended before the first append, so the next record starts clean and the
+    torn one stays a line of its own that readers skip (:func:`read_jsonl`).
     ``allow_nan=False`` refuses NaN and infinities (``json.dumps``'s rule) instead of writing
-    them as the non-standard ``NaN``.
+    them as the non-standard ``NaN``. A path that cannot be written is an :class:`OutputError`.
     """
 
     def __init__(
@@ -241,46 +417,66 @@ class JsonlAppender:
         self.path = Path(path)
         self.interval = fsync_interval_s
         self.allow_nan = allow_nan
-        self.fh: Any = None
+        self.fd: int | None = None
         self.t_sync = time.monotonic()
         self.unsynced = False
 
+    def _open(self) -> int:
+        output_dir(self.path.parent)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot append ({_reason(exc)})") from None
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                _write_all(fd, b"\n")  # end the torn line
+        except OSError as exc:
+            os.close(fd)
+            raise OutputError(f"{self.path}: cannot append ({_reason(exc)})") from None
+        return fd
+
     def append(self, record: Mapping[str, Any]) -> None:
         """Write ``record`` as one line (numpy scalars and paths made plain)."""
-        if self.fh is None:
-            torn = False
-            if self.path.exists() and self.path.stat().st_size:
-                with self.path.open("rb") as fh:
-                    fh.seek(-1, os.SEEK_END)
-                    torn = fh.read(1) != b"\n"
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fh = self.path.open("a", encoding="utf-8")
-            if torn:
-                self.fh.write("\n")
         line = json.dumps(dict(record), default=_json_default, allow_nan=self.allow_nan)
-        self.fh.write(line + "\n")
-        self.fh.flush()
-        self.unsynced = True
-        if time.monotonic() - self.t_sync >= self.interval:
-            os.fsync(self.fh.fileno())
-            self.t_sync = time.monotonic()
-            self.unsynced = False
+        if self.fd is None:
+            self.fd = self._open()
+        try:
+            _write_all(self.fd, (line + "\n").encode("utf-8"))
+            self.unsynced = True
+            if time.monotonic() - self.t_sync >= self.interval:
+                os.fsync(self.fd)
+                self.t_sync = time.monotonic()
+                self.unsynced = False
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot append ({_reason(exc)})") from None
 
     def close(self) -> None:
-        """Flush, fsync and close the file (if it was opened)."""
-        if self.fh is not None:
-            self.fh.flush()
-            if self.unsynced:
-                os.fsync(self.fh.fileno())
-                self.unsynced = False
-            self.fh.close()
-            self.fh = None
+        """Fsync and close the file (if it was opened)."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            try:
+                if self.unsynced:
+                    os.fsync(fd)
+                    self.unsynced = False
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot sync ({_reason(exc)})") from None
+            finally:
+                os.close(fd)
 
     def __enter__(self) -> JsonlAppender:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``data`` to ``fd`` (one ``write`` call unless the system takes less)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 def append_jsonl(path: Path, record: Mapping[str, Any], *, allow_nan: bool = True) -> None:

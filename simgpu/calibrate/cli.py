@@ -11,6 +11,44 @@ from typing import Any
 from simgpu.calibrate.dataset import RunDir
 from simgpu.calibrate.summary import format_table, headline
 from simgpu.devices import Registry
+from simgpu.errors import SimgpuError
+
+
+def number_option(
+    value: str | float, option: str, kind: type = float, *, low: float | None = None,
+    high: float | None = None, gt: bool = False,
+) -> Any:
+    """The value of a number option (text from the command line, or its default) as ``kind``
+    (int or float), finite and within ``[low, high]`` (``gt``: above ``low``); a SimgpuError
+    naming the option, the value and what was expected otherwise."""
+    word = "an integer" if kind is int else "a number"
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if gt else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"<= {high:g}")
+    expected = f"{word} {' and '.join(bounds)}".strip()
+    shown = repr(value) if isinstance(value, str) else str(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    try:
+        if kind is int:
+            if isinstance(value, float | bool):
+                raise ValueError
+            number: float = int(value)
+        else:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+    except (ValueError, TypeError, OverflowError):
+        raise SimgpuError(f"{option} {shown}: expected {expected}") from None
+    if not math.isfinite(number):
+        raise SimgpuError(f"{option} {shown}: expected {expected} (finite)")
+    if low is not None and (number <= low if gt else number < low):
+        raise SimgpuError(f"{option} {shown}: expected {expected}")
+    if high is not None and number > high:
+        raise SimgpuError(f"{option} {shown}: expected {expected}")
+    return number
 
 
 def register(subparsers: Any) -> None:
@@ -34,10 +72,10 @@ def register(subparsers: Any) -> None:
                    help="continue an interrupted run in RUN_DIR")
     p.add_argument("--device", default=None,
                    help="simgpu device name to file the run under (default: from the GPU name)")
-    p.add_argument("--power-seconds", type=float, default=1.0,
+    p.add_argument("--power-seconds", default=1.0, metavar="SECONDS",
                    help="length of each power window in seconds (default 1.0)")
     p.add_argument("--tag", default="", help="suffix for the run id")
-    p.add_argument("--deadline-s", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--deadline-s", default=None, metavar="SECONDS",
                    help="stop between two points once this many seconds have passed; the run "
                         "stays resumable and the command exits with status 3")
     p.add_argument("--json", action="store_true", help="print the run's headline figures as JSON")
@@ -77,9 +115,15 @@ def _calibrate(args: argparse.Namespace) -> int:
     from simgpu.calibrate.runner import run_calibration
 
     only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
+    if args.only is not None and not only:
+        raise SimgpuError(f"--only {args.only!r}: expected comma-separated benchmark names")
+    power_seconds = number_option(args.power_seconds, "--power-seconds", low=0, gt=True,
+                                  high=86400)
+    deadline_s = None if args.deadline_s is None else number_option(
+        args.deadline_s, "--deadline-s", low=0, gt=True)
     run = run_calibration(level=args.level, only=only, out_root=args.out, resume=args.resume,
-                          device=args.device, power_seconds=args.power_seconds,
-                          run_tag=args.tag, deadline_s=args.deadline_s)
+                          device=args.device, power_seconds=power_seconds,
+                          run_tag=args.tag, deadline_s=deadline_s)
     if run.manifest()["status"] != "complete":
         return 3  # stopped at the deadline (run_calibration said how to go on)
     return _print_summary(run.path, args.json)
@@ -98,15 +142,18 @@ def _close(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     # lazy: the fit loads scipy and pandas, and `simgpu` builds all parsers at start-up
     from simgpu.calibrate.fit import fit_run, fitted_frame, write_calibrated_model
+    from simgpu.io import check_output_dir
 
     run = RunDir.open(args.run)
     registry = Registry(args.models)
     base_name = args.base or run.device
     base = registry.get(base_name)
+    out_dir = args.models_out or registry.folder
+    if args.write:  # before the fit, which takes a while
+        check_output_dir(out_dir, "--models-out")
     fitted = fit_run(args.run, base)
     target = None
     if args.write:
-        out_dir = args.models_out or registry.folder
         target = write_calibrated_model(args.run, base, registry.folder / f"{base_name}.toml",
                                         fitted, out_dir)
     if args.json:

@@ -16,15 +16,22 @@ import csv
 import io
 import json
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simgpu.calibrate.schema import TABLES, TableSchema
+from simgpu.calibrate.schema import TABLES, Column, TableSchema
 from simgpu.errors import DatasetError
-from simgpu.io import append_jsonl, atomic_write_text
+from simgpu.io import (
+    append_jsonl,
+    atomic_write_text,
+    check_output_dir,
+    plain_name,
+    read_jsonl,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,6 +39,15 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.json"
 PARTIAL_DIR = ".partial"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: The states of a run (manifest ``status``): being measured (or stopped, resumable), every
+#: planned table finished, or closed early with the tables it had.
+STATUSES = ("running", "complete", "incomplete")
+#: Largest manifest read (the bundled ones are under 4 KiB; failed points add a few hundred
+#: bytes each).
+MAX_MANIFEST_BYTES = 64 << 20
+#: Largest field of a table cell (csv's default limit is 128 KiB; a cell here is a number, a
+#: word or one line of text).
+MAX_FIELD = 1 << 20
 
 
 def new_run_id(now: datetime | None = None, tag: str = "") -> str:
@@ -56,18 +72,41 @@ def check_row(schema: TableSchema, row: Mapping[str, Any], where: str) -> dict[s
             if col.required:
                 raise DatasetError(
                     f"{where}: table {schema.name!r}: column {col.name!r} is missing or empty, "
-                    f"expected a {col.type}"
+                    f"expected {col.expected()}"
                 )
             out[col.name] = None
             continue
-        out[col.name] = _coerce(schema, col.name, col.type, value, where)
+        out[col.name] = _checked(schema, col, value, where)
     return out
+
+
+def _checked(schema: TableSchema, col: Column, value: Any, where: str) -> Any:
+    """``value`` of column ``col`` as its type, or a DatasetError if it has another type or
+    lies outside the column's range or choices."""
+    v = _coerce(schema, col.name, col.type, value, where)
+    ok = True
+    if col.type in ("int", "float"):
+        ok = col.in_range(v)
+    elif col.choices:
+        ok = v in col.choices
+    if not ok:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        raise DatasetError(
+            f"{where}: table {schema.name!r}: column {col.name!r}: got {shown}, expected "
+            f"{col.expected()}"
+        )
+    return v
 
 
 def _coerce(schema: TableSchema, name: str, type_: str, value: Any, where: str) -> Any:
     def bad(expected: str) -> DatasetError:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
         return DatasetError(
-            f"{where}: table {schema.name!r}: column {name!r}: got {value!r}, expected {expected}"
+            f"{where}: table {schema.name!r}: column {name!r}: got {shown}, expected {expected}"
         )
 
     # numpy scalars become Python scalars
@@ -86,7 +125,7 @@ def _coerce(schema: TableSchema, name: str, type_: str, value: Any, where: str) 
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str):
+        if isinstance(value, str) and len(value) <= 40:
             try:
                 return int(value)
             except ValueError:
@@ -96,15 +135,18 @@ def _coerce(schema: TableSchema, name: str, type_: str, value: Any, where: str) 
         if isinstance(value, bool):
             raise bad("a number")
         if isinstance(value, int | float):
-            f = float(value)
-        elif isinstance(value, str):
+            try:
+                f = float(value)
+            except OverflowError:
+                raise bad("a finite number") from None
+        elif isinstance(value, str) and len(value) <= 400:
             try:
                 f = float(value)
             except ValueError:
                 raise bad("a number") from None
         else:
             raise bad("a number")
-        if math.isinf(f):
+        if not math.isfinite(f):
             raise bad("a finite number")
         return f
     if not isinstance(value, str):
@@ -139,14 +181,22 @@ class RunDir:
         cls, root: Path, device: str, run_id: str, provenance: Mapping[str, Any]
     ) -> RunDir:
         """Make a new, empty run folder. An existing folder is an error: runs are never reused."""
-        if not _RUN_ID.match(device):
-            raise DatasetError(f"device name {device!r} is not usable as a folder name")
-        if not _RUN_ID.match(run_id):
-            raise DatasetError(f"run id {run_id!r}: expected letters, digits, '.', '_' or '-'")
-        path = Path(root) / device / run_id
-        if path.exists():
-            raise DatasetError(f"{path}: run folder already exists; a run is never overwritten")
-        path.mkdir(parents=True)
+        plain_name(device, "device name", DatasetError)
+        plain_name(run_id, "run id", DatasetError)
+        check_output_dir(root, "calibration folder")
+        parent = Path(root) / device
+        path = parent / run_id
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+        except FileExistsError:
+            raise DatasetError(
+                f"{path}: run folder already exists; a run is never overwritten"
+            ) from None
+        except OSError as exc:
+            raise DatasetError(
+                f"{path}: cannot create the run folder ({exc.strerror or exc})"
+            ) from None
         (path / PARTIAL_DIR).mkdir()
         run = cls(path)
         manifest = {
@@ -162,7 +212,13 @@ class RunDir:
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
-        run = cls(Path(path))
+        """The run in folder ``path``; a DatasetError saying why where it is not one."""
+        path = Path(path)
+        if not path.exists():
+            raise DatasetError(f"{path}: no such folder; expected a calibration run folder")
+        if not path.is_dir():
+            raise DatasetError(f"{path}: not a folder; expected a calibration run folder")
+        run = cls(path)
         run.manifest()  # validates
         return run
 
@@ -172,24 +228,79 @@ class RunDir:
         return self.path / MANIFEST
 
     def manifest(self) -> dict[str, Any]:
+        """The run's manifest, checked: an object with a plain-name ``run_id`` and ``device``
+        (they name folders), a known ``status``, a ``provenance`` object and a ``tables``
+        object whose names are known tables. A DatasetError names the file and the key."""
+        where = self.manifest_path
         try:
-            text = self.manifest_path.read_text(encoding="utf-8")
+            if where.stat().st_size > MAX_MANIFEST_BYTES:
+                raise DatasetError(f"{where}: larger than {MAX_MANIFEST_BYTES >> 20} MiB; "
+                                   "not a manifest")
+            raw = where.read_bytes()
         except FileNotFoundError:
-            raise DatasetError(
-                f"{self.manifest_path}: no manifest; not a calibration run"
-            ) from None
+            raise DatasetError(f"{where}: no manifest; not a calibration run") from None
+        except IsADirectoryError:
+            raise DatasetError(f"{where}: a folder, expected the run's manifest file") from None
+        except NotADirectoryError:
+            raise DatasetError(f"{self.path}: not a folder; expected a calibration run "
+                               "folder") from None
+        except OSError as exc:
+            raise DatasetError(f"{where}: cannot read ({exc.strerror or exc})") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise DatasetError(f"{where}: line {line}: not UTF-8 text") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DatasetError(
-                f"{self.manifest_path}: line {exc.lineno}: not valid JSON ({exc.msg})"
+                f"{where}: line {exc.lineno}: not valid JSON ({exc.msg})"
             ) from None
+        except RecursionError:
+            raise DatasetError(f"{where}: nested too deeply; not a manifest") from None
+        if not isinstance(data, dict):
+            raise DatasetError(f"{where}: got a JSON {type(data).__name__}, expected an object "
+                               "with run_id, device, status, provenance and tables")
         for key in ("run_id", "device", "provenance", "tables", "status"):
             if key not in data:
-                raise DatasetError(f"{self.manifest_path}: key {key!r} missing")
+                raise DatasetError(f"{where}: key {key!r} missing")
+        plain_name(data["run_id"], f"{where}: run_id", DatasetError)
+        plain_name(data["device"], f"{where}: device", DatasetError)
+        if data["status"] not in STATUSES:
+            raise DatasetError(f"{where}: status: got {_shown(data['status'])}, expected one of "
+                               f"{', '.join(STATUSES)}")
+        if not isinstance(data["provenance"], dict):
+            raise DatasetError(f"{where}: 'provenance' must be an object")
         if not isinstance(data["tables"], dict):
-            raise DatasetError(f"{self.manifest_path}: 'tables' must be an object")
+            raise DatasetError(f"{where}: 'tables' must be an object")
+        for name, info in data["tables"].items():
+            if name not in TABLES:
+                raise DatasetError(f"{where}: tables: got {_shown(name)}, expected table names "
+                                   f"among {sorted(TABLES)}")
+            if not isinstance(info, dict):
+                raise DatasetError(f"{where}: tables.{name} must be an object")
+            rows = info.get("rows")
+            if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int)
+                                     or rows < 0):
+                raise DatasetError(f"{where}: tables.{name}.rows: got {_shown(rows)}, expected "
+                                   "a count >= 0")
         return dict(data)
+
+    def plan(self) -> tuple[str, list[str]]:
+        """The level and the benchmarks the run was started with (``provenance.plan``)."""
+        where = self.manifest_path
+        plan = self.manifest()["provenance"].get("plan")
+        if not isinstance(plan, dict):
+            raise DatasetError(f"{where}: provenance.plan missing; cannot resume this run")
+        level, names = plan.get("level"), plan.get("benchmarks")
+        if not isinstance(level, str):
+            raise DatasetError(f"{where}: provenance.plan.level: got {_shown(level)}, "
+                               "expected a level name")
+        if not isinstance(names, list) or not all(n in TABLES for n in names):
+            raise DatasetError(f"{where}: provenance.plan.benchmarks: got {_shown(names)}, "
+                               f"expected a list of table names among {sorted(TABLES)}")
+        return level, list(names)
 
     def update_manifest(self, **fields: Any) -> None:
         m = self.manifest()
@@ -215,44 +326,47 @@ class RunDir:
         return self.path / PARTIAL_DIR / f"{name}.jsonl"
 
     def partial_points(self, name: str) -> dict[str, list[dict[str, Any]]]:
-        """Points already measured for an unfinished table, by key (a torn last line is dropped)."""
+        """Points already measured for an unfinished table, by key.
+
+        A last line without its newline (an append cut short by a kill) is never a record: it is
+        cut off the file, so the next append starts on a clean line. Any other line that is not
+        a point record whose rows fit the schema is a DatasetError naming the file and line."""
         schema = _schema(name)
         path = self._partial_path(name)
-        if not path.exists():
-            return {}
+        records, bad, torn = read_jsonl(path)
+        if bad:
+            raise DatasetError(f"{path}: line {bad[0]}: not a partial-table record (not UTF-8 "
+                               "JSON)")
         points: dict[str, list[dict[str, Any]]] = {}
-        good_lines: list[str] = []
-        torn = False
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.read().split("\n")
-        for lineno, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                key = rec["key"]
-                rows = [check_row(schema, r, f"{path}:{lineno}") for r in rec["rows"]]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                if lineno >= len(lines) - 1:  # the last line was cut short by an interruption
-                    torn = True
-                    break
-                raise DatasetError(f"{path}: line {lineno}: not a partial-table record") from None
-            points[str(key)] = rows
-            good_lines.append(line)
-        if torn:  # drop the torn tail so appends start on a clean line
-            atomic_write_text(path, "".join(f"{ln}\n" for ln in good_lines))
+        for lineno, rec in records:
+            if not (isinstance(rec, dict) and isinstance(rec.get("rows"), list)
+                    and isinstance(rec.get("key"), str | int)):
+                raise DatasetError(f"{path}: line {lineno}: not a partial-table record")
+            rows = []
+            for r in rec["rows"]:
+                if not isinstance(r, dict):
+                    raise DatasetError(f"{path}: line {lineno}: not a partial-table record")
+                rows.append(check_row(schema, r, f"{path}: line {lineno}"))
+            points[str(rec["key"])] = rows
+        if torn:
+            _drop_torn_tail(path)
         return points
 
     def append_point(self, name: str, key: str, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Record one measured point (its rows) durably before moving on."""
+        """Record one measured point (its rows) durably before moving on. A torn last line left
+        by an earlier kill is cut off first, so it never joins this record."""
         schema = _schema(name)
         if name in self.finished_tables():
             raise DatasetError(f"{self.table_path(name)}: table already finished")
         checked = [check_row(schema, r, f"{name} point {key!r}") for r in rows]
-        append_jsonl(self._partial_path(name), {"key": key, "rows": checked}, allow_nan=False)
+        path = self._partial_path(name)
+        _drop_torn_tail(path)
+        append_jsonl(path, {"key": key, "rows": checked}, allow_nan=False)
 
     def finish_table(self, name: str, extra: Mapping[str, Any] | None = None) -> Path:
-        """Write the table from its points, atomically, and record it in the manifest."""
+        """Write the table from its points, atomically, and record it in the manifest. A table
+        without a measured row is not written (DatasetError): readers refuse header-only
+        tables."""
         schema = _schema(name)
         target = self.table_path(name)
         if target.exists() or name in self.finished_tables():
@@ -261,7 +375,10 @@ class RunDir:
             )
         points = self.partial_points(name)
         rows = [r for pts in points.values() for r in pts]
-        atomic_write_text(target, rows_to_csv(schema, rows))
+        if not rows:
+            raise DatasetError(f"{target}: no measured rows ({len(points)} points); a table "
+                               "needs at least one")
+        atomic_write_text(target, rows_to_csv(schema, rows), overwrite=False)
         m = self.manifest()
         m["tables"][name] = {
             "rows": len(rows),
@@ -274,13 +391,23 @@ class RunDir:
         return target
 
     def read_table(self, name: str) -> pd.DataFrame:
-        return read_table(self.table_path(name), _schema(name))
+        """A finished table, checked against its schema and against the row count the manifest
+        recorded when the table was finished."""
+        df = read_table(self.table_path(name), _schema(name))
+        info = self.manifest()["tables"].get(name, {})
+        rows = info.get("rows")
+        if rows is not None and rows != len(df):
+            raise DatasetError(f"{self.table_path(name)}: holds {len(df)} rows, the manifest "
+                               f"recorded {rows} when the table was finished")
+        return df
 
     def unfinished_tables(self) -> list[str]:
         """Tables with measured points in ``.partial/`` but no finished file."""
         folder = self.path / PARTIAL_DIR
-        if not folder.is_dir():
+        if not folder.exists():
             return []
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: not a folder; expected the run's partial tables")
         done = self.finished_tables()
         return sorted(p.stem for p in folder.glob("*.jsonl") if p.stem not in done)
 
@@ -289,7 +416,9 @@ class RunDir:
 
         For a run whose GPU is gone (a lent machine handed back mid-sweep). The points measured
         so far become the table; the manifest records ``"complete": false`` for each such table,
-        the reason, and the run's status ``"incomplete"``. Returns the tables closed.
+        the reason, and the run's status ``"incomplete"``. Returns the tables closed. Every
+        partial table is read and checked before the first is written, so a bad one leaves the
+        run as it was; one without a measured row is left out (nothing to keep).
         """
         if not reason.strip():
             raise DatasetError(f"{self.path}: closing a run needs a reason")
@@ -297,16 +426,43 @@ class RunDir:
         if status != "running":
             raise DatasetError(f"{self.manifest_path}: status is {status!r}; only a running run "
                                "can be closed as incomplete")
+        names = self.unfinished_tables()
+        for name in names:
+            if name not in TABLES:
+                raise DatasetError(f"{self._partial_path(name)}: not a table of the schema; "
+                                   f"expected one of {sorted(TABLES)}")
+            if self.table_path(name).exists():
+                raise DatasetError(f"{self.table_path(name)}: table already exists; finished "
+                                   "tables are never rewritten")
+        measured = {n: any(self.partial_points(n).values()) for n in names}
         closed = []
-        for name in self.unfinished_tables():
-            self.finish_table(name, {"complete": False})
-            closed.append(name)
+        for name in names:
+            if measured[name]:
+                self.finish_table(name, {"complete": False})
+                closed.append(name)
         self.update_manifest(
             status="incomplete",
             closed_utc=datetime.now(UTC).isoformat(timespec="seconds"),
             closed_reason=reason,
         )
         return closed
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line left without its newline off ``path`` (if the file exists)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if data and not data.endswith(b"\n"):
+        os.truncate(path, data.rfind(b"\n") + 1)
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def _write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
@@ -321,33 +477,52 @@ def _schema(name: str) -> TableSchema:
 
 
 def read_table(path: Path, schema: TableSchema) -> pd.DataFrame:
-    """Read and validate one table file; errors name the file, the line and the column."""
+    """Read and validate one table file; errors name the file, the line and the column. A file
+    with a header and no rows is an error (a run never writes one)."""
     # here, not at the top: `simgpu` imports this module while it builds its parsers (through
     # simgpu.calibrate.cli), and pandas would add about 0.5 s to every command's start
     import pandas as pd
 
     path = Path(path)
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise DatasetError(f"{path}: empty file, expected a header {list(schema.names)}")
-            missing = [c.name for c in schema.columns if c.name not in header and not c.added]
-            unknown = [n for n in header if n not in schema.names]
-            if missing or unknown:
-                raise DatasetError(
-                    f"{path}: header: missing columns {missing}, unknown columns {unknown}"
-                )
-            records = []
-            for lineno, raw in enumerate(reader, 2):
-                if len(raw) != len(header):
-                    raise DatasetError(
-                        f"{path}: line {lineno}: {len(raw)} fields, expected {len(header)}"
-                    )
-                row = {h: (v if v != "" else None) for h, v in zip(header, raw, strict=True)}
-                records.append(check_row(schema, row, f"{path}: line {lineno}"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such table") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{path}: a folder, expected a table file") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DatasetError(f"{path}: line {line}: not UTF-8 text") from None
+    records = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise DatasetError(f"{path}: empty file, expected a header {list(schema.names)}")
+        missing = [c.name for c in schema.columns if c.name not in header and not c.added]
+        unknown = [n for n in header if n not in schema.names]
+        if missing or unknown:
+            raise DatasetError(
+                f"{path}: header: missing columns {missing}, unknown columns {unknown}"
+            )
+        twice = sorted({n for n in header if header.count(n) > 1})
+        if twice:
+            raise DatasetError(f"{path}: header: column(s) {twice} given more than once")
+        for raw in reader:
+            lineno = reader.line_num
+            if len(raw) != len(header):
+                raise DatasetError(
+                    f"{path}: line {lineno}: {len(raw)} fields, expected {len(header)}"
+                )
+            row = {h: (v if v != "" else None) for h, v in zip(header, raw, strict=True)}
+            records.append(check_row(schema, row, f"{path}: line {lineno}"))
+    except csv.Error as exc:
+        raise DatasetError(f"{path}: line {reader.line_num}: not a CSV table ({exc})") from None
+    if not records:
+        raise DatasetError(f"{path}: a header and no rows; expected at least one measured row")
     df = pd.DataFrame.from_records(records, columns=list(schema.names))
     return df

@@ -53,7 +53,7 @@ from simgpu.calibrate.dataset import RunDir
 from simgpu.calibrate.gemm_rows import estimate, load_calibration_run
 from simgpu.devices import DeviceSpec, loads
 from simgpu.errors import DatasetError, SimgpuError
-from simgpu.io import atomic_write_text
+from simgpu.io import OutputError, atomic_write_text, plain_name
 
 #: Neighbouring points whose latencies differ by less than this belong to one plateau.
 PLATEAU_TOLERANCE = 0.04
@@ -286,6 +286,7 @@ def fit_power(run: RunDir, spec: DeviceSpec) -> list[Fitted]:
                       round(static, 1), "W", None, None, "launch: idle power", True))
     if "gemm" not in run.finished_tables():
         return out
+    run.read_table("gemm")  # the finished table itself, checked (not the partial points)
     df = load_calibration_run(run.path)
     df = df[df["power_W"].notna()].reset_index(drop=True)
     if len(df) < 3:
@@ -438,19 +439,45 @@ def _clock_MHz(run: RunDir, spec: DeviceSpec) -> float:
 
 
 def fit_run(run_dir: Path, base: DeviceSpec) -> list[Fitted]:
-    """Every parameter the run's tables determine (see the module docstring)."""
+    """Every parameter the run's tables determine (see the module docstring).
+
+    Tables that pass the schema can still hold curves no model fits (a latency ladder without
+    steps, copies of one size): the fit of such a table fails with a DatasetError naming the
+    table and what went wrong, never with the numerical library's own exception."""
     run = RunDir.open(run_dir)
     have = run.finished_tables()
     if not have:
         raise DatasetError(f"{run_dir}: the run holds no finished tables")
     out: list[Fitted] = []
     if "pchase" in have:
-        out += fit_latency_ladder(run.read_table("pchase"), base, _clock_MHz(run, base))
-    out += fit_bandwidths(run, base)
+        pchase = run.read_table("pchase")
+        out += _fitting(run, "pchase",
+                        lambda: fit_latency_ladder(pchase, base, _clock_MHz(run, base)))
+    out += _fitting(run, "stream, shared and cachebw", lambda: fit_bandwidths(run, base))
     if "pcie" in have:
-        out += fit_pcie(run.read_table("pcie"))
-    out += fit_power(run, base)
+        pcie = run.read_table("pcie")
+        out += _fitting(run, "pcie", lambda: fit_pcie(pcie))
+    out += _fitting(run, "launch and gemm", lambda: fit_power(run, base))
+    for f in out:
+        if not math.isfinite(f.value):
+            raise DatasetError(f"{run.path}: {f.source}: {f.name} came out as {f.value}; the "
+                               "table's values allow no fit")
     return out
+
+
+def _fitting(run: RunDir, tables: str, fit: Any) -> list[Fitted]:
+    """``fit()``, with a numerical failure of the fit turned into a DatasetError naming the
+    run's tables that were being fitted."""
+    with np.errstate(all="ignore"):
+        try:
+            return list(fit())
+        except SimgpuError:
+            raise
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError, IndexError) as exc:
+            raise DatasetError(
+                f"{run.path}: {tables}: no fit to these values ({type(exc).__name__}: "
+                f"{str(exc)[:200]})"
+            ) from None
 
 
 def fitted_frame(fitted: Sequence[Fitted]) -> pd.DataFrame:
@@ -562,13 +589,19 @@ def write_calibrated_model(run_dir: Path, base: DeviceSpec, base_path: Path,
     """Write ``<models_dir>/<base>-cal-<run-id>.toml``; validate it by loading it back."""
     run = RunDir.open(run_dir)
     m = run.manifest()
-    run_label = f"{m['device']}/{m['run_id']}"
-    name = calibrated_name(base.name, str(m["run_id"]))
+    run_label = f"{m['device']}/{m['run_id']}"  # plain names: RunDir.manifest checks them
+    name = plain_name(calibrated_name(base.name, str(m["run_id"])), "calibrated model name")
     target = Path(models_dir) / f"{name}.toml"
     if target.exists():
         raise SimgpuError(f"{target}: already exists; calibrated models are never overwritten")
     text = calibrated_text(base_path.read_text(encoding="utf-8"), base.name, run_label, name,
                            fitted)
     loads(text, source=str(target))  # raises DeviceFileError naming the key if a value is bad
-    atomic_write_text(target, text)
+    try:
+        atomic_write_text(target, text, overwrite=False)
+    except OutputError as exc:
+        if target.exists():  # written meanwhile by another fit
+            raise SimgpuError(f"{target}: already exists; calibrated models are never "
+                              "overwritten") from None
+        raise exc from None
     return target

@@ -5,8 +5,9 @@ Two things that both the energy fit (:mod:`simgpu.calibrate.fit`) and the learne
 imports the predictor:
 
 * :func:`load_calibration_run` / :func:`load_calibration`: a run's ``gemm`` table (finished
-  ``gemm.csv``, or the points of ``.partial/gemm.jsonl`` measured so far) as rows of the GEMM
-  schema (``simgpu/predict/SCHEMA.md``; not yet validated against it: see
+  ``gemm.csv``, or the points of ``.partial/gemm.jsonl`` measured so far), checked against the
+  calibration schema (:mod:`simgpu.calibrate.schema`: types and ranges, the file and line of a
+  bad value named), as rows of the GEMM schema (``simgpu/predict/SCHEMA.md``; see also
   :func:`simgpu.predict.datasets.validate`);
 * :func:`estimate`: :func:`simgpu.analytical.gemm` for every row of a GEMM-schema frame, with
   the rows' own tiles, split-K and kernel class.
@@ -25,8 +26,10 @@ import pandas as pd
 from simgpu import catalogue
 from simgpu.analytical.gemm import gemm as an_gemm
 from simgpu.analytical.params import DeviceParams
+from simgpu.calibrate.dataset import check_row, read_table
+from simgpu.calibrate.schema import GEMM
 from simgpu.errors import DatasetError
-from simgpu.io import read_frame
+from simgpu.io import read_frame, read_jsonl
 
 __all__ = [
     "estimate",
@@ -68,20 +71,25 @@ def load_calibration_run(run: Path) -> Any:
     status = _manifest_status(run)
     table = run / "gemm.csv"
     if table.exists():
+        read_table(table, GEMM)  # every value checked, the file and line of a bad one named
         df = read_frame(table)
         return from_calibration_table(df, str(table), run.name, partial=status != "complete")
     partial = run / ".partial" / "gemm.jsonl"
     if partial.exists():
         rows: list[dict[str, Any]] = []
-        for lineno, line in enumerate(partial.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.extend(json.loads(line)["rows"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DatasetError(
-                    f"{partial}: line {lineno}: not a point record ({exc})"
-                ) from None
+        # a last line without its newline is an append cut short by a kill: never a record
+        records, bad, _torn = read_jsonl(partial)
+        if bad:
+            raise DatasetError(f"{partial}: line {bad[0]}: not a point record (not UTF-8 JSON)")
+        for lineno, record in records:
+            if not (isinstance(record, dict) and isinstance(record.get("rows"), list)
+                    and all(isinstance(r, dict) for r in record["rows"])):
+                raise DatasetError(f"{partial}: line {lineno}: not a point record")
+            for r in record["rows"]:
+                check_row(GEMM, r, f"{partial}: line {lineno}")
+            rows.extend(record["rows"])
+        if not rows:
+            raise DatasetError(f"{partial}: no measured rows yet")
         return from_calibration_table(pd.DataFrame(rows), str(partial), run.name, partial=True)
     raise DatasetError(f"{run}: no gemm.csv or .partial/gemm.jsonl in this calibration run")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import sys
 import time
@@ -42,6 +43,7 @@ from simgpu.calibrate.gpu import (
 )
 from simgpu.calibrate.power import PowerMeter
 from simgpu.errors import GPUUnavailableError, SimgpuError
+from simgpu.io import MAX_NAME, check_output_dir, plain_name
 
 #: Every benchmark, in the order a run measures them (cheap and fundamental first).
 BENCHMARKS: dict[str, Benchmark] = {
@@ -106,6 +108,61 @@ def provenance(level: str, only: Sequence[str], power_info: dict[str, Any]) -> d
     }
 
 
+#: Longest power window a benchmark may ask for (a day: far beyond any use).
+MAX_POWER_SECONDS = 86400.0
+
+
+def check_arguments(
+    *,
+    level: str = "quick",
+    only: Sequence[str] | None = None,
+    out_root: Path = Path("calibration"),
+    resume: Path | None = None,
+    device: str | None = None,
+    power_seconds: float = 1.0,
+    run_tag: str = "",
+    deadline_s: float | None = None,
+) -> list[str]:
+    """The benchmarks a run of these arguments measures, or a SimgpuError naming the first
+    argument that is not usable: a level, benchmarks, power window and deadline out of range,
+    a device name or tag that is not a plain name (they name the run's folder), an output
+    folder that is a file, a run to resume that is not a resumable run."""
+    if level not in LEVELS:
+        raise SimgpuError(f"unknown level {level!r}; expected one of {LEVELS}")
+    if deadline_s is not None and not (math.isfinite(deadline_s) and deadline_s > 0):
+        raise SimgpuError(f"deadline_s = {deadline_s}, expected > 0 seconds (finite)")
+    if not (math.isfinite(power_seconds) and 0 < power_seconds <= MAX_POWER_SECONDS):
+        raise SimgpuError(f"power_seconds = {power_seconds}, expected > 0 and <= "
+                          f"{MAX_POWER_SECONDS:g} seconds")
+    if device is not None:
+        plain_name(device, "device name")
+    if run_tag:
+        plain_name(run_tag, "run tag")
+        if len(new_run_id(tag=run_tag)) > MAX_NAME:
+            raise SimgpuError(f"run tag {run_tag[:20]!r}...: too long for a run id (at most "
+                              f"{MAX_NAME} characters with the time)")
+    check_output_dir(out_root, "calibration folder")
+    if resume is not None:
+        run = RunDir.open(resume)
+        if run.manifest()["status"] == "incomplete":
+            raise SimgpuError(f"{run.manifest_path}: status is 'incomplete': the run was closed "
+                              "and cannot be resumed; start a new run")
+        plan_level, plan_names = run.plan()
+        if plan_level != level:
+            raise SimgpuError(f"{resume}: run was started at level {plan_level!r}, not "
+                              f"{level!r}")
+    if only:
+        names = list(only)
+    elif resume is not None:  # a resumed run keeps the plan it was started with
+        names = plan_names
+    else:
+        names = list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise SimgpuError(f"unknown benchmark(s) {unknown}; available: {list(BENCHMARKS)}")
+    return names
+
+
 def run_calibration(
     *,
     level: str = "quick",
@@ -119,21 +176,13 @@ def run_calibration(
 ) -> RunDir:
     """Measure the selected benchmarks and return the run folder: finished, or, where
     ``deadline_s`` seconds ran out first, stopped between two points and resumable (its
-    manifest's status stays "running" and says where and why it stopped)."""
-    if deadline_s is not None and deadline_s <= 0:
-        raise SimgpuError(f"deadline_s = {deadline_s}, expected > 0 seconds")
+    manifest's status stays "running" and says where and why it stopped).
+
+    Every argument is checked before the GPU is touched (:func:`check_arguments`)."""
+    names = check_arguments(level=level, only=only, out_root=out_root, resume=resume,
+                            device=device, power_seconds=power_seconds, run_tag=run_tag,
+                            deadline_s=deadline_s)
     deadline = None if deadline_s is None else time.monotonic() + deadline_s
-    if level not in LEVELS:
-        raise SimgpuError(f"unknown level {level!r}; expected one of {LEVELS}")
-    if only:
-        names = list(only)
-    elif resume is not None:  # a resumed run keeps the plan it was started with
-        names = list(RunDir.open(resume).manifest()["provenance"]["plan"]["benchmarks"])
-    else:
-        names = list(BENCHMARKS)
-    unknown = [n for n in names if n not in BENCHMARKS]
-    if unknown:
-        raise SimgpuError(f"unknown benchmark(s) {unknown}; available: {list(BENCHMARKS)}")
     cp = require_cupy()
     try:
         meter: PowerMeter | None = PowerMeter()
@@ -148,16 +197,13 @@ def run_calibration(
     if resume is not None:
         run = RunDir.open(resume)
         m = run.manifest()
-        was = m["provenance"].get("gpu", {}).get("uuid_sha256_16")
+        gpu = m["provenance"].get("gpu")
+        was = gpu.get("uuid_sha256_16") if isinstance(gpu, dict) else None
         now = hash_uuid(power_info["uuid"]) if power_info.get("uuid") else None
         if was and now and was != now:
             raise SimgpuError(f"{resume}: run was measured on another GPU; start a new run")
-        if m["provenance"]["plan"]["level"] != level:
-            raise SimgpuError(
-                f"{resume}: run was started at level {m['provenance']['plan']['level']!r}, "
-                f"not {level!r}"
-            )
-        sessions = list(m.get("sessions", []))
+        sessions = m.get("sessions", [])
+        sessions = list(sessions) if isinstance(sessions, list) else []
         sessions.append({"resumed_utc": datetime.now(UTC).isoformat(timespec="seconds"),
                          "git_commit": git_commit()})
         run.update_manifest(sessions=sessions, status="running")
@@ -193,12 +239,15 @@ def measure_tables(
     False if it stopped because ``time.monotonic()`` reached ``deadline`` (checked before each
     point; the table being measured stays unfinished, to be resumed), True when all are done.
 
-    Each point is appended durably before the next starts; a point that raises is recorded in the
-    manifest's ``failed_points`` and the run goes on. ``ctx`` is the :class:`Context` (anything
+    Each point is appended durably before the next starts; a point that raises, or whose rows
+    the table's schema refuses (a value out of its column's range), is recorded in the
+    manifest's ``failed_points`` and the run goes on. A table none of whose points gave a row is
+    left unwritten (a table always has a row). ``ctx`` is the :class:`Context` (anything
     with ``free()`` that the benchmarks accept); ``benchmarks`` defaults to :data:`BENCHMARKS`.
     """
     table = BENCHMARKS if benchmarks is None else benchmarks
-    failures: list[dict[str, Any]] = list(run.manifest().get("failed_points", []))
+    earlier = run.manifest().get("failed_points", [])
+    failures: list[dict[str, Any]] = list(earlier) if isinstance(earlier, list) else []
     for name in names:
         if name in run.finished_tables():
             continue
@@ -218,6 +267,7 @@ def measure_tables(
                 return False
             try:
                 rows = bench.run(ctx, point)
+                run.append_point(name, key, rows)
             except Exception as exc:  # one bad point must not lose the run
                 if exc.__class__.__name__ == "OutOfMemoryError":
                     ctx.free()
@@ -227,9 +277,11 @@ def measure_tables(
                 run.update_manifest(failed_points=failures)
                 bar.update(1)
                 continue
-            run.append_point(name, key, rows)
             bar.update(1)
         bar.close()
         ctx.free()
+        if not any(run.partial_points(name).values()):
+            print(f"simgpu: {name}: no point gave a row; no table written", file=sys.stderr)
+            continue
         run.finish_table(name, {"level": level, "seconds": round(time.perf_counter() - t0, 1)})
     return True

@@ -6,11 +6,22 @@ corrupt or hand-edited table fails with the file, the column and what was expect
 
 The ``gemm`` table is the GEMM schema that :mod:`simgpu.predict` trains on (and that adapters for
 published datasets produce); its columns are documented in ``calibration/SCHEMA.md``.
+
+Every number column has the range a measurement can have (a time is positive and below an hour
+per call, a size is at least one byte, a temperature lies between -40 and 150 C) and every
+column of a closed set of words lists them (``path`` is ``ca``, ``cg`` or ``shared``): a value
+outside is refused, by the writer and by the reader, with the file, the line, the column, the
+value and the range. The ranges are wide: they exclude what no GPU measures (a negative time,
+a NaN, a zero size), not what a faster GPU might.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import TypedDict
+
+from simgpu.catalogue import DTYPES, KERNELS
 
 #: Column types: "int", "float", "str", "bool".
 _TYPES = ("int", "float", "str", "bool")
@@ -24,10 +35,56 @@ class Column:
     doc: str
     required: bool = True  # a required column may not be empty
     added: bool = False  # added after runs were committed: older files lack it (read as empty)
+    #: numbers: the range of a valid value (None: no bound); ``gt``: lower bound excluded
+    low: float | None = None
+    high: float | None = None
+    gt: bool = False
+    #: words: the values a ``str`` column may hold (empty: any text)
+    choices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
             raise ValueError(f"column {self.name}: type {self.type!r} not in {_TYPES}")
+        if self.choices and self.type != "str":
+            raise ValueError(f"column {self.name}: choices are for str columns")
+
+    def in_range(self, value: float) -> bool:
+        """Whether the number ``value`` lies in the column's range (NaN never does)."""
+        if math.isnan(value):
+            return False
+        if self.low is not None and (value <= self.low if self.gt else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def expected(self) -> str:
+        """The column's range (or choices) in words, as errors and SCHEMA.md give it."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.type == "bool":
+            return "True or False"
+        if self.type == "str":
+            return "text"
+        kind = "an integer" if self.type == "int" else "a number"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.gt else '>='} {_num(self.low)}")
+        if self.high is not None:
+            parts.append(f"<= {_num(self.high)}")
+        return f"{kind} {' and '.join(parts)}" if parts else f"a finite {kind[2:]}"
+
+
+def _num(x: float) -> str:
+    """A bound in words: an integer as such, a power of two (or one less) as ``2^k``."""
+    if float(x).is_integer():
+        n = int(x)
+        for k in range(20, 65):
+            if n == 2**k:
+                return f"2^{k}"
+            if n == 2**k - 1:
+                return f"2^{k} - 1"
+        if abs(n) < 10**7:
+            return str(n)
+    return f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -48,17 +105,48 @@ class TableSchema:
 
 
 def _c(
-    name: str, type_: str, unit: str, doc: str, required: bool = True, added: bool = False
+    name: str, type_: str, unit: str, doc: str, required: bool = True, added: bool = False,
+    *, low: float | None = None, high: float | None = None, gt: bool = False,
+    choices: tuple[str, ...] = (),
 ) -> Column:
-    return Column(name, type_, unit, doc, required, added)
+    return Column(name, type_, unit, doc, required, added, low, high, gt, choices)
+
+
+class _Range(TypedDict, total=False):
+    low: float
+    high: float
+    gt: bool
+
+
+# The ranges (see the module docstring and calibration/SCHEMA.md). Bounds are wide on purpose:
+# the largest value of each kind in the bundled H100 runs is far inside them.
+#: one call of a benchmark: positive, at most an hour
+TIME: _Range = {"low": 0.0, "gt": True, "high": 3.6e6}
+#: a count of things that exist (repetitions, blocks, elements, rows, steps): at least one
+COUNT: _Range = {"low": 1, "high": 2.0**53}
+#: a size in bytes: at least one byte, at most 1 PiB
+BYTES: _Range = {"low": 1, "high": 2.0**50}
+#: a rate (GB/s, TFLOP/s): positive, below 1e7 (an exabyte per second)
+RATE: _Range = {"low": 0.0, "gt": True, "high": 1e7}
+#: threads of one block (CUDA's limit)
+THREADS: _Range = {"low": 1, "high": 1024}
+#: a clock of the GPU
+CLOCK: _Range = {"low": 0.0, "gt": True, "high": 1e5}
+#: latencies in SM cycles or ns
+LATENCY: _Range = {"low": 0.0, "gt": True, "high": 1e9}
+#: a relative error (of a result check)
+REL_ERR: _Range = {"low": 0.0, "high": 1e300}
+#: the catalogue's kernels measured by a table
+def _kernels(table: str) -> tuple[str, ...]:
+    return tuple(k.name for k in KERNELS.values() if k.table == table)
 
 
 #: Timing columns shared by every kernel table (CUDA-event timing, many repetitions).
 TIMING = (
-    _c("time_ms", "float", "ms", "median time of one call over the timed repetitions"),
-    _c("time_ms_p10", "float", "ms", "10th percentile of the repetitions"),
-    _c("time_ms_p90", "float", "ms", "90th percentile of the repetitions"),
-    _c("reps", "int", "1", "timed repetitions (after warm-up)"),
+    _c("time_ms", "float", "ms", "median time of one call over the timed repetitions", **TIME),
+    _c("time_ms_p10", "float", "ms", "10th percentile of the repetitions", **TIME),
+    _c("time_ms_p90", "float", "ms", "90th percentile of the repetitions", **TIME),
+    _c("reps", "int", "1", "timed repetitions (after warm-up)", **COUNT),
 )
 
 #: How a kernel table's time was taken (simgpu.calibrate.context.Context.time_kernel); runs
@@ -67,11 +155,11 @@ KERNEL_TIMING = (
     _c("time_method", "str", "", "'events': CUDA events around each call (a call shorter than "
        "the host's launch cost is timed at the host's pace); 'graph': back-to-back calls "
        "captured in a CUDA graph, time of a replay / graph_calls (the GPU's own pace)",
-       required=False, added=True),
+       required=False, added=True, choices=("events", "graph")),
     _c("time_ms_events", "float", "ms", "median CUDA-event time of one call (equals time_ms "
-       "when time_method is 'events')", required=False, added=True),
+       "when time_method is 'events')", required=False, added=True, **TIME),
     _c("graph_calls", "int", "1", "calls per graph replay (0: no graph)", required=False,
-       added=True),
+       added=True, low=0, high=2.0**31),
     _c("graph_error", "str", "", "why graph timing was tried and not used", required=False,
        added=True),
 )
@@ -79,16 +167,22 @@ KERNEL_TIMING = (
 #: Power columns, filled where the benchmark measured power (>= 1 s of back-to-back calls).
 POWER = (
     _c("power_W", "float", "W", "average board power over the power window "
-       "(total-energy counter where available, else mean of samples)", required=False),
-    _c("energy_J", "float", "J", "energy of one call: power_W x time of one call", required=False),
-    _c("power_window_s", "float", "s", "length of the power window", required=False),
-    _c("power_source", "str", "", "'energy_counter' or 'sampled'", required=False),
-    _c("sm_clock_MHz", "float", "MHz", "mean SM clock sampled during the window", required=False),
+       "(total-energy counter where available, else mean of samples)", required=False,
+       low=0.0, gt=True, high=1e4),
+    _c("energy_J", "float", "J", "energy of one call: power_W x time of one call", required=False,
+       low=0.0, gt=True, high=1e9),
+    _c("power_window_s", "float", "s", "length of the power window", required=False,
+       low=0.0, gt=True, high=86400.0),
+    _c("power_source", "str", "", "'energy_counter' or 'sampled'", required=False,
+       choices=("energy_counter", "sampled")),
+    _c("sm_clock_MHz", "float", "MHz", "mean SM clock sampled during the window", required=False,
+       **CLOCK),
     _c("mem_clock_MHz", "float", "MHz", "mean memory clock sampled during the window",
-       required=False),
-    _c("temp_C", "float", "C", "highest GPU temperature during the window", required=False),
+       required=False, **CLOCK),
+    _c("temp_C", "float", "C", "highest GPU temperature during the window", required=False,
+       low=-40.0, high=150.0),
     _c("throttle_reasons", "int", "bitmask", "NVML clock-event reasons OR-ed over the window",
-       required=False),
+       required=False, low=0, high=2**64 - 1),
 )
 
 PCHASE = TableSchema(
@@ -96,16 +190,19 @@ PCHASE = TableSchema(
     "Pointer-chase latency versus footprint: one thread, one dependent load per 128 B line, "
     "random cyclic order. `path` is 'ca' (default load, L1 cached), 'cg' (L2 only) or 'shared'.",
     (
-        _c("path", "str", "", "load path: ca, cg or shared"),
-        _c("footprint_B", "int", "B", "bytes covered by the chain"),
-        _c("stride_B", "int", "B", "distance between chained words (line size)"),
-        _c("steps", "int", "1", "dependent loads timed per launch"),
-        _c("latency_cycles", "float", "cycles", "median SM cycles per load (clock64)"),
-        _c("latency_cycles_min", "float", "cycles", "lowest of the repeated launches"),
-        _c("latency_ns", "float", "ns", "median wall time per load (CUDA events / steps)"),
+        _c("path", "str", "", "load path: ca, cg or shared", choices=("ca", "cg", "shared")),
+        _c("footprint_B", "int", "B", "bytes covered by the chain", **BYTES),
+        _c("stride_B", "int", "B", "distance between chained words (line size)", **BYTES),
+        _c("steps", "int", "1", "dependent loads timed per launch", **COUNT),
+        _c("latency_cycles", "float", "cycles", "median SM cycles per load (clock64)", **LATENCY),
+        _c("latency_cycles_min", "float", "cycles", "lowest of the repeated launches",
+           **LATENCY),
+        _c("latency_ns", "float", "ns", "median wall time per load (CUDA events / steps)",
+           **LATENCY),
         _c("sm_clock_MHz", "float", "MHz", "SM clock read from NVML after the launches",
-           required=False),
-        _c("launches", "int", "1", "timed launches, each from another start in the cycle"),
+           required=False, **CLOCK),
+        _c("launches", "int", "1", "timed launches, each from another start in the cycle",
+           **COUNT),
     ),
 )
 
@@ -114,13 +211,14 @@ STREAM = TableSchema(
     "STREAM-style bandwidth (float4 accesses, grid-stride) versus array size. Bytes counted: "
     "read 1x, write 1x, copy/scale 2x, triad 3x the array size.",
     (
-        _c("op", "str", "", "read, write, copy, scale or triad"),
-        _c("array_B", "int", "B", "bytes of one array"),
-        _c("bytes_moved", "int", "B", "bytes read plus bytes written per call"),
-        _c("blocks", "int", "1", "thread blocks launched"),
-        _c("threads_per_block", "int", "1", "threads per block"),
+        _c("op", "str", "", "read, write, copy, scale or triad",
+           choices=("read", "write", "copy", "scale", "triad")),
+        _c("array_B", "int", "B", "bytes of one array", **BYTES),
+        _c("bytes_moved", "int", "B", "bytes read plus bytes written per call", **BYTES),
+        _c("blocks", "int", "1", "thread blocks launched", **COUNT),
+        _c("threads_per_block", "int", "1", "threads per block", **THREADS),
         *TIMING,
-        _c("bandwidth_GBps", "float", "GB/s", "bytes_moved / time_ms (1e9 B/s)"),
+        _c("bandwidth_GBps", "float", "GB/s", "bytes_moved / time_ms (1e9 B/s)", **RATE),
         *POWER,
     ),
 )
@@ -129,15 +227,17 @@ SHARED = TableSchema(
     "shared",
     "Shared-memory bandwidth with a lane stride that sets the bank-conflict degree.",
     (
-        _c("stride_words", "int", "words", "lane-to-lane stride in 4-byte words"),
-        _c("conflict_ways", "int", "1", "gcd(stride, 32): words per bank per warp load"),
-        _c("blocks", "int", "1", "thread blocks"),
-        _c("threads_per_block", "int", "1", "threads per block"),
-        _c("loads_per_thread", "int", "1", "4-byte shared loads per thread"),
+        _c("stride_words", "int", "words", "lane-to-lane stride in 4-byte words", low=1,
+           high=2**20),
+        _c("conflict_ways", "int", "1", "gcd(stride, 32): words per bank per warp load", low=1,
+           high=32),
+        _c("blocks", "int", "1", "thread blocks", **COUNT),
+        _c("threads_per_block", "int", "1", "threads per block", **THREADS),
+        _c("loads_per_thread", "int", "1", "4-byte shared loads per thread", **COUNT),
         *TIMING,
-        _c("bandwidth_GBps", "float", "GB/s", "useful bytes loaded / time (1e9 B/s)"),
+        _c("bandwidth_GBps", "float", "GB/s", "useful bytes loaded / time (1e9 B/s)", **RATE),
         _c("bytes_per_clk_per_SM", "float", "B/cycle", "bandwidth / (SMs x SM clock)",
-           required=False),
+           required=False, low=0.0, gt=True, high=1e5),
         *POWER,
     ),
 )
@@ -147,17 +247,19 @@ CACHE_BW = TableSchema(
     "Read bandwidth of L1 and L2: the same data read `passes` times in one launch (L2: whole "
     "array, L2-only loads; L1: each block re-reads its own region).",
     (
-        _c("level", "str", "", "L1 or L2: the level the footprint is meant to hit"),
-        _c("footprint_B", "int", "B", "bytes read per pass by the whole grid"),
-        _c("per_block_B", "int", "B", "bytes each block re-reads (L1) or 0 (L2: grid-stride)"),
-        _c("passes", "int", "1", "times the footprint is read per launch"),
-        _c("blocks", "int", "1", "thread blocks"),
-        _c("threads_per_block", "int", "1", "threads per block"),
-        _c("bytes_moved", "int", "B", "footprint x passes"),
+        _c("level", "str", "", "L1 or L2: the level the footprint is meant to hit",
+           choices=("L1", "L2")),
+        _c("footprint_B", "int", "B", "bytes read per pass by the whole grid", **BYTES),
+        _c("per_block_B", "int", "B", "bytes each block re-reads (L1) or 0 (L2: grid-stride)",
+           low=0, high=2.0**50),
+        _c("passes", "int", "1", "times the footprint is read per launch", **COUNT),
+        _c("blocks", "int", "1", "thread blocks", **COUNT),
+        _c("threads_per_block", "int", "1", "threads per block", **THREADS),
+        _c("bytes_moved", "int", "B", "footprint x passes", **BYTES),
         *TIMING,
-        _c("bandwidth_GBps", "float", "GB/s", "bytes_moved / time"),
+        _c("bandwidth_GBps", "float", "GB/s", "bytes_moved / time", **RATE),
         _c("bytes_per_clk_per_SM", "float", "B/cycle", "bandwidth / (SMs x SM clock)",
-           required=False),
+           required=False, low=0.0, gt=True, high=1e5),
         *POWER,
     ),
 )
@@ -168,28 +270,35 @@ GEMM = TableSchema(
     (
         _c("device", "str", "", "simgpu device name (models/<device>.toml)"),
         _c("gpu_name", "str", "", "name the driver reports"),
-        _c("kernel", "str", "", "cublas, sgemm_tiled, sgemm_regblock or sgemm_naive"),
-        _c("dtype", "str", "", "input type: fp32, tf32, fp16, bf16"),
-        _c("accum_dtype", "str", "", "accumulator type"),
-        _c("layout", "str", "", "operand layout: nn = A and B row-major, not transposed"),
-        _c("M", "int", "1", "rows of A and C"),
-        _c("N", "int", "1", "columns of B and C"),
-        _c("K", "int", "1", "inner dimension"),
-        _c("tile_m", "int", "1", "block tile rows (0 = chosen by the library)"),
-        _c("tile_n", "int", "1", "block tile columns (0 = chosen by the library)"),
-        _c("tile_k", "int", "1", "block tile depth (0 = chosen by the library)"),
-        _c("thread_tile_m", "int", "1", "C rows per thread (0 = library)"),
-        _c("thread_tile_n", "int", "1", "C columns per thread (0 = library)"),
-        _c("threads_per_block", "int", "1", "threads per block (0 = library)"),
-        _c("split_k", "int", "1", "split-K factor (1 = none, 0 = library)"),
-        _c("stages", "int", "1", "shared-memory pipeline stages (0 = library)"),
-        _c("flops", "float", "FLOP", "2 M N K"),
+        _c("kernel", "str", "", "cublas, sgemm_tiled, sgemm_regblock or sgemm_naive",
+           choices=_kernels("gemm")),
+        _c("dtype", "str", "", "input type: fp32, tf32, fp16, bf16", choices=DTYPES),
+        _c("accum_dtype", "str", "", "accumulator type", choices=DTYPES),
+        _c("layout", "str", "", "operand layout: nn = A and B row-major, not transposed",
+           choices=("nn", "nt", "tn", "tt")),
+        _c("M", "int", "1", "rows of A and C", low=1, high=2**31 - 1),
+        _c("N", "int", "1", "columns of B and C", low=1, high=2**31 - 1),
+        _c("K", "int", "1", "inner dimension", low=1, high=2**31 - 1),
+        _c("tile_m", "int", "1", "block tile rows (0 = chosen by the library)", low=0,
+           high=4096),
+        _c("tile_n", "int", "1", "block tile columns (0 = chosen by the library)", low=0,
+           high=4096),
+        _c("tile_k", "int", "1", "block tile depth (0 = chosen by the library)", low=0,
+           high=4096),
+        _c("thread_tile_m", "int", "1", "C rows per thread (0 = library)", low=0, high=1024),
+        _c("thread_tile_n", "int", "1", "C columns per thread (0 = library)", low=0, high=1024),
+        _c("threads_per_block", "int", "1", "threads per block (0 = library)", low=0,
+           high=1024),
+        _c("split_k", "int", "1", "split-K factor (1 = none, 0 = library)", low=0, high=2**20),
+        _c("stages", "int", "1", "shared-memory pipeline stages (0 = library)", low=0,
+           high=1024),
+        _c("flops", "float", "FLOP", "2 M N K", low=0.0, gt=True, high=1e30),
         *TIMING,
         *KERNEL_TIMING,
-        _c("tflops", "float", "TFLOP/s", "flops / time_ms"),
+        _c("tflops", "float", "TFLOP/s", "flops / time_ms", **RATE),
         *POWER,
         _c("rel_err", "float", "1", "||C - ref|| / ||ref|| on sampled rows, ref in float64 "
-           "(empty if not finite)", required=False),
+           "(empty if not finite)", required=False, **REL_ERR),
         _c("check_ok", "bool", "", "rel_err within the tolerance of the dtype"),
     ),
 )
@@ -198,12 +307,13 @@ TRANSPOSE = TableSchema(
     "transpose",
     "Out-of-place float32 transpose; bytes = 2 x rows x cols x 4.",
     (
-        _c("kernel", "str", "", "transpose_naive or transpose_tiled"),
-        _c("rows", "int", "1", "rows of the input"),
-        _c("cols", "int", "1", "columns of the input"),
-        _c("bytes_moved", "int", "B", "bytes read plus written"),
+        _c("kernel", "str", "", "transpose_naive or transpose_tiled",
+           choices=_kernels("transpose")),
+        _c("rows", "int", "1", "rows of the input", low=1, high=2**31 - 1),
+        _c("cols", "int", "1", "columns of the input", low=1, high=2**31 - 1),
+        _c("bytes_moved", "int", "B", "bytes read plus written", **BYTES),
         *TIMING,
-        _c("bandwidth_GBps", "float", "GB/s", "bytes_moved / time"),
+        _c("bandwidth_GBps", "float", "GB/s", "bytes_moved / time", **RATE),
         _c("check_ok", "bool", "", "output equals the reference transpose"),
     ),
 )
@@ -212,12 +322,13 @@ REDUCTION = TableSchema(
     "reduction",
     "Sum of n float32 values (one pass, atomics per block).",
     (
-        _c("n", "int", "1", "elements"),
-        _c("bytes_moved", "int", "B", "bytes read"),
-        _c("blocks", "int", "1", "thread blocks"),
+        _c("n", "int", "1", "elements", **COUNT),
+        _c("bytes_moved", "int", "B", "bytes read", **BYTES),
+        _c("blocks", "int", "1", "thread blocks", **COUNT),
         *TIMING,
-        _c("bandwidth_GBps", "float", "GB/s", "bytes_moved / time"),
-        _c("rel_err", "float", "1", "relative error against a float64 sum", required=False),
+        _c("bandwidth_GBps", "float", "GB/s", "bytes_moved / time", **RATE),
+        _c("rel_err", "float", "1", "relative error against a float64 sum", required=False,
+           **REL_ERR),
         _c("check_ok", "bool", "", "rel_err within 1e-4"),
     ),
 )
@@ -226,13 +337,14 @@ GEMV = TableSchema(
     "gemv",
     "y = A x, float32, A row-major M x N, one warp per row.",
     (
-        _c("M", "int", "1", "rows"),
-        _c("N", "int", "1", "columns"),
-        _c("bytes_moved", "int", "B", "4 (M N + N + M)"),
-        _c("flops", "float", "FLOP", "2 M N"),
+        _c("M", "int", "1", "rows", low=1, high=2**31 - 1),
+        _c("N", "int", "1", "columns", low=1, high=2**31 - 1),
+        _c("bytes_moved", "int", "B", "4 (M N + N + M)", **BYTES),
+        _c("flops", "float", "FLOP", "2 M N", low=0.0, gt=True, high=1e30),
         *TIMING,
-        _c("bandwidth_GBps", "float", "GB/s", "bytes_moved / time"),
-        _c("rel_err", "float", "1", "relative error against float64", required=False),
+        _c("bandwidth_GBps", "float", "GB/s", "bytes_moved / time", **RATE),
+        _c("rel_err", "float", "1", "relative error against float64", required=False,
+           **REL_ERR),
         _c("check_ok", "bool", "", "rel_err within 1e-4"),
     ),
 )
@@ -242,12 +354,15 @@ PCIE = TableSchema(
     "Host<->device copies through the runtime: pinned (async) and pageable (staged), "
     "and both directions at once on two streams.",
     (
-        _c("direction", "str", "", "h2d, d2h or bidir (both at once, bytes = both ways)"),
-        _c("host_memory", "str", "", "pinned or pageable"),
-        _c("size_B", "int", "B", "bytes per copy (per direction)"),
+        _c("direction", "str", "", "h2d, d2h or bidir (both at once, bytes = both ways)",
+           choices=("h2d", "d2h", "bidir")),
+        _c("host_memory", "str", "", "pinned or pageable", choices=("pinned", "pageable")),
+        _c("size_B", "int", "B", "bytes per copy (per direction)", **BYTES),
         *TIMING,
-        _c("bandwidth_GBps", "float", "GB/s", "bytes / time (bidir: total of both ways)"),
-        _c("wall_us", "float", "us", "median host wall time per copy (synchronised)"),
+        _c("bandwidth_GBps", "float", "GB/s", "bytes / time (bidir: total of both ways)",
+           **RATE),
+        _c("wall_us", "float", "us", "median host wall time per copy (synchronised)",
+           low=0.0, gt=True, high=3.6e9),
         _c("check_ok", "bool", "", "data arrived intact"),
     ),
 )
@@ -257,7 +372,8 @@ LAUNCH = TableSchema(
     "Kernel launch overhead (empty kernel) and idle board power.",
     (
         _c("metric", "str", "", "what was measured"),
-        _c("value", "float", "", "the figure"),
+        _c("value", "float", "", "the figure (a launch time in us or an idle power in W)",
+           low=0.0, gt=True, high=1e9),
         _c("unit", "str", "", "its unit"),
         _c("detail", "str", "", "how it was measured", required=False),
     ),
@@ -275,12 +391,13 @@ def markdown_tables() -> str:
     out: list[str] = []
     for table in TABLES.values():
         out.append(f"### `{table.name}.csv`\n\n{table.doc}\n")
-        out.append("| column | type | unit | required | meaning |")
-        out.append("|---|---|---|---|---|")
+        out.append("| column | type | unit | required | valid values | meaning |")
+        out.append("|---|---|---|---|---|---|")
         for c in table.columns:
             unit = c.unit if c.unit else "-"
             doc = c.doc.replace("|", "\\|") + (" (absent from older runs)" if c.added else "")
+            valid = "any" if c.type == "str" and not c.choices else c.expected()
             out.append(f"| `{c.name}` | {c.type} | {unit} | {'yes' if c.required else 'no'} "
-                       f"| {doc} |")
+                       f"| {valid} | {doc} |")
         out.append("")
     return "\n".join(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ import pandas as pd
 
 from simgpu.calibrate.dataset import RunDir
 from simgpu.errors import SimgpuError
-from simgpu.io import save_figure
+from simgpu.io import OutputError, save_figure
 from simgpu.validate.families import Family, families, params_text, pct_error, view_values
 
 VIEWS = ("simulated", "analytical", "learned")
@@ -36,6 +37,13 @@ def validate_run(
     family (``(family, view) -> note``). A view that does not model a family leaves NaN there
     and says so in the notes; a view whose package is missing says that too.
     """
+    if isinstance(max_sim, bool) or not isinstance(max_sim, int) or max_sim < 0:
+        raise SimgpuError(f"max_sim = {max_sim!r}: expected an integer >= 0 (simulated rows per "
+                          "curve)")
+    if (isinstance(sim_budget_s, bool) or not isinstance(sim_budget_s, int | float)
+            or not math.isfinite(sim_budget_s) or sim_budget_s < 0):
+        raise SimgpuError(f"sim_budget_s = {sim_budget_s!r}: expected a finite number of "
+                          "seconds >= 0")
     run = RunDir.open(run_dir)
     have = run.finished_tables()
     fams = families()
@@ -99,6 +107,8 @@ def _compare(
             try:
                 values, note = view_values(view, spec, fam, rows, opts)
                 notes[(fam.name, view)] = note
+            except OutputError:
+                raise  # a folder the view writes to (the predictor's cache): the user's to fix
             except SimgpuError as exc:
                 notes[(fam.name, view)] = f"failed: {exc}"
                 if log:
@@ -162,7 +172,7 @@ def plot_families(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_title(f"{fam_name}: measured vs views")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6, ncol=2)
-        paths.append(save_figure(fig, out_dir / f"{fam_name}.png"))
+        paths.append(save_figure(fig, out_dir / f"{fam_name}.png", overwrite=False))
     return paths
 
 

@@ -25,13 +25,14 @@ from simgpu.calibrate.gpu import device_name_for, device_properties, require_cup
 from simgpu.calibrate.power import PowerMeter
 from simgpu.calibrate.runner import BENCHMARKS, measure_tables, provenance
 from simgpu.errors import GPUUnavailableError, SimgpuError, ViewUnavailable
+from simgpu.io import plain_name
 from simgpu.views.estimate import Estimate, number
 
 if TYPE_CHECKING:
     from simgpu.devices.spec import DeviceSpec
     from simgpu.workloads.base import Workload
 
-__all__ = ["calibration_root", "estimates", "find_row", "measure_live", "runs_of"]
+__all__ = ["calibration_root", "check_root", "estimates", "find_row", "measure_live", "runs_of"]
 
 Log = Callable[[str], None]
 
@@ -44,9 +45,20 @@ def calibration_root() -> Path:
     return Path(__file__).resolve().parents[2] / "calibration"
 
 
+def check_root(root: Path) -> Path:
+    """``root`` if it is a folder: a calibration folder that was named must exist (a missing
+    one is an error, not "no run measured this")."""
+    if not root.exists():
+        raise SimgpuError(f"calibration folder {root}: no such folder")
+    if not root.is_dir():
+        raise SimgpuError(f"calibration folder {root}: not a folder")
+    return root
+
+
 def runs_of(root: Path, device: str, table: str) -> list[RunDir]:
-    """The device's runs with a finished ``table``: complete runs first, newest first."""
-    folder = root / device
+    """The device's runs with a finished ``table``: complete runs first, newest first. A run
+    folder whose manifest or table is malformed is an error naming the file, not skipped."""
+    folder = root / plain_name(device, "device name")
     if not folder.is_dir():
         return []
     runs = []
@@ -161,7 +173,7 @@ def estimates(
 ) -> list[Estimate | ViewUnavailable]:
     """The measured view of each workload (see the module docstring)."""
     device = device or spec.name
-    root = root or calibration_root()
+    root = check_root(root) if root is not None else calibration_root()
     tables: dict[str, list[tuple[RunDir, pd.DataFrame]]] = {}
     out: list[Estimate | ViewUnavailable] = []
     for w in workloads:
