@@ -22,7 +22,7 @@ import random
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -187,6 +187,7 @@ class Source:
         self._out = 0
         self._t_last = 0.0
         self._started = False
+        self._on_known = self._known  # bound once: made per request otherwise
 
     def _issue(self, req: MemRequest) -> None:
         now = self.env.now
@@ -202,7 +203,7 @@ class Source:
             r.writes += 1
         else:
             r.reads += 1
-        self.system.submit(req, self._known)
+        self.system.submit(req, self._on_known)
 
     def _known(self, req: MemRequest) -> None:
         """The completion time is decided: fire :meth:`_complete` then."""
@@ -213,7 +214,7 @@ class Source:
 
     def _complete(self, ev: simpy.Event) -> None:
         now = self.env.now
-        req = cast(MemRequest, ev.value)  # the Timeout's value (SimPy types it Optional)
+        req: MemRequest = ev.value  # type: ignore[assignment]  # the Timeout's value
         r = self.res
         r.in_flight_area += self._out * (now - self._t_last)
         self._t_last = now

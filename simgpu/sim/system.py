@@ -99,6 +99,26 @@ class _L1:
         self.retry_armed = False
 
 
+class _Completion:
+    """Where :meth:`MemorySystem.access` sends a request's completion: the caller's event."""
+
+    __slots__ = ("env", "event")
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.event: simpy.Event | None = None
+
+    def __call__(self, req: MemRequest) -> None:
+        env = self.env
+        now = env.now
+        t = req.t_done or 0.0  # (never None: the system sets it before it calls back)
+        delay = t - now if t > now else 0.0
+        if self.event is None:  # decided inside access(): the caller gets this Timeout
+            self.event = env.timeout(delay, req)
+        else:
+            fire_at(env, self.event, delay, req)
+
+
 class _Fill(MSHREntry):
     """An MSHR entry that also knows which level will answer and how many fetches are out."""
 
@@ -232,20 +252,18 @@ class MemorySystem:
     def access(self, req: MemRequest) -> simpy.Event:
         """Start a request now; the returned event fires with it when it is complete.
 
-        Built on :meth:`submit`: once the completion time is decided, a Timeout carrying the
-        request triggers the event then (:func:`~simgpu.sim.hbm.fire_at`). A caller that
-        issues many requests is better served by :meth:`submit` and one Timeout of its own
-        per completion (as :mod:`simgpu.sim.sources` does), which saves that second event.
+        Built on :meth:`submit`. When the completion time is decided at once (hits), the
+        event is a Timeout carrying the request; when it is decided later (misses), a Timeout
+        made then triggers the returned event (:func:`~simgpu.sim.hbm.fire_at`): a second
+        event, processed after the others due at the same time. A caller that issues many
+        requests is better served by :meth:`submit` and one Timeout of its own per completion
+        (as :mod:`simgpu.sim.sources` does).
         """
-        ev = self.env.event()
-        self._start(req, partial(self._fire, ev))
-        return ev
-
-    def _fire(self, ev: simpy.Event, req: MemRequest) -> None:
-        """Completion of :meth:`access`: trigger ``ev`` with ``req`` at ``req.t_done``."""
-        now = self.env.now
-        t = req.t_done
-        fire_at(self.env, ev, t - now if t is not None and t > now else 0.0, req)
+        sink = _Completion(self.env)
+        self._start(req, sink)
+        if sink.event is None:  # not decided yet
+            sink.event = self.env.event()
+        return sink.event
 
     def submit(self, req: MemRequest, on_known: Callable[[MemRequest], None]) -> None:
         """Start a request now and call ``on_known(req)`` as soon as its completion time
