@@ -36,7 +36,7 @@ def default_model(
             f" (set {datasets.DATA_ENV}); pass data=[...]"
         )
     df = datasets.load_many(specs)
-    forest, info = model.train(df, settings, log=log)
+    forest, info = model.train(df, settings, log=log, data=specs)
     info["data"] = specs
     info["rows"] = len(df)
     return forest, info

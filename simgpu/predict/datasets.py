@@ -9,13 +9,17 @@ published dataset's folder or zip) or a short name (``gpperf``, ``neusight``, ``
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
+import stat
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from zlib import error as zlib_error
 
 import numpy as np
 import pandas as pd
@@ -62,6 +66,13 @@ INT_COLUMNS = (
     "M", "N", "K", "tile_m", "tile_n", "tile_k", "thread_tile_m", "thread_tile_n",
     "threads_per_block", "split_k", "stages",
 )
+#: The largest value of an integer column: cuBLAS and CUDA take GEMM sizes, tiles and launch
+#: dimensions as 32-bit ints, so no measured GEMM has more (and products of two sizes stay
+#: exact in int64).
+MAX_INT = 2**31 - 1
+#: The most bytes a dataset file (or a CSV inside a zip) may hold. assumption: far above the
+#: largest dataset here (UCI SGEMM: 24 MB of CSV).
+MAX_FILE_BYTES = 2 * 2**30
 #: Environment variable naming the folder of published datasets (default: ../shared/data
 #: beside the repository).
 DATA_ENV = "SIMGPU_DATA"
@@ -87,17 +98,33 @@ def calibration_dir() -> Path:
 
 
 def _shown(value: Any) -> str:
-    return repr(value.item() if isinstance(value, np.generic) else value)
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _where(i: int) -> str:
     return f"row {i} (line {i + 2} of a CSV)"
 
 
+def _numeric(col: Any) -> np.ndarray:
+    """A column as float64, NaN where a cell is not a number (text, a missing value, an
+    integer beyond float range)."""
+    out = pd.to_numeric(col, errors="coerce")
+    if out.dtype == object:  # Python ints beyond int64 stay objects
+        out = pd.Series([v if isinstance(v, (int, float)) and not isinstance(v, bool) and
+                         abs(v) < 1e308 else np.nan for v in out], index=col.index)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(out, dtype=float)
+
+
 def validate(df: Any, source: str) -> Any:
     """Check a frame against the GEMM schema, fill optional columns, return a clean copy."""
     if len(df) == 0:
         raise DatasetError(f"{source}: empty dataset (no rows), expected GEMM rows")
+    names = [str(c) for c in df.columns]
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise DatasetError(f"{source}: column(s) {twice} given twice, expected each once")
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise DatasetError(
@@ -111,30 +138,40 @@ def validate(df: Any, source: str) -> Any:
         elif name != "power_W" and not isinstance(default, float):
             out[name] = out[name].fillna(default)
     for name in INT_COLUMNS:
-        col = pd.to_numeric(out[name], errors="coerce")
-        bad = col.isna() | (col < (1 if name in ("M", "N", "K") else 0)) | (col % 1 != 0)
+        col = _numeric(out[name])
+        low = 1 if name in ("M", "N", "K") else 0
+        bad = ~np.isfinite(col) | (col < low) | (col > MAX_INT) | (col % 1 != 0)
         if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
+            i = int(np.flatnonzero(bad)[0])
             raise DatasetError(
                 f"{source}: column {name!r}, {_where(i)}: got {_shown(out[name].iloc[i])},"
-                " expected an"
-                f" integer >= {1 if name in ('M', 'N', 'K') else 0}"
+                f" expected an integer from {low} to {MAX_INT}"
             )
         out[name] = col.astype(np.int64)
-    for name in ("time_s", "power_W", *[c for c in DEVICE_COLUMNS if c in out.columns]):
-        col = pd.to_numeric(out[name], errors="coerce")
-        if name == "time_s":
-            bad = ~np.isfinite(col) | (col <= 0)
-        else:
-            bad = out[name].notna() & (~np.isfinite(col) | (col <= 0))
+    for name in [c for c in out.columns if str(c).startswith("param_")]:
+        col = _numeric(out[name])
+        bad = out[name].notna().to_numpy() & ~np.isfinite(col)
         if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
+            i = int(np.flatnonzero(bad)[0])
+            raise DatasetError(
+                f"{source}: column {name!r}, {_where(i)}: got {_shown(out[name].iloc[i])},"
+                " expected a finite number (empty: 0)"
+            )
+        if not pd.api.types.is_numeric_dtype(out[name]) or out[name].dtype == bool:
+            out[name] = col
+    for name in ("time_s", "power_W", *[c for c in DEVICE_COLUMNS if c in out.columns]):
+        num = _numeric(out[name])
+        bad = ~np.isfinite(num) | (num <= 0)
+        if name != "time_s":
+            bad &= out[name].notna().to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
             raise DatasetError(
                 f"{source}: column {name!r}, {_where(i)}: got {_shown(out[name].iloc[i])},"
                 " expected a"
                 " finite number > 0"
             )
-        out[name] = col.astype(float)
+        out[name] = num
     dt = out["dtype"].astype(str)
     bad = ~dt.isin(list(DTYPE_BYTES))
     if bad.any():
@@ -168,7 +205,17 @@ def device_params(df: Any, source: str = "dataset") -> dict[str, DeviceParams]:
                 f"{source}: device {name!r} is not in models/ and its rows lack {missing};"
                 f" give a device file or the columns {list(DEVICE_COLUMNS)}"
             )
+        for c in DEVICE_COLUMNS:
+            values = rows[c].unique()
+            if len(values) > 1:
+                raise DatasetError(f"{source}: device {name!r}: its rows disagree on {c}"
+                                   f" ({_shown(values[0])} and {_shown(values[1])}), expected"
+                                   " one figure per device")
         r = rows.iloc[0]
+        for c in ("dev_sm_count", "dev_fp32_lanes_per_sm"):
+            if not (float(r[c]) % 1 == 0 and 1 <= float(r[c]) <= 2**20):
+                raise DatasetError(f"{source}: device {name!r}: {c} {_shown(r[c])}, expected a"
+                                   f" whole number from 1 to {2**20}")
         out[name] = DeviceParams.from_figures(
             name=name,
             sm_count=int(r["dev_sm_count"]),
@@ -184,6 +231,22 @@ def device_params(df: Any, source: str = "dataset") -> dict[str, DeviceParams]:
 
 # --------------------------------------------------------------------------------------------
 # adapters
+
+
+def _whole(df: Any, columns: Iterable[str], source: str, low: int = 1) -> dict[str, np.ndarray]:
+    """Columns of a published dataset's file that must hold whole numbers >= ``low``, as int64;
+    a DatasetError naming the first cell that does not."""
+    out = {}
+    for name in columns:
+        col = _numeric(df[name])
+        bad = ~np.isfinite(col) | (col < low) | (col > MAX_INT) | (col % 1 != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DatasetError(f"{source}: column {name!r}, {_where(i)}: got"
+                               f" {_shown(df[name].iloc[i])}, expected an integer from {low} to"
+                               f" {MAX_INT}")
+        out[name] = col.astype(np.int64)
+    return out
 
 
 #: GPPerf: every row ran cutlass_simt_sgemm_128x128_8x2 (the README: the blocksize labels were
@@ -210,7 +273,7 @@ def from_gpperf(df: Any, source: str) -> Any:
             "M": df["M"],
             "N": df["N"],
             "K": df["K"],
-            "time_s": pd.to_numeric(df["runtime_ms"], errors="coerce") / 1e3,
+            "time_s": _time_from_ms(df, "runtime_ms", source),
             "param_beta": pd.to_numeric(df["beta"], errors="coerce").fillna(0.0),
             "power_W": np.nan,
             **_GPPERF_KERNEL,
@@ -251,6 +314,9 @@ def from_neusight(df: Any, source: str, configs: Path | None) -> Any:
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise DatasetError(f"{source}: missing NeuSight column(s) {missing}")
+    n = _whole(df, ["B", "M", "N", "K", "Block x", "Grid z",
+                    *[c for c in ("Block y", "Block z") if c in df.columns]], source)
+    n["Grid z"] = _whole(df, ["Grid z"], source, low=0)["Grid z"]
     names = df["Kernel Name"].astype(str)
     tiles = names.str.extract(_TILE_RE)
     if tiles.isna().any().any():
@@ -268,16 +334,16 @@ def from_neusight(df: Any, source: str, configs: Path | None) -> Any:
             # computes C^T = W x^T, so the GEMM is K x (B*M) x N: grid x times the kernel's
             # tile_m covers the K column (e.g. A100 row M=36, N=170, K=53341: grid 417 x 1 of
             # 128x64 tiles).
-            "M": df["K"].astype(np.int64),
-            "N": df["B"].astype(np.int64) * df["M"].astype(np.int64),
-            "K": df["N"].astype(np.int64),
-            "tile_m": tiles[0].astype(int),
-            "tile_n": tiles[1].astype(int),
+            "M": n["K"],
+            "N": n["B"] * n["M"],
+            "K": n["N"],
+            "tile_m": tiles[0].astype(np.int64),
+            "tile_n": tiles[1].astype(np.int64),
             "tile_k": 8,  # cuBLAS SIMT sgemm K step (CUTLASS SIMT default threadblock K = 8)
-            "threads_per_block": df["Block x"] * df.get("Block y", 1) * df.get("Block z", 1),
-            "split_k": df["Grid z"].clip(lower=1),
+            "threads_per_block": n["Block x"] * n.get("Block y", 1) * n.get("Block z", 1),
+            "split_k": np.maximum(n["Grid z"], 1),
             "stages": 2,
-            "time_s": pd.to_numeric(df["Latency"], errors="coerce") / 1e3,
+            "time_s": _time_from_ms(df, "Latency", source),
             "power_W": np.nan,
             "param_sliced": names.str.contains("sliced").astype(int),
         }
@@ -357,6 +423,11 @@ def from_uci(df: Any, source: str) -> Any:
     missing = [c for c in UCI_PARAMS if c not in df.columns] + ([] if runs else ["Run1 (ms)"])
     if missing:
         raise DatasetError(f"{source}: missing UCI SGEMM column(s) {missing}")
+    p = _whole(df, UCI_PARAMS[:5], source)
+    p.update(_whole(df, UCI_PARAMS[5:], source, low=0))
+    ms = pd.DataFrame({c: _numeric(df[c]) for c in runs}, index=df.index)
+    for c in runs:
+        _time_from_ms(df, c, source)  # a DatasetError naming the first cell not a number
     out = pd.DataFrame(
         {
             "device": "gtx-680",
@@ -367,17 +438,17 @@ def from_uci(df: Any, source: str) -> Any:
             "M": 2048,
             "N": 2048,
             "K": 2048,
-            "tile_m": df["MWG"],
-            "tile_n": df["NWG"],
-            "tile_k": df["KWG"],
-            "thread_tile_m": (df["MWG"] // df["MDIMC"]).clip(lower=1),
-            "thread_tile_n": (df["NWG"] // df["NDIMC"]).clip(lower=1),
-            "threads_per_block": df["MDIMC"] * df["NDIMC"],
+            "tile_m": p["MWG"],
+            "tile_n": p["NWG"],
+            "tile_k": p["KWG"],
+            "thread_tile_m": np.maximum(p["MWG"] // p["MDIMC"], 1),
+            "thread_tile_n": np.maximum(p["NWG"] // p["NDIMC"], 1),
+            "threads_per_block": p["MDIMC"] * p["NDIMC"],
             "split_k": 1,
             "stages": 1,
-            "time_s": df[runs].astype(float).mean(axis=1) / 1e3,
+            "time_s": ms.mean(axis=1) / 1e3,
             "power_W": np.nan,
-            **{f"param_{c}": df[c] for c in UCI_PARAMS[5:]},
+            **{f"param_{c}": p[c] for c in UCI_PARAMS[5:]},
             **_GTX680,
         }
     )
@@ -388,21 +459,153 @@ def from_uci(df: Any, source: str) -> Any:
 # dispatch
 
 
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file (a FIFO or a device would block or never end)."""
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise DatasetError(f"{path}: not a regular file, expected a CSV or Parquet file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise DatasetError(f"{path}: {st.st_size / 2**30:.1f} GiB, more than the"
+                               f" {MAX_FILE_BYTES / 2**30:.0f} GiB a dataset file may hold")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def parse_csv(data: bytes, source: str) -> Any:
+    """CSV bytes as a DataFrame, or a DatasetError naming ``source``, the line and the problem:
+    an empty file, bytes that are not UTF-8 text, a line with more or fewer fields than the
+    header (a last line cut short, without its end of line, is a torn file), a header naming a
+    column twice."""
+    if not data.strip():
+        raise DatasetError(f"{source}: empty file, expected CSV text with a header line")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise DatasetError(f"{source}: line {line}: a NUL byte; expected CSV text, not binary"
+                           " data")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DatasetError(
+            f"{source}: line {line}, byte {col}: {data[exc.start:exc.start + 1]!r} is not UTF-8;"
+            " expected CSV text in UTF-8"
+        ) from None
+    if '"' not in text:
+        _check_fields(text, source)  # the common case, without a CSV parser's cost
+    else:
+        _check_quoted_fields(text, source)
+    try:
+        return pd.read_csv(io.StringIO(text), low_memory=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DatasetError(f"{source}: cannot read as a table: {str(exc)[:200]}") from None
+
+
+def _twice(header: list[str], source: str, line: int) -> None:
+    names = [c.strip() for c in header]
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise DatasetError(f"{source}: line {line}: column(s) {twice} named twice in the"
+                           " header, expected each once")
+
+
+_EOL = re.compile(r"\r\n|\n|\r")
+
+
+def _wrong_fields(source: str, line: int, got: int, want: int, text: str) -> DatasetError:
+    last = len(_EOL.split(text.rstrip("\r\n"))) == line
+    if got < want and last and not text.endswith(("\n", "\r")):
+        return DatasetError(
+            f"{source}: line {line} is cut short ({got} of {want} fields, and no end of"
+            " line): the file looks torn (a write interrupted?); complete or remove that line"
+        )
+    return DatasetError(f"{source}: line {line}: {got} fields, the header has {want}")
+
+
+def _check_fields(text: str, source: str) -> None:
+    """Every line of CSV text without quotes has the header's number of fields."""
+    want = 0
+    for line, row in enumerate(_EOL.split(text), 1):
+        if not row.strip():
+            continue  # a blank line, skipped as pandas does
+        got = row.count(",") + 1
+        if not want:
+            want = got
+            _twice(row.split(","), source, line)
+        elif got != want:
+            raise _wrong_fields(source, line, got, want, text)
+
+
+def _check_quoted_fields(text: str, source: str) -> None:
+    """:func:`_check_fields` through a CSV parser (quoted fields may hold commas and ends of
+    line)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    try:
+        for row in reader:
+            if not row:
+                continue  # a blank line, skipped as pandas does
+            if header is None:
+                header = row
+                _twice(header, source, reader.line_num)
+            elif len(row) != len(header):
+                raise _wrong_fields(source, reader.line_num, len(row), len(header), text)
+    except csv.Error as exc:
+        raise DatasetError(f"{source}: line {reader.line_num}: not CSV ({exc})") from None
+
+
+def _read_table(path: Path) -> Any:
+    if path.suffix == ".parquet":
+        if not path.is_file():
+            raise DatasetError(f"{path}: not a regular file, expected a CSV or Parquet file")
+        return read_frame(path)
+    return parse_csv(_read_bytes(path), str(path))
+
+
+def _read_zip(path: Path) -> tuple[Any, str]:
+    """The first CSV inside a zip (the UCI SGEMM dataset's form) and its name."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(_read_bytes(path))) as zf:
+            info = next((i for i in zf.infolist()
+                         if i.filename.endswith(".csv") and "__MACOSX" not in i.filename), None)
+            if info is None:
+                raise DatasetError(f"{path}: no CSV inside the zip")
+            source = f"{path}:{info.filename}"
+            if info.file_size > MAX_FILE_BYTES:
+                raise DatasetError(f"{source}: expands to {info.file_size / 2**30:.1f} GiB, more"
+                                   f" than the {MAX_FILE_BYTES / 2**30:.0f} GiB a dataset file"
+                                   " may hold")
+            data = zf.read(info)
+    except DatasetError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError, zlib_error) as exc:
+        raise DatasetError(f"{path}: not a readable zip file ({str(exc)[:120]})") from None
+    return parse_csv(data, source), source
+
+
+def _time_from_ms(df: Any, column: str, source: str) -> Any:
+    """``column`` (milliseconds) as seconds; a DatasetError naming the first cell that is not a
+    number."""
+    ms = _numeric(df[column])
+    bad = ~np.isfinite(ms)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DatasetError(f"{source}: column {column!r}, {_where(i)}: got"
+                           f" {_shown(df[column].iloc[i])}, expected a number of milliseconds")
+    return ms / 1e3
+
+
 def _from_file(path: Path) -> Any:
     if path.suffix == ".zip":
-        try:
-            with zipfile.ZipFile(path) as zf:
-                name = next(
-                    (n for n in zf.namelist() if n.endswith(".csv") and "__MACOSX" not in n), None
-                )
-                if name is None:
-                    raise DatasetError(f"{path}: no CSV inside the zip")
-                with zf.open(name) as fh:
-                    df = pd.read_csv(fh)
-        except zipfile.BadZipFile:
-            raise DatasetError(f"{path}: not a zip file") from None
-        return from_uci(df, f"{path}:{name}")
-    df = read_frame(path)
+        df, source = _read_zip(path)
+        return from_uci(df, source)
+    df = _read_table(path)
     cols = set(df.columns)
     if {"runtime_ms", "blocksize1"} <= cols:
         return from_gpperf(df, str(path))
@@ -415,7 +618,7 @@ def _from_file(path: Path) -> Any:
         return from_calibration_table(df, str(path))
     if "time_ms" in cols and "time_s" not in cols:
         df = df.copy()
-        df["time_s"] = df["time_ms"].astype(float) / 1e3
+        df["time_s"] = _time_from_ms(df, "time_ms", str(path))
     return df
 
 
@@ -438,6 +641,8 @@ def load(spec: str | Path, *, sample: int | None = None, seed: int = 0) -> Any:
 
     ``sample`` keeps that many rows at random (seeded), for large datasets (UCI: 241,600 rows).
     """
+    if sample is not None and not (isinstance(sample, int) and sample >= 0):
+        raise DatasetError(f"sample {sample!r}: expected a number of rows >= 0")
     path = _resolve(spec)
     if not path.exists():
         raise DatasetError(

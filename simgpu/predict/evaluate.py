@@ -20,14 +20,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simgpu.errors import DatasetError
 from simgpu.predict import features as feat
 from simgpu.predict import tuning
 from simgpu.predict.model import GemmForest, Settings
-from simgpu.predict.splits import splits
+from simgpu.predict.splits import TEST_FRACTION, splits
 
-__all__ = ["MODELS", "PUBLISHED", "evaluate", "metrics", "summary_gpu"]
+__all__ = ["MIN_ROWS", "MODELS", "PUBLISHED", "TEST_FRACTION", "evaluate", "metrics",
+           "summary_gpu"]
 
 MODELS = ("analytical", "forest", "forest+physics")
+#: Fewest rows a dataset needs to be evaluated: every split holds some out and trains on the
+#: rest. assumption: 10 (the random split then tests on 2 rows and trains on 8).
+MIN_ROWS = 10
 
 
 def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -67,8 +72,14 @@ def evaluate(
     With ``repeats`` > 1 the random and held-out-group splits are drawn again with seeds
     ``seed .. seed + repeats - 1`` and the table gives the mean of each metric over the draws
     (``mape_pct_sd``: their standard deviation); the largest-size and held-out-GPU splits do not
-    depend on the seed and run once.
+    depend on the seed and run once. A dataset of fewer than :data:`MIN_ROWS` rows, or
+    ``repeats`` < 1, is a DatasetError.
     """
+    if len(df) < MIN_ROWS:
+        raise DatasetError(f"{dataset}: {len(df)} row(s); evaluation holds {TEST_FRACTION:.0%}"
+                           f" of the rows out and needs at least {MIN_ROWS}")
+    if repeats < 1:
+        raise DatasetError(f"repeats {repeats}: expected an integer >= 1")
     if repeats > 1:
         tables = []
         for r in range(repeats):

@@ -10,22 +10,23 @@ analytical features is one forest per kernel family (library, register-blocked, 
 when the training data holds several (:data:`FAMILY_MIN_ROWS`).
 
 Uncertainty: the spread (standard deviation) of the individual trees' predictions.
-Trained models are cached under ``$SIMGPU_CACHE`` (default ``~/.cache/simgpu``) in
-``predict/<key>.pkl``, where the key hashes the training data, the settings, the sources of the
-analytical model and the predictor with the device files, and the library versions; a change of
-any of them trains a new model.
+scikit-learn grows the trees; they predict as arrays (:mod:`simgpu.predict.trees`, the same
+numbers as scikit-learn's own ``predict``). Trained models are cached under ``$SIMGPU_CACHE``
+(default ``~/.cache/simgpu``) in ``predict/<key>.npz``, a file of numbers that loads without
+running anything it holds (:mod:`simgpu.predict.cache`), where the key hashes the training
+data, the settings, the sources of the analytical model and the predictor with the device
+files, and the library versions; a change of any of them trains a new model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pickle
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,25 @@ from simgpu import catalogue
 from simgpu.calibrate import gemm_rows
 from simgpu.devices.registry import models_dir
 from simgpu.errors import DatasetError
-from simgpu.io import atomic_output, code_fingerprint
+from simgpu.io import code_fingerprint
+from simgpu.predict import cache
 from simgpu.predict import features as feat
+from simgpu.predict.cache import CacheFileError
+from simgpu.predict.trees import ARRAYS, TreeArrays, TreeError
 
 #: Bump when features or targets change, so cached models are retrained.
-MODEL_VERSION = 9
-CACHE_ENV = "SIMGPU_CACHE"
+MODEL_VERSION = 10
+#: The environment variable naming the cache's root folder.
+CACHE_ENV = cache.CACHE_ENV
 KINDS = ("forest", "forest+physics")
 
 
 class OutOfRangeWarning(UserWarning):
     """A prediction's features lie outside the range the model was trained on."""
+
+
+class CacheWarning(UserWarning):
+    """A cache file could not be used (it is replaced) or the forest was not cached."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,17 @@ class Settings:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise DatasetError(f"predictor kind {self.kind!r} unknown, expected one of {KINDS}")
+        for name, low, high in (("n_estimators", 1, None), ("min_samples_leaf", 1, None),
+                                ("seed", 0, 2**32 - 1)):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= low
+                    and (high is None or v <= high)):
+                raise DatasetError(f"predictor setting {name} = {v!r}: expected an integer"
+                                   f" from {low}" + (f" to {high}" if high else ""))
+        mf = self.max_features
+        if not (isinstance(mf, (int, float)) and not isinstance(mf, bool) and 0 < mf <= 1):
+            raise DatasetError(f"predictor setting max_features = {mf!r}: expected a fraction"
+                               " in (0, 1]")
 
 
 def _forest(s: Settings) -> Any:
@@ -104,12 +124,13 @@ def families(df: Any) -> np.ndarray:
 
 
 class _Part:
-    """The runtime (and power) forest of one family, or of all of them."""
+    """The runtime (and power) forest of one family, or of all of them. scikit-learn grows the
+    trees; they are kept, and predict, as arrays (:class:`~simgpu.predict.trees.TreeArrays`)."""
 
     def __init__(self) -> None:
         self.varying: np.ndarray = np.zeros(0, dtype=bool)  # the columns the trees see
-        self.time_model: Any = None
-        self.power_model: Any = None
+        self.time_trees: TreeArrays | None = None
+        self.power_trees: TreeArrays | None = None
         self.joint = False  # one forest for both targets
         self.power_scale = (0.0, 1.0)
         self.time_scale = (0.0, 1.0)
@@ -120,6 +141,9 @@ class _Part:
         # A column constant over the training rows (a one-GPU dataset's device figures) cannot
         # split a node; left in, it would only dilute the random choice of features per split.
         self.varying = Xv.max(axis=0) > Xv.min(axis=0)
+        if not self.varying.any():
+            # rows that all look alike: trees of one leaf (the mean) on any one column
+            self.varying[:1] = True
         Xv = Xv[:, self.varying]
         has_p = np.isfinite(yp)
         if has_p.all():
@@ -127,27 +151,79 @@ class _Part:
             self.power_scale = (float(yp.mean()), float(yp.std() or 1.0))
             Y = np.column_stack([(yt - self.time_scale[0]) / self.time_scale[1],
                                  (yp - self.power_scale[0]) / self.power_scale[1]])
-            self.time_model = _forest(s).fit(Xv, Y, sample_weight=weights)
+            self.time_trees = TreeArrays.from_sklearn(
+                _forest(s).fit(Xv, Y, sample_weight=weights))
             self.joint = True
             return self
-        self.time_model = _forest(s).fit(Xv, yt, sample_weight=weights)
+        self.time_trees = TreeArrays.from_sklearn(_forest(s).fit(Xv, yt, sample_weight=weights))
         if has_p.sum() >= 10:
             w = None if weights is None else weights[has_p]
-            self.power_model = _forest(s).fit(Xv[has_p], yp[has_p], sample_weight=w)
+            self.power_trees = TreeArrays.from_sklearn(
+                _forest(s).fit(Xv[has_p], yp[has_p], sample_weight=w))
         return self
-
-    def _trees(self, model: Any, Xv: np.ndarray) -> np.ndarray:
-        Xv = Xv[:, self.varying]
-        return np.stack([t.predict(Xv) for t in model.estimators_])
 
     def trees(self, Xv: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Every tree's (time, power) targets, shape (trees, rows); power None without."""
-        trees = self._trees(self.time_model, Xv)
+        assert self.time_trees is not None
+        Xv = Xv[:, self.varying]
+        trees = self.time_trees.predict(Xv)
         if self.joint:
             return (trees[:, :, 0] * self.time_scale[1] + self.time_scale[0],
                     trees[:, :, 1] * self.power_scale[1] + self.power_scale[0])
-        p_tr = self._trees(self.power_model, Xv) if self.power_model is not None else None
+        p_tr = self.power_trees.predict(Xv) if self.power_trees is not None else None
         return trees, p_tr
+
+    # the cache file (simgpu.predict.cache) ---------------------------------------------------
+    def to_file(self, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """This part's entry of ``meta.json`` and its arrays, named ``<name>.<what>``."""
+        meta: dict[str, Any] = {"joint": self.joint, "time_scale": list(self.time_scale),
+                                "power_scale": list(self.power_scale), "trees": {}}
+        arrays = {f"{name}.varying": self.varying}
+        for what, t in (("time", self.time_trees), ("power", self.power_trees)):
+            if t is None:
+                continue
+            meta["trees"][what] = {"n_features": t.n_features, "max_depth": t.max_depth}
+            arrays.update({f"{name}.{what}.{k}": v for k, v in t.arrays().items()})
+        return meta, arrays
+
+    @classmethod
+    def from_file(cls, name: str, meta: Any, arrays: dict[str, np.ndarray],
+                  n_columns: int) -> _Part:
+        """The part that :meth:`to_file` wrote; a CacheFileError where the file disagrees."""
+        part = cls()
+        if not isinstance(meta, dict) or not isinstance(meta.get("trees"), dict):
+            raise CacheFileError(f"part {name!r}: no trees")
+        part.joint = meta.get("joint") is True
+        for attr in ("time_scale", "power_scale"):
+            pair = meta.get(attr)
+            if not (isinstance(pair, list) and len(pair) == 2 and all(
+                    isinstance(v, (int, float)) and np.isfinite(v) for v in pair)):
+                raise CacheFileError(f"part {name!r}: {attr} {str(pair)[:40]}")
+            setattr(part, attr, (float(pair[0]), float(pair[1])))
+        varying = arrays.get(f"{name}.varying")
+        if varying is None or varying.dtype != bool or varying.shape != (n_columns,):
+            raise CacheFileError(f"part {name!r}: its columns do not match the forest's")
+        part.varying = varying
+        trees = meta["trees"]
+        if set(trees) - {"time", "power"} or "time" not in trees or (
+                part.joint and "power" in trees):
+            raise CacheFileError(f"part {name!r}: trees {sorted(map(str, trees))}")
+        for what, info in trees.items():
+            if not isinstance(info, dict):
+                raise CacheFileError(f"part {name!r}: {what} trees")
+            try:
+                t = TreeArrays.from_arrays(
+                    {k: arrays.get(f"{name}.{what}.{k}") for k in ARRAYS},  # type: ignore[misc]
+                    info.get("n_features"), info.get("max_depth"))  # type: ignore[arg-type]
+            except (TreeError, AttributeError) as exc:
+                raise CacheFileError(f"part {name!r}, {what} trees: {exc}") from None
+            outputs = 2 if (part.joint and what == "time") else 1
+            if t.n_features != int(varying.sum()) or t.n_outputs != outputs:
+                raise CacheFileError(f"part {name!r}, {what} trees: {t.n_features} features and"
+                                     f" {t.n_outputs} outputs, expected {int(varying.sum())}"
+                                     f" and {outputs}")
+            setattr(part, f"{what}_trees", t)
+        return part
 
 
 class GemmForest:
@@ -163,6 +239,63 @@ class GemmForest:
         self.n_train = 0
         self.n_power = 0
         self.devices: list[str] = []
+
+    # the cache file (simgpu.predict.cache) ---------------------------------------------------
+    def to_file(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``meta.json``'s description of this forest and its arrays (numbers only)."""
+        meta: dict[str, Any] = {
+            "settings": asdict(self.settings), "columns": list(self.columns),
+            "n_train": self.n_train, "n_power": self.n_power, "devices": list(self.devices),
+            "parts": {},
+        }
+        arrays: dict[str, np.ndarray] = {"lo": self.lo, "hi": self.hi}
+        for name, part in self.parts.items():
+            meta["parts"][name], part_arrays = part.to_file(name)
+            arrays.update(part_arrays)
+        return meta, arrays
+
+    @classmethod
+    def from_file(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> GemmForest:
+        """The forest :meth:`to_file` described; a CacheFileError where the file disagrees with
+        itself or with what a forest is."""
+        s = meta.get("settings")
+        if not isinstance(s, dict) or set(s) != {f.name for f in fields(Settings)}:
+            raise CacheFileError(f"settings {str(s)[:80]}")
+        try:
+            settings = Settings(**s)
+        except (DatasetError, TypeError) as exc:
+            raise CacheFileError(f"settings: {exc}") from None
+        if asdict(settings) != s:
+            raise CacheFileError(f"settings {str(s)[:80]}")
+        f = cls(settings)
+        columns = meta.get("columns")
+        if not (isinstance(columns, list) and columns and all(isinstance(c, str)
+                                                                for c in columns)):
+            raise CacheFileError("no feature columns")
+        f.columns = columns
+        for name in ("lo", "hi"):
+            a = arrays.get(name)
+            if a is None or a.dtype != np.float64 or a.shape != (len(columns),):
+                raise CacheFileError(f"array {name!r} does not match the columns")
+            setattr(f, name, a)
+        for name in ("n_train", "n_power"):
+            value = meta.get(name)
+            if not (isinstance(value, int) and value >= 0):
+                raise CacheFileError(f"{name} {value!r}")
+            setattr(f, name, value)
+        devices = meta.get("devices")
+        if not (isinstance(devices, list) and all(isinstance(d, str) for d in devices)):
+            raise CacheFileError("devices")
+        f.devices = devices
+        parts = meta.get("parts")
+        if not isinstance(parts, dict) or not parts or not set(parts) <= {
+                *catalogue.FAMILIES, ALL}:
+            raise CacheFileError(f"parts {str(parts)[:80]}")
+        if ALL not in parts and set(parts) != set(catalogue.FAMILIES):
+            raise CacheFileError(f"parts {sorted(parts)}: a family has no forest")
+        for name, part_meta in parts.items():
+            f.parts[name] = _Part.from_file(name, part_meta, arrays, len(columns))
+        return f
 
     # targets -----------------------------------------------------------------------------
     def _time_target(self, df: Any, est: Any) -> np.ndarray:
@@ -279,9 +412,8 @@ class GemmForest:
 
 
 def cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    base = Path(env) if env else Path.home() / ".cache" / "simgpu"
-    return base / "predict"
+    """The predictor's cache folder (:func:`simgpu.predict.cache.cache_dir`)."""
+    return cache.cache_dir()
 
 
 def data_hash(df: Any) -> str:
@@ -322,35 +454,89 @@ def _weights(df: Any) -> np.ndarray:
     return np.asarray(w * len(df) / w.sum(), dtype=float)
 
 
+def _warn(log: Any, message: str) -> None:
+    if log is not None:
+        log(f"warning: {message}")
+    else:
+        warnings.warn(message, CacheWarning, stacklevel=3)
+
+
+def _load(path: Path, key: str, log: Any) -> GemmForest | None:
+    """The cached forest at ``path``, or None (nothing there, or a file that does not load:
+    said in one line, and trained again)."""
+    if not (path.exists() or path.is_symlink()):
+        return None
+    try:
+        meta, arrays = cache.read(path)
+        if meta.get("key") != key:
+            raise CacheFileError(f"it holds key {str(meta.get('key'))[:30]!r}")
+        model = GemmForest.from_file(meta.get("forest") or {}, arrays)
+    except CacheFileError as exc:
+        _warn(log, f"predictor cache file {path} is not usable ({exc}); training again")
+        return None
+    cache.touch(path)
+    return model
+
+
+def _save(path: Path, model: GemmForest, key: str, info: dict[str, Any],
+          data: Sequence[str] | None, df: Any, log: Any) -> None:
+    forest_meta, arrays = model.to_file()
+    meta = {
+        "format": cache.FORMAT, "version": cache.FORMAT_VERSION, "key": key,
+        "forest": forest_meta,
+        "trained_on": {"data": [str(d) for d in data] if data else None, "rows": len(df),
+                       "datasets": sorted(map(str, df["dataset"].unique())),
+                       "devices": list(model.devices)},
+        "train_s": round(float(info["train_s"]), 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    limit = cache.limit_bytes()
+    if limit <= 0:
+        return
+    cache.write(path, meta, arrays)
+    size = path.stat().st_size
+    if size > limit:
+        path.unlink(missing_ok=True)
+        _warn(log, f"not cached: the forest takes {size / 1e6:.0f} MB, over the cache's limit of"
+                   f" {limit / 1e6:g} MB (${cache.LIMIT_ENV})")
+        return
+    for e in cache.evict(keep=path, limit=limit):
+        if log is not None:
+            log(f"cache over {limit / 1e6:g} MB: removed {e.path.name} ({e.bytes / 1e6:.0f} MB,"
+                " least recently used)")
+
+
 def train(
-    df: Any, settings: Settings | None = None, *, use_cache: bool = True, log: Any = None
+    df: Any, settings: Settings | None = None, *, use_cache: bool = True, log: Any = None,
+    data: Sequence[str] | None = None,
 ) -> tuple[GemmForest, dict[str, Any]]:
     """A trained forest for this data and these settings, from the cache when it is there.
 
-    Returns the model and an info dict (cache key, path, whether it was cached, seconds).
+    ``data``: what ``df`` was read from (recorded in the cache file, for ``simgpu predict
+    cache``). Returns the model and an info dict (cache key, path, whether it was cached,
+    seconds). A cache file that does not load is reported (``log``, else a
+    :class:`CacheWarning`) and replaced.
     """
     settings = settings or Settings()
     key = cache_key(df, settings)
-    path = cache_dir() / f"{key}.pkl"
+    path = cache.cache_dir() / f"{key}{cache.SUFFIX}"
     info: dict[str, Any] = {"cache_key": key, "cache_path": str(path), "cached": False}
-    if use_cache and path.exists():
-        try:
-            with open(path, "rb") as fh:
-                model = pickle.load(fh)  # our own cache file, written below
-            if isinstance(model, GemmForest):
-                info["cached"] = True
-                info["train_s"] = 0.0
-                return model, info
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
-            pass  # a broken or stale cache file: train again and replace it
+    if use_cache:
+        cache.usable_dir()  # a clear error now, not after training
+        cache.limit_bytes()
+        model = _load(path, key, log)
+        if model is not None:
+            info["cached"] = True
+            info["train_s"] = 0.0
+            return model, info
     if log is not None:
         log(f"training the {settings.kind} GEMM predictor on {len(df)} rows"
-            f" ({', '.join(sorted(df['dataset'].unique()))}); cached afterwards in {path}")
+            f" ({', '.join(sorted(df['dataset'].unique()))})"
+            + (f"; cached afterwards in {path}" if use_cache else ""))
     t0 = time.perf_counter()
     multi = df["dataset"].nunique() > 1
     model = GemmForest(settings).fit(df, _weights(df) if multi else None)
     info["train_s"] = time.perf_counter() - t0
     if use_cache:
-        with atomic_output(path) as tmp, tmp.open("wb") as fh:
-            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        _save(path, model, key, info, data, df, log)
     return model, info
