@@ -179,7 +179,7 @@ class PointerChase(Workload):
             def make(env: Any, spec_: DeviceSpec) -> Any:
                 system = default_system(env, spec_, seed)
                 lines = self.warm_lines(spec_, system.l1_bytes, system.line_bytes)
-                sector = 1 << ((self._next % system.line_bytes) // 32)
+                sector = 1 << ((self._next % system.line_bytes) // system.sector_bytes)
                 # the single block runs on SM 0 (blocks go to SMs in order)
                 system.warm(0, lines, sector)
                 return system
