@@ -132,7 +132,7 @@ def _reason(exc: OSError) -> str:
 def output_dir(path: str | Path, what: str = "output folder") -> Path:
     """Make the folder ``path`` (and its parents) if needed and check that it can be written;
     an :class:`OutputError` naming it (and ``what`` it is) where it cannot."""
-    path = Path(path)
+    path = _no_nul(Path(path), what)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -148,10 +148,16 @@ def output_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
+def _no_nul(path: Path, what: str) -> Path:
+    if "\0" in str(path):
+        raise OutputError(f"{what} {str(path)!r}: a path cannot hold a NUL character")
+    return path
+
+
 def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
     """Check, without creating anything, that ``path`` is a folder or could be made one: nothing
     on the way to it is a file, and it is not itself a file."""
-    path = Path(path)
+    path = _no_nul(Path(path), what)
     probe = path
     while True:
         if probe.exists() or probe.is_symlink():

@@ -512,14 +512,17 @@ def read_table(path: Path, schema: TableSchema) -> pd.DataFrame:
         twice = sorted({n for n in header if header.count(n) > 1})
         if twice:
             raise DatasetError(f"{path}: header: column(s) {twice} given more than once")
+        lineno = reader.line_num + 1  # where the next record starts (a cell may hold lines)
         for raw in reader:
-            lineno = reader.line_num
+            start, lineno = lineno, reader.line_num + 1
+            if not raw:  # a blank line
+                continue
             if len(raw) != len(header):
                 raise DatasetError(
-                    f"{path}: line {lineno}: {len(raw)} fields, expected {len(header)}"
+                    f"{path}: line {start}: {len(raw)} fields, expected {len(header)}"
                 )
             row = {h: (v if v != "" else None) for h, v in zip(header, raw, strict=True)}
-            records.append(check_row(schema, row, f"{path}: line {lineno}"))
+            records.append(check_row(schema, row, f"{path}: line {start}"))
     except csv.Error as exc:
         raise DatasetError(f"{path}: line {reader.line_num}: not a CSV table ({exc})") from None
     if not records:

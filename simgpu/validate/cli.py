@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,11 @@ def _validate(args: argparse.Namespace) -> int:
         _check_fresh(args.out)
     else:
         check_output_dir(results_root(), f"results folder (${RESULTS_ENV})")
+    if "learned" in views:  # the predictor caches its forest there
+        from simgpu.predict.model import CACHE_ENV
+
+        if os.environ.get(CACHE_ENV):
+            check_output_dir(Path(os.environ[CACHE_ENV]), f"predictor cache (${CACHE_ENV})")
     table, notes = validate_run(spec, args.run, only=only, views=views, max_sim=max_sim,
                                 sim_budget_s=sim_budget, log=print_log)
     out = _output_folder(args.out, spec.name, run.run_id)
