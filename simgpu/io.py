@@ -43,6 +43,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -75,6 +76,7 @@ __all__ = [
     "plain_name",
     "point_key",
     "point_record",
+    "read_bytes",
     "read_jsonl",
     "read_frame",
     "results_root",
@@ -301,6 +303,41 @@ def save_figure(fig: Any, path: Path, *, dpi: int = 120, overwrite: bool = True)
     return path
 
 
+#: Largest data file read whole (tables, manifests, points files): far above any simgpu writes.
+MAX_READ_BYTES = 1 << 30
+
+
+def regular_file(path: Path, what: str = "file") -> int:
+    """The size of ``path`` if it is a regular file (a link to one counts); a DatasetError
+    naming it otherwise: a missing file, a folder, or a pipe or device, which would block a
+    reader or never end."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such {what}") from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DatasetError(f"{path}: cannot read ({reason})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DatasetError(f"{path}: a folder, expected a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise DatasetError(f"{path}: not a regular file (a pipe or a device?), expected a {what}")
+    return st.st_size
+
+
+def read_bytes(path: Path, what: str = "file", limit: int = MAX_READ_BYTES) -> bytes:
+    """The content of the regular file ``path`` (:func:`regular_file`), at most ``limit``
+    bytes; a DatasetError naming the file where it cannot be read."""
+    size = regular_file(path, what)
+    if size > limit:
+        raise DatasetError(f"{path}: {size} bytes, more than the {limit >> 20} MiB a {what} "
+                           "may have")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from None
+
+
 def read_frame(path: Path) -> pd.DataFrame:
     """A CSV file (or ``.parquet``) as a DataFrame; DatasetError naming the file if it cannot
     be read as a table."""
@@ -308,6 +345,7 @@ def read_frame(path: Path) -> pd.DataFrame:
     # about 0.5 s to every command's start
     import pandas as pd
 
+    regular_file(path, "file")
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
@@ -353,12 +391,9 @@ def read_jsonl(path: Path) -> tuple[list[tuple[int, Any]], list[int], bool]:
     the file ends with a line left without its newline, which is never a record (a kill in the
     middle of an append leaves one, and even a complete-looking one may be short of its end).
     A missing file has no lines. A path that is not a readable file is a DatasetError."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return [], [], False
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from None
+    data = read_bytes(path, "JSON-lines file")
     lines = data.split(b"\n")
     torn = lines[-1] != b""
     records: list[tuple[int, Any]] = []

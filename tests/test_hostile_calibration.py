@@ -9,6 +9,7 @@ import io
 import json
 import math
 import numbers
+import os
 import shutil
 import tempfile
 import types
@@ -215,13 +216,39 @@ def test_run_paths_that_are_not_runs(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "manifest.json").mkdir()
     for path, message in ((afile, "not a folder"), (tmp_path / "missing", "no such folder"),
-                          (tmp_path / "m", "a folder, expected the run's manifest")):
+                          (tmp_path / "m", "a folder, expected a manifest file")):
         for argv in (["calibration-summary", str(path)],
                      ["calibration-close", str(path), "--reason", "x"],
                      ["fit", str(path)],
                      ["validate", "--device", "h100-sxm", "--run", str(path)]):
             code, _, err = cli(argv, capsys)
             assert one_line_error(code, err) and message in err, (argv, err)
+
+
+def test_pipes_and_links_are_refused_not_waited_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = copy_run(tmp_path / "a", ("reduction",))
+    (run / "reduction.csv").unlink()
+    os.mkfifo(run / "reduction.csv")  # a reader would wait for a writer for ever
+    code, _, err = cli(["validate", "--device", "h100-sxm", "--run", str(run), "--views",
+                        "analytical", "--out", str(tmp_path / "o")], capsys)
+    assert one_line_error(code, err) and "reduction.csv: not a regular file" in err, err
+    (run / "reduction.csv").unlink()
+    (run / "manifest.json").rename(run / "m.json")
+    os.mkfifo(run / "manifest.json")
+    code, _, err = cli(["calibration-summary", str(run)], capsys)
+    assert one_line_error(code, err) and "manifest.json: not a regular file" in err, err
+    # a run whose .partial leads elsewhere: closing it would write and delete there
+    other = copy_run(tmp_path / "b", ("launch",), manifest={"status": "running"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "reduction.jsonl").write_text(
+        json.dumps({"key": "a", "rows": [reduction_row()]}) + "\n")
+    (other / ".partial").symlink_to(elsewhere)
+    code, _, err = cli(["calibration-close", str(other), "--reason", "x"], capsys)
+    assert one_line_error(code, err) and ".partial: a link" in err, err
+    assert (elsewhere / "reduction.jsonl").exists()
 
 
 # --- fit reads the GEMM table through the schema -----------------------------------------------
@@ -360,8 +387,12 @@ def test_a_points_file_that_is_not_one_is_an_error(tmp_path: Path) -> None:
         load_points(path)
     folder = tmp_path / "d.jsonl"
     folder.mkdir()
-    with pytest.raises(DatasetError, match="cannot read"):
+    with pytest.raises(DatasetError, match="a folder, expected a JSON-lines file"):
         load_points(folder)
+    fifo = tmp_path / "f.jsonl"
+    os.mkfifo(fifo)  # reading it would block for ever
+    with pytest.raises(DatasetError, match="not a regular file"):
+        load_points(fifo)
 
 
 # --- number options and the calibration folder of compare ----------------------------------------

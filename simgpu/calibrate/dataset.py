@@ -30,6 +30,7 @@ from simgpu.io import (
     atomic_write_text,
     check_output_dir,
     plain_name,
+    read_bytes,
     read_jsonl,
 )
 
@@ -232,20 +233,11 @@ class RunDir:
         (they name folders), a known ``status``, a ``provenance`` object and a ``tables``
         object whose names are known tables. A DatasetError names the file and the key."""
         where = self.manifest_path
-        try:
-            if where.stat().st_size > MAX_MANIFEST_BYTES:
-                raise DatasetError(f"{where}: larger than {MAX_MANIFEST_BYTES >> 20} MiB; "
-                                   "not a manifest")
-            raw = where.read_bytes()
-        except FileNotFoundError:
-            raise DatasetError(f"{where}: no manifest; not a calibration run") from None
-        except IsADirectoryError:
-            raise DatasetError(f"{where}: a folder, expected the run's manifest file") from None
-        except NotADirectoryError:
-            raise DatasetError(f"{self.path}: not a folder; expected a calibration run "
-                               "folder") from None
-        except OSError as exc:
-            raise DatasetError(f"{where}: cannot read ({exc.strerror or exc})") from None
+        if not self.path.is_dir():
+            raise DatasetError(f"{self.path}: not a folder; expected a calibration run folder")
+        if not where.exists() and not where.is_symlink():
+            raise DatasetError(f"{where}: no manifest; not a calibration run")
+        raw = read_bytes(where, "manifest file", MAX_MANIFEST_BYTES)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -323,7 +315,10 @@ class RunDir:
         return self.path / f"{name}.csv"
 
     def _partial_path(self, name: str) -> Path:
-        return self.path / PARTIAL_DIR / f"{name}.jsonl"
+        folder = self.path / PARTIAL_DIR
+        if folder.is_symlink():  # it would lead the run's writes (and deletes) elsewhere
+            raise DatasetError(f"{folder}: a link; the run's partial tables must be its own")
+        return folder / f"{name}.jsonl"
 
     def partial_points(self, name: str) -> dict[str, list[dict[str, Any]]]:
         """Points already measured for an unfinished table, by key.
@@ -403,7 +398,7 @@ class RunDir:
 
     def unfinished_tables(self) -> list[str]:
         """Tables with measured points in ``.partial/`` but no finished file."""
-        folder = self.path / PARTIAL_DIR
+        folder = self._partial_path("x").parent
         if not folder.exists():
             return []
         if not folder.is_dir():
@@ -450,12 +445,9 @@ class RunDir:
 
 def _drop_torn_tail(path: Path) -> None:
     """Cut a last line left without its newline off ``path`` (if the file exists)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    data = read_bytes(path, "partial table")
     if data and not data.endswith(b"\n"):
         os.truncate(path, data.rfind(b"\n") + 1)
 
@@ -484,14 +476,7 @@ def read_table(path: Path, schema: TableSchema) -> pd.DataFrame:
     import pandas as pd
 
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such table") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{path}: a folder, expected a table file") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    data = read_bytes(path, "table")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
