@@ -23,22 +23,18 @@ structure, not a source of measured latencies.
 
 from __future__ import annotations
 
-import errno
 import math
-import os
 import re
 import shlex
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simgpu.devices.files import UnusableFile, read_input
+from simgpu.devices.files import UnusableFile, new_file, read_input
 from simgpu.devices.load import load_device, loads_device, to_dict, toml_key, toml_value
 from simgpu.devices.registry import Registry
 from simgpu.devices.spec import INT_CAP, NAME_PATTERN, DeviceSpec
 from simgpu.errors import DeviceFileError, SimgpuError
-from simgpu.io import atomic_write_text
 
 __all__ = [
     "AccelSimConfig",
@@ -685,30 +681,14 @@ def _output_path(out: str | None, name: str) -> Path:
 
 def write_new_device_file(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, never over an existing file (also not one that
-    appears while writing): the text goes to a hidden file beside it first (through
-    :func:`simgpu.io.atomic_write_text`), which is then linked to ``path`` in one step that
-    fails if ``path`` exists."""
-    if path.exists() or path.is_symlink():
-        raise SimgpuError(f"{path}: exists; device files are never overwritten")
-    fd, staging_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
-    os.close(fd)
-    staging = Path(staging_name)
+    appears while writing; :func:`simgpu.devices.files.new_file`)."""
     try:
-        atomic_write_text(staging, text)
-        try:
-            os.link(staging, path)
-        except FileExistsError:
-            raise SimgpuError(f"{path}: exists; device files are never overwritten") from None
-        except OSError as exc:  # a file system without hard links: exclusive create instead
-            if exc.errno not in (errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP):
-                raise SimgpuError(f"{path}: cannot write ({exc.strerror})") from None
-            try:
-                with path.open("x", encoding="utf-8") as handle:
-                    handle.write(text)
-            except FileExistsError:
-                raise SimgpuError(f"{path}: exists; device files are never overwritten") from None
-    finally:
-        staging.unlink(missing_ok=True)
+        with new_file(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except FileExistsError:
+        raise SimgpuError(f"{path}: exists; device files are never overwritten") from None
+    except OSError as exc:
+        raise SimgpuError(f"{path}: cannot write ({exc.strerror})") from None
 
 
 def add_import_command(sub: Any) -> None:

@@ -1,4 +1,5 @@
-"""Open the files simgpu reads as input within bounds: regular files only, of a bounded size.
+"""Open the files simgpu reads as input within bounds (regular files only, of a bounded size),
+and create new files that never replace an existing one.
 
 Every reader of a file a user names (device TOML files, Accel-Sim configs, ``.traceg`` kernel
 traces, ``kernelslist.g``, Parquet traces) comes through here, so that a FIFO (which blocks the
@@ -9,19 +10,28 @@ filling memory. Each reader passes its own limit, a named constant beside it tha
 A file is looked at with ``stat`` before it is opened (opening some device nodes has effects),
 then opened without blocking and looked at again through the open descriptor, so a file swapped
 between the two looks is refused too. Reads stop one byte past the limit, so a file that grows
-while it is read is refused as well. Only the standard library is used.
+while it is read is refused as well.
+
+:func:`new_file` is the other half: a file written once (an imported device file, a trace)
+appears whole or not at all (through :func:`simgpu.io.atomic_output`), and never over a file that
+exists, also not one that appears while it is being written.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["UnusableFile", "format_bytes", "check_file", "open_input", "read_input"]
+from simgpu.io import atomic_output
+
+__all__ = ["UnusableFile", "format_bytes", "check_file", "open_input", "read_input", "new_file"]
 
 
 class UnusableFile(Exception):
@@ -127,3 +137,36 @@ def read_input(path: str | Path, limit: int, what: str) -> bytes:
             f"at most {format_bytes(limit)} for {what}",
         )
     return data
+
+
+@contextmanager
+def new_file(path: str | Path) -> Iterator[Path]:
+    """A temporary path to write the content of ``path`` to; when the block ends normally the
+    content becomes ``path`` in one step that raises :class:`FileExistsError` if ``path`` exists
+    by then. On any error nothing is left behind and an existing ``path`` is untouched.
+
+    The content is written through :func:`simgpu.io.atomic_output` to a hidden file beside
+    ``path``, which is then hard-linked to ``path`` (a link never replaces a file) and removed.
+    Where the file system has no hard links, ``path`` is created exclusively and the content
+    copied into it.
+    """
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        raise FileExistsError(errno.EEXIST, "exists", str(path))
+    fd, staging_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    os.close(fd)
+    staging = Path(staging_name)
+    try:
+        with atomic_output(staging) as tmp:
+            yield tmp
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            with staging.open("rb") as source, path.open("xb") as target:
+                shutil.copyfileobj(source, target)
+    finally:
+        staging.unlink(missing_ok=True)

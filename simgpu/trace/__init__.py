@@ -18,6 +18,7 @@ from simgpu.trace.schema import (
     KernelLaunch,
     KernelTrace,
     ListTrace,
+    check_launch,
     classify_opcode,
 )
 
@@ -30,6 +31,7 @@ __all__ = [
     "KernelLaunch",
     "KernelTrace",
     "ListTrace",
+    "check_launch",
     "classify_opcode",
     "load_traces",
 ]
@@ -37,12 +39,16 @@ __all__ = [
 
 def load_traces(path: str | Path) -> list[KernelTrace]:
     """The kernels in ``path``: a simgpu ``.parquet`` file, a folder of them, an Accel-Sim
-    folder (with ``kernelslist.g``), a ``kernelslist.g`` or a ``.traceg`` file."""
+    folder (with ``kernelslist.g``), a ``kernelslist.g`` or a ``.traceg`` file.
+
+    Every reader checks what it reads (:meth:`Instruction.check`, :func:`check_launch`, bounded
+    reads of regular files); any problem is a :class:`~simgpu.errors.DatasetError` naming the
+    file and the record or line."""
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"{p}: no such trace file or folder")
     if p.is_dir():
-        if (p / "kernelslist.g").is_file():
+        if (p / "kernelslist.g").exists():
             return [k.trace for k in load_accelsim(p)]
         files = sorted(p.glob("*.parquet"))
         if not files:

@@ -15,19 +15,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from simgpu.devices.files import UnusableFile, check_file, format_bytes, new_file
 from simgpu.errors import DatasetError
-from simgpu.io import atomic_output
 from simgpu.trace.schema import (
-    OP_CLASSES,
-    SPACES,
+    MAX_OPERANDS,
     BlockWarps,
     Instruction,
     KernelLaunch,
     KernelTrace,
-    popcount,
+    check_launch,
 )
 
-__all__ = ["write_parquet", "read_parquet", "ParquetTrace", "FORMAT_VERSION", "COLUMNS"]
+__all__ = [
+    "write_parquet",
+    "read_parquet",
+    "ParquetTrace",
+    "FORMAT_VERSION",
+    "COLUMNS",
+    "MAX_PARQUET_BYTES",
+    "MAX_ROWS_PER_GROUP",
+    "MAX_GROUP_BYTES",
+]
 
 FORMAT_VERSION = 1
 META_KEY = b"simgpu.kernel"
@@ -99,13 +107,14 @@ def write_parquet(
 ) -> Path:
     """Write ``trace`` (or only ``blocks`` of it) to ``path`` atomically; returns the path.
 
-    Never overwrites: raises :class:`DatasetError` if ``path`` exists.
+    Never overwrites: raises :class:`DatasetError` if ``path`` exists, also when it appears
+    while the trace is written (:func:`simgpu.devices.files.new_file`).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = Path(path)
-    if path.exists():
+    if path.exists() or path.is_symlink():
         raise DatasetError(f"{path}: exists; trace files are never overwritten")
     schema = _schema().with_metadata(
         {
@@ -124,28 +133,85 @@ def write_parquet(
         for v in cols.values():
             v.clear()
 
-    with atomic_output(path) as tmp, pq.ParquetWriter(str(tmp), schema) as writer:
-        for b in indices:
-            for w, insts in enumerate(trace.block(b)):
-                for inst in insts:
-                    base, stride, addrs = _compress(inst)
-                    cols["block"].append(b)
-                    cols["warp"].append(w)
-                    cols["pc"].append(inst.pc)
-                    cols["opcode"].append(inst.opcode)
-                    cols["op"].append(inst.op)
-                    cols["dst"].append(list(inst.dst))
-                    cols["src"].append(list(inst.src))
-                    cols["mask"].append(inst.mask)
-                    cols["space"].append(inst.space)
-                    cols["width"].append(inst.width)
-                    cols["base"].append(base)
-                    cols["stride"].append(stride)
-                    cols["addrs"].append(addrs)
-            if len(cols["block"]) >= rows_per_group:
-                flush(writer)
-        flush(writer)
+    try:
+        with new_file(path) as tmp, pq.ParquetWriter(str(tmp), schema) as writer:
+            for b in indices:
+                for w, insts in enumerate(trace.block(b)):
+                    for inst in insts:
+                        base, stride, addrs = _compress(inst)
+                        cols["block"].append(b)
+                        cols["warp"].append(w)
+                        cols["pc"].append(inst.pc)
+                        cols["opcode"].append(inst.opcode)
+                        cols["op"].append(inst.op)
+                        cols["dst"].append(list(inst.dst))
+                        cols["src"].append(list(inst.src))
+                        cols["mask"].append(inst.mask)
+                        cols["space"].append(inst.space)
+                        cols["width"].append(inst.width)
+                        cols["base"].append(base)
+                        cols["stride"].append(stride)
+                        cols["addrs"].append(addrs)
+                if len(cols["block"]) >= rows_per_group:
+                    flush(writer)
+            flush(writer)
+    except FileExistsError:
+        raise DatasetError(f"{path}: exists; trace files are never overwritten") from None
     return path
+
+
+#: Largest Parquet trace opened. The reader streams it a row group at a time, so the bound is on
+#: what a kernel trace can sensibly be, not on memory: at the 6 bytes per warp instruction of the
+#: bundled samples, 16 GiB is some 2.8 billion instructions, more than the simulator replays in
+#: a day. Anything larger is not a trace of one kernel.
+MAX_PARQUET_BYTES = 16 << 30
+#: Most rows one row group may hold. A row group holds whole blocks (the writer flushes at block
+#: boundaries after 65,536 rows); one 1024-thread block of a tiled SGEMM has about 84 rows per
+#: unit of K (85,472 at K = 1024), so 2^23 rows covers a block with K near 100,000. A group is
+#: decoded into Python objects whole (a few hundred bytes a row), so this bounds memory too.
+MAX_ROWS_PER_GROUP = 1 << 23
+#: Most bytes one row group may take decoded (its uncompressed size in the file's metadata): a
+#: file far smaller than this can declare it (compression), and the reader would allocate it.
+#: 2^23 rows of about 250 bytes (a full explicit 32-lane address list) is 2 GiB.
+MAX_GROUP_BYTES = 2 << 30
+#: Longest string in the ``opcode`` column (:data:`~simgpu.trace.schema.OPCODE_PATTERN` allows
+#: 32 characters and 12 modifiers), and in ``op`` and ``space``.
+_MAX_STRING = {"opcode": 512, "op": 16, "space": 16}
+#: What each column must hold: integers, strings, or lists of integers (with the most entries
+#: a row may have).
+_INTEGER_COLUMNS = ("block", "warp", "pc", "mask", "width", "base", "stride")
+_STRING_COLUMNS = ("opcode", "op", "space")
+_LIST_COLUMNS = {"dst": MAX_OPERANDS, "src": MAX_OPERANDS, "addrs": 32}
+
+
+def _column_kind(t: Any) -> str:
+    """'integer', 'string', 'integer list' or the type's name."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_integer(t.value_type):
+        return "integer list"
+    return str(t)
+
+
+def _values(column: Any) -> list[Any]:
+    """A column's values as Python objects; a dictionary-encoded column decodes its dictionary
+    once, so rows share their strings."""
+    import pyarrow as pa
+
+    out: list[Any] = []
+    for chunk in column.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            words = chunk.dictionary.to_pylist()
+            out.extend(None if i is None else words[i] for i in chunk.indices.to_pylist())
+        else:
+            out.extend(chunk.to_pylist())
+    return out
 
 
 class ParquetTrace(KernelTrace):
@@ -153,38 +219,94 @@ class ParquetTrace(KernelTrace):
 
     :meth:`blocks` streams the whole file in order (memory: one row group). :meth:`block`
     gives random access through an index of which row groups hold which blocks.
+
+    Opening checks the file (a regular file of at most :data:`MAX_PARQUET_BYTES`), the launch
+    record (:func:`~simgpu.trace.schema.check_launch`), every column's presence and type, that
+    there is at least one row, and each row group's size (:data:`MAX_ROWS_PER_GROUP`,
+    :data:`MAX_GROUP_BYTES`, list lengths); decoding checks every row
+    (:meth:`~simgpu.trace.schema.Instruction.check`, no nulls, order, ranges). Every problem is a
+    :class:`~simgpu.errors.DatasetError` naming the file and the record or row group.
     """
 
     def __init__(self, path: str | Path) -> None:
         import pyarrow.parquet as pq
 
         self.path = Path(path)
-        if not self.path.is_file():
-            raise DatasetError(f"{self.path}: no such trace file")
+        try:
+            check_file(self.path, MAX_PARQUET_BYTES, "a Parquet trace")
+        except UnusableFile as exc:
+            raise DatasetError(f"{self.path}: {exc.got}; expected {exc.expected}") from None
         try:
             self._file = pq.ParquetFile(self.path)
+            schema = self._file.schema_arrow
+            md = self._file.metadata
         except Exception as exc:  # pyarrow raises several types for a corrupt footer
             raise DatasetError(f"{self.path}: not a readable Parquet trace ({exc})") from exc
-        meta = self._file.schema_arrow.metadata or {}
+        meta = schema.metadata or {}
         if META_KEY not in meta:
             raise DatasetError(f"{self.path}: no '{META_KEY.decode()}' launch record in metadata")
-        version = int(meta.get(VERSION_KEY, b"0"))
-        if version != FORMAT_VERSION:
+        raw_version = meta.get(VERSION_KEY, b"0")
+        if raw_version.strip() != str(FORMAT_VERSION).encode():
+            shown = raw_version[:20].decode("utf-8", "replace")
             raise DatasetError(
-                f"{self.path}: trace format version {version}, expected {FORMAT_VERSION}"
+                f"{self.path}: trace format version {shown!r}, expected {FORMAT_VERSION}"
             )
         try:
             launch_data = json.loads(meta[META_KEY])
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{self.path}: launch record is not JSON ({exc})") from exc
-        self.launch = KernelLaunch.from_dict(launch_data, where=str(self.path))
-        names = set(self._file.schema_arrow.names)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, deep nesting
+            raise DatasetError(
+                f"{self.path}: launch record is not JSON ({type(exc).__name__}: {exc})"[:300]
+            ) from None
+        where = f"{self.path}: launch record"
+        self.launch = KernelLaunch.from_dict(launch_data, where=where)
+        check_launch(self.launch, where)
+        names = schema.names
         missing = [c for c in COLUMNS if c not in names]
         if missing:
             raise DatasetError(f"{self.path}: missing columns {missing}; expected {list(COLUMNS)}")
-        self._group_blocks: list[tuple[int, int]] | None = None
+        expected = {
+            **dict.fromkeys(_INTEGER_COLUMNS, "integer"),
+            **dict.fromkeys(_STRING_COLUMNS, "string"),
+            **dict.fromkeys(_LIST_COLUMNS, "integer list"),
+        }
+        for column, kind in expected.items():
+            got = _column_kind(schema.field(column).type)
+            if got != kind:
+                raise DatasetError(
+                    f"{self.path}: column {column!r} holds {got}, expected {kind}"
+                    f" ({_schema().field(column).type} as written by write_parquet)"
+                )
+        if md.num_rows == 0:
+            raise DatasetError(f"{self.path}: no rows: the trace holds no instructions")
+        for g in range(md.num_row_groups):
+            self._check_group_size(g)
+        self._group_blocks: list[tuple[int, int] | None] | None = None
         self._cache: dict[int, BlockWarps] = {}
         self._cache_group = -1
+
+    def _check_group_size(self, g: int) -> None:
+        """Refuse a row group too large to decode, from its metadata alone."""
+        rg = self._file.metadata.row_group(g)
+        rows = rg.num_rows
+        if rows > MAX_ROWS_PER_GROUP:
+            raise DatasetError(
+                f"{self.path}: row group {g} has {rows} rows, expected at most"
+                f" {MAX_ROWS_PER_GROUP} (MAX_ROWS_PER_GROUP)"
+            )
+        if rg.total_byte_size > MAX_GROUP_BYTES:
+            raise DatasetError(
+                f"{self.path}: row group {g} decodes to {format_bytes(rg.total_byte_size)},"
+                f" expected at most {format_bytes(MAX_GROUP_BYTES)} (MAX_GROUP_BYTES)"
+            )
+        for j in range(rg.num_columns):
+            chunk = rg.column(j)
+            column = chunk.path_in_schema.split(".", 1)[0]
+            per_row = _LIST_COLUMNS.get(column)
+            if per_row is not None and chunk.num_values > rows * per_row:
+                raise DatasetError(
+                    f"{self.path}: row group {g}: column {column!r} holds {chunk.num_values}"
+                    f" values for {rows} rows, expected at most {per_row} a row"
+                )
 
     # -- streaming -------------------------------------------------------------------------
     def _row_group_offsets(self) -> list[int]:
@@ -196,13 +318,34 @@ class ParquetTrace(KernelTrace):
         return offsets
 
     def _decode_group(self, g: int, first_record: int) -> dict[int, BlockWarps]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         try:
-            table = self._file.read_row_group(g)
+            table = self._file.read_row_group(g, columns=list(COLUMNS))
         except Exception as exc:
             raise DatasetError(
                 f"{self.path}: row group {g} (records from {first_record}) unreadable: {exc}"
             ) from exc
-        cols = {c: table.column(c).to_pylist() for c in COLUMNS}
+        for c in COLUMNS:
+            column = table.column(c)
+            if c != "addrs" and column.null_count:
+                first_null = pc.index(pc.is_null(column), True).as_py()
+                raise DatasetError(
+                    f"{self.path}: record {first_record + first_null}: {c} is null, expected a"
+                    " value"
+                )
+            limit = _MAX_STRING.get(c)
+            if limit is not None:
+                for chunk in column.chunks:
+                    words = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
+                    longest = pc.max(pc.utf8_length(words)).as_py() if len(words) else 0
+                    if longest is not None and longest > limit:
+                        raise DatasetError(
+                            f"{self.path}: row group {g}: column {c!r} holds a string of"
+                            f" {longest} characters, expected at most {limit}"
+                        )
+        cols = {c: _values(table.column(c)) for c in COLUMNS}
         out: dict[int, BlockWarps] = {}
         nblocks = self.launch.num_blocks
         wpb = self.launch.warps_per_block()
@@ -211,37 +354,25 @@ class ParquetTrace(KernelTrace):
             rec = first_record + i
             where = f"{self.path}: record {rec}"
             b, w = cols["block"][i], cols["warp"][i]
-            if b is None or w is None or not 0 <= b < nblocks or not 0 <= w < wpb:
+            if not 0 <= b < nblocks or not 0 <= w < wpb:
                 raise DatasetError(
                     f"{where}: block {b} / warp {w} outside grid of {nblocks} blocks x {wpb} warps"
                 )
             if (b, w) < prev_key:
                 raise DatasetError(f"{where}: rows not ordered by block, warp (got {b}, {w})")
             prev_key = (b, w)
-            op, space = cols["op"][i], cols["space"][i]
-            if op not in OP_CLASSES:
-                raise DatasetError(f"{where}: op {op!r}, expected one of {OP_CLASSES}")
-            if space not in SPACES:
-                raise DatasetError(f"{where}: space {space!r}, expected one of {SPACES}")
-            mask = cols["mask"][i]
             addrs = cols["addrs"][i]
-            if mask is None:
-                raise DatasetError(f"{where}: mask is null")
-            if addrs is not None and len(addrs) != popcount(mask):
-                raise DatasetError(
-                    f"{where}: {len(addrs)} addresses for {popcount(mask)} active lanes"
-                )
             inst = Instruction(
-                pc=cols["pc"][i] or 0,
-                opcode=cols["opcode"][i] or "",
-                op=op,
-                dst=tuple(cols["dst"][i] or ()),
-                src=tuple(cols["src"][i] or ()),
-                mask=mask,
-                space=space,
-                width=cols["width"][i] or 0,
-                base=cols["base"][i] or 0,
-                stride=cols["stride"][i] or 0,
+                pc=cols["pc"][i],
+                opcode=cols["opcode"][i],
+                op=cols["op"][i],
+                dst=tuple(cols["dst"][i]),
+                src=tuple(cols["src"][i]),
+                mask=cols["mask"][i],
+                space=cols["space"][i],
+                width=cols["width"][i],
+                base=cols["base"][i],
+                stride=cols["stride"][i],
                 addrs=tuple(addrs) if addrs is not None else None,
             )
             inst.check(where)
@@ -251,26 +382,55 @@ class ParquetTrace(KernelTrace):
 
     def iter_groups(self) -> Iterator[dict[int, BlockWarps]]:
         """Yield the blocks of each row group in turn (a block never spans row groups)."""
+        last = -1
         for g, first in enumerate(self._row_group_offsets()):
-            yield self._decode_group(g, first)
+            group = self._decode_group(g, first)
+            if group:
+                if min(group) <= last:
+                    raise DatasetError(
+                        f"{self.path}: row group {g} (records from {first}) holds block"
+                        f" {min(group)}, which an earlier row group holds or passed: a block"
+                        " must sit in one row group, in block order"
+                    )
+                last = max(group)
+            yield group
 
     def blocks(self) -> Iterator[tuple[int, BlockWarps]]:
         for group in self.iter_groups():
             yield from sorted(group.items())
 
-    def _index(self) -> list[tuple[int, int]]:
+    def _index(self) -> list[tuple[int, int] | None]:
+        """(first, last) block of each row group (None for an empty one), from the statistics
+        where the file has them; the groups' ranges must be disjoint and in order."""
         if self._group_blocks is None:
             md = self._file.metadata
-            idx = []
+            idx: list[tuple[int, int] | None] = []
             col = self._file.schema_arrow.names.index("block")
             for g in range(md.num_row_groups):
+                if md.row_group(g).num_rows == 0:
+                    idx.append(None)
+                    continue
                 st = md.row_group(g).column(col).statistics
-                if st is None or not st.has_min_max:
-                    table = self._file.read_row_group(g, columns=["block"])
-                    vals = table.column(0).to_pylist()
-                    idx.append((min(vals), max(vals)))
-                else:
+                if st is not None and st.has_min_max and type(st.min) is int:
                     idx.append((st.min, st.max))
+                    continue
+                try:
+                    table = self._file.read_row_group(g, columns=["block"])
+                except Exception as exc:
+                    raise DatasetError(f"{self.path}: row group {g} unreadable: {exc}") from exc
+                vals = [v for v in table.column(0).to_pylist() if v is not None]
+                idx.append((min(vals), max(vals)) if vals else None)
+            last = -1
+            for g, span in enumerate(idx):
+                if span is None:
+                    continue
+                if span[0] <= last:
+                    raise DatasetError(
+                        f"{self.path}: row group {g} holds block {span[0]}, which an earlier"
+                        " row group holds or passed: a block must sit in one row group, in"
+                        " block order"
+                    )
+                last = span[1]
             self._group_blocks = idx
         return self._group_blocks
 
@@ -278,10 +438,16 @@ class ParquetTrace(KernelTrace):
         if index in self._cache:
             return self._cache[index]
         offsets = self._row_group_offsets()
-        for g, (lo, hi) in enumerate(self._index()):
-            if lo <= index <= hi:
+        for g, span in enumerate(self._index()):
+            if span is not None and span[0] <= index <= span[1]:
                 if self._cache_group != g:
-                    self._cache = self._decode_group(g, offsets[g])
+                    group = self._decode_group(g, offsets[g])
+                    if any(not span[0] <= b <= span[1] for b in group):
+                        raise DatasetError(
+                            f"{self.path}: row group {g}: its statistics say blocks"
+                            f" {span[0]}..{span[1]} but it holds blocks {min(group)}..{max(group)}"
+                        )
+                    self._cache = group
                     self._cache_group = g
                 if index in self._cache:
                     return self._cache[index]
@@ -290,7 +456,9 @@ class ParquetTrace(KernelTrace):
     @property
     def traced_blocks(self) -> list[int]:
         out: list[int] = []
-        for g, _ in enumerate(self._index()):
+        for g, span in enumerate(self._index()):
+            if span is None:
+                continue
             table = self._file.read_row_group(g, columns=["block"])
             out.extend(sorted(set(table.column(0).to_pylist())))
         return out

@@ -14,8 +14,10 @@ lanes, either as ``base + lane_rank * stride`` (``addrs is None``) or as an expl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from simgpu.errors import DatasetError
@@ -24,7 +26,23 @@ __all__ = [
     "OP_CLASSES",
     "SPACES",
     "MEMORY_CLASSES",
+    "MEMORY_WIDTHS",
+    "MAX_REGISTER",
+    "MAX_OPERANDS",
+    "PC_LIMIT",
+    "ADDRESS_LIMIT",
+    "OPCODE_PATTERN",
+    "MAX_BLOCK_DIMS",
+    "MAX_THREADS_PER_BLOCK",
+    "MAX_GRID_DIMS",
+    "MAX_REGS_PER_THREAD",
+    "MAX_SHARED_BYTES",
     "RZ",
+    "check_addresses",
+    "check_address_list",
+    "check_width",
+    "check_launch",
+    "fixed_space",
     "Instruction",
     "KernelLaunch",
     "KernelTrace",
@@ -60,6 +78,43 @@ MEMORY_CLASSES = frozenset({"ld", "st", "atom"})
 SPACES = ("none", "global", "shared", "local", "const")
 #: The zero register (reads as 0, never written), R255 in SASS.
 RZ = 255
+
+# --- what a valid instruction and launch are (checked by every trace reader) ---------------------
+#
+# Both readers (Accel-Sim ``.traceg`` and simgpu's Parquet) build :class:`Instruction` objects and
+# pass each through :meth:`Instruction.check`, and each launch through :func:`check_launch`, so a
+# value one reader refuses the other refuses too, with the same words.
+
+#: Bytes per lane a SASS load, store or atomic moves: .U8/.S8 (1), .U16/.S16 (2), 32-bit (4,
+#: no suffix), .64 (8) and .128 (16). No SASS memory instruction moves more per lane.
+MEMORY_WIDTHS = (1, 2, 4, 8, 16)
+#: Highest general-purpose register an instruction may name: R0..R254 (255 registers per
+#: thread is the CUDA limit; R255 is RZ, which readers leave out of the operand lists).
+MAX_REGISTER = 254
+#: Most registers one instruction may list as destinations, and as sources. NVBit's tracer
+#: reports at most one destination and five sources; the widest SASS operands (an HMMA's four
+#: accumulator registers, a 128-bit load's four destinations) stay far below this.
+MAX_OPERANDS = 32
+#: PCs are offsets into the kernel's code: NVBit reports a 32-bit offset and Accel-Sim's parser
+#: reads it as a 32-bit unsigned number.
+PC_LIMIT = 1 << 32
+#: Lane addresses are 64-bit virtual addresses.
+ADDRESS_LIMIT = 1 << 64
+#: A SASS opcode with its modifiers: ``FFMA``, ``LDG.E.128``, ``ISETP.GE.U32.AND``.
+OPCODE_PATTERN = r"[A-Za-z][A-Za-z0-9_]{0,31}(?:\.[A-Za-z0-9_]{1,32}){0,12}"
+_OPCODE = re.compile(OPCODE_PATTERN)
+#: CUDA's launch limits (CUDA C++ Programming Guide, "Technical Specifications per Compute
+#: Capability", the same for every compute capability since 2.0): block x, y, z; threads per
+#: block; grid x, y, z; registers per thread.
+MAX_BLOCK_DIMS = (1024, 1024, 64)
+MAX_THREADS_PER_BLOCK = 1024
+MAX_GRID_DIMS = (2**31 - 1, 65535, 65535)
+MAX_REGS_PER_THREAD = 255
+#: Shared memory of one block: 227 KiB is the most any GPU grants (Hopper, Blackwell: 228 KiB
+#: per SM less 1 KiB reserved); 256 KiB leaves room for the next generation.
+MAX_SHARED_BYTES = 256 * 1024
+#: Longest kernel name accepted (mangled C++ template names run to a few thousand characters).
+MAX_KERNEL_NAME = 16384
 
 
 def popcount(mask: int) -> int:
@@ -98,25 +153,204 @@ class Instruction:
         return [b + i * s for i in range(n)]
 
     def check(self, where: str) -> None:
-        """Raise :class:`DatasetError` naming ``where`` if the fields are inconsistent."""
+        """Raise :class:`DatasetError` naming ``where`` unless every field is valid: the one
+        validation of an instruction that every trace reader applies (see the constants above).
+
+        The PC is below 2^32; the opcode is spelled as SASS (:data:`OPCODE_PATTERN`) and its
+        class agrees with :func:`classify_opcode` where the class decides what the simulator
+        does (a memory class is the opcode's own, or ``misc`` for a memory opcode traced
+        without an access; ``bar`` and ``exit`` only for barriers and exits); registers are
+        R0..R254, at most :data:`MAX_OPERANDS` on each side; the mask has 32 lanes. A memory
+        instruction has a space its opcode allows, a width of :data:`MEMORY_WIDTHS`, and 64-bit
+        lane addresses, one per active lane; any other instruction has none of these.
+        """
+        for label in ("pc", "mask", "width", "base", "stride"):
+            value = getattr(self, label)
+            if type(value) is not int:
+                raise DatasetError(f"{where}: {label} {value!r}, expected an integer")
+        if not 0 <= self.pc < PC_LIMIT:
+            raise DatasetError(f"{where}: pc {self.pc:#x}, expected 0 to {PC_LIMIT - 1:#x}")
+        if type(self.opcode) is not str or not _OPCODE.fullmatch(self.opcode):
+            raise DatasetError(
+                f"{where}: opcode {_short(self.opcode)}, expected a SASS opcode such as"
+                " 'FFMA' or 'LDG.E.128' (letters, digits, '_', '.'-separated modifiers)"
+            )
         if self.op not in OP_CLASSES:
-            raise DatasetError(f"{where}: op {self.op!r} is not one of {', '.join(OP_CLASSES)}")
+            raise DatasetError(
+                f"{where}: op {_short(self.op)}, expected one of {', '.join(OP_CLASSES)}"
+            )
+        cls = classify_opcode(self.opcode)
+        if not _classes_agree(self.op, cls):
+            raise DatasetError(
+                f"{where}: op {self.op!r} for opcode {self.opcode!r}, expected {cls!r}"
+                + (" (or 'misc' when it accesses no memory)" if cls in MEMORY_CLASSES else "")
+            )
         if not 0 <= self.mask <= 0xFFFFFFFF:
-            raise DatasetError(f"{where}: mask {self.mask:#x} is not a 32-bit lane mask")
+            raise DatasetError(f"{where}: mask {self.mask:#x} is not a 32-lane mask (32 bits)")
         if self.space not in SPACES:
-            raise DatasetError(f"{where}: space {self.space!r} is not one of {SPACES}")
-        for r in (*self.dst, *self.src):
-            if not 0 <= r <= RZ:
-                raise DatasetError(f"{where}: register {r} outside R0..R255")
-        if self.is_memory:
-            if self.space == "none":
-                raise DatasetError(f"{where}: memory instruction {self.opcode} has no space")
-            if self.width <= 0:
-                raise DatasetError(f"{where}: memory instruction width {self.width}, expected > 0")
-            if self.addrs is not None and len(self.addrs) != popcount(self.mask):
+            raise DatasetError(
+                f"{where}: space {_short(self.space)}, expected one of {', '.join(SPACES)}"
+            )
+        for label, regs in (("dst", self.dst), ("src", self.src)):
+            if type(regs) is not tuple or len(regs) > MAX_OPERANDS:
+                shown = len(regs) if isinstance(regs, tuple) else _short(regs)
                 raise DatasetError(
-                    f"{where}: {len(self.addrs)} addresses for {popcount(self.mask)} active lanes"
+                    f"{where}: {label} registers {shown}, expected at most {MAX_OPERANDS}"
                 )
+            for r in regs:
+                if type(r) is not int or not 0 <= r <= MAX_REGISTER:
+                    raise DatasetError(
+                        f"{where}: {label} register {_register(r)}, expected R0..R{MAX_REGISTER}"
+                        " (R255 = RZ is left out)"
+                    )
+        if not self.is_memory:
+            if self.space != "none" or self.width or self.base or self.stride or self.addrs:
+                raise DatasetError(
+                    f"{where}: {self.op} instruction {self.opcode} has a memory access (space"
+                    f" {self.space!r}, width {self.width}), expected space 'none', width 0 and"
+                    " no addresses"
+                )
+            return
+        allowed = fixed_space(self.opcode)
+        if self.space == "none" or (allowed is not None and self.space != allowed):
+            want = repr(allowed) if allowed else "'global', 'shared', 'local' or 'const'"
+            raise DatasetError(
+                f"{where}: memory instruction {self.opcode} in space {self.space!r},"
+                f" expected {want}"
+            )
+        check_width(self.width, where)
+        lanes = popcount(self.mask)
+        if self.addrs is None:
+            check_addresses(self.base, self.stride, lanes, where)
+            return
+        check_address_list(self.addrs, lanes, where)
+
+
+def check_address_list(addrs: object, lanes: int, where: str) -> None:
+    """Raise :class:`DatasetError` unless ``addrs`` is a tuple of one 64-bit address per active
+    lane."""
+    if type(addrs) is not tuple:
+        raise DatasetError(f"{where}: addresses {_short(addrs)}, expected a list")
+    if len(addrs) != lanes:
+        raise DatasetError(f"{where}: {len(addrs)} addresses for {lanes} active lanes")
+    for a in addrs:
+        if type(a) is not int or not 0 <= a < ADDRESS_LIMIT:
+            raise DatasetError(f"{where}: address {_address(a)}, expected a 64-bit address")
+
+
+def check_width(width: int, where: str) -> None:
+    """Raise :class:`DatasetError` unless ``width`` is a memory access width of
+    :data:`MEMORY_WIDTHS` (bytes per lane)."""
+    if width not in MEMORY_WIDTHS:
+        raise DatasetError(
+            f"{where}: memory width {width} bytes per lane, expected one of"
+            f" {', '.join(map(str, MEMORY_WIDTHS))}"
+        )
+
+
+def check_addresses(base: int, stride: int, lanes: int, where: str) -> None:
+    """Raise :class:`DatasetError` unless ``base + k * stride`` is a 64-bit address for every
+    active lane ``k < lanes`` (the stride a signed 64-bit number)."""
+    if not 0 <= base < ADDRESS_LIMIT:
+        raise DatasetError(f"{where}: address {_address(base)}, expected a 64-bit address")
+    if not -(1 << 63) <= stride < (1 << 63):
+        raise DatasetError(f"{where}: stride {stride}, expected a signed 64-bit number")
+    last = base + (lanes - 1) * stride if lanes else base
+    if not 0 <= last < ADDRESS_LIMIT:
+        raise DatasetError(
+            f"{where}: base {base:#x} + {lanes - 1} x stride {stride} = {_address(last)} leaves"
+            " the 64-bit address space"
+        )
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _register(r: object) -> str:
+    return f"R{r}" if type(r) is int else _short(r)
+
+
+def _address(a: object) -> str:
+    if type(a) is not int:
+        return _short(a)
+    text = f"{a:#x}" if a >= 0 else f"-{-a:#x}"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+#: Classes that change what the simulator does beyond picking a unit: memory accesses, barriers
+#: and warp exits. An instruction's op must agree with its opcode's class on these.
+_SEMANTIC_CLASSES = frozenset({"ld", "st", "atom", "bar", "exit"})
+
+
+def _classes_agree(op: str, cls: str) -> bool:
+    if op == cls:
+        return True
+    if cls in MEMORY_CLASSES:
+        return op == "misc"  # NVBit reports some memory opcodes without an access (width 0)
+    return op not in _SEMANTIC_CLASSES and cls not in _SEMANTIC_CLASSES
+
+
+#: Memory spaces fixed by the opcode (generic LD/ST/ATOM are placed by address instead).
+_FIXED_SPACES = {
+    "LDG": "global",
+    "STG": "global",
+    "ATOMG": "global",
+    "RED": "global",
+    "LDGSTS": "global",
+    "LDS": "shared",
+    "STS": "shared",
+    "ATOMS": "shared",
+    "LDSM": "shared",
+    "LDL": "local",
+    "STL": "local",
+}
+
+
+def fixed_space(opcode: str) -> str | None:
+    """The memory space a memory opcode always accesses (``LDG`` global, ``STS`` shared, ``LDL``
+    local), or None for the generic ones (``LD``, ``ST``, ``ATOM``) that reach any space."""
+    return _FIXED_SPACES.get(opcode.split(".", 1)[0].upper())
+
+
+def check_launch(launch: KernelLaunch, where: str) -> None:
+    """Raise :class:`DatasetError` naming ``where`` unless the launch is one CUDA can run:
+    :data:`MAX_BLOCK_DIMS`, :data:`MAX_THREADS_PER_BLOCK`, :data:`MAX_GRID_DIMS`,
+    :data:`MAX_REGS_PER_THREAD`, :data:`MAX_SHARED_BYTES`, and a printable kernel name of at most
+    :data:`MAX_KERNEL_NAME` characters. Every trace reader checks the launches it reads."""
+    name = launch.name
+    if type(name) is not str or not name or len(name) > MAX_KERNEL_NAME or not name.isprintable():
+        raise DatasetError(
+            f"{where}: kernel name {_short(name)}, expected 1 to {MAX_KERNEL_NAME} printable"
+            " characters"
+        )
+    for label, dims, limits in (
+        ("block", launch.block, MAX_BLOCK_DIMS),
+        ("grid", launch.grid, MAX_GRID_DIMS),
+    ):
+        if any(type(d) is not int or not 1 <= d <= m for d, m in zip(dims, limits, strict=True)):
+            raise DatasetError(
+                f"{where}: {label} {tuple(dims)}, expected sizes from 1 to {limits} (CUDA's limits)"
+            )
+    if launch.threads_per_block > MAX_THREADS_PER_BLOCK:
+        raise DatasetError(
+            f"{where}: block {launch.block} has {launch.threads_per_block} threads, expected at"
+            f" most {MAX_THREADS_PER_BLOCK}"
+        )
+    if (
+        type(launch.regs_per_thread) is not int
+        or not 0 <= launch.regs_per_thread <= MAX_REGS_PER_THREAD
+    ):
+        raise DatasetError(
+            f"{where}: regs_per_thread {_short(launch.regs_per_thread)}, expected 0 to"
+            f" {MAX_REGS_PER_THREAD}"
+        )
+    if type(launch.shared_bytes) is not int or not 0 <= launch.shared_bytes <= MAX_SHARED_BYTES:
+        raise DatasetError(
+            f"{where}: shared_bytes {_short(launch.shared_bytes)}, expected 0 to"
+            f" {MAX_SHARED_BYTES} ({MAX_SHARED_BYTES // 1024} KiB)"
+        )
 
 
 #: Opcode prefix -> class, longest prefix first (SASS base names, Volta..Hopper and Pascal).
@@ -182,6 +416,7 @@ _PREFIX_CLASSES: tuple[tuple[str, str], ...] = (
 )
 
 
+@lru_cache(maxsize=4096)
 def classify_opcode(opcode: str) -> str:
     """The :data:`OP_CLASSES` entry for a SASS opcode (``LDG.E.128`` -> ``ld``); ``int`` for
     the integer/logic/move instructions that are not listed (IMAD, IADD3, LOP3, SHF, MOV, ISETP...).
@@ -249,18 +484,48 @@ class KernelLaunch:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "<dict>") -> KernelLaunch:
+    def from_dict(cls, data: Any, where: str = "<dict>") -> KernelLaunch:
+        """A launch from its record (:meth:`to_dict`): ``name`` a string, ``grid`` and ``block``
+        three integers each, ``regs_per_thread`` and ``shared_bytes`` integers, ``meta`` a
+        table. Anything else is a :class:`DatasetError` naming ``where`` and the field."""
+        if not isinstance(data, dict):
+            raise DatasetError(f"{where}: kernel launch record {_short(data)}, expected a table")
+        for key in ("name", "grid", "block", "regs_per_thread"):
+            if key not in data:
+                raise DatasetError(f"{where}: kernel launch record lacks {key!r}")
+        name = data["name"]
+        if not isinstance(name, str):
+            raise DatasetError(f"{where}: kernel name {_short(name)}, expected a string")
+        dims: dict[str, tuple[int, int, int]] = {}
+        for key in ("grid", "block"):
+            value = data[key]
+            if (
+                not isinstance(value, list | tuple)
+                or len(value) != 3
+                or any(type(v) is not int for v in value)
+            ):
+                raise DatasetError(f"{where}: {key} {_short(value)}, expected 3 integers")
+            dims[key] = (value[0], value[1], value[2])
+        numbers: dict[str, int] = {}
+        for key, default in (("regs_per_thread", None), ("shared_bytes", 0)):
+            value = data.get(key, default)
+            if type(value) is not int:
+                raise DatasetError(f"{where}: {key} {_short(value)}, expected an integer")
+            numbers[key] = value
+        meta = data.get("meta", {})
+        if not isinstance(meta, dict):
+            raise DatasetError(f"{where}: meta {_short(meta)}, expected a table")
         try:
             return cls(
-                name=str(data["name"]),
-                grid=tuple(int(v) for v in data["grid"]),  # type: ignore[arg-type]
-                block=tuple(int(v) for v in data["block"]),  # type: ignore[arg-type]
-                regs_per_thread=int(data["regs_per_thread"]),
-                shared_bytes=int(data.get("shared_bytes", 0)),
-                meta=dict(data.get("meta", {})),
+                name=name,
+                grid=dims["grid"],
+                block=dims["block"],
+                regs_per_thread=numbers["regs_per_thread"],
+                shared_bytes=numbers["shared_bytes"],
+                meta=dict(meta),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DatasetError(f"{where}: kernel launch record is malformed: {exc!r}") from exc
+        except DatasetError as exc:
+            raise DatasetError(f"{where}: {exc}") from None
 
 
 #: The warps of one thread block: one instruction list per warp, in warp order.
