@@ -277,6 +277,36 @@ def test_config_values_are_checked(tmp_path: Path, option: str, value: str) -> N
 
 
 @pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("gpgpu_n_clusters", "nan", "a whole number from 1"),
+        ("gpgpu_n_clusters", "0", "a whole number from 1"),
+        ("gpgpu_clock_domains", "0", "numbers from 1 to 1e+06 separated by ':'"),
+        ("gpgpu_clock_domains", "banana", "separated by ':'"),
+        ("gpgpu_shader_core_pipeline", "2048", "2 whole numbers"),
+        ("gpgpu_shader_core_pipeline", "2048:0", "2 whole numbers"),
+        ("gpgpu_dram_burst_length", "0", "a whole number from 1"),
+        ("dram_data_command_freq_ratio", "0", "a whole number from 1"),
+        ("gpgpu_dram_timing_opt", "banana", "NAME=VALUE pairs"),
+        ("gpgpu_dram_timing_opt", "nbk=0:RC=40", "nbk a whole number from 1"),
+        ("gpgpu_cache:dl1", "S:0:128:64", "each from 1"),
+        ("gpgpu_l1_latency", "inf", "a number from"),
+    ],
+)
+def test_config_values_name_the_option_and_line(
+    tmp_path: Path, option: str, value: str, words: str
+) -> None:
+    path = tmp_path / "gpgpusim.config"
+    text = config_with(option, value)
+    path.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith(f"-{option} "))
+    with pytest.raises(DeviceFileError) as info:
+        import_config(path, name="x", base=devices.get("v100-sxm2"))
+    assert str(info.value).startswith(f"{path}:{line}: -{option}: got "), info.value
+    assert words in info.value.expected, info.value
+
+
+@pytest.mark.parametrize(
     ("label", "data", "words"),
     [
         ("non-UTF-8", CONFIG.encode() + b"-gpgpu_x caf\xe9\n", "gpgpusim.config:30: <text>"),

@@ -560,7 +560,7 @@ def read_traceg(path: str | Path) -> AccelSimKernel:
                 " (truncated or corrupt trace)"
             )
     return AccelSimKernel(
-        trace=ListTrace(launch, blocks),
+        trace=ListTrace(launch, blocks, source=str(path)),
         header=header,
         tracer_version=version,
         binary_version=binary,

@@ -93,7 +93,8 @@ def _compress(inst: Instruction) -> tuple[int, int, list[int] | None]:
     if not a:
         return 0, 0, None
     stride = a[1] - a[0] if len(a) > 1 else 0
-    if all(a[i] == a[0] + i * stride for i in range(len(a))):
+    fits = -(1 << 63) <= stride < (1 << 63)  # the stride column is int64
+    if fits and all(a[i] == a[0] + i * stride for i in range(len(a))):
         return a[0], stride, None
     return a[0], 0, list(a)
 

@@ -556,21 +556,27 @@ class KernelTrace:
 
 
 class ListTrace(KernelTrace):
-    """A trace held in memory: a dict from block index to its warps."""
+    """A trace held in memory: a dict from block index to its warps. ``source`` (the file it
+    was read from) is named in errors."""
 
-    def __init__(self, launch: KernelLaunch, blocks: dict[int, BlockWarps]) -> None:
+    def __init__(
+        self, launch: KernelLaunch, blocks: dict[int, BlockWarps], source: str | None = None
+    ) -> None:
         self.launch = launch
         self._blocks = blocks
+        self._where = f"{source}: kernel {launch.name!r}" if source else f"kernel {launch.name!r}"
         for idx in blocks:
             if not 0 <= idx < launch.num_blocks:
                 raise DatasetError(
-                    f"kernel {launch.name!r}: block {idx} outside the grid of "
-                    f"{launch.num_blocks} blocks"
+                    f"{self._where}: block {idx} outside the grid of {launch.num_blocks} blocks"
                 )
 
     def block(self, index: int) -> BlockWarps:
         if index not in self._blocks:
-            raise DatasetError(f"kernel {self.launch.name!r}: no trace for block {index}")
+            raise DatasetError(
+                f"{self._where}: no trace for block {index} (the trace holds"
+                f" {len(self._blocks)} of the grid's {self.launch.num_blocks} blocks)"
+            )
         return self._blocks[index]
 
     @property
