@@ -361,7 +361,7 @@ PARQUET_CASES = [
     ),
     (
         "100k-character opcode",
-        lambda t: column(t, "opcode", ["F" * 100_000] * t.num_rows),
+        lambda t: column(t.slice(0, 8), "opcode", ["F" * 100_000] * 8),
         "a string of 100000 characters",
     ),
     (
