@@ -461,3 +461,21 @@ def test_every_number_has_a_plausible_range_documented(cls: type[Section]) -> No
 
 def test_every_bundled_model_is_inside_the_ranges() -> None:
     assert len(devices.list_devices(MODELS)) == len(list(MODELS.glob("*.toml")))
+
+
+def test_models_folder_entries_that_are_not_files_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "h100-sxm.toml").write_text(H100, encoding="utf-8")
+    os.mkfifo(tmp_path / "fifo.toml")
+    os.symlink("/dev/zero", tmp_path / "zero.toml")
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling.toml")
+    (tmp_path / "folder.toml").mkdir()
+    with deadline(10):
+        code, out, err = run(capsys, "--models", str(tmp_path), "list", "--json")
+    assert code == 1 and '"h100-sxm"' in out
+    for name, words in [("fifo", "a FIFO"), ("zero", "character device"), ("dangling", "nothing")]:
+        assert f"{name}.toml: <file>: got '{words}" in err or (
+            f"{name}.toml" in err and words in err
+        )
+    assert "folder.toml" not in err

@@ -61,9 +61,11 @@ class Registry:
             )
 
     def paths(self) -> dict[str, Path]:
-        """Device name -> file, for every ``*.toml`` in the folder, sorted by name."""
+        """Device name -> file, for every ``*.toml`` in the folder, sorted by name. Anything so
+        named but a folder counts (a FIFO, a dangling link), so that loading it reports why it
+        is not a device file instead of it vanishing from the list."""
         self._check_folder()
-        files = sorted(p for p in self.folder.glob("*.toml") if p.is_file())
+        files = sorted(p for p in self.folder.glob("*.toml") if not p.is_dir())
         return {p.stem: p for p in files}
 
     def names(self) -> list[str]:
