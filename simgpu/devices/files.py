@@ -153,6 +153,7 @@ def new_file(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     if path.exists() or path.is_symlink():
         raise FileExistsError(errno.EEXIST, "exists", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)  # as simgpu.io.atomic_output does
     fd, staging_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
     os.close(fd)
     staging = Path(staging_name)
