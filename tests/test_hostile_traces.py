@@ -186,6 +186,11 @@ FULL = HEADER + body()
         ),
         ("outside a block", HEADER + "0010 ffffffff 0 EXIT 0 0\n", "outside #BEGIN_TB"),
         (
+            "endless header",
+            "".join(f"-key{i} = {i}\n" for i in range(2000)) + FULL,
+            "more than 1000 header lines",
+        ),
+        (
             "old format, block outside",
             FULL.replace("version = 4", "version = 2").replace(
                 body(), "#BEGIN_TB\n7 0 0 0 0010 ffffffff 0 EXIT 0 0\n#END_TB\n"

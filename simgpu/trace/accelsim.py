@@ -65,6 +65,7 @@ __all__ = [
     "MAX_TRACEG_BYTES",
     "MAX_KERNELSLIST_BYTES",
     "MAX_LINE_BYTES",
+    "MAX_HEADER_LINES",
 ]
 
 #: Size of the shared-memory and local-memory windows above their base addresses, used to
@@ -84,6 +85,8 @@ MAX_KERNELSLIST_BYTES = 16 << 20
 #: Longest line read. A mode-0 memory instruction with 32 addresses is about 700 bytes; newer
 #: tracers add store data (32 lanes x 4 registers) of a few KiB. 1 MiB is far beyond either.
 MAX_LINE_BYTES = 1 << 20
+#: Most ``-key = value`` header lines: NVBit's tracer writes about fifteen.
+MAX_HEADER_LINES = 1000
 #: Most instructions one warp may declare (``insts = M``): far beyond any traced kernel, and
 #: what :data:`MAX_TRACEG_BYTES` could hold.
 _MAX_INSTS = 1 << 32
@@ -453,6 +456,10 @@ def read_traceg(path: str | Path) -> AccelSimKernel:
             if not sep:
                 raise DatasetError(f"{where}: header line {line[:60]!r}, expected '-key = value'")
             header[key.strip()] = value.strip()
+            if len(header) > MAX_HEADER_LINES:
+                raise DatasetError(
+                    f"{where}: more than {MAX_HEADER_LINES} header lines (not a kernel trace)"
+                )
             continue
         if line.startswith("#"):
             if line.startswith("#BEGIN_TB"):
