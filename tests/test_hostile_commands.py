@@ -43,7 +43,7 @@ SIM = ["simulate", "--device", "h100-sxm", "--workload"]
         ([*SIM, "gemm", "--m", "1000000000000", "--n", "64", "--k", "64"],
          ("GiB", "h100-sxm has 80 GiB of device memory")),
         ([*SIM, "gemm", "--m", "2000000", "--n", "64", "--k", "64"],
-         ("gridDim.y = 125000", "CUDA launch limit")),
+         ("grid (4, 125000, 1)", "CUDA's limits")),
         ([*SIM, "gemm", "--m", "64", "--n", "64", "--k", "64", "--tile", "7"], ("tile = 7",)),
         ([*SIM, "gemm", "--m", "64", "--n", "64", "--k", "64", "--bm", "32"],
          ("--bm: not a parameter of sgemm_tiled",)),

@@ -25,6 +25,7 @@ from simgpu.trace.schema import (
     Instruction,
     KernelLaunch,
     KernelTrace,
+    check_launch,
     classify_opcode,
 )
 
@@ -198,7 +199,7 @@ class Workload:
         """The kernel's warp-level trace, generated a block at a time (a launch CUDA would
         refuse is an error)."""
         launch = self.launch()
-        check_launch(launch)
+        check_launch(launch, f"{self.kernel} {_shape(self.params())}")
         return GeneratedTrace(launch, self.make_block)
 
     @property
@@ -318,29 +319,6 @@ def warm_l2_factory(arrays: list[tuple[int, int]], seed: int = 0) -> Any:
         return system
 
     return make
-
-
-#: CUDA's launch limits for every compute capability since 3.0 (CUDA C++ Programming Guide,
-#: "Technical Specifications per Compute Capability": maximum x-dimension of a grid 2^31 - 1,
-#: y- and z-dimension 65535; block x and y 1024, z 64; 1024 threads per block).
-MAX_GRID = (2**31 - 1, 65535, 65535)
-MAX_BLOCK = (1024, 1024, 64)
-MAX_THREADS_PER_BLOCK = 1024
-
-
-def check_launch(launch: KernelLaunch) -> None:
-    """A clear error for a launch CUDA would refuse (grid or block dimensions out of range)."""
-    for what, dims, limits in (("grid", launch.grid, MAX_GRID), ("block", launch.block,
-                                                                  MAX_BLOCK)):
-        for axis, n, most in zip("xyz", dims, limits, strict=True):
-            if not 1 <= n <= most:
-                raise SimgpuError(
-                    f"{launch.name}: {what} {tuple(dims)}: {what}Dim.{axis} = {n}, expected"
-                    f" 1..{most} (CUDA launch limit)"
-                )
-    if launch.threads_per_block > MAX_THREADS_PER_BLOCK:
-        raise SimgpuError(f"{launch.name}: {launch.threads_per_block} threads per block,"
-                          f" expected <= {MAX_THREADS_PER_BLOCK} (CUDA launch limit)")
 
 
 def _shape(params: Mapping[str, Any]) -> str:
