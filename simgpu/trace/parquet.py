@@ -238,7 +238,9 @@ class ParquetTrace(KernelTrace):
         except UnusableFile as exc:
             raise DatasetError(f"{self.path}: {exc.got}; expected {exc.expected}") from None
         try:
-            self._file = pq.ParquetFile(self.path)
+            # String columns stay dictionary-encoded when read (as the writer writes them), so a
+            # long string repeated on every row is decoded once, not once per row.
+            self._file = pq.ParquetFile(self.path, read_dictionary=list(_STRING_COLUMNS))
             schema = self._file.schema_arrow
             md = self._file.metadata
         except Exception as exc:  # pyarrow raises several types for a corrupt footer
