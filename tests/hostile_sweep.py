@@ -186,25 +186,31 @@ def accelsim(rel: str, width: str = "4", addr: str = "0x7f0000000000",
 
 
 def parquet(rel: str, kind: str) -> Setup:
-    def setup(box: Path) -> None:
-        import pandas as pd
+    """The bundled sample trace with one column broken, its launch record kept."""
 
-        src = ROOT / "traces" / "sample_tiled_sgemm16_64.parquet"
-        df = pd.read_parquet(src)
+    def setup(box: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(ROOT / "traces" / "sample_tiled_sgemm16_64.parquet")
+        meta = table.schema.metadata
         if kind == "empty":
-            df = df.iloc[0:0]
+            table = table.slice(0, 0)
         elif kind == "string_width":
-            df["width"] = df["width"].astype(str)
+            i = table.schema.get_field_index("width")
+            table = table.set_column(i, "width", pa.array([str(v) for v in
+                                                           table["width"].to_pylist()]))
         elif kind == "float_warp":
-            df["warp"] = df["warp"].astype(float) + 0.5
+            i = table.schema.get_field_index("warp")
+            table = table.set_column(i, "warp", pa.array([v + 0.5 for v in
+                                                          table["warp"].to_pylist()]))
         elif kind == "no_column":
-            df = df.drop(columns=[df.columns[0]])
+            table = table.drop([table.column_names[0]])
+        elif kind == "no_launch":
+            meta = None
         path = box / "data" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            df.to_parquet(path, index=False)
-        except Exception:  # noqa: BLE001 - the writer refuses it: the case is moot
-            path.write_bytes(b"PAR1 garbage")
+        pq.write_table(table.replace_schema_metadata(meta), path)
 
     return setup
 
@@ -236,8 +242,8 @@ def cases() -> list[Case]:
     for key in keys:
         for value in ["0", "-1", "1e-300", "1e300", '"abc"', "nan", "true", "[]"]:
             out.append(Case("devices", f"{key} = {value}",
-                            ["devices", "validate", D + "bad.toml"],
-                            write("bad.toml", device_with(key, value))))
+                            ["devices", "validate", D + "h100-sxm.toml"],
+                            write("h100-sxm.toml", device_with(key, value))))
     for name in ["../models/h100-sxm", "no-such-gpu", "", "h100-sxm.toml/.."]:
         out.append(Case("devices", f"show {name!r}", ["devices", "show", name]))
     out.append(Case("devices", "diff with a missing device", ["devices", "diff", "h100-sxm",
@@ -289,9 +295,10 @@ def cases() -> list[Case]:
         out.append(Case("simulate", f"--device {name}",
                         ["simulate", "--device", D + ("d" if setup else "x.toml"), "--workload",
                          "reduction"], setup))
-    out.append(Case("simulate", "--device bad toml", ["simulate", "--device", D + "b.toml",
-                                                      "--workload", "reduction"],
-                    write("b.toml", device_with("dram.size_GiB", "1e-300"))))
+    out.append(Case("simulate", "--device bad toml", ["simulate", "--device",
+                                                      D + "h100-sxm.toml", "--workload",
+                                                      "reduction"],
+                    write("h100-sxm.toml", device_with("dram.size_GiB", "1e-300"))))
     tr = ["simulate", "--device", "h100-sxm", "--trace"]
     out += [
         Case("traces", "missing", [*tr, D + "none"]),
@@ -313,7 +320,7 @@ def cases() -> list[Case]:
              accelsim("a", text=ACCELSIM_OK.replace("0000 ffffffff", "0000 fffffffffff").format(
                  width="4", addr="0x7f0000000000"))),
         *[Case("traces", f"parquet {k}", [*tr, D + "t.parquet"], parquet("t.parquet", k))
-          for k in ("empty", "string_width", "float_warp", "no_column")],
+          for k in ("empty", "string_width", "float_warp", "no_column", "no_launch")],
         Case("traces", "parquet garbage", [*tr, D + "g.parquet"],
              write("g.parquet", b"PAR1" + os.urandom(256))),
         Case("traces", "a FIFO", [*tr, D + "f.parquet"], fifo("f.parquet"), timeout=30),
