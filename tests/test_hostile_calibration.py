@@ -594,7 +594,3 @@ def test_calibrate_number_options_any_text(
     else:
         assert math.isfinite(float(value)) and float(value) > 0
     assert not (tmp_path / "c").exists()
-
-
-def test_errors_are_simgpu_errors() -> None:
-    assert issubclass(DatasetError, SimgpuError)
