@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     except SimgpuError as exc:
         print(f"simgpu: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the run stays resumable: every finished point is on disk
+        print("simgpu: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
