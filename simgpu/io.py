@@ -21,6 +21,13 @@ Finished points
 Fingerprints
     :func:`config_hash` names a results folder after its configuration, and
     :func:`code_fingerprint` hashes the sources and device files a result depends on.
+Input files
+    :func:`read_input`, :func:`open_input` and :func:`check_file` read or check a file a user
+    named within bounds (a regular file, of at most the reader's limit), raising
+    :class:`UnusableFile` with what the file is and what was expected, which each reader turns
+    into its own error naming the file; :func:`read_bytes` and :func:`regular_file` do the same
+    with a :class:`~simgpu.errors.DatasetError`. :func:`new_file` writes a file that must not
+    exist yet.
 Tables
     :func:`read_frame` reads a CSV or Parquet file, with a :class:`~simgpu.errors.DatasetError`
     naming the file when it cannot.
@@ -50,7 +57,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import simgpu
 from simgpu.errors import DatasetError, SimgpuError
@@ -63,14 +70,19 @@ __all__ = [
     "RESULTS_ENV",
     "JsonlAppender",
     "OutputError",
+    "UnusableFile",
     "append_jsonl",
     "atomic_output",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_file",
     "check_output_dir",
     "code_fingerprint",
     "config_hash",
+    "format_bytes",
     "load_points",
+    "new_file",
+    "open_input",
     "output_dir",
     "plain",
     "plain_name",
@@ -79,6 +91,8 @@ __all__ = [
     "read_bytes",
     "read_jsonl",
     "read_frame",
+    "read_input",
+    "regular_file",
     "results_root",
     "save_figure",
     "write_table",
@@ -227,6 +241,15 @@ def _atomic(path: Path, *, overwrite: bool) -> Iterator[Path]:
     _fsync_dir(path.parent)
 
 
+@contextmanager
+def new_file(path: str | Path) -> Iterator[Path]:
+    """A temporary path to write the content of a new file ``path`` to: it appears whole when
+    the block ends normally, and never over a file that exists, also not one that appears while
+    it is written (an :class:`OutputError` then, and nothing is left behind)."""
+    with _atomic(Path(path), overwrite=False) as tmp:
+        yield tmp
+
+
 def _link_new(tmp: Path, path: Path) -> None:
     """Put ``tmp`` at ``path`` only if nothing is there (atomically where hard links exist)."""
     try:
@@ -303,39 +326,159 @@ def save_figure(fig: Any, path: Path, *, dpi: int = 120, overwrite: bool = True)
     return path
 
 
+# --- input files, within bounds ------------------------------------------------------------------
+#
+# Every reader of a file a user names (device files, Accel-Sim configs and traces, Parquet
+# traces, calibration tables and manifests, points files) comes through here, so that a FIFO
+# (which blocks the reader until a writer appears), a device node such as /dev/zero (endless), a
+# folder, or a file far larger than its kind can be is refused at once with a reason, instead of
+# hanging or filling memory. Each reader passes its own limit, a named constant beside it that
+# says why. A file is looked at with stat before it is opened (opening some device nodes has
+# effects), then opened without blocking and looked at again through the open descriptor, so a
+# file swapped between the two looks is refused too; reads stop one byte past the limit, so a
+# file that grows while it is read is refused as well.
+
+
+class UnusableFile(Exception):
+    """A file that cannot be read as input: what it is (``got``) and what was ``expected``.
+
+    Readers turn it into their own error (:class:`~simgpu.errors.DeviceFileError`,
+    :class:`~simgpu.errors.DatasetError`) naming the file.
+    """
+
+    def __init__(self, got: str, expected: str) -> None:
+        self.got = got
+        self.expected = expected
+        super().__init__(f"{got}; expected {expected}")
+
+
+def format_bytes(n: int) -> str:
+    """A byte count for messages: ``512 B``, ``1 MiB``, ``2.5 GiB``."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{value:.3g} {unit}"
+    return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_stat(st: os.stat_result, limit: int, what: str) -> int:
+    mode = st.st_mode
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        if stat.S_ISDIR(mode):
+            raise UnusableFile(kind, "a file, not a directory")
+        raise UnusableFile(kind, f"a regular file ({what})")
+    if st.st_size > limit:
+        raise UnusableFile(format_bytes(st.st_size), f"at most {format_bytes(limit)} for {what}")
+    return int(st.st_size)
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        raise UnusableFile("nothing there", "an existing file") from None
+    except NotADirectoryError:
+        raise UnusableFile("a path through a file", "an existing file") from None
+    except OSError as exc:
+        raise UnusableFile(f"unreadable ({exc.strerror})", "a readable file") from None
+    except ValueError as exc:  # an embedded NUL byte in the path
+        raise UnusableFile(f"an invalid path ({exc})", "a file path") from None
+
+
+def check_file(path: str | Path, limit: int, what: str) -> int:
+    """The size of ``path`` if it is a regular file of at most ``limit`` bytes; otherwise
+    :class:`UnusableFile`. For readers that hand the path to a library (pyarrow)."""
+    return _check_stat(_stat(Path(path)), limit, what)
+
+
+@contextmanager
+def open_input(path: str | Path, limit: int, what: str) -> Iterator[BinaryIO]:
+    """``path`` opened for binary reading after the checks of :func:`check_file` (made again on
+    the open descriptor). The caller reads at most ``limit + 1`` bytes to notice growth."""
+    path = Path(path)
+    _check_stat(_stat(path), limit, what)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise UnusableFile("nothing there", "an existing file") from None
+    except OSError as exc:
+        raise UnusableFile(f"unreadable ({exc.strerror})", "a readable file") from None
+    try:
+        _check_stat(os.fstat(fd), limit, what)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        yield handle
+
+
+def read_input(path: str | Path, limit: int, what: str) -> bytes:
+    """The whole content of ``path``, a regular file of at most ``limit`` bytes."""
+    with open_input(path, limit, what) as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise UnusableFile(f"unreadable ({exc.strerror})", "a readable file") from None
+    if len(data) > limit:
+        raise UnusableFile(
+            f"more than {format_bytes(limit)} (it grew while read)",
+            f"at most {format_bytes(limit)} for {what}",
+        )
+    return data
+
+
 #: Largest data file read whole (tables, manifests, points files): far above any simgpu writes.
 MAX_READ_BYTES = 1 << 30
 
 
-def regular_file(path: Path, what: str = "file") -> int:
-    """The size of ``path`` if it is a regular file (a link to one counts); a DatasetError
-    naming it otherwise: a missing file, a folder, or a pipe or device, which would block a
-    reader or never end."""
+def _dataset_error(path: Path, what: str, exc: UnusableFile) -> DatasetError:
+    """A reader's :class:`UnusableFile` as the DatasetError of a data file."""
+    got = exc.got
+    if got == "nothing there":
+        return DatasetError(f"{path}: no such {what}")
+    if got == "a directory":
+        return DatasetError(f"{path}: a folder, expected a {what}")
+    if any(got.startswith(k) for _, k in _KINDS) or got == "not a regular file":
+        return DatasetError(f"{path}: not a regular file ({got}), expected a {what}")
+    if exc.expected.startswith("at most"):
+        return DatasetError(f"{path}: {got}, expected {exc.expected}")
+    return DatasetError(f"{path}: cannot read ({got})")
+
+
+def regular_file(path: Path, what: str = "file", limit: int = MAX_READ_BYTES) -> int:
+    """The size of ``path`` if it is a regular file (a link to one counts) of at most ``limit``
+    bytes; a DatasetError naming it otherwise: a missing file, a folder, or a pipe or device,
+    which would block a reader or never end."""
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such {what}") from None
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise DatasetError(f"{path}: cannot read ({reason})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise DatasetError(f"{path}: a folder, expected a {what}")
-    if not stat.S_ISREG(st.st_mode):
-        raise DatasetError(f"{path}: not a regular file (a pipe or a device?), expected a {what}")
-    return st.st_size
+        return check_file(path, limit, f"a {what}")
+    except UnusableFile as exc:
+        raise _dataset_error(path, what, exc) from None
 
 
 def read_bytes(path: Path, what: str = "file", limit: int = MAX_READ_BYTES) -> bytes:
     """The content of the regular file ``path`` (:func:`regular_file`), at most ``limit``
     bytes; a DatasetError naming the file where it cannot be read."""
-    size = regular_file(path, what)
-    if size > limit:
-        raise DatasetError(f"{path}: {size} bytes, more than the {limit >> 20} MiB a {what} "
-                           "may have")
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from None
+        return read_input(path, limit, f"a {what}")
+    except UnusableFile as exc:
+        raise _dataset_error(path, what, exc) from None
 
 
 def read_frame(path: Path) -> pd.DataFrame:
@@ -551,13 +694,14 @@ def code_fingerprint(
     roots = [pkg / name for name in packages] if packages else [pkg]
     files = sorted(f for root in roots for f in root.rglob("*.py"))
     if models is not None and models.is_dir():
-        files += sorted(models.glob("*.toml"))
+        # regular files only: a FIFO or /dev/zero named *.toml would block or never end
+        files += sorted(f for f in models.glob("*.toml") if f.is_file())
     files += [Path(p) for p in extra]
     h = hashlib.sha256()
     for f in files:
         try:
-            data = f.read_bytes()
-        except OSError:
-            continue  # a file that vanished mid-walk changes nothing we can read
+            data = read_input(f, MAX_READ_BYTES, "a source or device file")
+        except UnusableFile:
+            continue  # vanished mid-walk, or not a file: nothing a result depends on
         h.update(f.name.encode() + b"\0" + hashlib.sha256(data).digest())
     return h.hexdigest()[:12]

@@ -24,6 +24,7 @@ from simgpu.devices.dataflow import DataflowSpec
 from simgpu.devices.pim import PimSpec
 from simgpu.devices.spec import DeviceSpec, Section
 from simgpu.errors import DeviceFileError
+from simgpu.io import OutputError, new_file
 
 load_module = importlib.import_module("simgpu.devices.load")
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -198,7 +199,7 @@ def test_import_writes_one_valid_file_where_named(
 
 def test_new_file_never_replaces_one_that_appears(tmp_path: Path) -> None:
     target = tmp_path / "x.toml"
-    with pytest.raises(FileExistsError), devices.files.new_file(target) as tmp:
+    with pytest.raises(OutputError), new_file(target) as tmp:
         tmp.write_text("new")
         target.write_text("written meanwhile")
     assert target.read_text() == "written meanwhile"

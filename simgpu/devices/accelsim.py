@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simgpu.devices.files import UnusableFile, new_file, read_input
 from simgpu.devices.load import load_device, loads_device, to_dict, toml_key, toml_value
 from simgpu.devices.registry import Registry
 from simgpu.devices.spec import INT_CAP, NAME_PATTERN, DeviceSpec
 from simgpu.errors import DeviceFileError, SimgpuError
+from simgpu.io import OutputError, UnusableFile, new_file, read_input
 
 __all__ = [
     "AccelSimConfig",
@@ -681,14 +681,14 @@ def _output_path(out: str | None, name: str) -> Path:
 
 def write_new_device_file(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, never over an existing file (also not one that
-    appears while writing; :func:`simgpu.devices.files.new_file`)."""
+    appears while writing; :func:`simgpu.io.new_file`)."""
     try:
         with new_file(path) as tmp:
             tmp.write_text(text, encoding="utf-8")
-    except FileExistsError:
-        raise SimgpuError(f"{path}: exists; device files are never overwritten") from None
-    except OSError as exc:
-        raise SimgpuError(f"{path}: cannot write ({exc.strerror})") from None
+    except OutputError as exc:
+        if "already exists" in str(exc):
+            raise SimgpuError(f"{path}: exists; device files are never overwritten") from None
+        raise
 
 
 def add_import_command(sub: Any) -> None:

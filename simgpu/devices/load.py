@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from simgpu.devices.dataflow import DataflowSpec
-from simgpu.devices.files import UnusableFile, read_input
 from simgpu.devices.pim import PimSpec
 from simgpu.devices.spec import INT_CAP, Device, DeviceSpec, FloatTable, Section
 from simgpu.errors import DeviceFileError
+from simgpu.io import UnusableFile, read_input
 
 __all__ = [
     "register_kind",

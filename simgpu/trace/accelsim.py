@@ -23,7 +23,7 @@ Words after the addresses (newer tracers add an immediate and store data) are no
 Every instruction is checked by :meth:`simgpu.trace.schema.Instruction.check` and the launch by
 :func:`simgpu.trace.schema.check_launch`, the validation the Parquet reader applies too; every
 error is a :class:`~simgpu.errors.DatasetError` naming the file and line. Files are read within
-bounds (:mod:`simgpu.devices.files`): regular files only, of at most :data:`MAX_TRACEG_BYTES` or
+bounds (:mod:`simgpu.io`): regular files only, of at most :data:`MAX_TRACEG_BYTES` or
 :data:`MAX_KERNELSLIST_BYTES`, with lines of at most :data:`MAX_LINE_BYTES`.
 """
 
@@ -34,8 +34,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simgpu.devices.files import UnusableFile, format_bytes, open_input
 from simgpu.errors import DatasetError
+from simgpu.io import UnusableFile, format_bytes, open_input
 from simgpu.trace.schema import (
     ADDRESS_LIMIT,
     MAX_OPERANDS,

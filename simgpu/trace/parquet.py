@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from simgpu.devices.files import UnusableFile, check_file, format_bytes, new_file
 from simgpu.errors import DatasetError
+from simgpu.io import OutputError, UnusableFile, check_file, format_bytes, new_file
 from simgpu.trace.schema import (
     MAX_OPERANDS,
     BlockWarps,
@@ -109,7 +109,7 @@ def write_parquet(
     """Write ``trace`` (or only ``blocks`` of it) to ``path`` atomically; returns the path.
 
     Never overwrites: raises :class:`DatasetError` if ``path`` exists, also when it appears
-    while the trace is written (:func:`simgpu.devices.files.new_file`).
+    while the trace is written (:func:`simgpu.io.new_file`).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -156,8 +156,8 @@ def write_parquet(
                 if len(cols["block"]) >= rows_per_group:
                     flush(writer)
             flush(writer)
-    except FileExistsError:
-        raise DatasetError(f"{path}: exists; trace files are never overwritten") from None
+    except OutputError as exc:
+        raise DatasetError(str(exc)) from None
     return path
 
 
