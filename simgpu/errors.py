@@ -25,6 +25,11 @@ class DatasetError(SimgpuError):
     """A dataset (calibration table, trace, GEMM schema file) is malformed or inconsistent."""
 
 
+class OutputError(SimgpuError, OSError):
+    """An output path cannot be written: a file where a folder should be, no permission, a full
+    disk. Names the path and the reason. Also an OSError, for callers that catch those."""
+
+
 class GPUUnavailableError(SimgpuError):
     """CuPy or a CUDA GPU is needed for this command and is not present."""
 

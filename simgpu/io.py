@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import simgpu
-from simgpu.errors import DatasetError, SimgpuError
+from simgpu.errors import DatasetError, OutputError, SimgpuError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,9 +121,6 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 MAX_NAME = 200
 
 
-class OutputError(SimgpuError, OSError):
-    """An output path cannot be written: a file where a folder should be, no permission, a full
-    disk. Names the path and the reason. Also an OSError, for callers that catch those."""
 
 
 def plain_name(value: object, what: str, error: type[SimgpuError] = SimgpuError) -> str:
