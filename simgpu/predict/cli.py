@@ -189,16 +189,16 @@ def _gemm_tiles(spec: Any, args: argparse.Namespace) -> dict[str, int]:
             tiles = dict(match[0].analytical_tiles())
     else:
         _int_in("--split-k", args.split_k, 1, args.k, " (1: no split; at most K)")
-        if given and not (tiles["tile_m"] and tiles["tile_n"]):
-            shown = ", ".join(_flag(k) for k in given)
-            raise SimgpuError(f"{shown} for {args.kernel}: give --tile-m and --tile-n as well,"
-                              " or no tile flag (the analytical model then picks the tiles)")
         limit = spec.compute.max_threads_per_block
         _int_in("--threads-per-block", tiles["threads_per_block"], 0, limit,
                 f" on {spec.name} (0: the kernel's default)")
         for t, tt in (("tile_m", "thread_tile_m"), ("tile_n", "thread_tile_n")):
             _int_in(_flag(tt), tiles[tt], 0, tiles[t] or MAX_INT,
                     f" (at most {_flag(t)}; 0: the kernel's default)")
+        if given and not (tiles["tile_m"] and tiles["tile_n"]):
+            shown = ", ".join(_flag(k) for k in given)
+            raise SimgpuError(f"{shown} for {args.kernel}: give --tile-m and --tile-n as well,"
+                              " or no tile flag (the analytical model then picks the tiles)")
         if all(tiles[k] for k in ("tile_m", "tile_n", "thread_tile_m", "thread_tile_n",
                                   "threads_per_block")):
             each = tiles["thread_tile_m"] * tiles["thread_tile_n"]
@@ -342,8 +342,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = _run_dir(args.out, "train")
     info_doc = {**info, "data": specs, "rows": len(df), "settings": vars(settings).copy()
                 if hasattr(settings, "__dict__") else str(settings), "features": forest.columns}
-    write_table(table, out, "training_fit")
-    atomic_write_text(out / "model.json", json.dumps(_jsonable(info_doc), indent=2))
+    write_table(table, out, "training_fit", overwrite=False)
+    atomic_write_text(out / "model.json", json.dumps(_jsonable(info_doc), indent=2),
+                      overwrite=False)
     if args.json:
         print(json.dumps(_jsonable({"info": info_doc, "training_fit": table.to_dict("records"),
                                     "saved": str(out)}), indent=2))
@@ -390,8 +391,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     table = evaluate.summary_gpu(pd.concat(tables, ignore_index=True))
     published = pd.DataFrame(list(evaluate.PUBLISHED))
     out = _run_dir(args.out, "evaluate")
-    write_table(table, out, "evaluation")
-    write_table(published, out, "published")
+    write_table(table, out, "evaluation", overwrite=False)
+    write_table(published, out, "published", overwrite=False)
     if args.json:
         print(json.dumps(_jsonable({
             "evaluation": table.to_dict("records"),
@@ -483,7 +484,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     # lazy, as in every command module: `simgpu` builds all parsers at start-up
     from simgpu.predict import cache
 
-    folder = cache.cache_dir()
+    folder = check_output_dir(cache.cache_dir(), f"predictor cache (${cache.CACHE_ENV})")
     limit = cache.limit_bytes()
     if args.clear:
         removed = cache.clear()

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import re
-import stat
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,7 +32,7 @@ from simgpu.calibrate.gemm_rows import (
     load_calibration_run,
 )
 from simgpu.errors import DatasetError
-from simgpu.io import read_frame
+from simgpu.io import read_bytes, read_frame
 
 #: Columns every dataset in the schema must have.
 REQUIRED = ("device", "dtype", "M", "N", "K", "time_s")
@@ -109,12 +108,48 @@ def _where(i: int) -> str:
 def _numeric(col: Any) -> np.ndarray:
     """A column as float64, NaN where a cell is not a number (text, a missing value, an
     integer beyond float range)."""
+    if pd.api.types.is_bool_dtype(col) or not (
+            pd.api.types.is_numeric_dtype(col) or pd.api.types.is_object_dtype(col)
+            or pd.api.types.is_string_dtype(col)):
+        return np.full(len(col), np.nan)  # true/false, dates, durations: not numbers here
+    if pd.api.types.is_object_dtype(col):
+        col = col.map(lambda v: np.nan if isinstance(v, (bool, np.bool_)) else v)
     out = pd.to_numeric(col, errors="coerce")
     if out.dtype == object:  # Python ints beyond int64 stay objects
         out = pd.Series([v if isinstance(v, (int, float)) and not isinstance(v, bool) and
                          abs(v) < 1e308 else np.nan for v in out], index=col.index)
     with np.errstate(over="ignore", invalid="ignore"):
         return np.asarray(out, dtype=float)
+
+
+def _whole_in(col: np.ndarray, low: int) -> np.ndarray:
+    """Where ``col`` holds a whole number from ``low`` to :data:`MAX_INT`."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(col) & (col >= low) & (col <= MAX_INT) & (col % 1 == 0)
+
+
+def _check_device_figures(df: Any, source: str) -> None:
+    """One figure per device in each ``dev_*`` column, and whole counts of SMs and lanes."""
+    cols = [c for c in DEVICE_COLUMNS if c in df.columns]
+    for c in ("dev_sm_count", "dev_fp32_lanes_per_sm"):
+        if c in cols:
+            v = df[c].to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):
+                bad = np.isfinite(v) & ((v % 1 != 0) | (v > 2**20))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise DatasetError(f"{source}: column {c!r}, {_where(i)}: got"
+                                   f" {_shown(df[c].iloc[i])}, expected a whole number from 1"
+                                   f" to {2**20}")
+    if not cols:
+        return
+    for name, rows in df.groupby("device", sort=False)[cols]:
+        for c in cols:
+            values = rows[c].dropna().unique()
+            if len(values) > 1:
+                raise DatasetError(f"{source}: device {str(name)!r}: its rows disagree on {c}"
+                                   f" ({_shown(values[0])} and {_shown(values[1])}), expected"
+                                   " one figure per device")
 
 
 def validate(df: Any, source: str) -> Any:
@@ -135,12 +170,13 @@ def validate(df: Any, source: str) -> Any:
     for name, default in OPTIONAL.items():
         if name not in out.columns:
             out[name] = default
-        elif name != "power_W" and not isinstance(default, float):
-            out[name] = out[name].fillna(default)
+        elif name != "power_W" and out[name].isna().any():
+            # as objects: an empty column is float, a column with text is str
+            out[name] = out[name].astype(object).fillna(default)
     for name in INT_COLUMNS:
         col = _numeric(out[name])
         low = 1 if name in ("M", "N", "K") else 0
-        bad = ~np.isfinite(col) | (col < low) | (col > MAX_INT) | (col % 1 != 0)
+        bad = ~_whole_in(col, low)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DatasetError(
@@ -172,6 +208,7 @@ def validate(df: Any, source: str) -> Any:
                 " finite number > 0"
             )
         out[name] = num
+    _check_device_figures(out, source)
     dt = out["dtype"].astype(str)
     bad = ~dt.isin(list(DTYPE_BYTES))
     if bad.any():
@@ -205,17 +242,7 @@ def device_params(df: Any, source: str = "dataset") -> dict[str, DeviceParams]:
                 f"{source}: device {name!r} is not in models/ and its rows lack {missing};"
                 f" give a device file or the columns {list(DEVICE_COLUMNS)}"
             )
-        for c in DEVICE_COLUMNS:
-            values = rows[c].unique()
-            if len(values) > 1:
-                raise DatasetError(f"{source}: device {name!r}: its rows disagree on {c}"
-                                   f" ({_shown(values[0])} and {_shown(values[1])}), expected"
-                                   " one figure per device")
         r = rows.iloc[0]
-        for c in ("dev_sm_count", "dev_fp32_lanes_per_sm"):
-            if not (float(r[c]) % 1 == 0 and 1 <= float(r[c]) <= 2**20):
-                raise DatasetError(f"{source}: device {name!r}: {c} {_shown(r[c])}, expected a"
-                                   f" whole number from 1 to {2**20}")
         out[name] = DeviceParams.from_figures(
             name=name,
             sm_count=int(r["dev_sm_count"]),
@@ -239,7 +266,7 @@ def _whole(df: Any, columns: Iterable[str], source: str, low: int = 1) -> dict[s
     out = {}
     for name in columns:
         col = _numeric(df[name])
-        bad = ~np.isfinite(col) | (col < low) | (col > MAX_INT) | (col % 1 != 0)
+        bad = ~_whole_in(col, low)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DatasetError(f"{source}: column {name!r}, {_where(i)}: got"
@@ -460,19 +487,9 @@ def from_uci(df: Any, source: str) -> Any:
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The bytes of a regular file (a FIFO or a device would block or never end)."""
-    try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise DatasetError(f"{path}: not a regular file, expected a CSV or Parquet file")
-        if st.st_size > MAX_FILE_BYTES:
-            raise DatasetError(f"{path}: {st.st_size / 2**30:.1f} GiB, more than the"
-                               f" {MAX_FILE_BYTES / 2**30:.0f} GiB a dataset file may hold")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    """The bytes of a dataset file: a regular file of at most MAX_FILE_BYTES (a FIFO or a
+    device would block or never end)."""
+    return read_bytes(path, "CSV or Parquet file", MAX_FILE_BYTES)
 
 
 def parse_csv(data: bytes, source: str) -> Any:
@@ -662,6 +679,7 @@ def load(spec: str | Path, *, sample: int | None = None, seed: int = 0) -> Any:
     else:
         df = _from_file(path)
     df = validate(df, str(path))
+    device_params(df, str(path))  # every device known here, or described by its rows
     if sample is not None and len(df) > sample:
         df = df.sample(n=sample, random_state=seed).reset_index(drop=True)
     return df
