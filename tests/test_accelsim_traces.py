@@ -180,3 +180,57 @@ def test_trace_without_version_header_is_old_format(tmp_path: Path):
     k = read_traceg(p)
     assert k.tracer_version == 0
     assert [i.opcode for i in k.trace.block(0)[0]] == ["FFMA", "EXIT"]
+
+
+# --- EXIT retires the lanes of its mask ---------------------------------------------------------
+
+
+@needs_data
+def test_vectoradd_replays_every_instruction_and_its_memory():
+    """vectorAdd of 100 floats: every warp exits its bounds-check lanes (mask 0) before the
+    body; the four warps with elements then load, add and store. Before EXIT kept its mask,
+    the first EXIT retired every warp: 288 of 344 instructions, no load or store."""
+    from simgpu import devices
+    from simgpu.sim.replay import simulate_trace
+
+    (k,) = load_accelsim(DATA / "vectoradd")
+    r = simulate_trace(k.trace, devices.get("h100-sxm"))
+    assert r.instructions_simulated == k.trace.warp_instruction_count() == 344
+    assert r.op_counts["ld"] == 8 and r.op_counts["st"] == 4
+    # 100 floats per array: 13 sectors of 32 B read from each input, 13 written
+    assert r.bytes["dram"]["read"] == 2 * 13 * 32 and r.bytes["dram"]["write"] == 13 * 32
+
+
+def _divergent_body(first_exit: str, second_exit: str) -> str:
+    return f"""
+#BEGIN_TB
+thread block = 0,0,0
+warp = 0
+insts = 5
+0010 ffffffff 1 R2 S2R 0 0
+0020 0000ffff 0 EXIT 0 0
+0030 ffff0000 1 R4 LDG.E 1 R2 4 1 0x10000 4
+0040 {first_exit} 0 EXIT 0 0
+0050 {second_exit} 1 R5 FADD 2 R4 R4 0
+#END_TB
+"""
+
+
+def test_divergent_warp_runs_until_its_last_lane_exits(tmp_path: Path):
+    """Lanes 0-15 exit first; lanes 16-31 load and exit; the warp retires at the second EXIT,
+    and an instruction after the EXIT of its last lanes is not run."""
+    from simgpu import devices
+    from simgpu.sim.replay import simulate_trace
+
+    spec = devices.get("h100-sxm")
+    k = read_traceg(_write(tmp_path, _divergent_body("ffff0000", "ffff0000")))
+    r = simulate_trace(k.trace, spec, max_blocks=1)
+    # the first of HEADER's two blocks; its second warp has no stream
+    assert r.op_counts.get("ld") == 1 and r.op_counts["exit"] == 2
+    assert r.instructions_simulated == 4
+    assert r.bytes["l1"]["read"] == 16 * 4  # 16 lanes x 4 B: two sectors of 32 B
+    # the same warp whose second EXIT retires only some of the remaining lanes runs on to the
+    # end of its stream
+    k = read_traceg(_write(tmp_path, _divergent_body("00ff0000", "ff000000"), name="k2.traceg"))
+    r = simulate_trace(k.trace, spec, max_blocks=1)
+    assert r.instructions_simulated == 5 and r.op_counts["fp32"] == 1

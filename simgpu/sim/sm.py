@@ -232,6 +232,8 @@ class Warp:
         "unit",
         "dec",
         "decode",
+        "lanes",
+        "exited",
     )
 
     def __init__(
@@ -253,6 +255,21 @@ class Warp:
         #: Decoded record of the instruction at :attr:`pc` (see :class:`Decoder`).
         self.dec: Decoded | None = None
         self.decode: Decoder = sub.sm.decode
+        #: Lanes the warp runs (every lane active in some instruction of its stream; found at
+        #: its first EXIT) and lanes already retired by an EXIT.
+        self.lanes = -1
+        self.exited = 0
+
+    def retire_lanes(self, mask: int) -> bool:
+        """An EXIT retires the lanes of its active ``mask``; True once every lane of the warp
+        has left (an EXIT of a diverged branch retires some lanes, and the rest run on)."""
+        if self.lanes < 0:
+            lanes = 0
+            for inst in self.insts:
+                lanes |= inst.mask
+            self.lanes = lanes
+        self.exited |= mask & self.lanes
+        return self.exited == self.lanes
 
     def refresh(self, t_min: float) -> None:
         """Recompute :attr:`ready` for the next instruction (scoreboard: RAW and WAW)."""
@@ -634,9 +651,9 @@ class SubCore:
         if kind == K_BAR:
             sm.barrier(w, ti)
             return nxt
-        if kind == K_EXIT or w.pc >= w.n:
-            # A warp ends at the end of its stream; an EXIT before that (some lanes leave,
-            # NVBit records it with the lanes still running) is a control instruction.
+        if w.pc >= w.n or (kind == K_EXIT and w.retire_lanes(d.inst.mask)):
+            # A warp ends at the end of its stream, or at the EXIT that retires its last lanes;
+            # an EXIT of some lanes (a diverged branch) is a control instruction.
             sm.exit(w, ti)
             return nxt
         # branch / misc: fixed short latency on the control path
