@@ -62,6 +62,13 @@ SIM = ["simulate", "--device", "h100-sxm", "--workload"]
          ("tile 3 for sgemm_tiled",)),
         (["experiment", "run", "long_context_kv", "--set", "device=h100-sxm",
           "--set", "device=h200"], ("device given twice",)),
+        # a device-override value the device cannot take is refused before any point runs
+        (["sweep", "--set", "l2.size_MiB=50,-5"], ("l2.size_MiB: got -5",)),
+        (["sweep", "--device", "h100-sxm", "--device", "a100-sxm-80gb",
+          "--set", "hbm_bandwidth_GBps=0"], ("hbm_bandwidth_GBps = 0",)),
+        (["sweep", "--set", "pcie_gen=9"], ("pcie_gen = 9", "[3, 4, 5, 6]")),
+        (["experiment", "run", "long_context_kv", "--workers", "-2"],
+         ("workers = -2: expected 0",)),
     ],
 )
 def test_bad_command_lines_fail_clearly(capsys, tmp_path, argv, expected) -> None:
@@ -69,6 +76,15 @@ def test_bad_command_lines_fail_clearly(capsys, tmp_path, argv, expected) -> Non
         argv = [*argv, "--out", str(tmp_path / "out")]
     _fails(capsys, argv, *expected)
     assert not (tmp_path / "out").exists()  # nothing written for a refused command
+
+
+def test_an_output_folder_that_is_a_file(capsys, tmp_path) -> None:
+    f = tmp_path / "f"
+    f.write_text("x")
+    for argv in (["sweep", "--workers", "0"], ["experiment", "run", "long_context_kv",
+                                               "--workers", "0"]):
+        _fails(capsys, [*argv, "--out", str(f)], "exists and is not a folder")
+        assert f.read_text() == "x"
 
 
 def test_a_long_replay_reports_progress(capsys, monkeypatch) -> None:

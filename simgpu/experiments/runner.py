@@ -50,6 +50,7 @@ from simgpu.io import (
     POINTS_FILE,
     JsonlAppender,
     atomic_write_text,
+    check_output_dir,
     code_fingerprint,
     config_hash,
     load_points,
@@ -62,6 +63,7 @@ from simgpu.sweep.engine import (
     ModulePoint,
     SweepReport,
     check_grid_size,
+    check_workers,
     grid_points,
     load_module_file,
     load_table,
@@ -184,6 +186,7 @@ def run_module(
     engine with ``workers`` > 0, ``dask_local`` or ``scheduler`` (the workers import the
     experiment's file). Returns the table of the finished points and the engine's report (None
     in this process). ``engine_log`` (default ``log``) hears the engine."""
+    check_workers(workers)
     if not (scheduler or dask_local or (workers is not None and workers > 0)):
         return run_grid(module, grid, out_dir, progress=progress, log=log), None
     path = getattr(module, "__file__", None)
@@ -222,7 +225,7 @@ def run(
     check_contract(module, f"{info.path}: experiment")
     grid = resolve_grid(module, devices, overrides)
     config = run_config(module, grid, info.path)
-    out = out_dir or results_root() / module.NAME / config_hash(config)
+    out = check_output_dir(out_dir or results_root() / module.NAME / config_hash(config))
     df, report = run_module(module, grid, out, workers=workers, scheduler=scheduler,
                             dask_local=dask_local, progress=progress, log=log)
     if df.empty:

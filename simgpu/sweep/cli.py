@@ -23,7 +23,14 @@ from typing import Any
 from simgpu import __version__
 from simgpu.devices.registry import models_dir
 from simgpu.errors import SimgpuError
-from simgpu.io import atomic_write_text, code_fingerprint, config_hash, results_root, write_table
+from simgpu.io import (
+    atomic_write_text,
+    check_output_dir,
+    code_fingerprint,
+    config_hash,
+    results_root,
+    write_table,
+)
 from simgpu.sweep.engine import MAX_POINTS, check_grid_size, parse_sets
 
 
@@ -87,6 +94,14 @@ def build_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
     # no point could use (M=abc) fails here, once, instead of in every point
     sets = {k: v[0] for k, v in grid.items() if k not in ("device", "workload", "view")}
     base = device_with(grid["device"][0], {})
+    # every device-override value on every device, alone: a value the device file cannot take
+    # (l2.size_MiB=-5) fails here with the file's own message
+    for name in grid["device"]:
+        device_with(name, {})
+        for key, values in grid.items():
+            if is_override(key):
+                for value in values:
+                    device_with(name, {key: value})
     for wl in grid["workload"]:
         for view in grid["view"]:
             for key, values in grid.items():
@@ -107,7 +122,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     grid = build_grid(args)
     config = {"sweep": "simgpu.sweep.model.evaluate", "grid": grid,
               "code": code_fingerprint(models=models_dir())}
-    out_dir = args.out or results_root() / "sweep" / config_hash(config)
+    out_dir = check_output_dir(args.out or results_root() / "sweep" / config_hash(config))
     points = list(grid_points(grid))
     print(f"sweep: {len(points)} points -> {out_dir}", file=sys.stderr)
     report = run_points(

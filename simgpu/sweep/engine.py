@@ -38,7 +38,15 @@ from types import ModuleType
 from typing import Any
 
 from simgpu.errors import SimgpuError
-from simgpu.io import POINTS_FILE, JsonlAppender, append_jsonl, load_points, plain, point_key
+from simgpu.io import (
+    POINTS_FILE,
+    JsonlAppender,
+    append_jsonl,
+    check_output_dir,
+    load_points,
+    plain,
+    point_key,
+)
 
 FAILED_FILE = ".failed.jsonl"
 
@@ -206,6 +214,12 @@ class _Progress:
             self.bar.close()
 
 
+def check_workers(workers: int | None) -> None:
+    """A worker count: None (the CPU count), 0 (this process) or more."""
+    if workers is not None and workers < 0:
+        raise SweepError(f"workers = {workers}: expected 0 (this process) or more")
+
+
 def run_points(
     fn: PointFn,
     points: Iterable[dict[str, Any]],
@@ -226,7 +240,8 @@ def run_points(
     ``fn`` must be picklable for the parallel executors (a module-level function or
     :class:`ModulePoint`).
     """
-    out_dir = Path(out_dir)
+    check_workers(workers)
+    out_dir = check_output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     points_path = out_dir / POINTS_FILE
     failed_path = out_dir / FAILED_FILE
@@ -240,8 +255,6 @@ def run_points(
     skipped = len(all_points) - len(todo)
     if log and skipped:
         log(f"{skipped} of {len(all_points)} points already done in {out_dir}")
-    if workers is not None and workers < 0:
-        raise SweepError(f"workers = {workers}: expected 0 (this process) or more")
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     bar = _Progress(len(todo), desc, progress)
     failures: list[dict[str, Any]] = []
