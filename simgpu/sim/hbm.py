@@ -5,9 +5,16 @@ The model follows Ramulator 2's structure without its per-cycle loop:
 * a **timing table** (:func:`timing_table`) lists every constraint as (preceding command,
   following command, scope, tCK): the values come straight from the device file's
   ``[dram.timing]`` table, so HBM2e, HBM3 and HBM3e presets are selected by the device;
-* one **FR-FCFS controller per pseudo-channel** with a read queue and a write queue, write
-  draining between a high and a low watermark, an open-row policy and all-bank refresh every
-  tREFI;
+* one **FR-FCFS controller per pseudo-channel** that schedules commands (ACT, PRE, RD, WR,
+  REF), not whole requests: at each decision, among the requests in its queue, the oldest
+  request whose next command is ready issues it, column commands to open rows (row hits) before
+  row commands, and a PRE never closes a row that a queued request still wants. An ACT to an idle
+  bank therefore overtakes an older request waiting out tRC or tRP on a busy bank; tRRD and tFAW
+  are checked against the ACTs actually issued. A request leaves the queue when its column
+  commands issue. Reads and writes have queues of their own; writes are drained between a high
+  and a low watermark; all-bank refresh every tREFI (a precharge-all, then REF). Arrivals
+  enter their queue as it has room; with ``HBMConfig.in_order`` they enter in arrival order
+  across both queues (an in-order front end: one waiting for a full queue holds back the rest);
 * an **address mapping** that spreads consecutive lines (``interleave_bytes``, one L2 line;
   :func:`simgpu.sim.build_system` passes the device's) over channels (rotated by a
   hash of the higher address bits, so strided streams use every channel), then
@@ -15,21 +22,22 @@ The model follows Ramulator 2's structure without its per-cycle loop:
   index XOR-ed with low row bits, the permutation interleaving of Zhang et al., MICRO 2000).
 
 A request carries one to ``row_bytes / burst_bytes`` bursts (a 128-byte line is four 32-byte
-bursts on HBM2/HBM3 pseudo-channels) to one row of one bank. The controller decides a request at
-a time: precharge and activate when the row is not open, then the column commands, placed in the
-earliest data-bus slots that satisfy tCCD_S (pseudo-channel) and tCCD_L (bank group) against
-every command already placed. While it serves a row hit it also opens the row of the oldest
-waiting miss to another bank (a command-level FR-FCFS scheduler issues such a ready ACT between
-column commands), so row switches hide behind data transfers. Commands are integer tCK; the rest
-of simgpu counts SM cycles, and the conversion uses ``tCK_ps`` and the SM clock given to
-:class:`HBM`. Refresh is all-bank (REF) per pseudo-channel, staggered over tREFI; per-bank
-refresh is not modelled, so refresh costs the full (tRP + tRFC + ...) / tREFI share.
+bursts on HBM2/HBM3 pseudo-channels) to one row of one bank. Its column commands issue together:
+the first when the scheduler picks it, the others tCCD_L apart in the earliest data-bus slots
+that keep tCCD_S (pseudo-channel) and tCCD_L (bank group) against every column command already
+issued, so other bank groups' bursts interleave with them. Row commands (ACT, PRE) and column
+commands travel on separate command buses, one command each per tCK (HBM's row and column
+command interfaces, JESD235/JESD238). Commands are integer tCK; the rest of simgpu counts SM
+cycles, and the conversion uses ``tCK_ps`` and the SM clock given to :class:`HBM`. Refresh is
+all-bank per pseudo-channel, staggered over tREFI; per-bank refresh is not modelled, so refresh
+costs the full (tRP + tRFC + ...) / tREFI share.
 
-Events: the controller wakes only when work arrives or when its plan runs out (it commits
-commands up to a horizon ahead of the present); completion is handed to the caller's callback
-with the data-return time as soon as the controller has placed the request (:meth:`HBM.submit`),
-so a request costs no event of its own (:meth:`HBM.request` adds one for callers that wait on an
-event).
+Events: a controller wakes only when a request arrives or when the next command can issue (no
+per-cycle ticking); a refresh that falls due while it sleeps is placed at its due time when it
+wakes (nothing issued in between, so the placement is exact). Completion is handed to the
+caller's callback, with the data-return time, when the request's column commands issue
+(:meth:`HBM.submit`), so a request costs no event of its own (:meth:`HBM.request` adds one for
+callers that wait on an event).
 """
 
 from __future__ import annotations
@@ -170,16 +178,13 @@ class HBMConfig:
     """Controller settings (not device data: they describe the memory controller)."""
 
     #: assumption: 64-entry read and write queues per pseudo-channel, Ramulator 2's default
-    #: queue size for its generic DRAM controller.
+    #: queue size for its generic DRAM controller. The scheduler considers every queued request.
     read_queue: int = 64
     write_queue: int = 64
     #: assumption: drain writes when the write queue is 3/4 full, stop at 1/4 (a common
     #: hysteresis choice in DRAM controller models, e.g. USIMM's write-drain watermarks).
     write_high: float = 0.75
     write_low: float = 0.25
-    #: FR-FCFS looks this many entries deep for a row hit (assumption: the whole queue would be
-    #: exact; 16 keeps the decision O(1) and finds the row hits of streaming traffic).
-    window: int = 16
     #: refresh on/off (off only for closed-form peak-bandwidth checks)
     refresh: bool = True
     #: bytes of consecutive addresses kept in one pseudo-channel row: one L2 line (128 B on
@@ -187,12 +192,22 @@ class HBMConfig:
     interleave_bytes: int = 128
     #: XOR the bank index with low row bits (permutation-based interleaving)
     bank_xor: bool = True
+    #: admit arrivals in arrival order across both queues: an arrival whose queue is full
+    #: holds back every later one (an in-order front end, as Ramulator 2's trace front ends
+    #: and a single request port). Off: a full write queue does not hold reads back.
+    in_order: bool = False
     #: keep a log of every command (tests check it against the timing table)
     log: bool = False
 
 
+_NEVER = -(10**9)
+_INF = 1 << 62
+
+
 class _Entry:
-    __slots__ = ("t_arr", "seq", "bank", "bg", "row", "n", "write", "cb", "nbytes", "prepared")
+    __slots__ = (
+        "t_arr", "t_q", "seq", "age", "bank", "bg", "row", "n", "write", "cb", "nbytes", "acted"
+    )
 
     def __init__(
         self,
@@ -207,7 +222,9 @@ class _Entry:
         nbytes: int,
     ) -> None:
         self.t_arr = t_arr
-        self.seq = seq
+        self.t_q = t_arr  # when it entered the queue (later than t_arr when the queue was full)
+        self.seq = seq  # submission order (ties between equal arrival times)
+        self.age = 0  # admission order: FR-FCFS's "oldest"
         self.bank = bank
         self.bg = bg
         self.row = row
@@ -215,25 +232,35 @@ class _Entry:
         self.write = write
         self.cb = cb
         self.nbytes = nbytes
-        self.prepared = False  # its row was opened ahead of its column commands
+        self.acted = False  # an ACT was issued for it (its column commands are still to come)
+
+
+#: the counters of :class:`_PseudoChannel` that :meth:`HBM.totals` sums and
+#: :meth:`HBM.reset_stats` zeroes
+_COUNTERS = (
+    "reads", "writes", "row_hits", "row_misses", "row_conflicts", "refreshes", "bytes",
+    "write_bytes", "busy_bursts", "queue_wait", "decided", "read_latency", "read_queue_latency",
+    "acts", "pres",
+)
 
 
 class _PseudoChannel:
-    """State of one pseudo-channel: banks, command history, queues, refresh."""
+    """State of one pseudo-channel: banks, last commands, queues, refresh, statistics."""
 
     def __init__(self, index: int, banks: int, bank_groups: int, t_ref: int) -> None:
         self.index = index
         self.open_row = [-1] * banks
         self.act_ok = [0] * banks  # earliest ACT (tRC from last ACT, tRP from last PRE, tRFC)
-        self.pre_ok = [0] * banks  # earliest PRE (tRAS, tRTP, tWR)
+        self.pre_ok = [0] * banks  # earliest PRE (tRAS, tRTP, write recovery)
         self.col_ok = [0] * banks  # earliest column command (tRCD)
-        self.bank_last = [0] * banks  # last command placed on the bank (commands stay ordered)
-        self.bg_act = [-(10**9)] * bank_groups
-        self.last_act = -(10**9)
-        self.faw: deque[int] = deque(maxlen=4)
-        self.last_rd = -(10**9)  # latest read column command
-        self.wr_end = -(10**9)  # latest write data end, whole pseudo-channel
-        self.wr_end_bg = [-(10**9)] * bank_groups
+        self.pre_for = [False] * banks  # the bank was closed by a PRE for a request (a conflict)
+        self.bg_act = [_NEVER] * bank_groups  # last ACT per bank group (tRRD_L)
+        self.last_act = _NEVER  # last ACT (tRRD_S)
+        self.faw: deque[int] = deque(maxlen=4)  # the last four ACTs issued (tFAW)
+        self.row_free = 0  # the row command bus is free from this tCK
+        self.last_rd = _NEVER  # latest read column command (reserved bursts included)
+        self.wr_end = _NEVER  # latest write data end, whole pseudo-channel
+        self.wr_end_bg = [_NEVER] * bank_groups
         self.base = 0  # time of bit 0 of the masks
         self.bus = 0  # bit t: data bus busy at base + t
         self.bgmask = [0] * bank_groups  # bit t: bank group's column path busy at base + t
@@ -242,23 +269,50 @@ class _PseudoChannel:
         # hold reads back): heaps by (arrival, sequence)
         self.incoming: list[tuple[int, int, _Entry]] = []
         self.incoming_w: list[tuple[int, int, _Entry]] = []
-        self.rq: list[_Entry] = []
-        self.wq: list[_Entry] = []
+        # the queues, per bank, oldest first
+        self.rq: list[list[_Entry]] = [[] for _ in range(banks)]
+        self.wq: list[list[_Entry]] = [[] for _ in range(banks)]
+        self.n_rq = 0
+        self.n_wq = 0
+        # when each queue last had room after being full: an arrival waiting for a slot
+        # enters then (an arrival finding room enters at once, whenever it is admitted)
+        self.room_r = _NEVER
+        self.room_w = _NEVER
+        self.rmask = 0  # bit b: rq[b] holds requests
+        self.wmask = 0
+        self.amask = 0  # bit b: act_bank[b] > 0
+        self.ages = 0
+        # queued reads / writes that want the open row of each bank (a PRE waits for them)
+        self.want_r = [0] * banks
+        self.want_w = [0] * banks
+        self.activated: list[_Entry] = []  # ACT issued, column commands not yet
+        self.act_r = 0  # reads and writes among them
+        self.act_w = 0
+        self.act_bank = [0] * banks  # activated requests per bank
         self.draining = False
-        self.armed_at: float | None = None
-        self.planning = False  # armed to extend a plan (not waiting for an arrival)
+        self.armed_at: float | None = None  # the wake-up that counts
+        self.events: set[float] = set()  # times of the wake-ups scheduled (some superseded)
+        # the last decision's lower bound on the next one (valid until the state changes) and
+        # the queue it serves
+        self.plan_at: int | None = None
+        self.plan_mode = False
         # statistics
         self.reads = 0
         self.writes = 0
-        self.row_hits = 0
-        self.row_misses = 0  # bank was closed
-        self.row_conflicts = 0  # another row was open
+        self.row_hits = 0  # the row was open (no ACT issued for the request)
+        self.row_misses = 0  # the bank was closed
+        self.row_conflicts = 0  # another row was open and was precharged for it
         self.refreshes = 0
         self.bytes = 0
         self.busy_bursts = 0
         self.write_bytes = 0
-        self.queue_wait = 0  # sum of (decision - arrival), tCK
-        self.decided = 0
+        self.queue_wait = 0  # sum of (first column command - arrival), tCK
+        self.decided = 0  # requests whose column commands issued
+        self.read_latency = 0  # sum over reads of (data end - arrival), tCK
+        self.read_queue_latency = 0  # sum over reads of (data end - queue entry), tCK
+        self.acts = 0
+        self.pres = 0  # precharges of one bank (a precharge-all before REF counts none)
+        self.last_end = 0  # latest data end of an issued request, tCK
 
 
 class HBM:
@@ -297,17 +351,43 @@ class HBM:
                 f"HBM: interleave_bytes = {ilv}, expected a multiple of the burst "
                 f"({self.burst_bytes} B) dividing row_bytes ({dram_spec.row_bytes})"
             )
+        for name in ("read_queue", "write_queue"):
+            if getattr(self.cfg, name) < 1:
+                raise SimgpuError(
+                    f"HBM: {name} = {getattr(self.cfg, name)}, expected at least 1 entry"
+                )
         self.cols_per_row = dram_spec.row_bytes // ilv
         self.max_bursts = dram_spec.row_bytes // self.burst_bytes
-        self._rtw = read_to_write_tck(t)
         self._refresh_on = self.cfg.refresh
-        self._window = self.cfg.window
         self._logging = self.cfg.log
-        self._wr_data = t.tCWL + t.tBL
-        # assumption: the controller commits commands up to tRC ahead of the present; enough to
-        # overlap one bank's activate with another's data, short enough that later arrivals
-        # still compete (FR-FCFS) for most of a request's wait.
-        self.horizon = t.tRC
+        # the timing table is the one source of constraints: the controller reads its values
+        # from it by (preceding, following, scope)
+        tab = {(c.preceding, c.following, c.scope): c.tck for c in timing_table(t)}
+        self._tRC = tab[ACT, ACT, "bank"]
+        self._tRCD = tab[ACT, RD, "bank"]
+        self._tRCD_W = tab[ACT, WR, "bank"]
+        self._tRAS = tab[ACT, PRE, "bank"]
+        self._tRP = tab[PRE, ACT, "bank"]
+        self._tRTP = tab[RD, PRE, "bank"]
+        self._wr_pre = tab[WR, PRE, "bank"]  # tCWL + tBL + tWR after the write command
+        self._tRRD_L = tab[ACT, ACT, "bankgroup"]
+        self._tRRD_S = tab[ACT, ACT, "channel"]
+        self._tCCD_L = tab[RD, RD, "bankgroup"]
+        self._tCCD_S = tab[RD, RD, "channel"]
+        self._rtw = tab[RD, WR, "channel"]
+        self._wtr_l = tab[WR, RD, "bankgroup"]  # tCWL + tBL + tWTR_L after the write command
+        self._wtr_s = tab[WR, RD, "channel"]
+        self._pre_ref = tab[PRE, REF, "channel"]
+        self._tRFC = tab[REF, ACT, "channel"]
+        self._act_ref = tab[ACT, REF, "channel"]
+        # the controller keeps one earliest-time per bank (act_ok) and one column path: these
+        # pairs of the table must agree
+        if (tab[WR, WR, "bankgroup"], tab[WR, WR, "channel"]) != (self._tCCD_L, self._tCCD_S):
+            raise SimgpuError("HBM: the timing table's WR-WR spacing differs from RD-RD")
+        if (self._act_ref, self._pre_ref) != (self._tRC, self._tRP):
+            raise SimgpuError("HBM: the timing table's ACT/PRE -> REF differ from -> ACT")
+        self._data = t.tCL + t.tBL  # read command to its last data beat
+        self._wr_data = t.tCWL + t.tBL  # write command to its last data beat
         #: write-queue entries at which writes start and stop draining
         self.drain_start = max(1, math.ceil(self.cfg.write_high * self.cfg.write_queue))
         self.drain_stop = math.floor(self.cfg.write_low * self.cfg.write_queue)
@@ -318,9 +398,12 @@ class HBM:
             for i in range(self.n_pc)
         ]
         self._seq = 0
-        self._now = 0
+        self._cb_at = _INF  # set by each decision: see _step
+        self._bank_sets: dict[int, list[int]] = {}  # bank mask -> the banks in it
+        self._bgof = [b // self.banks_per_group for b in range(self.banks)]  # bank -> group
         self.log: list[tuple[int, str, int, int, int]] = []  # (tCK, command, pc, bg, bank)
-        s, lng = t.tCCD_S, t.tCCD_L
+        s, lng = self._tCCD_S, self._tCCD_L
+        # occupancy patterns of n column commands tCCD_L apart: data bus, bank group's path
         self._pat_cache: dict[int, tuple[int, int]] = {}
         for n in range(1, self.max_bursts + 1):
             bus = 0
@@ -364,9 +447,9 @@ class HBM:
     ) -> None:
         """Queue an access arriving at the controller ``delay`` SM cycles from now.
 
-        ``callback(t)`` is called once the controller has placed the column commands, with
-        ``t`` the absolute time (SM cycles) at which the last data beat leaves the DRAM (reads)
-        or is written (writes); the call happens at or before ``t``.
+        ``callback(t)`` is called when the controller issues the request's column commands,
+        with ``t`` the absolute time (SM cycles) at which the last data beat leaves the DRAM
+        (reads) or is written (writes); the call happens at or before ``t``.
         """
         if nbytes <= 0:
             raise SimgpuError(f"HBM: nbytes = {nbytes}, expected > 0")
@@ -384,8 +467,9 @@ class HBM:
             t_arr, seq, bg * self.banks_per_group + bank, bg, row, n, write, callback, nbytes
         )
         heapq.heappush(pc.incoming_w if write else pc.incoming, (t_arr, seq, e))
-        if not pc.planning and (pc.armed_at is None or pc.armed_at > t_arr):
-            # a busy controller admits arrivals when its plan runs out
+        if (pc.n_wq >= self.cfg.write_queue) if write else (pc.n_rq >= self.cfg.read_queue):
+            return  # it enters when a request leaves; the busy controller is armed already
+        if pc.armed_at is None or pc.armed_at > t_arr:
             self._arm(pc, t_arr)
 
     def request(
@@ -407,99 +491,631 @@ class HBM:
         if pc.armed_at is not None and pc.armed_at <= t_tck:
             return
         pc.armed_at = t_tck
+        if t_tck in pc.events:
+            return  # a wake-up at that time is on its way (it was superseded, now it is not)
+        pc.events.add(t_tck)
         env = self.env
         delay = t_tck * self.cycles_per_tck - env.now
         ev = env.timeout(delay if delay > 0.0 else 0.0)
         ev.callbacks.append(partial(self._wake, pc, t_tck))
 
     def _wake(self, pc: _PseudoChannel, t_tck: float, _ev: object = None) -> None:
+        pc.events.discard(t_tck)
         if pc.armed_at != t_tck:
             return  # superseded by an earlier wake-up
         pc.armed_at = None
-        pc.planning = False
         self._step(pc)
 
-    def _admit(self, pc: _PseudoChannel, now: int) -> None:
-        inc, q, cap = pc.incoming, pc.rq, self.cfg.read_queue
-        while inc and inc[0][0] <= now and len(q) < cap:
-            q.append(heapq.heappop(inc)[2])
-        inc, q, cap = pc.incoming_w, pc.wq, self.cfg.write_queue
-        while inc and inc[0][0] <= now and len(q) < cap:
-            q.append(heapq.heappop(inc)[2])
+    def _admit(self, pc: _PseudoChannel, now: int) -> list[_Entry]:
+        """Move arrivals due by ``now`` into the queues while they have room; return them."""
+        if self.cfg.in_order:
+            return self._admit_in_order(pc, now)
+        new: list[_Entry] = []
+        for write in (False, True):
+            inc = pc.incoming_w if write else pc.incoming
+            if not inc or inc[0][0] > now:
+                continue
+            if write:
+                cap, q, want = self.cfg.write_queue - pc.n_wq, pc.wq, pc.want_w
+            else:
+                cap, q, want = self.cfg.read_queue - pc.n_rq, pc.rq, pc.want_r
+            open_row = pc.open_row
+            mask = pc.wmask if write else pc.rmask
+            k = 0
+            while k < cap and inc and inc[0][0] <= now:
+                e = heapq.heappop(inc)[2]
+                room = pc.room_w if write else pc.room_r
+                e.t_q = e.t_arr if e.t_arr > room else room
+                pc.ages += 1
+                e.age = pc.ages
+                q[e.bank].append(e)
+                mask |= 1 << e.bank
+                if open_row[e.bank] == e.row:
+                    want[e.bank] += 1
+                new.append(e)
+                k += 1
+            if write:
+                pc.n_wq += k
+                pc.wmask = mask
+            else:
+                pc.n_rq += k
+                pc.rmask = mask
+        return new
+
+    def _admit_in_order(self, pc: _PseudoChannel, now: int) -> list[_Entry]:
+        """:meth:`_admit` for an in-order front end: the earliest arrival first, whichever its
+        queue; the first that finds its queue full stops the rest."""
+        new: list[_Entry] = []
+        inc_r, inc_w = pc.incoming, pc.incoming_w
+        rcap, wcap = self.cfg.read_queue, self.cfg.write_queue
+        open_row = pc.open_row
+        while True:
+            if inc_r and (not inc_w or inc_r[0] < inc_w[0]):
+                if inc_r[0][0] > now or pc.n_rq >= rcap:
+                    break
+                e = heapq.heappop(inc_r)[2]
+                e.t_q = e.t_arr if e.t_arr > pc.room_r else pc.room_r
+                pc.rq[e.bank].append(e)
+                pc.rmask |= 1 << e.bank
+                pc.n_rq += 1
+                if open_row[e.bank] == e.row:
+                    pc.want_r[e.bank] += 1
+            elif inc_w:
+                if inc_w[0][0] > now or pc.n_wq >= wcap:
+                    break
+                e = heapq.heappop(inc_w)[2]
+                e.t_q = e.t_arr if e.t_arr > pc.room_w else pc.room_w
+                pc.wq[e.bank].append(e)
+                pc.wmask |= 1 << e.bank
+                pc.n_wq += 1
+                if open_row[e.bank] == e.row:
+                    pc.want_w[e.bank] += 1
+            else:
+                break
+            pc.ages += 1
+            e.age = pc.ages
+            new.append(e)
+        return new
 
     def _step(self, pc: _PseudoChannel) -> None:
-        """Decide requests until the plan reaches the horizon; re-arm."""
-        now = math.floor(self.env.now / self.cycles_per_tck + 1e-9)
-        self._now = now
-        self._admit(pc, now)
-        limit = now + 2 * self.horizon  # plan a further horizon each wake-up
-        while pc.rq or pc.wq:
-            e = self._pick(pc)
-            first_col = self._place(pc, e, now)
-            if pc.incoming or pc.incoming_w:
-                self._admit(pc, now)  # a slot freed in a full queue
-            if first_col > limit:
-                self._arm(pc, first_col - self.horizon)
-                pc.planning = True
+        """Issue every command that can issue now, and at each later time a command can issue
+        while nothing else happens in the simulation meanwhile; then sleep until the next one.
+
+        Running on to the next decision without an event is exact when no event is due
+        before it (``env.peek()``): nothing can submit a request in between. A request with a
+        callback is issued only at a time the simulation has reached (the callback may look at
+        ``env.now``), so such a decision waits for its own wake-up."""
+        env = self.env
+        cpt = self.cycles_per_tck
+        now = math.floor(env.now / cpt + 1e-9)
+        plan = pc.plan_at
+        if plan is not None and now < plan and not (self._refresh_on and now >= pc.next_ref):
+            # woken by an arrival before the next planned decision: only the newcomers' banks
+            # can have changed
+            t_next = self._arrivals(pc, now, plan)
+            if t_next > now:
+                pc.plan_at = t_next
+                self._arm(pc, t_next)
+                self._arm_arrival(pc, now)
                 return
-        if pc.incoming or pc.incoming_w:
-            nxt = min(h[0][0] for h in (pc.incoming, pc.incoming_w) if h)
-            self._arm(pc, max(nxt, now + 1))
+        pc.plan_at = None
+        ahead = False  # ``now`` is past env.now (running on without an event)
+        rcap, wcap = self.cfg.read_queue, self.cfg.write_queue
+        while True:
+            if (pc.incoming and pc.n_rq < rcap) or (pc.incoming_w and pc.n_wq < wcap):
+                self._admit(pc, now)
+            if self._refresh_on and now >= pc.next_ref and not pc.activated:
+                self._refresh(pc, now)
+            t_next = self._schedule(pc, now, ahead)
+            if t_next < 0:  # a callback is due: decide at a time the simulation has reached
+                self._arm(pc, now)
+                return
+            if t_next <= now:
+                continue  # the other queue's turn, a refresh to place, a newcomer ready now
+            if not (pc.n_rq or pc.n_wq):
+                break
+            if t_next >= _INF:  # pragma: no cover - a queued request always has a next command
+                raise AssertionError(f"HBM: pseudo-channel {pc.index} has requests it never serves")
+            if t_next < self._cb_at and t_next * cpt < env.peek():
+                now = t_next
+                ahead = True
+                continue
+            pc.plan_at = t_next
+            pc.plan_mode = self._mode(pc)
+            self._arm(pc, t_next)
+            break
+        self._arm_arrival(pc, now)
 
-    def _pick(self, pc: _PseudoChannel) -> _Entry:
-        """FR-FCFS with write draining: row hits first, then the oldest."""
+    def _arm_arrival(self, pc: _PseudoChannel, now: int) -> None:
+        """Wake up for the next arrival not yet due (it may enter the queue at once)."""
+        nxt = _INF
+        if pc.incoming and pc.incoming[0][0] > now:
+            nxt = pc.incoming[0][0]
+        if pc.incoming_w and pc.incoming_w[0][0] > now:
+            nxt = min(nxt, pc.incoming_w[0][0])
+        if nxt < _INF:
+            self._arm(pc, nxt)
+
+    def _mode(self, pc: _PseudoChannel) -> bool:
+        """Whether the next decision serves the write queue (the drain rule, not applied)."""
+        draining = pc.draining
+        if draining:
+            if pc.n_wq <= self.drain_stop:
+                draining = False
+        elif pc.n_wq >= self.drain_start:
+            draining = True
+        return draining or not pc.n_rq
+
+    def _arrivals(self, pc: _PseudoChannel, now: int, plan: int) -> int:
+        """Admit the arrivals due by ``now``; the earliest time a command may issue, given that
+        none could before ``plan`` without them (``now`` or less: decide now)."""
+        if not (pc.incoming or pc.incoming_w):
+            return plan
+        new = self._admit(pc, now)
+        if not new:
+            return plan
+        write_mode = self._mode(pc)
+        if write_mode != pc.plan_mode:
+            return now  # the other queue's turn
+        t = plan
+        done = 0
+        for e in new:
+            b = e.bank
+            if e.write != write_mode or done >> b & 1:
+                continue
+            done |= 1 << b
+            tb = self._bank_time(pc, b, write_mode, now)
+            if tb < t:
+                t = tb
+        return t
+
+    def _bank_time(self, pc: _PseudoChannel, b: int, write_mode: bool, now: int) -> int:
+        """Earliest time (>= now) the next command to bank ``b`` may issue, as things stand:
+        a lower bound of what :meth:`_schedule` finds for the bank."""
+        q = (pc.wq if write_mode else pc.rq)[b]
+        want = (pc.want_w if write_mode else pc.want_r)[b]
+        if want or pc.act_bank[b]:
+            orow = pc.open_row[b]
+            e: _Entry | None = None
+            if want:
+                e = next(x for x in q if x.row == orow)
+            for x in pc.activated:
+                if x.bank == b and (e is None or x.age < e.age):
+                    e = x
+            assert e is not None
+            return self._col_time(pc, e, now)
+        if not q:
+            return _INF
+        if pc.open_row[b] >= 0:
+            return max(pc.pre_ok[b], pc.row_free, now)
+        a = max(pc.act_ok[b], pc.bg_act[b // self.banks_per_group] + self._tRRD_L,
+                pc.last_act + self._tRRD_S, pc.row_free, now)
+        faw = pc.faw
+        if len(faw) == 4 and faw[0] + self.t.tFAW > a:
+            a = faw[0] + self.t.tFAW
+        return a
+
+    def _schedule(self, pc: _PseudoChannel, now: int, ahead: bool = False) -> int:
+        """One FR-FCFS decision at ``now``: issue the oldest ready column command and the
+        oldest ready row command (separate command buses). Returns a lower bound on the next
+        time a command can issue: ``now`` itself to decide again at once (arrivals admitted,
+        the other queue's turn, a refresh to place), -1 when a callback would be called while
+        ``ahead`` of the simulation (nothing is issued then)."""
+        # the hottest code of the DRAM model: maxima are written as conditionals (a third of
+        # the cost of max()) and the log is looked at only when it is on
+        if now - pc.base > 256:  # slide the window of the occupancy masks (never past now)
+            shift = now - pc.base
+            pc.bus >>= shift
+            pc.bgmask = [m >> shift for m in pc.bgmask]
+            pc.base += shift
+        # which queue: writes while draining (watermarks), or when no read waits
         if pc.draining:
-            if len(pc.wq) <= self.drain_stop:
+            if pc.n_wq <= self.drain_stop:
                 pc.draining = False
-        elif len(pc.wq) >= self.drain_start:
+        elif pc.n_wq >= self.drain_start:
             pc.draining = True
-        q = pc.wq if (pc.draining or not pc.rq) else pc.rq
-        if len(q) == 1:  # a lone request: nothing to choose between
-            return q.pop()
-        open_row = pc.open_row
-        hit = miss = -1
-        for i, e in enumerate(q[: self._window]):
-            if open_row[e.bank] == e.row:
-                if hit < 0:
-                    hit = i
-                    if miss >= 0:
-                        break
-            elif miss < 0:
-                miss = i
-                if hit >= 0:
-                    break
-        if hit < 0:
-            return q.pop(0)
-        if miss >= 0 and q[miss].bank != q[hit].bank:
-            self._prepare(pc, q, miss, self._now)
-        return q.pop(hit)
+        write_mode = pc.draining or not pc.n_rq
+        if write_mode:
+            lists, want, busy = pc.wq, pc.want_w, pc.wmask | pc.amask
+        else:
+            lists, want, busy = pc.rq, pc.want_r, pc.rmask | pc.amask
+        banks = self._bank_sets.get(busy)
+        if banks is None:
+            banks = self._bank_sets[busy] = [b for b in range(self.banks) if busy >> b & 1]
+        open_row, act_bank, activated = pc.open_row, pc.act_bank, pc.activated
+        # activated requests that the queue being served does not hold
+        act_other = (pc.act_r if write_mode else pc.act_w) > 0
+        refresh_due = self._refresh_on and now >= pc.next_ref
+        bgof = self._bgof
+        off = now - pc.base
+        bus = pc.bus
+        bgmasks = pc.bgmask
+        pats = self._pat_cache
+        # channel-level parts of the constraints, common to every candidate
+        rd_ch = pc.wr_end + self._wtr_s
+        wr_ch = pc.last_rd + self._rtw
+        wtr_l = self._wtr_l
+        row_free = pc.row_free
+        tRRD_S = self._tRRD_S
+        tFAW = self.t.tFAW
+        faw = pc.faw
+        act_ch = pc.last_act + tRRD_S
+        if row_free > act_ch:
+            act_ch = row_free
+        if len(faw) == 4 and faw[0] + tFAW > act_ch:
+            act_ch = faw[0] + tFAW
+        act_now = act_ch <= now
+        pre_now = row_free <= now
+        tRRD_L = self._tRRD_L
+        col_ok, act_ok, pre_ok, bg_act = pc.col_ok, pc.act_ok, pc.pre_ok, pc.bg_act
+        wr_end_bg = pc.wr_end_bg
 
-    def _refresh(self, pc: _PseudoChannel, t0: int) -> None:
-        """All-bank refresh(es) due by ``t0``: precharge open banks, REF, block tRFC."""
+        # the oldest ready candidates, and the earliest bank-level times of the others (the
+        # channel-level parts are added once the winners have issued)
+        best_col: _Entry | None = None
+        best_row: _Entry | None = None
+        best_a = 0
+        row_is_act = False
+        min_col = min_act = min_pre = _INF
+        cb_at = _INF  # the earliest a column command with a callback may issue
+        ready: list[_Entry] = []  # column commands ready now
+        waiting: list[tuple[int, int, _Entry]] = []  # the others: (earliest bound, age, entry)
+        for b in banks:
+            q = lists[b]
+            ab = act_bank[b]
+            orow = open_row[b]
+            if want[b] or ab:
+                # a row hit waits on this bank: its oldest column command is the candidate,
+                # and the bank gets no row command (FR-FCFS: hits before misses)
+                e: _Entry | None = None
+                if want[b] and not refresh_due:
+                    for x in q:
+                        if x.row == orow:
+                            e = x
+                            break
+                if ab and (e is None or act_other):
+                    # requests activated while the other queue was served (or before a
+                    # refresh fell due) finish first
+                    for x in activated:
+                        if x.bank == b and (e is None or x.age < e.age):
+                            e = x
+                if e is None:
+                    continue
+                g = e.bg
+                if e.write:
+                    c = wr_ch
+                else:
+                    c = rd_ch
+                    if wr_end_bg[g] + wtr_l > c:
+                        c = wr_end_bg[g] + wtr_l
+                if col_ok[b] > c:
+                    c = col_ok[b]
+                if c <= now:
+                    bus_pat, bg_pat = pats[e.n]
+                    if not ((bus >> off) & bus_pat or (bgmasks[g] >> off) & bg_pat):
+                        ready.append(e)
+                        if best_col is None or e.age < best_col.age:
+                            best_col = e
+                        continue
+                    c = now + 1
+                # its time on the data bus is worked out below, if it may be the earliest
+                waiting.append((c, e.age, e))
+                if e.cb is not None and c < cb_at:
+                    cb_at = c
+            elif refresh_due or not q:
+                continue
+            else:
+                e = q[0]
+                if orow < 0:
+                    a = act_ok[b]
+                    ga = bg_act[bgof[b]] + tRRD_L
+                    if ga > a:
+                        a = ga
+                    if a <= now and act_now and (best_row is None or e.age < best_row.age):
+                        if best_row is not None:  # the former best loses
+                            if row_is_act:
+                                min_act = min(min_act, best_a)
+                            else:
+                                min_pre = min(min_pre, best_a)
+                        best_row, best_a, row_is_act = e, a, True
+                        continue
+                    if a < min_act:
+                        min_act = a
+                else:
+                    a = pre_ok[b]
+                    if a <= now and pre_now and (best_row is None or e.age < best_row.age):
+                        if best_row is not None:
+                            if row_is_act:
+                                min_act = min(min_act, best_a)
+                            else:
+                                min_pre = min(min_pre, best_a)
+                        best_row, best_a, row_is_act = e, a, False
+                        continue
+                    if a < min_pre:
+                        min_pre = a
+        if ahead and best_col is not None and best_col.cb is not None:
+            return -1
+        if best_row is not None:
+            b = best_row.bank
+            if row_is_act:
+                self._activate(pc, best_row, now)
+                waiting.append((col_ok[b], best_row.age, best_row))
+                if best_row.cb is not None and col_ok[b] < cb_at:
+                    cb_at = col_ok[b]
+            else:
+                self._precharge(pc, b, now)
+                a = act_ok[b]
+                ga = bg_act[bgof[b]] + tRRD_L
+                if ga > a:
+                    a = ga
+                if a < min_act:
+                    min_act = a
+        if best_col is not None:
+            b = best_col.bank
+            self._issue_column(pc, best_col, now)
+            for x in ready:  # the ones that lost to an older command wait for a slot
+                if x is not best_col:
+                    waiting.append((now + 1, x.age, x))
+                    if x.cb is not None and now + 1 < cb_at:
+                        cb_at = now + 1
+            if want[b] or act_bank[b]:
+                # the next hit to this row follows on the bank group's path
+                nxt = now + best_col.n * self._tCCD_L
+                if nxt < min_col:
+                    min_col = nxt
+                if nxt < cb_at:
+                    cb_at = nxt
+            elif lists[b] and pre_ok[b] < min_pre:
+                min_pre = pre_ok[b]  # a precharge was waiting for this row's last hit
+            if (pc.incoming and pc.n_rq < self.cfg.read_queue) or (
+                pc.incoming_w and pc.n_wq < self.cfg.write_queue
+            ):
+                # the request left a queue slot to an arrival: the newcomer's own times
+                for e in self._admit(pc, now):
+                    b = e.bank
+                    if e.write != write_mode:
+                        continue
+                    if open_row[b] == e.row:
+                        waiting.append((now + 1, e.age, e))
+                        if e.cb is not None and now + 1 < cb_at:
+                            cb_at = now + 1
+                    elif want[b] or act_bank[b] or lists[b][0] is not e:
+                        continue  # it waits behind the bank's older requests
+                    elif open_row[b] >= 0:
+                        if pre_ok[b] < min_pre:
+                            min_pre = pre_ok[b]
+                    else:
+                        a = act_ok[b]
+                        ga = bg_act[bgof[b]] + tRRD_L
+                        if ga > a:
+                            a = ga
+                        if a < min_act:
+                            min_act = a
+            # the queue the next decision serves (the same rule as at the top)
+            draining = pc.draining
+            if draining:
+                if pc.n_wq <= self.drain_stop:
+                    draining = False
+            elif pc.n_wq >= self.drain_start:
+                draining = True
+            if write_mode != (draining or not pc.n_rq) and (pc.n_rq or pc.n_wq):
+                return now  # the other queue's turn: decide again
+            if min_col < now + self._tCCD_S:
+                min_col = now + self._tCCD_S
+        if waiting:
+            # the earliest column command among the waiting ones, data bus included: in the
+            # order of their lower bounds, until no bound is below the best time found
+            if len(waiting) > 1:
+                waiting.sort()
+            fits: dict[tuple[int, int, int], int] = {}  # (bank group, bursts, from) -> slot
+            for c, _age, x in waiting:
+                if c >= min_col:
+                    break
+                c = self._col_bound(pc, x, c)
+                key = (x.bg, x.n, c)
+                slot = fits.get(key)
+                if slot is None:
+                    slot = fits[key] = self._fit(pc, x.bg, c, x.n)
+                if slot < min_col:
+                    min_col = slot
+        if refresh_due and not activated:
+            return now  # the refresh can be placed
+        # add the channel-level parts as they are after what issued now
+        t_next = min_col
+        if min_act < _INF:
+            act_ch = pc.last_act + tRRD_S
+            if pc.row_free > act_ch:
+                act_ch = pc.row_free
+            if len(faw) == 4 and faw[0] + tFAW > act_ch:
+                act_ch = faw[0] + tFAW
+            if min_act < act_ch:
+                min_act = act_ch
+            if min_act < t_next:
+                t_next = min_act
+        if min_pre < _INF:
+            if min_pre < pc.row_free:
+                min_pre = pc.row_free
+            if min_pre < t_next:
+                t_next = min_pre
+        self._cb_at = cb_at
+        return t_next
+
+    def _activate(self, pc: _PseudoChannel, e: _Entry, now: int) -> None:
+        b, g, row = e.bank, e.bg, e.row
+        if self._logging:
+            self._log(now, ACT, pc, b)
+        pc.open_row[b] = row
+        pc.act_ok[b] = now + self._tRC
+        pc.pre_ok[b] = now + self._tRAS
+        pc.col_ok[b] = now + (self._tRCD_W if e.write else self._tRCD)
+        pc.bg_act[g] = now
+        pc.last_act = now
+        pc.faw.append(now)
+        pc.row_free = now + 1
+        pc.acts += 1
+        if pc.pre_for[b]:
+            pc.row_conflicts += 1
+            pc.pre_for[b] = False
+        else:
+            pc.row_misses += 1
+        e.acted = True
+        pc.activated.append(e)
+        pc.act_bank[b] += 1
+        pc.amask |= 1 << b
+        if e.write:
+            pc.act_w += 1
+        else:
+            pc.act_r += 1
+        pc.want_r[b] = sum(1 for x in pc.rq[b] if x.row == row)
+        pc.want_w[b] = sum(1 for x in pc.wq[b] if x.row == row)
+
+    def _precharge(self, pc: _PseudoChannel, b: int, now: int) -> None:
+        if self._logging:
+            self._log(now, PRE, pc, b)
+        pc.open_row[b] = -1
+        if now + self._tRP > pc.act_ok[b]:
+            pc.act_ok[b] = now + self._tRP
+        pc.row_free = now + 1
+        pc.pre_for[b] = True
+        pc.want_r[b] = pc.want_w[b] = 0
+        pc.pres += 1
+
+    def _issue_column(self, pc: _PseudoChannel, e: _Entry, now: int) -> None:
+        """Issue the column commands of ``e`` (the first at ``now``); it leaves the queue."""
+        b, g, n, write = e.bank, e.bg, e.n, e.write
+        bus_pat, bg_pat = self._pat_cache[n]
+        off = now - pc.base
+        pc.bus |= bus_pat << off
+        pc.bgmask[g] |= bg_pat << off
+        lng = self._tCCD_L
+        last = now + (n - 1) * lng
+        if self._logging:
+            for k in range(n):
+                self._log(now + k * lng, WR if write else RD, pc, b)
+        pre_ok = pc.pre_ok
+        t_arr = e.t_arr
+        if write:
+            end = last + self._wr_data
+            pre = last + self._wr_pre
+            if end > pc.wr_end:
+                pc.wr_end = end
+            if end > pc.wr_end_bg[g]:
+                pc.wr_end_bg[g] = end
+            pc.writes += 1
+            pc.write_bytes += e.nbytes
+            q = pc.wq[b]
+            q.remove(e)
+            if not q:
+                pc.wmask &= ~(1 << b)
+            if pc.n_wq == self.cfg.write_queue:
+                pc.room_w = now
+            pc.n_wq -= 1
+            pc.want_w[b] -= 1
+        else:
+            end = last + self._data
+            pre = last + self._tRTP
+            if last > pc.last_rd:
+                pc.last_rd = last
+            pc.reads += 1
+            pc.read_latency += end - t_arr
+            pc.read_queue_latency += end - e.t_q
+            q = pc.rq[b]
+            q.remove(e)
+            if not q:
+                pc.rmask &= ~(1 << b)
+            if pc.n_rq == self.cfg.read_queue:
+                pc.room_r = now
+            pc.n_rq -= 1
+            pc.want_r[b] -= 1
+        if pre > pre_ok[b]:
+            pre_ok[b] = pre
+        if e.acted:
+            pc.activated.remove(e)
+            pc.act_bank[b] -= 1
+            if not pc.act_bank[b]:
+                pc.amask &= ~(1 << b)
+            if write:
+                pc.act_w -= 1
+            else:
+                pc.act_r -= 1
+        else:
+            pc.row_hits += 1
+        if end > pc.last_end:
+            pc.last_end = end
+        pc.bytes += e.nbytes
+        pc.busy_bursts += n
+        pc.queue_wait += now - t_arr
+        pc.decided += 1
+        if e.cb is not None:
+            e.cb(end * self.cycles_per_tck)
+
+    def _col_bound(self, pc: _PseudoChannel, e: _Entry, t_min: int) -> int:
+        """Earliest time >= t_min at which the column commands of ``e`` (a row hit) meet
+        tRCD and the read/write turnarounds, as things stand (the data bus aside)."""
+        g = e.bg
+        if e.write:
+            c = pc.last_rd + self._rtw
+        else:
+            c = pc.wr_end + self._wtr_s
+            if pc.wr_end_bg[g] + self._wtr_l > c:
+                c = pc.wr_end_bg[g] + self._wtr_l
+        if pc.col_ok[e.bank] > c:
+            c = pc.col_ok[e.bank]
+        return c if c > t_min else t_min
+
+    def _col_time(self, pc: _PseudoChannel, e: _Entry, t_min: int) -> int:
+        """Earliest time >= t_min at which the column commands of ``e`` (a row hit) could
+        issue, as things stand."""
+        return self._fit(pc, e.bg, self._col_bound(pc, e, t_min), e.n)
+
+    def _fit(self, pc: _PseudoChannel, g: int, t_min: int, n: int) -> int:
+        """Earliest s >= t_min at which n column commands s + k*tCCD_L find the data bus and
+        bank group ``g`` free."""
+        bus_pat, bg_pat = self._pat_cache[n]
+        off = t_min - pc.base
+        bus, bgm = pc.bus, pc.bgmask[g]
+        both = bus | bgm
+        while True:
+            x = both >> off
+            if x & 1:  # both patterns start with a busy bit: jump over the run of busy cycles
+                off += (~x & (x + 1)).bit_length() - 1
+            if not ((bus >> off) & bus_pat or (bgm >> off) & bg_pat):
+                return pc.base + off
+            off += 1
+
+    def _refresh(self, pc: _PseudoChannel, now: int) -> None:
+        """All-bank refresh(es) due by ``now``: precharge-all, REF, block tRFC.
+
+        Placed at the due time, or as soon after it as the banks allow: a controller that
+        slept through the due time issued nothing meanwhile, so the placement is exact."""
         t = self.t
-        if t0 - pc.next_ref >= t.tREFI:  # idle for several intervals: only the last matters
-            skipped = (t0 - pc.next_ref) // t.tREFI
+        if now - pc.next_ref >= t.tREFI:  # idle for several intervals: only the last matters
+            skipped = (now - pc.next_ref) // t.tREFI
             pc.refreshes += skipped
             pc.next_ref += skipped * t.tREFI
         open_row = pc.open_row
         n_banks = len(open_row)
-        while t0 >= pc.next_ref:
-            # ACT -> REF: tRC (act_ok = ACT + tRC); REF also follows every bank's last command
-            t_ref = max(pc.next_ref, max(pc.act_ok), max(pc.bank_last))
-            for b, row in enumerate(open_row):
-                if row < 0:
-                    continue
-                t_pre = max(pc.next_ref, pc.pre_ok[b], pc.bank_last[b])
+        while now >= pc.next_ref:
+            # ACT -> REF: tRC (act_ok = ACT + tRC); PRE -> REF: tRP
+            # ACT -> REF (tRC) and PRE -> REF (tRP) equal ACT -> ACT and PRE -> ACT (checked
+            # when built), so every bank's act_ok bounds the REF too
+            t_ref = max(pc.next_ref, pc.row_free, max(pc.act_ok))
+            opened = [b for b in range(n_banks) if open_row[b] >= 0]
+            if opened:
+                t_pre = max(pc.next_ref, pc.row_free, max(pc.pre_ok[b] for b in opened))
                 if self._logging:
-                    self._log(t_pre, PRE, pc, b)
-                if t_pre + t.tRP > t_ref:
-                    t_ref = t_pre + t.tRP
-                open_row[b] = -1
+                    for b in opened:
+                        self._log(t_pre, PRE, pc, b)
+                t_ref = max(t_ref, t_pre + self._pre_ref, t_pre + 1)
+                for b in opened:
+                    open_row[b] = -1
             if self._logging:
                 self._log(t_ref, REF, pc, -1)
-            # t_ref is at or after every bank's act_ok and bank_last: the refresh sets them all
-            pc.act_ok = [t_ref + t.tRFC] * n_banks
-            pc.bank_last = [t_ref] * n_banks
+            pc.act_ok = [t_ref + self._tRFC] * n_banks
+            pc.pre_for = [False] * n_banks
+            pc.want_r = [0] * n_banks
+            pc.want_w = [0] * n_banks
+            pc.row_free = t_ref + 1
             pc.refreshes += 1
             pc.next_ref += t.tREFI
 
@@ -508,157 +1124,32 @@ class HBM:
             bg = bank // self.banks_per_group if bank >= 0 else -1
             self.log.append((tck, cmd, pc.index, bg, bank))
 
-    def _place(self, pc: _PseudoChannel, e: _Entry, now: int) -> int:
-        """Place the commands of one request; call back with its completion; return first col."""
-        # the hottest code of the DRAM model: two-way maxima are written as conditionals
-        # (a third of the cost of max()) and the log is looked at only when it is on
-        t = self.t
-        t_arr = e.t_arr
-        t0 = t_arr if t_arr > now else now
-        pc.queue_wait += t0 - t_arr
-        pc.decided += 1
-        if t0 >= pc.next_ref and self._refresh_on:
-            self._refresh(pc, t0)
-        b, g, write = e.bank, e.bg, e.write
-        bank_last = pc.bank_last
-        if bank_last[b] > t0:
-            t0 = bank_last[b]
-        if pc.open_row[b] == e.row:
-            if not e.prepared:
-                pc.row_hits += 1
-            col_min = pc.col_ok[b] if pc.col_ok[b] > t0 else t0
-        else:
-            col_min = self._open(pc, e, t0)
-        if write:
-            col_min = max(col_min, pc.last_rd + self._rtw)
-        else:
-            col_min = max(col_min, pc.wr_end + t.tWTR_S, pc.wr_end_bg[g] + t.tWTR_L)
-        n = e.n
-        s = self._slots(pc, g, col_min, n, now)
-        last = s + (n - 1) * t.tCCD_L
-        if self._logging:
-            for k in range(n):
-                self._log(s + k * t.tCCD_L, WR if write else RD, pc, b)
-        bank_last[b] = last
-        pre_ok = pc.pre_ok
-        if write:
-            end = last + self._wr_data
-            pre = end + t.tWR
-            if pre > pre_ok[b]:
-                pre_ok[b] = pre
-            if end > pc.wr_end:
-                pc.wr_end = end
-            if end > pc.wr_end_bg[g]:
-                pc.wr_end_bg[g] = end
-            pc.writes += 1
-            pc.write_bytes += e.nbytes
-        else:
-            end = last + t.tCL + t.tBL
-            pre = last + t.tRTP
-            if pre > pre_ok[b]:
-                pre_ok[b] = pre
-            if last > pc.last_rd:
-                pc.last_rd = last
-            pc.reads += 1
-        pc.bytes += e.nbytes
-        pc.busy_bursts += n
-        if e.cb is not None:
-            e.cb(end * self.cycles_per_tck)
-        return s
-
-    def _open(self, pc: _PseudoChannel, e: _Entry, t0: int) -> int:
-        """Precharge (if another row is open) and activate the row of ``e``; earliest column."""
-        t = self.t
-        b, g = e.bank, e.bg
-        if pc.open_row[b] >= 0:
-            pc.row_conflicts += 1
-            t_pre = max(t0, pc.pre_ok[b], pc.bank_last[b])
-            if self._logging:
-                self._log(t_pre, PRE, pc, b)
-            act_min = t_pre + t.tRP
-        else:
-            pc.row_misses += 1
-            act_min = t0
-        if pc.act_ok[b] > act_min:
-            act_min = pc.act_ok[b]
-        act_min = max(act_min, pc.bg_act[g] + t.tRRD_L, pc.last_act + t.tRRD_S)
-        faw = pc.faw
-        if len(faw) == 4 and faw[0] + t.tFAW > act_min:
-            act_min = faw[0] + t.tFAW
-        if self._logging:
-            self._log(act_min, ACT, pc, b)
-        pc.open_row[b] = e.row
-        pc.act_ok[b] = act_min + t.tRC
-        pc.pre_ok[b] = act_min + t.tRAS
-        pc.col_ok[b] = act_min + t.tRCD
-        if act_min > pc.bank_last[b]:
-            pc.bank_last[b] = act_min
-        pc.bg_act[g] = act_min
-        if act_min > pc.last_act:
-            pc.last_act = act_min
-        faw.append(act_min)
-        return act_min + t.tRCD
-
-    def _prepare(self, pc: _PseudoChannel, q: list[_Entry], i: int, now: int) -> None:
-        """Open the row of the oldest waiting row miss early, as a command-level FR-FCFS
-        scheduler issues a ready ACT to another bank while column commands flow; skipped when
-        a queued request still wants the row that is open in that bank."""
-        e = q[i]
-        if e.prepared:
-            return
-        b = e.bank
-        cur = pc.open_row[b]
-        if cur >= 0:
-            for j in range(min(len(q), self.cfg.window)):
-                o = q[j]
-                if o.bank == b and o.row == cur:
-                    return
-        if self.cfg.refresh and max(e.t_arr, now) >= pc.next_ref:
-            return  # the refresh comes first; the request opens its row when placed
-        e.prepared = True
-        self._open(pc, e, max(e.t_arr, now))
-
-    def _slots(self, pc: _PseudoChannel, g: int, t_min: int, n: int, now: int) -> int:
-        """Earliest start s >= t_min for n column commands at s + k*tCCD_L; reserve them."""
-        if now - pc.base > 256:  # slide the window of the occupancy masks (never past now)
-            shift = now - pc.base
-            pc.bus >>= shift
-            pc.bgmask = [m >> shift for m in pc.bgmask]
-            pc.base += shift
-        bus_pat, bg_pat = self._pat_cache[n]
-        off = t_min - pc.base
-        if off < 0:
-            raise AssertionError("command placed before the mask window")  # pragma: no cover
-        bus, bgm = pc.bus, pc.bgmask[g]
-        both = bus | bgm
-        while True:
-            x = both >> off
-            if x & 1:  # both patterns start with a busy bit: jump over the run of busy cycles
-                off += (~x & (x + 1)).bit_length() - 1
-            if not ((bus >> off) & bus_pat or (bgm >> off) & bg_pat):
-                break
-            off += 1
-        pc.bus = bus | (bus_pat << off)
-        pc.bgmask[g] = bgm | (bg_pat << off)
-        return pc.base + off
-
     # -- statistics ---------------------------------------------------------------------
     def totals(self) -> dict[str, float]:
-        """Sums over all pseudo-channels (reads, writes, row hits/misses/conflicts, bytes...)."""
-        keys = (
-            "reads", "writes", "row_hits", "row_misses", "row_conflicts", "refreshes", "bytes",
-            "write_bytes", "busy_bursts", "queue_wait", "decided",
-        )
-        out: dict[str, float] = {k: float(sum(getattr(p, k) for p in self.pcs)) for k in keys}
-        out["pending"] = float(
-            sum(len(p.rq) + len(p.wq) + len(p.incoming) + len(p.incoming_w) for p in self.pcs)
-        )
-        # writes accepted but not yet placed (a write-back still queued when a run ends)
+        """Sums over all pseudo-channels (reads, writes, row hits/misses/conflicts, bytes, read
+        latencies in tCK...), and what is still pending."""
+        out: dict[str, float] = {
+            k: float(sum(getattr(p, k) for p in self.pcs)) for k in _COUNTERS
+        }
+        out["pending"] = float(sum(p.n_rq + p.n_wq for p in self.pcs) + self.waiting())
+        out["last_data_tck"] = float(max(p.last_end for p in self.pcs))
+        # writes accepted but not yet issued (a write-back still queued when a run ends)
         out["pending_write_bytes"] = float(
-            sum(e.nbytes for p in self.pcs for e in p.wq)
+            sum(e.nbytes for p in self.pcs for q in p.wq for e in q)
             + sum(h[2].nbytes for p in self.pcs for h in p.incoming_w)
         )
         return out
+
+    def waiting(self) -> int:
+        """Requests submitted that are not in a queue yet (not arrived, or the queue full)."""
+        return sum(len(p.incoming) + len(p.incoming_w) for p in self.pcs)
+
+    def reset_stats(self) -> None:
+        """Zero every counter of every pseudo-channel (queues and banks keep their state)."""
+        for p in self.pcs:
+            for k in _COUNTERS:
+                setattr(p, k, 0)
+            p.last_end = 0
 
     def stats(self) -> pd.DataFrame:
         """One row per pseudo-channel: traffic, row-buffer outcomes, refreshes, queueing."""
@@ -677,6 +1168,7 @@ class HBM:
                     "refreshes": p.refreshes,
                     "bytes": p.bytes,
                     "mean_wait_tck": p.queue_wait / p.decided if p.decided else 0.0,
+                    "mean_read_latency_tck": p.read_latency / p.reads if p.reads else 0.0,
                 }
             )
         return pd.DataFrame(rows)
