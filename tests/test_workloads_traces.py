@@ -125,6 +125,28 @@ def test_reduction_and_gemv_counts():
     assert sum(2 * i.mask.bit_count() for i in insts if i.opcode == "FFMA") == g.flops
 
 
+@pytest.mark.parametrize("n", [96, 128, 224, 4096])
+def test_gemv_loop_is_unrolled_as_nvcc_compiles_it(n):
+    """trips % 4 single trips, then steps of four: eight loads (A and x of each trip, each to
+    its own register) before the four FFMAs, so a warp has eight loads in flight; every
+    element of A and x is loaded once per row."""
+    (warp, *_) = Gemv(8, n).trace().block(0)
+    body = [i for i in warp if i.opcode in ("LDG.E", "FFMA")]
+    trips = -(-n // 32)
+    assert sum(i.opcode == "LDG.E" for i in body) == 2 * trips
+    a_loads = sorted(i.base for i in body if i.opcode == "LDG.E" and i.dst[0] % 2 == 0)
+    assert a_loads == [a_loads[0] + 4 * k for k in range(0, n, 32)]
+    pos = 0
+    for _ in range(trips % 4):
+        assert [i.opcode for i in body[pos:pos + 3]] == ["LDG.E", "LDG.E", "FFMA"]
+        pos += 3
+    while pos < len(body):
+        group = body[pos:pos + 12]
+        assert [i.opcode for i in group] == ["LDG.E"] * 8 + ["FFMA"] * 4
+        assert len({i.dst for i in group[:8]}) == 8
+        pos += 12
+
+
 def test_pointer_chase_visits_a_cycle():
     p = PointerChase(4096, 128, steps=64)
     (warp,) = p.trace().block(0)

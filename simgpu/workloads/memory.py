@@ -686,6 +686,10 @@ class Reduction(Workload):
 
 
 
+#: k-loop unroll factor of ``sgemv_warp`` (nvcc -O3; the PTX of kernels/gemv.cu has a 4x body)
+GEMV_UNROLL = 4
+
+
 @dataclass
 class Gemv(Workload):
     """``sgemv_warp``: y = A x, A (m x n) row-major, one warp per row, 8 warps per block."""
@@ -745,39 +749,32 @@ class Gemv(Workload):
             ]
             if row < self.m:
                 insts.append(a.op("MOV", dst=(20,)))
-                for k0 in range(0, self.n, 32):
-                    lanes = min(32, self.n - k0)
-                    mask = FULL if lanes == 32 else (1 << lanes) - 1
-                    insts.append(
-                        a.affine(
-                            "LDG.E",
-                            "global",
-                            4,
-                            self._A + (row * self.n + k0) * 4,
-                            4,
-                            dst=(8,),
-                            src=(4, 5),
-                            mask=mask,
-                        )
-                    )
-                    insts.append(
-                        a.affine(
-                            "LDG.E",
-                            "global",
-                            4,
-                            self._x + k0 * 4,
-                            4,
-                            dst=(9,),
-                            src=(6, 7),
-                            mask=mask,
-                        )
-                    )
+                # The k loop as nvcc -O3 compiles it (PTX of kernels/gemv.cu, sm_90, CUDA 13.0):
+                # trips % 4 single trips first, then the rest unrolled by 4. Assumption: ptxas
+                # issues the eight loads of an unrolled step before its four FFMAs (its usual
+                # load batching; to be checked against the SASS on the next GPU machine).
+                trips = -(-self.n // 32)
+                step = 0
+                while step < trips:
+                    group = 1 if step < trips % GEMV_UNROLL else GEMV_UNROLL
+                    chunks = [(step + j) * 32 for j in range(group)]
+                    masks = [FULL if self.n - k0 >= 32 else (1 << (self.n - k0)) - 1
+                             for k0 in chunks]
+                    for j, (k0, mask) in enumerate(zip(chunks, masks, strict=True)):
+                        insts.append(a.affine("LDG.E", "global", 4,
+                                              self._A + (row * self.n + k0) * 4, 4,
+                                              dst=(8 + 2 * j,), src=(4, 5), mask=mask))
+                        insts.append(a.affine("LDG.E", "global", 4, self._x + k0 * 4, 4,
+                                              dst=(9 + 2 * j,), src=(6, 7), mask=mask))
+                    for j, mask in enumerate(masks):
+                        insts.append(a.op("FFMA", dst=(20,), src=(8 + 2 * j, 9 + 2 * j, 20),
+                                          mask=mask))
                     insts += [
-                        a.op("FFMA", dst=(20,), src=(8, 9, 20), mask=mask),
-                        a.op("IADD3", dst=(4,), src=(4,), mask=mask),
-                        a.op("ISETP.GE.AND", src=(4,), mask=mask),
-                        a.op("BRA", mask=mask),
+                        a.op("IADD3", dst=(4,), src=(4,), mask=masks[0]),
+                        a.op("ISETP.GE.AND", src=(4,), mask=masks[0]),
+                        a.op("BRA", mask=masks[0]),
                     ]
+                    step += group
                 for _ in range(5):
                     insts += [
                         a.op("SHFL.DOWN", dst=(21,), src=(20,)),
