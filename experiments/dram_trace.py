@@ -6,7 +6,8 @@ the byte address with bit 63 set for a write; each record is one 64-byte access.
 uses that comparison's controller configuration, so the figures line up with Ramulator 2's:
 
 * one pseudo-channel's command and data buses, banks and timings (the device file's
-  ``[dram.timing]``), refresh as the device file says (all-bank, every tREFI);
+  ``[dram.timing]``), all-bank refresh every tREFI whatever the device file's mode (the
+  reference runs refresh all banks at once);
 * addresses spanning one channel of the device (``size_GiB / channels``: 1 GiB on h100-sxm,
   65,536 rows of 16 banks x 1 KiB), mapped RoBaRaCoCh: row | bank | bank group | column, so a
   row's bytes are consecutive (``interleave_bytes`` = one row, no bank XOR);
@@ -135,7 +136,8 @@ def replay(device: str, trace: Path, refresh: bool = True) -> dict[str, Any]:
     env = simpy.Environment()
     cfg = HBMConfig(read_queue=QUEUE_REQUESTS, write_queue=QUEUE_REQUESTS,
                     write_high=WRITE_HIGH, write_low=WRITE_LOW, refresh=refresh,
-                    interleave_bytes=dram.row_bytes, bank_xor=False, in_order=True)
+                    interleave_bytes=dram.row_bytes, bank_xor=False, in_order=True,
+                    refresh_mode="all_bank")
     hbm = HBM(env, dram, 1e6 / t.tCK_ps, cfg)  # one time unit of env = one tCK
     n = len(arrival)
     arr_l, addr_l, wr_l = arrival.tolist(), addr.tolist(), write.tolist()

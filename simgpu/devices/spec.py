@@ -460,6 +460,19 @@ class DramTimingSpec(Section):
     tRTP: int = spec_field("read to precharge, tCK", ge=1, le=1000)
     tRFC: int = spec_field("all-bank refresh cycle, tCK", ge=1, le=100_000)
     tREFI: int = spec_field("refresh interval, tCK", ge=1, le=1_000_000)
+    refresh: str = spec_field(
+        "refresh mode: all_bank (REFab every tREFI, tRFC long) or per_bank (REFpb to one bank"
+        " at a time in turn, every bank once per tREFI, tRFCpb long)",
+        choices=("all_bank", "per_bank"),
+        default="all_bank",
+    )
+    tRFCpb: int | None = spec_field(
+        "per-bank refresh cycle (refresh = per_bank), tCK", ge=1, le=100_000, default=None
+    )
+    tRREFD: int | None = spec_field(
+        "per-bank refresh to per-bank refresh of another bank (refresh = per_bank), tCK",
+        ge=1, le=10_000, default=None,
+    )
 
     @property
     def tCK_ns(self) -> float:
@@ -488,6 +501,12 @@ class DramTimingSpec(Section):
             yield ("tWTR_L", self.tWTR_L, f">= tWTR_S ({self.tWTR_S})")
         if self.tREFI <= self.tRFC:
             yield ("tREFI", self.tREFI, f"> tRFC ({self.tRFC})")
+        if self.refresh == "per_bank":
+            for name in ("tRFCpb", "tRREFD"):
+                if getattr(self, name) is None:
+                    yield (name, None, "a number of tCK when refresh = 'per_bank'")
+            if self.tRFCpb is not None and self.tRFCpb >= self.tRFC:
+                yield ("tRFCpb", self.tRFCpb, f"< tRFC ({self.tRFC}): one bank refreshes faster")
 
 
 @dataclass(frozen=True, kw_only=True)

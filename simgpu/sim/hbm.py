@@ -12,7 +12,7 @@ The model follows Ramulator 2's structure without its per-cycle loop:
   bank therefore overtakes an older request waiting out tRC or tRP on a busy bank; tRRD and tFAW
   are checked against the ACTs actually issued. A request leaves the queue when its column
   commands issue. Reads and writes have queues of their own; writes are drained between a high
-  and a low watermark; all-bank refresh every tREFI (a precharge-all, then REF). Arrivals
+  and a low watermark; refresh as the device file's ``dram.timing.refresh`` says. Arrivals
   enter their queue as it has room; with ``HBMConfig.in_order`` they enter in arrival order
   across both queues (an in-order front end: one waiting for a full queue holds back the rest);
 * an **address mapping** that spreads consecutive lines (``interleave_bytes``, one L2 line;
@@ -29,8 +29,10 @@ issued, so other bank groups' bursts interleave with them. Row commands (ACT, PR
 commands travel on separate command buses, one command each per tCK (HBM's row and column
 command interfaces, JESD235/JESD238). Commands are integer tCK; the rest of simgpu counts SM
 cycles, and the conversion uses ``tCK_ps`` and the SM clock given to :class:`HBM`. Refresh is
-all-bank per pseudo-channel, staggered over tREFI; per-bank refresh is not modelled, so refresh
-costs the full (tRP + tRFC + ...) / tREFI share.
+per pseudo-channel, staggered over tREFI, and either all-bank (a precharge-all, then REF, the
+whole pseudo-channel blocked tRFC: the full (tRP + tRFC + ...) / tREFI share is lost) or per
+bank (REFpb to one bank at a time in bank order, every bank once per tREFI, tRREFD apart, that
+bank blocked tRFCpb while the others serve requests), as HBM3 (JESD238) allows.
 
 Events: a controller wakes only when a request arrives or when the next command can issue (no
 per-cycle ticking); a refresh that falls due while it sleeps is placed at its due time when it
@@ -94,10 +96,28 @@ def read_to_write_tck(t: DramTimingSpec) -> int:
     return max(t.tCCD_S, t.tCL + t.tBL + 1 - t.tCWL)
 
 
-def timing_table(t: DramTimingSpec) -> list[TimingConstraint]:
-    """Every inter-command constraint the controller enforces, in tCK (Ramulator 2 style)."""
+def timing_table(t: DramTimingSpec, refresh: str | None = None) -> list[TimingConstraint]:
+    """Every inter-command constraint the controller enforces, in tCK (Ramulator 2 style).
+
+    ``refresh`` ("all_bank" or "per_bank"; default the device file's ``refresh``) picks the
+    REF rows: an all-bank REF acts on the whole pseudo-channel, a per-bank REF on its bank,
+    tRREFD after the previous one."""
     wr_data_end = t.tCWL + t.tBL
     rtw = read_to_write_tck(t)
+    if (refresh or t.refresh) == "per_bank":
+        assert t.tRFCpb is not None and t.tRREFD is not None
+        refs = [
+            TimingConstraint(PRE, REF, "bank", t.tRP, "tRP"),
+            TimingConstraint(REF, ACT, "bank", t.tRFCpb, "tRFCpb"),
+            TimingConstraint(ACT, REF, "bank", t.tRC, "tRC"),
+            TimingConstraint(REF, REF, "channel", t.tRREFD, "tRREFD"),
+        ]
+    else:
+        refs = [
+            TimingConstraint(PRE, REF, "channel", t.tRP, "tRP"),
+            TimingConstraint(REF, ACT, "channel", t.tRFC, "tRFC"),
+            TimingConstraint(ACT, REF, "channel", t.tRC, "tRC"),
+        ]
     return [
         TimingConstraint(ACT, ACT, "bank", t.tRC, "tRC"),
         TimingConstraint(ACT, RD, "bank", t.tRCD, "tRCD"),
@@ -115,9 +135,7 @@ def timing_table(t: DramTimingSpec) -> list[TimingConstraint]:
         TimingConstraint(RD, WR, "channel", rtw, "tCL+tBL+1-tCWL"),
         TimingConstraint(WR, RD, "bankgroup", wr_data_end + t.tWTR_L, "tCWL+tBL+tWTR_L"),
         TimingConstraint(WR, RD, "channel", wr_data_end + t.tWTR_S, "tCWL+tBL+tWTR_S"),
-        TimingConstraint(PRE, REF, "channel", t.tRP, "tRP"),
-        TimingConstraint(REF, ACT, "channel", t.tRFC, "tRFC"),
-        TimingConstraint(ACT, REF, "channel", t.tRC, "tRC"),
+        *refs,
     ]
 
 
@@ -187,6 +205,9 @@ class HBMConfig:
     write_low: float = 0.25
     #: refresh on/off (off only for closed-form peak-bandwidth checks)
     refresh: bool = True
+    #: "all_bank" or "per_bank" to override the device file's ``dram.timing.refresh`` (a
+    #: comparison with another simulator's configuration); None: the device's
+    refresh_mode: str | None = None
     #: bytes of consecutive addresses kept in one pseudo-channel row: one L2 line (128 B on
     #: every GPU in models/; build_system passes the device's l2.line_bytes)
     interleave_bytes: int = 128
@@ -265,6 +286,11 @@ class _PseudoChannel:
         self.bus = 0  # bit t: data bus busy at base + t
         self.bgmask = [0] * bank_groups  # bit t: bank group's column path busy at base + t
         self.next_ref = t_ref
+        # per-bank refresh: the first due time, the refreshes issued, the last REFpb
+        self.ref_base = t_ref
+        self.ref_k = 0
+        self.ref_bank = 0
+        self.last_refpb = _NEVER
         # arrivals not yet in a queue, reads and writes apart (a full write queue must not
         # hold reads back): heaps by (arrival, sequence)
         self.incoming: list[tuple[int, int, _Entry]] = []
@@ -359,10 +385,18 @@ class HBM:
         self.cols_per_row = dram_spec.row_bytes // ilv
         self.max_bursts = dram_spec.row_bytes // self.burst_bytes
         self._refresh_on = self.cfg.refresh
+        mode = self.cfg.refresh_mode or t.refresh
+        if mode not in ("all_bank", "per_bank"):
+            raise SimgpuError(f"HBM: refresh_mode = {mode!r}, expected 'all_bank' or 'per_bank'")
+        if mode == "per_bank" and (t.tRFCpb is None or t.tRREFD is None):
+            raise SimgpuError("HBM: per-bank refresh needs dram.timing.tRFCpb and tRREFD")
+        #: REFpb to one bank at a time (each bank once per tREFI) instead of REFab
+        self._per_bank = mode == "per_bank"
         self._logging = self.cfg.log
         # the timing table is the one source of constraints: the controller reads its values
         # from it by (preceding, following, scope)
-        tab = {(c.preceding, c.following, c.scope): c.tck for c in timing_table(t)}
+        tab = {(c.preceding, c.following, c.scope): c.tck for c in timing_table(t, mode)}
+        ref_scope = "bank" if self._per_bank else "channel"
         self._tRC = tab[ACT, ACT, "bank"]
         self._tRCD = tab[ACT, RD, "bank"]
         self._tRCD_W = tab[ACT, WR, "bank"]
@@ -377,9 +411,9 @@ class HBM:
         self._rtw = tab[RD, WR, "channel"]
         self._wtr_l = tab[WR, RD, "bankgroup"]  # tCWL + tBL + tWTR_L after the write command
         self._wtr_s = tab[WR, RD, "channel"]
-        self._pre_ref = tab[PRE, REF, "channel"]
-        self._tRFC = tab[REF, ACT, "channel"]
-        self._act_ref = tab[ACT, REF, "channel"]
+        self._pre_ref = tab[PRE, REF, ref_scope]
+        self._tRFC = tab[REF, ACT, ref_scope]
+        self._act_ref = tab[ACT, REF, ref_scope]
         # the controller keeps one earliest-time per bank (act_ok) and one column path: these
         # pairs of the table must agree
         if (tab[WR, WR, "bankgroup"], tab[WR, WR, "channel"]) != (self._tCCD_L, self._tCCD_S):
@@ -604,7 +638,8 @@ class HBM:
         while True:
             if (pc.incoming and pc.n_rq < rcap) or (pc.incoming_w and pc.n_wq < wcap):
                 self._admit(pc, now)
-            if self._refresh_on and now >= pc.next_ref and not pc.activated:
+            if self._refresh_on and now >= pc.next_ref and not (
+                    pc.act_bank[pc.ref_bank] if self._per_bank else pc.activated):
                 self._refresh(pc, now)
             t_next = self._schedule(pc, now, ahead)
             if t_next < 0:  # a callback is due: decide at a time the simulation has reached
@@ -726,6 +761,9 @@ class HBM:
         # activated requests that the queue being served does not hold
         act_other = (pc.act_r if write_mode else pc.act_w) > 0
         refresh_due = self._refresh_on and now >= pc.next_ref
+        # the bank a due per-bank refresh waits for (-1: none), and a due all-bank refresh
+        ref_b = pc.ref_bank if refresh_due and self._per_bank else -1
+        refresh_all = refresh_due and not self._per_bank
         bgof = self._bgof
         off = now - pc.base
         bus = pc.bus
@@ -768,7 +806,7 @@ class HBM:
                 # a row hit waits on this bank: its oldest column command is the candidate,
                 # and the bank gets no row command (FR-FCFS: hits before misses)
                 e: _Entry | None = None
-                if want[b] and not refresh_due:
+                if want[b] and not (refresh_all or b == ref_b):
                     for x in q:
                         if x.row == orow:
                             e = x
@@ -802,7 +840,7 @@ class HBM:
                 waiting.append((c, e.age, e))
                 if e.cb is not None and c < cb_at:
                     cb_at = c
-            elif refresh_due or not q:
+            elif refresh_all or b == ref_b or not q:
                 continue
             else:
                 e = q[0]
@@ -918,7 +956,7 @@ class HBM:
                     slot = fits[key] = self._fit(pc, x.bg, c, x.n)
                 if slot < min_col:
                     min_col = slot
-        if refresh_due and not activated:
+        if refresh_due and not (act_bank[ref_b] if self._per_bank else activated):
             return now  # the refresh can be placed
         # add the channel-level parts as they are after what issued now
         t_next = min_col
@@ -1084,6 +1122,52 @@ class HBM:
             off += 1
 
     def _refresh(self, pc: _PseudoChannel, now: int) -> None:
+        """The refreshes due by ``now``: per bank (:meth:`_refresh_bank`) or all-bank."""
+        if self._per_bank:
+            self._refresh_bank(pc, now)
+        else:
+            self._refresh_all(pc, now)
+
+    def _refresh_bank(self, pc: _PseudoChannel, now: int) -> None:
+        """Per-bank refreshes due by ``now``, one bank at a time in turn, each bank once per
+        tREFI: precharge the bank if open, REFpb (tRREFD after the previous one), the bank
+        blocked tRFCpb. Placed at the due time or as soon after it as that bank allows; a bank
+        with an activated request waits until its column commands have issued (and the banks
+        after it with it)."""
+        t = self.t
+        banks = self.banks
+        if now - pc.next_ref >= t.tREFI:  # idle for whole rounds: only the last one matters
+            rounds = (now - pc.next_ref) // t.tREFI
+            pc.refreshes += rounds * banks
+            pc.ref_k += rounds * banks
+            pc.next_ref = pc.ref_base + pc.ref_k * t.tREFI // banks
+        open_row = pc.open_row
+        assert t.tRREFD is not None
+        while now >= pc.next_ref:
+            b = pc.ref_bank
+            if pc.act_bank[b]:
+                break  # a request activated in this bank reads or writes first
+            t_ref = max(pc.next_ref, pc.row_free, pc.act_ok[b], pc.last_refpb + t.tRREFD)
+            if open_row[b] >= 0:
+                t_pre = max(pc.next_ref, pc.row_free, pc.pre_ok[b])
+                if self._logging:
+                    self._log(t_pre, PRE, pc, b)
+                t_ref = max(t_ref, t_pre + self._pre_ref, t_pre + 1)
+                open_row[b] = -1
+            if self._logging:
+                self._log(t_ref, REF, pc, b)
+            pc.act_ok[b] = t_ref + self._tRFC
+            pc.pre_for[b] = False
+            pc.want_r[b] = 0
+            pc.want_w[b] = 0
+            pc.row_free = t_ref + 1
+            pc.last_refpb = t_ref
+            pc.refreshes += 1
+            pc.ref_k += 1
+            pc.ref_bank = pc.ref_k % banks
+            pc.next_ref = pc.ref_base + pc.ref_k * t.tREFI // banks
+
+    def _refresh_all(self, pc: _PseudoChannel, now: int) -> None:
         """All-bank refresh(es) due by ``now``: precharge-all, REF, block tRFC.
 
         Placed at the due time, or as soon after it as the banks allow: a controller that
