@@ -581,31 +581,26 @@ class HBM:
         queue; the first that finds its queue full stops the rest."""
         new: list[_Entry] = []
         inc_r, inc_w = pc.incoming, pc.incoming_w
-        rcap, wcap = self.cfg.read_queue, self.cfg.write_queue
-        open_row = pc.open_row
-        while True:
-            if inc_r and (not inc_w or inc_r[0] < inc_w[0]):
-                if inc_r[0][0] > now or pc.n_rq >= rcap:
-                    break
-                e = heapq.heappop(inc_r)[2]
-                e.t_q = e.t_arr if e.t_arr > pc.room_r else pc.room_r
-                pc.rq[e.bank].append(e)
-                pc.rmask |= 1 << e.bank
-                pc.n_rq += 1
-                if open_row[e.bank] == e.row:
-                    pc.want_r[e.bank] += 1
-            elif inc_w:
-                if inc_w[0][0] > now or pc.n_wq >= wcap:
-                    break
-                e = heapq.heappop(inc_w)[2]
+        while inc_r or inc_w:
+            write = not inc_r or bool(inc_w and inc_w[0] < inc_r[0])
+            inc = inc_w if write else inc_r
+            full = pc.n_wq >= self.cfg.write_queue if write else pc.n_rq >= self.cfg.read_queue
+            if inc[0][0] > now or full:
+                break
+            e = heapq.heappop(inc)[2]
+            if write:
                 e.t_q = e.t_arr if e.t_arr > pc.room_w else pc.room_w
-                pc.wq[e.bank].append(e)
+                q, want = pc.wq, pc.want_w
                 pc.wmask |= 1 << e.bank
                 pc.n_wq += 1
-                if open_row[e.bank] == e.row:
-                    pc.want_w[e.bank] += 1
             else:
-                break
+                e.t_q = e.t_arr if e.t_arr > pc.room_r else pc.room_r
+                q, want = pc.rq, pc.want_r
+                pc.rmask |= 1 << e.bank
+                pc.n_rq += 1
+            q[e.bank].append(e)
+            if pc.open_row[e.bank] == e.row:
+                want[e.bank] += 1
             pc.ages += 1
             e.age = pc.ages
             new.append(e)
