@@ -1,0 +1,117 @@
+"""The error of the simulator's sampling against full simulation, per family.
+
+Sampled replays (waves simulated until two agree, the rest extrapolated; GEMMs also replay the
+first wave at two K-loop trip counts and extrapolate the trips) are what ``simgpu validate`` and
+``simgpu simulate`` use for large kernels. This replays workloads of the bundled H100 run's
+tables both ways, each whose full replay fits in ``--max-full-s``, and reports per case: the
+sampled and full times, the sampling error ``100 (sampled / full - 1)``, the spread the sampled
+result states (``time_s_spread``, as a percentage of its time) and whether the full time lies
+within it, and the wall seconds of both. A case whose sampling does not engage (too few waves,
+too few trips) is listed with its reason and no error.
+
+Usage::
+
+    python experiments/benchmarks/bench_sampling.py [--device h100-sxm] [--max-full-s 300]
+                                                    [--only gemm,transpose,...]
+
+Prints a table and writes ``results/bench_sampling/<UTC time>/bench_sampling.csv`` (never
+overwriting). The cases are sizes of the run's tables whose full replay takes minutes, not hours,
+on one core; replays start with their inputs in the L2, as ``validate`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from simgpu import devices
+from simgpu.io import results_root, write_table
+from simgpu.workloads import Gemv, Reduction, Stream, Transpose
+from simgpu.workloads.base import Workload
+from simgpu.workloads.gemm import GemmBase
+
+#: (family, label, workload): sizes from the tables of calibration/h100-sxm/20261122T154403Z
+CASES: list[tuple[str, str, Callable[[], Workload]]] = [
+    ("gemm_time", "sgemm_tiled 512^3 tile 16",
+     lambda: GemmBase.of_kernel("sgemm_tiled", 512, 512, 512, tile=16)),
+    ("gemm_time", "sgemm_tiled 512^3 tile 32",
+     lambda: GemmBase.of_kernel("sgemm_tiled", 512, 512, 512, tile=32)),
+    ("gemm_time", "sgemm_naive 512^3",
+     lambda: GemmBase.of_kernel("sgemm_naive", 512, 512, 512)),
+    ("gemm_time", "sgemm_regblock 512^3",
+     lambda: GemmBase.of_kernel("sgemm_regblock", 512, 512, 512)),
+    ("transpose", "transpose_naive 2048^2", lambda: Transpose(2048, 2048, "naive")),
+    ("transpose", "transpose_tiled 2048^2", lambda: Transpose(2048, 2048, "tiled")),
+    ("reduction", "reduction 2^22", lambda: Reduction(1 << 22)),
+    ("reduction", "reduction 2^24", lambda: Reduction(1 << 24)),
+    ("gemv", "gemv 4096^2", lambda: Gemv(4096, 4096)),
+    # DRAM-resident arrays (4x the L2 and more) are sampled as a steady-state window
+    ("stream", "stream read 256 MiB", lambda: Stream("read", 1 << 26)),
+    ("stream", "stream copy 256 MiB", lambda: Stream("copy", 1 << 26)),
+]
+
+
+def _run(w: Workload, spec: Any, sample: bool) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    res = w.simulate(spec, sample=sample, warm_l2=True)
+    return res, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="h100-sxm")
+    p.add_argument("--max-full-s", type=float, default=300.0,
+                   help="skip the cases after one whose full replay took longer (per family)")
+    p.add_argument("--only", help="comma-separated families")
+    args = p.parse_args(argv)
+    spec = devices.get(args.device)
+    only = set(args.only.split(",")) if args.only else None
+    rows: list[dict[str, Any]] = []
+    too_long: set[str] = set()
+    for family, label, make in CASES:
+        if only and family not in only:
+            continue
+        row: dict[str, Any] = {"family": family, "case": label}
+        if family in too_long:
+            rows.append({**row, "note": f"skipped: a smaller case's full replay took more than"
+                                        f" {args.max_full_s:.0f} s"})
+            continue
+        w = make()
+        sampled, s_wall = _run(w, spec, True)
+        if not sampled.sampled:
+            rows.append({**row, "full_us": sampled.time_s * 1e6, "full_wall_s": s_wall,
+                         "note": "not sampled (too few waves or trips): the replay is full"})
+            print(f"{label}: not sampled", file=sys.stderr)
+            continue
+        full, f_wall = _run(w, spec, False)
+        err = 100 * (sampled.time_s / full.time_s - 1)
+        spread = 100 * sampled.time_s_spread / sampled.time_s
+        rows.append({
+            **row, "sampled_us": sampled.time_s * 1e6, "full_us": full.time_s * 1e6,
+            "error_pct": err, "spread_pct": spread,
+            "within_spread": abs(sampled.time_s - full.time_s) <= sampled.time_s_spread,
+            "blocks_simulated": sampled.blocks_simulated, "blocks": sampled.blocks_total,
+            "sampled_wall_s": s_wall, "full_wall_s": f_wall, "speedup": f_wall / s_wall,
+            "note": "",
+        })
+        print(f"{label}: sampled {err:+.2f}% (spread {spread:.2f}%), {f_wall / s_wall:.1f}x"
+              " faster", file=sys.stderr)
+        if f_wall > args.max_full_s:
+            too_long.add(family)
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.round(3).to_string(index=False))
+    out = results_root() / "bench_sampling" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    write_table(table, out, "bench_sampling", parquet=False, overwrite=False)
+    print(f"saved {out / 'bench_sampling.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
