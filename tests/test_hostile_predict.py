@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_errors import fails
 from sklearn.ensemble import RandomForestRegressor
 
 from simgpu.cli import main
@@ -37,16 +38,6 @@ def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def calib() -> pd.DataFrame:
     return datasets.load(ROOT / "calibration")
-
-
-def _fails(capsys: pytest.CaptureFixture[str], argv: list[str], *expected: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("simgpu: error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for text in expected:
-        assert text in err, err
-    return err
 
 
 class _Payload:
@@ -246,7 +237,7 @@ def test_an_unusable_cache_folder_is_an_error_before_training(
     (tmp_path / "afile").write_text("x")
     monkeypatch.setenv(model.CACHE_ENV, str(tmp_path / "afile"))
     t0 = time.perf_counter()
-    _fails(capsys, GEMM, "predictor cache", "afile", "$SIMGPU_CACHE")
+    fails(capsys, GEMM, "predictor cache", "afile", "$SIMGPU_CACHE")
     assert time.perf_counter() - t0 < 20
     assert (tmp_path / "afile").read_text() == "x"
 
@@ -286,7 +277,7 @@ def test_a_limit_of_zero_caches_nothing_and_a_bad_limit_is_an_error(
     assert not cache.entries()
     for bad in ("abc", "-5", "nan", "inf"):
         monkeypatch.setenv(cache.LIMIT_ENV, bad)
-        _fails(capsys, GEMM, cache.LIMIT_ENV, repr(bad), "number of megabytes")
+        fails(capsys, GEMM, cache.LIMIT_ENV, repr(bad), "number of megabytes")
 
 
 def test_predict_cache_lists_and_clears_only_its_own_files(
@@ -410,7 +401,7 @@ def test_a_bad_dataset_file_is_one_line_naming_file_and_line(
     else:
         f.write_text(content)
     out = tmp_path / "out"
-    _fails(capsys, ["predict", "evaluate", "--data", str(f), "--no-tune", "--trees", "3",
+    fails(capsys, ["predict", "evaluate", "--data", str(f), "--no-tune", "--trees", "3",
                     "--out", str(out)], "data.csv", *expected)
     assert not out.exists()  # nothing written for refused data
 
@@ -426,10 +417,10 @@ def test_a_fifo_or_a_folder_as_data_is_refused_without_blocking(
     fifo = tmp_path / "p.csv"
     os.mkfifo(fifo)
     t0 = time.perf_counter()
-    _fails(capsys, ["predict", "train", "--data", str(fifo)], "p.csv", "not a regular file")
+    fails(capsys, ["predict", "train", "--data", str(fifo)], "p.csv", "not a regular file")
     assert time.perf_counter() - t0 < 20
     (tmp_path / "z.zip").write_bytes(b"PK\x03\x04garbage")
-    _fails(capsys, ["predict", "train", "--data", str(tmp_path / "z.zip")], "z.zip", "zip")
+    fails(capsys, ["predict", "train", "--data", str(tmp_path / "z.zip")], "z.zip", "zip")
 
 
 def test_rows_that_all_look_alike_train_a_forest_of_their_mean(tmp_path: Path) -> None:
@@ -442,7 +433,7 @@ def test_rows_that_all_look_alike_train_a_forest_of_their_mean(tmp_path: Path) -
 def test_evaluate_refuses_too_few_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "one.csv"
     f.write_text(HEADER + "h100-sxm,fp16,64,64,64,1e-5\n")
-    _fails(capsys, ["predict", "evaluate", "--data", str(f), "--out", str(tmp_path / "o")],
+    fails(capsys, ["predict", "evaluate", "--data", str(f), "--out", str(tmp_path / "o")],
            "one.csv", "1 row(s)", "at least 10")
 
 
@@ -510,7 +501,7 @@ def test_bad_numbers_fail_clearly_and_promptly(tmp_path: Path, capsys: pytest.Ca
     if argv[1] in ("evaluate", "train"):
         argv = [*argv, "--out", str(tmp_path / "out")]
     t0 = time.perf_counter()
-    _fails(capsys, argv, *expected)
+    fails(capsys, argv, *expected)
     assert time.perf_counter() - t0 < 30
     assert not (tmp_path / "out").exists() and not cache.entries()  # nothing trained or written
 
