@@ -838,34 +838,30 @@ class HBM:
             elif refresh_all or b == ref_b or not q:
                 continue
             else:
+                # the bank's oldest request wants a row command: ACT to a closed bank, else PRE
                 e = q[0]
-                if orow < 0:
+                is_act = orow < 0
+                if is_act:
                     a = act_ok[b]
                     ga = bg_act[bgof[b]] + tRRD_L
                     if ga > a:
                         a = ga
-                    if a <= now and act_now and (best_row is None or e.age < best_row.age):
-                        if best_row is not None:  # the former best loses
-                            if row_is_act:
-                                min_act = min(min_act, best_a)
-                            else:
-                                min_pre = min(min_pre, best_a)
-                        best_row, best_a, row_is_act = e, a, True
-                        continue
-                    if a < min_act:
-                        min_act = a
+                    bus_ok = act_now
                 else:
                     a = pre_ok[b]
-                    if a <= now and pre_now and (best_row is None or e.age < best_row.age):
-                        if best_row is not None:
-                            if row_is_act:
-                                min_act = min(min_act, best_a)
-                            else:
-                                min_pre = min(min_pre, best_a)
-                        best_row, best_a, row_is_act = e, a, False
-                        continue
-                    if a < min_pre:
-                        min_pre = a
+                    bus_ok = pre_now
+                if a <= now and bus_ok and (best_row is None or e.age < best_row.age):
+                    if best_row is not None:  # the former best loses
+                        if row_is_act:
+                            min_act = min(min_act, best_a)
+                        else:
+                            min_pre = min(min_pre, best_a)
+                    best_row, best_a, row_is_act = e, a, is_act
+                elif is_act:
+                    if a < min_act:
+                        min_act = a
+                elif a < min_pre:
+                    min_pre = a
         if ahead and best_col is not None and best_col.cb is not None:
             return -1
         if best_row is not None:
