@@ -78,6 +78,12 @@ def register(subparsers: Any) -> None:
     e.add_argument("--no-tune", dest="tune", action="store_false",
                    help="keep the default hyper-parameters instead of choosing them per split by"
                         " inner cross-validation on the training rows")
+    e.add_argument("--together", action="store_true",
+                   help="evaluate the datasets as one (their GPUs held out in turn, each with its"
+                        " few-shot curve), not each on its own")
+    e.add_argument("--splits", default=None, metavar="KINDS",
+                   help="comma-separated kinds of split to run: random, sizes, tiles, largest,"
+                        " gpu (held-out GPU and its few-shot curve); default all")
     e.add_argument("--out", type=Path, default=None, help="results folder (default results/)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=_cmd_evaluate)
@@ -292,6 +298,7 @@ def _cmd_gemm(args: argparse.Namespace) -> int:
             "energy_J": float(learned["energy_J"]),
             "power_source": str(learned["power_source"]),
             "extrapolated": bool(learned["extrapolated"]),
+            "basis": str(learned["basis"]),
             "seconds": t_le,
         },
         "warnings": notes,
@@ -308,6 +315,7 @@ def _cmd_gemm(args: argparse.Namespace) -> int:
     print(f"{'learned':<11}{le['time_s'] * 1e3:>11.4g} ms{le['tflops']:>10.1f}"
           f"{le['power_W']:>7.0f} W{le['energy_J']:>12.4g} J"
           f"  +/- {le['time_s_spread'] * 1e3:.3g} ms, +/- {le['power_W_spread']:.0f} W")
+    print(f"learned: {le['basis']}; spread: standard deviation over the trees")
     return 0
 
 
@@ -368,6 +376,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _int_in("--seed", args.seed, 0, MAX_SEED)
     _int_in("--repeats", args.repeats, 1, MAX_REPEATS)
     _check_out(args.out)
+    kinds = None
+    if args.splits is not None:
+        kinds = {k.strip() for k in args.splits.split(",")}
+        bad = sorted(kinds - set(evaluate.SPLIT_KINDS))
+        if bad or not kinds:
+            raise SimgpuError(f"--splits {args.splits!r}: {bad or 'nothing'} unknown; expected"
+                              f" a comma-separated list of {', '.join(evaluate.SPLIT_KINDS)}")
     specs = args.data or ["calibration", "gpperf", "neusight", "uci-sgemm"]
     settings = model.Settings(n_estimators=args.trees, seed=args.seed)
     # every dataset read and checked before the first (long) evaluation starts
@@ -380,12 +395,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                               f" {evaluate.TEST_FRACTION:.0%} of the rows out and needs at least"
                               f" {evaluate.MIN_ROWS}")
         frames.append((name, df))
+    if args.together and len(frames) > 1:
+        name = "+".join(n for n, _ in frames)
+        frames = [(name, datasets.validate(pd.concat([f for _, f in frames],
+                                                     ignore_index=True), name))]
     tables = []
     for name, df in frames:
         _log(f"evaluating {name}: {len(df)} rows")
         tables.append(evaluate.evaluate(df, name, settings, seed=args.seed,
                                         log=None if args.json else _log,
-                                        repeats=args.repeats, tune=args.tune))
+                                        repeats=args.repeats, tune=args.tune, kinds=kinds))
     if not tables:
         raise SimgpuError("predict evaluate: no dataset given")
     table = evaluate.summary_gpu(pd.concat(tables, ignore_index=True))
@@ -407,7 +426,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if c not in show.columns:
             continue
         show[c] = show[c].round(3 if c == "r2" else 1)
-    for c in ("n_train", "n_test", "repeats"):
+    for c in ("n_train", "n_test", "repeats", "shots"):
         if c in show.columns:
             show[c] = show[c].round(0).astype("Int64")
     print(show.to_string(index=False))

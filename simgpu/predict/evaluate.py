@@ -23,13 +23,19 @@ import pandas as pd
 from simgpu.errors import DatasetError
 from simgpu.predict import features as feat
 from simgpu.predict import tuning
+from simgpu.predict.fewshot import FEW_SHOT_K, Correction
 from simgpu.predict.model import GemmForest, Settings
 from simgpu.predict.splits import TEST_FRACTION, splits
 
-__all__ = ["MIN_ROWS", "MODELS", "PUBLISHED", "TEST_FRACTION", "evaluate", "metrics",
-           "summary_gpu"]
+__all__ = ["MIN_ROWS", "MODELS", "PUBLISHED", "SPLIT_KINDS", "TEST_FRACTION", "evaluate",
+           "few_shot_rows", "metrics", "summary_gpu"]
 
 MODELS = ("analytical", "forest", "forest+physics")
+#: Draws of the few-shot curve's shots per held-out GPU (mean reported).
+#: assumption: 5, as ``--repeats`` in the docs; the curve's standard deviation is reported too.
+FEW_SHOT_DRAWS = 5
+#: The kinds of split (simgpu.predict.splits); ``gpu`` brings its few-shot curve.
+SPLIT_KINDS = ("random", "sizes", "tiles", "largest", "gpu")
 #: Fewest rows a dataset needs to be evaluated: every split holds some out and trains on the
 #: rest. assumption: 10 (the random split then tests on 2 rows and trains on 8).
 MIN_ROWS = 10
@@ -66,8 +72,10 @@ def evaluate(
     log: Any = None,
     repeats: int = 1,
     tune: bool = False,
+    kinds: set[str] | None = None,
 ) -> Any:
-    """The metric table of every split x model x target for one dataset.
+    """The metric table of every split x model x target for one dataset (``kinds``: only
+    the splits of these kinds, of :data:`SPLIT_KINDS`).
 
     With ``repeats`` > 1 the random and held-out-group splits are drawn again with seeds
     ``seed .. seed + repeats - 1`` and the table gives the mean of each metric over the draws
@@ -84,11 +92,13 @@ def evaluate(
         tables = []
         for r in range(repeats):
             only = None if r == 0 else {"random", "sizes", "tiles"}
-            t = _evaluate_once(df, dataset, settings, seed + r, log, only, tune)
+            t = _evaluate_once(df, dataset, settings, seed + r, log, only, tune, kinds)
             tables.append(t.assign(draw=r))
         allt = pd.concat(tables, ignore_index=True)
         keys = ["dataset", "split", "model", "target"]
-        out = allt.groupby(keys, as_index=False, sort=False).agg(
+        if "shots" in allt.columns:
+            keys.append("shots")
+        out = allt.groupby(keys, as_index=False, sort=False, dropna=False).agg(
             n_train=("n_train", "mean"), n_test=("n_test", "mean"), r2=("r2", "mean"),
             mape_pct=("mape_pct", "mean"), median_ape_pct=("median_ape_pct", "mean"),
             level_free_mape_pct=("level_free_mape_pct", "mean"),
@@ -96,7 +106,7 @@ def evaluate(
             mape_pct_sd=("mape_pct", "std"),
         )
         return out
-    return _evaluate_once(df, dataset, settings, seed, log, None, tune)
+    return _evaluate_once(df, dataset, settings, seed, log, None, tune, kinds)
 
 
 def _evaluate_once(
@@ -107,13 +117,15 @@ def _evaluate_once(
     log: Any,
     only: set[str] | None = None,
     tune: bool = False,
+    kinds: set[str] | None = None,
 ) -> Any:
     settings = settings or Settings(seed=seed)
     rows: list[dict[str, Any]] = []
     X, est = feat.build(df)
     has_power = df["power_W"].notna().to_numpy()
     for split, test in splits(df, seed):
-        if only is not None and split not in only:
+        if (only is not None and split not in only) or (
+                kinds is not None and split.split(":")[0] not in kinds):
             continue
         train = ~test
         for model in MODELS:
@@ -138,6 +150,9 @@ def _evaluate_once(
                 pred_t = p["time_s"].to_numpy()
                 pred_p = p["power_W"].to_numpy()
             secs = time.perf_counter() - t0
+            if split.startswith("gpu:"):
+                rows.extend(few_shot_rows(df["time_s"].to_numpy()[test], pred_t, dataset,
+                                          split, model, seed, int(train.sum())))
             for target, y, pred, keep in (
                 ("time", df["time_s"].to_numpy()[test], pred_t, np.ones(test.sum(), bool)),
                 ("power", df["power_W"].to_numpy()[test], pred_p, has_power[test]),
@@ -154,6 +169,41 @@ def _evaluate_once(
                     f" {[r for r in rows if r['target'] == 'time'][-1]['mape_pct']:.1f}%"
                     f" ({secs:.1f} s){'' if last.get('target') != 'power' else ''}")
     return pd.DataFrame(rows)
+
+
+def few_shot_rows(
+    y: np.ndarray, pred: np.ndarray, dataset: str, split: str, model: str, seed: int,
+    n_model: int = 0, ks: tuple[int, ...] = FEW_SHOT_K, draws: int = FEW_SHOT_DRAWS,
+) -> list[dict[str, Any]]:
+    """The few-shot curve of one held-out GPU (split ``gpu:<name>``): ``y`` its measured
+    times, ``pred`` a model's zero-shot predictions of them. For each draw (seeds ``seed`` ..
+    ``seed + draws - 1``), max(ks) rows drawn at random are the pool of shots and the rest the
+    test rows, the same for every K (``n_model``: the model's own training rows, reported in
+    ``n_train`` with the shots); K shots fit a :class:`~simgpu.predict.fewshot.Correction`
+    of the predictions (K = 0: none). One row per K (split ``fewshot:<name>``, column ``shots``)
+    with the mean of each metric over the draws. None where the GPU has fewer than max(ks) +
+    :data:`MIN_ROWS` rows."""
+    pool_n = max(ks)
+    if len(y) < pool_n + MIN_ROWS:
+        return []
+    per_k: dict[int, list[dict[str, float]]] = {k: [] for k in ks}
+    for d in range(draws):
+        order = np.random.default_rng(seed + d).permutation(len(y))
+        pool, test = order[:pool_n], order[pool_n:]
+        for k in ks:
+            p = pred[test]
+            if k > 0:
+                p = Correction.fit(pred[pool[:k]], y[pool[:k]]).apply(p)
+            per_k[k].append(metrics(y[test], p))
+    out = []
+    for k, ms in per_k.items():
+        mean = {m: float(np.mean([x[m] for x in ms])) for m in ms[0]}
+        out.append({"dataset": dataset, "split": "fewshot:" + split.split(":", 1)[1],
+                    "model": model, "target": "time", "shots": k, "n_train": n_model + k,
+                    "n_test": len(y) - pool_n, **mean,
+                    "mape_pct_sd": float(np.std([x["mape_pct"] for x in ms], ddof=1)),
+                    "repeats": draws, "seconds": 0.0})
+    return out
 
 
 #: Published figures to print beside ours (GPPerf README, from arXiv 2411.16954 and the
@@ -173,16 +223,21 @@ PUBLISHED = (
 
 
 def summary_gpu(table: Any) -> Any:
-    """Mean over the held-out-GPU splits, per dataset, model and target (split "gpu:mean")."""
-    g = table[table["split"].str.startswith("gpu:")]
-    if g.empty:
-        return table
-    mean = (
-        g.groupby(["dataset", "model", "target"], as_index=False)
-        .agg(r2=("r2", "mean"), mape_pct=("mape_pct", "mean"),
-             median_ape_pct=("median_ape_pct", "mean"),
-             level_free_mape_pct=("level_free_mape_pct", "mean"), n_train=("n_train", "mean"),
-             n_test=("n_test", "sum"), seconds=("seconds", "sum"))
-        .assign(split="gpu:mean")
-    )
-    return pd.concat([table, mean], ignore_index=True)
+    """Mean over the held-out-GPU splits, per dataset, model and target (split "gpu:mean"),
+    and over their few-shot curves, per number of shots (split "fewshot:mean")."""
+    means = []
+    for kind in ("gpu", "fewshot"):
+        g = table[table["split"].str.startswith(kind + ":")]
+        if g.empty:
+            continue
+        keys = ["dataset", "model", "target"] + (["shots"] if kind == "fewshot" else [])
+        means.append(
+            g.groupby(keys, as_index=False)
+            .agg(r2=("r2", "mean"), mape_pct=("mape_pct", "mean"),
+                 median_ape_pct=("median_ape_pct", "mean"),
+                 level_free_mape_pct=("level_free_mape_pct", "mean"),
+                 n_train=("n_train", "mean"), n_test=("n_test", "sum"),
+                 seconds=("seconds", "sum"))
+            .assign(split=f"{kind}:mean")
+        )
+    return pd.concat([table, *means], ignore_index=True) if means else table

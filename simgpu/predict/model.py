@@ -43,10 +43,11 @@ from simgpu.io import code_fingerprint
 from simgpu.predict import cache
 from simgpu.predict import features as feat
 from simgpu.predict.cache import CacheFileError
+from simgpu.predict.fewshot import FEW_SHOT_ROWS, Correction
 from simgpu.predict.trees import ARRAYS, TreeArrays, TreeError
 
 #: Bump when features or targets change, so cached models are retrained.
-MODEL_VERSION = 10
+MODEL_VERSION = 11
 #: The environment variable naming the cache's root folder.
 CACHE_ENV = cache.CACHE_ENV
 KINDS = ("forest", "forest+physics")
@@ -239,6 +240,10 @@ class GemmForest:
         self.n_train = 0
         self.n_power = 0
         self.devices: list[str] = []
+        #: training rows per GPU and dataset, those the forest learned from
+        self.rows: dict[str, dict[str, int]] = {}
+        #: GPUs with fewer than FEW_SHOT_ROWS rows: their rows correct the forest instead
+        self.shots: dict[str, Correction] = {}
 
     # the cache file (simgpu.predict.cache) ---------------------------------------------------
     def to_file(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -246,6 +251,7 @@ class GemmForest:
         meta: dict[str, Any] = {
             "settings": asdict(self.settings), "columns": list(self.columns),
             "n_train": self.n_train, "n_power": self.n_power, "devices": list(self.devices),
+            "rows": self.rows, "shots": {d: c.to_dict() for d, c in self.shots.items()},
             "parts": {},
         }
         arrays: dict[str, np.ndarray] = {"lo": self.lo, "hi": self.hi}
@@ -287,6 +293,20 @@ class GemmForest:
         if not (isinstance(devices, list) and all(isinstance(d, str) for d in devices)):
             raise CacheFileError("devices")
         f.devices = devices
+        rows = meta.get("rows")
+        if not (isinstance(rows, dict) and all(
+                isinstance(d, str) and isinstance(c, dict) and all(
+                    isinstance(k, str) and isinstance(n, int) and n > 0 for k, n in c.items())
+                for d, c in rows.items())):
+            raise CacheFileError(f"rows {str(rows)[:80]}")
+        f.rows = rows
+        shots = meta.get("shots")
+        if not isinstance(shots, dict):
+            raise CacheFileError(f"shots {str(shots)[:80]}")
+        try:
+            f.shots = {str(d): Correction.from_dict(c) for d, c in shots.items()}
+        except DatasetError as exc:
+            raise CacheFileError(str(exc)) from None
         parts = meta.get("parts")
         if not isinstance(parts, dict) or not parts or not set(parts) <= {
                 *catalogue.FAMILIES, ALL}:
@@ -317,6 +337,21 @@ class GemmForest:
         """Train on a GEMM-schema frame; ``prepared``: its ``features.build(df)`` if already
         computed (index aligned with ``df``)."""
         X, est = prepared if prepared is not None else feat.build(df)
+        counts = df["device"].value_counts()
+        few = [str(d) for d, n in counts.items() if n < FEW_SHOT_ROWS]
+        if few and len(few) < len(counts):
+            # GPUs with a few rows: the forest learns from the others and their rows correct it
+            # (simgpu.predict.fewshot)
+            keep = ~df["device"].isin(few).to_numpy()
+            self.fit(df[keep].reset_index(drop=True),
+                     None if weights is None else weights[keep],
+                     prepared=(X[keep].reset_index(drop=True), est[keep].reset_index(drop=True)))
+            for d in few:
+                rows = (df["device"] == d).to_numpy()
+                pred = self.predict(df[rows].reset_index(drop=True), warn=False, prepared=(
+                    X[rows].reset_index(drop=True), est[rows].reset_index(drop=True)))
+                self.shots[d] = Correction.fit(pred["time_s"], df["time_s"][rows])
+            return self
         unfit = ~np.isfinite(est["time_s"].to_numpy(dtype=float))
         if self.settings.kind == "forest+physics" and unfit.any():
             i = int(np.flatnonzero(unfit)[0])
@@ -336,6 +371,8 @@ class GemmForest:
             yp[has_p] = self._power_target(df[has_p], est[has_p])
         self.n_train, self.n_power = len(df), int(has_p.sum())
         self.devices = sorted(df["device"].unique())
+        self.rows = {str(d): {str(k): int(n) for k, n in g["dataset"].value_counts().items()}
+                     for d, g in df.groupby("device", sort=True)}
         fam = families(df)
         names, counts = np.unique(fam, return_counts=True)
         own = [str(n) for n, c in zip(names, counts, strict=True) if c >= FAMILY_MIN_ROWS]
@@ -350,11 +387,28 @@ class GemmForest:
             self.parts[name] = _Part().fit(self.settings, Xv[rows], yt[rows], yp[rows], w)
         return self
 
+    def basis(self, device: str) -> str:
+        """What a prediction for ``device`` rests on, in words: its own rows in the forest, a
+        few rows correcting a forest of other GPUs, or none (zero-shot)."""
+        others = sum(sum(c.values()) for d, c in self.rows.items() if d != device)
+        n_others = len([d for d in self.rows if d != device])
+        if device in self.rows:
+            own = self.rows[device]
+            sets = ", ".join(f"{n} {k}" for k, n in sorted(own.items()))
+            return (f"learned from {sum(own.values())} rows of {device} ({sets})"
+                    + (f" and {others} rows of {n_others} other GPU(s)" if n_others else ""))
+        if device in self.shots:
+            return (f"few-shot: {self.shots[device].rows} rows of {device} correct a forest of"
+                    f" {others} rows of {n_others} other GPU(s)")
+        return (f"zero-shot: no rows of {device}; from its device file's analytical figures"
+                f" and {others} rows of {n_others} other GPU(s)")
+
     def predict(
         self, df: Any, *, warn: bool = True, prepared: tuple[Any, Any] | None = None
     ) -> Any:
-        """``time_s, time_s_spread, power_W, power_W_spread, extrapolated`` per row, plus the
-        analytical estimate as ``an_time_s`` and ``an_power_W``."""
+        """``time_s, time_s_spread, power_W, power_W_spread, extrapolated, basis`` per row,
+        plus the analytical estimate as ``an_time_s`` and ``an_power_W``. ``basis`` says what
+        the row's prediction rests on (:meth:`basis`)."""
         X, est = prepared if prepared is not None else feat.build(df)
         # dataset-specific parameters the query lacks take 0 (their "not set" value)
         Xv = X.reindex(columns=self.columns, fill_value=0.0).to_numpy(dtype=float)
@@ -392,9 +446,17 @@ class GemmForest:
                                 else p_tr.mean(axis=0))
                 p_sd[rows] = p_all.std(axis=0)
                 learned_p[rows] = True
+        devs = df["device"].astype(str).to_numpy()
+        for d, corr in self.shots.items():
+            rows = devs == d
+            if rows.any():
+                factor = corr.apply(t_mean[rows]) / t_mean[rows]
+                t_mean[rows] *= factor
+                t_sd[rows] *= factor
         out = pd.DataFrame(index=df.index)
         out["time_s"] = t_mean
         out["time_s_spread"] = t_sd
+        out["basis"] = [self.basis(d) for d in devs]
         # without a learned power: the analytical view's own, whose energies per event were
         # fitted to that model's event counts (simgpu.calibrate.fit.fit_gemm_energies)
         out["power_W"] = np.where(learned_p, p_mean, an_p)
