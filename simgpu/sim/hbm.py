@@ -44,15 +44,16 @@ callers that wait on an event).
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
+
 from simgpu.errors import SimgpuError
+from simgpu.sim import hbm_core as core
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,7 +74,6 @@ __all__ = [
 ]
 
 ACT, PRE, RD, WR, REF = "ACT", "PRE", "RD", "WR", "REF"
-
 
 
 class TimingConstraint(NamedTuple):
@@ -221,124 +221,49 @@ class HBMConfig:
     log: bool = False
 
 
-_NEVER = -(10**9)
-_INF = 1 << 62
+#: the counters of each pseudo-channel that :meth:`HBM.totals` sums and
+#: :meth:`HBM.reset_stats` zeroes, and their columns in the controller's state
+COUNTERS = {
+    "reads": core.P_READS, "writes": core.P_WRITES, "row_hits": core.P_ROW_HITS,
+    "row_misses": core.P_ROW_MISSES, "row_conflicts": core.P_ROW_CONFLICTS,
+    "refreshes": core.P_REFRESHES, "bytes": core.P_BYTES, "write_bytes": core.P_WRITE_BYTES,
+    "busy_bursts": core.P_BUSY_BURSTS, "queue_wait": core.P_QUEUE_WAIT,
+    "decided": core.P_DECIDED, "read_latency": core.P_READ_LATENCY,
+    "read_queue_latency": core.P_READ_QUEUE_LATENCY, "acts": core.P_ACTS, "pres": core.P_PRES,
+}
+#: the log's command codes (:mod:`simgpu.sim.hbm_core`) as names
+COMMANDS = (ACT, PRE, RD, WR, REF)
+#: the other per-pseudo-channel figures a :class:`PseudoChannelView` reads
+_FIELDS = {
+    **COUNTERS, "n_rq": core.P_N_RQ, "n_wq": core.P_N_WQ, "last_end": core.P_LAST_END,
+    "next_ref": core.P_NEXT_REF,
+}
 
 
-class _Entry:
-    __slots__ = (
-        "t_arr", "t_q", "seq", "age", "bank", "bg", "row", "n", "write", "cb", "nbytes", "acted"
-    )
+class PseudoChannelView:
+    """One pseudo-channel's counters (:data:`COUNTERS`), queue lengths (``n_rq``, ``n_wq``)
+    and ``last_end``, read from and written to the controller's state; ``index`` is its
+    number."""
 
-    def __init__(
-        self,
-        t_arr: int,
-        seq: int,
-        bank: int,
-        bg: int,
-        row: int,
-        n: int,
-        write: bool,
-        cb: Callable[[float], None] | None,
-        nbytes: int,
-    ) -> None:
-        self.t_arr = t_arr
-        self.t_q = t_arr  # when it entered the queue (later than t_arr when the queue was full)
-        self.seq = seq  # submission order (ties between equal arrival times)
-        self.age = 0  # admission order: FR-FCFS's "oldest"
-        self.bank = bank
-        self.bg = bg
-        self.row = row
-        self.n = n
-        self.write = write
-        self.cb = cb
-        self.nbytes = nbytes
-        self.acted = False  # an ACT was issued for it (its column commands are still to come)
+    __slots__ = ("index", "_row")
+    index: int
+    _row: np.ndarray
 
+    def __init__(self, row: np.ndarray, index: int) -> None:
+        object.__setattr__(self, "_row", row)
+        object.__setattr__(self, "index", index)
 
-#: the counters of :class:`_PseudoChannel` that :meth:`HBM.totals` sums and
-#: :meth:`HBM.reset_stats` zeroes
-_COUNTERS = (
-    "reads", "writes", "row_hits", "row_misses", "row_conflicts", "refreshes", "bytes",
-    "write_bytes", "busy_bursts", "queue_wait", "decided", "read_latency", "read_queue_latency",
-    "acts", "pres",
-)
+    def __getattr__(self, name: str) -> int:
+        col = _FIELDS.get(name)
+        if col is None:
+            raise AttributeError(name)
+        return int(self._row[col])
 
-
-class _PseudoChannel:
-    """State of one pseudo-channel: banks, last commands, queues, refresh, statistics."""
-
-    def __init__(self, index: int, banks: int, bank_groups: int, t_ref: int) -> None:
-        self.index = index
-        self.open_row = [-1] * banks
-        self.act_ok = [0] * banks  # earliest ACT (tRC from last ACT, tRP from last PRE, tRFC)
-        self.pre_ok = [0] * banks  # earliest PRE (tRAS, tRTP, write recovery)
-        self.col_ok = [0] * banks  # earliest column command (tRCD)
-        self.pre_for = [False] * banks  # the bank was closed by a PRE for a request (a conflict)
-        self.bg_act = [_NEVER] * bank_groups  # last ACT per bank group (tRRD_L)
-        self.last_act = _NEVER  # last ACT (tRRD_S)
-        self.faw: deque[int] = deque(maxlen=4)  # the last four ACTs issued (tFAW)
-        self.row_free = 0  # the row command bus is free from this tCK
-        self.last_rd = _NEVER  # latest read column command (reserved bursts included)
-        self.wr_end = _NEVER  # latest write data end, whole pseudo-channel
-        self.wr_end_bg = [_NEVER] * bank_groups
-        self.base = 0  # time of bit 0 of the masks
-        self.bus = 0  # bit t: data bus busy at base + t
-        self.bgmask = [0] * bank_groups  # bit t: bank group's column path busy at base + t
-        self.next_ref = t_ref
-        # per-bank refresh: the first due time, the refreshes issued, the last REFpb
-        self.ref_base = t_ref
-        self.ref_k = 0
-        self.ref_bank = 0
-        self.last_refpb = _NEVER
-        # arrivals not yet in a queue, reads and writes apart (a full write queue must not
-        # hold reads back): heaps by (arrival, sequence)
-        self.incoming: list[tuple[int, int, _Entry]] = []
-        self.incoming_w: list[tuple[int, int, _Entry]] = []
-        # the queues, per bank, oldest first
-        self.rq: list[list[_Entry]] = [[] for _ in range(banks)]
-        self.wq: list[list[_Entry]] = [[] for _ in range(banks)]
-        self.n_rq = 0
-        self.n_wq = 0
-        # when each queue last had room after being full: an arrival waiting for a slot
-        # enters then (an arrival finding room enters at once, whenever it is admitted)
-        self.room_r = _NEVER
-        self.room_w = _NEVER
-        self.rmask = 0  # bit b: rq[b] holds requests
-        self.wmask = 0
-        self.amask = 0  # bit b: act_bank[b] > 0
-        self.ages = 0
-        # queued reads / writes that want the open row of each bank (a PRE waits for them)
-        self.want_r = [0] * banks
-        self.want_w = [0] * banks
-        self.activated: list[_Entry] = []  # ACT issued, column commands not yet
-        self.act_r = 0  # reads and writes among them
-        self.act_w = 0
-        self.act_bank = [0] * banks  # activated requests per bank
-        self.draining = False
-        self.armed_at: float | None = None  # the wake-up that counts
-        self.events: set[float] = set()  # times of the wake-ups scheduled (some superseded)
-        # the last decision's lower bound on the next one (valid until the state changes) and
-        # the queue it serves
-        self.plan_at: int | None = None
-        self.plan_mode = False
-        # statistics
-        self.reads = 0
-        self.writes = 0
-        self.row_hits = 0  # the row was open (no ACT issued for the request)
-        self.row_misses = 0  # the bank was closed
-        self.row_conflicts = 0  # another row was open and was precharged for it
-        self.refreshes = 0
-        self.bytes = 0
-        self.busy_bursts = 0
-        self.write_bytes = 0
-        self.queue_wait = 0  # sum of (first column command - arrival), tCK
-        self.decided = 0  # requests whose column commands issued
-        self.read_latency = 0  # sum over reads of (data end - arrival), tCK
-        self.read_queue_latency = 0  # sum over reads of (data end - queue entry), tCK
-        self.acts = 0
-        self.pres = 0  # precharges of one bank (a precharge-all before REF counts none)
-        self.last_end = 0  # latest data end of an issued request, tCK
+    def __setattr__(self, name: str, value: int) -> None:
+        col = _FIELDS.get(name)
+        if col is None:
+            raise AttributeError(name)
+        self._row[col] = value
 
 
 class HBM:
@@ -346,6 +271,9 @@ class HBM:
 
     ``env`` counts SM cycles at ``clock_MHz``; :meth:`request` and :meth:`submit` take delays in
     those cycles. Use on its own (PIM builds on it) or through :func:`simgpu.sim.build_system`.
+    The controllers' state lives in numpy arrays and their scheduling is the compiled code of
+    :mod:`simgpu.sim.hbm_core`; this class maps addresses, wakes the controllers through SimPy,
+    calls the submitters back and reads the counters.
     """
 
     def __init__(
@@ -384,91 +312,120 @@ class HBM:
                 )
         self.cols_per_row = dram_spec.row_bytes // ilv
         self.max_bursts = dram_spec.row_bytes // self.burst_bytes
-        self._refresh_on = self.cfg.refresh
         mode = self.cfg.refresh_mode or t.refresh
         if mode not in ("all_bank", "per_bank"):
             raise SimgpuError(f"HBM: refresh_mode = {mode!r}, expected 'all_bank' or 'per_bank'")
         if mode == "per_bank" and (t.tRFCpb is None or t.tRREFD is None):
             raise SimgpuError("HBM: per-bank refresh needs dram.timing.tRFCpb and tRREFD")
-        #: REFpb to one bank at a time (each bank once per tREFI) instead of REFab
-        self._per_bank = mode == "per_bank"
-        self._logging = self.cfg.log
+        per_bank = mode == "per_bank"
         # the timing table is the one source of constraints: the controller reads its values
         # from it by (preceding, following, scope)
         tab = {(c.preceding, c.following, c.scope): c.tck for c in timing_table(t, mode)}
-        ref_scope = "bank" if self._per_bank else "channel"
-        self._tRC = tab[ACT, ACT, "bank"]
-        self._tRCD = tab[ACT, RD, "bank"]
-        self._tRCD_W = tab[ACT, WR, "bank"]
-        self._tRAS = tab[ACT, PRE, "bank"]
-        self._tRP = tab[PRE, ACT, "bank"]
-        self._tRTP = tab[RD, PRE, "bank"]
-        self._wr_pre = tab[WR, PRE, "bank"]  # tCWL + tBL + tWR after the write command
-        self._tRRD_L = tab[ACT, ACT, "bankgroup"]
-        self._tRRD_S = tab[ACT, ACT, "channel"]
-        self._tCCD_L = tab[RD, RD, "bankgroup"]
-        self._tCCD_S = tab[RD, RD, "channel"]
-        self._rtw = tab[RD, WR, "channel"]
-        self._wtr_l = tab[WR, RD, "bankgroup"]  # tCWL + tBL + tWTR_L after the write command
-        self._wtr_s = tab[WR, RD, "channel"]
-        self._pre_ref = tab[PRE, REF, ref_scope]
-        self._tRFC = tab[REF, ACT, ref_scope]
-        self._act_ref = tab[ACT, REF, ref_scope]
+        ref_scope = "bank" if per_bank else "channel"
+        tCCD_L, tCCD_S = tab[RD, RD, "bankgroup"], tab[RD, RD, "channel"]
         # the controller keeps one earliest-time per bank (act_ok) and one column path: these
         # pairs of the table must agree
-        if (tab[WR, WR, "bankgroup"], tab[WR, WR, "channel"]) != (self._tCCD_L, self._tCCD_S):
+        if (tab[WR, WR, "bankgroup"], tab[WR, WR, "channel"]) != (tCCD_L, tCCD_S):
             raise SimgpuError("HBM: the timing table's WR-WR spacing differs from RD-RD")
-        if (self._act_ref, self._pre_ref) != (self._tRC, self._tRP):
+        if (tab[ACT, REF, ref_scope], tab[PRE, REF, ref_scope]) != (
+            tab[ACT, ACT, "bank"], tab[PRE, ACT, "bank"]
+        ):
             raise SimgpuError("HBM: the timing table's ACT/PRE -> REF differ from -> ACT")
-        self._data = t.tCL + t.tBL  # read command to its last data beat
-        self._wr_data = t.tCWL + t.tBL  # write command to its last data beat
         #: write-queue entries at which writes start and stop draining
         self.drain_start = max(1, math.ceil(self.cfg.write_high * self.cfg.write_queue))
         self.drain_stop = math.floor(self.cfg.write_low * self.cfg.write_queue)
+        # the busy windows must hold the slide distance plus the longest column burst
+        window = max(1024, core.SLIDE_TCK + 1 + self.max_bursts * max(tCCD_L, tCCD_S) + tCCD_S)
+        S = np.zeros(core.S_FIELDS, np.int64)
+        for i, v in (
+            (core.C_BANKS, self.banks), (core.C_GROUPS, self.bank_groups),
+            (core.C_BPG, self.banks_per_group), (core.C_RCAP, self.cfg.read_queue),
+            (core.C_WCAP, self.cfg.write_queue), (core.C_DSTART, self.drain_start),
+            (core.C_DSTOP, self.drain_stop), (core.C_REF_ON, self.cfg.refresh),
+            (core.C_PER_BANK, per_bank), (core.C_IN_ORDER, self.cfg.in_order),
+            (core.C_LOGGING, self.cfg.log),
+            (core.C_TRC, tab[ACT, ACT, "bank"]), (core.C_TRCD, tab[ACT, RD, "bank"]),
+            (core.C_TRCD_W, tab[ACT, WR, "bank"]), (core.C_TRAS, tab[ACT, PRE, "bank"]),
+            (core.C_TRP, tab[PRE, ACT, "bank"]), (core.C_TRTP, tab[RD, PRE, "bank"]),
+            (core.C_WR_PRE, tab[WR, PRE, "bank"]), (core.C_TRRD_L, tab[ACT, ACT, "bankgroup"]),
+            (core.C_TRRD_S, tab[ACT, ACT, "channel"]), (core.C_TCCD_L, tCCD_L),
+            (core.C_TCCD_S, tCCD_S), (core.C_RTW, tab[RD, WR, "channel"]),
+            (core.C_WTR_L, tab[WR, RD, "bankgroup"]), (core.C_WTR_S, tab[WR, RD, "channel"]),
+            (core.C_PRE_REF, tab[PRE, REF, ref_scope]), (core.C_TRFC, tab[REF, ACT, ref_scope]),
+            (core.C_TREFI, t.tREFI), (core.C_TRREFD, t.tRREFD or 0), (core.C_TFAW, t.tFAW),
+            (core.C_DATA, t.tCL + t.tBL), (core.C_WR_DATA, t.tCWL + t.tBL),
+            (core.C_WINDOW, window), (core.C_PCS, self.pcs_per_channel),
+            (core.C_COLS, self.cols_per_row), (core.C_BANK_XOR, self.cfg.bank_xor),
+        ):
+            S[i] = int(v)
+        self._S = S
+        n_pc = self.n_pc
+        P = np.zeros((n_pc, core.P_FIELDS), np.int64)
+        for col in (core.P_LAST_ACT, core.P_LAST_RD, core.P_WR_END, core.P_LAST_REFPB,
+                    core.P_ROOM_R, core.P_ROOM_W):
+            P[:, col] = core.NEVER
+        for col in (core.P_INC_R, core.P_INC_R_T, core.P_INC_W, core.P_INC_W_T, core.P_PLAN_AT):
+            P[:, col] = -1
         # assumption: refresh of the pseudo-channels is staggered evenly over tREFI, as
         # controllers do to avoid refreshing every channel at once.
-        self.pcs = [
-            _PseudoChannel(i, self.banks, self.bank_groups, t.tREFI * (i + 1) // self.n_pc + 1)
-            for i in range(self.n_pc)
-        ]
+        first_ref = [t.tREFI * (i + 1) // n_pc + 1 for i in range(n_pc)]
+        P[:, core.P_NEXT_REF] = first_ref
+        P[:, core.P_REF_BASE] = first_ref
+        self._P = P
+        K = np.zeros((n_pc, core.K_FIELDS, self.banks), np.int64)
+        K[:, core.K_OPEN_ROW] = -1
+        for col in (core.K_ACT_E, core.K_RQ_H, core.K_RQ_T, core.K_WQ_H, core.K_WQ_T):
+            K[:, col] = -1
+        K[:, core.K_BG_ACT] = core.NEVER
+        K[:, core.K_WR_END_BG] = core.NEVER
+        self._K = K
+        self._M = np.zeros((n_pc, 1 + self.bank_groups, window), np.uint8)
+        self._E = np.zeros((0, core.E_FIELDS), np.int64)
+        self._grow_pool(1024)
+        self._stage = np.zeros((256, core.ST_FIELDS), np.int64)
+        self._n_stage = 0
+        self._staged_write_bytes = 0
+        self._LOG = np.zeros((4096 if self.cfg.log else 0, 5), np.int64)
+        #: one view per pseudo-channel of its counters (reads, writes, refreshes, ...)
+        self.pcs = [PseudoChannelView(P[i], i) for i in range(n_pc)]
+        self._armed_at: list[float | None] = [None] * n_pc  # the wake-up that counts
+        # times of the wake-ups scheduled (some superseded)
+        self._events: list[set[float]] = [set() for _ in range(n_pc)]
+        self._callbacks: dict[int, Callable[[float], None]] = {}  # by submission number
         self._seq = 0
-        self._cb_at = _INF  # set by each decision: see _step
-        self._bank_sets: dict[int, list[int]] = {}  # bank mask -> the banks in it
-        self._bgof = [b // self.banks_per_group for b in range(self.banks)]  # bank -> group
-        self.log: list[tuple[int, str, int, int, int]] = []  # (tCK, command, pc, bg, bank)
-        s, lng = self._tCCD_S, self._tCCD_L
-        # occupancy patterns of n column commands tCCD_L apart: data bus, bank group's path
-        self._pat_cache: dict[int, tuple[int, int]] = {}
-        for n in range(1, self.max_bursts + 1):
-            bus = 0
-            for k in range(n):
-                bus |= ((1 << s) - 1) << (k * lng)
-            self._pat_cache[n] = (bus, (1 << (n * lng)) - 1)
+
+    def _grow_pool(self, n: int) -> None:
+        """Add ``n`` free request slots."""
+        old = self._E
+        cap = len(old)
+        E = np.zeros((cap + n, core.E_FIELDS), np.int64)
+        E[:cap] = old
+        S = self._S
+        free = int(S[core.G_FREE_N])
+        # the free stack: the old free slots, then the new ones
+        E[:free, core.E_FREE] = old[:free, core.E_FREE]
+        E[free:free + n, core.E_FREE] = np.arange(cap, cap + n)
+        S[core.G_FREE_N] = free + n
+        self._E = E
 
     # -- address mapping ----------------------------------------------------------------
     def decode(self, addr: int) -> tuple[int, int, int, int, int]:
         """(pseudo-channel, bank group, bank within group, row, column) of a byte address."""
+        pci, hi = self._channel(addr)
+        bg, bank, row, col = core.split(hi, self._S)
+        return pci, int(bg), int(bank), int(row), int(col)
+
+    def _channel(self, addr: int) -> tuple[int, int]:
+        """(pseudo-channel, the line index above the channel bits) of a byte address."""
         if addr < 0:
             raise SimgpuError(f"HBM: address {addr} is negative")
-        channels, pcs, groups, banks = (
-            self.channels, self.pcs_per_channel, self.bank_groups, self.banks_per_group
-        )
+        channels = self.channels
         idx = addr // self.cfg.interleave_bytes
         hi = idx // channels
         # rotate the channel by a hash of the higher bits: still a bijection (for fixed higher
         # bits it is a rotation), and strided streams no longer skip channels
         ch = (idx + ((hi * 0x9E3779B1) >> 16)) % channels
-        pc = hi % pcs
-        idx = hi // pcs
-        bg = idx % groups
-        idx //= groups
-        col = idx % self.cols_per_row
-        idx //= self.cols_per_row
-        bank = idx % banks
-        row = idx // banks
-        if self.cfg.bank_xor:
-            bank ^= row % banks
-        return ch * pcs + pc, bg, bank, row, col
+        return ch * self.pcs_per_channel + hi % self.pcs_per_channel, hi
 
     # -- requests -----------------------------------------------------------------------
     def submit(
@@ -493,18 +450,26 @@ class HBM:
                 f"HBM: nbytes = {nbytes} spans {n} bursts, expected at most one row "
                 f"({self.max_bursts} bursts of {self.burst_bytes} B)"
             )
-        pci, bg, bank, row, _col = self.decode(addr)
-        pc = self.pcs[pci]
+        pci, hi = self._channel(addr)
         t_arr = math.ceil((self.env.now + delay) / self.cycles_per_tck - 1e-9)
         seq = self._seq = self._seq + 1
-        e = _Entry(
-            t_arr, seq, bg * self.banks_per_group + bank, bg, row, n, write, callback, nbytes
-        )
-        heapq.heappush(pc.incoming_w if write else pc.incoming, (t_arr, seq, e))
-        if (pc.n_wq >= self.cfg.write_queue) if write else (pc.n_rq >= self.cfg.read_queue):
+        k = self._n_stage
+        if k == len(self._stage):
+            self._stage = np.concatenate([self._stage, np.zeros_like(self._stage)])
+        self._stage[k] = (pci, hi, t_arr, seq, n, write, callback is not None, nbytes)
+        self._n_stage = k + 1
+        if write:
+            self._staged_write_bytes += nbytes
+        if callback is not None:
+            self._callbacks[seq] = callback
+        row = self._P[pci]
+        if (row[core.P_N_WQ] >= self.cfg.write_queue) if write else (
+            row[core.P_N_RQ] >= self.cfg.read_queue
+        ):
             return  # it enters when a request leaves; the busy controller is armed already
-        if pc.armed_at is None or pc.armed_at > t_arr:
-            self._arm(pc, t_arr)
+        armed = self._armed_at[pci]
+        if armed is None or armed > t_arr:
+            self._arm(pci, t_arr)
 
     def request(
         self, addr: int, nbytes: int, write: bool = False, delay: float = 0.0
@@ -520,711 +485,106 @@ class HBM:
         return ev
 
     # -- controller -----------------------------------------------------------------------
-    def _arm(self, pc: _PseudoChannel, t_tck: float) -> None:
-        """Make sure the controller of ``pc`` runs at (or before) ``t_tck``."""
-        if pc.armed_at is not None and pc.armed_at <= t_tck:
+    def _arm(self, pc: int, t_tck: float) -> None:
+        """Make sure the controller of pseudo-channel ``pc`` runs at (or before) ``t_tck``."""
+        armed = self._armed_at[pc]
+        if armed is not None and armed <= t_tck:
             return
-        pc.armed_at = t_tck
-        if t_tck in pc.events:
+        self._armed_at[pc] = t_tck
+        events = self._events[pc]
+        if t_tck in events:
             return  # a wake-up at that time is on its way (it was superseded, now it is not)
-        pc.events.add(t_tck)
+        events.add(t_tck)
         env = self.env
         delay = t_tck * self.cycles_per_tck - env.now
         ev = env.timeout(delay if delay > 0.0 else 0.0)
         ev.callbacks.append(partial(self._wake, pc, t_tck))
 
-    def _wake(self, pc: _PseudoChannel, t_tck: float, _ev: object = None) -> None:
-        pc.events.discard(t_tck)
-        if pc.armed_at != t_tck:
+    def _wake(self, pc: int, t_tck: float, _ev: object = None) -> None:
+        self._events[pc].discard(t_tck)
+        if self._armed_at[pc] != t_tck:
             return  # superseded by an earlier wake-up
-        pc.armed_at = None
+        self._armed_at[pc] = None
         self._step(pc)
 
-    def _admit(self, pc: _PseudoChannel, now: int) -> list[_Entry]:
-        """Move arrivals due by ``now`` into the queues while they have room; return them."""
-        if self.cfg.in_order:
-            return self._admit_in_order(pc, now)
-        new: list[_Entry] = []
-        for write in (False, True):
-            inc = pc.incoming_w if write else pc.incoming
-            if not inc or inc[0][0] > now:
-                continue
-            if write:
-                cap, q, want = self.cfg.write_queue - pc.n_wq, pc.wq, pc.want_w
-            else:
-                cap, q, want = self.cfg.read_queue - pc.n_rq, pc.rq, pc.want_r
-            open_row = pc.open_row
-            mask = pc.wmask if write else pc.rmask
-            k = 0
-            while k < cap and inc and inc[0][0] <= now:
-                e = heapq.heappop(inc)[2]
-                room = pc.room_w if write else pc.room_r
-                e.t_q = e.t_arr if e.t_arr > room else room
-                pc.ages += 1
-                e.age = pc.ages
-                q[e.bank].append(e)
-                mask |= 1 << e.bank
-                if open_row[e.bank] == e.row:
-                    want[e.bank] += 1
-                new.append(e)
-                k += 1
-            if write:
-                pc.n_wq += k
-                pc.wmask = mask
-            else:
-                pc.n_rq += k
-                pc.rmask = mask
-        return new
-
-    def _admit_in_order(self, pc: _PseudoChannel, now: int) -> list[_Entry]:
-        """:meth:`_admit` for an in-order front end: the earliest arrival first, whichever its
-        queue; the first that finds its queue full stops the rest."""
-        new: list[_Entry] = []
-        inc_r, inc_w = pc.incoming, pc.incoming_w
-        while inc_r or inc_w:
-            write = not inc_r or bool(inc_w and inc_w[0] < inc_r[0])
-            inc = inc_w if write else inc_r
-            full = pc.n_wq >= self.cfg.write_queue if write else pc.n_rq >= self.cfg.read_queue
-            if inc[0][0] > now or full:
-                break
-            e = heapq.heappop(inc)[2]
-            if write:
-                e.t_q = e.t_arr if e.t_arr > pc.room_w else pc.room_w
-                q, want = pc.wq, pc.want_w
-                pc.wmask |= 1 << e.bank
-                pc.n_wq += 1
-            else:
-                e.t_q = e.t_arr if e.t_arr > pc.room_r else pc.room_r
-                q, want = pc.rq, pc.want_r
-                pc.rmask |= 1 << e.bank
-                pc.n_rq += 1
-            q[e.bank].append(e)
-            if pc.open_row[e.bank] == e.row:
-                want[e.bank] += 1
-            pc.ages += 1
-            e.age = pc.ages
-            new.append(e)
-        return new
-
-    def _step(self, pc: _PseudoChannel) -> None:
-        """Issue every command that can issue now, and at each later time a command can issue
-        while nothing else happens in the simulation meanwhile; then sleep until the next one.
+    def _step(self, pc: int) -> None:
+        """Run the controller of ``pc`` (:func:`simgpu.sim.hbm_core.step`): it issues every
+        command that can issue now, and at each later time a command can issue while nothing
+        else happens in the simulation meanwhile; then it sleeps until the next one.
 
         Running on to the next decision without an event is exact when no event is due
         before it (``env.peek()``): nothing can submit a request in between. A request with a
         callback is issued only at a time the simulation has reached (the callback may look at
-        ``env.now``), so such a decision waits for its own wake-up."""
+        ``env.now``), so such a decision waits for its own wake-up; the callback is called at
+        the end of the decision that issued the request, before the next one."""
         env = self.env
         cpt = self.cycles_per_tck
+        S = self._S
         now = math.floor(env.now / cpt + 1e-9)
-        plan = pc.plan_at
-        if plan is not None and now < plan and not (self._refresh_on and now >= pc.next_ref):
-            # woken by an arrival before the next planned decision: only the newcomers' banks
-            # can have changed
-            t_next = self._arrivals(pc, now, plan)
-            if t_next > now:
-                pc.plan_at = t_next
-                self._arm(pc, t_next)
-                self._arm_arrival(pc, now)
-                return
-        pc.plan_at = None
-        ahead = False  # ``now`` is past env.now (running on without an event)
-        rcap, wcap = self.cfg.read_queue, self.cfg.write_queue
+        ahead = False
+        resume = -1
+        first = True
         while True:
-            if (pc.incoming and pc.n_rq < rcap) or (pc.incoming_w and pc.n_wq < wcap):
-                self._admit(pc, now)
-            if self._refresh_on and now >= pc.next_ref and not (
-                    pc.act_bank[pc.ref_bank] if self._per_bank else pc.activated):
-                self._refresh(pc, now)
-            t_next = self._schedule(pc, now, ahead)
-            if t_next < 0:  # a callback is due: decide at a time the simulation has reached
-                self._arm(pc, now)
+            n = self._n_stage
+            if n > S[core.G_FREE_N]:
+                self._grow_pool(max(n, len(self._E)))
+            status = core.step(self._P, self._K, self._E, self._M, S, self._LOG, self._stage,
+                               n, pc, now, ahead, resume, first, float(env.peek()), cpt)
+            self._n_stage = 0
+            self._staged_write_bytes = 0
+            first = False
+            if status == core.ST_CALLBACK:
+                now, ahead, resume = int(S[core.R_NOW]), bool(S[core.R_AHEAD]), int(S[core.R_T])
+                self._callbacks.pop(int(S[core.G_CB_SEQ]))(int(S[core.G_CB_END]) * cpt)
+                continue
+            if status == core.ST_LOG_FULL:
+                self._LOG = np.concatenate([self._LOG, np.zeros_like(self._LOG)])
+                now, ahead, resume = int(S[core.R_NOW]), bool(S[core.R_AHEAD]), -1
+                continue
+            if status == core.ST_ARM_NOW:
+                self._arm(pc, int(S[core.R_T]))
                 return
-            if t_next <= now:
-                continue  # the other queue's turn, a refresh to place, a newcomer ready now
-            if not (pc.n_rq or pc.n_wq):
-                break
-            if t_next >= _INF:  # pragma: no cover - a queued request always has a next command
-                raise AssertionError(f"HBM: pseudo-channel {pc.index} has requests it never serves")
-            if t_next < self._cb_at and t_next * cpt < env.peek():
-                now = t_next
-                ahead = True
-                continue
-            pc.plan_at = t_next
-            pc.plan_mode = self._mode(pc)
-            self._arm(pc, t_next)
-            break
-        self._arm_arrival(pc, now)
+            if status == core.ST_STUCK:  # pragma: no cover - a queued request is always served
+                raise AssertionError(f"HBM: pseudo-channel {pc} has requests it never serves")
+            if status == core.ST_PLAN:
+                self._arm(pc, int(S[core.R_T]))
+            nxt = int(S[core.R_ARR])
+            if nxt < core.INF:  # wake up for the next arrival not yet due
+                self._arm(pc, nxt)
+            return
 
-    def _arm_arrival(self, pc: _PseudoChannel, now: int) -> None:
-        """Wake up for the next arrival not yet due (it may enter the queue at once)."""
-        nxt = _INF
-        if pc.incoming and pc.incoming[0][0] > now:
-            nxt = pc.incoming[0][0]
-        if pc.incoming_w and pc.incoming_w[0][0] > now:
-            nxt = min(nxt, pc.incoming_w[0][0])
-        if nxt < _INF:
-            self._arm(pc, nxt)
-
-    def _mode(self, pc: _PseudoChannel) -> bool:
-        """Whether the next decision serves the write queue (the drain rule, not applied)."""
-        draining = pc.draining
-        if draining:
-            if pc.n_wq <= self.drain_stop:
-                draining = False
-        elif pc.n_wq >= self.drain_start:
-            draining = True
-        return draining or not pc.n_rq
-
-    def _arrivals(self, pc: _PseudoChannel, now: int, plan: int) -> int:
-        """Admit the arrivals due by ``now``; the earliest time a command may issue, given that
-        none could before ``plan`` without them (``now`` or less: decide now)."""
-        if not (pc.incoming or pc.incoming_w):
-            return plan
-        new = self._admit(pc, now)
-        if not new:
-            return plan
-        write_mode = self._mode(pc)
-        if write_mode != pc.plan_mode:
-            return now  # the other queue's turn
-        t = plan
-        done = 0
-        for e in new:
-            b = e.bank
-            if e.write != write_mode or done >> b & 1:
-                continue
-            done |= 1 << b
-            tb = self._bank_time(pc, b, write_mode, now)
-            if tb < t:
-                t = tb
-        return t
-
-    def _bank_time(self, pc: _PseudoChannel, b: int, write_mode: bool, now: int) -> int:
-        """Earliest time (>= now) the next command to bank ``b`` may issue, as things stand:
-        a lower bound of what :meth:`_schedule` finds for the bank."""
-        q = (pc.wq if write_mode else pc.rq)[b]
-        want = (pc.want_w if write_mode else pc.want_r)[b]
-        if want or pc.act_bank[b]:
-            orow = pc.open_row[b]
-            e: _Entry | None = None
-            if want:
-                e = next(x for x in q if x.row == orow)
-            for x in pc.activated:
-                if x.bank == b and (e is None or x.age < e.age):
-                    e = x
-            assert e is not None
-            return self._col_time(pc, e, now)
-        if not q:
-            return _INF
-        if pc.open_row[b] >= 0:
-            return max(pc.pre_ok[b], pc.row_free, now)
-        a = max(pc.act_ok[b], pc.bg_act[b // self.banks_per_group] + self._tRRD_L,
-                pc.last_act + self._tRRD_S, pc.row_free, now)
-        faw = pc.faw
-        if len(faw) == 4 and faw[0] + self.t.tFAW > a:
-            a = faw[0] + self.t.tFAW
-        return a
-
-    def _schedule(self, pc: _PseudoChannel, now: int, ahead: bool = False) -> int:
-        """One FR-FCFS decision at ``now``: issue the oldest ready column command and the
-        oldest ready row command (separate command buses). Returns a lower bound on the next
-        time a command can issue: ``now`` itself to decide again at once (arrivals admitted,
-        the other queue's turn, a refresh to place), -1 when a callback would be called while
-        ``ahead`` of the simulation (nothing is issued then)."""
-        # the hottest code of the DRAM model: maxima are written as conditionals (a third of
-        # the cost of max()) and the log is looked at only when it is on
-        if now - pc.base > 256:  # slide the window of the occupancy masks (never past now)
-            shift = now - pc.base
-            pc.bus >>= shift
-            pc.bgmask = [m >> shift for m in pc.bgmask]
-            pc.base += shift
-        # which queue: writes while draining (watermarks), or when no read waits
-        if pc.draining:
-            if pc.n_wq <= self.drain_stop:
-                pc.draining = False
-        elif pc.n_wq >= self.drain_start:
-            pc.draining = True
-        write_mode = pc.draining or not pc.n_rq
-        if write_mode:
-            lists, want, busy = pc.wq, pc.want_w, pc.wmask | pc.amask
-        else:
-            lists, want, busy = pc.rq, pc.want_r, pc.rmask | pc.amask
-        banks = self._bank_sets.get(busy)
-        if banks is None:
-            banks = self._bank_sets[busy] = [b for b in range(self.banks) if busy >> b & 1]
-        open_row, act_bank, activated = pc.open_row, pc.act_bank, pc.activated
-        # activated requests that the queue being served does not hold
-        act_other = (pc.act_r if write_mode else pc.act_w) > 0
-        refresh_due = self._refresh_on and now >= pc.next_ref
-        # the bank a due per-bank refresh waits for (-1: none), and a due all-bank refresh
-        ref_b = pc.ref_bank if refresh_due and self._per_bank else -1
-        refresh_all = refresh_due and not self._per_bank
-        bgof = self._bgof
-        off = now - pc.base
-        bus = pc.bus
-        bgmasks = pc.bgmask
-        pats = self._pat_cache
-        # channel-level parts of the constraints, common to every candidate
-        rd_ch = pc.wr_end + self._wtr_s
-        wr_ch = pc.last_rd + self._rtw
-        wtr_l = self._wtr_l
-        row_free = pc.row_free
-        tRRD_S = self._tRRD_S
-        tFAW = self.t.tFAW
-        faw = pc.faw
-        act_ch = pc.last_act + tRRD_S
-        if row_free > act_ch:
-            act_ch = row_free
-        if len(faw) == 4 and faw[0] + tFAW > act_ch:
-            act_ch = faw[0] + tFAW
-        act_now = act_ch <= now
-        pre_now = row_free <= now
-        tRRD_L = self._tRRD_L
-        col_ok, act_ok, pre_ok, bg_act = pc.col_ok, pc.act_ok, pc.pre_ok, pc.bg_act
-        wr_end_bg = pc.wr_end_bg
-
-        # the oldest ready candidates, and the earliest bank-level times of the others (the
-        # channel-level parts are added once the winners have issued)
-        best_col: _Entry | None = None
-        best_row: _Entry | None = None
-        best_a = 0
-        row_is_act = False
-        min_col = min_act = min_pre = _INF
-        cb_at = _INF  # the earliest a column command with a callback may issue
-        ready: list[_Entry] = []  # column commands ready now
-        waiting: list[tuple[int, int, _Entry]] = []  # the others: (earliest bound, age, entry)
-        for b in banks:
-            q = lists[b]
-            ab = act_bank[b]
-            orow = open_row[b]
-            if want[b] or ab:
-                # a row hit waits on this bank: its oldest column command is the candidate,
-                # and the bank gets no row command (FR-FCFS: hits before misses)
-                e: _Entry | None = None
-                if want[b] and not (refresh_all or b == ref_b):
-                    for x in q:
-                        if x.row == orow:
-                            e = x
-                            break
-                if ab and (e is None or act_other):
-                    # requests activated while the other queue was served (or before a
-                    # refresh fell due) finish first
-                    for x in activated:
-                        if x.bank == b and (e is None or x.age < e.age):
-                            e = x
-                if e is None:
-                    continue
-                g = e.bg
-                if e.write:
-                    c = wr_ch
-                else:
-                    c = rd_ch
-                    if wr_end_bg[g] + wtr_l > c:
-                        c = wr_end_bg[g] + wtr_l
-                if col_ok[b] > c:
-                    c = col_ok[b]
-                if c <= now:
-                    bus_pat, bg_pat = pats[e.n]
-                    if not ((bus >> off) & bus_pat or (bgmasks[g] >> off) & bg_pat):
-                        ready.append(e)
-                        if best_col is None or e.age < best_col.age:
-                            best_col = e
-                        continue
-                    c = now + 1
-                # its time on the data bus is worked out below, if it may be the earliest
-                waiting.append((c, e.age, e))
-                if e.cb is not None and c < cb_at:
-                    cb_at = c
-            elif refresh_all or b == ref_b or not q:
-                continue
-            else:
-                # the bank's oldest request wants a row command: ACT to a closed bank, else PRE
-                e = q[0]
-                is_act = orow < 0
-                if is_act:
-                    a = act_ok[b]
-                    ga = bg_act[bgof[b]] + tRRD_L
-                    if ga > a:
-                        a = ga
-                    bus_ok = act_now
-                else:
-                    a = pre_ok[b]
-                    bus_ok = pre_now
-                if a <= now and bus_ok and (best_row is None or e.age < best_row.age):
-                    if best_row is not None:  # the former best loses
-                        if row_is_act:
-                            min_act = min(min_act, best_a)
-                        else:
-                            min_pre = min(min_pre, best_a)
-                    best_row, best_a, row_is_act = e, a, is_act
-                elif is_act:
-                    if a < min_act:
-                        min_act = a
-                elif a < min_pre:
-                    min_pre = a
-        if ahead and best_col is not None and best_col.cb is not None:
-            return -1
-        if best_row is not None:
-            b = best_row.bank
-            if row_is_act:
-                self._activate(pc, best_row, now)
-                waiting.append((col_ok[b], best_row.age, best_row))
-                if best_row.cb is not None and col_ok[b] < cb_at:
-                    cb_at = col_ok[b]
-            else:
-                self._precharge(pc, b, now)
-                a = act_ok[b]
-                ga = bg_act[bgof[b]] + tRRD_L
-                if ga > a:
-                    a = ga
-                if a < min_act:
-                    min_act = a
-        if best_col is not None:
-            b = best_col.bank
-            self._issue_column(pc, best_col, now)
-            for x in ready:  # the ones that lost to an older command wait for a slot
-                if x is not best_col:
-                    waiting.append((now + 1, x.age, x))
-                    if x.cb is not None and now + 1 < cb_at:
-                        cb_at = now + 1
-            if want[b] or act_bank[b]:
-                # the next hit to this row follows on the bank group's path
-                nxt = now + best_col.n * self._tCCD_L
-                if nxt < min_col:
-                    min_col = nxt
-                if nxt < cb_at:
-                    cb_at = nxt
-            elif lists[b] and pre_ok[b] < min_pre:
-                min_pre = pre_ok[b]  # a precharge was waiting for this row's last hit
-            if (pc.incoming and pc.n_rq < self.cfg.read_queue) or (
-                pc.incoming_w and pc.n_wq < self.cfg.write_queue
-            ):
-                # the request left a queue slot to an arrival: the newcomer's own times
-                for e in self._admit(pc, now):
-                    b = e.bank
-                    if e.write != write_mode:
-                        continue
-                    if open_row[b] == e.row:
-                        waiting.append((now + 1, e.age, e))
-                        if e.cb is not None and now + 1 < cb_at:
-                            cb_at = now + 1
-                    elif want[b] or act_bank[b] or lists[b][0] is not e:
-                        continue  # it waits behind the bank's older requests
-                    elif open_row[b] >= 0:
-                        if pre_ok[b] < min_pre:
-                            min_pre = pre_ok[b]
-                    else:
-                        a = act_ok[b]
-                        ga = bg_act[bgof[b]] + tRRD_L
-                        if ga > a:
-                            a = ga
-                        if a < min_act:
-                            min_act = a
-            # the queue the next decision serves (the same rule as at the top)
-            draining = pc.draining
-            if draining:
-                if pc.n_wq <= self.drain_stop:
-                    draining = False
-            elif pc.n_wq >= self.drain_start:
-                draining = True
-            if write_mode != (draining or not pc.n_rq) and (pc.n_rq or pc.n_wq):
-                return now  # the other queue's turn: decide again
-            if min_col < now + self._tCCD_S:
-                min_col = now + self._tCCD_S
-        if waiting:
-            # the earliest column command among the waiting ones, data bus included: in the
-            # order of their lower bounds, until no bound is below the best time found
-            if len(waiting) > 1:
-                waiting.sort()
-            fits: dict[tuple[int, int, int], int] = {}  # (bank group, bursts, from) -> slot
-            for c, _age, x in waiting:
-                if c >= min_col:
-                    break
-                c = self._col_bound(pc, x, c)
-                key = (x.bg, x.n, c)
-                slot = fits.get(key)
-                if slot is None:
-                    slot = fits[key] = self._fit(pc, x.bg, c, x.n)
-                if slot < min_col:
-                    min_col = slot
-        if refresh_due and not (act_bank[ref_b] if self._per_bank else activated):
-            return now  # the refresh can be placed
-        # add the channel-level parts as they are after what issued now
-        t_next = min_col
-        if min_act < _INF:
-            act_ch = pc.last_act + tRRD_S
-            if pc.row_free > act_ch:
-                act_ch = pc.row_free
-            if len(faw) == 4 and faw[0] + tFAW > act_ch:
-                act_ch = faw[0] + tFAW
-            if min_act < act_ch:
-                min_act = act_ch
-            if min_act < t_next:
-                t_next = min_act
-        if min_pre < _INF:
-            if min_pre < pc.row_free:
-                min_pre = pc.row_free
-            if min_pre < t_next:
-                t_next = min_pre
-        self._cb_at = cb_at
-        return t_next
-
-    def _activate(self, pc: _PseudoChannel, e: _Entry, now: int) -> None:
-        b, g, row = e.bank, e.bg, e.row
-        if self._logging:
-            self._log(now, ACT, pc, b)
-        pc.open_row[b] = row
-        pc.act_ok[b] = now + self._tRC
-        pc.pre_ok[b] = now + self._tRAS
-        pc.col_ok[b] = now + (self._tRCD_W if e.write else self._tRCD)
-        pc.bg_act[g] = now
-        pc.last_act = now
-        pc.faw.append(now)
-        pc.row_free = now + 1
-        pc.acts += 1
-        if pc.pre_for[b]:
-            pc.row_conflicts += 1
-            pc.pre_for[b] = False
-        else:
-            pc.row_misses += 1
-        e.acted = True
-        pc.activated.append(e)
-        pc.act_bank[b] += 1
-        pc.amask |= 1 << b
-        if e.write:
-            pc.act_w += 1
-        else:
-            pc.act_r += 1
-        pc.want_r[b] = sum(1 for x in pc.rq[b] if x.row == row)
-        pc.want_w[b] = sum(1 for x in pc.wq[b] if x.row == row)
-
-    def _precharge(self, pc: _PseudoChannel, b: int, now: int) -> None:
-        if self._logging:
-            self._log(now, PRE, pc, b)
-        pc.open_row[b] = -1
-        if now + self._tRP > pc.act_ok[b]:
-            pc.act_ok[b] = now + self._tRP
-        pc.row_free = now + 1
-        pc.pre_for[b] = True
-        pc.want_r[b] = pc.want_w[b] = 0
-        pc.pres += 1
-
-    def _issue_column(self, pc: _PseudoChannel, e: _Entry, now: int) -> None:
-        """Issue the column commands of ``e`` (the first at ``now``); it leaves the queue."""
-        b, g, n, write = e.bank, e.bg, e.n, e.write
-        bus_pat, bg_pat = self._pat_cache[n]
-        off = now - pc.base
-        pc.bus |= bus_pat << off
-        pc.bgmask[g] |= bg_pat << off
-        lng = self._tCCD_L
-        last = now + (n - 1) * lng
-        if self._logging:
-            for k in range(n):
-                self._log(now + k * lng, WR if write else RD, pc, b)
-        pre_ok = pc.pre_ok
-        t_arr = e.t_arr
-        if write:
-            end = last + self._wr_data
-            pre = last + self._wr_pre
-            if end > pc.wr_end:
-                pc.wr_end = end
-            if end > pc.wr_end_bg[g]:
-                pc.wr_end_bg[g] = end
-            pc.writes += 1
-            pc.write_bytes += e.nbytes
-            q = pc.wq[b]
-            q.remove(e)
-            if not q:
-                pc.wmask &= ~(1 << b)
-            if pc.n_wq == self.cfg.write_queue:
-                pc.room_w = now
-            pc.n_wq -= 1
-            pc.want_w[b] -= 1
-        else:
-            end = last + self._data
-            pre = last + self._tRTP
-            if last > pc.last_rd:
-                pc.last_rd = last
-            pc.reads += 1
-            pc.read_latency += end - t_arr
-            pc.read_queue_latency += end - e.t_q
-            q = pc.rq[b]
-            q.remove(e)
-            if not q:
-                pc.rmask &= ~(1 << b)
-            if pc.n_rq == self.cfg.read_queue:
-                pc.room_r = now
-            pc.n_rq -= 1
-            pc.want_r[b] -= 1
-        if pre > pre_ok[b]:
-            pre_ok[b] = pre
-        if e.acted:
-            pc.activated.remove(e)
-            pc.act_bank[b] -= 1
-            if not pc.act_bank[b]:
-                pc.amask &= ~(1 << b)
-            if write:
-                pc.act_w -= 1
-            else:
-                pc.act_r -= 1
-        else:
-            pc.row_hits += 1
-        if end > pc.last_end:
-            pc.last_end = end
-        pc.bytes += e.nbytes
-        pc.busy_bursts += n
-        pc.queue_wait += now - t_arr
-        pc.decided += 1
-        if e.cb is not None:
-            e.cb(end * self.cycles_per_tck)
-
-    def _col_bound(self, pc: _PseudoChannel, e: _Entry, t_min: int) -> int:
-        """Earliest time >= t_min at which the column commands of ``e`` (a row hit) meet
-        tRCD and the read/write turnarounds, as things stand (the data bus aside)."""
-        g = e.bg
-        if e.write:
-            c = pc.last_rd + self._rtw
-        else:
-            c = pc.wr_end + self._wtr_s
-            if pc.wr_end_bg[g] + self._wtr_l > c:
-                c = pc.wr_end_bg[g] + self._wtr_l
-        if pc.col_ok[e.bank] > c:
-            c = pc.col_ok[e.bank]
-        return c if c > t_min else t_min
-
-    def _col_time(self, pc: _PseudoChannel, e: _Entry, t_min: int) -> int:
-        """Earliest time >= t_min at which the column commands of ``e`` (a row hit) could
-        issue, as things stand."""
-        return self._fit(pc, e.bg, self._col_bound(pc, e, t_min), e.n)
-
-    def _fit(self, pc: _PseudoChannel, g: int, t_min: int, n: int) -> int:
-        """Earliest s >= t_min at which n column commands s + k*tCCD_L find the data bus and
-        bank group ``g`` free."""
-        bus_pat, bg_pat = self._pat_cache[n]
-        off = t_min - pc.base
-        bus, bgm = pc.bus, pc.bgmask[g]
-        both = bus | bgm
-        while True:
-            x = both >> off
-            if x & 1:  # both patterns start with a busy bit: jump over the run of busy cycles
-                off += (~x & (x + 1)).bit_length() - 1
-            if not ((bus >> off) & bus_pat or (bgm >> off) & bg_pat):
-                return pc.base + off
-            off += 1
-
-    def _refresh(self, pc: _PseudoChannel, now: int) -> None:
-        """The refreshes due by ``now``: per bank (:meth:`_refresh_bank`) or all-bank."""
-        if self._per_bank:
-            self._refresh_bank(pc, now)
-        else:
-            self._refresh_all(pc, now)
-
-    def _refresh_bank(self, pc: _PseudoChannel, now: int) -> None:
-        """Per-bank refreshes due by ``now``, one bank at a time in turn, each bank once per
-        tREFI: precharge the bank if open, REFpb (tRREFD after the previous one), the bank
-        blocked tRFCpb. Placed at the due time or as soon after it as that bank allows; a bank
-        with an activated request waits until its column commands have issued (and the banks
-        after it with it)."""
-        t = self.t
-        banks = self.banks
-        if now - pc.next_ref >= t.tREFI:  # idle for whole rounds: only the last one matters
-            rounds = (now - pc.next_ref) // t.tREFI
-            pc.refreshes += rounds * banks
-            pc.ref_k += rounds * banks
-            pc.next_ref = pc.ref_base + pc.ref_k * t.tREFI // banks
-        open_row = pc.open_row
-        assert t.tRREFD is not None
-        while now >= pc.next_ref:
-            b = pc.ref_bank
-            if pc.act_bank[b]:
-                break  # a request activated in this bank reads or writes first
-            t_ref = max(pc.next_ref, pc.row_free, pc.act_ok[b], pc.last_refpb + t.tRREFD)
-            if open_row[b] >= 0:
-                t_pre = max(pc.next_ref, pc.row_free, pc.pre_ok[b])
-                if self._logging:
-                    self._log(t_pre, PRE, pc, b)
-                t_ref = max(t_ref, t_pre + self._pre_ref, t_pre + 1)
-                open_row[b] = -1
-            if self._logging:
-                self._log(t_ref, REF, pc, b)
-            pc.act_ok[b] = t_ref + self._tRFC
-            pc.pre_for[b] = False
-            pc.want_r[b] = 0
-            pc.want_w[b] = 0
-            pc.row_free = t_ref + 1
-            pc.last_refpb = t_ref
-            pc.refreshes += 1
-            pc.ref_k += 1
-            pc.ref_bank = pc.ref_k % banks
-            pc.next_ref = pc.ref_base + pc.ref_k * t.tREFI // banks
-
-    def _refresh_all(self, pc: _PseudoChannel, now: int) -> None:
-        """All-bank refresh(es) due by ``now``: precharge-all, REF, block tRFC.
-
-        Placed at the due time, or as soon after it as the banks allow: a controller that
-        slept through the due time issued nothing meanwhile, so the placement is exact."""
-        t = self.t
-        if now - pc.next_ref >= t.tREFI:  # idle for several intervals: only the last matters
-            skipped = (now - pc.next_ref) // t.tREFI
-            pc.refreshes += skipped
-            pc.next_ref += skipped * t.tREFI
-        open_row = pc.open_row
-        n_banks = len(open_row)
-        while now >= pc.next_ref:
-            # ACT -> REF: tRC (act_ok = ACT + tRC); PRE -> REF: tRP
-            # ACT -> REF (tRC) and PRE -> REF (tRP) equal ACT -> ACT and PRE -> ACT (checked
-            # when built), so every bank's act_ok bounds the REF too
-            t_ref = max(pc.next_ref, pc.row_free, max(pc.act_ok))
-            opened = [b for b in range(n_banks) if open_row[b] >= 0]
-            if opened:
-                t_pre = max(pc.next_ref, pc.row_free, max(pc.pre_ok[b] for b in opened))
-                if self._logging:
-                    for b in opened:
-                        self._log(t_pre, PRE, pc, b)
-                t_ref = max(t_ref, t_pre + self._pre_ref, t_pre + 1)
-                for b in opened:
-                    open_row[b] = -1
-            if self._logging:
-                self._log(t_ref, REF, pc, -1)
-            pc.act_ok = [t_ref + self._tRFC] * n_banks
-            pc.pre_for = [False] * n_banks
-            pc.want_r = [0] * n_banks
-            pc.want_w = [0] * n_banks
-            pc.row_free = t_ref + 1
-            pc.refreshes += 1
-            pc.next_ref += t.tREFI
-
-    def _log(self, tck: int, cmd: str, pc: _PseudoChannel, bank: int) -> None:
-        if self.cfg.log:
-            bg = bank // self.banks_per_group if bank >= 0 else -1
-            self.log.append((tck, cmd, pc.index, bg, bank))
+    @property
+    def log(self) -> list[tuple[int, str, int, int, int]]:
+        """The commands issued, when ``HBMConfig.log`` is on: (tCK, command, pseudo-channel,
+        bank group, bank; bank group and bank -1 for an all-bank REF)."""
+        rows = self._LOG[: int(self._S[core.G_LOG_N])].tolist()
+        return [(t, COMMANDS[c], pc, bg, b) for t, c, pc, bg, b in rows]
 
     # -- statistics ---------------------------------------------------------------------
     def totals(self) -> dict[str, float]:
         """Sums over all pseudo-channels (reads, writes, row hits/misses/conflicts, bytes, read
         latencies in tCK...), and what is still pending."""
-        out: dict[str, float] = {
-            k: float(sum(getattr(p, k) for p in self.pcs)) for k in _COUNTERS
-        }
-        out["pending"] = float(sum(p.n_rq + p.n_wq for p in self.pcs) + self.waiting())
-        out["last_data_tck"] = float(max(p.last_end for p in self.pcs))
+        P = self._P
+        out: dict[str, float] = {k: float(P[:, col].sum()) for k, col in COUNTERS.items()}
+        out["pending"] = float(P[:, core.P_N_RQ].sum() + P[:, core.P_N_WQ].sum()
+                               + self.waiting())
+        out["last_data_tck"] = float(P[:, core.P_LAST_END].max())
         # writes accepted but not yet issued (a write-back still queued when a run ends)
         out["pending_write_bytes"] = float(
-            sum(e.nbytes for p in self.pcs for q in p.wq for e in q)
-            + sum(h[2].nbytes for p in self.pcs for h in p.incoming_w)
+            core.pending_write_bytes(self._E) + self._staged_write_bytes
         )
         return out
 
     def waiting(self) -> int:
         """Requests submitted that are not in a queue yet (not arrived, or the queue full)."""
-        return sum(len(p.incoming) + len(p.incoming_w) for p in self.pcs)
+        P = self._P
+        return int(P[:, core.P_N_INC_R].sum() + P[:, core.P_N_INC_W].sum()) + self._n_stage
 
     def reset_stats(self) -> None:
         """Zero every counter of every pseudo-channel (queues and banks keep their state)."""
-        for p in self.pcs:
-            for k in _COUNTERS:
-                setattr(p, k, 0)
-            p.last_end = 0
+        for col in COUNTERS.values():
+            self._P[:, col] = 0
+        self._P[:, core.P_LAST_END] = 0
 
     def stats(self) -> pd.DataFrame:
         """One row per pseudo-channel: traffic, row-buffer outcomes, refreshes, queueing."""
@@ -1247,6 +607,7 @@ class HBM:
                 }
             )
         return pd.DataFrame(rows)
+
 
     def timing(self) -> pd.DataFrame:
         """The timing table of this device as a DataFrame (tCK and ns)."""
