@@ -86,6 +86,32 @@ def _as_str_array(value: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(arr, shape)
 
 
+#: Warp instructions a library SIMT GEMM issues per K-tile besides its FFMAs and fragment
+#: loads (LDS): one 128-bit global load and one shared store per 4 staged floats per thread,
+#: two barriers and about four for the loop and its addresses. assumption: the double-buffered
+#: mainloop of CUTLASS's SIMT GEMM (cutlass/gemm/threadblock/mma_pipelined.h), the SASS of
+#: cuBLAS's sgemm kernels is not published.
+LIBRARY_SIMT_TILE_ISSUE = 2 + 4
+
+
+def ffma_issue_efficiency(
+    p: DeviceParams, ffma: np.ndarray, other: np.ndarray
+) -> np.ndarray:
+    """The fraction of the FFMA peak a SIMT inner loop reaches when its sub-cores must issue
+    ``ffma`` FFMA and ``other`` other warp instructions per step (arrays).
+
+    A sub-core issues one warp instruction per cycle (:attr:`DeviceParams.
+    dispatch_per_scheduler` per cycle on Pascal); an FFMA warp instruction holds its FP32 lanes
+    32 / lanes-per-sub-core cycles. With 16 lanes per sub-core (Volta, Turing, A100) the lanes
+    are the limit and the other instructions issue in the gaps; with 32 (Ada, Hopper) every
+    other instruction takes a cycle from the FFMAs. (Jia et al. measured cuBLAS SGEMM at
+    15.53 TFLOP/s on a V100 SXM2 of 15.7 peak: published/gpu_numbers.csv.)"""
+    lanes = p.fp32_lanes_per_sm / max(p.schedulers_per_sm, 1)
+    pipe = ffma * p.sm.warp_size / lanes
+    issue = (ffma + other) / p.dispatch_per_scheduler
+    return np.asarray(pipe / np.maximum(pipe, issue), dtype=float)
+
+
 def _regs_estimate(ttm: np.ndarray, ttn: np.ndarray) -> np.ndarray:
     """Registers per thread of a SIMT GEMM thread: accumulators + fragments + 32 for addresses.
 
@@ -225,6 +251,14 @@ def _evaluate(
         wf = table[shape_id]
         wf_simt[ours] = wf[:, 0]
         staging[ours] = warps_per_block[ours] * wf[:, 1] * kpad[ours] / tk[ours]
+    # the library's SIMT kernels: the sub-core's issue slots (ffma_issue_efficiency) per k step
+    # of a thread: ttm x ttn FFMAs, the fragment loads, and the K-tile's other instructions
+    lib_simt = simt & (kcls == 0)
+    if np.any(lib_simt):
+        vec_loads = np.ceil((tm + tn) * tk / threads / 4.0)
+        other = wf_simt + (2.0 * vec_loads + LIBRARY_SIMT_TILE_ISSUE) / tk
+        eta = ffma_issue_efficiency(p, ttm * ttn, other)
+        t_compute = np.where(lib_simt, t_compute / eta, t_compute)
     wf_block_simt = warps_per_block * kpad * wf_simt
     wf_block = np.where(on_tensor, 2 * stage_bytes / 128.0, wf_block_simt + staging)
     wf_per_cycle = p.l1_bytes_per_cycle / 128.0

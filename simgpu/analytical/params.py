@@ -61,6 +61,13 @@ class DeviceParams:
     static_W: float
     energy_pJ: dict[str, float] = field(default_factory=dict)
     launch_overhead_s: float = DEFAULT_LAUNCH_OVERHEAD_S
+    #: Warp schedulers (sub-cores) per SM: each issues one warp instruction per cycle (two,
+    #: from different pipes, with :attr:`dispatch_per_scheduler` 2).
+    schedulers_per_sm: int = 4
+    #: Instructions a scheduler dispatches per cycle: 2 on Maxwell and Pascal (two dispatch
+    #: units per scheduler: NVIDIA GP100 and GP104 whitepapers), 1 from Volta on (Volta
+    #: whitepaper, SM sub-core: one warp scheduler, one dispatch unit).
+    dispatch_per_scheduler: int = 1
 
     @property
     def clock_hz(self) -> float:
@@ -130,6 +137,8 @@ class DeviceParams:
             idle_W=spec.power.idle_W,
             static_W=spec.power.static_W,
             energy_pJ=dict(spec.power.energy_pJ),
+            schedulers_per_sm=c.warp_schedulers_per_sm,
+            dispatch_per_scheduler=2 if int(spec.compute_capability.split(".")[0]) < 7 else 1,
         )
 
     @classmethod
