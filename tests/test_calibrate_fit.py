@@ -26,6 +26,7 @@ from simgpu.calibrate.fit import (
     fit_pcie,
     fit_power,
     fit_run,
+    pcie_halves,
     power_fit_checks,
     static_power,
     write_calibrated_model,
@@ -120,6 +121,62 @@ def test_pcie_latency_and_bandwidth_within_2_percent() -> None:
     for d in ("h2d", "d2h"):
         assert got[f"PCIe {d} latency"].value == pytest.approx(4.0, rel=0.02)
         assert got[f"PCIe {d} bandwidth (pinned)"].value == pytest.approx(54.0, rel=0.02)
+
+
+PCIE_SIZES = [4096 * 4**i for i in range(10)]  # 4 KiB .. 1 GiB, as simgpu calibrate's full plan
+
+
+def _pcie_table(link_changes: dict[str, float], noise: float = 0.0) -> pd.DataFrame:
+    """A pcie table simulated on h100-sxm with ``link_changes`` to its host link."""
+    from simgpu.workloads.memory import HostCopy
+
+    spec = devices.get("h100-sxm")
+    spec = dataclasses.replace(spec, host_link=dataclasses.replace(spec.host_link,
+                                                                   **link_changes))
+    rng = np.random.default_rng(3)
+    rows = []
+    for direction, memory in (("h2d", "pinned"), ("d2h", "pinned"), ("h2d", "pageable"),
+                              ("d2h", "pageable"), ("bidir", "pinned")):
+        for size in PCIE_SIZES:
+            if direction == "bidir" and size < 1 << 20:
+                continue
+            work = HostCopy(size, direction, memory == "pinned")
+            t = work.simulate(spec).time_s * (1 + noise * rng.standard_normal())
+            rows.append({"direction": direction, "host_memory": memory, "size_B": size,
+                         "time_ms": t * 1e3, "bandwidth_GBps": work.compulsory_bytes / t / 1e9})
+    return pd.DataFrame(rows)
+
+
+TRUE_LINK = {"measured_h2d_GBps": 54.0, "measured_d2h_GBps": 55.0, "latency_us": 4.0,
+             "d2h_latency_us": 3.2, "pageable_latency_us": 6.5, "staging_h2d_GBps": 15.0,
+             "staging_d2h_GBps": 12.5, "staging_uncached_h2d_GBps": 8.5,
+             "staging_uncached_d2h_GBps": 12.0, "host_cache_MiB": 16.0, "staging_buffers": 1,
+             "duplex_fraction": 0.88, "copy_issue_us": 3.0}
+
+
+def test_pcie_halves_alternate_sizes_within_each_kind() -> None:
+    df = _pcie_table({})
+    fit = pcie_halves(df)
+    for _, g in df.assign(fit=fit).groupby(["direction", "host_memory"]):
+        flags = g.sort_values("size_B")["fit"].tolist()
+        assert flags == [i % 2 == 0 for i in range(len(flags))]  # smallest size fitted
+    assert fit.sum() == len(df) // 2
+
+
+def test_pcie_fit_recovers_the_staging_and_duplex_model() -> None:
+    got = {f.key: f.value for f in fit_pcie(_pcie_table(TRUE_LINK, noise=0.005))}
+    for key, value in TRUE_LINK.items():
+        tol = {"pageable_latency_us": 0.15, "copy_issue_us": 0.2}.get(key, 0.03)
+        assert got[f"host_link.{key}"] == pytest.approx(value, rel=tol), key
+
+
+def test_pcie_fit_never_reads_the_held_out_rows() -> None:
+    df = _pcie_table(TRUE_LINK)
+    held = ~pcie_halves(df)
+    spoiled = df.copy()
+    spoiled.loc[held, "time_ms"] *= 3.0
+    spoiled.loc[held, "bandwidth_GBps"] /= 3.0
+    assert [f.value for f in fit_pcie(spoiled)] == [f.value for f in fit_pcie(df)]
 
 
 @pytest.mark.skipif(not H100_RUN.exists(), reason="committed H100 run not in this checkout")

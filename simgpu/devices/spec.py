@@ -615,8 +615,77 @@ class HostLinkSpec(Section):
         le=1000,
         default=None,
     )
-    latency_us: float = spec_field("latency of a small transfer, microseconds", ge=0.1, le=1000)
+    latency_us: float = spec_field(
+        "fixed cost of one pinned copy (driver, doorbell, DMA setup), microseconds",
+        ge=0.1,
+        le=1000,
+    )
     copy_engines: int = spec_field("DMA copy engines (asyncEngineCount)", ge=0, le=64)
+    d2h_latency_us: float | None = spec_field(
+        "fixed cost of one pinned device-to-host copy when it differs from latency_us (a"
+        " posted write waits for no read round trip), microseconds",
+        ge=0.1,
+        le=1000,
+        default=None,
+    )
+    pageable_latency_us: float | None = spec_field(
+        "extra fixed cost of a pageable copy (synchronous call, staging set-up), microseconds",
+        ge=0,
+        le=10_000,
+        default=None,
+    )
+    staging_h2d_GBps: float | None = spec_field(
+        "host memcpy rate from pageable memory into the pinned staging buffer, GB/s",
+        ge=0.01,
+        le=1000,
+        default=None,
+    )
+    staging_d2h_GBps: float | None = spec_field(
+        "host memcpy rate from the pinned staging buffer into pageable memory, GB/s",
+        ge=0.01,
+        le=1000,
+        default=None,
+    )
+    staging_uncached_h2d_GBps: float | None = spec_field(
+        "staging_h2d_GBps for a pageable buffer larger than host_cache_MiB, GB/s",
+        ge=0.01,
+        le=1000,
+        default=None,
+    )
+    staging_uncached_d2h_GBps: float | None = spec_field(
+        "staging_d2h_GBps for a pageable buffer larger than host_cache_MiB, GB/s",
+        ge=0.01,
+        le=1000,
+        default=None,
+    )
+    host_cache_MiB: float | None = spec_field(
+        "largest pageable buffer the host stages at the cached rate, MiB", ge=0.01,
+        le=1_000_000, default=None,
+    )
+    staging_chunk_KiB: float | None = spec_field(
+        "bytes the driver stages per step of a pageable copy, KiB", ge=1, le=1_048_576,
+        default=None,
+    )
+    staging_buffers: int | None = spec_field(
+        "pinned staging buffers a pageable copy cycles through (1: staging and DMA in"
+        " series, 2 or more: pipelined)",
+        ge=1,
+        le=64,
+        default=None,
+    )
+    duplex_fraction: float | None = spec_field(
+        "share of its one-way rate a direction keeps while the other direction also copies",
+        ge=0.05,
+        le=1,
+        default=None,
+    )
+    copy_issue_us: float | None = spec_field(
+        "host time to issue one asynchronous copy: a copy issued right after another starts"
+        " this much later, microseconds",
+        ge=0,
+        le=10_000,
+        default=None,
+    )
 
     def problems(self) -> Iterator[Problem]:
         lane = _PCIE_LANE_GBPS.get(self.pcie_gen)
@@ -637,6 +706,19 @@ class HostLinkSpec(Section):
                     measured,
                     f"<= bandwidth_per_direction_GBps ({self.bandwidth_per_direction_GBps})",
                 )
+        for d in ("h2d", "d2h"):
+            cached = getattr(self, f"staging_{d}_GBps")
+            uncached = getattr(self, f"staging_uncached_{d}_GBps")
+            if uncached is None:
+                continue
+            if self.host_cache_MiB is None:
+                yield (
+                    f"staging_uncached_{d}_GBps",
+                    uncached,
+                    "host_cache_MiB set too (the buffer size above which this rate applies)",
+                )
+            if cached is None:
+                yield (f"staging_uncached_{d}_GBps", uncached, f"staging_{d}_GBps set too")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,28 +1,50 @@
 """The host link: PCIe copies between host and device memory, pinned or pageable.
 
-* Each direction (``"h2d"``, ``"d2h"``) is a full-duplex lane set with its own bandwidth: a
-  "next free cycle" counter, so copies in the same direction share it and copies in opposite
-  directions overlap.
+What one measured copy contains (``simgpu calibrate``'s ``pcie`` table times it with CUDA events
+around ``cudaMemcpyAsync``/``cudaMemcpy``):
+
+* **A fixed cost per copy** (``host_link.latency_us``; ``d2h_latency_us`` where device-to-host
+  differs): driver, doorbell, DMA descriptor fetch and, for a host-to-device copy, the first read
+  round trip. It dominates copies of a few KiB.
+* **The transfer.** Each direction (``"h2d"``, ``"d2h"``) is a full-duplex lane set with its own
+  bandwidth: a "next free cycle" counter, so copies in the same direction share it and copies in
+  opposite directions overlap. The DMA books the link in segments of at most
+  :data:`DMA_SEGMENT_BYTES`, so a direction's rate follows the other direction: while a copy is
+  in flight the other way, each segment moves at ``host_link.duplex_fraction`` of the one-way
+  rate (the link also carries the other direction's read requests, completions' flow control and
+  acknowledgements; the host's root complex and memory serve both).
 * A copy needs a DMA **copy engine** for its whole duration (``host_link.copy_engines``, a
   :class:`simpy.Resource`): with one engine, H2D and D2H copies serialise; with two or more they
   overlap, as on real GPUs.
-* Every copy pays ``host_link.latency_us`` once (driver, doorbell, first TLP round trip).
-* **Pinned** host memory is read/written by DMA directly. **Pageable** memory is staged by the
-  driver through a pinned bounce buffer in chunks: the CPU copies a chunk into the buffer, then
-  the DMA moves it, one chunk after the other (published/dram_timings.md, host links: "Pageable
-  copies go through a staging buffer and reach roughly 40-60% of pinned").
+* **Pageable** memory is not reachable by the DMA: the driver stages it through pinned bounce
+  buffers (``staging_buffers`` of ``staging_chunk_KiB`` each). For a host-to-device copy the CPU
+  copies a chunk into a free buffer (``staging_h2d_GBps``), then the DMA moves it; device to host,
+  the DMA fills a buffer and the CPU copies it out (``staging_d2h_GBps``). With one buffer the two
+  run in series; with two or more they pipeline, so a large copy runs at the slower of the two
+  rates. A pageable buffer larger than ``host_cache_MiB`` is staged at the ``staging_uncached_*``
+  rate (the CPU's copy then streams from or to host DRAM). A pageable copy also pays
+  ``pageable_latency_us`` once (the synchronous call and the staging set-up).
+
+Where a device file leaves the pageable and duplex fields out: staging at the link's pinned rate
+through one 2 MiB buffer (staging and DMA in series, the published 40-60% of pinned;
+published/dram_timings.md, host links), no pageable surcharge, no duplex share.
 
 Bandwidth: the measured pinned figure of the device file when it has one
 (``measured_h2d_GBps``/``measured_d2h_GBps``), else the line-coded link rate times the TLP
 payload efficiency :data:`TLP_EFFICIENCY`.
+
+:func:`copy_seconds` is the closed form of one copy alone on the link; the simulation equals it
+there (a test holds them together).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import simpy
 
 from simgpu.errors import SimgpuError
@@ -33,10 +55,13 @@ if TYPE_CHECKING:
 __all__ = [
     "HostLink",
     "CopyResult",
+    "LinkParams",
     "DIRECTIONS",
     "TLP_EFFICIENCY",
     "STAGING_CHUNK_BYTES",
+    "DMA_SEGMENT_BYTES",
     "link_bandwidth_GBps",
+    "copy_seconds",
 ]
 
 DIRECTIONS = ("h2d", "d2h")
@@ -44,9 +69,14 @@ DIRECTIONS = ("h2d", "d2h")
 #: header, 4-byte LCRC, 2-byte sequence number, 2 bytes of framing; PCI Express Base
 #: Specification, transaction and data link layers): 256 / 280 of the line-coded rate.
 TLP_EFFICIENCY = 256 / 280
-#: assumption: the driver stages pageable copies through pinned buffers of 2 MiB (the CUDA
-#: driver's staging size is not documented; 2 MiB is one large page).
+#: assumption, where the device file sets no ``staging_chunk_KiB``: the driver stages pageable
+#: copies through pinned buffers of 2 MiB (the CUDA driver's staging size is not documented;
+#: 2 MiB is one large page).
 STAGING_CHUNK_BYTES = 2 * 1024 * 1024
+#: The DMA books the link in segments of at most this many bytes, so that a copy's rate follows
+#: copies starting and ending in the other direction (a granularity of the model, not of the
+#: hardware: a 1 GiB copy costs 1,024 events).
+DMA_SEGMENT_BYTES = 1024 * 1024
 
 
 def link_bandwidth_GBps(spec: HostLinkSpec, direction: str) -> float:
@@ -57,6 +87,102 @@ def link_bandwidth_GBps(spec: HostLinkSpec, direction: str) -> float:
     if measured is not None:
         return measured
     return spec.bandwidth_per_direction_GBps * TLP_EFFICIENCY
+
+
+@dataclass(frozen=True)
+class LinkParams:
+    """The host link's figures in seconds and bytes/s, with the device file's defaults filled in
+    (see the module docstring)."""
+
+    bandwidth: dict[str, float]  # pinned DMA rate per direction, B/s
+    latency: dict[str, float]  # fixed cost of a pinned copy per direction, s
+    pageable_latency: float  # extra fixed cost of a pageable copy, s
+    staging: dict[str, float]  # host staging copy rate per direction, B/s
+    staging_uncached: dict[str, float]  # the same for buffers above host_cache, B/s
+    host_cache: float  # bytes; math.inf where the device file sets none
+    chunk: int  # staging chunk, bytes
+    buffers: int  # staging buffers
+    duplex_fraction: float
+    issue_gap: float  # host time to issue one asynchronous copy, s
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: HostLinkSpec,
+        *,
+        host_copy_GBps: float | None = None,
+        staging_chunk_bytes: int | None = None,
+    ) -> LinkParams:
+        """The figures of ``spec``; ``host_copy_GBps`` and ``staging_chunk_bytes`` override the
+        device file's staging rate (both directions, cached or not) and chunk."""
+        if staging_chunk_bytes is not None and staging_chunk_bytes <= 0:
+            raise SimgpuError(
+                f"host link: staging_chunk_bytes = {staging_chunk_bytes}, expected > 0"
+            )
+        if host_copy_GBps is not None and not host_copy_GBps > 0:
+            raise SimgpuError(f"host link: host_copy_GBps = {host_copy_GBps}, expected > 0")
+        bw = {d: link_bandwidth_GBps(spec, d) * 1e9 for d in DIRECTIONS}
+        lat = spec.latency_us * 1e-6
+        staging: dict[str, float] = {}
+        uncached: dict[str, float] = {}
+        for d in DIRECTIONS:
+            rate = getattr(spec, f"staging_{d}_GBps")
+            staging[d] = (host_copy_GBps or rate) * 1e9 if (host_copy_GBps or rate) else bw[d]
+            slow = getattr(spec, f"staging_uncached_{d}_GBps")
+            uncached[d] = slow * 1e9 if slow and host_copy_GBps is None else staging[d]
+        if staging_chunk_bytes is None:
+            kib = spec.staging_chunk_KiB
+            staging_chunk_bytes = round(kib * 1024) if kib is not None else STAGING_CHUNK_BYTES
+        cache = spec.host_cache_MiB
+        return cls(
+            bandwidth=bw,
+            latency={"h2d": lat, "d2h": (spec.d2h_latency_us or spec.latency_us) * 1e-6},
+            pageable_latency=(spec.pageable_latency_us or 0.0) * 1e-6,
+            staging=staging,
+            staging_uncached=uncached,
+            host_cache=cache * 2**20 if cache is not None else math.inf,
+            chunk=int(staging_chunk_bytes),
+            buffers=spec.staging_buffers or 1,
+            duplex_fraction=spec.duplex_fraction if spec.duplex_fraction is not None else 1.0,
+            issue_gap=(spec.copy_issue_us or 0.0) * 1e-6,
+        )
+
+    def staging_rate(self, nbytes: int, direction: str) -> float:
+        """The host's staging copy rate for a pageable buffer of ``nbytes``, B/s."""
+        if nbytes > self.host_cache:
+            return self.staging_uncached[direction]
+        return self.staging[direction]
+
+
+def _pipeline_seconds(n: float, chunk: float, buffers: int, first: float, second: float) -> float:
+    """Two stages over ``n`` bytes in chunks (rates ``first`` then ``second``, B/s) with
+    ``buffers`` buffers between them: in series with one buffer; with two or more, the longest
+    path of a two-stage flow shop, ``max_j (first stage of chunks 1..j + second stage of chunks
+    j..k)`` (the faster stage never waits for a buffer long enough to idle the slower one)."""
+    if buffers <= 1:
+        return n / first + n / second
+    full, rest = divmod(int(n), int(chunk))
+    sizes = np.full(full, float(chunk))
+    if rest:
+        sizes = np.append(sizes, float(rest))
+    path = np.cumsum(sizes / first) + np.cumsum((sizes / second)[::-1])[::-1]
+    return float(path.max())
+
+
+def copy_seconds(
+    params: LinkParams, nbytes: float, direction: str, pinned: bool = True
+) -> float:
+    """Closed form: seconds of one copy alone on the link (no copy in the other direction)."""
+    if direction not in DIRECTIONS:
+        raise SimgpuError(f"copy: direction {direction!r}, expected one of {DIRECTIONS}")
+    bw = params.bandwidth[direction]
+    if pinned:
+        return params.latency[direction] + nbytes / bw
+    host = params.staging_rate(int(nbytes), direction)
+    fixed = params.latency[direction] + params.pageable_latency
+    if direction == "h2d":
+        return fixed + _pipeline_seconds(nbytes, params.chunk, params.buffers, host, bw)
+    return fixed + _pipeline_seconds(nbytes, params.chunk, params.buffers, bw, host)
 
 
 @dataclass(frozen=True)
@@ -84,11 +210,9 @@ class CopyResult:
 class HostLink:
     """PCIe between the host and one GPU; ``env`` counts SM cycles at ``clock_MHz``.
 
-    ``host_copy_GBps`` is the CPU's memcpy rate into the staging buffer for pageable copies.
-    assumption (default): equal to the link's pinned rate of that direction, i.e. a single
-    host thread copies about as fast as one PCIe direction moves data (the published
-    pageable-to-pinned ratios of 40-60% are what equal rates give with staging and DMA in
-    series).
+    ``host_copy_GBps`` overrides the device file's host staging rate for pageable copies (both
+    directions, any buffer size) and ``staging_chunk_bytes`` its staging chunk; left out, the
+    device file's figures (or the defaults the module docstring gives) apply.
     """
 
     def __init__(
@@ -98,39 +222,47 @@ class HostLink:
         clock_MHz: float,
         *,
         host_copy_GBps: float | None = None,
-        staging_chunk_bytes: int = STAGING_CHUNK_BYTES,
+        staging_chunk_bytes: int | None = None,
     ) -> None:
-        if clock_MHz <= 0:
+        if not clock_MHz > 0:
             raise SimgpuError(f"host link: clock_MHz = {clock_MHz}, expected > 0")
-        if staging_chunk_bytes <= 0:
-            raise SimgpuError(
-                f"host link: staging_chunk_bytes = {staging_chunk_bytes}, expected > 0"
-            )
-        if host_copy_GBps is not None and host_copy_GBps <= 0:
-            raise SimgpuError(f"host link: host_copy_GBps = {host_copy_GBps}, expected > 0")
         self.env = env
         self.spec = host_link_spec
         self.clock_MHz = clock_MHz
         self._cyc_per_s = clock_MHz * 1e6
-        self.bandwidth_GBps = {d: link_bandwidth_GBps(host_link_spec, d) for d in DIRECTIONS}
-        self.host_copy_GBps = host_copy_GBps
-        self.chunk = staging_chunk_bytes
-        self.latency_cycles = host_link_spec.latency_us * 1e-6 * self._cyc_per_s
+        self.params = LinkParams.from_spec(
+            host_link_spec, host_copy_GBps=host_copy_GBps, staging_chunk_bytes=staging_chunk_bytes
+        )
+        self.bandwidth_GBps = {d: self.params.bandwidth[d] / 1e9 for d in DIRECTIONS}
+        self.chunk = self.params.chunk
+        self.latency_cycles = self.params.latency["h2d"] * self._cyc_per_s
         self.engines = simpy.Resource(env, capacity=max(1, host_link_spec.copy_engines))
         self._next_free = {d: 0.0 for d in DIRECTIONS}
+        self._active = {d: 0 for d in DIRECTIONS}
         self.bytes = {d: 0 for d in DIRECTIONS}
         self.copies: list[CopyResult] = []
 
-    def _bytes_per_cycle(self, gbps: float) -> float:
-        return gbps * 1e9 / self._cyc_per_s
+    def _cycles(self, seconds: float) -> float:
+        return seconds * self._cyc_per_s
 
-    def _dma(self, nbytes: int, direction: str) -> float:
-        """Book the direction's lanes for ``nbytes`` from now; return the end cycle."""
-        now = self.env.now
-        start = max(now, self._next_free[direction])
-        end = start + nbytes / self._bytes_per_cycle(self.bandwidth_GBps[direction])
-        self._next_free[direction] = end
-        self.bytes[direction] += nbytes
+    def _dma(self, nbytes: int, direction: str) -> Generator[Any, Any, float]:
+        """Move ``nbytes`` over the direction's lanes, segment by segment, from now; each segment
+        at the duplex share of the rate while a copy is in flight the other way. Returns (as
+        the generator's value) the end cycle."""
+        other = "d2h" if direction == "h2d" else "h2d"
+        left = nbytes
+        end = self.env.now
+        while left > 0:
+            seg = min(DMA_SEGMENT_BYTES, left)
+            rate = self.params.bandwidth[direction]
+            if self._active[other]:
+                rate *= self.params.duplex_fraction
+            start = max(self.env.now, self._next_free[direction])
+            end = start + self._cycles(seg / rate)
+            self._next_free[direction] = end
+            self.bytes[direction] += seg
+            left -= seg
+            yield self.env.timeout(end - self.env.now)
         return end
 
     def copy(self, nbytes: int, direction: str, pinned: bool = True) -> simpy.Process:
@@ -143,31 +275,64 @@ class HostLink:
 
     def _copy(self, nbytes: int, direction: str, pinned: bool) -> Generator[Any, Any, CopyResult]:
         env = self.env
+        p = self.params
         t0 = env.now
         with self.engines.request() as engine:
             yield engine
-            yield env.timeout(self.latency_cycles)
-            if pinned:
-                end = self._dma(nbytes, direction)
-                yield env.timeout(end - env.now)
-            else:
-                host = self.host_copy_GBps or self.bandwidth_GBps[direction]
-                host_bpc = self._bytes_per_cycle(host)
-                left = nbytes
-                while left > 0:
-                    chunk = min(self.chunk, left)
-                    if direction == "h2d":  # CPU fills the bounce buffer, then DMA
-                        yield env.timeout(chunk / host_bpc)
-                        end = self._dma(chunk, direction)
-                        yield env.timeout(end - env.now)
-                    else:  # DMA into the bounce buffer, then the CPU copies it out
-                        end = self._dma(chunk, direction)
-                        yield env.timeout(end - env.now)
-                        yield env.timeout(chunk / host_bpc)
-                    left -= chunk
+            fixed = p.latency[direction] + (0.0 if pinned else p.pageable_latency)
+            yield env.timeout(self._cycles(fixed))
+            self._active[direction] += 1
+            try:
+                if pinned:
+                    yield from self._dma(nbytes, direction)
+                else:
+                    yield from self._staged(nbytes, direction)
+            finally:
+                self._active[direction] -= 1
         result = CopyResult(nbytes, direction, pinned, t0, env.now, self.clock_MHz)
         self.copies.append(result)
         return result
+
+    def _chunks(self, nbytes: int) -> list[int]:
+        chunk = self.params.chunk
+        full, rest = divmod(nbytes, chunk)
+        return [chunk] * full + ([rest] if rest else [])
+
+    def _staged(self, nbytes: int, direction: str) -> Generator[Any, Any, None]:
+        """A pageable copy through the staging buffers: two processes, the CPU's copy and the
+        DMA, hand chunks over through ``staging_buffers`` buffers (a buffer is taken by the
+        first stage of a chunk and given back when the second stage is done with it). Host to
+        device the CPU stages a chunk first; device to host the DMA fills a buffer first."""
+        env = self.env
+        host_bps = self.params.staging_rate(nbytes, direction)
+        chunks = self._chunks(nbytes)
+        free: simpy.Store = simpy.Store(env)
+        full: simpy.Store = simpy.Store(env)
+        for b in range(self.params.buffers):
+            free.items.append(b)
+
+        def host_copy(c: int) -> Generator[Any, Any, Any]:
+            yield env.timeout(self._cycles(c / host_bps))
+
+        def dma(c: int) -> Generator[Any, Any, Any]:
+            return self._dma(c, direction)
+
+        stages = (host_copy, dma) if direction == "h2d" else (dma, host_copy)
+
+        def first() -> Generator[Any, Any, None]:
+            for c in chunks:
+                buf = yield free.get()
+                yield from stages[0](c)
+                yield full.put((buf, c))
+
+        def second() -> Generator[Any, Any, None]:
+            for _ in chunks:
+                buf, c = yield full.get()
+                yield from stages[1](c)
+                yield free.put(buf)
+
+        env.process(first())
+        yield env.process(second())
 
     def stats(self) -> dict[str, float]:
         """Bytes moved per direction and copies done."""

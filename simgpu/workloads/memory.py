@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -830,14 +830,24 @@ class HostCopy(Workload):
         return analytical.pcie_copy(spec, self.n_bytes, self.direction, self.pinned)
 
     def simulate(self, spec: DeviceSpec, **kwargs: Any) -> SimResult:
-        """The copy (both directions at once for "bidir") on the host link model."""
+        """The copy on the host link model. "bidir" issues the host-to-device copy, then the
+        device-to-host one, from one host thread as ``simgpu calibrate`` does: the second starts
+        ``host_link.copy_issue_us`` after the first, and the time runs until both are done."""
 
         wall0 = time.perf_counter()
         env = simpy.Environment()
         link = HostLink(env, spec.host_link, spec.clock_MHz)
-        dirs = ("h2d", "d2h") if self.direction == "bidir" else (self.direction,)
-        for d in dirs:
-            link.copy(self.n_bytes, d, self.pinned)
+        if self.direction == "bidir":
+            gap = link.params.issue_gap * spec.clock_MHz * 1e6
+
+            def issue() -> Generator[Any, Any, None]:
+                link.copy(self.n_bytes, "h2d", self.pinned)
+                yield env.timeout(gap)
+                link.copy(self.n_bytes, "d2h", self.pinned)
+
+            env.process(issue())
+        else:
+            link.copy(self.n_bytes, self.direction, self.pinned)
         env.run()
         cycles = max(c.t_end for c in link.copies)
         return SimResult(
