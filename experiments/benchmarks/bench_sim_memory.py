@@ -6,10 +6,15 @@ A request is one warp access to one line; a transaction is one sector of it (the
 profilers count; the device's ``l1.sector_bytes``), so a full-line request of 128 bytes in
 32-byte sectors is four transactions.
 
+Beside each rate the table gives the rate of a bare SimPy loop timed in the same process
+(``simpy_timeouts_per_s``: one process yielding one-cycle timeouts) and the ratio of the two
+(``x_simpy``), which carries across machines better than the rate itself.
+
 Prints a table and writes it to ``results/bench_sim_memory/<UTC time>/bench_sim_memory.csv``
 (a new folder per run; nothing is overwritten).
 
-Usage: ``python experiments/benchmarks/bench_sim_memory.py [--device h100-pcie] [--scale 1]``
+Usage: ``python experiments/benchmarks/bench_sim_memory.py [--device h100-pcie] [--scale 1]
+[--dram]`` (``--dram``: only the cases that reach DRAM)
 """
 
 from __future__ import annotations
@@ -83,10 +88,36 @@ def _chase_dram(env: Any, system: Any, scale: float) -> Any:
                         warm_loads=0)
 
 
-def run(device: str, scale: float) -> Any:
+#: the cases whose traffic reaches DRAM
+DRAM_CASES = ("stream read, DRAM (full lines, 64/SM in flight)", "stream copy, DRAM (50% stores)",
+              "pointer chase, DRAM (1 GiB, cold)")
+
+
+def simpy_timeouts_per_s(n: int = 300_000) -> float:
+    """Timeouts per CPU second of a bare SimPy loop: one process yielding ``n`` timeouts of one
+    time unit (the cost of one event scheduled and fired; the yardstick of the rates here)."""
+
+    def loop(env: simpy.Environment) -> Any:
+        for _ in range(n):
+            yield env.timeout(1)
+
+    env = simpy.Environment()
+    env.process(loop(env))
+    gc.collect()
+    with relaxed_gc():
+        t0 = time.process_time()
+        env.run()
+        cpu = time.process_time() - t0
+    return n / cpu
+
+
+def run(device: str, scale: float, dram_only: bool = False) -> Any:
     spec = devices.get(device)
     rows = []
     for name, make in CASES.items():
+        if dram_only and name not in DRAM_CASES:
+            continue
+        simpy_rate = simpy_timeouts_per_s()
         env = simpy.Environment()
         system = build_system(env, spec)
         src = make(env, system, scale)
@@ -107,19 +138,26 @@ def run(device: str, scale: float) -> Any:
             "cpu_s": cpu,
             "requests_per_s": r.requests / cpu,
             "transactions_per_s": sectors / cpu,
+            "simpy_timeouts_per_s": simpy_rate,
+            "x_simpy": sectors / cpu / simpy_rate,
             # bytes the source moved per simulated second (a store counts when the L2 takes it)
             "source_GBps": r.bandwidth_GBps,
         })
     return pd.DataFrame(rows)
 
 
+def _fmt(v: float) -> str:
+    return f"{v:,.3g}" if abs(v) < 10 else f"{v:,.0f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="h100-pcie")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the request counts")
+    parser.add_argument("--dram", action="store_true", help="only the cases that reach DRAM")
     args = parser.parse_args()
-    df = run(args.device, args.scale)
-    print(df.to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
+    df = run(args.device, args.scale, args.dram)
+    print(df.to_string(index=False, float_format=_fmt))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = results_root() / "bench_sim_memory" / stamp
     if out.exists():

@@ -520,35 +520,37 @@ class HBM:
         env = self.env
         cpt = self.cycles_per_tck
         S = self._S
+        step = core.step
         now = math.floor(env.now / cpt + 1e-9)
-        ahead = False
+        ahead = 0
         resume = -1
-        first = True
+        first = 1
         while True:
             n = self._n_stage
-            if n > S[core.G_FREE_N]:
+            if n and n > S[core.G_FREE_N]:
                 self._grow_pool(max(n, len(self._E)))
-            status = core.step(self._P, self._K, self._E, self._M, S, self._LOG, self._stage,
-                               n, pc, now, ahead, resume, first, float(env.peek()), cpt)
-            self._n_stage = 0
-            self._staged_write_bytes = 0
-            first = False
+            status, t, now, ahead, nxt, seq, end = step(
+                self._P, self._K, self._E, self._M, S, self._LOG, self._stage, n, pc, now, ahead,
+                resume, first, float(env.peek()), cpt)
+            if n:
+                self._n_stage = 0
+                self._staged_write_bytes = 0
+            first = 0
             if status == core.ST_CALLBACK:
-                now, ahead, resume = int(S[core.R_NOW]), bool(S[core.R_AHEAD]), int(S[core.R_T])
-                self._callbacks.pop(int(S[core.G_CB_SEQ]))(int(S[core.G_CB_END]) * cpt)
+                resume = t
+                self._callbacks.pop(seq)(end * cpt)
                 continue
-            if status == core.ST_LOG_FULL:
-                self._LOG = np.concatenate([self._LOG, np.zeros_like(self._LOG)])
-                now, ahead, resume = int(S[core.R_NOW]), bool(S[core.R_AHEAD]), -1
-                continue
-            if status == core.ST_ARM_NOW:
-                self._arm(pc, int(S[core.R_T]))
-                return
-            if status == core.ST_STUCK:  # pragma: no cover - a queued request is always served
-                raise AssertionError(f"HBM: pseudo-channel {pc} has requests it never serves")
             if status == core.ST_PLAN:
-                self._arm(pc, int(S[core.R_T]))
-            nxt = int(S[core.R_ARR])
+                self._arm(pc, t)
+            elif status == core.ST_ARM_NOW:
+                self._arm(pc, t)
+                return
+            elif status == core.ST_LOG_FULL:
+                self._LOG = np.concatenate([self._LOG, np.zeros_like(self._LOG)])
+                resume = -1
+                continue
+            elif status == core.ST_STUCK:  # pragma: no cover - a queued request is served
+                raise AssertionError(f"HBM: pseudo-channel {pc} has requests it never serves")
             if nxt < core.INF:  # wake up for the next arrival not yet due
                 self._arm(pc, nxt)
             return

@@ -14,8 +14,8 @@ reads its counters. The rules are documented there; here they are written over a
   queue, oldest first);
 * ``M[pc, 0, t - base]``: the data bus busy at tCK ``t``; ``M[pc, 1 + g, t - base]``: bank group
   ``g``'s column path busy (the window slides forward as time passes);
-* ``S``: the controller's constants (``C_*``, from the timing table), the pool's free count,
-  and the results a call hands back (``R_*``);
+* ``S``: the controller's constants (``C_*``, from the timing table), the pool's free count
+  and the log's length (``G_*``);
 * ``LOG[i]``: (tCK, command, pseudo-channel, bank group, bank) when the command log is on.
 
 Every function is compiled with ``cache=True``: the machine code is kept on disk next to this
@@ -173,18 +173,14 @@ G_LOG_N = 37  # rows of LOG written
 G_CB_AT = 38  # the last decision's earliest column command with a callback
 G_CB_SEQ = 39  # the request whose callback is due (-1: none) and its data end, tCK
 G_CB_END = 40
-R_T = 41  # results of step(): a time
-R_NOW = 42  # where to go on from
-R_AHEAD = 43
-R_ARR = 44  # the next arrival not yet due (INF: none)
-S_FIELDS = 45
+S_FIELDS = 41
 
 # ---- what step() returns -----------------------------------------------------------------
-ST_IDLE = 0  # no request queued: sleep until the next arrival (R_ARR)
-ST_PLAN = 1  # wake at R_T (and at the next arrival, R_ARR)
-ST_ARM_NOW = 2  # a callback is due ahead of the simulation: wake at R_T (now) and decide then
-ST_CALLBACK = 3  # call back the request G_CB_SEQ with G_CB_END, then step again from R_NOW
-ST_LOG_FULL = 4  # the log needs room: grow it and step again from R_NOW
+ST_IDLE = 0  # no request queued: sleep until the next arrival
+ST_PLAN = 1  # wake at the time given (and at the next arrival)
+ST_ARM_NOW = 2  # a callback is due ahead of the simulation: wake now and decide then
+ST_CALLBACK = 3  # call the request back, then step again from where it stopped
+ST_LOG_FULL = 4  # the log needs room: grow it and step again from where it stopped
 ST_STUCK = 5  # queued requests with no next command (a bug)
 
 #: the busy windows slide once their start is this far behind the present (tCK); the
@@ -758,11 +754,12 @@ def _schedule(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S: np.
     if now - base > SLIDE_TCK:  # slide the busy windows (never past now)
         shift = now - base
         w = S[C_WINDOW]
-        if shift < w:
-            M[pc, :, : w - shift] = M[pc, :, shift:].copy()
-            M[pc, :, w - shift:] = 0
-        else:
-            M[pc, :, :] = 0
+        keep = w - shift if shift < w else 0
+        for lane in range(M.shape[1]):
+            for i in range(keep):
+                M[pc, lane, i] = M[pc, lane, i + shift]
+            for i in range(keep, w):
+                M[pc, lane, i] = 0
         P[pc, P_BASE] = now
     # which queue: writes while draining (watermarks), or when no read waits
     n_wq = P[pc, P_N_WQ]
@@ -1018,12 +1015,17 @@ def _next_arrival(P: np.ndarray, E: np.ndarray, pc: int, now: int) -> int:
 
 @njit(cache=True)
 def step(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S: np.ndarray,
-         LOG: np.ndarray, stage: np.ndarray, n_stage: int, pc: int, now: int, ahead: bool,
-         resume: int, first: bool, peek: float, cpt: float) -> int:
+         LOG: np.ndarray, stage: np.ndarray, n_stage: int, pc: int, now: int, ahead: int,
+         resume: int, first: int, peek: float,
+         cpt: float) -> tuple[int, int, int, int, int, int, int]:
     """The controller of pseudo-channel ``pc`` at ``now`` (tCK): issue every command that can
     issue now, and at each later time a command can issue while nothing else happens in the
     simulation meanwhile (``peek``: the time of the next SimPy event, SM cycles; ``cpt``: SM
-    cycles per tCK); then say when to wake (ST_* codes, R_* results).
+    cycles per tCK); then say when to wake: (code, time, now, ahead, next arrival, callback's
+    request, callback's data end), the code one of ST_*, the time the one it names (ST_PLAN,
+    ST_ARM_NOW) or the next decision's lower bound (ST_CALLBACK), ``now`` and ``ahead`` where to
+    go on from (ST_CALLBACK, ST_LOG_FULL), the next arrival not yet due (INF: none) for ST_PLAN
+    and ST_IDLE, the request to call back (its submission number) and its data end, tCK.
 
     The staged submissions are taken in first. ``first``: a wake-up (an arrival before the
     planned decision may only need the newcomers' banks looked at). ``resume`` >= 0: go on
@@ -1041,9 +1043,7 @@ def step(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S: np.ndarr
             t_next = _arrivals(P, K, E, M, S, pc, now, plan, new)
             if t_next > now:
                 P[pc, P_PLAN_AT] = t_next
-                S[R_T] = t_next
-                S[R_ARR] = _next_arrival(P, E, pc, now)
-                return ST_PLAN
+                return ST_PLAN, t_next, now, 0, _next_arrival(P, E, pc, now), 0, 0
         P[pc, P_PLAN_AT] = -1
     while True:
         if resume >= 0:
@@ -1051,9 +1051,7 @@ def step(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S: np.ndarr
             resume = -1
         else:
             if S[C_LOGGING] and S[G_LOG_N] + LOG_MARGIN + 8 * S[C_BANKS] > LOG.shape[0]:
-                S[R_NOW] = now
-                S[R_AHEAD] = int(ahead)
-                return ST_LOG_FULL
+                return ST_LOG_FULL, 0, now, ahead, INF, 0, 0
             if (P[pc, P_INC_R] >= 0 and P[pc, P_N_RQ] < S[C_RCAP]) or (
                 P[pc, P_INC_W] >= 0 and P[pc, P_N_WQ] < S[C_WCAP]
             ):
@@ -1063,32 +1061,25 @@ def step(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S: np.ndarr
             ):
                 _refresh(P, K, S, LOG, pc, now)
             S[G_CB_SEQ] = -1
-            t_next = _schedule(P, K, E, M, S, LOG, pc, now, ahead, new, ready, wait)
+            t_next = _schedule(P, K, E, M, S, LOG, pc, now, ahead != 0, new, ready, wait)
             if S[G_CB_SEQ] >= 0:  # the caller calls back, then steps on from here
-                S[R_T] = t_next
-                S[R_NOW] = now
-                S[R_AHEAD] = int(ahead)
-                return ST_CALLBACK
+                return ST_CALLBACK, t_next, now, ahead, INF, S[G_CB_SEQ], S[G_CB_END]
         if t_next < 0:  # a callback is due: decide at a time the simulation has reached
-            S[R_T] = now
-            return ST_ARM_NOW
+            return ST_ARM_NOW, now, now, ahead, INF, 0, 0
         if t_next <= now:
             continue  # the other queue's turn, a refresh to place, a newcomer ready now
         if P[pc, P_N_RQ] == 0 and P[pc, P_N_WQ] == 0:
             break
         if t_next >= INF:
-            return ST_STUCK
+            return ST_STUCK, t_next, now, ahead, INF, 0, 0
         if t_next < S[G_CB_AT] and t_next * cpt < peek:
             now = t_next
-            ahead = True
+            ahead = 1
             continue
         P[pc, P_PLAN_AT] = t_next
         P[pc, P_PLAN_MODE] = int(_mode(P, S, pc))
-        S[R_T] = t_next
-        S[R_ARR] = _next_arrival(P, E, pc, now)
-        return ST_PLAN
-    S[R_ARR] = _next_arrival(P, E, pc, now)
-    return ST_IDLE
+        return ST_PLAN, t_next, now, ahead, _next_arrival(P, E, pc, now), 0, 0
+    return ST_IDLE, 0, now, ahead, _next_arrival(P, E, pc, now), 0, 0
 
 
 @njit(cache=True)
