@@ -2,8 +2,9 @@
 
 For each device, direction (H2D, D2H, or both at once on two copy engines) and host memory kind
 (pinned or pageable) one copy of each size runs on :class:`simgpu.sim.pcie.HostLink`; the
-bandwidth is bytes / (end - start) including the per-copy latency, so small copies are
-latency-bound and large ones approach the link's rate (pageable about half of pinned). For
+bandwidth is bytes / (end - start) including the per-copy fixed cost, so small copies are
+latency-bound and large pinned ones approach the link's rate; pageable ones approach the host's
+staging rate where the device file gives one, else half of pinned. For
 h100-sxm the bandwidths measured on our own card (calibration/h100-sxm/.../pcie.csv) are put
 beside the simulated ones.
 
