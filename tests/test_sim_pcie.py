@@ -7,6 +7,8 @@ import dataclasses
 
 import pytest
 import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simgpu import devices
 from simgpu.errors import SimgpuError
@@ -216,3 +218,26 @@ def test_bad_copies_and_overrides_are_rejected():
         HostLink(env, spec.host_link, spec.clock_MHz, host_copy_GBps=0.0)
     with pytest.raises(SimgpuError, match="staging_chunk_bytes"):
         HostLink(env, spec.host_link, spec.clock_MHz, staging_chunk_bytes=-1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    direction=st.sampled_from(["h2d", "d2h"]),
+    n=st.integers(1, 48 * MB),
+    chunk_KiB=st.floats(4.0, 8192.0),
+    buffers=st.integers(1, 4),
+    host=st.floats(1.0, 200.0),
+    surcharge=st.floats(0.0, 20.0),
+)
+def test_any_pageable_copy_alone_matches_the_closed_form_and_is_never_faster_than_a_stage(
+    direction, n, chunk_KiB, buffers, host, surcharge
+):
+    spec = with_link(**{**PLAIN, f"staging_{direction}_GBps": host, "staging_buffers": buffers,
+                        "staging_chunk_KiB": chunk_KiB, "pageable_latency_us": surcharge})
+    _, (r,) = run_copies(spec, (n, direction, False))
+    params = LinkParams.from_spec(spec.host_link)
+    assert r.seconds == pytest.approx(copy_seconds(params, n, direction, False), rel=1e-9)
+    link = link_bandwidth_GBps(spec.host_link, direction)
+    assert r.bandwidth_GBps <= min(host, link) * (1 + 1e-9)
+    _, (pinned,) = run_copies(spec, (n, direction, True))
+    assert pinned.seconds < r.seconds
