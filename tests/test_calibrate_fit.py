@@ -23,6 +23,8 @@ from simgpu.calibrate.fit import (
     find_plateaus,
     fit_gemm_energies,
     fit_latency_ladder,
+    fit_library_floor,
+    fit_library_issue,
     fit_pcie,
     fit_power,
     fit_run,
@@ -37,6 +39,7 @@ from simgpu.errors import SimgpuError
 
 REPO = Path(__file__).resolve().parent.parent
 H100_RUN = REPO / "calibration" / "h100-sxm" / "20261122T154403Z"
+H100_QUICK = REPO / "calibration" / "h100-sxm" / "20261122T154219Z"
 
 # Known parameters of a synthetic two-partition GPU (cycles, bytes).
 L1, NEAR, FAR, DRAM = 33.0, 260.0, 480.0, 700.0
@@ -221,7 +224,12 @@ def test_calibrated_model_is_written_once_and_loads(tmp_path: Path) -> None:
     assert spec.l1.hit_latency_cycles == applied["l1.hit_latency_cycles"]
     assert spec.dram.measured_bandwidth_GBps == applied["dram.measured_bandwidth_GBps"]
     assert spec.power.energy_pJ["dram_byte"] == applied["power.energy_pJ.dram_byte"]
-    assert spec.compute == base.compute  # what the run does not measure stays the base model's
+    # what the run does not measure stays the base model's; the library's issue loss is measured
+    assert spec.compute.simt_issue_overhead == applied["compute.simt_issue_overhead"]
+    assert dataclasses.replace(spec.compute, simt_issue_overhead=0.0) == base.compute
+    assert dict(spec.host_link.library_call_floor_us) == {
+        k.rsplit(".", 1)[1]: v for k, v in applied.items()
+        if k.startswith("host_link.library_call_floor_us.")}
     text = path.read_text()
     assert "calibration run h100-sxm/20261122T154403Z" in text
     assert tomllib.loads(text)["name"] == spec.name
@@ -323,3 +331,58 @@ def test_held_out_power_check_refits_each_fold() -> None:
     # the same check on power 20% above the model's: the held-out error says so
     off = power_fit_checks(df.assign(power_W=df["power_W"] * 1.2), p, dict(p.energy_pJ), folds=2)
     assert off["cv_mape_pct"] > checks["cv_mape_pct"]
+
+
+def test_library_issue_fit_centres_the_long_library_calls() -> None:
+    from simgpu.calibrate.fit import LIBRARY_FIT_MIN_S
+    from simgpu.calibrate.gemm_rows import load_calibration_run
+
+    spec = devices.get("h100-sxm")
+    run = RunDir.open(H100_QUICK)
+    (f,) = fit_library_issue(run, spec)
+    assert f.key == "compute.simt_issue_overhead" and 0.0 < f.value < 4.0
+    rows = load_calibration_run(H100_QUICK)
+    rows = rows[(rows["kernel"] == "cublas") & (rows["dtype"] == "fp32")
+                & (rows["time_s"] >= LIBRARY_FIT_MIN_S)].assign(device=spec.name)
+    p = dataclasses.replace(DeviceParams.from_spec(spec), simt_issue_overhead=f.value)
+    ratio = rows["time_s"].to_numpy() / estimate(rows, {spec.name: p})["time_s"].to_numpy()
+    # the median of measured / analytical over the fitted calls is 1, and a larger overhead
+    # makes every call slower
+    assert np.median(ratio) == pytest.approx(1.0, abs=1e-3)
+    slower = dataclasses.replace(p, simt_issue_overhead=f.value + 0.5)
+    assert (estimate(rows, {spec.name: slower})["time_s"].to_numpy()
+            > estimate(rows, {spec.name: p})["time_s"].to_numpy()).all()
+
+
+def test_library_floor_is_the_shortest_small_call_of_each_dtype() -> None:
+    from simgpu.calibrate.fit import LIBRARY_FLOOR_MAX_FLOPS
+    from simgpu.calibrate.gemm_rows import load_calibration_run
+
+    fitted = {f.key.rsplit(".", 1)[1]: f.value for f in fit_library_floor(RunDir.open(H100_QUICK))}
+    rows = load_calibration_run(H100_QUICK)
+    lib = rows[rows["kernel"] == "cublas"]
+    for dtype, g in lib.groupby("dtype"):
+        i = g["time_s"].idxmin()
+        small = 2.0 * g.at[i, "M"] * g.at[i, "N"] * g.at[i, "K"] <= LIBRARY_FLOOR_MAX_FLOPS
+        assert (dtype in fitted) == small
+        if small:
+            assert fitted[dtype] == pytest.approx(g.at[i, "time_s"] * 1e6, abs=0.01)
+    assert "fp32" in fitted  # the quick run's smallest fp32 call is 512^3
+
+
+def test_a_library_call_takes_at_least_the_hosts_floor() -> None:
+    from simgpu import analytical
+
+    spec = devices.get("h100-sxm")
+    p = dataclasses.replace(DeviceParams.from_spec(spec), library_floor_s={"fp32": 30e-6})
+    sizes = [256, 8192]
+    bare = analytical.gemm(spec, sizes, sizes, sizes, "fp32")
+    paced = analytical.gemm(p, sizes, sizes, sizes, "fp32")
+    assert bare["time_s"][0] < 30e-6 and paced["time_s"][0] == 30e-6
+    assert paced["bound"][0] == "host"
+    assert paced["time_s"][1] == bare["time_s"][1] and paced["bound"][1] == bare["bound"][1]
+    # our own kernels and the other dtypes run without the library's floor
+    own = analytical.gemm(p, 256, 256, 256, "fp32", kernel="sgemm_tiled")
+    assert own["time_s"][0] == analytical.gemm(spec, 256, 256, 256, "fp32",
+                                               kernel="sgemm_tiled")["time_s"][0]
+    assert analytical.gemm(p, 256, 256, 256, "fp16")["time_s"][0] < 30e-6

@@ -68,6 +68,12 @@ class DeviceParams:
     #: units per scheduler: NVIDIA GP100 and GP104 whitepapers), 1 from Volta on (Volta
     #: whitepaper, SM sub-core: one warp scheduler, one dispatch unit).
     dispatch_per_scheduler: int = 1
+    #: Issue slots a library SIMT GEMM loses per FFMA beyond its counted instructions (the
+    #: device file's ``compute.simt_issue_overhead``; 0 unless a calibration fitted it).
+    simt_issue_overhead: float = 0.0
+    #: Shortest time the host's harness measures one library GEMM call in, per dtype, s (the
+    #: device file's ``host_link.library_call_floor_us``; empty unless a calibration fitted it).
+    library_floor_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def clock_hz(self) -> float:
@@ -139,6 +145,9 @@ class DeviceParams:
             energy_pJ=dict(spec.power.energy_pJ),
             schedulers_per_sm=c.warp_schedulers_per_sm,
             dispatch_per_scheduler=2 if int(spec.compute_capability.split(".")[0]) < 7 else 1,
+            simt_issue_overhead=c.simt_issue_overhead,
+            library_floor_s={k: v * 1e-6 for k, v in
+                             spec.host_link.library_call_floor_us.items()},
         )
 
     @classmethod

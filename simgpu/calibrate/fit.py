@@ -20,6 +20,10 @@ What each table determines:
     copy time = latency + bytes / bandwidth per direction, fitted to pinned copies.
 ``launch``
     power with nothing running at operating clocks (static power).
+``gemm`` (cuBLAS fp32 calls)
+    the issue slots per FFMA the library's SIMT kernels lose beyond the counted instructions
+    (:func:`fit_library_issue`), and the shortest time the harness measures a call of each dtype
+    in (:func:`fit_library_floor`).
 ``gemm`` with power
     energy per event (:func:`fit_gemm_energies`): non-negative least squares on
     ``P - P_static = sum_i e_i s_i n_i / t`` (event counts ``n_i`` of the analytical GEMM model,
@@ -454,6 +458,84 @@ def fit_power(run: RunDir, spec: DeviceSpec) -> list[Fitted]:
     return out
 
 
+#: cuBLAS calls shorter than this carry the host's pace (a run times each call with CUDA events):
+#: the library's issue fit leaves them out. Source: run 20261122T154403Z, cuBLAS fp32 256^3 to
+#: 512^3 all measured 29-30 us, while their work differs 8-fold; 768^3 37 us.
+LIBRARY_FIT_MIN_S = 100e-6
+
+
+def fit_library_issue(
+    run: RunDir, spec: DeviceSpec, energies: dict[str, float] | None = None
+) -> list[Fitted]:
+    """``compute.simt_issue_overhead``: the issue slots per FFMA the library's SIMT GEMMs lose
+    beyond the instructions the analytical model counts (:func:`simgpu.analytical.gemm.
+    ffma_issue_efficiency`), chosen so that the median of measured / analytical time over the
+    run's cuBLAS fp32 calls of at least :data:`LIBRARY_FIT_MIN_S` is 1 (bisection: the time
+    grows with the overhead). ``energies``: the run's fitted energies per event, so that the
+    clock the power cap allows is the calibrated model's. None where the run has no such call."""
+    if "gemm" not in run.finished_tables():
+        return []
+    df = load_calibration_run(run.path)
+    rows = df[(df["kernel"] == "cublas") & (df["dtype"] == "fp32")
+              & (df["time_s"] >= LIBRARY_FIT_MIN_S)].reset_index(drop=True)
+    if rows.empty:
+        return []
+    rows["device"] = spec.name
+    params = DeviceParams.from_spec(spec)
+    if energies:
+        params = params.with_energies({**params.energy_pJ, **energies})
+    measured = rows["time_s"].to_numpy(dtype=float)
+
+    def excess(overhead: float) -> float:
+        p = dataclasses.replace(params, simt_issue_overhead=overhead)
+        est = estimate(rows, {spec.name: p})["time_s"].to_numpy(dtype=float)
+        return float(np.median(np.log(measured / est)))
+
+    lo, hi = 0.0, 4.0  # the device file's range
+    if excess(lo) <= 0:
+        value = lo
+    elif excess(hi) >= 0:
+        value = hi
+    else:
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if excess(mid) > 0 else (lo, mid)
+        value = 0.5 * (lo + hi)
+    return [Fitted("library SIMT issue slots lost per FFMA", "compute.simt_issue_overhead",
+                   round(value, 4), "slots/FFMA", 0.0, 4.0,
+                   f"gemm: median measured/analytical time = 1 over {len(rows)} cuBLAS fp32 calls"
+                   f" of {LIBRARY_FIT_MIN_S * 1e6:.0f} us or more", True)]
+
+
+#: A library call of at most this many FLOPs is short enough that its measured time is the
+#: harness's, not the kernel's. assumption: 2^30 FLOPs (512^3 is 2^28) run in under 20 us at a
+#: tenth of the FP32 peak of every GPU in models/; in run 20261122T154403Z cuBLAS fp32 256^3,
+#: 384^3 and 512^3 (2^25 to 2^28 FLOPs) all took 29-30 us.
+LIBRARY_FLOOR_MAX_FLOPS = 2.0**30
+
+
+def fit_library_floor(run: RunDir) -> list[Fitted]:
+    """``host_link.library_call_floor_us``: per dtype, the shortest measured time of the run's
+    library GEMM calls, where that call does at most :data:`LIBRARY_FLOOR_MAX_FLOPS` (the
+    harness times no call of the dtype shorter; a dtype whose shortest call is larger gets no
+    floor)."""
+    if "gemm" not in run.finished_tables():
+        return []
+    df = load_calibration_run(run.path)
+    lib = df[df["kernel"] == "cublas"]
+    out = []
+    for dtype, rows in lib.groupby("dtype", sort=True):
+        i = rows["time_s"].idxmin()
+        flops = 2.0 * rows.at[i, "M"] * rows.at[i, "N"] * rows.at[i, "K"]
+        if flops > LIBRARY_FLOOR_MAX_FLOPS:
+            continue
+        size = f"{rows.at[i, 'M']}x{rows.at[i, 'N']}x{rows.at[i, 'K']}"
+        out.append(Fitted(f"library call floor {dtype}", f"host_link.library_call_floor_us.{dtype}",
+                          round(float(rows.at[i, "time_s"]) * 1e6, 2), "us", None, None,
+                          f"gemm: shortest of {len(rows)} cuBLAS {dtype} calls ({size})", True))
+    return out
+
+
 def fit_gemm_energies(
     df: pd.DataFrame, params: Any
 ) -> tuple[dict[str, float], dict[str, float], dict[str, np.ndarray]]:
@@ -607,7 +689,12 @@ def fit_run(run_dir: Path, base: DeviceSpec) -> list[Fitted]:
     if "pcie" in have:
         pcie = run.read_table("pcie")
         out += _fitting(run, "pcie", lambda: fit_pcie(pcie))
-    out += _fitting(run, "launch and gemm", lambda: fit_power(run, base))
+    power = _fitting(run, "launch and gemm", lambda: fit_power(run, base))
+    out += power
+    energies = {f.key.rsplit(".", 1)[1]: f.value for f in power
+                if f.key.startswith("power.energy_pJ.")}
+    out += _fitting(run, "gemm", lambda: fit_library_issue(run, base, energies))
+    out += _fitting(run, "gemm", lambda: fit_library_floor(run))
     for f in out:
         if not math.isfinite(f.value):
             raise DatasetError(f"{run.path}: {f.source}: {f.name} came out as {f.value}; the "

@@ -179,6 +179,11 @@ class ComputeSpec(Section):
     max_shared_memory_per_block_KiB: float = spec_field(
         "largest shared memory one block may use (opt-in), KiB", ge=0.5, le=4096
     )
+    simt_issue_overhead: float = spec_field(
+        "issue slots a library SIMT GEMM loses per FFMA beyond the instructions it counts"
+        " (register-bank conflicts, dependency gaps; fitted by simgpu fit, 0 = none)",
+        ge=0.0, le=4.0, default=0.0,
+    )
 
     @property
     def clock_hz(self) -> float:
@@ -593,6 +598,10 @@ class DramSpec(Section):
                 )
 
 
+#: The GEMM dtypes a library call floor may be given for (simgpu.analytical.params.DTYPE_BYTES).
+LIBRARY_FLOOR_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
+
+
 @dataclass(frozen=True, kw_only=True)
 class HostLinkSpec(Section):
     """``[host_link]``: the link to the host (PCIe for every GPU here)."""
@@ -686,8 +695,19 @@ class HostLinkSpec(Section):
         le=10_000,
         default=None,
     )
+    library_call_floor_us: FloatTable = spec_field(
+        "shortest time the host's harness measures one library GEMM call in, per GEMM dtype"
+        " (fp32, tf32, fp16, bf16, fp8), microseconds (fitted by simgpu fit; empty = none)",
+        ge=0,
+        le=100_000,
+        default_factory=FloatTable,
+    )
 
     def problems(self) -> Iterator[Problem]:
+        for key in self.library_call_floor_us:
+            if key not in LIBRARY_FLOOR_DTYPES:
+                yield (f"library_call_floor_us.{key}", self.library_call_floor_us[key],
+                       f"a key among {', '.join(LIBRARY_FLOOR_DTYPES)}")
         lane = _PCIE_LANE_GBPS.get(self.pcie_gen)
         if lane is not None:
             expected = lane * self.lanes

@@ -16,7 +16,8 @@ from simgpu.predict.datasets import device_params
 
 _KERNEL_CODE = {"library": 0, "regblock": 1, "tiled": 2, "naive": 3}
 _LAYOUT_CODE = {"nn": 0, "nt": 1, "tn": 2, "tt": 3}
-_BOUND_CODE = {"compute": 0, "shared": 1, "l2": 2, "dram": 3, "power": 4, "launch": 5}
+_BOUND_CODE = {"compute": 0, "shared": 1, "l2": 2, "dram": 3, "power": 4, "launch": 5,
+               "host": 6}
 
 #: The configuration and device columns (the "plain" forest sees only these).
 PLAIN = (
