@@ -197,8 +197,12 @@ def test_each_kernel_family_learns_from_its_own_rows(calib: pd.DataFrame) -> Non
     lib = fam == "library"
     # the library calls three times slower: the SIMT kernels' forests never see those rows
     slower = calib.assign(time_s=np.where(lib, 3.0 * calib["time_s"], calib["time_s"]))
-    one = model.GemmForest(SMALL).fit(calib)
-    two = model.GemmForest(SMALL).fit(slower)
+    one, two = model.GemmForest(SMALL), model.GemmForest(SMALL)
+    # no harness floors here (a key no row has): three times the calls is three times the floor,
+    # which would move which calls sit on it (test_harness_floor_* test the floors)
+    one.floors = two.floors = {"none|none": 1.0}
+    one.fit(calib)
+    two.fit(slower)
     # every family has rows enough here, so no forest over all of them is needed
     assert pd.Series(fam).value_counts().min() >= model.FAMILY_MIN_ROWS
     assert set(one.parts) == set(fam) == {"library", "regblock", "tiled", "naive"}
@@ -373,3 +377,30 @@ def test_evaluate_with_tuning_records_the_choice(calib: pd.DataFrame,
     forests = table[table["model"] != "analytical"]
     assert forests["min_samples_leaf"].isin([1, 8]).all()
     assert forests["max_features"].isin([0.5, 0.25]).all()
+
+
+def test_harness_floor_is_the_shortest_small_library_call(calib: pd.DataFrame) -> None:
+    floors = model.harness_floors(calib)
+    lib = calib[model.families(calib) == "library"]
+    for (dev, dtype), g in lib.groupby(["device", "dtype"]):
+        i = g["time_s"].idxmin()
+        small = 2.0 * g.at[i, "M"] * g.at[i, "N"] * g.at[i, "K"] <= 2.0**30
+        assert (f"{dev}|{dtype}" in floors) == small
+        if small:
+            assert floors[f"{dev}|{dtype}"] == g.at[i, "time_s"]
+
+
+def test_harness_floor_paces_the_smallest_library_calls(calib: pd.DataFrame) -> None:
+    f = model.GemmForest(SMALL).fit(calib)
+    floor = f.floors["h100-sxm|fp32"]
+    tiny = {"M": [64, 8192], "N": [64, 8192], "K": [64, 8192], "dtype": "fp32"}
+    q = datasets.validate(pd.DataFrame({**tiny, "device": "h100-sxm", "time_s": 1.0,
+                                        "dataset": "query"}), "query")
+    out = f.predict(q, warn=False)
+    # a 64^3 call is all harness: predicted at the floor's level, not at its 2 us of work
+    assert out["an_time_s"][0] == pytest.approx(floor) and out["time_s"][0] > 0.75 * floor
+    assert out["an_time_s"][1] > floor  # a long call is the GPU's
+    # a GPU the training rows do not show takes the median floor of those that are
+    other = f.predict(q.assign(device="h100-pcie"), warn=False)
+    median = float(np.median([v for k, v in f.floors.items() if k.endswith("|fp32")]))
+    assert other["an_time_s"][0] == pytest.approx(median)

@@ -37,6 +37,7 @@ from sklearn.ensemble import RandomForestRegressor
 
 from simgpu import catalogue
 from simgpu.calibrate import gemm_rows
+from simgpu.calibrate.fit import LIBRARY_FLOOR_MAX_FLOPS
 from simgpu.devices.registry import models_dir
 from simgpu.errors import DatasetError
 from simgpu.io import code_fingerprint
@@ -47,7 +48,7 @@ from simgpu.predict.fewshot import FEW_SHOT_ROWS, Correction
 from simgpu.predict.trees import ARRAYS, TreeArrays, TreeError
 
 #: Bump when features or targets change, so cached models are retrained.
-MODEL_VERSION = 11
+MODEL_VERSION = 12
 #: The environment variable naming the cache's root folder.
 CACHE_ENV = cache.CACHE_ENV
 KINDS = ("forest", "forest+physics")
@@ -117,6 +118,23 @@ FAMILY_MIN_ROWS = 10
 #: The forest over every family: for families with fewer rows, and ones not in the training data
 #: (trained only when some family lacks a forest of its own).
 ALL = "all"
+
+
+def harness_floors(df: Any) -> dict[str, float]:
+    """The harness's floor for a library call, per device and dtype ("<device>|<dtype>"):
+    the shortest library call of the training rows, where that call is small (at most
+    :data:`simgpu.calibrate.fit.LIBRARY_FLOOR_MAX_FLOPS`), as ``simgpu fit`` finds it for a
+    device file. A harness times no call shorter: the forest on analytical features learns the
+    ratio to the larger of the analytical time and this floor, so that the host's pace is the
+    harness's, not the GPU's."""
+    lib = df[families(df) == "library"]
+    out: dict[str, float] = {}
+    for (device, dtype), rows in lib.groupby(["device", "dtype"], sort=True):
+        i = rows["time_s"].idxmin()
+        flops = 2.0 * float(rows.at[i, "M"]) * float(rows.at[i, "N"]) * float(rows.at[i, "K"])
+        if flops <= LIBRARY_FLOOR_MAX_FLOPS:
+            out[f"{device}|{dtype}"] = float(rows.at[i, "time_s"])
+    return out
 
 
 def families(df: Any) -> np.ndarray:
@@ -244,6 +262,8 @@ class GemmForest:
         self.rows: dict[str, dict[str, int]] = {}
         #: GPUs with fewer than FEW_SHOT_ROWS rows: their rows correct the forest instead
         self.shots: dict[str, Correction] = {}
+        #: "<device>|<dtype>": the harness's floor for a library call, s (harness_floors)
+        self.floors: dict[str, float] = {}
 
     # the cache file (simgpu.predict.cache) ---------------------------------------------------
     def to_file(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -252,6 +272,7 @@ class GemmForest:
             "settings": asdict(self.settings), "columns": list(self.columns),
             "n_train": self.n_train, "n_power": self.n_power, "devices": list(self.devices),
             "rows": self.rows, "shots": {d: c.to_dict() for d, c in self.shots.items()},
+            "floors": self.floors,
             "parts": {},
         }
         arrays: dict[str, np.ndarray] = {"lo": self.lo, "hi": self.hi}
@@ -300,6 +321,12 @@ class GemmForest:
                 for d, c in rows.items())):
             raise CacheFileError(f"rows {str(rows)[:80]}")
         f.rows = rows
+        floors = meta.get("floors")
+        if not (isinstance(floors, dict) and all(
+                isinstance(k, str) and isinstance(v, float) and 0 < v < 3600
+                for k, v in floors.items())):
+            raise CacheFileError(f"floors {str(floors)[:80]}")
+        f.floors = floors
         shots = meta.get("shots")
         if not isinstance(shots, dict):
             raise CacheFileError(f"shots {str(shots)[:80]}")
@@ -337,6 +364,9 @@ class GemmForest:
         """Train on a GEMM-schema frame; ``prepared``: its ``features.build(df)`` if already
         computed (index aligned with ``df``)."""
         X, est = prepared if prepared is not None else feat.build(df)
+        if not self.floors:
+            self.floors = harness_floors(df)
+        X, est = self._floored(df, X, est)
         counts = df["device"].value_counts()
         few = [str(d) for d, n in counts.items() if n < FEW_SHOT_ROWS]
         if few and len(few) < len(counts):
@@ -387,6 +417,33 @@ class GemmForest:
             self.parts[name] = _Part().fit(self.settings, Xv[rows], yt[rows], yp[rows], w)
         return self
 
+    def _floored(self, df: Any, X: Any, est: Any) -> tuple[Any, Any]:
+        """The analytical time of each library call raised to its harness floor
+        (:func:`harness_floors`), in the estimate and in the ``log_an_time`` feature."""
+        if not self.floors:
+            return X, est
+        keys = df["device"].astype(str) + "|" + df["dtype"].astype(str)
+        # a GPU whose harness the training rows do not show: the median of the others' floors
+        # for the dtype (assumption: its calls are timed like the training GPUs')
+        other = ("*|" + df["dtype"].astype(str)).map(self._median_floors())
+        floor = keys.map(self.floors).fillna(other).astype(float).fillna(0.0).to_numpy()
+        floor = np.where(families(df) == "library", floor, 0.0)
+        an = est["time_s"].to_numpy(dtype=float)
+        if not (floor > an).any():
+            return X, est
+        est = est.assign(time_s=np.maximum(an, floor))
+        if "log_an_time" in X.columns:
+            with np.errstate(divide="ignore"):
+                X = X.assign(log_an_time=np.log(est["time_s"].to_numpy(dtype=float)))
+        return X, est
+
+    def _median_floors(self) -> dict[str, float]:
+        """``"*|<dtype>"``: the median floor of the training GPUs for each dtype."""
+        by_dtype: dict[str, list[float]] = {}
+        for key, v in self.floors.items():
+            by_dtype.setdefault(key.split("|", 1)[1], []).append(v)
+        return {f"*|{d}": float(np.median(v)) for d, v in by_dtype.items()}
+
     def basis(self, device: str) -> str:
         """What a prediction for ``device`` rests on, in words: its own rows in the forest, a
         few rows correcting a forest of other GPUs, or none (zero-shot)."""
@@ -410,6 +467,7 @@ class GemmForest:
         plus the analytical estimate as ``an_time_s`` and ``an_power_W``. ``basis`` says what
         the row's prediction rests on (:meth:`basis`)."""
         X, est = prepared if prepared is not None else feat.build(df)
+        X, est = self._floored(df, X, est)
         # dataset-specific parameters the query lacks take 0 (their "not set" value)
         Xv = X.reindex(columns=self.columns, fill_value=0.0).to_numpy(dtype=float)
         outside = (Xv < self.lo) | (Xv > self.hi)
