@@ -7,8 +7,9 @@ Cases (h100-sxm, unsampled):
 * a 256^3 tiled SGEMM (``--workload gemm --m 256 --n 256 --k 256``): warp instructions per wall
   second.
 
-Each rate is divided by the timeouts per second of a bare SimPy loop
-(:func:`bench_sim_memory.simpy_timeouts_per_s`) timed just before it, in the same process.
+Each rate is divided by the timeouts per wall second of a bare SimPy loop
+(:func:`bench_sim_memory.simpy_timeouts_per_s`), the mean of a timing just before the case and
+one just after, in the same process.
 
 Usage: ``python experiments/benchmarks/bench_simulate.py [--quick]`` (``--quick``: the stream
 only). Prints a table and writes it to ``results/bench_simulate/<UTC time>/`` (never
@@ -22,6 +23,7 @@ import contextlib
 import io
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,8 +61,10 @@ def run(quick: bool) -> pd.DataFrame:
     for name, args in CASES.items():
         if quick and not name.startswith("stream"):
             continue
-        simpy_rate = simpy_timeouts_per_s()
+        # the yardstick in wall time, as the command's own wall_s, before and after the case
+        before = simpy_timeouts_per_s(clock=time.perf_counter)
         r = simulate(args)
+        simpy_rate = (before + simpy_timeouts_per_s(clock=time.perf_counter)) / 2
         wall = float(r["wall_s"])
         if name.startswith("stream"):
             unit = "DRAM transactions"

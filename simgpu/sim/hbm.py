@@ -34,6 +34,11 @@ whole pseudo-channel blocked tRFC: the full (tRP + tRFC + ...) / tREFI share is 
 bank (REFpb to one bank at a time in bank order, every bank once per tREFI, tRREFD apart, that
 bank blocked tRFCpb while the others serve requests), as HBM3 (JESD238) allows.
 
+The controllers are compiled code: their state (banks, queues, refresh, busy windows, counters)
+lives in numpy arrays and the scheduling above is :mod:`simgpu.sim.hbm_core`, numba functions
+cached on disk; this module maps addresses, wakes the controllers through SimPy, calls the
+submitters back and reads the counters.
+
 Events: a controller wakes only when a request arrives or when the next command can issue (no
 per-cycle ticking); a refresh that falls due while it sleeps is placed at its due time when it
 wakes (nothing issued in between, so the placement is exact). Completion is handed to the
