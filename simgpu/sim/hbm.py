@@ -521,7 +521,9 @@ class HBM:
         before it (``env.peek()``): nothing can submit a request in between. A request with a
         callback is issued only at a time the simulation has reached (the callback may look at
         ``env.now``), so such a decision waits for its own wake-up; the callback is called at
-        the end of the decision that issued the request, before the next one."""
+        the end of the decision that issued the request, before the next one. When the callback
+        submits nothing, what follows it is known already (but for the look at the next SimPy
+        event), and the controller is not called again."""
         env = self.env
         cpt = self.cycles_per_tck
         S = self._S
@@ -534,7 +536,7 @@ class HBM:
             n = self._n_stage
             if n and n > S[core.G_FREE_N]:
                 self._grow_pool(max(n, len(self._E)))
-            status, t, now, ahead, nxt, seq, end = step(
+            status, t, now, ahead, nxt, seq, end, after = step(
                 self._P, self._K, self._E, self._M, S, self._LOG, self._stage, n, pc, now, ahead,
                 resume, first, float(env.peek()), cpt)
             if n:
@@ -542,9 +544,18 @@ class HBM:
                 self._staged_write_bytes = 0
             first = 0
             if status == core.ST_CALLBACK:
-                resume = t
                 self._callbacks.pop(seq)(end * cpt)
-                continue
+                if self._n_stage or after == core.AFTER_STEP or (
+                    after == core.AFTER_PEEK and t * cpt < env.peek()
+                ):
+                    resume = t  # go on deciding (with what the callback submitted)
+                    continue
+                # the decision's outcome stands: the callback changed nothing it depends on
+                if after != core.AFTER_IDLE:
+                    self._arm(pc, t)
+                if nxt < core.INF:
+                    self._arm(pc, nxt)
+                return
             if status == core.ST_PLAN:
                 self._arm(pc, t)
             elif status == core.ST_ARM_NOW:

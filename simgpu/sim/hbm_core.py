@@ -183,6 +183,12 @@ ST_CALLBACK = 3  # call the request back, then step again from where it stopped
 ST_LOG_FULL = 4  # the log needs room: grow it and step again from where it stopped
 ST_STUCK = 5  # queued requests with no next command (a bug)
 
+# ---- what follows a callback (ST_CALLBACK) when the callback submitted nothing ------------
+AFTER_STEP = 0  # step again from where it stopped
+AFTER_IDLE = 1  # no request queued: sleep until the next arrival
+AFTER_PLAN = 2  # wake at the next decision (and at the next arrival)
+AFTER_PEEK = 3  # the same, unless a SimPy event is due before the next decision: step again
+
 #: the busy windows slide once their start is this far behind the present (tCK); the
 #: occupancy a column command reserves then starts within this many tCK of index 0
 SLIDE_TCK = 256
@@ -1014,18 +1020,35 @@ def _next_arrival(P: np.ndarray, E: np.ndarray, pc: int, now: int) -> int:
 
 
 @njit(cache=True)
+def _after(P: np.ndarray, E: np.ndarray, S: np.ndarray, pc: int, now: int,
+           t_next: int) -> tuple[int, int]:
+    """What follows a decision that issued a request with a callback, if the callback submits
+    nothing (the rest of :func:`step`'s loop, but for the look at the next SimPy event, which
+    the callback may move): (AFTER_*, the next arrival not yet due). With AFTER_PLAN and
+    AFTER_PEEK the plan is written (:func:`step` drops it when it goes on instead)."""
+    if t_next <= now or t_next >= INF:
+        return AFTER_STEP, INF
+    if P[pc, P_N_RQ] == 0 and P[pc, P_N_WQ] == 0:
+        return AFTER_IDLE, _next_arrival(P, E, pc, now)
+    P[pc, P_PLAN_AT] = t_next
+    P[pc, P_PLAN_MODE] = int(_mode(P, S, pc))
+    return (AFTER_PEEK if t_next < S[G_CB_AT] else AFTER_PLAN), _next_arrival(P, E, pc, now)
+
+
+@njit(cache=True)
 def step(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S: np.ndarray,
          LOG: np.ndarray, stage: np.ndarray, n_stage: int, pc: int, now: int, ahead: int,
          resume: int, first: int, peek: float,
-         cpt: float) -> tuple[int, int, int, int, int, int, int]:
+         cpt: float) -> tuple[int, int, int, int, int, int, int, int]:
     """The controller of pseudo-channel ``pc`` at ``now`` (tCK): issue every command that can
     issue now, and at each later time a command can issue while nothing else happens in the
     simulation meanwhile (``peek``: the time of the next SimPy event, SM cycles; ``cpt``: SM
     cycles per tCK); then say when to wake: (code, time, now, ahead, next arrival, callback's
-    request, callback's data end), the code one of ST_*, the time the one it names (ST_PLAN,
-    ST_ARM_NOW) or the next decision's lower bound (ST_CALLBACK), ``now`` and ``ahead`` where to
-    go on from (ST_CALLBACK, ST_LOG_FULL), the next arrival not yet due (INF: none) for ST_PLAN
-    and ST_IDLE, the request to call back (its submission number) and its data end, tCK.
+    request, callback's data end, after), the code one of ST_*, the time the one it names
+    (ST_PLAN, ST_ARM_NOW) or the next decision's lower bound (ST_CALLBACK), ``now`` and
+    ``ahead`` where to go on from (ST_CALLBACK, ST_LOG_FULL), the next arrival not yet due (INF:
+    none) for ST_PLAN, ST_IDLE and ST_CALLBACK, the request to call back (its submission number)
+    and its data end, tCK, and with ST_CALLBACK what follows the callback (AFTER_*).
 
     The staged submissions are taken in first. ``first``: a wake-up (an arrival before the
     planned decision may only need the newcomers' banks looked at). ``resume`` >= 0: go on
@@ -1043,15 +1066,16 @@ def step(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S: np.ndarr
             t_next = _arrivals(P, K, E, M, S, pc, now, plan, new)
             if t_next > now:
                 P[pc, P_PLAN_AT] = t_next
-                return ST_PLAN, t_next, now, 0, _next_arrival(P, E, pc, now), 0, 0
+                return ST_PLAN, t_next, now, 0, _next_arrival(P, E, pc, now), 0, 0, 0
         P[pc, P_PLAN_AT] = -1
     while True:
         if resume >= 0:
             t_next = resume
             resume = -1
+            P[pc, P_PLAN_AT] = -1  # _after() planned ahead of the callback
         else:
             if S[C_LOGGING] and S[G_LOG_N] + LOG_MARGIN + 8 * S[C_BANKS] > LOG.shape[0]:
-                return ST_LOG_FULL, 0, now, ahead, INF, 0, 0
+                return ST_LOG_FULL, 0, now, ahead, INF, 0, 0, 0
             if (P[pc, P_INC_R] >= 0 and P[pc, P_N_RQ] < S[C_RCAP]) or (
                 P[pc, P_INC_W] >= 0 and P[pc, P_N_WQ] < S[C_WCAP]
             ):
@@ -1063,23 +1087,24 @@ def step(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S: np.ndarr
             S[G_CB_SEQ] = -1
             t_next = _schedule(P, K, E, M, S, LOG, pc, now, ahead != 0, new, ready, wait)
             if S[G_CB_SEQ] >= 0:  # the caller calls back, then steps on from here
-                return ST_CALLBACK, t_next, now, ahead, INF, S[G_CB_SEQ], S[G_CB_END]
+                after, nxt = _after(P, E, S, pc, now, t_next)
+                return ST_CALLBACK, t_next, now, ahead, nxt, S[G_CB_SEQ], S[G_CB_END], after
         if t_next < 0:  # a callback is due: decide at a time the simulation has reached
-            return ST_ARM_NOW, now, now, ahead, INF, 0, 0
+            return ST_ARM_NOW, now, now, ahead, INF, 0, 0, 0
         if t_next <= now:
             continue  # the other queue's turn, a refresh to place, a newcomer ready now
         if P[pc, P_N_RQ] == 0 and P[pc, P_N_WQ] == 0:
             break
         if t_next >= INF:
-            return ST_STUCK, t_next, now, ahead, INF, 0, 0
+            return ST_STUCK, t_next, now, ahead, INF, 0, 0, 0
         if t_next < S[G_CB_AT] and t_next * cpt < peek:
             now = t_next
             ahead = 1
             continue
         P[pc, P_PLAN_AT] = t_next
         P[pc, P_PLAN_MODE] = int(_mode(P, S, pc))
-        return ST_PLAN, t_next, now, ahead, _next_arrival(P, E, pc, now), 0, 0
-    return ST_IDLE, 0, now, ahead, _next_arrival(P, E, pc, now), 0, 0
+        return ST_PLAN, t_next, now, ahead, _next_arrival(P, E, pc, now), 0, 0, 0
+    return ST_IDLE, 0, now, ahead, _next_arrival(P, E, pc, now), 0, 0, 0
 
 
 @njit(cache=True)
