@@ -13,6 +13,7 @@ and register with :func:`simgpu.devices.load.register_kind`; nothing here change
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = [
     "BANDWIDTH_TOLERANCE",
     "features",
     "NAME_PATTERN",
+    "TENSOR_INSTRUCTION_PATTERN",
 ]
 
 #: A broken rule: (key path relative to the section, offending value, what was expected).
@@ -68,6 +70,12 @@ _PCIE_LANE_GBPS = {
     4: 16 * 128 / 130 / 8,
     5: 32 * 128 / 130 / 8,
 }
+
+#: A tensor-core instruction's key in ``compute.tensor_latency_cycles`` and
+#: ``compute.tensor_interval_cycles``: its SASS opcode lower-cased, '.' written '_', e.g.
+#: ``hmma_16816_f32_bf16`` (mma.sync m16n8k16, fp32 accumulate, bf16 inputs) or
+#: ``hgmma_64x256x16_f32_f16`` (wgmma m64n256k16).
+TENSOR_INSTRUCTION_PATTERN = r"(hmma|imma|hgmma|qgmma|igmma)_[0-9x]+(_[a-z0-9]+){1,4}"
 
 #: Largest integer accepted anywhere, so derived arithmetic never overflows a float.
 INT_CAP = 2**53
@@ -179,6 +187,16 @@ class ComputeSpec(Section):
     max_shared_memory_per_block_KiB: float = spec_field(
         "largest shared memory one block may use (opt-in), KiB", ge=0.5, le=4096
     )
+    tensor_latency_cycles: FloatTable = spec_field(
+        "tensor-core warp instructions: latency, issue to dependent issue, SM cycles; keys are"
+        " SASS opcodes lower-cased with '_' for '.' (hmma_16816_f32_f16, hgmma_64x256x16_f32_f16)",
+        ge=1.0, le=10_000, default_factory=FloatTable,
+    )
+    tensor_interval_cycles: FloatTable = spec_field(
+        "tensor-core warp instructions: cycles one holds its sub-core's tensor core (initiation"
+        " interval), same keys as tensor_latency_cycles",
+        ge=0.25, le=10_000, default_factory=FloatTable,
+    )
     simt_issue_overhead: float = spec_field(
         "issue slots a library SIMT GEMM loses per FFMA beyond the instructions it counts"
         " (register-bank conflicts, dependency gaps; fitted by simgpu fit, 0 = none)",
@@ -242,6 +260,26 @@ class ComputeSpec(Section):
                     yield (name, getattr(self, name), "absent when tensor_cores_per_sm = 0")
         elif self.peak_fp16_tensor_TFLOPS is None:
             yield ("peak_fp16_tensor_TFLOPS", None, "a number when tensor_cores_per_sm > 0")
+        for name in ("tensor_latency_cycles", "tensor_interval_cycles"):
+            table = getattr(self, name)
+            if table and self.tensor_cores_per_sm == 0:
+                yield (name, dict(table), "absent when tensor_cores_per_sm = 0")
+            for key in table:
+                if not re.fullmatch(TENSOR_INSTRUCTION_PATTERN, key):
+                    yield (
+                        f"{name}.{key}",
+                        table[key],
+                        f"a key matching {TENSOR_INSTRUCTION_PATTERN!r}"
+                        " (hmma_16816_f32_f16, hgmma_64x256x16_f32_bf16, qgmma_..., imma_...)",
+                    )
+        lat, ii = set(self.tensor_latency_cycles), set(self.tensor_interval_cycles)
+        for key in sorted(lat ^ ii):
+            have, other = (
+                ("tensor_latency_cycles", "tensor_interval_cycles")
+                if key in lat
+                else ("tensor_interval_cycles", "tensor_latency_cycles")
+            )
+            yield (f"{other}.{key}", None, f"a number, as {have}.{key} is set")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from simgpu.arch.coalesce import (
@@ -43,6 +43,12 @@ __all__ = [
     "RUN_AHEAD_CYCLES",
     "STALL_REASONS",
     "UNITS",
+    "COPY_NONE",
+    "COPY_ASYNC",
+    "COPY_BULK",
+    "tensor_key",
+    "tensor_timings",
+    "mma_flops",
 ]
 
 INF = math.inf
@@ -67,10 +73,61 @@ STALL_REASONS = (
     "lsu_busy",
     "rf_bank",
     "no_warps",
+    "async_copy",
 )
 
 # Instruction kinds for the issue logic.
-K_ALU, K_SHARED, K_GLOBAL, K_BAR, K_EXIT, K_CTRL = range(6)
+K_ALU, K_SHARED, K_GLOBAL, K_BAR, K_EXIT, K_CTRL, K_COMMIT, K_WAIT = range(8)
+
+#: Asynchronous copies into shared memory (:attr:`Decoded.copy`): none, an Ampere ``cp.async``
+#: (``LDGSTS``: per-lane addresses, through the LD/ST unit), a Hopper TMA bulk copy
+#: (``UTMALDG``: each active lane names one whole line it copies; the TMA unit, not the LD/ST
+#: unit, moves it).
+COPY_NONE, COPY_ASYNC, COPY_BULK = range(3)
+
+
+def tensor_key(opcode: str) -> str:
+    """A tensor-core opcode's key in the device file's ``compute.tensor_latency_cycles`` and
+    ``compute.tensor_interval_cycles``: lower-cased, ``.`` written ``_``
+    (``HMMA.16816.F32.BF16`` -> ``hmma_16816_f32_bf16``)."""
+    return opcode.lower().replace(".", "_")
+
+
+def tensor_timings(spec: DeviceSpec) -> dict[str, UnitTiming]:
+    """The device file's per-instruction tensor-core timings (per sub-core), by
+    :func:`tensor_key`; empty when the file gives none."""
+    c = spec.compute
+    return {
+        k: UnitTiming(float(c.tensor_latency_cycles[k]), float(c.tensor_interval_cycles[k]))
+        for k in c.tensor_latency_cycles
+        if k in c.tensor_interval_cycles
+    }
+
+
+def mma_flops(opcode: str) -> int:
+    """FLOPs of one warp's tensor-core instruction from the shape its SASS opcode names, 0 when
+    it names none: ``HMMA.16816`` is m16n8k16 (2 x 16 x 8 x 16 = 4096), ``HMMA.1688`` m16n8k8,
+    ``HMMA.884`` m8n8k4; ``HGMMA.64x256x16`` (wgmma m64n256k16) is issued by each of the four
+    warps of its warpgroup, which computes 16 of its 64 rows (2 x 16 x 256 x 16)."""
+    parts = opcode.upper().split(".")
+    if len(parts) < 2:
+        return 0
+    base, shape = parts[0], parts[1]
+    if base.endswith("GMMA") and "X" in shape:
+        try:
+            m, n, k = (int(x) for x in shape.split("X"))
+        except ValueError:
+            return 0
+        return 2 * (m // 4) * n * k
+    if base in ("HMMA", "IMMA", "DMMA") and shape.isdigit():
+        if len(shape) == 3:  # 884
+            m, n, k = int(shape[0]), int(shape[1]), int(shape[2])
+        elif len(shape) in (4, 5):  # 1688, 16816, 16832
+            m, n, k = int(shape[:2]), int(shape[2]), int(shape[3:])
+        else:
+            return 0
+        return 2 * m * n * k
+    return 0
 
 
 @dataclass(frozen=True)
@@ -141,6 +198,9 @@ class SMConfig:
     timings: dict[str, UnitTiming]
     scheduler: str = "gto"
     model_register_banks: bool = True
+    #: Per-instruction tensor-core timings from the device file (:func:`tensor_timings`); an
+    #: opcode without one runs on the generic ``tensor`` timing of :func:`unit_timings`.
+    tensor: dict[str, UnitTiming] = field(default_factory=dict)
 
     @classmethod
     def from_spec(
@@ -164,6 +224,7 @@ class SMConfig:
             timings=unit_timings(spec),
             scheduler=scheduler,
             model_register_banks=model_register_banks,
+            tensor=tensor_timings(spec),
         )
 
 
@@ -234,6 +295,11 @@ class Warp:
         "decode",
         "lanes",
         "exited",
+        "agroup",
+        "agroups",
+        "await_n",
+        "await_t",
+        "await_async",
     )
 
     def __init__(
@@ -259,6 +325,15 @@ class Warp:
         #: its first EXIT) and lanes already retired by an EXIT.
         self.lanes = -1
         self.exited = 0
+        #: Asynchronous copies (cp.async, TMA): the open group ([lines pending, latest
+        #: completion, waiting warp]) and the committed ones, oldest first.
+        self.agroup: list[Any] | None = None
+        self.agroups: list[list[Any]] = []
+        #: While blocked on copy groups: how many are still undecided, and the latest completion.
+        self.await_n = 0
+        self.await_t = 0.0
+        #: Blocked on copy groups (not on a barrier).
+        self.await_async = False
 
     def retire_lanes(self, mask: int) -> bool:
         """An EXIT retires the lanes of its active ``mask``; True once every lane of the warp
@@ -309,6 +384,9 @@ class Decoded:
         "sync",
         "op",
         "waves",
+        "rf",
+        "copy",
+        "count",
     )
 
     def __init__(
@@ -321,6 +399,9 @@ class Decoded:
         flops: int,
         sync: bool,
         waves: int,
+        rf: bool = True,
+        copy: int = COPY_NONE,
+        count: int = 0,
     ) -> None:
         #: The instruction itself.
         self.inst = inst
@@ -343,6 +424,14 @@ class Decoded:
         self.op = inst.op
         #: Shared-memory wavefronts (shared loads and stores).
         self.waves = waves
+        #: Reads its sources through the register banks (False for a tensor-core instruction
+        #: timed by a device-file figure: the microbenchmark's interval includes its operand
+        #: reads).
+        self.rf = rf
+        #: Asynchronous copy kind (COPY_NONE, COPY_ASYNC, COPY_BULK).
+        self.copy = copy
+        #: DEPBAR.LE: how many of the newest copy groups may still be in flight.
+        self.count = count
 
 
 class Decoder:
@@ -378,11 +467,25 @@ class Decoder:
         timings = cfg.timings
         tm: UnitTiming | None = None
         waves = 0
+        rf = True
+        copy = COPY_NONE
+        count = 0
         if op in _ALU_OPS:
             kind = K_ALU
             tm = timings[op]
+            if op == "tensor" and cfg.tensor:
+                own = cfg.tensor.get(tensor_key(inst.opcode))
+                if own is not None:
+                    tm = own
+                    rf = False
         elif op in _MEM_OPS:
             kind = K_SHARED if inst.space == "shared" else K_GLOBAL
+            if kind == K_GLOBAL:
+                base = inst.opcode.split(".", 1)[0]
+                if base == "LDGSTS":
+                    copy = COPY_ASYNC
+                elif base == "UTMALDG":
+                    copy = COPY_BULK
             if kind == K_SHARED:
                 lanes = inst.mask.bit_count()
                 if inst.addrs is None:
@@ -400,6 +503,14 @@ class Decoder:
                     )
         elif op == "bar":
             kind = K_BAR
+        elif inst.opcode == "LDGDEPBAR":
+            kind = K_COMMIT
+        elif inst.opcode.startswith("DEPBAR.LE.SB0."):
+            # cp.async.wait_group N / the wait on a TMA's transactions: the N of
+            # ``DEPBAR.LE SB0, N`` is the opcode's last modifier (a trace has no immediates)
+            kind = K_WAIT
+            last = inst.opcode.rsplit(".", 1)[1]
+            count = int(last) if last.isdigit() else 0
         elif op == "exit":
             kind = K_EXIT
         else:
@@ -420,6 +531,9 @@ class Decoder:
             flops,
             op in _SYNC_OPS and inst.space != "shared",
             waves,
+            rf,
+            copy,
+            count,
         )
 
 
@@ -517,10 +631,15 @@ class SubCore:
             if cand is None:
                 # Every warp waits on memory or a barrier: sleep until something completes.
                 t0 = max(t, env.now)
+                # every warp blocked, some on copy groups (cp.async, TMA): the copies' wait
+                copies = all(w.blocked for w in warps) and any(w.await_async for w in warps)
                 yield self._sleep(INF)
                 dt = env.now - t0
                 if dt > 0:
-                    reason = "barrier" if all(w.blocked for w in warps) else "memory"
+                    if copies:
+                        reason = "async_copy"
+                    else:
+                        reason = "barrier" if all(w.blocked for w in warps) else "memory"
                     stalls[reason] += dt
                 t = max(t, env.now)
                 continue
@@ -556,7 +675,7 @@ class SubCore:
                 t = ti + 1.0
                 rc = 1
                 dst = d.dst
-                if banks:
+                if banks and d.rf:
                     rc = rf_access(w.gid, d.src, dst)
                     if rc > 1:
                         stalls["rf_bank"] += rc - 1
@@ -642,7 +761,7 @@ class SubCore:
         w.pc += 1
         nxt = ti + 1.0
         if kind == K_GLOBAL:
-            sm.global_access(w, d.inst, ti)
+            sm.global_access(w, d.inst, ti, d.copy)
             if w.pc >= w.n:
                 sm.exit(w, ti)
                 return nxt
@@ -651,6 +770,15 @@ class SubCore:
         if kind == K_BAR:
             sm.barrier(w, ti)
             return nxt
+        if kind == K_COMMIT:
+            # cp.async.commit_group: the open group joins the committed ones (an empty group
+            # too, as CUTLASS commits one per mainloop trip)
+            w.agroups.append(w.agroup or [0, 0.0, None])
+            w.agroup = None
+        elif kind == K_WAIT:
+            sm.await_groups(w, d.count, nxt)
+            if w.blocked:
+                return nxt
         if w.pc >= w.n or (kind == K_EXIT and w.retire_lanes(d.inst.mask)):
             # A warp ends at the end of its stream, or at the EXIT that retires its last lanes;
             # an EXIT of some lanes (a diverged branch) is a control instruction.
@@ -681,7 +809,8 @@ _FLOPS_BASE = {
 
 
 def _flops_per_lane(opcode: str) -> int:
-    fl = _FLOPS_BASE.get(opcode.split(".", 1)[0], 0)
+    shaped = mma_flops(opcode)
+    fl = shaped // 32 if shaped else _FLOPS_BASE.get(opcode.split(".", 1)[0], 0)
     _FLOPS[opcode] = fl
     return fl
 
@@ -766,12 +895,24 @@ class SM:
             s.unit_free[U_LSU] = self.lsu_free
         return start
 
-    def global_access(self, w: Warp, inst: Instruction, ti: float) -> None:
+    def global_access(
+        self, w: Warp, inst: Instruction, ti: float, copy: int = COPY_NONE
+    ) -> None:
+        """Send a warp's global access to the memory system. An asynchronous copy into shared
+        memory (``copy``: cp.async or a TMA bulk copy) writes no register: its lines join the
+        warp's open copy group, which ``DEPBAR.LE SB0, N`` waits on (:meth:`await_groups`)."""
         cfg = self.cfg
-        lanes = inst.mask.bit_count()
-        if inst.addrs is None:
+        if copy == COPY_BULK:
+            # TMA: each active lane names one line of the tile, copied whole; the TMA unit
+            # moves it, not the LD/ST unit (assumption: the TMA unit's own rate is not published,
+            # and the copy's bytes are charged to the L2 and DRAM models as any load's)
+            line = cfg.line_bytes
+            full = (1 << (line // cfg.sector_bytes)) - 1
+            reqs = [(a, full) for a in dict.fromkeys(a - a % line for a in inst.lane_addresses())]
+        elif inst.addrs is None:
             reqs = coalesce_affine(
-                inst.base, inst.stride, lanes, inst.width, cfg.line_bytes, cfg.sector_bytes
+                inst.base, inst.stride, inst.mask.bit_count(), inst.width, cfg.line_bytes,
+                cfg.sector_bytes,
             )
         else:
             reqs = coalesce(inst.addrs, inst.width, cfg.line_bytes, cfg.sector_bytes)
@@ -780,15 +921,24 @@ class SM:
         nsec = 0
         for _, m in reqs:
             nsec += m.bit_count()
-        self.lsu_claim(ti, max(1.0, nsec * cfg.sector_bytes / cfg.lsu_bytes_per_cycle))
+        if copy != COPY_BULK:
+            self.lsu_claim(ti, max(1.0, nsec * cfg.sector_bytes / cfg.lsu_bytes_per_cycle))
+        group: list[Any] | None = None
+        if copy != COPY_NONE:
+            group = w.agroup
+            if group is None:
+                group = w.agroup = [0, 0.0, None]
+            group[0] += len(reqs)
         write = inst.op == "st" or inst.op == "atom"
         if write:
             w.block.store_sectors += nsec
         else:
             w.block.load_sectors += nsec
-        waits = inst.op != "st" and bool(inst.dst)
+        waits = inst.op != "st" and bool(inst.dst) and group is None
         space = "local" if inst.space == "local" else "global"
-        cache_op = "cg" if (inst.op == "atom" or ".CG" in inst.opcode or inst.op == "st") else "ca"
+        # cp.async.cg (LDGSTS.E.BYPASS) and TMA copies bypass the L1
+        cache_op = "cg" if (inst.op == "atom" or ".CG" in inst.opcode or inst.op == "st"
+                            or ".BYPASS" in inst.opcode or copy == COPY_BULK) else "ca"
         env = self.env
         now = env.now
         state = [len(reqs)]
@@ -802,7 +952,7 @@ class SM:
         system = self.system
         submit = getattr(system, "submit", None)
         if submit is None:  # a memory system with only access(): an event per request
-            self._access_each(reqs, w, dst, waits, counts, write, space, cache_op)
+            self._access_each(reqs, w, dst, waits, counts, write, space, cache_op, group)
             return
         latest = [0.0]
 
@@ -825,6 +975,12 @@ class SM:
                 self.last_mem_done = t
             self.outstanding -= 1
             state[0] -= 1
+            if group is not None:
+                group[0] -= 1
+                if t > group[1]:
+                    group[1] = t
+                if group[0] == 0 and group[2] is not None:
+                    self._group_done(group)
             if state[0] == 0 and waits:
                 t_wake = latest[0]
                 env.timeout(t_wake - env.now if t_wake > env.now else 0.0).callbacks.append(wake)
@@ -854,6 +1010,7 @@ class SM:
         write: bool,
         space: str,
         cache_op: str,
+        group: list[Any] | None = None,
     ) -> None:
         """The warp's lines through ``system.access``: one event per line, the warp woken by
         the last one."""
@@ -871,6 +1028,12 @@ class SM:
             t = env.now
             if t > self.last_mem_done:
                 self.last_mem_done = t
+            if group is not None:
+                group[0] -= 1
+                if t > group[1]:
+                    group[1] = t
+                if group[0] == 0 and group[2] is not None:
+                    self._group_done(group)
             if state[0] == 0 and waits:
                 for d in dst:
                     w.regs[d] = t
@@ -880,6 +1043,57 @@ class SM:
         for req in self._requests(reqs, write, space, cache_op, now):
             self.outstanding += 1
             self.system.access(req).callbacks.append(done)
+
+    # -- asynchronous copy groups ------------------------------------------------------------------
+    def await_groups(self, w: Warp, newest: int, t: float) -> None:
+        """``DEPBAR.LE SB0, newest`` issued by ``w`` at ``t``: every committed copy group but the
+        ``newest`` most recent must have landed. Blocks the warp until the last of them does
+        (its completion time is known once every line of it is decided)."""
+        groups = w.agroups
+        k = len(groups) - newest
+        if k <= 0:
+            return
+        old = groups[:k]
+        del groups[:k]
+        pending = 0
+        latest = 0.0
+        for g in old:
+            if g[0] > 0:
+                pending += 1
+                g[2] = w
+            elif g[1] > latest:
+                latest = g[1]
+        if pending == 0 and latest <= t:
+            return
+        w.blocked = True
+        w.ready = INF
+        w.await_async = True
+        w.await_n = pending
+        w.await_t = latest
+        if pending == 0:
+            self._wake_at(w, latest)
+
+    def _group_done(self, g: list[Any]) -> None:
+        """Every line of copy group ``g`` is decided; wake its waiting warp once its last
+        awaited group is."""
+        w: Warp = g[2]
+        g[2] = None
+        w.await_n -= 1
+        if g[1] > w.await_t:
+            w.await_t = g[1]
+        if w.await_n == 0:
+            self._wake_at(w, w.await_t)
+
+    def _wake_at(self, w: Warp, t: float) -> None:
+        env = self.env
+
+        def wake(_ev: Any) -> None:
+            w.blocked = False
+            w.await_async = False
+            w.refresh(env.now)
+            w.sub.notify()
+
+        env.timeout(t - env.now if t > env.now else 0.0).callbacks.append(wake)
 
     # -- barriers and exit ------------------------------------------------------------------------
     def barrier(self, w: Warp, ti: float) -> None:
