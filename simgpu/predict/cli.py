@@ -314,7 +314,9 @@ def _cmd_gemm(args: argparse.Namespace) -> int:
           f" (power: {a['power_model']}, {a['clock_MHz']:.0f} MHz)")
     print(f"{'learned':<11}{le['time_s'] * 1e3:>11.4g} ms{le['tflops']:>10.1f}"
           f"{le['power_W']:>7.0f} W{le['energy_J']:>12.4g} J"
-          f"  +/- {le['time_s_spread'] * 1e3:.3g} ms, +/- {le['power_W_spread']:.0f} W")
+          f"  +/- {le['time_s_spread'] * 1e3:.3g} ms, "
+          + (f"+/- {le['power_W_spread']:.0f} W" if np.isfinite(le["power_W_spread"])
+             else "power not learned"))
     print(f"learned: {le['basis']}; spread: standard deviation over the trees")
     return 0
 
