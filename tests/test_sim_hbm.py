@@ -295,3 +295,24 @@ def test_per_bank_refresh_visits_every_bank_in_turn():
         cut = span_tck // 2
         due = (cut - seq[0][0]) * hbm.banks // t.tREFI + 1
         assert due - 1 <= sum(tck <= cut for tck, _ in seq) <= due + 1
+
+
+def test_pending_requests_and_counters_are_seen_before_and_after_they_issue():
+    """Requests submitted and not yet taken in by a controller count as waiting (and writes as
+    pending write bytes); the per-pseudo-channel counters can be read and zeroed."""
+    env, hbm = make("h100-sxm", refresh=False)
+    hbm.submit(0, 64, write=True, delay=10.0)
+    hbm.submit(128, 32, delay=10.0)
+    assert hbm.waiting() == 2
+    tot = hbm.totals()
+    assert tot["pending"] == 2 and tot["pending_write_bytes"] == 64
+    env.run()
+    tot = hbm.totals()
+    assert hbm.waiting() == 0 and tot["pending"] == 0 and tot["pending_write_bytes"] == 0
+    assert (tot["reads"], tot["writes"], tot["bytes"], tot["write_bytes"]) == (1, 1, 96, 64)
+    pc = hbm.pcs[hbm.decode(0)[0]]
+    assert pc.writes == 1
+    pc.writes = 0
+    assert hbm.totals()["writes"] == 0
+    hbm.reset_stats()
+    assert hbm.totals()["reads"] == 0
