@@ -339,7 +339,8 @@ class HBM:
         #: write-queue entries at which writes start and stop draining
         self.drain_start = max(1, math.ceil(self.cfg.write_high * self.cfg.write_queue))
         self.drain_stop = math.floor(self.cfg.write_low * self.cfg.write_queue)
-        # the busy windows must hold the slide distance plus the longest column burst
+        # the busy windows must hold the slide distance plus the longest column burst (1024 tCK
+        # at least: a size, not a model figure; any length that holds both gives the same times)
         window = max(1024, core.SLIDE_TCK + 1 + self.max_bursts * max(tCCD_L, tCCD_S) + tCCD_S)
         S = np.zeros(core.S_FIELDS, np.int64)
         for i, v in (
@@ -361,6 +362,10 @@ class HBM:
             (core.C_DATA, t.tCL + t.tBL), (core.C_WR_DATA, t.tCWL + t.tBL),
             (core.C_WINDOW, window), (core.C_PCS, self.pcs_per_channel),
             (core.C_COLS, self.cols_per_row), (core.C_BANK_XOR, self.cfg.bank_xor),
+            # a decision logs at most a row command and a row of column commands; the refreshes
+            # placed before it at most a PRE and a REF per bank, for every bank (per-bank
+            # refresh: one round) or twice (all-bank); 8 rows per bank covers both
+            (core.C_LOG_ROOM, 8 * self.banks + self.max_bursts + 1),
         ):
             S[i] = int(v)
         self._S = S
@@ -386,6 +391,7 @@ class HBM:
         self._K = K
         self._M = np.zeros((n_pc, 1 + self.bank_groups, window), np.uint8)
         self._E = np.zeros((0, core.E_FIELDS), np.int64)
+        # starting sizes of the request pool, the staging rows and the log; each grows as needed
         self._grow_pool(1024)
         self._stage = np.zeros((256, core.ST_FIELDS), np.int64)
         self._n_stage = 0

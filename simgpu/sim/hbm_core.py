@@ -168,12 +168,13 @@ C_WINDOW = 32  # length of the busy windows in M
 C_PCS = 33  # pseudo-channels per channel
 C_COLS = 34  # interleave units per row
 C_BANK_XOR = 35
-G_FREE_N = 36  # free slots in E
-G_LOG_N = 37  # rows of LOG written
-G_CB_AT = 38  # the last decision's earliest column command with a callback
-G_CB_SEQ = 39  # the request whose callback is due (-1: none) and its data end, tCK
-G_CB_END = 40
-S_FIELDS = 41
+C_LOG_ROOM = 36  # rows of LOG one decision may write, with the refreshes placed before it
+G_FREE_N = 37  # free slots in E
+G_LOG_N = 38  # rows of LOG written
+G_CB_AT = 39  # the last decision's earliest column command with a callback
+G_CB_SEQ = 40  # the request whose callback is due (-1: none) and its data end, tCK
+G_CB_END = 41
+S_FIELDS = 42
 
 # ---- what step() returns -----------------------------------------------------------------
 ST_IDLE = 0  # no request queued: sleep until the next arrival
@@ -192,9 +193,6 @@ AFTER_PEEK = 3  # the same, unless a SimPy event is due before the next decision
 #: the busy windows slide once their start is this far behind the present (tCK); the
 #: occupancy a column command reserves then starts within this many tCK of index 0
 SLIDE_TCK = 256
-#: room kept in the log for one decision (and the refreshes before it): one command per bank
-#: plus a request's column commands and a refresh's precharges
-LOG_MARGIN = 512
 
 
 @njit(cache=True)
@@ -1074,7 +1072,7 @@ def step(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S: np.ndarr
             resume = -1
             P[pc, P_PLAN_AT] = -1  # _after() planned ahead of the callback
         else:
-            if S[C_LOGGING] and S[G_LOG_N] + LOG_MARGIN + 8 * S[C_BANKS] > LOG.shape[0]:
+            if S[C_LOGGING] and S[G_LOG_N] + S[C_LOG_ROOM] > LOG.shape[0]:
                 return ST_LOG_FULL, 0, now, ahead, INF, 0, 0, 0
             if (P[pc, P_INC_R] >= 0 and P[pc, P_N_RQ] < S[C_RCAP]) or (
                 P[pc, P_INC_W] >= 0 and P[pc, P_N_WQ] < S[C_WCAP]
