@@ -14,8 +14,10 @@ trace) are skipped where it is absent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import random
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,7 @@ import simpy
 
 from simgpu import analytical, devices, workloads
 from simgpu.sim.dataflow import simulate_workload as dataflow_workload
+from simgpu.sim.hbm import HBM, HBMConfig
 from simgpu.sim.pcie import HostLink
 from simgpu.sim.pim import simulate_workload as pim_workload
 from simgpu.sim.replay import SimResult, simulate_trace
@@ -113,6 +116,55 @@ def _systolic(device: str, dataflow: str) -> Callable[[], Stats]:
     return run
 
 
+def _dram_commands() -> Stats:
+    """The DRAM controller alone under random traffic to two pseudo-channels (reads and writes
+    of one to four bursts to a hot set of rows and to random rows, in bursts of arrivals that
+    fill the queues; a callback on most requests): the command log (as a digest), the callback
+    times (as a digest) and the counters, on h100-sxm (per-bank refresh) and h100-pcie
+    (all-bank), with default queues, with small ones and with an in-order front end."""
+    out: Stats = {}
+    for device, label, cfg in (
+        ("h100-sxm", "default", {}),
+        ("h100-sxm", "small_queues", {"read_queue": 4, "write_queue": 8}),
+        ("h100-pcie", "in_order", {"in_order": True, "read_queue": 8, "write_queue": 8}),
+    ):
+        spec = devices.get(device)
+        env = simpy.Environment()
+        hbm = HBM(env, spec.dram, spec.clock_MHz, HBMConfig(log=True, **cfg))
+        rng = random.Random(7)
+        lines = [a for a in (rng.randrange(1 << 22) * 128 for _ in range(20_000))
+                 if hbm.decode(a)[0] < 2][:1500]
+        hot = lines[:24]
+        done: list[tuple[int, float, float]] = []
+
+        def feed(env: simpy.Environment = env, hbm: HBM = hbm, rng: random.Random = rng,
+                 lines: list[int] = lines, hot: list[int] = hot,
+                 done: list[tuple[int, float, float]] = done) -> Any:
+            for k in range(20):
+                for _ in range(rng.randrange(20, 200)):
+                    line = rng.choice(hot if rng.random() < 0.4 else lines)
+                    nbytes = rng.choice([32, 64, 96, 128])
+                    cb = None
+                    if rng.random() < 0.8:
+                        def cb(t: float, k: int = k) -> None:
+                            done.append((k, t, env.now))
+                    hbm.submit(line + 32 * rng.randrange(4 - nbytes // 32 + 1), nbytes,
+                               rng.random() < 0.35, rng.uniform(0, 600), cb)
+                yield env.timeout(rng.uniform(0, 3000))
+
+        env.process(feed())
+        env.run()
+        key = f"{device}_{label}"
+        out[f"{key}_log_sha1"] = hashlib.sha1(repr(hbm.log).encode()).hexdigest()
+        out[f"{key}_commands"] = len(hbm.log)
+        out[f"{key}_callbacks_sha1"] = hashlib.sha1(repr(done).encode()).hexdigest()
+        tot = hbm.totals()
+        for k in ("reads", "writes", "row_hits", "row_conflicts", "refreshes", "read_latency",
+                  "queue_wait", "last_data_tck"):
+            out[f"{key}_{k}"] = tot[k]
+    return out
+
+
 def _first(df: Any, cols: tuple[str, ...]) -> Stats:
     rec = df.iloc[0]
     return {c: rec[c].item() if hasattr(rec[c], "item") else rec[c] for c in cols}
@@ -151,6 +203,7 @@ CASES: dict[str, tuple[Callable[[], Stats], bool]] = {
     "pchase_h100-sxm_DRAM": (_pchase("h100-sxm", 256 << 20), False),
     "pchase_a100-pcie-40gb_DRAM": (_pchase("a100-pcie-40gb", 256 << 20), False),
     "stream_copy_h100-sxm_4MiB": (_stream, False),
+    "dram_commands_random": (_dram_commands, False),
     "tiled_sgemm_256_tile16_h100-sxm": (_tiled_sgemm, False),
     "accelsim_matrixmul32_h100-sxm": (_matrixmul32, True),
     "pcie_h100-sxm": (_pcie, False),
