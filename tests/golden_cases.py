@@ -116,6 +116,16 @@ def _systolic(device: str, dataflow: str) -> Callable[[], Stats]:
     return run
 
 
+def _recorder(env: simpy.Environment, done: list[tuple[int, float, float]],
+              k: int) -> Callable[[float], None]:
+    """A DRAM callback that records (burst, data time, time of the call)."""
+
+    def cb(t: float) -> None:
+        done.append((k, t, env.now))
+
+    return cb
+
+
 def _dram_commands() -> Stats:
     """The DRAM controller alone under random traffic to two pseudo-channels (reads and writes
     of one to four bursts to a hot set of rows and to random rows, in bursts of arrivals that
@@ -144,10 +154,7 @@ def _dram_commands() -> Stats:
                 for _ in range(rng.randrange(20, 200)):
                     line = rng.choice(hot if rng.random() < 0.4 else lines)
                     nbytes = rng.choice([32, 64, 96, 128])
-                    cb = None
-                    if rng.random() < 0.8:
-                        def cb(t: float, k: int = k) -> None:
-                            done.append((k, t, env.now))
+                    cb = _recorder(env, done, k) if rng.random() < 0.8 else None
                     hbm.submit(line + 32 * rng.randrange(4 - nbytes // 32 + 1), nbytes,
                                rng.random() < 0.35, rng.uniform(0, 600), cb)
                 yield env.timeout(rng.uniform(0, 3000))
