@@ -133,11 +133,12 @@ def _dram_commands() -> Stats:
     times (as a digest) and the counters, on h100-sxm (per-bank refresh) and h100-pcie
     (all-bank), with default queues, with small ones and with an in-order front end."""
     out: Stats = {}
-    for device, label, cfg in (
+    runs: tuple[tuple[str, str, dict[str, Any]], ...] = (
         ("h100-sxm", "default", {}),
         ("h100-sxm", "small_queues", {"read_queue": 4, "write_queue": 8}),
         ("h100-pcie", "in_order", {"in_order": True, "read_queue": 8, "write_queue": 8}),
-    ):
+    )
+    for device, label, cfg in runs:
         spec = devices.get(device)
         env = simpy.Environment()
         hbm = HBM(env, spec.dram, spec.clock_MHz, HBMConfig(log=True, **cfg))
