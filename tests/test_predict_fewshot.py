@@ -12,7 +12,7 @@ import pytest
 from simgpu.cli import main
 from simgpu.errors import DatasetError
 from simgpu.predict import datasets, evaluate, fewshot, model
-from simgpu.predict.fewshot import Correction
+from simgpu.predict.fewshot import Correction, Shots
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = model.Settings(n_estimators=20, seed=3)
@@ -76,7 +76,8 @@ def test_a_gpu_with_few_rows_corrects_a_forest_of_the_others(calib: pd.DataFrame
     assert set(f.shots) == {"h100-pcie"} and f.shots["h100-pcie"].rows == 20
     zero = alone.predict(shots, warn=False)["time_s"]
     got = f.predict(shots, warn=False)
-    assert np.allclose(got["time_s"], f.shots["h100-pcie"].apply(zero), rtol=1e-9)
+    assert np.allclose(got["time_s"], f.shots["h100-pcie"].apply(zero, model.families(shots)),
+                       rtol=1e-9)
     # the 2x slower GPU: the correction moves the level by about 2
     assert np.median(got["time_s"] / zero) > 1.5
     sxm = f.predict(calib.head(3), warn=False)
@@ -131,3 +132,20 @@ def test_evaluate_refuses_unknown_split_kinds(capsys: pytest.CaptureFixture[str]
     assert main(["predict", "evaluate", "--data", "calibration", "--splits", "gpu,bogus"]) == 2
     err = capsys.readouterr().err
     assert "--splits" in err and "bogus" in err and "random, sizes" in err
+
+
+def test_each_family_with_shots_enough_gets_its_own_level() -> None:
+    rng = np.random.default_rng(3)
+    pred = np.exp(rng.uniform(-12, -3, 30))
+    fam = np.array(["library"] * 20 + ["tiled"] * 6 + ["naive"] * 4, dtype=object)
+    factor = np.where(fam == "library", 2.0, np.where(fam == "tiled", 0.5, 1.0))
+    s = Shots.fit(pred, pred * factor, fam)
+    assert set(s.by_family) == {"library", "tiled", "naive"} and s.rows == 30
+    assert np.allclose(s.apply(pred, fam), pred * factor)
+    # a family with fewer shots than FAMILY_SHOTS, or none, takes the correction over all
+    few = Shots.fit(pred[:23], (pred * factor)[:23], fam[:23])
+    assert set(few.by_family) == {"library"}
+    assert np.allclose(few.apply(pred[-4:], fam[-4:]), few.all.apply(pred[-4:]))
+    assert Shots.from_dict(s.to_dict()) == s
+    with pytest.raises(DatasetError, match="few-shot corrections"):
+        Shots.from_dict({"all": s.all.to_dict()})

@@ -23,8 +23,8 @@ import pandas as pd
 from simgpu.errors import DatasetError
 from simgpu.predict import features as feat
 from simgpu.predict import tuning
-from simgpu.predict.fewshot import FEW_SHOT_K, Correction
-from simgpu.predict.model import GemmForest, Settings
+from simgpu.predict.fewshot import FEW_SHOT_K, Shots
+from simgpu.predict.model import GemmForest, Settings, families
 from simgpu.predict.splits import TEST_FRACTION, splits
 
 __all__ = ["MIN_ROWS", "MODELS", "PUBLISHED", "SPLIT_KINDS", "TEST_FRACTION", "evaluate",
@@ -152,7 +152,8 @@ def _evaluate_once(
             secs = time.perf_counter() - t0
             if split.startswith("gpu:"):
                 rows.extend(few_shot_rows(df["time_s"].to_numpy()[test], pred_t, dataset,
-                                          split, model, seed, int(train.sum())))
+                                          split, model, seed, int(train.sum()),
+                                          family=families(df)[test]))
             for target, y, pred, keep in (
                 ("time", df["time_s"].to_numpy()[test], pred_t, np.ones(test.sum(), bool)),
                 ("power", df["power_W"].to_numpy()[test], pred_p, has_power[test]),
@@ -174,26 +175,30 @@ def _evaluate_once(
 def few_shot_rows(
     y: np.ndarray, pred: np.ndarray, dataset: str, split: str, model: str, seed: int,
     n_model: int = 0, ks: tuple[int, ...] = FEW_SHOT_K, draws: int = FEW_SHOT_DRAWS,
+    family: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """The few-shot curve of one held-out GPU (split ``gpu:<name>``): ``y`` its measured
     times, ``pred`` a model's zero-shot predictions of them. For each draw (seeds ``seed`` ..
     ``seed + draws - 1``), max(ks) rows drawn at random are the pool of shots and the rest the
     test rows, the same for every K (``n_model``: the model's own training rows, reported in
-    ``n_train`` with the shots); K shots fit a :class:`~simgpu.predict.fewshot.Correction`
-    of the predictions (K = 0: none). One row per K (split ``fewshot:<name>``, column ``shots``)
+    ``n_train`` with the shots); K shots fit the :class:`~simgpu.predict.fewshot.Shots`
+    corrections of the predictions (K = 0: none; ``family``: each row's kernel family, for the
+    corrections per family). One row per K (split ``fewshot:<name>``, column ``shots``)
     with the mean of each metric over the draws. None where the GPU has fewer than max(ks) +
     :data:`MIN_ROWS` rows."""
     pool_n = max(ks)
     if len(y) < pool_n + MIN_ROWS:
         return []
     per_k: dict[int, list[dict[str, float]]] = {k: [] for k in ks}
+    fam = np.full(len(y), "all", dtype=object) if family is None else np.asarray(family)
     for d in range(draws):
         order = np.random.default_rng(seed + d).permutation(len(y))
         pool, test = order[:pool_n], order[pool_n:]
         for k in ks:
             p = pred[test]
             if k > 0:
-                p = Correction.fit(pred[pool[:k]], y[pool[:k]]).apply(p)
+                shots = pool[:k]
+                p = Shots.fit(pred[shots], y[shots], fam[shots]).apply(p, fam[test])
             per_k[k].append(metrics(y[test], p))
     out = []
     for k, ms in per_k.items():

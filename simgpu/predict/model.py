@@ -44,11 +44,11 @@ from simgpu.io import code_fingerprint
 from simgpu.predict import cache
 from simgpu.predict import features as feat
 from simgpu.predict.cache import CacheFileError
-from simgpu.predict.fewshot import FEW_SHOT_ROWS, Correction
+from simgpu.predict.fewshot import FEW_SHOT_ROWS, Shots
 from simgpu.predict.trees import ARRAYS, TreeArrays, TreeError
 
 #: Bump when features or targets change, so cached models are retrained.
-MODEL_VERSION = 12
+MODEL_VERSION = 13
 #: The environment variable naming the cache's root folder.
 CACHE_ENV = cache.CACHE_ENV
 KINDS = ("forest", "forest+physics")
@@ -261,7 +261,7 @@ class GemmForest:
         #: training rows per GPU and dataset, those the forest learned from
         self.rows: dict[str, dict[str, int]] = {}
         #: GPUs with fewer than FEW_SHOT_ROWS rows: their rows correct the forest instead
-        self.shots: dict[str, Correction] = {}
+        self.shots: dict[str, Shots] = {}
         #: "<device>|<dtype>": the harness's floor for a library call, s (harness_floors)
         self.floors: dict[str, float] = {}
 
@@ -331,7 +331,7 @@ class GemmForest:
         if not isinstance(shots, dict):
             raise CacheFileError(f"shots {str(shots)[:80]}")
         try:
-            f.shots = {str(d): Correction.from_dict(c) for d, c in shots.items()}
+            f.shots = {str(d): Shots.from_dict(c) for d, c in shots.items()}
         except DatasetError as exc:
             raise CacheFileError(str(exc)) from None
         parts = meta.get("parts")
@@ -380,7 +380,8 @@ class GemmForest:
                 rows = (df["device"] == d).to_numpy()
                 pred = self.predict(df[rows].reset_index(drop=True), warn=False, prepared=(
                     X[rows].reset_index(drop=True), est[rows].reset_index(drop=True)))
-                self.shots[d] = Correction.fit(pred["time_s"], df["time_s"][rows])
+                self.shots[d] = Shots.fit(pred["time_s"], df["time_s"][rows],
+                                          families(df[rows]))
             return self
         unfit = ~np.isfinite(est["time_s"].to_numpy(dtype=float))
         if self.settings.kind == "forest+physics" and unfit.any():
@@ -505,10 +506,11 @@ class GemmForest:
                 p_sd[rows] = p_all.std(axis=0)
                 learned_p[rows] = True
         devs = df["device"].astype(str).to_numpy()
+        fams = families(df)
         for d, corr in self.shots.items():
             rows = devs == d
             if rows.any():
-                factor = corr.apply(t_mean[rows]) / t_mean[rows]
+                factor = corr.apply(t_mean[rows], fams[rows]) / t_mean[rows]
                 t_mean[rows] *= factor
                 t_sd[rows] *= factor
         out = pd.DataFrame(index=df.index)
