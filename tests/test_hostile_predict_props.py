@@ -197,7 +197,8 @@ def stub_forest(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         seen.append(frame)
         return pd.DataFrame({"time_s": [1e-3], "time_s_spread": [0.0], "power_W": [300.0],
                              "power_W_spread": [0.0], "energy_J": [0.3],
-                             "power_source": ["learned"], "extrapolated": [False]})
+                             "power_source": ["learned"], "extrapolated": [False],
+                             "basis": ["zero-shot: a stub"]})
 
     monkeypatch.setattr("simgpu.predict.predict_gemm", predict_gemm)
     return seen
