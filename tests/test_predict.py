@@ -17,16 +17,7 @@ from simgpu.predict import datasets, evaluate, model, predict_gemm, splits, tuni
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = model.Settings(n_estimators=20, seed=3)
-
-
-@pytest.fixture(scope="module")
-def calib() -> pd.DataFrame:
-    return datasets.load(ROOT / "calibration")
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(model.CACHE_ENV, str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("predict_cache")
 
 
 def _published(name: str) -> Path:

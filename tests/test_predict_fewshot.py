@@ -3,8 +3,6 @@ it rests on."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,18 +12,8 @@ from simgpu.errors import DatasetError
 from simgpu.predict import datasets, evaluate, fewshot, model
 from simgpu.predict.fewshot import Correction, Shots
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = model.Settings(n_estimators=20, seed=3)
-
-
-@pytest.fixture(scope="module")
-def calib() -> pd.DataFrame:
-    return datasets.load(ROOT / "calibration")
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(model.CACHE_ENV, str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("predict_cache")
 
 
 def _other_gpu(calib: pd.DataFrame, rows: int, factor: float) -> pd.DataFrame:
