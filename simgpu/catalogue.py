@@ -157,10 +157,12 @@ KERNELS: dict[str, Kernel] = {
     for k in (
         Kernel(
             "cublas", "gemm", "cuBLAS GEMM (cublasGemmEx; tensor cores for tf32/fp16/bf16/fp8)",
-            None, None, "LibraryGemm", "gemm", NO_TRACE, family="library", dtypes=DTYPES,
-            why_not={"simulated": "cuBLAS kernels are closed source: simgpu has no trace of them"
-                     " to replay (the simulator replays the fp32 kernels of kernels/sgemm.cu:"
-                     " try --kernel sgemm_tiled --dtype fp32)"},
+            None, None, "LibraryGemm", "gemm", ALL_VIEWS, family="library", dtypes=DTYPES,
+            # simulated: its tensor-core GEMMs, as the CUTLASS-like kernel of the analytical
+            # library search (simgpu.workloads.tensor_gemm); its fp32 GEMMs are SIMT kernels
+            why_not={"simulated": "cuBLAS's fp32 GEMMs run closed-source SIMT kernels simgpu has"
+                     " no trace of (its tf32/fp16/bf16/fp8 GEMMs are simulated as the CUTLASS-like"
+                     " kernel of the library search; for fp32 try --kernel sgemm_tiled)"},
         ),
         Kernel(
             "sgemm_naive", "gemm", "one thread per C element, A and B read from global memory",

@@ -81,8 +81,8 @@ K_ALU, K_SHARED, K_GLOBAL, K_BAR, K_EXIT, K_CTRL, K_COMMIT, K_WAIT = range(8)
 
 #: Asynchronous copies into shared memory (:attr:`Decoded.copy`): none, an Ampere ``cp.async``
 #: (``LDGSTS``: per-lane addresses, through the LD/ST unit), a Hopper TMA bulk copy
-#: (``UTMALDG``: each active lane names one whole line it copies; the TMA unit, not the LD/ST
-#: unit, moves it).
+#: (``UTMALDG``: each active lane names a line-sized segment it copies; the TMA unit, not the
+#: LD/ST unit, moves it).
 COPY_NONE, COPY_ASYNC, COPY_BULK = range(3)
 
 
@@ -631,15 +631,16 @@ class SubCore:
             if cand is None:
                 # Every warp waits on memory or a barrier: sleep until something completes.
                 t0 = max(t, env.now)
-                # every warp blocked, some on copy groups (cp.async, TMA): the copies' wait
-                copies = all(w.blocked for w in warps) and any(w.await_async for w in warps)
+                # why, decided before sleeping (a barrier's release unblocks the warps before
+                # this sub-core runs again): every warp blocked, some on copy groups (cp.async,
+                # TMA): the copies; every warp at a barrier: the barrier; else memory
+                if all(w.blocked for w in warps):
+                    reason = "async_copy" if any(w.await_async for w in warps) else "barrier"
+                else:
+                    reason = "memory"
                 yield self._sleep(INF)
                 dt = env.now - t0
                 if dt > 0:
-                    if copies:
-                        reason = "async_copy"
-                    else:
-                        reason = "barrier" if all(w.blocked for w in warps) else "memory"
                     stalls[reason] += dt
                 t = max(t, env.now)
                 continue
@@ -903,12 +904,12 @@ class SM:
         warp's open copy group, which ``DEPBAR.LE SB0, N`` waits on (:meth:`await_groups`)."""
         cfg = self.cfg
         if copy == COPY_BULK:
-            # TMA: each active lane names one line of the tile, copied whole; the TMA unit
-            # moves it, not the LD/ST unit (assumption: the TMA unit's own rate is not published,
-            # and the copy's bytes are charged to the L2 and DRAM models as any load's)
-            line = cfg.line_bytes
-            full = (1 << (line // cfg.sector_bytes)) - 1
-            reqs = [(a, full) for a in dict.fromkeys(a - a % line for a in inst.lane_addresses())]
+            # TMA: each active lane names one line-sized segment of the tile (a row of 128
+            # bytes, which need not be line-aligned); the TMA unit moves it, not the LD/ST unit
+            # (assumption: the TMA unit's own rate is not published; the copy's bytes load the
+            # L2 and DRAM models as any load's)
+            reqs = coalesce(inst.lane_addresses(), cfg.line_bytes, cfg.line_bytes,
+                            cfg.sector_bytes)
         elif inst.addrs is None:
             reqs = coalesce_affine(
                 inst.base, inst.stride, inst.mask.bit_count(), inst.width, cfg.line_bytes,

@@ -172,13 +172,17 @@ def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | N
     picks = _picks(candidates, fam, int(opts["max_sim"]))
     launch_s = DeviceParams.from_spec(spec).launch_overhead_s if fam.sim_plus_launch else 0.0
     end = time.perf_counter() + float(opts["sim_budget_s"])
-    done, first_note = 0, ""
+    done, first_note, unavailable = 0, "", 0
     for i in picks:
         if time.perf_counter() >= end:
             break
         w = ws[i]
         assert w is not None
-        e = views.estimate("simulated", w, spec, **fam.sim_options)
+        try:
+            e = views.estimate("simulated", w, spec, **fam.sim_options)
+        except ViewUnavailable:  # e.g. cuBLAS fp32: the kernel simulates other dtypes only
+            unavailable += 1
+            continue
         value = e.get(opts["metric"])
         if opts["metric"] == "time_s" and value is not None:
             value += launch_s
@@ -192,6 +196,8 @@ def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | N
         note += f" + launch overhead {launch_s * 1e6:.2f} us"
     if done < len(picks):
         note += f"; {len(picks) - done} more chosen, wall budget {opts['sim_budget_s']:g} s spent"
+    if unavailable:
+        note += f"; {unavailable} chosen rows the simulated view cannot answer"
     skipped = int((~ok).sum())
     if skipped:
         note += f"; {skipped} rows it does not replay"

@@ -12,7 +12,9 @@ For a GEMM on a device, :func:`compare_gemm` asks each view through the view pro
     calibration run first, so it is never lost); ``None`` when neither exists;
 ``simulated``
     the SimPy model's trace replay (sampled): the fp32 SIMT kernels of ``kernels/sgemm.cu``,
-    since cuBLAS's kernels are closed source;
+    and cuBLAS's tensor-core GEMMs as the CUTLASS-like kernel of the analytical library search
+    at the clock the power cap allows, with a power (:mod:`simgpu.workloads.tensor_gemm`);
+    cuBLAS's fp32 kernels are closed source;
 ``analytical``
     :func:`simgpu.analytical.gemm`;
 ``learned``

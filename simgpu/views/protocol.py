@@ -91,8 +91,13 @@ def _simulated(w: Workload, spec: DeviceSpec, options: Mapping[str, Any]) -> Est
             f" replayed{' (sampled, extrapolated)' if res.sampled else ''} in {wall:.1f} s")
     if res.scheduler not in ("gto", "lrr"):
         note = f"{type(w).__name__}.simulate(): {res.scheduler} in {wall:.1f} s"
-    note += "; no power model in the simulator"
-    return Estimate("simulated", res.time_s, None, time_s_spread=res.time_s_spread,
+    power = getattr(res, "power_W", None)
+    view_note = getattr(res, "note", "")
+    if view_note:
+        note += f"; {view_note}"
+    if power is None:
+        note += "; no power model in the simulator"
+    return Estimate("simulated", res.time_s, power, time_s_spread=res.time_s_spread,
                     figures=_figures(w, res.time_s, extra), note=note, seconds=wall, detail=res)
 
 

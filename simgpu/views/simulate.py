@@ -1,6 +1,7 @@
 """``simgpu simulate``: replay a workload or a trace on a device model and print a table.
 
     simgpu simulate --device h100-sxm --workload gemm --m 2048 --n 2048 --k 2048 --tile 32
+    simgpu simulate --device h100-sxm --workload gemm --m 4096 --n 4096 --k 4096 --dtype fp16
     simgpu simulate --device h100-sxm --trace FILE_OR_DIR [--json] [--save OUT.csv]
 
 ``--trace`` takes a simgpu ``.parquet`` trace, a folder of them, or an Accel-Sim trace folder
@@ -40,6 +41,7 @@ GEMM_KERNELS = [k.name for k in catalogue.kernels_of_kind("gemm") if "simulated"
 #: workload class (simgpu.workloads) -> its constructor's parameters, each from a flag
 FLAGS: dict[str, dict[str, str]] = {
     "TiledGemm": {"M": "m", "N": "n", "K": "k", "tile": "tile"},
+    "LibraryGemm": {"M": "m", "N": "n", "K": "k", "dtype": "dtype"},
     "NaiveGemm": {"M": "m", "N": "n", "K": "k"},
     "RegBlockGemm": {"M": "m", "N": "n", "K": "k", "BM": "bm", "BN": "bn", "BK": "bk",
                      "TM": "tm", "TN": "tn"},
@@ -58,6 +60,9 @@ DEFAULTS: dict[str, Any] = {"tile": 16, "bm": 64, "bn": 64, "bk": 16, "tm": 4, "
                             "variant": "tiled"}
 #: --workload gemm without --kernel (the kernel of the tiled-SGEMM studies)
 DEFAULT_GEMM_KERNEL = "sgemm_tiled"
+#: --workload gemm with a tensor-core --dtype and no --kernel: the library's GEMM, simulated as
+#: the CUTLASS-like kernel of the analytical model's library search
+TENSOR_GEMM_KERNEL = "cublas"
 #: PIM and dataflow devices: --workload -> the flags their simulate_workload takes
 PIM_FLAGS = {"gemm": ("m", "n", "k"), "gemv": ("m", "n")}
 
@@ -77,7 +82,11 @@ def register(subparsers: Any) -> None:
     for name in ("m", "n", "k"):
         g.add_argument(f"--{name}", type=int, help=f"GEMM/GEMV dimension {name.upper()}")
     g.add_argument("--kernel", default=None, choices=GEMM_KERNELS,
-                   help=f"GEMM kernel of kernels/sgemm.cu (default {DEFAULT_GEMM_KERNEL})")
+                   help=f"GEMM kernel (default {DEFAULT_GEMM_KERNEL} for fp32,"
+                   f" {TENSOR_GEMM_KERNEL} for a tensor-core --dtype)")
+    g.add_argument("--dtype", default=None, choices=catalogue.DTYPES,
+                   help="GEMM input type (default fp32); tf32, fp16, bf16 and fp8 run the"
+                   " library's tensor-core GEMM at the clock the power cap allows")
     g.add_argument("--dataflow", choices=("os", "ws", "is"), help="systolic dataflow")
     g.add_argument("--tile", type=int, help="tiled GEMM tile (8, 16 or 32; default 16)")
     for name in ("bm", "bn", "bk", "tm", "tn"):
@@ -121,7 +130,14 @@ def make_workload(args: argparse.Namespace) -> Workload:
     from simgpu import workloads
 
     if args.workload == "gemm":
-        cls_name = catalogue.get(args.kernel or DEFAULT_GEMM_KERNEL).workload
+        dtype = getattr(args, "dtype", None)
+        kernel = args.kernel or (TENSOR_GEMM_KERNEL if dtype not in (None, "fp32")
+                                 else DEFAULT_GEMM_KERNEL)
+        args.kernel = kernel
+        entry = catalogue.get(kernel)
+        if dtype is not None:
+            entry.check_dtype(dtype)
+        cls_name = entry.workload
     else:
         if args.kernel is not None:
             raise SimgpuError(f"--kernel picks a GEMM kernel; --workload {args.workload} has"
@@ -132,8 +148,10 @@ def make_workload(args: argparse.Namespace) -> Workload:
     fields = FLAGS[cls_name]
     _need(args, *[f for f in fields.values() if f in ("m", "n", "k")])
     taken = set(fields.values())
-    stray = [f"--{f.replace('_', '-')}" for f in sorted(set(DEFAULTS) | {"m", "n", "k", "dataflow"})
-             if getattr(args, f, None) is not None and f not in taken]
+    stray = [f"--{f.replace('_', '-')}"
+             for f in sorted(set(DEFAULTS) | {"m", "n", "k", "dataflow", "dtype"})
+             if getattr(args, f, None) is not None and f not in taken
+             and not (f == "dtype" and args.workload == "gemm")]  # checked above
     if stray:
         what = args.kernel or DEFAULT_GEMM_KERNEL if args.workload == "gemm" else args.workload
         raise SimgpuError(
@@ -141,7 +159,8 @@ def make_workload(args: argparse.Namespace) -> Workload:
             f" {', '.join('--' + f.replace('_', '-') for f in fields.values())})"
         )
     values = {name: getattr(args, flag) for name, flag in fields.items()}
-    values = {name: DEFAULTS[fields[name]] if v is None else v for name, v in values.items()}
+    values = {name: DEFAULTS[fields[name]] if v is None else v for name, v in values.items()
+              if v is not None or fields[name] in DEFAULTS}  # else the class's default
     cls = getattr(workloads, cls_name)
     made: Workload = cls(**values)
     return made
@@ -159,6 +178,9 @@ def result_record(res: Any) -> dict[str, Any]:
     d: dict[str, Any] = res.to_dict()
     total_stall = sum(res.stalls.values()) or 1.0
     d["stall_fraction"] = {k: v / total_stall for k, v in res.stalls.items()}
+    breakdown = getattr(res, "stall_breakdown", None)
+    if breakdown is not None:
+        d["tensor_stalls"] = breakdown()
     return d
 
 
@@ -203,7 +225,10 @@ def _format_table(records: list[dict[str, Any]]) -> str:
             "warp_instructions",
             "flops",
             "flops_per_s",
+            "power_W",
+            "tensor_busy",
             "wall_s",
+            "note",
         ):
             if key in r:
                 v = r[key]
@@ -223,6 +248,9 @@ def _format_table(records: list[dict[str, Any]]) -> str:
         if "stall_fraction" in r:
             parts = [f"{k} {v:.1%}" for k, v in r["stall_fraction"].items() if v > 0]
             rows.append(("issue slots", ", ".join(parts)))
+        if "tensor_stalls" in r:
+            rows.append(("tensor GEMM cycles", ", ".join(
+                f"{k} {v:.1%}" for k, v in r["tensor_stalls"].items())))
         if "bytes" not in r:
             rows += [(k, str(v)) for k, v in r.items() if k not in ("device", "workload")]
         width = max(len(k) for k, _ in rows)

@@ -8,8 +8,9 @@ Each has ``trace()`` (the warp-level trace of the matching CUDA kernel in ``kern
 from __future__ import annotations
 
 from simgpu.workloads.base import Workload
-from simgpu.workloads.gemm import GemmBase, LibraryGemm, NaiveGemm, RegBlockGemm, TiledGemm
+from simgpu.workloads.gemm import GemmBase, NaiveGemm, RegBlockGemm, TiledGemm
 from simgpu.workloads.memory import Gemv, HostCopy, PointerChase, Reduction, Stream, Transpose
+from simgpu.workloads.tensor_gemm import LibraryGemm, TensorGemm
 
 __all__ = [
     "Workload",
@@ -19,6 +20,7 @@ __all__ = [
     "NaiveGemm",
     "RegBlockGemm",
     "TiledGemm",
+    "TensorGemm",
     "Gemv",
     "PointerChase",
     "Reduction",

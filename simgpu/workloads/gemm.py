@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from simgpu import analytical, catalogue
-from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
 from simgpu.sim.replay import SimResult, simulate_trace
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
     from simgpu.devices.spec import DeviceSpec
 
-__all__ = ["TiledGemm", "NaiveGemm", "RegBlockGemm", "GemmBase", "LibraryGemm"]
+__all__ = ["TiledGemm", "NaiveGemm", "RegBlockGemm", "GemmBase"]
 
 F4 = 4  # bytes per float
 
@@ -131,11 +130,15 @@ class GemmBase(Workload):
             raise ViewUnavailable(f"kernel {kernel!r} has no workload class (a dataset's kernel,"
                                   " known to the analytical model and the predictor only)")
         entry.check_dtype(dtype)
+        # the workload classes by name: every GemmBase subclass defined (simgpu.workloads
+        # imports them all; LibraryGemm lives in simgpu.workloads.tensor_gemm, which builds on
+        # this module)
+        classes = {c.__name__: c for c in _subclasses(GemmBase)}
         if kernel == "cublas":
             if tile:
                 raise SimgpuError("a tile applies to the kernels/sgemm.cu kernels, not cublas")
-            return LibraryGemm(M, N, K, dtype=dtype)
-        cls = {c.__name__: c for c in (NaiveGemm, TiledGemm, RegBlockGemm)}[entry.workload]
+            return classes[entry.workload](M, N, K, dtype=dtype)  # type: ignore[call-arg]
+        cls = classes[entry.workload]
         return cls(M, N, K, **entry.variant(tile).params)
 
     def inputs(self) -> list[tuple[int, int]]:
@@ -218,6 +221,14 @@ class GemmBase(Workload):
             wall_s=r1.wall_s + r2.wall_s,
         )
         return out
+
+
+def _subclasses(cls: type[GemmBase]) -> list[type[GemmBase]]:
+    """Every subclass of ``cls`` defined so far, depth first."""
+    out: list[type[GemmBase]] = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
 
 
 def _lane_coords(warp: int, bx: int, lanes: int = 32) -> list[tuple[int, int]]:
@@ -722,53 +733,3 @@ class RegBlockGemm(GemmBase):
 
 
 _ = FULL
-
-
-@dataclass
-class LibraryGemm(GemmBase):
-    """A cuBLAS GEMM (``cublasGemmEx``, as ``simgpu calibrate`` times it): the library picks the
-    kernel, so simgpu has its analytical estimate (the library's tile search), its learned
-    prediction and its measurement, but no trace to replay."""
-
-    dtype: str = "fp16"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.entry().check_dtype(self.dtype)
-
-    @property
-    def name(self) -> str:
-        return "gemm_library"
-
-    @property
-    def kernel(self) -> str:
-        return "cublas"
-
-    @property
-    def compulsory_bytes(self) -> float:
-        e_in, e_out = DTYPE_BYTES[self.dtype], DTYPE_OUT_BYTES[self.dtype]
-        return float(e_in * (self.M * self.K + self.K * self.N) + e_out * self.M * self.N)
-
-    def tiles(self) -> dict[str, int]:
-        return {}
-
-    def launch(self) -> KernelLaunch:
-        raise ViewUnavailable(self.entry().unavailable("simulated"))
-
-    @property
-    def k_step(self) -> int:
-        raise ViewUnavailable("cuBLAS chooses its own K step")
-
-    def simulate(self, spec: DeviceSpec, **kwargs: Any) -> SimResult:
-        return self.launch()  # type: ignore[return-value]  # always raises ViewUnavailable
-
-    def calibration_point(self) -> dict[str, Any]:
-        if self.dtype == "fp8":
-            raise ViewUnavailable("simgpu calibrate times cuBLAS in fp32, tf32, fp16 and bf16,"
-                                  " not fp8")
-        return {"kernel": "cublas", "variant": "cublas", "dtype": self.dtype, "M": self.M,
-                "N": self.N, "K": self.K}
-
-    def params(self) -> dict[str, Any]:
-        return {"workload": self.name, "M": self.M, "N": self.N, "K": self.K,
-                "dtype": self.dtype}

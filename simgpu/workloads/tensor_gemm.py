@@ -1,0 +1,685 @@
+"""Tensor-core GEMM of the CUTLASS kind: the trace of a multistage mainloop, and the library
+GEMM's simulated view built on it.
+
+C = A B with A (M x K) and B stored N x K (K contiguous in both, a "TN" GEMM), inputs of
+``dtype`` (fp16, bf16, tf32, fp8), C written in the library's output type
+(:data:`simgpu.analytical.params.DTYPE_OUT_BYTES`), fp32 accumulators. A thread block computes a
+``tile_m x tile_n`` tile of C, walking K in steps of ``tile_k`` elements (128 bytes of operand,
+as the analytical model's library tiles), through ``stages`` shared-memory buffers.
+
+Two mainloops, as CUTLASS builds them:
+
+- **ampere** (sm_80/sm_89, ``cutlass/gemm/threadblock/mma_multistage.h``): every thread copies its
+  share of the next tile with ``cp.async`` (``LDGSTS.E.BYPASS.128``, 16 bytes a lane), one commit
+  group per tile; each trip waits for the oldest (``cp.async.wait_group stages-2``), syncs the
+  block, issues the copy of tile ``k + stages - 1``, then loads warp fragments with ``ldmatrix``
+  (``LDSM.16.M88.4``, the next k step's while the current one computes) and issues ``mma.sync``
+  (``HMMA.16816.F32.F16``; ``HMMA.1688.F32.TF32`` for tf32) over a ``warps_m x warps_n`` warp
+  layout.
+- **hopper** (sm_90, CUTLASS 3's TMA + GMMA mainloop): one thread of warp 0 copies the next tile
+  with TMA (``UTMALDG``, whole 128-byte rows into shared memory, outside the LD/ST unit); the
+  others wait for it (modelled as warp 0's wait on its copy group and a block barrier: the
+  mbarrier the real kernel uses is not modelled), and each warpgroup (four warps) issues
+  ``wgmma`` (``HGMMA.64xNx16.F32.F16``, ``.64xNx8.F32.TF32``, ``QGMMA.64xNx32`` for fp8) with
+  both operands from shared memory: the published "SS" figures include that read, so no
+  shared-memory traffic is charged for it.
+
+Fragment and copy addresses follow CUTLASS's swizzled shared-memory layouts, which make
+``ldmatrix`` conflict-free (assumption: the layouts are designed for that; a ``LDSM.x4`` is four
+wavefronts). The epilogue stores C straight from the accumulators, 16 bytes a lane (assumption:
+CUTLASS stages C through shared memory; the global traffic is the same).
+
+Large GEMMs are sampled as the SIMT GEMMs are (:meth:`GemmBase.simulate`): the first wave at two
+trip counts of the K loop, extrapolated in trips and waves, with the spread of the two slopes as
+``time_s_spread``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from simgpu import analytical
+from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES
+from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.sim.replay import SimResult
+from simgpu.sim.sm import tensor_key
+from simgpu.trace.schema import Instruction, KernelLaunch
+from simgpu.workloads.base import ArrayLayout, Asm, check_positive, lanes_mask
+from simgpu.workloads.gemm import GemmBase
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from simgpu.devices.spec import DeviceSpec
+
+__all__ = [
+    "LibraryGemm",
+    "TensorGemm",
+    "TensorSimResult",
+    "MAINLOOPS",
+    "WARP_LAYOUTS",
+    "LIBRARY_CLUSTER_M",
+    "at_clock",
+    "mma_opcode",
+    "check_tensor_dtype",
+    "default_mainloop",
+    "library_kernel",
+    "simulate_library",
+]
+
+#: Mainloop styles (see the module docstring).
+MAINLOOPS = ("ampere", "hopper")
+
+#: Operand bytes one K step of a tile holds per row: the analytical model's library tiles take a
+#: K step of 128 bytes (64 fp16, 32 tf32, 128 fp8 elements).
+ROW_BYTES = 128
+
+#: Warp layouts (warps_m, warps_n) of the Ampere mainloop per (tile_m, tile_n, threads): those of
+#: CUTLASS's default tensor-op GEMMs (warp tiles of 64 x 64 for the large tiles, 64 x 32 and
+#: 32 x 32 for the small: cutlass/gemm/device/default_gemm_configuration.h and the profiler's
+#: kernel names, e.g. cutlass_tensorop_h16816gemm_256x128_32x3 with 64x64 warp tiles).
+WARP_LAYOUTS = {
+    (256, 128, 256): (4, 2),
+    (128, 256, 256): (2, 4),
+    (128, 128, 256): (2, 4),
+    (128, 64, 128): (2, 2),
+    (64, 64, 128): (2, 2),
+}
+
+#: Thread blocks per cluster (along M) of the library's Hopper kernels. assumption: 2, a common
+#: CUTLASS 3 sm90 configuration (ClusterShape 2x1x1, B multicast over the cluster); cuBLAS does
+#: not publish which cluster shape its kernels use, and 1 (no multicast) is the other choice
+#: (docs/tensor-cores.md gives the validation with both).
+LIBRARY_CLUSTER_M = 2
+
+#: Registers: fragments of A and B (two sets, double-buffered over k steps), accumulators (one
+#: representative register per mma fragment: the scoreboard needs one per dependence chain).
+_A_FRAG, _B_FRAG, _ACC = 8, 72, 136
+#: Address and loop registers.
+_R_ADDR, _R_LOOP = 2, 3
+
+
+def mma_opcode(dtype: str, mainloop: str, n: int = 0) -> str:
+    """The SASS opcode of the tensor-core instruction the mainloop issues for ``dtype`` (``n``:
+    the wgmma's N)."""
+    if mainloop == "ampere":
+        return {"fp16": "HMMA.16816.F32.F16", "bf16": "HMMA.16816.F32.BF16",
+                "tf32": "HMMA.1688.F32.TF32", "fp8": "HMMA.16832.F32.E4M3.E4M3"}[dtype]
+    k = {"fp16": 16, "bf16": 16, "tf32": 8, "fp8": 32}[dtype]
+    base = "QGMMA" if dtype == "fp8" else "HGMMA"
+    suffix = {"fp16": "F16", "bf16": "BF16", "tf32": "TF32", "fp8": "E4M3.E4M3"}[dtype]
+    return f"{base}.64x{n}x{k}.F32.{suffix}"
+
+
+def default_mainloop(spec: DeviceSpec) -> str:
+    """``hopper`` where the device has wgmma (compute capability 9.0 and up), else ``ampere``."""
+    major = int(spec.compute_capability.split(".")[0])
+    return "hopper" if major >= 9 else "ampere"
+
+
+def check_tensor_dtype(spec: DeviceSpec, dtype: str, mainloop: str, n: int = 0) -> str:
+    """The mma opcode for ``dtype`` on ``spec``, or a :class:`ViewUnavailable` naming the device
+    and the dtype when the device file times no such instruction (or has no tensor path)."""
+    if dtype not in ("tf32", "fp16", "bf16", "fp8"):
+        raise ViewUnavailable(f"{dtype} GEMMs run on FP32 lanes, not tensor cores: the simulator"
+                              " replays kernels/sgemm.cu for them (--kernel sgemm_tiled)")
+    peak = getattr(spec.compute, f"peak_{dtype}_tensor_TFLOPS")
+    opcode = mma_opcode(dtype, mainloop, n)
+    if peak is None:
+        raise ViewUnavailable(f"{spec.name} has no {dtype} tensor-core path (its device file"
+                              f" gives no compute.peak_{dtype}_tensor_TFLOPS)")
+    key = tensor_key(opcode)
+    if key not in spec.compute.tensor_latency_cycles:
+        raise ViewUnavailable(
+            f"{spec.name}: no {dtype} tensor-core timing to simulate with (the device file's"
+            f" compute.tensor_latency_cycles has no {key}; it has"
+            f" {', '.join(sorted(spec.compute.tensor_latency_cycles)) or 'none'})"
+        )
+    return opcode
+
+
+def at_clock(spec: DeviceSpec, clock_MHz: float) -> DeviceSpec:
+    """``spec`` with its SM clock set to ``clock_MHz`` (the clock a power cap allows): peak rates
+    and the L2 bandwidth scale with it (on-chip, as the analytical power model assumes); cycle
+    counts, DRAM timings in ns and the host link do not change."""
+    c = spec.compute
+    if not 0 < clock_MHz <= c.boost_clock_MHz:
+        raise SimgpuError(f"{spec.name}: clock {clock_MHz!r} MHz, expected 0 < clock <="
+                          f" {c.boost_clock_MHz} (the boost clock)")
+    r = clock_MHz / c.boost_clock_MHz
+    peaks = {f.name: getattr(c, f.name) * r for f in dataclasses.fields(c)
+             if f.name.startswith("peak_") and getattr(c, f.name) is not None}
+    compute = replace(c, boost_clock_MHz=clock_MHz,
+                      base_clock_MHz=min(c.base_clock_MHz, clock_MHz), **peaks)
+    l2 = replace(spec.l2, bandwidth_GBps=spec.l2.bandwidth_GBps * r)
+    return replace(spec, compute=compute, l2=l2)
+
+
+@dataclass
+class TensorGemm(GemmBase):
+    """A CUTLASS-like tensor-core GEMM (see the module docstring); tiles in elements."""
+
+    dtype: str = "fp16"
+    tile_m: int = 128
+    tile_n: int = 256
+    stages: int = 3
+    warps_m: int = 2
+    warps_n: int = 4
+    mainloop: str = "ampere"
+    split_k: int = 1
+    #: Hopper: thread blocks per cluster along M; the blocks of a cluster share their B tile,
+    #: each copying its 1/cluster_m share with a TMA multicast to all of them.
+    cluster_m: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(tile_m=self.tile_m, tile_n=self.tile_n, stages=self.stages,
+                       warps_m=self.warps_m, warps_n=self.warps_n, split_k=self.split_k,
+                       cluster_m=self.cluster_m)
+        if self.cluster_m > 1 and self.mainloop != "hopper":
+            raise SimgpuError(f"TensorGemm: cluster_m = {self.cluster_m} needs the hopper"
+                              " mainloop (TMA multicast); the ampere one has no clusters")
+        if self.dtype not in ("tf32", "fp16", "bf16", "fp8"):
+            raise SimgpuError(f"TensorGemm: dtype {self.dtype!r}, expected tf32, fp16, bf16 or"
+                              " fp8")
+        if self.mainloop not in MAINLOOPS:
+            raise SimgpuError(f"TensorGemm: mainloop {self.mainloop!r}, expected one of"
+                              f" {MAINLOOPS}")
+        if self.stages < 2:
+            raise SimgpuError(f"TensorGemm: stages = {self.stages}, expected at least 2")
+        wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
+        if self.mainloop == "ampere":
+            if self.tile_m % (16 * self.warps_m) or self.tile_n % (16 * self.warps_n):
+                raise SimgpuError(
+                    f"TensorGemm: tile {self.tile_m} x {self.tile_n} over {self.warps_m} x"
+                    f" {self.warps_n} warps: expected warp tiles that are multiples of 16"
+                )
+            if (wm // 16) * (wn // 8) > 64:
+                raise SimgpuError(f"TensorGemm: warp tile {wm} x {wn} holds more than 64 mma"
+                                  " accumulator fragments (the register file's limit)")
+        else:
+            if self.threads % 128 or self.tile_m % (64 * self.warpgroups):
+                raise SimgpuError(
+                    f"TensorGemm: hopper mainloop with {self.threads} threads and tile_m"
+                    f" {self.tile_m}: expected whole warpgroups (128 threads) of 64-row slabs"
+                )
+            if self.tile_n not in (64, 128, 256):
+                raise SimgpuError(f"TensorGemm: hopper tile_n {self.tile_n}, expected 64, 128"
+                                  " or 256 (one wgmma's N)")
+        e = DTYPE_BYTES[self.dtype]
+        lay = ArrayLayout()
+        self._A = lay.alloc("A", self.M * self.K * e)
+        self._B = lay.alloc("B", self.N * self.K * e)
+        self._C = lay.alloc("C", self.M * self.N * self.out_bytes)
+        self._asm = Asm()
+        self._trips_override = None
+        self._body: dict[tuple[int, int], list[Instruction]] = {}
+
+    # -- shape ----------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return "gemm_tensor"
+
+    @property
+    def kernel(self) -> str:
+        return "cublas"
+
+    @property
+    def tile_k(self) -> int:
+        return ROW_BYTES // DTYPE_BYTES[self.dtype]
+
+    @property
+    def k_step(self) -> int:
+        return self.tile_k
+
+    @property
+    def trips(self) -> int:
+        per_split = -(-self.K // self.split_k)
+        return self._trips_override or -(-per_split // self.tile_k)
+
+    @property
+    def threads(self) -> int:
+        return 32 * self.warps_m * self.warps_n
+
+    @property
+    def warpgroups(self) -> int:
+        return self.threads // 128
+
+    @property
+    def out_bytes(self) -> int:
+        """Bytes per C element written: the library's output type; fp32 partial sums when K is
+        split."""
+        return 4 if self.split_k > 1 else DTYPE_OUT_BYTES[self.dtype]
+
+    @property
+    def compulsory_bytes(self) -> float:
+        e_in, e_out = DTYPE_BYTES[self.dtype], DTYPE_OUT_BYTES[self.dtype]
+        return float(e_in * (self.M * self.K + self.K * self.N) + e_out * self.M * self.N)
+
+    def inputs(self) -> list[tuple[int, int]]:
+        e = DTYPE_BYTES[self.dtype]
+        return [(self._A, e * self.M * self.K), (self._B, e * self.K * self.N)]
+
+    def tiles(self) -> dict[str, int]:
+        return {"tile_m": self.tile_m, "tile_n": self.tile_n, "tile_k": self.tile_k,
+                "threads_per_block": self.threads, "split_k": self.split_k,
+                "stages": self.stages}
+
+    def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        t = self.tiles()
+        return analytical.gemm(spec, self.M, self.N, self.K, self.dtype, kernel="cublas",
+                               tile_m=t["tile_m"], tile_n=t["tile_n"], tile_k=t["tile_k"],
+                               threads_per_block=t["threads_per_block"],
+                               split_k=t["split_k"], stages=t["stages"])
+
+    def features(self) -> dict[str, Any]:
+        raise ViewUnavailable("the learned view predicts the library's GEMM (LibraryGemm), not a"
+                              " given tensor-core tile")
+
+    def row_key(self) -> dict[str, Any]:
+        raise ViewUnavailable("no calibration table measures a given tensor-core tile; the"
+                              " measured cuBLAS rows are LibraryGemm's")
+
+    def launch(self) -> KernelLaunch:
+        e = DTYPE_BYTES[self.dtype]
+        return KernelLaunch(
+            name=(f"cutlass_{self.mainloop}_tensorop_{self.dtype}_{self.tile_m}x{self.tile_n}x"
+                  f"{self.tile_k}_{self.stages}stage"),
+            grid=(-(-self.N // self.tile_n), -(-self.M // self.tile_m), self.split_k),
+            block=(self.threads, 1, 1),
+            # assumption: 128 registers per thread, as the analytical model's tensor-op CTAs
+            # (simgpu.analytical.gemm), so that both describe the same occupancy
+            regs_per_thread=128,
+            shared_bytes=self.stages * (self.tile_m + self.tile_n) * self.tile_k * e,
+        )
+
+    # -- trace ----------------------------------------------------------------------------------
+    def _k_range(self, z: int) -> tuple[int, int]:
+        """K elements [k0, k1) of split ``z``."""
+        per = -(-self.K // self.split_k)
+        return z * per, min(self.K, (z + 1) * per)
+
+    def _rows_copy(self, base: int, rows: range, limit: int, k0: int, k1: int) -> list[
+            tuple[int, int]]:
+        """(address, bytes) of each in-range row segment of a tile: rows < ``limit``, K from
+        ``k0`` to ``k1`` elements, row-major with K contiguous."""
+        e = DTYPE_BYTES[self.dtype]
+        if k1 <= k0:
+            return []
+        return [(base + (r * self.K + k0) * e, (k1 - k0) * e) for r in rows if r < limit]
+
+    def _copies(self, w: int, bx: int, by: int, z: int, trip: int) -> list[Instruction]:
+        """The copy instructions warp ``w`` issues for tile ``trip`` of its block."""
+        a = self._asm
+        k_lo, k_hi = self._k_range(z)
+        k0 = k_lo + trip * self.tile_k
+        k1 = min(k_hi, k0 + self.tile_k)
+        segs = self._rows_copy(self._A, range(by * self.tile_m, (by + 1) * self.tile_m),
+                               self.M, k0, k1)
+        b_rows = range(bx * self.tile_n, (bx + 1) * self.tile_n)
+        cm = self.cluster_m
+        gm = -(-self.M // self.tile_m)
+        if cm > 1 and (by // cm + 1) * cm <= gm:
+            # TMA multicast: the cluster's blocks share this B tile; each copies its share to
+            # all of them (each waits for its own share here: the others' land alike)
+            part = self.tile_n // cm
+            rank = by % cm
+            b_rows = range(b_rows.start + rank * part, b_rows.start + (rank + 1) * part)
+        segs += self._rows_copy(self._B, b_rows, self.N, k0, k1)
+        out: list[Instruction] = []
+        if self.mainloop == "hopper":
+            if w != 0:
+                return out
+            starts = [s for s, _ in segs]
+            for i in range(0, len(starts), 32):
+                out.append(a.mem("UTMALDG.2D", "global", 16, starts[i:i + 32],
+                                 src=(_R_ADDR,), mask=(1 << len(starts[i:i + 32])) - 1))
+            return out
+        # cp.async: 16 bytes a lane; chunk j of the tile goes to thread j % threads
+        chunks = [s + c for s, n in segs for c in range(0, n, 16)]
+        per_pass = self.threads
+        for p0 in range(0, len(chunks), per_pass):
+            mine = chunks[p0 + 32 * w:p0 + 32 * w + 32]
+            if not mine:
+                continue
+            mask = (1 << len(mine)) - 1
+            out.append(a.mem("LDGSTS.E.BYPASS.128", "global", 16, mine, src=(_R_ADDR,),
+                             mask=mask))
+        return out
+
+    def _loop(self) -> list[Instruction]:
+        a = self._asm
+        return [
+            a.op("IADD3", dst=(_R_ADDR,), src=(_R_ADDR,)),
+            a.op("IADD3", dst=(_R_LOOP,), src=(_R_LOOP,)),
+            a.op("ISETP.GE.AND", src=(_R_LOOP,)),
+            a.op("BRA"),
+        ]
+
+    def _wgmma(self) -> list[Instruction]:
+        """One trip's wgmma of a warp (Hopper; block- and warp-independent)."""
+        key = (-1, -1)
+        if key in self._body:
+            return self._body[key]
+        a = self._asm
+        opcode = mma_opcode(self.dtype, "hopper", self.tile_n)
+        k_inst = int(opcode.split(".")[1].split("x")[2])
+        slabs = self.tile_m // (64 * self.warpgroups)
+        body = [a.op("WARPGROUP.ARRIVE")]
+        for _ in range(self.tile_k // k_inst):
+            for sl in range(slabs):
+                acc = _ACC + sl
+                body.append(a.op(opcode, dst=(acc,), src=(_R_ADDR, acc)))
+        body.append(a.op("WARPGROUP.DEPBAR.LE.GSB0.1"))
+        body += self._loop()
+        self._body[key] = body
+        return body
+
+    @property
+    def k_steps(self) -> int:
+        """mma.sync k steps per trip (Ampere)."""
+        return self.tile_k // (8 if self.dtype == "tf32" else 16)
+
+    def _ldsm(self, parity: int, kk: int) -> list[Instruction]:
+        """The ``ldmatrix`` fragment loads of k step ``kk`` from stage buffer ``parity``
+        (Ampere; warp- and block-independent: conflict-free swizzled addresses)."""
+        key = (parity, kk)
+        if key in self._body:
+            return self._body[key]
+        a = self._asm
+        wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
+        fa, fb = wm // 16, wn // 16  # LDSM.x4 per k step: 16 x k of A, k x 16 of B
+        span = (self.tile_m + self.tile_n) * ROW_BYTES
+        stage = parity * span
+        regs = (kk % 2) * 32
+        out = []
+        for f in range(fa + fb):
+            base = stage + ((kk * (fa + fb) + f) * 512) % span
+            reg = (_A_FRAG if f < fa else _B_FRAG) + regs + 4 * (f if f < fa else f - fa)
+            out.append(a.mem("LDSM.16.M88.4", "shared", 16, [base + 16 * i for i in range(32)],
+                             dst=range(reg, reg + 4), src=(_R_ADDR,), cache=True))
+        self._body[key] = out
+        return out
+
+    def _mma(self, kk: int) -> list[Instruction]:
+        """The ``mma.sync`` of k step ``kk`` of a warp (Ampere; fragments double-buffered in
+        registers over k steps)."""
+        key = (-2, kk % 2)
+        if key in self._body:
+            return self._body[key]
+        a = self._asm
+        wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
+        opcode = mma_opcode(self.dtype, "ampere")
+        regs = (kk % 2) * 32
+        out = []
+        for i in range(wm // 16):
+            for j in range(wn // 8):
+                acc = _ACC + i * (wn // 8) + j
+                ra = _A_FRAG + regs + 4 * i
+                rb = _B_FRAG + regs + 4 * (j // 2) + 2 * (j % 2)
+                out.append(a.op(opcode, dst=(acc,), src=(ra, rb, acc)))
+        self._body[key] = out
+        return out
+
+    def _epilogue(self, w: int, bx: int, by: int) -> list[Instruction]:
+        """Stores of warp ``w``'s part of the C tile, 16 bytes a lane."""
+        a = self._asm
+        ob = self.out_bytes
+        if self.mainloop == "hopper":
+            wg, lw = divmod(w, 4)
+            rows_per_wg = self.tile_m // self.warpgroups
+            r0, c0 = by * self.tile_m + wg * rows_per_wg + lw * (rows_per_wg // 4), bx * self.tile_n
+            nrows, ncols = rows_per_wg // 4, self.tile_n
+            accs = [_ACC + s for s in range(self.tile_m // (64 * self.warpgroups))]
+        else:
+            wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
+            wy, wx = divmod(w, self.warps_n)
+            r0, c0 = by * self.tile_m + wy * wm, bx * self.tile_n + wx * wn
+            nrows, ncols = wm, wn
+            accs = [_ACC + i for i in range((wm // 16) * (wn // 8))]
+        out: list[Instruction] = []
+        row_bytes = ncols * ob
+        chunks = [(r, c) for r in range(r0, r0 + nrows) for c in range(0, row_bytes, 16)]
+        for i in range(0, len(chunks), 32):
+            lanes = chunks[i:i + 32]
+            ok = [r < self.M and c0 + c // ob < self.N for r, c in lanes]
+            m = lanes_mask(ok)
+            if not m:
+                continue
+            addrs = [self._C + (r * self.N + c0) * ob + c for (r, c), g in zip(lanes, ok,
+                                                                             strict=True) if g]
+            src = (_R_ADDR, accs[(i // 32) % len(accs)])
+            out.append(a.mem("STG.E.128", "global", 16, addrs, src=src, mask=m))
+        return out
+
+    def make_block(self, index: int) -> list[list[Instruction]]:
+        a = self._asm
+        launch = self.launch()
+        bx, by, z = launch.block_coords(index)
+        trips, S = self.trips, self.stages
+        warps: list[list[Instruction]] = []
+        prologue = [
+            a.op("S2R", dst=(0,)),
+            a.op("S2R", dst=(1,)),
+            a.op("IMAD", dst=(_R_ADDR,), src=(0, 1)),
+            a.op("MOV", dst=(_R_LOOP,)),
+        ]
+        wait = a.op(f"DEPBAR.LE.SB0.{S - 2}")
+        commit = a.op("LDGDEPBAR")
+        bar = a.op("BAR.SYNC")
+        n_warps = launch.warps_per_block()
+        hopper = self.mainloop == "hopper"
+        for w in range(n_warps):
+            insts = list(prologue)
+            for t in range(S - 1):
+                if t < trips:
+                    insts += self._copies(w, bx, by, z, t)
+                insts.append(commit)
+            if hopper:
+                for k in range(trips):
+                    if w == 0:
+                        insts.append(wait)
+                    insts.append(bar)
+                    if k + S - 1 < trips:
+                        insts += self._copies(w, bx, by, z, k + S - 1)
+                    insts.append(commit)
+                    insts += self._wgmma()
+            else:
+                # CUTLASS's multistage order: the next tile's copies spread over the k steps,
+                # the wait and barrier before the last k step loads the next stage's first
+                # fragments, so the tensor cores never wait for a whole tile's copies
+                ks = self.k_steps
+                insts += [wait, bar, *self._ldsm(0, 0)]
+                for k in range(trips):
+                    copies = (self._copies(w, bx, by, z, k + S - 1) if k + S - 1 < trips
+                              else [])
+                    # over the k steps before the last, whose start commits them
+                    per = -(-len(copies) // max(ks - 1, 1))
+                    if ks == 1:
+                        insts += copies
+                    for kk in range(ks):
+                        if kk == ks - 1:
+                            insts += [commit, wait, bar]
+                        if kk + 1 < ks:
+                            insts += self._ldsm(k % S, kk + 1)
+                        elif k + 1 < trips:
+                            insts += self._ldsm((k + 1) % S, 0)
+                        if kk < ks - 1:
+                            insts += copies[kk * per:(kk + 1) * per]
+                        insts += self._mma(kk)
+                    insts += self._loop()
+            insts += self._epilogue(w, bx, by)
+            insts.append(a.op("EXIT"))
+            warps.append(insts)
+        return warps
+
+    # -- simulation -----------------------------------------------------------------------------
+    def simulate(
+        self,
+        spec: DeviceSpec,
+        *,
+        sample: bool = True,
+        trip_samples: tuple[int, int] | None = None,
+        warm_l2: bool = False,
+        **kwargs: Any,
+    ) -> SimResult:
+        """Replay on ``spec`` (at its boost clock: :func:`at_clock` for another). Sampled as
+        :meth:`GemmBase.simulate`, at trip counts that fill the pipeline: ``stages`` and twice
+        that by default."""
+        check_tensor_dtype(spec, self.dtype, self.mainloop, self.tile_n)
+        if trip_samples is None:
+            trip_samples = (self.stages, 2 * self.stages)
+        return super().simulate(spec, sample=sample, trip_samples=trip_samples,
+                                warm_l2=warm_l2, **kwargs)
+
+    def params(self) -> dict[str, Any]:
+        return {"workload": self.name, "M": self.M, "N": self.N, "K": self.K,
+                "dtype": self.dtype, **self.tiles(), "warps_m": self.warps_m,
+                "warps_n": self.warps_n, "mainloop": self.mainloop}
+
+
+@dataclass
+class TensorSimResult(SimResult):
+    """A simulated library GEMM: the replay at the clock the power cap allows, its power."""
+
+    #: Board power, W: the device file's energies per event (simgpu.analytical.power) over the
+    #: simulated time, with the simulated L2 and DRAM bytes; None without a power section.
+    power_W: float | None = None
+    energy_J: float | None = None
+    #: The kernel simulated (its tile, stages, mainloop) and where its clock came from.
+    note: str = ""
+    #: Fraction of the sub-cores' cycles their tensor cores are busy (issued tensor-core
+    #: instructions x their interval over cycles x sub-cores x SMs).
+    tensor_busy: float = 0.0
+
+    def stall_breakdown(self) -> dict[str, float]:
+        """Where the sub-cores' cycles go, as fractions: the tensor cores busy, and each reason
+        a sub-core issued nothing (the replay's stall counts, of the simulated waves)."""
+        total = sum(self.stalls.values()) or 1.0
+        names = {"issued": "issuing", "pipe_busy": "waiting on the tensor pipe",
+                 "async_copy": "waiting on cp.async/TMA", "barrier": "barriers",
+                 "lsu_busy": "shared-memory/LSU bandwidth", "memory": "global loads",
+                 "dependency": "register dependences", "rf_bank": "register banks",
+                 "no_warps": "no warps"}
+        out = {"tensor cores busy": self.tensor_busy}
+        for k, v in self.stalls.items():
+            if v > 0:
+                out[names.get(k, k)] = v / total
+        return out
+
+
+def library_kernel(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
+                   mainloop: str | None = None,
+                   cluster_m: int = LIBRARY_CLUSTER_M) -> tuple[TensorGemm, Any]:
+    """The tensor-core kernel the analytical model's library search picks for this GEMM (tile,
+    split-K, stages, threads; :data:`simgpu.analytical.gemm._LIBRARY_TENSOR_TILES`), as a
+    :class:`TensorGemm`, and the analytical row (its clock under the power cap, its events)."""
+    row = analytical.gemm(spec, M, N, K, dtype).iloc[0]
+    if not bool(row["on_tensor_cores"]):
+        raise ViewUnavailable(f"{spec.name}: {dtype} GEMMs do not run on its tensor cores")
+    ml = mainloop or default_mainloop(spec)
+    tm, tn, thr = int(row["tile_m"]), int(row["tile_n"]), int(row["threads_per_block"])
+    if ml == "hopper":
+        wm_, wn_ = thr // 32, 1
+    else:
+        wm_, wn_ = WARP_LAYOUTS.get((tm, tn, thr), (2, thr // 64))
+    kern = TensorGemm(M, N, K, dtype=dtype, tile_m=tm, tile_n=tn, stages=int(row["stages"]),
+                      warps_m=wm_, warps_n=wn_, mainloop=ml, split_k=int(row["split_k"]),
+                      cluster_m=cluster_m if ml == "hopper" else 1)
+    return kern, row
+
+
+def simulate_library(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
+                     cluster_m: int = LIBRARY_CLUSTER_M, **kwargs: Any) -> TensorSimResult:
+    """The simulated view of a library (cuBLAS) tensor-core GEMM: the kernel of
+    :func:`library_kernel`, replayed at the SM clock the analytical power model allows for it
+    (the ``clock_MHz`` of :func:`simgpu.analytical.gemm`), and its power from the device file's
+    energies per event with the simulated time and traffic."""
+    from simgpu.analytical import power as pw
+    from simgpu.analytical.params import DeviceParams
+
+    check_tensor_dtype(spec, dtype, default_mainloop(spec), 256)
+    kern, row = library_kernel(spec, M, N, K, dtype, cluster_m=cluster_m)
+    check_tensor_dtype(spec, dtype, kern.mainloop, kern.tile_n)
+    kwargs.setdefault("warm_l2", True)  # the measured library calls are back-to-back repeats
+    clock = float(row["clock_MHz"])
+    res = kern.simulate(at_clock(spec, clock), **kwargs)
+    p = DeviceParams.from_spec(spec)
+    events = {k[3:]: float(row[k]) for k in row.index if str(k).startswith("ev_")}
+    events["l2_byte"] = res.bytes["l2"]["read"] + res.bytes["l2"]["write"]
+    events["dram_byte"] = res.bytes["dram"]["read"] + res.bytes["dram"]["write"]
+    ratio = clock / spec.compute.boost_clock_MHz
+    busy = float(row["time_s"]) - float(row["t_overhead_s"])
+    util = min(1.0, busy / res.time_s) if res.time_s > 0 else 0.0
+    watts, energy, model = pw.power(p, events, res.time_s, util, ratio)
+    note = (f"{kern.launch().name}, split-K {kern.split_k}"
+            + (f", clusters of {kern.cluster_m}" if kern.cluster_m > 1 else "")
+            + " (the analytical library search's"
+            f" choice) at {clock:.0f} MHz (the analytical power model's clock under the"
+            f" {spec.power.tdp_W:.0f} W cap); power: {model.item()} model over the simulated"
+            " time and L2/DRAM bytes")
+    fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(SimResult)}
+    opcode = check_tensor_dtype(spec, dtype, kern.mainloop, kern.tile_n)
+    ii = spec.compute.tensor_interval_cycles[tensor_key(opcode)]
+    slots = res.cycles * spec.compute.warp_schedulers_per_sm * spec.compute.sm_count
+    busy = res.op_counts.get("tensor", 0.0) * ii / slots if slots > 0 else 0.0
+    return TensorSimResult(**fields, power_W=float(watts.item()), energy_J=float(energy.item()),
+                           note=note, tensor_busy=busy)
+
+
+@dataclass
+class LibraryGemm(GemmBase):
+    """A cuBLAS GEMM (``cublasGemmEx``, as ``simgpu calibrate`` times it): the library picks the
+    kernel, so simgpu has its analytical estimate (the library's tile search), its learned
+    prediction and its measurement, but no trace to replay."""
+
+    dtype: str = "fp16"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.entry().check_dtype(self.dtype)
+
+    @property
+    def name(self) -> str:
+        return "gemm_library"
+
+    @property
+    def kernel(self) -> str:
+        return "cublas"
+
+    @property
+    def compulsory_bytes(self) -> float:
+        e_in, e_out = DTYPE_BYTES[self.dtype], DTYPE_OUT_BYTES[self.dtype]
+        return float(e_in * (self.M * self.K + self.K * self.N) + e_out * self.M * self.N)
+
+    def tiles(self) -> dict[str, int]:
+        return {}
+
+    def launch(self) -> KernelLaunch:
+        raise ViewUnavailable(self.entry().unavailable("simulated"))
+
+    @property
+    def k_step(self) -> int:
+        raise ViewUnavailable("cuBLAS chooses its own K step")
+
+    def simulate(self, spec: DeviceSpec, **kwargs: Any) -> SimResult:
+        """The library's tensor-core GEMM simulated as the CUTLASS-like kernel of the analytical
+        model's library search, at the clock the power cap allows
+        (:func:`simgpu.workloads.tensor_gemm.simulate_library`); fp32 (SIMT) calls have no
+        trace to replay."""
+        if self.dtype == "fp32":
+            raise ViewUnavailable(self.entry().unavailable("simulated"))
+        return simulate_library(spec, self.M, self.N, self.K, self.dtype, **kwargs)
+
+    def calibration_point(self) -> dict[str, Any]:
+        if self.dtype == "fp8":
+            raise ViewUnavailable("simgpu calibrate times cuBLAS in fp32, tf32, fp16 and bf16,"
+                                  " not fp8")
+        return {"kernel": "cublas", "variant": "cublas", "dtype": self.dtype, "M": self.M,
+                "N": self.N, "K": self.K}
+
+    def params(self) -> dict[str, Any]:
+        return {"workload": self.name, "M": self.M, "N": self.N, "K": self.K,
+                "dtype": self.dtype}

@@ -1,0 +1,153 @@
+"""The tensor-core GEMM trace generator (simgpu.workloads.tensor_gemm) and the library GEMM's
+simulated view: counts, the tensor-bound steady state, sampling against a full replay, the clock
+and power, and clear refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from cli_errors import fails
+from sim_stub import StubRequest, stub_factory
+
+from simgpu import analytical, devices
+from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.sim.replay import simulate_trace
+from simgpu.views import protocol
+from simgpu.workloads import LibraryGemm, TensorGemm
+from simgpu.workloads.tensor_gemm import at_clock, library_kernel
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return devices.get("h100-sxm")
+
+
+@pytest.fixture(scope="module")
+def a100():
+    return devices.get("a100-sxm-80gb")
+
+
+@pytest.mark.parametrize(("device", "mainloop", "dtype"), [
+    ("a100-sxm-80gb", "ampere", "fp16"), ("a100-sxm-80gb", "ampere", "tf32"),
+    ("h100-sxm", "hopper", "bf16"), ("h100-sxm", "hopper", "fp8"),
+])
+def test_counts_match_the_gemm(device, mainloop, dtype):
+    spec = devices.get(device)
+    g = TensorGemm(256, 256, 512, dtype=dtype, tile_m=128, tile_n=128, stages=3, warps_m=2,
+                   warps_n=4, mainloop=mainloop)
+    res = g.simulate(spec, sample=False)
+    # every FLOP of 2 M N K executed once on the tensor cores (the tiles divide the shape)
+    assert res.flops == pytest.approx(2 * 256 * 256 * 512)
+    # A and B read once per block row/column of tiles, C written once
+    e = {"fp16": 2, "bf16": 2, "tf32": 4, "fp8": 1}[dtype]
+    loads = 2 * 2 * (128 + 128) * 512 * e  # 4 blocks, each its A and B strips
+    assert res.bytes["l2"]["read"] == pytest.approx(loads, rel=0.02)
+    out = {"fp16": 2, "bf16": 2, "tf32": 4, "fp8": 2}[dtype]
+    assert res.bytes["l1"]["write"] == pytest.approx(256 * 256 * out)
+
+
+def _one_sm(spec):
+    return dataclasses.replace(spec, compute=dataclasses.replace(spec.compute, sm_count=1))
+
+
+@pytest.mark.parametrize(("device", "mainloop", "key", "per_sub_core_per_trip"), [
+    # hopper 128x256: two warpgroups, each warp one HGMMA.64x256x16 per k16, 4 per 64-deep
+    # trip; two warps (one of each warpgroup) per sub-core
+    ("h100-sxm", "hopper", "hgmma_64x256x16_f32_f16", 2 * 4),
+    # ampere 128x256 over 2 x 4 warps: warp tile 64x64, (64/16) x (64/8) mma per k16, 4 k16 a
+    # trip, two warps per sub-core
+    ("a100-sxm-80gb", "ampere", "hmma_16816_f32_f16", 2 * 4 * 8 * 4),
+])
+def test_steady_state_is_tensor_bound_on_a_fast_memory(device, mainloop, key,
+                                                       per_sub_core_per_trip):
+    spec = _one_sm(devices.get(device))
+    g = TensorGemm(128, 256, 4096, dtype="fp16", tile_m=128, tile_n=256, stages=3, warps_m=2,
+                   warps_n=4, mainloop=mainloop)
+    cycles = {}
+    for trips in (8, 16):
+        r = simulate_trace(g.with_trips(trips).trace(), spec, system_factory=stub_factory(50.0),
+                           request_cls=StubRequest)
+        cycles[trips] = r.cycles
+    slope = (cycles[16] - cycles[8]) / 8
+    bound = per_sub_core_per_trip * spec.compute.tensor_interval_cycles[key]
+    if mainloop == "hopper":
+        assert slope == pytest.approx(bound, rel=0.03)
+    else:
+        # the ldmatrix and cp.async of a trip hold the SM's LD/ST unit 1,408 of its 2,106
+        # tensor cycles, and a warp whose ldmatrix waits for it issues no mma meanwhile (the
+        # model has no MIO queue): 19% over the tensor bound
+        assert bound * 0.99 <= slope <= bound * 1.25
+
+
+def test_sampled_replay_lands_near_the_full_one(h100):
+    g = TensorGemm(512, 512, 4096, dtype="fp16", tile_m=128, tile_n=128, stages=3, warps_m=8,
+                   warps_n=1, mainloop="hopper")
+    sampled = g.simulate(h100)
+    full = g.simulate(h100, sample=False)
+    assert sampled.sampled and not full.sampled
+    err = abs(sampled.time_s / full.time_s - 1)
+    assert err < 0.10
+    assert err <= sampled.time_s_spread / full.time_s + 0.05
+
+
+def test_library_view_runs_at_the_capped_clock_with_a_power(h100):
+    M = N = K = 1024
+    kern, row = library_kernel(h100, M, N, K, "fp16")
+    assert (kern.tile_m, kern.tile_n, kern.split_k) == (
+        int(row["tile_m"]), int(row["tile_n"]), int(row["split_k"]))
+    res = LibraryGemm(M, N, K, dtype="fp16").simulate(h100)
+    assert res.clock_MHz == pytest.approx(float(row["clock_MHz"]))
+    assert res.time_s == pytest.approx(res.cycles / (res.clock_MHz * 1e6))
+    assert h100.power.static_W < res.power_W <= h100.power.tdp_W
+    assert 0.0 < res.tensor_busy <= 1.0
+    est = protocol.estimate("simulated", LibraryGemm(M, N, K, dtype="fp16"), h100)
+    assert est.power_W == pytest.approx(res.power_W)
+    assert "clock under the 700 W cap" in est.note
+
+
+def test_at_clock_scales_on_chip_rates_only(h100):
+    slow = at_clock(h100, 990.0)
+    assert slow.compute.boost_clock_MHz == 990.0
+    assert slow.compute.peak_fp16_tensor_TFLOPS == pytest.approx(
+        h100.compute.peak_fp16_tensor_TFLOPS / 2)
+    assert slow.dram == h100.dram
+    assert slow.compute.tensor_interval_cycles == h100.compute.tensor_interval_cycles
+    with pytest.raises(SimgpuError, match="expected 0 < clock <= 1980"):
+        at_clock(h100, 2500.0)
+
+
+def test_unsupported_dtypes_are_refused_naming_device_and_dtype(a100, capsys):
+    with pytest.raises(ViewUnavailable, match="a100-sxm-80gb has no fp8 tensor-core path"):
+        LibraryGemm(512, 512, 512, dtype="fp8").simulate(a100)
+    with pytest.raises(ViewUnavailable, match="rtx-4090: no fp8 tensor-core timing"):
+        LibraryGemm(512, 512, 512, dtype="fp8").simulate(devices.get("rtx-4090"))
+    with pytest.raises(ViewUnavailable, match="fp32 GEMMs run closed-source SIMT"):
+        LibraryGemm(512, 512, 512, dtype="fp32").simulate(a100)
+    fails(capsys, ["simulate", "--device", "a100-sxm-80gb", "--workload", "gemm", "--m", "512",
+                   "--n", "512", "--k", "512", "--dtype", "fp8"], "a100-sxm-80gb", "fp8")
+    fails(capsys, ["simulate", "--device", "h100-sxm", "--workload", "gemm", "--m", "512",
+                   "--n", "512", "--k", "512", "--dtype", "fp16", "--kernel", "sgemm_tiled"],
+          "sgemm_tiled", "fp16")
+
+
+def test_bad_tiles_are_refused():
+    with pytest.raises(SimgpuError, match="expected 64, 128 or 256"):
+        TensorGemm(512, 512, 512, tile_m=128, tile_n=96, warps_m=8, warps_n=1,
+                   mainloop="hopper")
+    with pytest.raises(SimgpuError, match="multiples of 16"):
+        TensorGemm(512, 512, 512, tile_m=128, tile_n=40, warps_m=2, warps_n=4)
+    with pytest.raises(SimgpuError, match="needs the hopper mainloop"):
+        TensorGemm(512, 512, 512, cluster_m=2)
+    with pytest.raises(SimgpuError, match="dtype 'fp32'"):
+        TensorGemm(512, 512, 512, dtype="fp32")
+
+
+def test_analytical_and_simulated_views_describe_one_kernel(h100):
+    """The simulated kernel's tile is the analytical library search's, for each dtype."""
+    for dtype in ("tf32", "fp16", "bf16", "fp8"):
+        kern, row = library_kernel(h100, 4096, 4096, 4096, dtype)
+        ana = analytical.gemm(h100, 4096, 4096, 4096, dtype).iloc[0]
+        assert (kern.tile_m, kern.tile_n, kern.tile_k, kern.stages) == (
+            int(ana["tile_m"]), int(ana["tile_n"]), int(ana["tile_k"]), int(ana["stages"]))
+        assert kern.launch().shared_bytes == int(ana["smem_per_block_B"])
