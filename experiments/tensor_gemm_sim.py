@@ -13,7 +13,8 @@ device file, the clock and the energies the analytical model's.
 
 Usage: ``python experiments/tensor_gemm_sim.py [--set dtype=fp16] [--set cluster=1]``
 (``cluster``: thread blocks per TMA-multicast cluster of the Hopper kernel; 2 is simgpu's
-assumption for the library, 1 none). About 3-4 minutes per dtype on one core.
+assumption for the library, 1 none; ``--set l2_merge=64``: a what-if of the memory system, see
+GRID). About 3-4 minutes per dtype on one core.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ GRID: dict[str, list[Any]] = {
     "run": ["20261122T154403Z"],
     "dtype": ["fp16", "bf16", "tf32"],
     "cluster": [2],
+    # what-if, not the model: merges per L2 MSHR entry (0: the memory system's own, 4 from the
+    # Accel-Sim H100 config); a larger value shows how much of the error the L2 re-reading
+    # concurrently missed lines from DRAM explains
+    "l2_merge": [0],
 }
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +60,19 @@ def measured_rows(device: str, run: str, dtype: str) -> pd.DataFrame:
 
 
 def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
+    import simgpu.sim.system as system
+
+    merge = int(params.get("l2_merge", 0))
+    own = system.L2_MSHR_MERGE
+    if merge:
+        system.L2_MSHR_MERGE = merge  # what-if (see GRID); restored below
+    try:
+        return _rows(params)
+    finally:
+        system.L2_MSHR_MERGE = own
+
+
+def _rows(params: dict[str, Any]) -> list[dict[str, Any]]:
     spec = devices.get(params["device"])
     launch_s = DeviceParams.from_spec(spec).launch_overhead_s
     out = []
@@ -68,7 +86,8 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
         meas_us = float(r["time_ms"]) * 1e3
         out.append({
             "device": spec.name, "run": params["run"], "dtype": params["dtype"],
-            "cluster": int(params["cluster"]), "M": M, "N": N, "K": K,
+            "cluster": int(params["cluster"]), "l2_merge": int(params.get("l2_merge", 0)),
+            "M": M, "N": N, "K": K,
             "kernel": res.kernel,
             "measured_us": meas_us,
             "sim_us": sim_us,
@@ -83,6 +102,8 @@ def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
             "power_error_pct": (100 * (res.power_W / float(r["power_W"]) - 1)
                                 if res.power_W is not None else None),
             "wall_s": res.wall_s,
+            "tensor_busy": res.tensor_busy,
+            "dram_read_MB": res.bytes["dram"]["read"] / 1e6,
             **{f"stall_{k}": v / total for k, v in res.stalls.items()},
         })
     return out
