@@ -633,7 +633,9 @@ def simulate_library(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
 class LibraryGemm(GemmBase):
     """A cuBLAS GEMM (``cublasGemmEx``, as ``simgpu calibrate`` times it): the library picks the
     kernel, so simgpu has its analytical estimate (the library's tile search), its learned
-    prediction and its measurement, but no trace to replay."""
+    prediction, its measurement, and for the tensor-core dtypes a simulation of the
+    CUTLASS-like kernel that search picks (:func:`simulate_library`; the trace is that
+    :class:`TensorGemm`'s, chosen per device, so this class has no launch of its own)."""
 
     dtype: str = "fp16"
 
@@ -658,7 +660,10 @@ class LibraryGemm(GemmBase):
         return {}
 
     def launch(self) -> KernelLaunch:
-        raise ViewUnavailable(self.entry().unavailable("simulated"))
+        raise ViewUnavailable(
+            "cuBLAS's kernel depends on the device: its simulated view replays the TensorGemm the"
+            " library search picks there (LibraryGemm.simulate(spec))"
+            if self.dtype != "fp32" else self.entry().unavailable("simulated"))
 
     @property
     def k_step(self) -> int:
