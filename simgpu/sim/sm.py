@@ -633,9 +633,15 @@ class SubCore:
                 t0 = max(t, env.now)
                 # why, decided before sleeping (a barrier's release unblocks the warps before
                 # this sub-core runs again): every warp blocked, some on copy groups (cp.async,
-                # TMA): the copies; every warp at a barrier: the barrier; else memory
+                # TMA) or at a barrier that a warp of their block waiting on its copies holds
+                # (the consumers of a tile its producer warp is fetching): the copies; every
+                # warp at a barrier: the barrier; else memory
                 if all(w.blocked for w in warps):
-                    reason = "async_copy" if any(w.await_async for w in warps) else "barrier"
+                    reason = "barrier"
+                    for w in warps:
+                        if w.await_async or any(x.await_async for x in w.block.warps):
+                            reason = "async_copy"
+                            break
                 else:
                     reason = "memory"
                 yield self._sleep(INF)
