@@ -349,6 +349,26 @@ def test_every_bundled_gpu_builds_and_serves():
     assert checked >= 9
 
 
+def test_l2_merge_limit_waits_for_the_fill_and_never_fetches_twice(h100):
+    """Loads from many SMs to one line in flight, beyond the L2 MSHR's merge limit: the ones
+    over the limit wait for the fill (a stall each), and DRAM is read once."""
+    env = simpy.Environment()
+    s = build_system(env, h100)
+    p0 = s.partition_of[0]
+    sms = [sm for sm in range(h100.compute.sm_count) if s.partition_of[sm] == p0]
+    merge = s.l2_mshr[p0].merge
+    assert len(sms) > merge + 2
+    evs = [s.access(MemRequest(sm, 1 << 20, 0b0001, cache_op="cg")) for sm in sms]
+    env.run()
+    assert s.hbm.totals()["reads"] == 1
+    assert s.l2_mshr[p0].merges == merge
+    assert s.l2_mshr[p0].stalls == len(sms) - 1 - merge
+    first = min(e.value.t_done for e in evs)
+    # every load got the one fill: none waited for a second DRAM round trip (SM cycles)
+    dram_cycles = h100.dram.unloaded_latency_ns * h100.compute.boost_clock_MHz / 1000
+    assert max(e.value.t_done for e in evs) - first < 0.5 * dram_cycles
+
+
 def test_full_mshrs_stall_and_every_request_still_completes(h100):
     env = simpy.Environment()
     s = build_system(env, h100)

@@ -502,9 +502,16 @@ class MemorySystem:
             cb(s + back, "L2near")
             return
         need = sectors & ~present
-        if e is not None and not (need & ~e.inflight) and e.merged < mshr.merge:
-            e.merged += 1
-            mshr.merges += 1
+        if e is not None and not (need & ~e.inflight):
+            # the sectors are in flight: merge into the entry, or, with its merge slots full,
+            # wait for the fill and take the line then (the request is refused and retried, as
+            # GPGPU-Sim's L2 does on a merge-full reservation failure) -- never a second fetch
+            # of the same sectors from DRAM
+            if e.merged < mshr.merge:
+                e.merged += 1
+                mshr.merges += 1
+            else:
+                mshr.stalls += 1
 
             def waiter(t: float, e: Any = e) -> None:
                 cb(max(t, s) + back, e.level)
