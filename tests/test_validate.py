@@ -105,3 +105,28 @@ def test_simulated_view_of_pcie_copies(tmp_path: Path) -> None:
         table["err_simulated_pct"],
         (table["simulated"] - table["measured"]) / table["measured"] * 100,
     )
+
+
+def test_simulated_library_calls_take_at_least_the_device_files_floor(tmp_path: Path) -> None:
+    """A device file with the harness's call floor (simgpu fit): the simulated view of a cuBLAS
+    row is no shorter than the floor of its dtype, as the analytical view."""
+    import pandas as pd
+
+    spec = devices.get("h100-sxm-cal-20261122t154219z")
+    floor = spec.host_link.library_call_floor_us["fp16"] * 1e-6
+    # a run of the quick run's cuBLAS fp16 512^3 and 1024^3 calls alone (short replays)
+    rows = pd.read_csv(H100_QUICK / "gemm.csv")
+    rows = rows[(rows["kernel"] == "cublas") & (rows["dtype"] == "fp16")
+                & (rows["M"] * rows["N"] * rows["K"] <= 1024**3)]
+    run = RunDir.create(tmp_path, "h100-sxm", "20260101T000000Z", {"gpu": {}})
+    for i, r in enumerate(rows.to_dict("records")):
+        run.append_point("gemm", str(i), [r])
+    run.finish_table("gemm")
+    run.update_manifest(status="complete")
+    table, notes = validate_run(spec, run.path, only=["gemm_time"], views=["simulated"])
+    sim = table[table["simulated"].notna()]
+    assert len(sim) == len(rows) == 2, notes
+    assert (sim["simulated"] >= floor).all()
+    # the 512^3 call: a kernel of a few microseconds, timed at the harness's pace
+    assert sim["simulated"].min() == pytest.approx(floor)
+    assert "call floor (fp16 13.9 us" in notes[("gemm_time", "simulated")]
