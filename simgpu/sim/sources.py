@@ -105,8 +105,13 @@ class SourceResult:
         Leaves out the ramp-up (the first requests' latency, when nothing has returned yet)
         and the drain, which a short simulation would otherwise count against the throughput.
         """
+        return self.bandwidth_between_GBps(trim, 1 - trim)
+
+    def bandwidth_between_GBps(self, q0: float, q1: float) -> float:
+        """Bandwidth between the ``q0`` and ``q1`` quantiles of completions, GB/s (over the
+        whole span where they leave no interval)."""
         n = len(self.done_times)
-        lo, hi = int(n * trim), int(n * (1 - trim)) - 1
+        lo, hi = int(n * q0), int(n * q1) - 1
         if hi <= lo:
             return self.bandwidth_GBps
         t0, t1 = self.done_times[lo], self.done_times[hi]

@@ -348,8 +348,11 @@ class Stream(Workload):
         the memory system with as many lines in flight per SM as the launch keeps (threads x
         one float4 each), stores written through to DRAM (in the steady state of arrays far
         larger than the L2 every store reaches DRAM, which a short window of a write-back L2
-        would not show); the kernel's time is its bytes at the window's bandwidth. The spread
-        is half the difference between the bandwidths of the window's two halves."""
+        would not show); the kernel's time is its bytes at the window's steady bandwidth,
+        between the 10th and 90th percentiles of its completions (the ramp-up, before the first
+        lines return, and the drain are not the kernel's steady state: counted, they made the
+        window 18-23% slower than a full replay, experiments/benchmarks/bench_sampling.py). The
+        spread is half the difference between the bandwidths of its two halves."""
         wall0 = time.perf_counter()
         w = self.for_device(spec)
         launch = w.launch()
@@ -364,16 +367,10 @@ class Stream(Workload):
         env.run()
         r = src.result()
         hz = spec.clock_MHz * 1e6
-        bw = r.bytes / ((r.t_end - r.t_start) / hz)  # B/s over the window
-        half = len(r.done_times) // 2
-        halves = []
-        for part in (slice(0, half), slice(half, None)):
-            t, b = r.done_times[part], r.done_bytes[part]
-            if len(t) > 1 and t[-1] > t[0]:
-                halves.append(sum(b) / ((t[-1] - t[0]) / hz))
+        bw = r.steady_bandwidth_GBps() * 1e9  # B/s in the window's steady state
+        halves = [r.bandwidth_between_GBps(q0, q1) * 1e9 for q0, q1 in ((0.1, 0.5), (0.5, 0.9))]
         time_s = self.compulsory_bytes / bw
-        spread = abs(time_s * bw / halves[0] - time_s * bw / halves[1]) / 2 if len(
-            halves) == 2 else 0.0
+        spread = abs(self.compulsory_bytes / halves[0] - self.compulsory_bytes / halves[1]) / 2
         loads, stores, _ = STREAM_OPS[self.op]
         occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread,
                         launch.shared_bytes)
