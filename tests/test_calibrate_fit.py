@@ -355,8 +355,7 @@ def test_library_issue_fit_centres_the_long_library_calls() -> None:
 
 
 def test_library_floor_is_the_shortest_small_call_of_each_dtype() -> None:
-    from simgpu.calibrate.fit import LIBRARY_FLOOR_MAX_FLOPS
-    from simgpu.calibrate.gemm_rows import load_calibration_run
+    from simgpu.calibrate.gemm_rows import LIBRARY_FLOOR_MAX_FLOPS, load_calibration_run
 
     fitted = {f.key.rsplit(".", 1)[1]: f.value for f in fit_library_floor(RunDir.open(H100_QUICK))}
     rows = load_calibration_run(H100_QUICK)

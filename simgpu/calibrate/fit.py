@@ -54,7 +54,7 @@ from scipy.optimize import least_squares
 from simgpu.analytical import power as pw
 from simgpu.analytical.params import DeviceParams
 from simgpu.calibrate.dataset import RunDir
-from simgpu.calibrate.gemm_rows import estimate, load_calibration_run
+from simgpu.calibrate.gemm_rows import estimate, library_floors, load_calibration_run
 from simgpu.devices import DeviceSpec, loads
 from simgpu.errors import DatasetError, SimgpuError
 from simgpu.io import OutputError, atomic_write_text, plain_name
@@ -507,32 +507,19 @@ def fit_library_issue(
                    f" of {LIBRARY_FIT_MIN_S * 1e6:.0f} us or more", True)]
 
 
-#: A library call of at most this many FLOPs is short enough that its measured time is the
-#: harness's, not the kernel's. assumption: 2^30 FLOPs (512^3 is 2^28) run in under 20 us at a
-#: tenth of the FP32 peak of every GPU in models/; in run 20261122T154403Z cuBLAS fp32 256^3,
-#: 384^3 and 512^3 (2^25 to 2^28 FLOPs) all took 29-30 us.
-LIBRARY_FLOOR_MAX_FLOPS = 2.0**30
-
-
 def fit_library_floor(run: RunDir) -> list[Fitted]:
     """``host_link.library_call_floor_us``: per dtype, the shortest measured time of the run's
-    library GEMM calls, where that call does at most :data:`LIBRARY_FLOOR_MAX_FLOPS` (the
-    harness times no call of the dtype shorter; a dtype whose shortest call is larger gets no
-    floor)."""
+    library GEMM calls, where that call is small (:func:`simgpu.calibrate.gemm_rows.
+    library_floors`)."""
     if "gemm" not in run.finished_tables():
         return []
-    df = load_calibration_run(run.path)
-    lib = df[df["kernel"] == "cublas"]
     out = []
-    for dtype, rows in lib.groupby("dtype", sort=True):
-        i = rows["time_s"].idxmin()
-        flops = 2.0 * rows.at[i, "M"] * rows.at[i, "N"] * rows.at[i, "K"]
-        if flops > LIBRARY_FLOOR_MAX_FLOPS:
-            continue
-        size = f"{rows.at[i, 'M']}x{rows.at[i, 'N']}x{rows.at[i, 'K']}"
+    for (_, dtype), r in library_floors(load_calibration_run(run.path)).iterrows():
+        size = "x".join(str(int(r[c])) for c in ("M", "N", "K"))
         out.append(Fitted(f"library call floor {dtype}", f"host_link.library_call_floor_us.{dtype}",
-                          round(float(rows.at[i, "time_s"]) * 1e6, 2), "us", None, None,
-                          f"gemm: shortest of {len(rows)} cuBLAS {dtype} calls ({size})", True))
+                          round(float(r["time_s"]) * 1e6, 2), "us", None, None,
+                          f"gemm: shortest of {int(r['calls'])} cuBLAS {dtype} calls ({size})",
+                          True))
     return out
 
 

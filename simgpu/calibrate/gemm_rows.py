@@ -10,7 +10,9 @@ imports the predictor:
   bad value named), as rows of the GEMM schema (``simgpu/predict/SCHEMA.md``; see also
   :func:`simgpu.predict.datasets.validate`);
 * :func:`estimate`: :func:`simgpu.analytical.gemm` for every row of a GEMM-schema frame, with
-  the rows' own tiles, split-K and kernel class.
+  the rows' own tiles, split-K and kernel class;
+* :func:`library_floors`: the harness's shortest library call per device and dtype, which
+  ``simgpu fit`` writes into a device file and the learned predictor learns above.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from simgpu.errors import DatasetError
 from simgpu.io import read_frame, read_jsonl
 
 __all__ = [
+    "LIBRARY_FLOOR_MAX_FLOPS",
     "estimate",
     "from_calibration_table",
     "gemm_runs_under",
     "kernel_name",
+    "library_floors",
     "load_calibration",
     "load_calibration_run",
 ]
@@ -116,6 +120,33 @@ def load_calibration(folder: Path) -> Any:
 def kernel_name(name: str) -> str:
     """A dataset's kernel name as the analytical model knows it (unknown: a library kernel)."""
     return name if name in catalogue.KERNELS and catalogue.get(name).kind == "gemm" else "cublas"
+
+
+#: A library call of at most this many FLOPs is short enough that its measured time is the
+#: harness's, not the kernel's. assumption: 2^30 FLOPs (512^3 is 2^28) run in under 20 us at a
+#: tenth of the FP32 peak of every GPU in models/; in run 20261122T154403Z cuBLAS fp32 256^3,
+#: 384^3 and 512^3 (2^25 to 2^28 FLOPs) all took 29-30 us.
+LIBRARY_FLOOR_MAX_FLOPS = 2.0**30
+
+
+def library_floors(df: Any) -> Any:
+    """The harness's floor for a library call, per device and dtype of a GEMM-schema frame: the
+    row of the shortest library call, where that call does at most
+    :data:`LIBRARY_FLOOR_MAX_FLOPS` (the harness times no call of the dtype shorter; a dtype
+    whose shortest call is larger has no floor). One row per (device, dtype) with a floor,
+    indexed by them, with the columns ``M, N, K, time_s`` and ``calls`` (the library calls of
+    that device and dtype)."""
+    family = np.array([catalogue.family_of(kernel_name(k)) for k in df["kernel"]], dtype=object)
+    lib = df[family == "library"]
+    cols = ["M", "N", "K", "time_s", "calls"]
+    if lib.empty:
+        return pd.DataFrame(columns=cols, index=pd.MultiIndex.from_tuples(
+            [], names=["device", "dtype"]))
+    groups = lib.groupby(["device", "dtype"], sort=True)
+    short = lib.loc[groups["time_s"].idxmin()].set_index(["device", "dtype"])
+    short["calls"] = groups.size()
+    flops = 2.0 * short["M"].astype(float) * short["N"].astype(float) * short["K"].astype(float)
+    return short.loc[flops <= LIBRARY_FLOOR_MAX_FLOPS, cols]
 
 
 def estimate(

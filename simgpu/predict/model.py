@@ -37,7 +37,6 @@ from sklearn.ensemble import RandomForestRegressor
 
 from simgpu import catalogue
 from simgpu.calibrate import gemm_rows
-from simgpu.calibrate.fit import LIBRARY_FLOOR_MAX_FLOPS
 from simgpu.devices.registry import models_dir
 from simgpu.errors import DatasetError
 from simgpu.io import code_fingerprint
@@ -121,20 +120,13 @@ ALL = "all"
 
 
 def harness_floors(df: Any) -> dict[str, float]:
-    """The harness's floor for a library call, per device and dtype ("<device>|<dtype>"):
-    the shortest library call of the training rows, where that call is small (at most
-    :data:`simgpu.calibrate.fit.LIBRARY_FLOOR_MAX_FLOPS`), as ``simgpu fit`` finds it for a
-    device file. A harness times no call shorter: the forest on analytical features learns the
-    ratio to the larger of the analytical time and this floor, so that the host's pace is the
-    harness's, not the GPU's."""
-    lib = df[families(df) == "library"]
-    out: dict[str, float] = {}
-    for (device, dtype), rows in lib.groupby(["device", "dtype"], sort=True):
-        i = rows["time_s"].idxmin()
-        flops = 2.0 * float(rows.at[i, "M"]) * float(rows.at[i, "N"]) * float(rows.at[i, "K"])
-        if flops <= LIBRARY_FLOOR_MAX_FLOPS:
-            out[f"{device}|{dtype}"] = float(rows.at[i, "time_s"])
-    return out
+    """The harness's floor for a library call, per device and dtype ("<device>|<dtype>"): the
+    shortest small library call of the training rows, as ``simgpu fit`` finds it for a device
+    file (:func:`simgpu.calibrate.gemm_rows.library_floors`). A harness times no call shorter:
+    the forest on analytical features learns the ratio to the larger of the analytical time and
+    this floor, so that the host's pace is the harness's, not the GPU's."""
+    return {f"{device}|{dtype}": float(t)
+            for (device, dtype), t in gemm_rows.library_floors(df)["time_s"].items()}
 
 
 def families(df: Any) -> np.ndarray:
@@ -366,7 +358,8 @@ class GemmForest:
         X, est = prepared if prepared is not None else feat.build(df)
         if not self.floors:
             self.floors = harness_floors(df)
-        X, est = self._floored(df, X, est)
+        fam = families(df)
+        X, est = self._floored(df, X, est, fam)
         counts = df["device"].value_counts()
         few = [str(d) for d, n in counts.items() if n < FEW_SHOT_ROWS]
         if few and len(few) < len(counts):
@@ -380,8 +373,7 @@ class GemmForest:
                 rows = (df["device"] == d).to_numpy()
                 pred = self.predict(df[rows].reset_index(drop=True), warn=False, prepared=(
                     X[rows].reset_index(drop=True), est[rows].reset_index(drop=True)))
-                self.shots[d] = Shots.fit(pred["time_s"], df["time_s"][rows],
-                                          families(df[rows]))
+                self.shots[d] = Shots.fit(pred["time_s"], df["time_s"][rows], fam[rows])
             return self
         unfit = ~np.isfinite(est["time_s"].to_numpy(dtype=float))
         if self.settings.kind == "forest+physics" and unfit.any():
@@ -404,7 +396,6 @@ class GemmForest:
         self.devices = sorted(df["device"].unique())
         self.rows = {str(d): {str(k): int(n) for k, n in g["dataset"].value_counts().items()}
                      for d, g in df.groupby("device", sort=True)}
-        fam = families(df)
         names, counts = np.unique(fam, return_counts=True)
         own = [str(n) for n, c in zip(names, counts, strict=True) if c >= FAMILY_MIN_ROWS]
         by_family = self.settings.kind == "forest+physics" and len(names) > 1
@@ -418,7 +409,7 @@ class GemmForest:
             self.parts[name] = _Part().fit(self.settings, Xv[rows], yt[rows], yp[rows], w)
         return self
 
-    def _floored(self, df: Any, X: Any, est: Any) -> tuple[Any, Any]:
+    def _floored(self, df: Any, X: Any, est: Any, fam: np.ndarray) -> tuple[Any, Any]:
         """The analytical time of each library call raised to its harness floor
         (:func:`harness_floors`), in the estimate and in the ``log_an_time`` feature."""
         if not self.floors:
@@ -428,7 +419,7 @@ class GemmForest:
         # for the dtype (assumption: its calls are timed like the training GPUs')
         other = ("*|" + df["dtype"].astype(str)).map(self._median_floors())
         floor = keys.map(self.floors).fillna(other).astype(float).fillna(0.0).to_numpy()
-        floor = np.where(families(df) == "library", floor, 0.0)
+        floor = np.where(fam == "library", floor, 0.0)
         an = est["time_s"].to_numpy(dtype=float)
         if not (floor > an).any():
             return X, est
@@ -468,7 +459,8 @@ class GemmForest:
         plus the analytical estimate as ``an_time_s`` and ``an_power_W``. ``basis`` says what
         the row's prediction rests on (:meth:`basis`)."""
         X, est = prepared if prepared is not None else feat.build(df)
-        X, est = self._floored(df, X, est)
+        fams = families(df)
+        X, est = self._floored(df, X, est, fams)
         # dataset-specific parameters the query lacks take 0 (their "not set" value)
         Xv = X.reindex(columns=self.columns, fill_value=0.0).to_numpy(dtype=float)
         outside = (Xv < self.lo) | (Xv > self.hi)
@@ -486,7 +478,7 @@ class GemmForest:
         an_p = est["power_W"].to_numpy(dtype=float)
         physics = self.settings.kind == "forest+physics"
         # every row's part: its family's forest, or the one over all families
-        part = np.array([f if f in self.parts else ALL for f in families(df)], dtype=object)
+        part = np.array([f if f in self.parts else ALL for f in fams], dtype=object)
         n = len(df)
         t_mean, t_sd = np.full(n, np.nan), np.full(n, np.nan)
         p_mean, p_sd = np.full(n, np.nan), np.full(n, np.nan)
@@ -506,7 +498,6 @@ class GemmForest:
                 p_sd[rows] = p_all.std(axis=0)
                 learned_p[rows] = True
         devs = df["device"].astype(str).to_numpy()
-        fams = families(df)
         for d, corr in self.shots.items():
             rows = devs == d
             if rows.any():
