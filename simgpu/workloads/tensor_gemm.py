@@ -602,7 +602,7 @@ def simulate_library(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
 
     check_tensor_dtype(spec, dtype, default_mainloop(spec), 256)
     kern, row = library_kernel(spec, M, N, K, dtype, cluster_m=cluster_m)
-    check_tensor_dtype(spec, dtype, kern.mainloop, kern.tile_n)
+    opcode = check_tensor_dtype(spec, dtype, kern.mainloop, kern.tile_n)
     kwargs.setdefault("warm_l2", True)  # the measured library calls are back-to-back repeats
     clock = float(row["clock_MHz"])
     res = kern.simulate(at_clock(spec, clock), **kwargs)
@@ -621,7 +621,6 @@ def simulate_library(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
             f" {spec.power.tdp_W:.0f} W cap); power: {model.item()} model over the simulated"
             " time and L2/DRAM bytes")
     fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(SimResult)}
-    opcode = check_tensor_dtype(spec, dtype, kern.mainloop, kern.tile_n)
     ii = spec.compute.tensor_interval_cycles[tensor_key(opcode)]
     slots = res.cycles * spec.compute.warp_schedulers_per_sm * spec.compute.sm_count
     busy = res.op_counts.get("tensor", 0.0) * ii / slots if slots > 0 else 0.0
