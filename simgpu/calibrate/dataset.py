@@ -152,6 +152,9 @@ def _coerce(schema: TableSchema, name: str, type_: str, value: Any, where: str) 
         return f
     if not isinstance(value, str):
         raise bad("text")
+    if "\r" in value or "\n" in value:
+        # a cell is one line (rows_to_csv writes "\n" line ends and would leave a "\r" unquoted)
+        raise bad("one line of text")
     return value
 
 
