@@ -106,6 +106,10 @@ def register(subparsers: Any) -> None:
                    help="write the calibrated device file (default: print the fit only)")
     f.add_argument("--models-out", type=Path, default=None,
                    help="folder for the calibrated file (default: the models folder in use)")
+    f.add_argument("--half", action="store_true",
+                   help="fit on half of each curve's sizes (alternate sizes, smallest first) and "
+                        "write <device>-cal-<run>-half.toml; `simgpu validate --held-out` judges "
+                        "it on the other half")
     f.add_argument("--json", action="store_true", help="print the fitted values as JSON")
     f.set_defaults(handler=_fit)
 
@@ -151,11 +155,11 @@ def _fit(args: argparse.Namespace) -> int:
     out_dir = args.models_out or registry.folder
     if args.write:  # before the fit, which takes a while
         check_output_dir(out_dir, "--models-out")
-    fitted = fit_run(args.run, base)
+    fitted = fit_run(args.run, base, half=args.half)
     target = None
     if args.write:
         target = write_calibrated_model(args.run, base, registry.folder / f"{base_name}.toml",
-                                        fitted, out_dir)
+                                        fitted, out_dir, half=args.half)
     if args.json:
         rows = fitted_frame(fitted).to_dict(orient="records")
         for row in rows:

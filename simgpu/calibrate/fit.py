@@ -240,12 +240,68 @@ def fit_bandwidths(run: RunDir, spec: DeviceSpec) -> list[Fitted]:
     return out
 
 
+#: How a run is split in halves: each table's rows form curves (rows that agree in the first
+#: columns), ordered by a size (the product of the second columns; shapes of one product by the
+#: columns themselves). Within a curve the distinct shapes, in that order, alternate fit, held
+#: out, fit, ... (the smallest is fitted), so both halves span every curve and all repeats of a
+#: shape fall on one side. Tables not listed (``launch``) hold no sizes and are fitted whole.
+#: `simgpu fit --half` fits on the first half; `simgpu validate --held-out` judges the second.
+HALF_SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "pchase": (("path", "stride_B"), ("footprint_B",)),
+    "stream": (("op",), ("array_B",)),
+    "shared": ((), ("stride_words",)),
+    "cachebw": (("level",), ("footprint_B",)),
+    "gemm": (("kernel", "dtype", "layout", "tile_m", "tile_n", "tile_k", "thread_tile_m",
+              "thread_tile_n", "split_k", "stages"), ("M", "N", "K")),
+    "gemv": ((), ("M", "N")),
+    "transpose": (("kernel",), ("rows", "cols")),
+    "reduction": ((), ("n",)),
+    "pcie": (("direction", "host_memory"), ("size_B",)),
+}
+
+
+def size_halves(table: str, df: pd.DataFrame) -> pd.Series:
+    """Which rows of run table ``table`` the fit half holds (True) under :data:`HALF_SPLIT`;
+    the others judge the fit and never enter it. A table without sizes is all True."""
+    if table not in HALF_SPLIT or df.empty:
+        return pd.Series(True, index=df.index, name="fit")
+    curve, size_cols = HALF_SPLIT[table]
+    missing = [c for c in (*curve, *size_cols) if c not in df.columns]
+    if missing:
+        raise DatasetError(f"{table} table: no column {missing} to split its rows by")
+    shape = df[list(size_cols)].astype(float)
+    order = shape.assign(_size=shape.prod(axis=1))[["_size", *size_cols]]
+    keys = df[list(curve)].astype(str).agg("|".join, axis=1) if curve else pd.Series(
+        "", index=df.index)
+    shapes = order.apply(tuple, axis=1)
+    fit = np.zeros(len(df), dtype=bool)
+    for rows in keys.groupby(keys).indices.values():
+        rank = {s: i for i, s in enumerate(sorted(set(shapes.iloc[rows])))}
+        fit[rows] = [rank[s] % 2 == 0 for s in shapes.iloc[rows]]
+    return pd.Series(fit, index=df.index, name="fit")
+
+
 def pcie_halves(df: pd.DataFrame) -> pd.Series:
-    """Which rows of a ``pcie`` table the fit may use: within each (direction, host memory)
-    curve, sizes in ascending order alternate fit, held out, fit, ... (the smallest size is
-    fitted). True marks a fitted row; the others judge the fit and never enter it."""
-    rank = df.groupby(["direction", "host_memory"])["size_B"].rank(method="first")
-    return (rank.astype(int) % 2 == 1).rename("fit")
+    """The fit half of a ``pcie`` table (:func:`size_halves`): the host link is always fitted
+    on it, also by a whole-run fit."""
+    return size_halves("pcie", df)
+
+
+class HalfRun(RunDir):
+    """A run whose tables show only the rows :func:`size_halves` gives the fit."""
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        df = super().read_table(name)
+        return df[size_halves(name, df)].reset_index(drop=True)
+
+
+def _gemm_rows(run: RunDir) -> pd.DataFrame:
+    """The run's GEMM rows as :func:`load_calibration_run` gives them, limited to the fit half
+    for a :class:`HalfRun`."""
+    df = load_calibration_run(run.path)
+    if isinstance(run, HalfRun):
+        df = df[size_halves("gemm", df)].reset_index(drop=True)
+    return df
 
 
 def _rel_intercept(size: np.ndarray, t_s: np.ndarray, bw_Bps: float) -> float:
@@ -441,7 +497,7 @@ def fit_power(run: RunDir, spec: DeviceSpec) -> list[Fitted]:
     if "gemm" not in run.finished_tables():
         return out
     run.read_table("gemm")  # the finished table itself, checked (not the partial points)
-    df = load_calibration_run(run.path)
+    df = _gemm_rows(run)
     df = df[df["power_W"].notna()].reset_index(drop=True)
     if len(df) < 3:
         return out
@@ -475,7 +531,7 @@ def fit_library_issue(
     clock the power cap allows is the calibrated model's. None where the run has no such call."""
     if "gemm" not in run.finished_tables():
         return []
-    df = load_calibration_run(run.path)
+    df = _gemm_rows(run)
     rows = df[(df["kernel"] == "cublas") & (df["dtype"] == "fp32")
               & (df["time_s"] >= LIBRARY_FIT_MIN_S)].reset_index(drop=True)
     if rows.empty:
@@ -514,7 +570,7 @@ def fit_library_floor(run: RunDir) -> list[Fitted]:
     if "gemm" not in run.finished_tables():
         return []
     out = []
-    for (_, dtype), r in library_floors(load_calibration_run(run.path)).iterrows():
+    for (_, dtype), r in library_floors(_gemm_rows(run)).iterrows():
         size = "x".join(str(int(r[c])) for c in ("M", "N", "K"))
         out.append(Fitted(f"library call floor {dtype}", f"host_link.library_call_floor_us.{dtype}",
                           round(float(r["time_s"]) * 1e6, 2), "us", None, None,
@@ -657,13 +713,14 @@ def _clock_MHz(run: RunDir, spec: DeviceSpec) -> float:
     return spec.clock_MHz
 
 
-def fit_run(run_dir: Path, base: DeviceSpec) -> list[Fitted]:
-    """Every parameter the run's tables determine (see the module docstring).
+def fit_run(run_dir: Path, base: DeviceSpec, half: bool = False) -> list[Fitted]:
+    """Every parameter the run's tables determine (see the module docstring); with ``half``,
+    from the rows :func:`size_halves` gives the fit only (each value's source says so).
 
     Tables that pass the schema can still hold curves no model fits (a latency ladder without
     steps, copies of one size): the fit of such a table fails with a DatasetError naming the
     table and what went wrong, never with the numerical library's own exception."""
-    run = RunDir.open(run_dir)
+    run = HalfRun.open(run_dir) if half else RunDir.open(run_dir)
     have = run.finished_tables()
     if not have:
         raise DatasetError(f"{run_dir}: the run holds no finished tables")
@@ -686,6 +743,8 @@ def fit_run(run_dir: Path, base: DeviceSpec) -> list[Fitted]:
         if not math.isfinite(f.value):
             raise DatasetError(f"{run.path}: {f.source}: {f.name} came out as {f.value}; the "
                                "table's values allow no fit")
+    if half:
+        out = [dataclasses.replace(f, source=f"{f.source} [fit half of the sizes]") for f in out]
     return out
 
 
@@ -715,9 +774,10 @@ _KEY_LINE = re.compile(r"^(?P<key>[A-Za-z0-9_]+)\s*=\s*(?P<value>[^#]*?)\s*(?:#.
 _HEADER = re.compile(r"^\[(?P<name>[A-Za-z0-9_.]+)\]\s*(?:#.*)?$")
 
 
-def calibrated_name(base: str, run_id: str) -> str:
-    """``h100-sxm`` + ``20261122T154403Z`` -> ``h100-sxm-cal-20261122t154403z``."""
-    return f"{base}-cal-{run_id}".lower()
+def calibrated_name(base: str, run_id: str, half: bool = False) -> str:
+    """``h100-sxm`` + ``20261122T154403Z`` -> ``h100-sxm-cal-20261122t154403z`` (``...-half``
+    when fitted on half of the sizes)."""
+    return f"{base}-cal-{run_id}{'-half' if half else ''}".lower()
 
 
 def _toml_value(value: Any) -> str:
@@ -731,7 +791,7 @@ def _toml_value(value: Any) -> str:
 
 
 def calibrated_text(base_text: str, base_name: str, run_label: str, name: str,
-                    fitted: Sequence[Fitted]) -> str:
+                    fitted: Sequence[Fitted], half: bool = False) -> str:
     """The base model's TOML with the applied values replaced, each citing the run.
 
     The comment block right above a section whose every value the run replaces describes how the
@@ -755,7 +815,11 @@ def calibrated_text(base_text: str, base_name: str, run_label: str, name: str,
         f"# Calibrated from {base_name}.toml with run calibration/{run_label}",
         "# (simgpu fit). Values marked 'calibration run' were measured; all others are the base",
         "# model's, with their sources.",
-    ]
+    ] + ([
+        "# Fitted on half of the run's sizes (simgpu fit --half, by",
+        "# simgpu.calibrate.fit.size_halves); the other half judges it:",
+        "# simgpu validate --held-out.",
+    ] if half else [])
     seen: set[tuple[str, str]] = set()
 
     def emit(sec: str, key: str, old: str | None = None) -> None:
@@ -809,17 +873,20 @@ def calibrated_text(base_text: str, base_name: str, run_label: str, name: str,
 
 
 def write_calibrated_model(run_dir: Path, base: DeviceSpec, base_path: Path,
-                           fitted: Sequence[Fitted], models_dir: Path) -> Path:
-    """Write ``<models_dir>/<base>-cal-<run-id>.toml``; validate it by loading it back."""
+                           fitted: Sequence[Fitted], models_dir: Path,
+                           half: bool = False) -> Path:
+    """Write ``<models_dir>/<base>-cal-<run-id>.toml`` (``...-half.toml`` for a fit on half of
+    the sizes); validate it by loading it back."""
     run = RunDir.open(run_dir)
     m = run.manifest()
     run_label = f"{m['device']}/{m['run_id']}"  # plain names: RunDir.manifest checks them
-    name = plain_name(calibrated_name(base.name, str(m["run_id"])), "calibrated model name")
+    name = plain_name(calibrated_name(base.name, str(m["run_id"]), half),
+                      "calibrated model name")
     target = Path(models_dir) / f"{name}.toml"
     if target.exists():
         raise SimgpuError(f"{target}: already exists; calibrated models are never overwritten")
     text = calibrated_text(base_path.read_text(encoding="utf-8"), base.name, run_label, name,
-                           fitted)
+                           fitted, half)
     loads(text, source=str(target))  # raises DeviceFileError naming the key if a value is bad
     try:
         atomic_write_text(target, text, overwrite=False)

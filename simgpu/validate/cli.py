@@ -52,6 +52,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="output folder, new or without earlier validate results (default: "
                         "results/validate/<device>/<run-id>/<time>)")
+    p.add_argument("--held-out", action="store_true",
+                   help="only the rows `simgpu fit --half` holds out of its fit (the sizes of "
+                        "each curve that alternate with the fitted ones)")
     p.add_argument("--rows", action="store_true", help="print every row, not only the summary")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON list")
     p.set_defaults(handler=_validate)
@@ -90,7 +93,8 @@ def _validate(args: argparse.Namespace) -> int:
         if os.environ.get(CACHE_ENV):
             check_output_dir(Path(os.environ[CACHE_ENV]), f"predictor cache (${CACHE_ENV})")
     table, notes = validate_run(spec, args.run, only=only, views=views, max_sim=max_sim,
-                                sim_budget_s=sim_budget, log=print_log)
+                                sim_budget_s=sim_budget, log=print_log,
+                                held_out=args.held_out)
     out = _output_folder(args.out, spec.name, run.run_id)
     write_table(table, out, "validate", overwrite=False)
     summ = summary(table)
@@ -108,7 +112,8 @@ def _validate(args: argparse.Namespace) -> int:
     def pct(v: float) -> str:
         return "-" if not math.isfinite(v) else f"{v:.1f}"
 
-    print(f"validate: device {spec.name}, run {run.device}/{run.run_id}")
+    print(f"validate: device {spec.name}, run {run.device}/{run.run_id}"
+          + (" (held-out half of the sizes)" if args.held_out else ""))
     head = ["family", "metric", "rows"] + [f"{v} med|err|%" for v in VIEWS]
     body = [tuple([str(r["family"]), str(r["metric"]), str(r["rows"])]
                   + [f"{pct(r[f'{v}_median_abs_pct'])} (n={r[f'{v}_n']})" for v in VIEWS])

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from simgpu.calibrate.dataset import RunDir
+from simgpu.calibrate.fit import size_halves
 from simgpu.errors import SimgpuError
 from simgpu.io import OutputError, save_figure
 from simgpu.validate.families import Family, families, params_text, pct_error, view_values
@@ -30,8 +31,11 @@ def validate_run(
     max_sim: int = 4,
     sim_budget_s: float = 60.0,
     log: Any = None,
+    held_out: bool = False,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], str]]:
-    """Compare every measured row of the run with each view, for the device ``spec``.
+    """Compare every measured row of the run with each view, for the device ``spec``; with
+    ``held_out``, only the rows `simgpu fit --half` leaves out of its fit
+    (:func:`simgpu.calibrate.fit.size_halves`).
 
     Returns the comparison table (one row per measured point) and the notes each view gave per
     family (``(family, view) -> note``). A view that does not model a family leaves NaN there
@@ -61,7 +65,10 @@ def validate_run(
         if fam.table not in have:
             notes[(name, "measured")] = f"run has no {fam.table} table"
             continue
-        rows = fam.select(run.read_table(fam.table))
+        table = run.read_table(fam.table)
+        if held_out:  # split the whole table, as the fit did, before the family's selection
+            table = table[~size_halves(fam.table, table)]
+        rows = fam.select(table)
         if rows.empty:
             notes[(name, "measured")] = f"no usable rows in {fam.table}"
             continue
