@@ -56,8 +56,9 @@ def test_pointer_chase_levels_and_latencies() -> None:
 
 def test_pcie_copy_bandwidth_and_latency() -> None:
     big = analytical.pcie_copy(H100, 1e10, "h2d").iloc[0]
-    assert big.bandwidth_GBps == pytest.approx(H100.host_link.bandwidth_per_direction_GBps,
-                                               rel=1e-3)
+    # no measured rate in the published file: the line-coded rate less 24 B per 256-B TLP
+    assert big.bandwidth_GBps == pytest.approx(
+        H100.host_link.bandwidth_per_direction_GBps * 256 / 280, rel=1e-3)
     tiny = analytical.pcie_copy(H100, 8, "d2h").iloc[0]
     assert tiny.bound == "latency"
     assert tiny.time_s == pytest.approx(H100.host_link.latency_us * 1e-6, rel=1e-3)

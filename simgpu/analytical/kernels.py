@@ -12,6 +12,7 @@ import pandas as pd
 
 from simgpu.analytical import power as pw
 from simgpu.analytical.params import DeviceParams
+from simgpu.arch.hostlink import LinkParams, bidir_seconds, copy_seconds
 from simgpu.errors import SimgpuError
 
 #: Arrays touched per STREAM op (reads, writes): read a; write a; copy a->b; scale a->b;
@@ -167,26 +168,29 @@ def pointer_chase(spec: Any, footprint_B: Any, stride_B: Any) -> Any:
 
 
 def pcie_copy(spec: Any, n_bytes: Any, direction: str, pinned: bool = True) -> Any:
-    """Host-device copy: latency + bytes / bandwidth.
-
-    Bandwidth: the device file's measured pinned figure for the direction when it has one, else
-    the theoretical per-direction rate. Pageable memory is staged through a pinned buffer by the
-    driver, one extra host copy: assumption, half the pinned bandwidth. ``direction`` "bidir"
-    moves ``n_bytes`` each way at once over the full-duplex link.
+    """Host-device copy, the closed forms of the host link model (:mod:`simgpu.arch.hostlink`,
+    the model :class:`simgpu.sim.pcie.HostLink` simulates): a fixed cost per copy plus the
+    transfer at the device file's pinned rate; pageable copies staged by the host through pinned
+    buffers; ``direction`` "bidir" moves ``n_bytes`` each way, the second copy issued after the
+    first, both at the link's duplex share while they overlap.
     """
-    p = DeviceParams.from_spec(spec)
     if direction not in ("h2d", "d2h", "bidir"):
         raise SimgpuError(f"pcie_copy: direction {direction!r}, expected h2d, d2h or bidir")
-    measured = {"h2d": p.pcie_measured_h2d_GBps, "d2h": p.pcie_measured_d2h_GBps}
-    if direction == "bidir":
-        bw = 2 * min(measured["h2d"] or p.pcie_GBps, measured["d2h"] or p.pcie_GBps)
-    else:
-        bw = measured[direction] or p.pcie_GBps
-    if not pinned:
-        bw *= 0.5
+    p = DeviceParams.from_spec(spec)
+    link = LinkParams.from_spec(spec.host_link)
     n = np.asarray(n_bytes, dtype=float)
-    total = n * (2 if direction == "bidir" else 1)
-    time_s = p.pcie_latency_us * 1e-6 + total / (bw * 1e9)
+    ways = ("h2d", "d2h") if direction == "bidir" else (direction,)
+    if direction == "bidir":
+        seconds = np.vectorize(lambda b: bidir_seconds(link, b, pinned), otypes=[float])
+    else:
+        seconds = np.vectorize(lambda b: copy_seconds(link, b, direction, pinned),
+                               otypes=[float])
+    total = n * len(ways)
+    time_s = seconds(n)
+    fixed = max(link.latency[d] for d in ways) + (0.0 if pinned else link.pageable_latency)
+    # what the time past the fixed cost goes to: the link, or the host's staging copy
+    staged = not pinned and any(link.staging_rate(int(n.max(initial=0)), d) < link.bandwidth[d]
+                                for d in ways)
     watts, energy, model = pw.power(p, {"pcie_byte": total}, time_s, np.zeros_like(time_s))
     return _frame(
         {
@@ -195,7 +199,8 @@ def pcie_copy(spec: Any, n_bytes: Any, direction: str, pinned: bool = True) -> A
             "pinned": pinned,
             "time_s": time_s,
             "bandwidth_GBps": total / time_s / 1e9,
-            "bound": np.where(total / (bw * 1e9) > p.pcie_latency_us * 1e-6, "pcie", "latency"),
+            "bound": np.where(time_s > 2 * fixed, "host staging" if staged else "pcie",
+                              "latency"),
             "power_W": watts,
             "energy_J": energy,
             "power_model": model,

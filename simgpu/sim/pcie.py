@@ -33,20 +33,27 @@ Bandwidth: the measured pinned figure of the device file when it has one
 (``measured_h2d_GBps``/``measured_d2h_GBps``), else the line-coded link rate times the TLP
 payload efficiency :data:`TLP_EFFICIENCY`.
 
-:func:`copy_seconds` is the closed form of one copy alone on the link; the simulation equals it
-there (a test holds them together).
+:func:`simgpu.arch.hostlink.copy_seconds` is the closed form of one copy alone on the link, and
+:func:`~simgpu.arch.hostlink.bidir_seconds` of the bidirectional copy; the analytical view answers
+with them, and the simulation equals them within its DMA segments (tests hold them together).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import simpy
 
+from simgpu.arch.hostlink import (
+    DIRECTIONS,
+    STAGING_CHUNK_BYTES,
+    TLP_EFFICIENCY,
+    LinkParams,
+    copy_seconds,
+    link_bandwidth_GBps,
+)
 from simgpu.errors import SimgpuError
 
 if TYPE_CHECKING:
@@ -64,125 +71,10 @@ __all__ = [
     "copy_seconds",
 ]
 
-DIRECTIONS = ("h2d", "d2h")
-#: assumption: 256-byte maximum payload per TLP and 24 bytes of per-TLP overhead (16-byte 4-DW
-#: header, 4-byte LCRC, 2-byte sequence number, 2 bytes of framing; PCI Express Base
-#: Specification, transaction and data link layers): 256 / 280 of the line-coded rate.
-TLP_EFFICIENCY = 256 / 280
-#: assumption, where the device file sets no ``staging_chunk_KiB``: the driver stages pageable
-#: copies through pinned buffers of 2 MiB (the CUDA driver's staging size is not documented;
-#: 2 MiB is one large page).
-STAGING_CHUNK_BYTES = 2 * 1024 * 1024
 #: The DMA books the link in segments of at most this many bytes, so that a copy's rate follows
 #: copies starting and ending in the other direction (a granularity of the model, not of the
 #: hardware: a 1 GiB copy costs 1,024 events).
 DMA_SEGMENT_BYTES = 1024 * 1024
-
-
-def link_bandwidth_GBps(spec: HostLinkSpec, direction: str) -> float:
-    """Pinned copy bandwidth of one direction, GB/s (measured if known, else modelled)."""
-    if direction not in DIRECTIONS:
-        raise SimgpuError(f"host link: direction {direction!r}, expected one of {DIRECTIONS}")
-    measured = spec.measured_h2d_GBps if direction == "h2d" else spec.measured_d2h_GBps
-    if measured is not None:
-        return measured
-    return spec.bandwidth_per_direction_GBps * TLP_EFFICIENCY
-
-
-@dataclass(frozen=True)
-class LinkParams:
-    """The host link's figures in seconds and bytes/s, with the device file's defaults filled in
-    (see the module docstring)."""
-
-    bandwidth: dict[str, float]  # pinned DMA rate per direction, B/s
-    latency: dict[str, float]  # fixed cost of a pinned copy per direction, s
-    pageable_latency: float  # extra fixed cost of a pageable copy, s
-    staging: dict[str, float]  # host staging copy rate per direction, B/s
-    staging_uncached: dict[str, float]  # the same for buffers above host_cache, B/s
-    host_cache: float  # bytes; math.inf where the device file sets none
-    chunk: int  # staging chunk, bytes
-    buffers: int  # staging buffers
-    duplex_fraction: float
-    issue_gap: float  # host time to issue one asynchronous copy, s
-
-    @classmethod
-    def from_spec(
-        cls,
-        spec: HostLinkSpec,
-        *,
-        host_copy_GBps: float | None = None,
-        staging_chunk_bytes: int | None = None,
-    ) -> LinkParams:
-        """The figures of ``spec``; ``host_copy_GBps`` and ``staging_chunk_bytes`` override the
-        device file's staging rate (both directions, cached or not) and chunk."""
-        if staging_chunk_bytes is not None and staging_chunk_bytes <= 0:
-            raise SimgpuError(
-                f"host link: staging_chunk_bytes = {staging_chunk_bytes}, expected > 0"
-            )
-        if host_copy_GBps is not None and not host_copy_GBps > 0:
-            raise SimgpuError(f"host link: host_copy_GBps = {host_copy_GBps}, expected > 0")
-        bw = {d: link_bandwidth_GBps(spec, d) * 1e9 for d in DIRECTIONS}
-        lat = spec.latency_us * 1e-6
-        staging: dict[str, float] = {}
-        uncached: dict[str, float] = {}
-        for d in DIRECTIONS:
-            rate = getattr(spec, f"staging_{d}_GBps")
-            staging[d] = (host_copy_GBps or rate) * 1e9 if (host_copy_GBps or rate) else bw[d]
-            slow = getattr(spec, f"staging_uncached_{d}_GBps")
-            uncached[d] = slow * 1e9 if slow and host_copy_GBps is None else staging[d]
-        if staging_chunk_bytes is None:
-            kib = spec.staging_chunk_KiB
-            staging_chunk_bytes = round(kib * 1024) if kib is not None else STAGING_CHUNK_BYTES
-        cache = spec.host_cache_MiB
-        return cls(
-            bandwidth=bw,
-            latency={"h2d": lat, "d2h": (spec.d2h_latency_us or spec.latency_us) * 1e-6},
-            pageable_latency=(spec.pageable_latency_us or 0.0) * 1e-6,
-            staging=staging,
-            staging_uncached=uncached,
-            host_cache=cache * 2**20 if cache is not None else math.inf,
-            chunk=int(staging_chunk_bytes),
-            buffers=spec.staging_buffers or 1,
-            duplex_fraction=spec.duplex_fraction if spec.duplex_fraction is not None else 1.0,
-            issue_gap=(spec.copy_issue_us or 0.0) * 1e-6,
-        )
-
-    def staging_rate(self, nbytes: int, direction: str) -> float:
-        """The host's staging copy rate for a pageable buffer of ``nbytes``, B/s."""
-        if nbytes > self.host_cache:
-            return self.staging_uncached[direction]
-        return self.staging[direction]
-
-
-def _pipeline_seconds(n: float, chunk: float, buffers: int, first: float, second: float) -> float:
-    """Two stages over ``n`` bytes in chunks (rates ``first`` then ``second``, B/s) with
-    ``buffers`` buffers between them: in series with one buffer; with two or more, the longest
-    path of a two-stage flow shop, ``max_j (first stage of chunks 1..j + second stage of chunks
-    j..k)`` (the faster stage never waits for a buffer long enough to idle the slower one)."""
-    if buffers <= 1:
-        return n / first + n / second
-    full, rest = divmod(int(n), int(chunk))
-    sizes = np.full(full, float(chunk))
-    if rest:
-        sizes = np.append(sizes, float(rest))
-    path = np.cumsum(sizes / first) + np.cumsum((sizes / second)[::-1])[::-1]
-    return float(path.max())
-
-
-def copy_seconds(
-    params: LinkParams, nbytes: float, direction: str, pinned: bool = True
-) -> float:
-    """Closed form: seconds of one copy alone on the link (no copy in the other direction)."""
-    if direction not in DIRECTIONS:
-        raise SimgpuError(f"copy: direction {direction!r}, expected one of {DIRECTIONS}")
-    bw = params.bandwidth[direction]
-    if pinned:
-        return params.latency[direction] + nbytes / bw
-    host = params.staging_rate(int(nbytes), direction)
-    fixed = params.latency[direction] + params.pageable_latency
-    if direction == "h2d":
-        return fixed + _pipeline_seconds(nbytes, params.chunk, params.buffers, host, bw)
-    return fixed + _pipeline_seconds(nbytes, params.chunk, params.buffers, bw, host)
 
 
 @dataclass(frozen=True)
