@@ -315,16 +315,14 @@ __device__ __forceinline__ void mma_gemm_body(const unsigned short* __restrict__
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-    mma_gemm_fp16(const unsigned short* A, const unsigned short* B, unsigned short* C, int M,
-                  int N, int K)
+extern "C" __global__ __launch_bounds__(THREADS) void mma_gemm_fp16(
+    const unsigned short* A, const unsigned short* B, unsigned short* C, int M, int N, int K)
 {
     mma_gemm_body<false>(A, B, C, M, N, K);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
-    mma_gemm_bf16(const unsigned short* A, const unsigned short* B, unsigned short* C, int M,
-                  int N, int K)
+extern "C" __global__ __launch_bounds__(THREADS) void mma_gemm_bf16(
+    const unsigned short* A, const unsigned short* B, unsigned short* C, int M, int N, int K)
 {
     mma_gemm_body<true>(A, B, C, M, N, K);
 }

@@ -779,21 +779,27 @@ class MmaGemm(TensorGemm):
         return (self.tile_m + self.tile_n) * self.tile_k // 8 // self.threads
 
     def tiles(self) -> dict[str, int]:
+        """The tile arguments of :func:`simgpu.analytical.gemm` (those of its catalogue
+        variant, :meth:`simgpu.catalogue.Variant.analytical_tiles`); the thread tile is the
+        accumulators of a lane's mma fragments."""
         wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
         return {"tile_m": self.tile_m, "tile_n": self.tile_n, "tile_k": self.tile_k,
                 "thread_tile_m": wm // 8, "thread_tile_n": wn // 4,
-                "threads_per_block": self.threads, "split_k": 1, "stages": self.stages}
+                "threads_per_block": self.threads}
 
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
         return analytical.gemm(spec, self.M, self.N, self.K, self.dtype, kernel=self.kernel,
-                               **self.tiles())
+                               split_k=1, stages=self.stages, **self.tiles())
 
     def features(self) -> dict[str, Any]:
         return {"kernel": self.kernel, "dtype": self.dtype, "M": self.M, "N": self.N,
-                "K": self.K, **self.tiles()}
+                "K": self.K, **self.tiles(), "split_k": 1, "stages": self.stages}
 
     def row_key(self) -> dict[str, Any]:
         return GemmBase.row_key(self)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "stages": self.stages}
 
     def calibration_point(self) -> dict[str, Any]:
         for v in self.entry().variants:
