@@ -391,3 +391,44 @@ def test_kernel_matches_cupy_matmul_on_the_gpu(variant, dtype, shape):
     err = float(cp.linalg.norm(got - ref) / cp.linalg.norm(ref))
     assert err <= bench_compute.TOLERANCE[dtype], err
     assert fields["kernel"] == "mma_gemm"
+
+
+def test_harness_launches_the_variant_with_its_shared_memory():
+    """Without a GPU: the launch Gemm._mma_fn builds (the compiled function, its defines, the
+    raised dynamic shared-memory limit, grid, block and shared_mem), and its refusals."""
+    calls: dict[str, object] = {}
+
+    class Kernel:
+        ptr = 1234
+
+        def __call__(self, grid, block, args, shared_mem=0):
+            calls["launch"] = (grid, block, len(args), shared_mem)
+
+    class Kernels:
+        def function(self, source, name, defines):
+            calls["function"] = (source, name, defines)
+            return Kernel()
+
+    def set_attribute(ptr, attribute, value):
+        calls["attribute"] = (ptr, attribute, value)
+
+    cp = SimpleNamespace(cuda=SimpleNamespace(driver=SimpleNamespace(
+        funcSetAttribute=set_attribute)))
+    ctx = SimpleNamespace(cp=cp, kernels=Kernels(), props={"compute_capability": "8.6"})
+    v = ENTRY.variant_named("mma128x128")
+    fn, fields = bench_compute.Gemm()._mma_fn(ctx, None, None, None, 1000, 3000, 2000,  # type: ignore[arg-type]
+                                               "bf16", v.name)
+    fn()
+    smem = 3 * (128 + 128) * 64 * 2
+    assert calls["function"] == ("mma_gemm.cu", "mma_gemm_bf16", dict(v.defines))
+    assert calls["attribute"] == (1234, 8, smem)  # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE
+    assert calls["launch"] == ((24, 8), (256,), 6, smem)
+    assert fields["kernel"] == "mma_gemm" and fields["stages"] == 3
+    assert {k: fields[k] for k in v.analytical_tiles()} == v.analytical_tiles()
+    with pytest.raises(SimgpuError, match="N = 1001, K = 2000, expected multiples of 8"):
+        bench_compute.Gemm()._mma_fn(ctx, None, None, None, 1000, 1001, 2000,  # type: ignore[arg-type]
+                                     "bf16", v.name)
+    ctx.props["compute_capability"] = "7.5"
+    with pytest.raises(SimgpuError, match="compute capability 8.0 or later.*7.5"):
+        bench_compute.Gemm()._mma_fn(ctx, None, None, None, 1000, 1000, 2000,  # type: ignore[arg-type]
+                                     "fp16", v.name)
