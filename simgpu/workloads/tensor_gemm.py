@@ -610,15 +610,27 @@ def simulate_library(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
     :func:`library_kernel`, replayed at the SM clock the analytical power model allows for it
     (the ``clock_MHz`` of :func:`simgpu.analytical.gemm`), and its power from the device file's
     energies per event with the simulated time and traffic."""
-    from simgpu.analytical import power as pw
-    from simgpu.analytical.params import DeviceParams
 
     check_tensor_dtype(spec, dtype, default_mainloop(spec), 256)
     kern, row = library_kernel(spec, M, N, K, dtype, cluster_m=cluster_m)
-    opcode = check_tensor_dtype(spec, dtype, kern.mainloop, kern.tile_n)
     kwargs.setdefault("warm_l2", True)  # the measured library calls are back-to-back repeats
+    what = (f"split-K {kern.split_k}"
+            + (f", clusters of {kern.cluster_m}" if kern.cluster_m > 1 else "")
+            + " (the analytical library search's choice)")
+    return replay_at_capped_clock(spec, kern, row, what, **kwargs)
+
+
+def replay_at_capped_clock(spec: DeviceSpec, kern: TensorGemm, row: Any, what: str,
+                           **kwargs: Any) -> TensorSimResult:
+    """``kern`` replayed at the SM clock the analytical power model allows for it (the
+    ``clock_MHz`` of its analytical ``row``), and its power from the device file's energies per
+    event with the simulated time and traffic; ``what`` describes the kernel in the note."""
+    from simgpu.analytical import power as pw
+    from simgpu.analytical.params import DeviceParams
+
+    opcode = check_tensor_dtype(spec, kern.dtype, kern.mainloop, kern.tile_n)
     clock = float(row["clock_MHz"])
-    res = kern.simulate(at_clock(spec, clock), **kwargs)
+    res = TensorGemm.simulate(kern, at_clock(spec, clock), **kwargs)
     p = DeviceParams.from_spec(spec)
     events = {k[3:]: float(row[k]) for k in row.index if str(k).startswith("ev_")}
     events["l2_byte"] = res.bytes["l2"]["read"] + res.bytes["l2"]["write"]
@@ -627,12 +639,9 @@ def simulate_library(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
     busy = float(row["time_s"]) - float(row["t_overhead_s"])
     util = min(1.0, busy / res.time_s) if res.time_s > 0 else 0.0
     watts, energy, model = pw.power(p, events, res.time_s, util, ratio)
-    note = (f"{kern.launch().name}, split-K {kern.split_k}"
-            + (f", clusters of {kern.cluster_m}" if kern.cluster_m > 1 else "")
-            + " (the analytical library search's"
-            f" choice) at {clock:.0f} MHz (the analytical power model's clock under the"
-            f" {spec.power.tdp_W:.0f} W cap); power: {model.item()} model over the simulated"
-            " time and L2/DRAM bytes")
+    note = (f"{kern.launch().name}, {what} at {clock:.0f} MHz (the analytical power model's"
+            f" clock under the {spec.power.tdp_W:.0f} W cap); power: {model.item()} model over"
+            " the simulated time and L2/DRAM bytes")
     fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(SimResult)}
     ii = spec.compute.tensor_interval_cycles[tensor_key(opcode)]
     slots = res.cycles * spec.compute.warp_schedulers_per_sm * spec.compute.sm_count
@@ -823,6 +832,12 @@ class MmaGemm(TensorGemm):
             shared_bytes=self.stages * (self.tile_m + self.tile_n) * self.tile_k
             * DTYPE_BYTES[self.dtype],
         )
+
+    def simulate(self, spec: DeviceSpec, **kwargs: Any) -> SimResult:
+        """Replayed as the library's kernels are (:func:`replay_at_capped_clock`): at the SM
+        clock the analytical power model allows for this kernel, with a power."""
+        row = self.estimate(spec).iloc[0]
+        return replay_at_capped_clock(spec, self, row, "kernels/mma_gemm.cu", **kwargs)
 
     def _int_ops(self, n: int) -> list[Instruction]:
         """``n`` independent integer instructions (address arithmetic)."""
