@@ -86,7 +86,8 @@ class Kernel:
     #: what it computes: gemm, gemv, stream, pchase, transpose, reduction, pcie
     kind: str
     description: str
-    #: file under ``kernels/`` and the ``extern "C"`` function name (None: not our source)
+    #: file under ``kernels/`` and the ``extern "C"`` function name (None: not our source); a
+    #: source kernel of several data types has one function per type, ``<function>_<dtype>``
     source: str | None
     function: str | None
     #: class in :mod:`simgpu.workloads` that describes it (None: a dataset's kernel, known to
@@ -135,6 +136,13 @@ class Kernel:
             f"variant {name!r} of {self.name}: expected one of {[v.name for v in self.variants]}"
         )
 
+    def function_for(self, dtype: str) -> str:
+        """The ``extern "C"`` function that runs ``dtype`` (see :attr:`function`)."""
+        if self.function is None:
+            raise SimgpuError(f"kernel {self.name} is not one of simgpu's sources")
+        self.check_dtype(dtype)
+        return self.function if len(self.dtypes) == 1 else f"{self.function}_{dtype}"
+
     def check_dtype(self, dtype: str) -> None:
         if dtype not in self.dtypes:
             raise SimgpuError(f"kernel {self.name} runs {', '.join(self.dtypes)}, not {dtype!r}")
@@ -148,6 +156,20 @@ def _regblock(bm: int, bk: int, tm: int, max_dim: int) -> Variant:
     params = {"BM": bm, "BN": bm, "BK": bk, "TM": tm, "TN": tm}
     threads = (bm // tm) * (bm // tm)
     return Variant(f"reg{bm}", params, dict(params), (bm, bm, bk), (tm, tm), threads, max_dim)
+
+
+def _mma(bm: int, bn: int, warps_m: int, warps_n: int, stages: int) -> Variant:
+    """A variant of kernels/mma_gemm.cu: block tile bm x bn x 64 (128 bytes of a 16-bit
+    operand per row), warps_m x warps_n warps, ``stages`` shared-memory buffers. Its thread tile
+    is the accumulators an mma.sync m16n8k16 fragment gives a lane: rows g and g + 8 of every
+    16, columns 2t and 2t + 1 of every 8 of its warp tile."""
+    wm, wn = bm // warps_m, bn // warps_n
+    params = {"tile_m": bm, "tile_n": bn, "stages": stages, "warps_m": warps_m,
+              "warps_n": warps_n}
+    defines = {"BM": bm, "BN": bn, "BK": 64, "WARPS_M": warps_m, "WARPS_N": warps_n,
+               "STAGES": stages}
+    return Variant(f"mma{bm}x{bn}", params, defines, (bm, bn, 64), (wm // 8, wn // 4),
+                   32 * warps_m * warps_n, 8192)
 
 
 _GEMM_SOURCE = "sgemm.cu"
@@ -179,6 +201,17 @@ KERNELS: dict[str, Kernel] = {
             "sgemm_regblock", "gemm", "BM x BN x BK block tile, TM x TN C elements per thread",
             _GEMM_SOURCE, "sgemm_regblock", "RegBlockGemm", "gemm", ALL_VIEWS,
             family="regblock", variants=(_regblock(64, 16, 4, 8192), _regblock(128, 8, 8, 8192)),
+        ),
+        Kernel(
+            "mma_gemm", "gemm", "tensor-core GEMM of the Ampere kind: cp.async multistage,"
+            " ldmatrix, mma.sync m16n8k16, fp32 accumulators (sm_80 and later; N and K"
+            " multiples of 8)", "mma_gemm.cu", "mma_gemm", "MmaGemm", "gemm", ALL_VIEWS,
+            # the analytical model's library family: a tensor-core kernel that stages its tiles
+            # as the library's do (simgpu.analytical.gemm), here with its own tile
+            family="library", dtypes=("fp16", "bf16"),
+            # mma128x128: 64 x 32 warp tiles, 168 registers a thread (nvcc 13.0, sm_80);
+            # mma64x64: 32 x 32 warp tiles for shapes with few 128 x 128 tiles
+            variants=(_mma(128, 128, 2, 4, 3), _mma(64, 64, 2, 2, 4)),
         ),
         Kernel(
             "cutlass", "gemm", "CUTLASS SGEMM of the GPPerf dataset (RTX 4070)",

@@ -22,6 +22,7 @@ H100 = devices.get("h100-sxm")
 #: one small workload of every catalogue kernel that has a workload class
 SMALL = {
     "cublas": wl.LibraryGemm(256, 256, 256, "bf16"),
+    "mma_gemm": wl.MmaGemm(256, 256, 256, "bf16"),
     "sgemm_naive": wl.NaiveGemm(64, 64, 64),
     "sgemm_tiled": wl.TiledGemm(64, 64, 64, tile=16),
     "sgemm_regblock": wl.RegBlockGemm(128, 128, 64),
@@ -41,7 +42,8 @@ SMALL = {
 def test_every_entry_points_at_what_exists(entry: catalogue.Kernel) -> None:
     if entry.source is not None:
         text = (ROOT / "kernels" / entry.source).read_text()
-        assert f"void {entry.function}(" in text
+        for dtype in entry.dtypes:  # one function per type where it runs several
+            assert f"void {entry.function_for(dtype)}(" in text
     if entry.workload is not None:
         assert entry.name in SMALL and type(SMALL[entry.name]).__name__ == entry.workload
         assert SMALL[entry.name].kernel == entry.name

@@ -41,11 +41,12 @@ _CLASS_ID = {family: i for i, family in enumerate(catalogue.FAMILIES)}
 
 #: Default tiles of a family when the caller gives none: (tile_m, tile_n, tile_k,
 #: thread_tile_m, thread_tile_n, threads_per_block), those of the default variant of our own
-#: kernel of that family (kernels/sgemm.cu: reg64, tile16, naive16).
+#: kernel of that family (kernels/sgemm.cu: reg64, tile16, naive16). The library family has
+#: none: its tiles are the library search's (kernels/mma_gemm.cu, of that family, gives its own).
 _DEFAULT_TILES = {
     _CLASS_ID[k.family]: tuple(k.variant().analytical_tiles().values())
     for k in catalogue.kernels_of_kind("gemm")
-    if k.variants
+    if k.variants and k.family != "library"
 }
 
 #: Tile shapes tried for ``kernel="cublas"`` on tensor cores: (tile_m, tile_n, threads, stages).
@@ -465,7 +466,9 @@ def gemm(
     if p.library_floor_s and np.any(kcls == 0):
         # the host's pace: no library call is measured shorter than the harness's floor for its
         # dtype (fitted by simgpu fit; power and energy stay the kernel's)
-        floor = np.array([p.library_floor_s.get(d, 0.0) for d in dt]) * (kcls == 0)
+        # (the library's own calls: not our kernels of its family, launched without it)
+        call = np.array([catalogue.get(str(k)).source is None for k in kn]) & (kcls == 0)
+        floor = np.array([p.library_floor_s.get(d, 0.0) for d in dt]) * call
         paced = floor > out["time_s"]
         out["time_s"] = np.where(paced, floor, out["time_s"])
         out["bound"] = np.where(paced, "host", out["bound"])

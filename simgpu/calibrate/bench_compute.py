@@ -9,23 +9,42 @@ import numpy as np
 
 from simgpu import catalogue
 from simgpu.calibrate.context import Context
+from simgpu.errors import SimgpuError
 
 # cuBLAS enums (cublas_api.h / library_types.h)
 _CUDA_R_32F, _CUDA_R_16F, _CUDA_R_16BF = 0, 2, 14
 _COMPUTE_32F, _COMPUTE_32F_FAST_TF32 = 68, 77
 _OP_N, _GEMM_DEFAULT = 0, -1
+# CUfunction_attribute (cuda.h): the dynamic shared memory a function may be launched with
+_CU_MAX_DYNAMIC_SHARED = 8
 
-#: Relative-error tolerance of C against a float64 reference, per input dtype. fp32 allows
-#: sqrt(K) growth of float32 rounding; tf32 keeps 10 mantissa bits; fp16/bf16 outputs are
-#: rounded to 11 and 8 bits.
+#: Relative-error tolerance of C against a float64 reference (cupy.matmul of the inputs in
+#: float64 on the GPU, 64 sampled rows), per input dtype, for cuBLAS and our kernels alike. fp32
+#: allows sqrt(K) growth of float32 rounding; tf32 keeps 10 mantissa bits; fp16/bf16 outputs are
+#: rounded to 11 and 8 bits (kernels/mma_gemm.cu accumulates in fp32, as cuBLAS does).
 TOLERANCE = {"fp32": 1e-4, "tf32": 5e-3, "fp16": 1e-2, "bf16": 2e-2}
 
-#: Our own GEMM kernels (kernels/sgemm.cu) and their compile-time variants, in the order the
-#: sweep measures them: the kernel catalogue's (simgpu.catalogue).
+#: Our own GEMM kernels (kernels/sgemm.cu, kernels/mma_gemm.cu) and their compile-time
+#: variants, in the order the sweep measures them: the kernel catalogue's (simgpu.catalogue).
 OWN_GEMMS: tuple[tuple[catalogue.Kernel, catalogue.Variant], ...] = tuple(
-    (k, v) for k in catalogue.kernels_of_kind("gemm") if k.source == "sgemm.cu"
+    (k, v) for k in catalogue.kernels_of_kind("gemm") if k.source is not None
     for v in k.variants
 )
+#: The tensor-core kernel of our own: mma.sync, cp.async and ldmatrix need sm_80 or later.
+MMA_SOURCE, MMA_MIN_CC = "mma_gemm.cu", (8, 0)
+
+
+def mma_fits(m: int, n: int, k: int) -> bool:
+    """Whether kernels/mma_gemm.cu runs (M, N, K): N and K multiples of 8 (whole 16-byte
+    chunks of 16-bit rows)."""
+    return n % 8 == 0 and k % 8 == 0
+
+
+def _has_mma(ctx: Context) -> bool:
+    cc = str(ctx.props.get("compute_capability", "0.0")).split(".")
+    return (int(cc[0]), int(cc[1]) if len(cc) > 1 else 0) >= MMA_MIN_CC
+
+_MMA_VARIANTS = {v.name: (k, v) for k, v in OWN_GEMMS if k.source == MMA_SOURCE}
 
 
 def gemm_shapes(level: str, seed: int) -> list[tuple[int, int, int]]:
@@ -88,18 +107,23 @@ class Gemm:
 
     def points(self, ctx: Context) -> list[dict[str, Any]]:
         shapes = gemm_shapes(ctx.level, ctx.seed)
+        mma = _has_mma(ctx)
         pts: list[dict[str, Any]] = []
         for m, n, k in shapes:  # grouped so that points sharing operands run one after another
-            for dtype in ("fp32", "tf32"):
-                pts.append({"kernel": "cublas", "variant": "cublas", "dtype": dtype,
-                            "M": m, "N": n, "K": k})
-            for _, variant in OWN_GEMMS:
-                if max(m, n, k) <= variant.max_dim:
-                    pts.append({"kernel": "own", "variant": variant.name, "dtype": "fp32",
+            # cuBLAS in each dtype, each followed by our kernels of that dtype (tf32 shares
+            # fp32's operands and has no kernel of our own)
+            for dtypes, own in ((("fp32", "tf32"), "fp32"), (("fp16",), "fp16"),
+                                (("bf16",), "bf16")):
+                for dtype in dtypes:
+                    pts.append({"kernel": "cublas", "variant": "cublas", "dtype": dtype,
                                 "M": m, "N": n, "K": k})
-            for dtype in ("fp16", "bf16"):
-                pts.append({"kernel": "cublas", "variant": "cublas", "dtype": dtype,
-                            "M": m, "N": n, "K": k})
+                for entry, variant in OWN_GEMMS:
+                    if own not in entry.dtypes or max(m, n, k) > variant.max_dim:
+                        continue
+                    if entry.source == MMA_SOURCE and not (mma and mma_fits(m, n, k)):
+                        continue
+                    pts.append({"kernel": "own", "variant": variant.name, "dtype": own,
+                                "M": m, "N": n, "K": k})
         return pts
 
     def _operands(self, ctx: Context, m: int, n: int, k: int, dtype: str) -> tuple[Any, ...]:
@@ -138,6 +162,9 @@ class Gemm:
             fn, bind = self._cublas_fn(ctx, a, b, c, m, n, k, dtype)
             row.update(kernel="cublas", tile_m=0, tile_n=0, tile_k=0, thread_tile_m=0,
                        thread_tile_n=0, threads_per_block=0, split_k=0, stages=0)
+        elif point["variant"] in _MMA_VARIANTS:
+            fn, fields = self._mma_fn(ctx, a, b, c, m, n, k, dtype, point["variant"])
+            row.update(fields)
         else:
             entry, variant = next(kv for kv in OWN_GEMMS if kv[1].name == point["variant"])
             kname, btile, ttile = str(entry.function), variant.tile, variant.thread_tile
@@ -176,6 +203,42 @@ class Gemm:
         row["rel_err"] = err if math.isfinite(err) else None
         row["check_ok"] = bool(math.isfinite(err) and err <= TOLERANCE[dtype])
         return [row]
+
+    def _mma_fn(self, ctx: Context, a: Any, b: Any, c: Any, m: int, n: int, k: int,
+                dtype: str, variant_name: str) -> tuple[Any, dict[str, Any]]:
+        """The launch of kernels/mma_gemm.cu's ``variant_name`` for ``dtype``, and its row's
+        kernel and tile columns. Its shared memory is dynamic and over the 48 KiB default: the
+        function's limit is raised to it first."""
+        entry, variant = _MMA_VARIANTS[variant_name]
+        if not mma_fits(m, n, k):
+            raise SimgpuError(f"{entry.source}: N = {n}, K = {k}, expected multiples of 8 (the"
+                              " kernel copies 16-byte chunks of rows)")
+        if not _has_mma(ctx):
+            raise SimgpuError(f"{entry.source} needs compute capability 8.0 or later (mma.sync"
+                              f" m16n8k16, cp.async); this GPU is"
+                              f" {ctx.props.get('compute_capability')}")
+        kern = ctx.kernels.function(str(entry.source), entry.function_for(dtype),
+                                    dict(variant.defines))
+        bm, bn, bk = variant.tile
+        stages = int(variant.params["stages"])
+        smem = stages * (bm + bn) * bk * 2  # 16-bit operands
+        driver = ctx.cp.cuda.driver
+        driver.funcSetAttribute(kern.ptr, getattr(
+            driver, "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES", _CU_MAX_DYNAMIC_SHARED),
+            smem)
+        grid = (math.ceil(n / bn), math.ceil(m / bm))
+        block = (variant.threads_per_block,)
+        args = (a, b, c, np.int32(m), np.int32(n), np.int32(k))
+
+        def fn() -> None:
+            kern(grid, block, args, shared_mem=smem)
+
+        fields = {"kernel": entry.name, "tile_m": bm, "tile_n": bn, "tile_k": bk,
+                  "thread_tile_m": variant.thread_tile[0],
+                  "thread_tile_n": variant.thread_tile[1],
+                  "threads_per_block": variant.threads_per_block, "split_k": 1,
+                  "stages": stages}
+        return fn, fields
 
     def _cublas_fn(self, ctx: Context, a: Any, b: Any, c: Any, m: int, n: int, k: int,
                    dtype: str) -> tuple[Any, Any]:

@@ -270,7 +270,7 @@ GEMM = TableSchema(
     (
         _c("device", "str", "", "simgpu device name (models/<device>.toml)"),
         _c("gpu_name", "str", "", "name the driver reports"),
-        _c("kernel", "str", "", "cublas, sgemm_tiled, sgemm_regblock or sgemm_naive",
+        _c("kernel", "str", "", "cublas, sgemm_tiled, sgemm_regblock, sgemm_naive or mma_gemm",
            choices=_kernels("gemm")),
         _c("dtype", "str", "", "input type: fp32, tf32, fp16, bf16", choices=DTYPES),
         _c("accum_dtype", "str", "", "accumulator type", choices=DTYPES),

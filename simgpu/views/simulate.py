@@ -42,6 +42,7 @@ GEMM_KERNELS = [k.name for k in catalogue.kernels_of_kind("gemm") if "simulated"
 FLAGS: dict[str, dict[str, str]] = {
     "TiledGemm": {"M": "m", "N": "n", "K": "k", "tile": "tile"},
     "LibraryGemm": {"M": "m", "N": "n", "K": "k", "dtype": "dtype"},
+    "MmaGemm": {"M": "m", "N": "n", "K": "k", "dtype": "dtype"},
     "NaiveGemm": {"M": "m", "N": "n", "K": "k"},
     "RegBlockGemm": {"M": "m", "N": "n", "K": "k", "BM": "bm", "BN": "bn", "BK": "bk",
                      "TM": "tm", "TN": "tn"},

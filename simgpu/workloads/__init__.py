@@ -10,12 +10,13 @@ from __future__ import annotations
 from simgpu.workloads.base import Workload
 from simgpu.workloads.gemm import GemmBase, NaiveGemm, RegBlockGemm, TiledGemm
 from simgpu.workloads.memory import Gemv, HostCopy, PointerChase, Reduction, Stream, Transpose
-from simgpu.workloads.tensor_gemm import LibraryGemm, TensorGemm
+from simgpu.workloads.tensor_gemm import LibraryGemm, MmaGemm, TensorGemm
 
 __all__ = [
     "Workload",
     "GemmBase",
     "LibraryGemm",
+    "MmaGemm",
     "HostCopy",
     "NaiveGemm",
     "RegBlockGemm",

@@ -139,7 +139,10 @@ class GemmBase(Workload):
                 raise SimgpuError("a tile applies to the kernels/sgemm.cu kernels, not cublas")
             return classes[entry.workload](M, N, K, dtype=dtype)  # type: ignore[call-arg]
         cls = classes[entry.workload]
-        return cls(M, N, K, **entry.variant(tile).params)
+        params: dict[str, Any] = dict(entry.variant(tile).params)
+        if entry.dtypes != ("fp32",):  # a kernel of several types (kernels/mma_gemm.cu)
+            params["dtype"] = dtype
+        return cls(M, N, K, **params)
 
     def inputs(self) -> list[tuple[int, int]]:
         return [(self._A, F4 * self.M * self.K), (self._B, F4 * self.K * self.N)]

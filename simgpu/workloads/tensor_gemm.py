@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LibraryGemm",
+    "MmaGemm",
     "TensorGemm",
     "TensorSimResult",
     "MAINLOOPS",
@@ -172,6 +173,9 @@ class TensorGemm(GemmBase):
     #: Hopper: thread blocks per cluster along M; the blocks of a cluster share their B tile,
     #: each copying its 1/cluster_m share with a TMA multicast to all of them.
     cluster_m: int = 1
+
+    #: The ``ldmatrix`` of B fragments: B is N x K here (K contiguous), so not transposed.
+    _LDSM_B = "LDSM.16.M88.4"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -349,6 +353,15 @@ class TensorGemm(GemmBase):
                              mask=mask))
         return out
 
+    def _copy_slots(self, w: int, bx: int, by: int, z: int, trip: int) -> list[
+            list[Instruction]]:
+        """Warp ``w``'s copy instructions of tile ``trip`` (Ampere), split over the k steps
+        before the last (all in one where a trip has one k step)."""
+        copies = self._copies(w, bx, by, z, trip)
+        n = max(self.k_steps - 1, 1)
+        per = -(-len(copies) // n)
+        return [copies[i * per:(i + 1) * per] for i in range(n)]
+
     def _loop(self) -> list[Instruction]:
         a = self._asm
         return [
@@ -398,7 +411,8 @@ class TensorGemm(GemmBase):
         for f in range(fa + fb):
             base = stage + ((kk * (fa + fb) + f) * 512) % span
             reg = (_A_FRAG if f < fa else _B_FRAG) + regs + 4 * (f if f < fa else f - fa)
-            out.append(a.mem("LDSM.16.M88.4", "shared", 16, [base + 16 * i for i in range(32)],
+            opcode = "LDSM.16.M88.4" if f < fa else self._LDSM_B
+            out.append(a.mem(opcode, "shared", 16, [base + 16 * i for i in range(32)],
                              dst=range(reg, reg + 4), src=(_R_ADDR,), cache=True))
         self._body[key] = out
         return out
@@ -493,12 +507,11 @@ class TensorGemm(GemmBase):
                 ks = self.k_steps
                 insts += [wait, bar, *self._ldsm(0, 0)]
                 for k in range(trips):
-                    copies = (self._copies(w, bx, by, z, k + S - 1) if k + S - 1 < trips
-                              else [])
                     # over the k steps before the last, whose start commits them
-                    per = -(-len(copies) // max(ks - 1, 1))
+                    slots = (self._copy_slots(w, bx, by, z, k + S - 1) if k + S - 1 < trips
+                             else [[]])
                     if ks == 1:
-                        insts += copies
+                        insts += slots[0]
                     for kk in range(ks):
                         if kk == ks - 1:
                             insts += [commit, wait, bar]
@@ -506,8 +519,8 @@ class TensorGemm(GemmBase):
                             insts += self._ldsm(k % S, kk + 1)
                         elif k + 1 < trips:
                             insts += self._ldsm((k + 1) % S, 0)
-                        if kk < ks - 1:
-                            insts += copies[kk * per:(kk + 1) * per]
+                        if kk < len(slots) and ks > 1:
+                            insts += slots[kk]
                         insts += self._mma(kk)
                     insts += self._loop()
             insts += self._epilogue(w, bx, by)
@@ -597,15 +610,27 @@ def simulate_library(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
     :func:`library_kernel`, replayed at the SM clock the analytical power model allows for it
     (the ``clock_MHz`` of :func:`simgpu.analytical.gemm`), and its power from the device file's
     energies per event with the simulated time and traffic."""
-    from simgpu.analytical import power as pw
-    from simgpu.analytical.params import DeviceParams
 
     check_tensor_dtype(spec, dtype, default_mainloop(spec), 256)
     kern, row = library_kernel(spec, M, N, K, dtype, cluster_m=cluster_m)
-    opcode = check_tensor_dtype(spec, dtype, kern.mainloop, kern.tile_n)
     kwargs.setdefault("warm_l2", True)  # the measured library calls are back-to-back repeats
+    what = (f"split-K {kern.split_k}"
+            + (f", clusters of {kern.cluster_m}" if kern.cluster_m > 1 else "")
+            + " (the analytical library search's choice)")
+    return replay_at_capped_clock(spec, kern, row, what, **kwargs)
+
+
+def replay_at_capped_clock(spec: DeviceSpec, kern: TensorGemm, row: Any, what: str,
+                           **kwargs: Any) -> TensorSimResult:
+    """``kern`` replayed at the SM clock the analytical power model allows for it (the
+    ``clock_MHz`` of its analytical ``row``), and its power from the device file's energies per
+    event with the simulated time and traffic; ``what`` describes the kernel in the note."""
+    from simgpu.analytical import power as pw
+    from simgpu.analytical.params import DeviceParams
+
+    opcode = check_tensor_dtype(spec, kern.dtype, kern.mainloop, kern.tile_n)
     clock = float(row["clock_MHz"])
-    res = kern.simulate(at_clock(spec, clock), **kwargs)
+    res = TensorGemm.simulate(kern, at_clock(spec, clock), **kwargs)
     p = DeviceParams.from_spec(spec)
     events = {k[3:]: float(row[k]) for k in row.index if str(k).startswith("ev_")}
     events["l2_byte"] = res.bytes["l2"]["read"] + res.bytes["l2"]["write"]
@@ -614,12 +639,9 @@ def simulate_library(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
     busy = float(row["time_s"]) - float(row["t_overhead_s"])
     util = min(1.0, busy / res.time_s) if res.time_s > 0 else 0.0
     watts, energy, model = pw.power(p, events, res.time_s, util, ratio)
-    note = (f"{kern.launch().name}, split-K {kern.split_k}"
-            + (f", clusters of {kern.cluster_m}" if kern.cluster_m > 1 else "")
-            + " (the analytical library search's"
-            f" choice) at {clock:.0f} MHz (the analytical power model's clock under the"
-            f" {spec.power.tdp_W:.0f} W cap); power: {model.item()} model over the simulated"
-            " time and L2/DRAM bytes")
+    note = (f"{kern.launch().name}, {what} at {clock:.0f} MHz (the analytical power model's"
+            f" clock under the {spec.power.tdp_W:.0f} W cap); power: {model.item()} model over"
+            " the simulated time and L2/DRAM bytes")
     fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(SimResult)}
     ii = spec.compute.tensor_interval_cycles[tensor_key(opcode)]
     slots = res.cycles * spec.compute.warp_schedulers_per_sm * spec.compute.sm_count
@@ -687,3 +709,212 @@ class LibraryGemm(GemmBase):
     def params(self) -> dict[str, Any]:
         return {"workload": self.name, "M": self.M, "N": self.N, "K": self.K,
                 "dtype": self.dtype}
+
+
+#: Integer instructions nvcc 13.0 emits per cp.async of kernels/mma_gemm.cu's mainloop (the
+#: chunk's address, its in-bounds predicate, the select of a safe address for a zero-filled
+#: chunk), and per trip for the loop and the stage indices besides the 3 of the generic loop.
+#: Source: cuobjdump -sass of the mainloop (sm_80: 102 integer instructions per trip for
+#: mma128x128, 106 for mma64x64, each with 8 cp.async a thread; sm_90: 113 and 116);
+#: 12 x 8 + 4 + 3 = 103 (docs/tensor-cores.md, "The kernel of our own").
+MMA_COPY_INT_OPS = 12
+MMA_TRIP_INT_OPS = 4
+
+#: Registers a thread of kernels/mma_gemm.cu takes, per (tile_m, tile_n, warps_m, warps_n,
+#: stages). Source: nvcc 13.0 -Xptxas -v, the same for sm_80, sm_89 and sm_90, fp16 and bf16.
+MMA_REGISTERS = {(128, 128, 2, 4, 3): 168, (64, 64, 2, 2, 4): 116}
+
+
+@dataclass
+class MmaGemm(TensorGemm):
+    """``kernels/mma_gemm.cu``: the Ampere mainloop of :class:`TensorGemm` as that kernel has
+    it, so that its simulated view replays the kernel its measured rows timed.
+
+    What differs from the library's kernel that :class:`TensorGemm` describes: B is K x N
+    row-major (N contiguous; the kernel's ``ldmatrix`` of B transposes:
+    ``LDSM.16.MT88.4``), A and B chunks go to threads in order (chunk ``i x threads + tid``),
+    a chunk outside the matrices is still issued (zero-filled: its lane masked here), every
+    ``cp.async`` comes with the integer instructions nvcc emits for it
+    (:data:`MMA_COPY_INT_OPS`), and the epilogue stores C from the mma fragments, 4 bytes a
+    lane. fp16 and bf16; N and K multiples of 8 (the kernel's 16-byte chunks); no split-K."""
+
+    tile_m: int = 128
+    tile_n: int = 128
+    stages: int = 3
+    warps_m: int = 2
+    warps_n: int = 4
+
+    _LDSM_B = "LDSM.16.MT88.4"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("fp16", "bf16"):
+            raise SimgpuError(f"MmaGemm: dtype {self.dtype!r}, expected fp16 or bf16 (the"
+                              " functions of kernels/mma_gemm.cu)")
+        if self.mainloop != "ampere" or self.split_k != 1 or self.cluster_m != 1:
+            raise SimgpuError("MmaGemm: kernels/mma_gemm.cu is an ampere mainloop without"
+                              f" split-K or clusters, not mainloop={self.mainloop!r},"
+                              f" split_k={self.split_k}, cluster_m={self.cluster_m}")
+        for name in ("N", "K"):
+            v = getattr(self, name)
+            if isinstance(v, int) and v % 8:
+                raise SimgpuError(f"MmaGemm: {name} = {v}, expected a multiple of 8"
+                                  " (kernels/mma_gemm.cu copies 16-byte chunks of rows)")
+        super().__post_init__()
+        if self.tile_n % 64 or self.tile_k % 64 or self.k_steps < 2:
+            raise SimgpuError(f"MmaGemm: tile {self.tile_m} x {self.tile_n} x {self.tile_k},"
+                              " expected tile_n and tile_k multiples of 64 (the kernel's"
+                              " swizzle)")
+        for what, chunks in (("A", self.tile_m * self.tile_k // 8),
+                             ("B", self.tile_k * self.tile_n // 8)):
+            if chunks % self.threads:
+                raise SimgpuError(f"MmaGemm: the {what} tile's {chunks} chunks do not divide"
+                                  f" among {self.threads} threads")
+
+    @property
+    def name(self) -> str:
+        return "gemm_mma"
+
+    @property
+    def kernel(self) -> str:
+        return "mma_gemm"
+
+    @property
+    def out_bytes(self) -> int:
+        return DTYPE_OUT_BYTES[self.dtype]
+
+    @property
+    def copies(self) -> int:
+        """``cp.async`` a thread issues per tile."""
+        return (self.tile_m + self.tile_n) * self.tile_k // 8 // self.threads
+
+    def tiles(self) -> dict[str, int]:
+        """The tile arguments of :func:`simgpu.analytical.gemm` (those of its catalogue
+        variant, :meth:`simgpu.catalogue.Variant.analytical_tiles`); the thread tile is the
+        accumulators of a lane's mma fragments."""
+        wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
+        return {"tile_m": self.tile_m, "tile_n": self.tile_n, "tile_k": self.tile_k,
+                "thread_tile_m": wm // 8, "thread_tile_n": wn // 4,
+                "threads_per_block": self.threads}
+
+    def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        return analytical.gemm(spec, self.M, self.N, self.K, self.dtype, kernel=self.kernel,
+                               split_k=1, stages=self.stages, **self.tiles())
+
+    def features(self) -> dict[str, Any]:
+        return {"kernel": self.kernel, "dtype": self.dtype, "M": self.M, "N": self.N,
+                "K": self.K, **self.tiles(), "split_k": 1, "stages": self.stages}
+
+    def row_key(self) -> dict[str, Any]:
+        return GemmBase.row_key(self)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "stages": self.stages}
+
+    def calibration_point(self) -> dict[str, Any]:
+        for v in self.entry().variants:
+            if dict(v.params) == {k: getattr(self, k) for k in v.params}:
+                return {"kernel": "own", "variant": v.name, "dtype": self.dtype, "M": self.M,
+                        "N": self.N, "K": self.K}
+        raise ViewUnavailable(
+            f"mma_gemm with tile {self.tile_m} x {self.tile_n}, {self.warps_m} x"
+            f" {self.warps_n} warps, {self.stages} stages is not one of the variants"
+            f" kernels/mma_gemm.cu compiles ({[v.name for v in self.entry().variants]})")
+
+    def launch(self) -> KernelLaunch:
+        key = (self.tile_m, self.tile_n, self.warps_m, self.warps_n, self.stages)
+        # assumption for a tile no variant compiles: the mma128x128 count
+        regs = MMA_REGISTERS.get(key, MMA_REGISTERS[(128, 128, 2, 4, 3)])
+        return KernelLaunch(
+            name=f"mma_gemm_{self.dtype}",
+            grid=(-(-self.N // self.tile_n), -(-self.M // self.tile_m), 1),
+            block=(self.threads, 1, 1),
+            regs_per_thread=regs,
+            shared_bytes=self.stages * (self.tile_m + self.tile_n) * self.tile_k
+            * DTYPE_BYTES[self.dtype],
+        )
+
+    def simulate(self, spec: DeviceSpec, **kwargs: Any) -> SimResult:
+        """Replayed as the library's kernels are (:func:`replay_at_capped_clock`): at the SM
+        clock the analytical power model allows for this kernel, with a power."""
+        row = self.estimate(spec).iloc[0]
+        return replay_at_capped_clock(spec, self, row, "kernels/mma_gemm.cu", **kwargs)
+
+    def _int_ops(self, n: int) -> list[Instruction]:
+        """``n`` independent integer instructions (address arithmetic)."""
+        a = self._asm
+        return [a.op("IMAD", dst=(4 + i % 4,), src=(_R_ADDR,)) for i in range(n)]
+
+    def _copies(self, w: int, bx: int, by: int, z: int, trip: int) -> list[Instruction]:
+        return [i for g in self._copy_groups(w, bx, by, trip) for i in g]
+
+    def _copy_slots(self, w: int, bx: int, by: int, z: int, trip: int) -> list[
+            list[Instruction]]:
+        """Whole copies per k step, as the kernel's COPIES_PER_STEP: ceil(copies / (k steps -
+        1)) at each k step before the last."""
+        groups = self._copy_groups(w, bx, by, trip)
+        n = self.k_steps - 1
+        per = -(-len(groups) // n)
+        return [[i for g in groups[s * per:(s + 1) * per] for i in g] for s in range(n)]
+
+    def _copy_groups(self, w: int, bx: int, by: int, trip: int) -> list[list[Instruction]]:
+        """Warp ``w``'s ``cp.async`` of tile ``trip``, one list per copy (its integer
+        instructions and the copy): copy i of thread t moves chunk ``i x threads + t`` of the A
+        tile (rows of tile_k elements), then of the B tile (tile_k rows of tile_n elements),
+        as the kernel's ``tile_copy``."""
+        a = self._asm
+        e = DTYPE_BYTES[self.dtype]
+        k0 = trip * self.tile_k
+        ca, cb = self.tile_k // 8, self.tile_n // 8
+        a_copies = self.tile_m * ca // self.threads
+        out: list[list[Instruction]] = []
+        for i in range(self.copies):
+            ok, addrs = [], []
+            for lane in range(32):
+                if i < a_copies:
+                    r, c = divmod(i * self.threads + 32 * w + lane, ca)
+                    gr, gk = by * self.tile_m + r, k0 + c * 8
+                    valid = gr < self.M and gk < self.K
+                    addr = self._A + (gr * self.K + gk) * e
+                else:
+                    r, c = divmod((i - a_copies) * self.threads + 32 * w + lane, cb)
+                    gk, gn = k0 + r, bx * self.tile_n + c * 8
+                    valid = gk < self.K and gn < self.N
+                    addr = self._B + (gk * self.N + gn) * e
+                ok.append(valid)
+                if valid:
+                    addrs.append(addr)
+            group = self._int_ops(MMA_COPY_INT_OPS)
+            if addrs:  # a chunk wholly outside A or B: zero-filled, no global traffic
+                group.append(a.mem("LDGSTS.E.BYPASS.LTC128B.128", "global", 16, addrs,
+                                   src=(_R_ADDR,), mask=lanes_mask(ok)))
+            out.append(group)
+        return out
+
+    def _loop(self) -> list[Instruction]:
+        return self._int_ops(MMA_TRIP_INT_OPS) + super()._loop()
+
+    def _epilogue(self, w: int, bx: int, by: int) -> list[Instruction]:
+        """C from the mma fragments: per m16n8 tile, rows g and g + 8 of lane (g, t) = (lane /
+        4, lane % 4), columns 2t and 2t + 1 as one 4-byte store."""
+        a = self._asm
+        ob = self.out_bytes
+        wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
+        wy, wx = divmod(w, self.warps_n)
+        r0, c0 = by * self.tile_m + wy * wm, bx * self.tile_n + wx * wn
+        out: list[Instruction] = []
+        for i in range(wm // 16):
+            for j in range(wn // 8):
+                acc = _ACC + i * (wn // 8) + j
+                for half in (0, 1):
+                    ok, addrs = [], []
+                    for lane in range(32):
+                        row = r0 + i * 16 + lane // 4 + 8 * half
+                        col = c0 + j * 8 + 2 * (lane % 4)
+                        valid = row < self.M and col < self.N
+                        ok.append(valid)
+                        if valid:
+                            addrs.append(self._C + (row * self.N + col) * ob)
+                    if addrs:
+                        out.append(a.mem("STG.E", "global", 4, addrs, src=(_R_ADDR, acc),
+                                         mask=lanes_mask(ok)))
+        return out
