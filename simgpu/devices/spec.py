@@ -478,6 +478,11 @@ class NocSpec(Section):
     bandwidth_bytes_per_cycle_per_slice: float = spec_field(
         "bytes per SM cycle one L2 slice can return", ge=1, le=4096
     )
+    slice_request_bytes: int | None = spec_field(
+        "bytes of its slice's bandwidth one request occupies at least, whatever its sectors"
+        " (unset: a request occupies its own bytes)",
+        ge=1, le=4096, default=None,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -867,6 +872,10 @@ class DeviceSpec(Device):
             )
         if self.l1.line_bytes != self.l2.line_bytes:
             yield ("l2.line_bytes", self.l2.line_bytes, f"= l1.line_bytes ({self.l1.line_bytes})")
+        slot = self.noc.slice_request_bytes
+        if slot is not None and slot > self.l2.line_bytes:
+            yield ("noc.slice_request_bytes", slot,
+                   f"<= l2.line_bytes ({self.l2.line_bytes}): a request carries at most a line")
         l1_plus_noc = self.l1.hit_latency_cycles + 2 * self.noc.latency_cycles
         if l1_plus_noc >= self.l2.near_hit_latency_cycles:
             yield (

@@ -495,7 +495,7 @@ class MemorySystem:
             if e is not None and e.t_fill is not None and e.t_fill <= now:
                 self._l2_release(p, e)
                 e = None
-        s = self.xbar.ports[p][sl].use(start + self.noc, nbytes)
+        s = self.xbar.use(p, sl, start + self.noc, nbytes)
         present = near.lookup(line, sectors, g)
         back = self.slice_to_sm
         if present == sectors:
@@ -525,7 +525,7 @@ class MemorySystem:
         for q in self._far[p]:
             if l2.parts[q].lookup(line, need, g) == need:
                 t_far = s + self.far_hop
-                s2 = self.xbar.ports[q][sl].use(t_far, self.l2_sector_bytes * need.bit_count())
+                s2 = self.xbar.use(q, sl, t_far, self.l2_sector_bytes * need.bit_count())
                 t_fill = s2 + self.far_hop
                 self._l2_track(p, line, need, t_fill, "L2far", e, g)
                 cb(t_fill + back, "L2far")
@@ -594,7 +594,7 @@ class MemorySystem:
             u.tags.write(req.line_addr, req.sectors, allocate=False)  # write-through
         p = self.partition_of[req.sm]
         g = self.l2.parts[p].set_index(req.line_addr)  # the same set in every partition
-        s = self.xbar.ports[p][g % self.l2.slices_per_partition].use(start + self.noc, nbytes)
+        s = self.xbar.use(p, g % self.l2.slices_per_partition, start + self.noc, nbytes)
         sectors = req.sectors
         if not self._same_sectors:
             # assumption: a store covering part of a larger L2 sector makes the whole sector
