@@ -529,7 +529,11 @@ class Decoder:
             tm.latency if tm is not None else 0.0,
             tm.interval if tm is not None else 0.0,
             flops,
-            op in _SYNC_OPS and inst.space != "shared",
+            # global memory, barriers and exits line up with the global clock to reach the
+            # memory system and the block's other warps in time order; so do shared-memory
+            # accesses and shuffles, which book the SM-wide LD/ST unit (a booking made ahead of
+            # the clock by a sub-core running ahead would hold back an earlier one of another)
+            (op in _SYNC_OPS and inst.space != "shared") or kind == K_SHARED or op == "shfl",
             waves,
             rf,
             copy,
