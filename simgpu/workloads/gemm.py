@@ -158,11 +158,15 @@ class GemmBase(Workload):
 
         ``warm_l2``: when A and B fit in the L2 together, start with them in it (the state later
         waves see, since every element is read by many blocks), instead of a cold L2; used to
-        take the first wave's cold misses out of an extrapolation over many waves.
+        take the first wave's cold misses out of an extrapolation over many waves. Where they
+        fit in one L2 partition, they start in every partition: the measured calls repeat
+        back to back, and blocks on SMs of every partition read every line of A and B, so
+        each partition holds a copy after the first call (a far hit copies the line into the
+        reader's near partition).
         """
 
         if warm_l2:
-            kwargs = self.warm_l2_kwargs(spec, kwargs)
+            kwargs = self.warm_l2_kwargs(spec, kwargs, every_partition=True)
         t1, t2 = trip_samples
         if not sample or self.trips <= t2 * 2:
             return simulate_trace(self.trace(), spec, sample=sample, **kwargs)
