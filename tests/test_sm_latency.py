@@ -117,3 +117,42 @@ def test_run_ahead_does_not_change_shared_memory_timing(h100, monkeypatch):
         cycles.append(simulate_trace(trace, spec, system_factory=stub_factory(266.0),
                                      request_cls=StubRequest).cycles)
     assert cycles[0] == pytest.approx(cycles[1], rel=0.02)
+
+
+def _lds128(addrs, dst=8):
+    return Instruction(pc=0, opcode="LDS.U.128", op="ld", dst=tuple(range(dst, dst + 4)),
+                       src=(2,), space="shared", width=16, addrs=tuple(addrs))
+
+
+@pytest.mark.parametrize(
+    ("chunk_of_lane", "cycles"),
+    [
+        # eight 16-B chunks of one 128-B row, lane n on chunk n % 8: no bank conflict, but the
+        # L1 returns 128 B (one register per lane) per cycle: 4 cycles for 4 registers
+        (lambda n: n % 8, 4),
+        # lanes n and n^1 on the same chunk: their registers are packed, 2 cycles
+        (lambda n: (n // 2) % 8, 2),
+        # every lane on one chunk (a broadcast): 2 cycles
+        (lambda n: 0, 2),
+        # 32 distinct chunks (512 B): 4 cycles either way
+        (lambda n: n, 4),
+    ],
+)
+def test_wide_shared_load_takes_one_cycle_per_returned_register(h100, chunk_of_lane, cycles):
+    # NVIDIA developer forums, topic 77228 (cc 7.0-7.5): L1/shared return 128 B/cycle, so an
+    # LDS.128 makes 4 requests, 2 when lanes n and n^1 (or n and n^2) share an address
+    spec = one_sm(h100)
+    n = 40
+    loads = [_lds128([16 * chunk_of_lane(lane) for lane in range(32)], dst=100 + 4 * (i % 16))
+             for i in range(n)]
+    short = run(spec, [loads[:10] + [mov(9, 100 + 4 * 9), EXIT]]).cycles
+    long = run(spec, [loads + [mov(9, 100 + 4 * ((n - 1) % 16)), EXIT]]).cycles
+    assert (long - short) / (n - 10) == pytest.approx(cycles)
+
+
+def test_scalar_shared_load_is_one_cycle(h100):
+    spec = one_sm(h100)
+    loads = [lds(100 + 2 * i) for i in range(40)]
+    short = run(spec, [loads[:10] + [mov(9, 100 + 2 * 9), EXIT]]).cycles
+    long = run(spec, [loads + [mov(9, 100 + 2 * 39), EXIT]]).cycles
+    assert (long - short) / 30 == pytest.approx(1.0)
