@@ -49,7 +49,9 @@ def test_long_context_kv_regimes(tmp_path):
     far = df.iloc[-1]
     assert far["bound"] == "pcie"
     link = devices.get("h100-sxm").host_link
-    expect = far["kv_host_GB"] * 1e9 / (link.bandwidth_per_direction_GBps * 1e9)
+    # pinned copies at the line-coded rate less 24 B per 256-B TLP (the published file has no
+    # measured rate)
+    expect = far["kv_host_GB"] * 1e9 / (link.bandwidth_per_direction_GBps * 256 / 280 * 1e9)
     assert far["t_link_s"] == pytest.approx(expect + link.latency_us * 1e-6, rel=1e-6)
     # 128 KiB of KV per token (32 layers x 8 KV heads x 128 x 2 B x K and V)
     assert far["kv_GB"] == pytest.approx(1048576 * 131072 / 1e9)

@@ -124,3 +124,39 @@ def test_warm_l2_start_reads_the_inputs_from_the_l2(h100_8sm, make):
     assert cold.bytes["dram"]["read"] >= inputs
     assert warm.bytes["dram"]["read"] == 0
     assert warm.cycles < cold.cycles
+
+
+def test_warm_l2_gemm_starts_with_its_inputs_in_every_partition(h100):
+    """A GEMM measured in back-to-back calls finds A and B in the near L2 partition of every SM
+    (blocks on SMs of both partitions read every line, and a far hit copies it near): with
+    warm_l2, every global load of a small GEMM is a near L2 hit at the near latency
+    (published/gpu_numbers.csv: 264.5 cycles on H800-PCIe, the device file's 265.5), none far."""
+    w = TiledGemm(128, 128, 64, tile=16)
+    served: dict[str, list[float]] = {}
+
+    def factory(env, spec):
+        system = warm_factory(env, spec)
+        submit = system.submit
+
+        def tap(req, known):
+            def seen(r):
+                if not r.write:
+                    served.setdefault(r.served_by, []).append(r.t_done - r.t_issue)
+                known(r)
+            submit(req, seen)
+
+        system.submit = tap
+        return system
+
+    warm_factory = w.warm_l2_kwargs(h100, {}, every_partition=True)["system_factory"]
+    simulate_trace(w.trace(), h100, system_factory=factory)
+    assert "L2far" not in served and "DRAM" not in served
+    near = sorted(served["L2near"])
+    assert near[len(near) // 2] == pytest.approx(h100.l2.near_hit_latency_cycles, rel=0.03)
+    # one copy only (the partition of the SM that warmed the line): half the loads go far
+    one = w.warm_l2_kwargs(h100, {})["system_factory"]
+    served.clear()
+    warm_factory = one
+    simulate_trace(w.trace(), h100, system_factory=factory)
+    far = len(served.get("L2far", []))
+    assert far > 0.3 * (far + len(served["L2near"]))

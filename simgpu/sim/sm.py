@@ -501,6 +501,8 @@ class Decoder:
                     waves = shared_wavefronts(
                         inst.addrs, inst.width, cfg.shared_banks, cfg.shared_bank_bytes
                     )
+                if op == "ld" and inst.opcode.startswith("LDS"):
+                    waves = max(waves, _return_cycles(inst, cfg.shared_bank_bytes))
         elif op == "bar":
             kind = K_BAR
         elif inst.opcode == "LDGDEPBAR":
@@ -529,7 +531,11 @@ class Decoder:
             tm.latency if tm is not None else 0.0,
             tm.interval if tm is not None else 0.0,
             flops,
-            op in _SYNC_OPS and inst.space != "shared",
+            # global memory, barriers and exits line up with the global clock to reach the
+            # memory system and the block's other warps in time order; so do shared-memory
+            # accesses and shuffles, which book the SM-wide LD/ST unit (a booking made ahead of
+            # the clock by a sub-core running ahead would hold back an earlier one of another)
+            (op in _SYNC_OPS and inst.space != "shared") or kind == K_SHARED or op == "shfl",
             waves,
             rf,
             copy,
@@ -820,6 +826,25 @@ def _flops_per_lane(opcode: str) -> int:
     fl = shaped // 32 if shaped else _FLOPS_BASE.get(opcode.split(".", 1)[0], 0)
     _FLOPS[opcode] = fl
     return fl
+
+
+def _return_cycles(inst: Instruction, word_bytes: int) -> int:
+    """Cycles a shared load needs to return its data: L1 and shared memory return 128 bytes,
+    one 32-bit register per lane, per cycle, so a wide load takes one cycle per register it
+    writes in each lane (LDS.128: 4), or half that when every lane's address equals that of
+    lane n^1, or of lane n^2, in all 32 lanes (the hardware then packs two lanes' registers in
+    one return). Source: NVIDIA developer forums, "Unexpected shared memory bank conflict"
+    (topic 77228, compute capability 7.0-7.5: LDS.128 makes 4 requests per instruction, 2 with
+    such pairs); assumption: the same on Ampere and Hopper, whose L1 returns the same 128 B per
+    cycle (Luo et al., arXiv:2402.13499v1 Table V: 124-126 B/clk/SM on GH100)."""
+    regs = inst.width // word_bytes
+    if regs <= 1:
+        return 1
+    a = inst.lane_addresses()
+    if len(a) == 32 and (all(a[n] == a[n ^ 1] for n in range(32))
+                         or all(a[n] == a[n ^ 2] for n in range(32))):
+        return max(1, regs // 2)
+    return regs
 
 
 _ALU_OPS = frozenset({"fp32", "fp16", "fp64", "int", "sfu", "tensor", "shfl"})

@@ -287,35 +287,54 @@ class Workload:
         """The arrays the kernel only reads, as (device address, bytes); none by default."""
         return []
 
-    def warm_l2_kwargs(self, spec: DeviceSpec, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def warm_l2_kwargs(
+        self, spec: DeviceSpec, kwargs: dict[str, Any], every_partition: bool = False
+    ) -> dict[str, Any]:
         """``kwargs`` plus a ``system_factory`` that preloads :meth:`inputs` into the L2, when
-        they fit in it together and no factory was given; otherwise ``kwargs`` unchanged."""
+        they fit in it together and no factory was given; otherwise ``kwargs`` unchanged.
+        ``every_partition``: in every L2 partition where they fit in one
+        (:func:`warm_l2_factory`)."""
         arrays = self.inputs()
         if "system_factory" in kwargs or not arrays:
             return kwargs
-        if sum(n for _, n in arrays) > spec.l2.size_MiB * 2**20:
+        total = sum(n for _, n in arrays)
+        if total > spec.l2.size_MiB * 2**20:
             return kwargs
-        return {**kwargs, "system_factory": warm_l2_factory(arrays, kwargs.get("seed", 0))}
+        every = every_partition and total <= spec.l2.size_MiB * 2**20 / spec.l2.partitions
+        return {**kwargs, "system_factory": warm_l2_factory(arrays, kwargs.get("seed", 0),
+                                                             every_partition=every)}
 
     def params(self) -> dict[str, Any]:
         """The parameters as a flat dict (for tables)."""
         return {"workload": self.name, **asdict(self)}
 
 
-def warm_l2_factory(arrays: list[tuple[int, int]], seed: int = 0) -> Any:
+def warm_l2_factory(
+    arrays: list[tuple[int, int]], seed: int = 0, every_partition: bool = False
+) -> Any:
     """A memory-system factory (``simulate_trace``'s ``system_factory``) that preloads whole
     lines of ``arrays`` ((address, bytes) pairs) into the L2, spread over the SMs so that every
-    L2 partition is filled from its near side."""
+    L2 partition is filled from its near side.
+
+    ``every_partition``: every line in every L2 partition (each read once by an SM of each
+    partition), the state that calls repeated back to back leave when SMs of every partition
+    read every line: a far hit copies the line into the reader's near partition."""
     def make(env: Any, spec: DeviceSpec) -> Any:
 
         system = build_system(env, spec, rng=random.Random(seed))
         line = spec.l2.line_bytes
         n_sm = spec.compute.sm_count
         full = (1 << (line // spec.l2.sector_bytes)) - 1
-        for k, (base, nbytes) in enumerate(arrays):
-            lines = range(base - base % line, base + nbytes, line)
-            for s in range(n_sm):
-                system.warm((s + k) % n_sm, lines[s::n_sm], full)
+        groups = [list(range(n_sm))]
+        if every_partition:
+            parts = getattr(system, "partition_of", [0] * n_sm)
+            groups = [[s for s in range(n_sm) if parts[s] == p] for p in sorted(set(parts))]
+        for sms in groups:
+            n = len(sms)
+            for k, (base, nbytes) in enumerate(arrays):
+                lines = range(base - base % line, base + nbytes, line)
+                for i in range(n):
+                    system.warm(sms[(i + k) % n], lines[i::n], full)
         return system
 
     return make
