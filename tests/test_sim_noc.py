@@ -13,7 +13,6 @@ from simgpu.devices import loads_device
 from simgpu.errors import DeviceFileError
 from simgpu.sim import MemRequest, build_system
 from simgpu.sim.cache import WindowPort
-from simgpu.sim.noc import SlicePort
 
 
 def _stores_to_one_slice(spec, n: int, sectors: int) -> tuple[float, float]:
@@ -57,7 +56,7 @@ def test_a_full_line_request_costs_the_same_with_or_without_the_slot():
 def test_slice_port_stays_exact_behind_a_backlog_deeper_than_its_memory():
     # 6,000 bookings of 2 cycles at cycle 0: a 12,000-cycle backlog, more windows than the
     # port keeps (2 x KEEP); a booking at cycle 0 after them must still wait for all of them
-    port = SlicePort("s", 64.0, window=16.0)
+    port = WindowPort("s", 64.0, window=16.0)
     n = 6000
     assert n * 2 > 2 * port.KEEP * port.window
     starts = [port.use(0.0, 128) for _ in range(n)]
@@ -69,24 +68,13 @@ def test_slice_port_stays_exact_behind_a_backlog_deeper_than_its_memory():
 def test_slice_port_forgets_windows_only_behind_the_earliest_arrival():
     # a far hit books far ahead (deep in the backlog); requests that then arrive now must not
     # find their windows forgotten
-    port = SlicePort("s", 64.0, window=16.0)
+    port = WindowPort("s", 64.0, window=16.0)
     for _ in range(5000):
         port.use(0.0, 128)  # backlog to 10,000 cycles
     port.use(20_000.0, 128)  # a booking far ahead
     for _ in range(2000):
         port.use(100.0, 128)
     assert port.use(100.0, 128) == pytest.approx(2.0 * 7000, abs=16.0)
-
-
-def test_slice_port_matches_the_window_port_where_that_one_is_exact():
-    rng = random.Random(3)
-    old, new = WindowPort("w", 32.0), SlicePort("s", 32.0)
-    t = 0.0
-    for _ in range(2000):
-        t += rng.expovariate(1 / 1.5)
-        nbytes = 32 * rng.randint(1, 4)
-        ahead = rng.choice([0.0, 0.0, 0.0, 150.0])  # some bookings made ahead, as far hits
-        assert new.use(t + ahead, nbytes) == old.use(t + ahead, nbytes)
 
 
 def test_a_request_slot_larger_than_a_line_is_rejected():

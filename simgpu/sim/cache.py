@@ -407,13 +407,18 @@ class WindowPort(Port):
     of transfers. A booking goes into the window of its arrival time, or the first later one
     with room, and starts after what that window already carries (a fluid queue, exact to
     within one window); a booking longer than the room left spills into the next windows.
-    Windows more than :attr:`KEEP` windows behind the latest booking are forgotten.
+    Full windows are skipped through forward links (with path compression), so a booking
+    behind a deep backlog costs no walk over it (stores do not wait for their completion, so an
+    SM can book a slice thousands of cycles ahead). Windows are forgotten only when they lie
+    :attr:`KEEP` windows behind the earliest arrival booked since windows were last forgotten
+    (requests arrive a crossbar traversal after they are made, so later ones never arrive much
+    earlier; a far hit's booking deep in the future does not move that mark).
     """
 
-    __slots__ = ("window", "used")
+    __slots__ = ("window", "used", "skip", "low", "limit")
 
-    #: windows kept behind the latest booking (older ones are dropped, so a booking that far
-    #: in the past finds them empty)
+    #: windows kept behind the earliest recent arrival (older ones are dropped, so a booking
+    #: that far in the past finds them empty)
     KEEP = 256
 
     def __init__(self, name: str, bytes_per_cycle: float, window: float = 16.0) -> None:
@@ -422,37 +427,55 @@ class WindowPort(Port):
             raise SimgpuError(f"{name}: window = {window}, expected > 0 cycles")
         self.window = window
         self.used: dict[int, float] = {}
+        self.skip: dict[int, int] = {}  # full window -> a later window that may have room
+        self.low = float("inf")  # the earliest arrival since windows were last forgotten
+        self.limit = 2 * self.KEEP  # forget old windows when this many are kept
 
     def use(self, now: float, nbytes: float) -> float:
         """Book ``nbytes`` arriving at ``now``; return the start cycle."""
         return self.book(now, nbytes / self.bytes_per_cycle)
 
+    def _room(self, k: int) -> int:
+        """The first window from ``k`` on that is not full."""
+        skip = self.skip
+        root = k
+        while root in skip:
+            root = skip[root]
+        while k in skip and skip[k] != root:  # path compression
+            skip[k], k = root, skip[k]
+        return root
+
     def book(self, now: float, cycles: float) -> float:
         """Book the port for ``cycles`` from ``now`` on; return the start cycle."""
         w = self.window
         used = self.used
-        k = int(now // w)
+        if now < self.low:
+            self.low = now
+        k = self._room(int(now // w))
         u = used.get(k, 0.0)
-        while u >= w:
-            k += 1
-            u = used.get(k, 0.0)
         base = k * w
         start = base + u if base + u > now else now
         total = u + cycles
-        while total > w:  # spill what does not fit into the following windows
+        while total > w:  # spill what does not fit into the following windows with room
             used[k] = w
-            k += 1
+            self.skip[k] = k + 1
+            k = self._room(k + 1)
             total = used.get(k, 0.0) + total - w
         used[k] = total
+        if total >= w:
+            self.skip[k] = k + 1
         end = start + cycles
         if end > self.next_free:
             self.next_free = end
         self.busy += cycles
         self.uses += 1
-        if len(used) > 2 * self.KEEP:
-            floor = k - self.KEEP
+        if len(used) > self.limit:
+            floor = int(self.low // w) - self.KEEP
             for key in [key for key in used if key < floor]:
                 del used[key]
+                self.skip.pop(key, None)
+            self.low = float("inf")
+            self.limit = len(used) + 2 * self.KEEP
         return start
 
 
