@@ -4,7 +4,7 @@ held-out half of its sizes.
 Every row of the run's ``pcie.csv`` is simulated (:meth:`simgpu.workloads.HostCopy.simulate`,
 the call ``simgpu validate`` makes) on each device file, and its bandwidth error
 ``simulated / measured - 1`` is reported per row kind (direction and host memory) and over all
-rows, on the rows :func:`simgpu.calibrate.fit.pcie_halves` holds out of the fit (alternate sizes
+rows, on the rows :func:`simgpu.calibrate.fit.size_halves` holds out of the fit (alternate sizes
 in ascending order within each kind, the smallest one fitted) and on all rows. A ``-cal-`` file
 is fitted on the other half only, so its held-out figures judge it.
 
@@ -26,7 +26,7 @@ import pandas as pd
 
 from simgpu import devices
 from simgpu.calibrate.dataset import RunDir
-from simgpu.calibrate.fit import pcie_halves
+from simgpu.calibrate.fit import size_halves
 from simgpu.workloads.memory import HostCopy
 
 
@@ -34,7 +34,7 @@ def rows(run: Path, device: str) -> pd.DataFrame:
     """One row per measured copy: its kind, half, measured and simulated bandwidth, error."""
     spec = devices.get(device)
     df = RunDir.open(run).read_table("pcie")
-    df = df.assign(fit=pcie_halves(df)).sort_values(["direction", "host_memory", "size_B"])
+    df = df.assign(fit=size_halves("pcie", df)).sort_values(["direction", "host_memory", "size_B"])
     out = []
     for r in df.to_dict("records"):
         work = HostCopy.from_row(r)

@@ -28,8 +28,8 @@ from simgpu.calibrate.fit import (
     fit_pcie,
     fit_power,
     fit_run,
-    pcie_halves,
     power_fit_checks,
+    size_halves,
     static_power,
     write_calibrated_model,
 )
@@ -159,7 +159,7 @@ TRUE_LINK = {"measured_h2d_GBps": 54.0, "measured_d2h_GBps": 55.0, "latency_us":
 
 def test_pcie_halves_alternate_sizes_within_each_kind() -> None:
     df = _pcie_table({})
-    fit = pcie_halves(df)
+    fit = size_halves("pcie", df)
     for _, g in df.assign(fit=fit).groupby(["direction", "host_memory"]):
         flags = g.sort_values("size_B")["fit"].tolist()
         assert flags == [i % 2 == 0 for i in range(len(flags))]  # smallest size fitted
@@ -175,7 +175,7 @@ def test_pcie_fit_recovers_the_staging_and_duplex_model() -> None:
 
 def test_pcie_fit_never_reads_the_held_out_rows() -> None:
     df = _pcie_table(TRUE_LINK)
-    held = ~pcie_halves(df)
+    held = ~size_halves("pcie", df)
     spoiled = df.copy()
     spoiled.loc[held, "time_ms"] *= 3.0
     spoiled.loc[held, "bandwidth_GBps"] /= 3.0

@@ -281,12 +281,6 @@ def size_halves(table: str, df: pd.DataFrame) -> pd.Series:
     return pd.Series(fit, index=df.index, name="fit")
 
 
-def pcie_halves(df: pd.DataFrame) -> pd.Series:
-    """The fit half of a ``pcie`` table (:func:`size_halves`): the host link is always fitted
-    on it, also by a whole-run fit."""
-    return size_halves("pcie", df)
-
-
 class HalfRun(RunDir):
     """A run whose tables show only the rows :func:`size_halves` gives the fit."""
 
@@ -311,7 +305,8 @@ def _rel_intercept(size: np.ndarray, t_s: np.ndarray, bw_Bps: float) -> float:
 
 
 def fit_pcie(df: pd.DataFrame) -> list[Fitted]:
-    """The host link's figures from the rows :func:`pcie_halves` marks for fitting.
+    """The host link's figures from the rows :func:`size_halves` gives the fit, also in a
+    whole-run fit.
 
     Pinned, per direction: the bandwidth is the median of copies of at least
     :data:`PCIE_LARGE_COPY_B`; the fixed cost the ``L`` of ``t = L + bytes / bw`` with the least
@@ -322,7 +317,7 @@ def fit_pcie(df: pd.DataFrame) -> list[Fitted]:
     size that still runs at the first (``host_cache_MiB``: the fit only knows the cache holds at
     least that). Both directions at once: ``duplex_fraction`` and ``copy_issue_us`` by least
     squares of the simulated ``bidir`` copies (:class:`simgpu.workloads.HostCopy`)."""
-    fit = df[pcie_halves(df)]
+    fit = df[size_halves("pcie", df)]
     out: list[Fitted] = []
     bw: dict[str, float] = {}
     lat: dict[str, float] = {}
@@ -342,7 +337,7 @@ def fit_pcie(df: pd.DataFrame) -> list[Fitted]:
             peak = 1e-9 / inv_bw
         bw[direction] = peak
         lat[direction] = _rel_intercept(size, t_s, peak * 1e9)
-        src = "pcie, fitted half of the sizes (pcie_halves)"
+        src = "pcie, fitted half of the sizes (size_halves)"
         out.append(Fitted(f"PCIe {direction} bandwidth (pinned)", key, round(peak, 2), "GB/s",
                           float(large["bandwidth_GBps"].min()) if len(large) else None,
                           float(large["bandwidth_GBps"].max()) if len(large) else None,
@@ -404,7 +399,7 @@ def _fit_pageable(fit: pd.DataFrame, bw: dict[str, float], lat: dict[str, float]
     cost, cache, x = best
     surcharge, h2d, d2h, h2d_far, d2h_far = x
     rms = math.sqrt(cost / len(t_s))
-    src = (f"pcie, fitted half of the sizes (pcie_halves): pageable staging model, {len(t_s)}"
+    src = (f"pcie, fitted half of the sizes (size_halves): pageable staging model, {len(t_s)}"
            f" copies, rms log error {rms:.3f}")
     out = [
         Fitted("PCIe pageable surcharge", "host_link.pageable_latency_us", round(surcharge, 2),
@@ -454,7 +449,7 @@ def _fit_bidir(fit: pd.DataFrame, bw: dict[str, float], lat: dict[str, float]) -
     r = least_squares(resid, np.array([0.9, 2.0]), bounds=([0.05, 0.0], [1.0, 1000.0]),
                       diff_step=1e-3)
     rms = math.sqrt(float(np.mean(r.fun ** 2)))
-    src = (f"pcie, fitted half of the sizes (pcie_halves): simulated bidir copies, {len(bi)}"
+    src = (f"pcie, fitted half of the sizes (size_halves): simulated bidir copies, {len(bi)}"
            f" sizes, rms log error {rms:.3f}")
     return [
         Fitted("PCIe duplex fraction", "host_link.duplex_fraction", round(float(r.x[0]), 4),

@@ -327,7 +327,7 @@ def warm_l2_factory(
         full = (1 << (line // spec.l2.sector_bytes)) - 1
         groups = [list(range(n_sm))]
         if every_partition:
-            parts = getattr(system, "partition_of", [0] * n_sm)
+            parts = system.partition_of
             groups = [[s for s in range(n_sm) if parts[s] == p] for p in sorted(set(parts))]
         for sms in groups:
             n = len(sms)
