@@ -355,6 +355,17 @@ def _evaluate(
     }
 
 
+def library_call_floor_s(p: DeviceParams, kernel: str, dtype: str) -> float:
+    """The shortest time the harness measures a call of ``kernel`` in ``dtype``: the device
+    file's library call floor (``host_link.library_call_floor_us``, fitted by `simgpu fit`) for
+    the library's own calls, 0 for every other kernel (ours of the library family included:
+    they are launched without the library)."""
+    entry = catalogue.get(kernel)
+    if entry.family != "library" or entry.source is not None:
+        return 0.0
+    return float(p.library_floor_s.get(dtype, 0.0))
+
+
 def gemm(
     spec: Any,
     M: Any,
@@ -464,11 +475,9 @@ def gemm(
                                                            sk[idx], bool(library_split_k)))
     assert out is not None
     if p.library_floor_s and np.any(kcls == 0):
-        # the host's pace: no library call is measured shorter than the harness's floor for its
-        # dtype (fitted by simgpu fit; power and energy stay the kernel's)
-        # (the library's own calls: not our kernels of its family, launched without it)
-        call = np.array([catalogue.get(str(k)).source is None for k in kn]) & (kcls == 0)
-        floor = np.array([p.library_floor_s.get(d, 0.0) for d in dt]) * call
+        # the host's pace (power and energy stay the kernel's)
+        floor = np.array([library_call_floor_s(p, str(k), str(d)) if c == 0 else 0.0
+                          for k, d, c in zip(kn, dt, kcls, strict=True)])
         paced = floor > out["time_s"]
         out["time_s"] = np.where(paced, floor, out["time_s"])
         out["bound"] = np.where(paced, "host", out["bound"])

@@ -26,12 +26,14 @@ import pandas as pd
 
 import simgpu.workloads as workload_classes
 from simgpu import catalogue
+from simgpu.analytical.gemm import library_call_floor_s
 from simgpu.analytical.params import DeviceParams
 from simgpu.calibrate.dataset import RunDir
 from simgpu.errors import ViewUnavailable
 from simgpu.predict import datasets
 from simgpu.views import protocol as views
 from simgpu.workloads import PointerChase, Workload
+from simgpu.workloads.gemm import GemmBase
 from simgpu.workloads.memory import DRAM_RESIDENT_L2
 
 __all__ = ["Family", "families", "learned_training_data", "params_text", "pct_error",
@@ -187,10 +189,8 @@ def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | N
         value = e.get(opts["metric"])
         if opts["metric"] == "time_s" and value is not None:
             value += launch_s
-            if w.kernel == "cublas":
-                # the harness's shortest library call of this dtype, where the device file
-                # has one (host_link.library_call_floor_us), as the analytical view does
-                value = max(value, params.library_floor_s.get(str(getattr(w, "dtype", "")), 0.0))
+            if isinstance(w, GemmBase):  # the harness's shortest library call, as analytically
+                value = max(value, library_call_floor_s(params, w.kernel, w.dtype))
         out[i] = np.nan if value is None else value
         done += 1
         first_note = first_note or e.note.split(":")[0]
