@@ -70,14 +70,21 @@ def _pchase(device: str, footprint_B: int) -> Callable[[], Stats]:
     return run
 
 
-def _stream() -> Stats:
-    spec = devices.get("h100-sxm")
-    return _sim_stats(workloads.Stream("copy", 1 << 20).simulate(spec))
+def _stream(sm_slice: int) -> Callable[[], Stats]:
+    def run() -> Stats:
+        spec = devices.get("h100-sxm")
+        return _sim_stats(workloads.Stream("copy", 1 << 20).simulate(spec, sm_slice=sm_slice))
+
+    return run
 
 
-def _tiled_sgemm() -> Stats:
-    spec = devices.get("h100-sxm")
-    return _sim_stats(workloads.TiledGemm(256, 256, 256, tile=16).simulate(spec))
+def _tiled_sgemm(sm_slice: int) -> Callable[[], Stats]:
+    def run() -> Stats:
+        spec = devices.get("h100-sxm")
+        w = workloads.TiledGemm(256, 256, 256, tile=16)
+        return _sim_stats(w.simulate(spec, sm_slice=sm_slice))
+
+    return run
 
 
 def _matrixmul32() -> Stats:
@@ -210,9 +217,12 @@ CASES: dict[str, tuple[Callable[[], Stats], bool]] = {
     "pchase_h100-sxm_L2_far": (_pchase("h100-sxm", 40 << 20), False),
     "pchase_h100-sxm_DRAM": (_pchase("h100-sxm", 256 << 20), False),
     "pchase_a100-pcie-40gb_DRAM": (_pchase("a100-pcie-40gb", 256 << 20), False),
-    "stream_copy_h100-sxm_4MiB": (_stream, False),
+    # the whole GPU (sm_slice 1), and a quarter of it as sampled replays use by default
+    "stream_copy_h100-sxm_4MiB": (_stream(1), False),
+    "stream_copy_h100-sxm_4MiB_slice4": (_stream(4), False),
     "dram_commands_random": (_dram_commands, False),
-    "tiled_sgemm_256_tile16_h100-sxm": (_tiled_sgemm, False),
+    "tiled_sgemm_256_tile16_h100-sxm": (_tiled_sgemm(1), False),
+    "tiled_sgemm_256_tile16_h100-sxm_slice4": (_tiled_sgemm(4), False),
     "accelsim_matrixmul32_h100-sxm": (_matrixmul32, True),
     "pcie_h100-sxm": (_pcie, False),
     "pim_hbm-pim_gemv_4096": (_pim("hbm-pim"), False),

@@ -38,6 +38,10 @@ from simgpu.workloads.gemm import GemmBase
 
 #: (family, label, workload): sizes from the tables of calibration/h100-sxm/20261122T154403Z
 CASES: list[tuple[str, str, Callable[[], Workload]]] = [
+    ("gemm_time", "sgemm_tiled 256^3 tile 16",
+     lambda: GemmBase.of_kernel("sgemm_tiled", 256, 256, 256, tile=16)),
+    ("gemm_time", "sgemm_naive 256^3",
+     lambda: GemmBase.of_kernel("sgemm_naive", 256, 256, 256)),
     ("gemm_time", "sgemm_tiled 512^3 tile 16",
      lambda: GemmBase.of_kernel("sgemm_tiled", 512, 512, 512, tile=16)),
     ("gemm_time", "sgemm_tiled 512^3 tile 32",
@@ -51,15 +55,17 @@ CASES: list[tuple[str, str, Callable[[], Workload]]] = [
     ("reduction", "reduction 2^22", lambda: Reduction(1 << 22)),
     ("reduction", "reduction 2^24", lambda: Reduction(1 << 24)),
     ("gemv", "gemv 4096^2", lambda: Gemv(4096, 4096)),
+    ("stream", "stream read 16 MiB", lambda: Stream("read", 1 << 22)),
+    ("stream", "stream copy 16 MiB", lambda: Stream("copy", 1 << 22)),
     # DRAM-resident arrays (4x the L2 and more) are sampled as a steady-state window
     ("stream", "stream read 256 MiB", lambda: Stream("read", 1 << 26)),
     ("stream", "stream copy 256 MiB", lambda: Stream("copy", 1 << 26)),
 ]
 
 
-def _run(w: Workload, spec: Any, sample: bool) -> tuple[Any, float]:
+def _run(w: Workload, spec: Any, sample: bool, sm_slice: int | None = None) -> tuple[Any, float]:
     t0 = time.perf_counter()
-    res = w.simulate(spec, sample=sample, warm_l2=True)
+    res = w.simulate(spec, sample=sample, warm_l2=True, sm_slice=sm_slice)
     return res, time.perf_counter() - t0
 
 
@@ -69,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-full-s", type=float, default=300.0,
                    help="skip the cases after one whose full replay took longer (per family)")
     p.add_argument("--only", help="comma-separated families")
+    p.add_argument("--cases", help="comma-separated case labels (default: every case)")
+    p.add_argument("--slice", type=int, default=0, metavar="K",
+                   help="also replay each case unsampled on 1/K of the GPU (simgpu.sim.gpuslice)"
+                        " and report that error alone (slice_*); the sampled columns are the"
+                        " default sampling, slice included")
     args = p.parse_args(argv)
     spec = devices.get(args.device)
     only = set(args.only.split(",")) if args.only else None
@@ -77,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     for family, label, make in CASES:
         if only and family not in only:
             continue
+        if args.cases and label not in args.cases.split(","):
+            continue
         row: dict[str, Any] = {"family": family, "case": label}
         if family in too_long:
             rows.append({**row, "note": f"skipped: a smaller case's full replay took more than"
@@ -84,6 +97,25 @@ def main(argv: list[str] | None = None) -> int:
             continue
         w = make()
         sampled, s_wall = _run(w, spec, True)
+        if args.slice:
+            full, f_wall = _run(w, spec, False)
+            sliced, c_wall = _run(w, spec, False, args.slice)
+            rows.append({
+                **row, "sampled_us": sampled.time_s * 1e6, "full_us": full.time_s * 1e6,
+                "error_pct": 100 * (sampled.time_s / full.time_s - 1),
+                "sm_slice": sampled.sm_slice,
+                "slice_us": sliced.time_s * 1e6,
+                "slice_error_pct": 100 * (sliced.time_s / full.time_s - 1),
+                "slice_dram_bytes_error_pct": 100 * (
+                    sum(sliced.bytes["dram"].values()) / max(sum(full.bytes["dram"].values()), 1)
+                    - 1),
+                "sampled_wall_s": s_wall, "slice_wall_s": c_wall, "full_wall_s": f_wall,
+                "speedup": f_wall / s_wall, "slice_speedup": f_wall / c_wall, "note": "",
+            })
+            print(f"{label}: slice 1/{args.slice} {rows[-1]['slice_error_pct']:+.2f}%"
+                  f" ({f_wall / c_wall:.1f}x), sampled {rows[-1]['error_pct']:+.2f}%"
+                  f" ({f_wall / s_wall:.1f}x)", file=sys.stderr)
+            continue
         if not sampled.sampled:
             rows.append({**row, "full_us": sampled.time_s * 1e6, "full_wall_s": s_wall,
                          "note": "not sampled (too few waves or trips): the replay is full"})

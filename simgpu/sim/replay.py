@@ -33,6 +33,7 @@ import simpy
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError
 from simgpu.sim.collector import relaxed_gc
+from simgpu.sim.gpuslice import default_slice, slice_spec
 from simgpu.sim.request import MemRequest
 from simgpu.sim.sm import SM, STALL_REASONS, Block, Decoder, SMConfig
 from simgpu.sim.system import build_system
@@ -94,6 +95,9 @@ class SimResult:
     scheduler: str
     memory_stats: Any = field(default=None, repr=False)
     block_end_cycles: list[float] = field(default_factory=list, repr=False)
+    #: Replayed on 1/sm_slice of the GPU (every sm_slice-th block), counts scaled up
+    #: (:mod:`simgpu.sim.gpuslice`); 1: the whole GPU. ``memory_stats`` are the slice's own.
+    sm_slice: int = 1
 
     @property
     def flops_per_s(self) -> float:
@@ -152,8 +156,14 @@ def simulate_trace(
     seed: int = 0,
     max_blocks: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    sm_slice: int | None = None,
 ) -> SimResult:
     """Replay ``trace`` on ``spec``. See the module docstring for sampling.
+
+    ``sm_slice``: replay every ``k``-th block on ``1/k`` of the GPU
+    (:func:`simgpu.sim.gpuslice.slice_spec`) and scale the counts by the blocks it stands for;
+    ``None`` (default): :func:`~simgpu.sim.gpuslice.default_slice` when ``sample`` is set, else
+    1 (the whole GPU). ``system_factory`` then builds the slice's memory system.
 
     ``progress(blocks_done, blocks_to_simulate)`` is called as blocks retire, at most every
     :data:`PROGRESS_EVERY_S` seconds of wall time (sampling may stop well before the total).
@@ -166,6 +176,12 @@ def simulate_trace(
     wall0 = time.perf_counter()
     launch = trace.launch
     occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread, launch.shared_bytes)
+    covered = launch.num_blocks if max_blocks is None else min(max_blocks, launch.num_blocks)
+    if sm_slice is None:
+        sm_slice = default_slice(spec, covered) if sample is not False else 1
+    k_slice = sm_slice
+    whole = spec
+    spec = slice_spec(whole, k_slice)
     env = simpy.Environment()
     system = (
         system_factory(env, spec)
@@ -175,9 +191,12 @@ def simulate_trace(
     rq = request_cls if request_cls is not None else MemRequest
     cfg = SMConfig.from_spec(spec, scheduler=scheduler, model_register_banks=model_register_banks)
     n_sm = spec.compute.sm_count
-    total = launch.num_blocks if max_blocks is None else min(max_blocks, launch.num_blocks)
+    # the slice replays blocks 0, k, 2k, ... of the ones covered; `launch_blocks` of the whole
+    # launch stand in its share of the grid
+    total = -(-covered // k_slice)
+    launch_blocks = -(-launch.num_blocks // k_slice)
     slots = occ.blocks_per_sm * n_sm
-    waves = launch.num_blocks / slots
+    waves = launch_blocks / slots
     plan: SamplingPlan | None
     if sample is True:
         plan = SamplingPlan()
@@ -205,7 +224,7 @@ def simulate_trace(
             sm.finish()
             return
         state["next"] = i + 1
-        sm.add_block(i, trace.block(i), env.now)
+        sm.add_block(i * k_slice, trace.block(i * k_slice), env.now)
 
     last_report = [wall0]
 
@@ -267,16 +286,17 @@ def simulate_trace(
     wall = time.perf_counter() - wall0
 
     simulated_blocks = state["done"]
-    sampled = stop["est"] is not None
+    waved = stop["est"] is not None
+    sampled = waved or k_slice > 1
     spread = 0.0
-    if sampled:
+    if waved:
         k = int(stop["waves"])
         d0, d1 = stop["est"]
         # Completions repeat with period `slots` blocks and `d` cycles once waves are stable, so
         # the last block (N) retires m waves after block N - m * slots, which was simulated:
         # this keeps the within-wave pattern (bursty when blocks start together, spread out
         # when they are staggered) for the last, partial wave.
-        n = launch.num_blocks
+        n = launch_blocks
         m = -(-(n - k * slots) // slots)
         j0 = n - m * slots
         base = done_times[j0 - 1]
@@ -285,7 +305,10 @@ def simulate_trace(
         spread = abs(cycles - alt)
     else:
         cycles = t_end
-    per_block = launch.num_blocks / max(simulated_blocks, 1) if sampled else 1.0
+    # blocks of the launch (or of the covered ones) each replayed block stands for
+    per_block = (
+        launch.num_blocks / max(simulated_blocks, 1) if waved else covered / max(total, 1)
+    )
     clock_hz = spec.compute.clock_hz
 
     # -- statistics -----------------------------------------------------------------------------
@@ -294,7 +317,7 @@ def simulate_trace(
     # Blocks still resident when sampling stopped issued part of their work (a GEMM block has
     # read much of A and B but stored none of C), so the activity simulated so far is scaled to
     # those totals per kind: instructions (FLOPs, op counts), loads, stores.
-    scale = state["insts_done"] * per_block / issued if sampled and issued else 1.0
+    scale = state["insts_done"] * per_block / issued if waved and issued else per_block
     op_counts: dict[str, float] = {}
     for sm in sms:
         for k2, nops in sm.counts.items():
@@ -315,7 +338,7 @@ def simulate_trace(
         stores += sum(sm.store_sectors_by_level.values())
     l1_loads = sum(loads.values())
     scale_ld = scale_st = scale
-    if sampled:
+    if waved:
         if l1_loads:
             scale_ld = state["load_sectors_done"] * per_block / l1_loads
         if stores:
@@ -324,7 +347,7 @@ def simulate_trace(
     # stopped (a store is dirty in the L2 before its acknowledgement is back; a load's DRAM read
     # starts before its data returns): scale them by the sectors issued, not the ones answered.
     scale_dr, scale_dw = scale_ld, scale_st
-    if sampled:
+    if waved:
         resident = [b for sm in sms for b in sm.blocks]
         issued_ld = state["load_sectors_done"] + sum(b.load_sectors for b in resident)
         issued_st = state["store_sectors_done"] + sum(b.store_sectors for b in resident)
@@ -360,7 +383,7 @@ def simulate_trace(
         "dram": None,
     }
     return SimResult(
-        device=spec.name,
+        device=whole.name,
         kernel=launch.name,
         clock_MHz=spec.compute.boost_clock_MHz,
         cycles=cycles,
@@ -374,7 +397,7 @@ def simulate_trace(
         occupancy_limit=occ.limit,
         warp_instructions=(
             state["insts_done"] * launch.num_blocks / max(simulated_blocks, 1)
-            if sampled
+            if waved
             else issued * scale
         ),
         instructions_simulated=issued,
@@ -387,6 +410,7 @@ def simulate_trace(
         scheduler=scheduler,
         memory_stats=mem_stats,
         block_end_cycles=list(done_times),
+        sm_slice=k_slice,
     )
 
 

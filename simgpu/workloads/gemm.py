@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from simgpu import analytical, catalogue
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.sim.gpuslice import default_slice
 from simgpu.sim.replay import SimResult, simulate_trace
 from simgpu.trace.schema import Instruction, KernelLaunch
 from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, check_positive, lanes_mask
@@ -177,6 +178,8 @@ class GemmBase(Workload):
         occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread, launch.shared_bytes)
         slots = occ.blocks_per_sm * spec.compute.sm_count
         wave_blocks = min(slots, launch.num_blocks)
+        if kwargs.get("sm_slice") is None:  # the first wave on a slice of the GPU, as sampled
+            kwargs = {**kwargs, "sm_slice": default_slice(spec, wave_blocks)}
         r1 = simulate_trace(
             self.with_trips(t1).trace(), spec, sample=False, max_blocks=wave_blocks, **kwargs
         )
@@ -214,7 +217,7 @@ class GemmBase(Workload):
             blocks_total=launch.num_blocks,
             blocks_simulated=r1.blocks_simulated + r2.blocks_simulated,
             waves=launch.num_blocks / slots,
-            warp_instructions=scaled(r1.instructions_simulated, r2.instructions_simulated),
+            warp_instructions=scaled(r1.warp_instructions, r2.warp_instructions),
             instructions_simulated=r1.instructions_simulated + r2.instructions_simulated,
             flops=self.flops,
             bytes={

@@ -1,0 +1,111 @@
+"""A slice of a GPU: ``1/k`` of its SMs with the same share of its L2 and DRAM.
+
+Sampling in space, beside the wave and trip sampling of :mod:`simgpu.sim.replay`: a kernel whose
+blocks are alike and whose memory traffic is spread evenly over the L2 slices and DRAM channels
+(addresses interleave over both) sees, on each SM, about the same memory system whether it runs
+on the whole GPU or on ``1/k`` of it with ``1/k`` of the L2 slices, L2 capacity and DRAM
+channels. The slice runs every ``k``-th block of the grid (block 0, k, 2k, ...: the blocks the
+hardware's round-robin first wave puts on every ``k``-th SM), so blocks that share data in the
+whole GPU still share it, in proportion, in the slice: a GEMM's slice runs every row of output
+tiles and ``1/k`` of the columns.
+
+What a slice keeps per SM, per L2 slice and per DRAM channel is the device file's own figure
+(latencies, ways, line and sector sizes, bank timings, crossbar bytes per cycle); what it
+divides are the counts and the totals that are sums over them (SMs, L2 slices and capacity, DRAM
+channels, bus width and peak bandwidth, the GPU's peak FLOP/s), so a slice of a valid device
+file passes every rule a device file must pass (``tests/test_gpuslice.py`` checks the bundled
+ones).
+
+What a slice changes, and ``bench_sampling`` measures against full replays: the L2 capacity
+that blocks on other SMs would share (data every block reads, such as a GEMM's rows of A, takes
+a larger share of a smaller L2), and the balance of SMs between the two L2 partitions when the
+slice's SM count is odd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simgpu.devices.spec import DeviceSpec
+
+__all__ = ["slice_factors", "slice_spec", "default_slice", "MAX_SLICE"]
+
+#: The largest slice factor :func:`default_slice` picks. assumption: a quarter of the GPU keeps
+#: enough SMs (33 on an H100, 27 on an A100) for the block scheduler and the L2 partitions to
+#: behave as on the whole GPU; the sampling benchmark measures the error at this factor.
+MAX_SLICE = 4
+
+
+def _dram_divisible(spec: DeviceSpec, k: int) -> bool:
+    return spec.dram.channels_per_package % k == 0 or spec.dram.packages % k == 0
+
+
+def slice_factors(spec: DeviceSpec) -> list[int]:
+    """Every ``k > 1`` for which ``spec`` splits into ``k`` equal slices: ``k`` divides the SM
+    count, the L2 slices into a whole number per partition, and the DRAM packages or the
+    channels per package."""
+    c, l2 = spec.compute, spec.l2
+    return [
+        k
+        for k in range(2, c.sm_count + 1)
+        if c.sm_count % k == 0
+        and l2.slices % k == 0
+        and (l2.slices // k) % l2.partitions == 0
+        and _dram_divisible(spec, k)
+    ]
+
+
+def default_slice(spec: DeviceSpec, blocks: int, limit: int = MAX_SLICE) -> int:
+    """The slice factor a sampled replay of ``blocks`` thread blocks uses on ``spec``: the
+    largest of :func:`slice_factors` up to ``limit`` that leaves every SM of the slice at least
+    one block, else 1 (the whole GPU)."""
+    best = 1
+    for k in slice_factors(spec):
+        if k <= limit and blocks >= spec.compute.sm_count:
+            best = k
+    return best
+
+
+def slice_spec(spec: DeviceSpec, k: int) -> DeviceSpec:
+    """``spec`` cut to ``1/k`` of the GPU (see the module docstring); ``k = 1`` returns it.
+
+    Raises ValueError naming the device, ``k`` and the factors it allows when it does not split
+    into ``k`` equal slices."""
+    if k == 1:
+        return spec
+    allowed = slice_factors(spec)
+    if k not in allowed:
+        raise ValueError(
+            f"device {spec.name!r} does not split into {k} equal slices ({spec.compute.sm_count}"
+            f" SMs, {spec.l2.slices} L2 slices in {spec.l2.partitions} partition(s),"
+            f" {spec.dram.packages} DRAM packages of {spec.dram.channels_per_package} channels);"
+            f" expected one of {allowed[:12] or 'none'}"
+        )
+    c, l2, dram = spec.compute, spec.l2, spec.dram
+    peaks = {
+        f.name: getattr(c, f.name) / k
+        for f in fields(c)
+        if f.name.startswith("peak_") and f.name.endswith("_TFLOPS")
+        and getattr(c, f.name) is not None
+    }
+    by_channel = dram.channels_per_package % k == 0
+    measured = dram.measured_bandwidth_GBps
+    sliced = replace(
+        spec,
+        compute=replace(c, sm_count=c.sm_count // k, **peaks),
+        l2=replace(l2, slices=l2.slices // k, size_MiB=l2.size_MiB / k,
+                   bandwidth_GBps=l2.bandwidth_GBps / k),
+        dram=replace(
+            dram,
+            channels_per_package=dram.channels_per_package // k if by_channel
+            else dram.channels_per_package,
+            packages=dram.packages if by_channel else dram.packages // k,
+            bus_width_bits=dram.bus_width_bits // k,
+            size_GiB=dram.size_GiB / k,
+            peak_bandwidth_GBps=dram.peak_bandwidth_GBps / k,
+            measured_bandwidth_GBps=None if measured is None else measured / k,
+        ),
+    )
+    return sliced

@@ -1,0 +1,103 @@
+"""A slice of a GPU (simgpu.sim.gpuslice): what it keeps, what it divides, and the replay on it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from simgpu import devices, workloads
+from simgpu.devices.spec import DeviceSpec
+from simgpu.sim.gpuslice import MAX_SLICE, default_slice, slice_factors, slice_spec
+from simgpu.sim.hbm import peak_bandwidth_GBps
+from simgpu.sim.sm import SMConfig
+
+
+def _gpus() -> list[DeviceSpec]:
+    return [d for d in devices.list_devices() if isinstance(d, DeviceSpec)]
+
+
+def _problems(spec: DeviceSpec) -> list[tuple[str, object, str]]:
+    out = list(spec.problems())
+    for section in (spec.compute, spec.register_file, spec.l1, spec.l2, spec.noc, spec.dram,
+                    spec.dram.timing, spec.host_link, spec.power):
+        out += list(section.problems())
+    return out
+
+
+@pytest.mark.parametrize("spec", _gpus(), ids=lambda s: s.name)
+def test_a_slice_keeps_every_per_unit_figure_and_divides_the_totals(spec: DeviceSpec) -> None:
+    for k in slice_factors(spec):
+        s = slice_spec(spec, k)
+        # what one SM, one L2 slice and one DRAM channel are: unchanged
+        a, b = SMConfig.from_spec(s), SMConfig.from_spec(spec)
+        assert replace(a, timings={}) == replace(b, timings={})
+        assert a.timings.keys() == b.timings.keys()
+        for unit, t in a.timings.items():  # rates per SM: equal up to the rounding of peak / k
+            assert t.latency == b.timings[unit].latency
+            assert t.interval == pytest.approx(b.timings[unit].interval, rel=1e-12)
+        assert s.l2.slice_bytes == spec.l2.slice_bytes
+        assert s.l2.sets_per_slice == spec.l2.sets_per_slice
+        assert s.noc == spec.noc and s.l1 == spec.l1 and s.dram.timing == spec.dram.timing
+        assert (peak_bandwidth_GBps(s.dram) / s.dram.channels
+                == pytest.approx(peak_bandwidth_GBps(spec.dram) / spec.dram.channels))
+        # the counts and their sums: 1/k
+        assert s.compute.sm_count * k == spec.compute.sm_count
+        assert s.l2.slices * k == spec.l2.slices
+        assert s.dram.channels * k == spec.dram.channels
+        assert s.l2.size_MiB * k == pytest.approx(spec.l2.size_MiB)
+        assert s.dram.peak_bandwidth_GBps * k == pytest.approx(spec.dram.peak_bandwidth_GBps)
+        assert s.compute.peak_fp32_TFLOPS * k == pytest.approx(spec.compute.peak_fp32_TFLOPS)
+        # a slice of a valid device file passes the rules a device file must pass
+        if not _problems(spec):
+            assert _problems(s) == []
+
+
+def test_slice_factors_of_the_h100_and_a_device_that_does_not_split() -> None:
+    h100 = devices.get("h100-sxm")  # 132 SMs, 80 L2 slices in 2 partitions, 5 x 16 channels
+    assert slice_factors(h100) == [2, 4]
+    assert slice_spec(h100, 1) is h100
+    with pytest.raises(ValueError, match=r"'h100-sxm' does not split into 3 equal slices.*"
+                                         r"132 SMs.*expected one of \[2, 4\]"):
+        slice_spec(h100, 3)
+
+
+def test_default_slice_needs_a_block_for_every_sm_of_the_whole_gpu() -> None:
+    h100 = devices.get("h100-sxm")
+    assert default_slice(h100, 131) == 1
+    assert default_slice(h100, 132) == 4 == MAX_SLICE
+    assert default_slice(h100, 10_000, limit=2) == 2
+    pcie = devices.get("h100-pcie")  # 114 SMs: only halves
+    assert default_slice(pcie, 10_000) == 2
+
+
+def test_a_sliced_replay_runs_every_kth_block_and_scales_its_counts() -> None:
+    spec = devices.get("h100-sxm")
+    w = workloads.Stream("copy", 1 << 20)  # 1024 blocks, one grid-stride wave
+    full = w.simulate(spec, sample=False)
+    part = w.simulate(spec, sample=False, sm_slice=4)
+    assert not full.sampled and full.sm_slice == 1
+    assert part.sampled and part.sm_slice == 4
+    assert part.blocks_total == full.blocks_total == 1024
+    assert part.blocks_simulated == 256
+    assert part.instructions_simulated * 4 == full.instructions_simulated
+    # every block of a stream does the same work: the scaled counts are the whole grid's
+    assert part.warp_instructions == full.warp_instructions
+    assert part.flops == full.flops
+    for level in ("l1", "l2", "dram"):
+        for rw in ("read", "write"):
+            assert part.bytes[level][rw] == pytest.approx(full.bytes[level][rw], rel=1e-9)
+    # a quarter of the SMs against a quarter of the L2 slices and DRAM channels: the same
+    # bandwidth per SM, so about the same time (bench_sampling --slice measures the error)
+    assert part.time_s == pytest.approx(full.time_s, rel=0.05)
+    assert math.isclose(part.waves, full.waves, rel_tol=0.01)
+
+
+def test_the_default_sampled_replay_slices_and_an_unsampled_one_does_not() -> None:
+    spec = devices.get("h100-sxm")
+    w = workloads.Stream("read", 1 << 18)  # 256 blocks >= 132 SMs
+    assert w.simulate(spec).sm_slice == 4
+    assert w.simulate(spec, sample=False).sm_slice == 1
+    tiny = workloads.Stream("read", 1 << 12, blocks=4)  # fewer blocks than SMs
+    assert tiny.simulate(spec).sm_slice == 1
