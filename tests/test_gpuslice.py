@@ -101,3 +101,18 @@ def test_the_default_sampled_replay_slices_and_an_unsampled_one_does_not() -> No
     assert w.simulate(spec, sample=False).sm_slice == 1
     tiny = workloads.Stream("read", 1 << 12, blocks=4)  # fewer blocks than SMs
     assert tiny.simulate(spec).sm_slice == 1
+
+
+def test_a_slice_started_warm_keeps_the_whole_l2_for_the_whole_grids_inputs() -> None:
+    spec = devices.get("h100-sxm")
+    w = workloads.Reduction(1 << 22)  # 16 MiB of input: in the 50 MiB L2, not in a quarter
+    assert sum(n for _, n in w.inputs()) > slice_spec(spec, 4).l2.size_bytes
+    r = w.simulate(spec, sm_slice=4, warm_l2=True)
+    assert r.sm_slice == 4
+    # the lines the slice's blocks read were warmed and stayed, as on the whole GPU (with a
+    # quarter of the capacity, about a fifth of them would have been evicted by the warm-up)
+    assert r.hit_rate["l2"] > 0.999
+    assert r.bytes["dram"]["read"] < 1e-3 * 4 * (1 << 22)
+    whole = slice_spec(spec, 4, whole_l2=True)
+    assert whole.l2.size_MiB == spec.l2.size_MiB and whole.l2.slices == 20
+    assert whole.l2.sets_per_slice == 4 * spec.l2.sets_per_slice

@@ -68,8 +68,10 @@ def default_slice(spec: DeviceSpec, blocks: int, limit: int = MAX_SLICE) -> int:
     return best
 
 
-def slice_spec(spec: DeviceSpec, k: int) -> DeviceSpec:
+def slice_spec(spec: DeviceSpec, k: int, *, whole_l2: bool = False) -> DeviceSpec:
     """``spec`` cut to ``1/k`` of the GPU (see the module docstring); ``k = 1`` returns it.
+    ``whole_l2``: the slice's L2 slices share the whole L2's capacity (``k`` times the sets
+    per slice), for a replay that starts with the whole grid's inputs in the L2.
 
     Raises ValueError naming the device, ``k`` and the factors it allows when it does not split
     into ``k`` equal slices."""
@@ -95,7 +97,7 @@ def slice_spec(spec: DeviceSpec, k: int) -> DeviceSpec:
     sliced = replace(
         spec,
         compute=replace(c, sm_count=c.sm_count // k, **peaks),
-        l2=replace(l2, slices=l2.slices // k, size_MiB=l2.size_MiB / k,
+        l2=replace(l2, slices=l2.slices // k, size_MiB=l2.size_MiB if whole_l2 else l2.size_MiB / k,
                    bandwidth_GBps=l2.bandwidth_GBps / k),
         dram=replace(
             dram,

@@ -163,7 +163,10 @@ def simulate_trace(
     ``sm_slice``: replay every ``k``-th block on ``1/k`` of the GPU
     (:func:`simgpu.sim.gpuslice.slice_spec`) and scale the counts by the blocks it stands for;
     ``None`` (default): :func:`~simgpu.sim.gpuslice.default_slice` when ``sample`` is set, else
-    1 (the whole GPU). ``system_factory`` then builds the slice's memory system.
+    1 (the whole GPU). ``system_factory`` then builds the slice's memory system; one with an
+    ``l2_bytes(spec)`` attribute (the bytes it starts the L2 with) larger than the slice's L2
+    gets the whole L2's capacity over the slice's L2 slices (data every block reads, held warm
+    for the whole grid, stays as much in the L2 as on the whole GPU).
 
     ``progress(blocks_done, blocks_to_simulate)`` is called as blocks retire, at most every
     :data:`PROGRESS_EVERY_S` seconds of wall time (sampling may stop well before the total).
@@ -182,6 +185,11 @@ def simulate_trace(
     k_slice = sm_slice
     whole = spec
     spec = slice_spec(whole, k_slice)
+    # a factory that starts the L2 warm with the whole grid's inputs (warm_l2_factory) says how
+    # many bytes it puts there; a slice too small for them keeps the whole L2's capacity
+    warm_bytes = getattr(system_factory, "l2_bytes", None)
+    if k_slice > 1 and warm_bytes is not None and warm_bytes(whole) > spec.l2.size_bytes:
+        spec = slice_spec(whole, k_slice, whole_l2=True)
     env = simpy.Environment()
     system = (
         system_factory(env, spec)

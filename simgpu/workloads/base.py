@@ -320,7 +320,6 @@ def warm_l2_factory(
     partition), the state that calls repeated back to back leave when SMs of every partition
     read every line: a far hit copies the line into the reader's near partition."""
     def make(env: Any, spec: DeviceSpec) -> Any:
-
         system = build_system(env, spec, rng=random.Random(seed))
         line = spec.l2.line_bytes
         n_sm = spec.compute.sm_count
@@ -337,6 +336,14 @@ def warm_l2_factory(
                     system.warm(sms[(i + k) % n], lines[i::n], full)
         return system
 
+    def l2_bytes(spec: DeviceSpec) -> int:
+        """Bytes the warm L2 holds (a copy per partition with ``every_partition``): a replay on
+        a slice of the GPU keeps the whole L2's capacity when they exceed the slice's
+        (simgpu.sim.replay.simulate_trace)."""
+        total = sum(n for _, n in arrays)
+        return total * (spec.l2.partitions if every_partition else 1)
+
+    make.l2_bytes = l2_bytes  # type: ignore[attr-defined]
     return make
 
 
