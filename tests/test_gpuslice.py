@@ -9,7 +9,14 @@ import pytest
 
 from simgpu import devices, workloads
 from simgpu.devices.spec import DeviceSpec
-from simgpu.sim.gpuslice import MAX_SLICE, default_slice, slice_factors, slice_spec
+from simgpu.sim.gpuslice import (
+    CHUNK,
+    MAX_SLICE,
+    default_slice,
+    slice_blocks,
+    slice_factors,
+    slice_spec,
+)
 from simgpu.sim.hbm import peak_bandwidth_GBps
 from simgpu.sim.sm import SMConfig
 
@@ -116,3 +123,19 @@ def test_a_slice_started_warm_keeps_the_whole_l2_for_the_whole_grids_inputs() ->
     whole = slice_spec(spec, 4, whole_l2=True)
     assert whole.l2.size_MiB == spec.l2.size_MiB and whole.l2.slices == 20
     assert whole.l2.sets_per_slice == 4 * spec.l2.sets_per_slice
+
+
+def test_slice_blocks_takes_runs_of_consecutive_blocks_and_its_share_of_every_row() -> None:
+    assert slice_blocks(10, 1, 4) == list(range(10))
+    # a long 1-D grid: runs of CHUNK, one in every k
+    picked = slice_blocks(1056, 4, 264)
+    assert len(picked) == 264
+    assert picked[:CHUNK + 1] == [*range(CHUNK), 4 * CHUNK]
+    # a GEMM grid with rows of 16 blocks: runs of 16 / 4 = 4, so every row gives its quarter
+    picked = slice_blocks(256, 4, 264, row=16)
+    assert picked[:8] == [0, 1, 2, 3, 16, 17, 18, 19]
+    assert {i // 16 for i in picked} == set(range(16))
+    # 132 blocks, one per SM of an H100: runs of 8 would give the 33-SM slice 36 blocks and a
+    # second wave at one block per SM; shorter runs keep its one wave
+    picked = slice_blocks(132, 4, 33)
+    assert len(picked) == 33

@@ -33,7 +33,7 @@ import simpy
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError
 from simgpu.sim.collector import relaxed_gc
-from simgpu.sim.gpuslice import default_slice, slice_spec
+from simgpu.sim.gpuslice import default_slice, slice_blocks, slice_spec
 from simgpu.sim.request import MemRequest
 from simgpu.sim.sm import SM, STALL_REASONS, Block, Decoder, SMConfig
 from simgpu.sim.system import build_system
@@ -199,11 +199,13 @@ def simulate_trace(
     rq = request_cls if request_cls is not None else MemRequest
     cfg = SMConfig.from_spec(spec, scheduler=scheduler, model_register_banks=model_register_banks)
     n_sm = spec.compute.sm_count
-    # the slice replays blocks 0, k, 2k, ... of the ones covered; `launch_blocks` of the whole
-    # launch stand in its share of the grid
-    total = -(-covered // k_slice)
-    launch_blocks = -(-launch.num_blocks // k_slice)
+    # the slice replays its share of the blocks covered (slice_blocks); `launch_blocks`: its
+    # share of the whole launch
     slots = occ.blocks_per_sm * n_sm
+    row = launch.grid[0]
+    picked = slice_blocks(covered, k_slice, slots, row)
+    total = len(picked)
+    launch_blocks = len(slice_blocks(launch.num_blocks, k_slice, slots, row))
     waves = launch_blocks / slots
     plan: SamplingPlan | None
     if sample is True:
@@ -232,7 +234,7 @@ def simulate_trace(
             sm.finish()
             return
         state["next"] = i + 1
-        sm.add_block(i * k_slice, trace.block(i * k_slice), env.now)
+        sm.add_block(picked[i], trace.block(picked[i]), env.now)
 
     last_report = [wall0]
 
