@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from simgpu import analytical
+from simgpu.analytical.gemm import launch_registers
 from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES
 from simgpu.errors import SimgpuError, ViewUnavailable
 from simgpu.sim.replay import SimResult
@@ -293,9 +294,10 @@ class TensorGemm(GemmBase):
                   f"{self.tile_k}_{self.stages}stage"),
             grid=(-(-self.N // self.tile_n), -(-self.M // self.tile_m), self.split_k),
             block=(self.threads, 1, 1),
-            # assumption: 128 registers per thread, as the analytical model's tensor-op CTAs
-            # (simgpu.analytical.gemm), so that both describe the same occupancy
-            regs_per_thread=128,
+            # the analytical model's figure (the compiled count where the catalogue has one,
+            # else its accumulator rule), so that both views describe the same occupancy
+            regs_per_thread=launch_registers(self.kernel, self.dtype, self.tile_m, self.tile_n,
+                                             self.threads, self.stages),
             shared_bytes=self.stages * (self.tile_m + self.tile_n) * self.tile_k * e,
         )
 
@@ -720,10 +722,6 @@ class LibraryGemm(GemmBase):
 MMA_COPY_INT_OPS = 12
 MMA_TRIP_INT_OPS = 4
 
-#: Registers a thread of kernels/mma_gemm.cu takes, per (tile_m, tile_n, warps_m, warps_n,
-#: stages). Source: nvcc 13.0 -Xptxas -v, the same for sm_80, sm_89 and sm_90, fp16 and bf16.
-MMA_REGISTERS = {(128, 128, 2, 4, 3): 168, (64, 64, 2, 2, 4): 116}
-
 
 @dataclass
 class MmaGemm(TensorGemm):
@@ -821,14 +819,15 @@ class MmaGemm(TensorGemm):
             f" kernels/mma_gemm.cu compiles ({[v.name for v in self.entry().variants]})")
 
     def launch(self) -> KernelLaunch:
-        key = (self.tile_m, self.tile_n, self.warps_m, self.warps_n, self.stages)
-        # assumption for a tile no variant compiles: the mma128x128 count
-        regs = MMA_REGISTERS.get(key, MMA_REGISTERS[(128, 128, 2, 4, 3)])
         return KernelLaunch(
             name=f"mma_gemm_{self.dtype}",
             grid=(-(-self.N // self.tile_n), -(-self.M // self.tile_m), 1),
             block=(self.threads, 1, 1),
-            regs_per_thread=regs,
+            # the compiler's count, from the catalogue variant of this tile (the rule of
+            # simgpu.analytical.gemm.tensor_op_registers for a tile no variant compiles), as
+            # the analytical view takes it
+            regs_per_thread=launch_registers(self.kernel, self.dtype, self.tile_m, self.tile_n,
+                                             self.threads, self.stages),
             shared_bytes=self.stages * (self.tile_m + self.tile_n) * self.tile_k
             * DTYPE_BYTES[self.dtype],
         )
