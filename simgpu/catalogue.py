@@ -210,16 +210,17 @@ KERNELS: dict[str, Kernel] = {
         ),
         Kernel(
             "mma_gemm", "gemm", "tensor-core GEMM of the Ampere kind: cp.async multistage,"
-            " ldmatrix, mma.sync m16n8k16, fp32 accumulators (sm_80 and later; N and K"
-            " multiples of 8)", "mma_gemm.cu", "mma_gemm", "MmaGemm", "gemm", ALL_VIEWS,
+            " ldmatrix, mma.sync m16n8k16 (tf32: m16n8k8), fp32 accumulators (sm_80 and later;"
+            " N and K multiples of 8)", "mma_gemm.cu", "mma_gemm", "MmaGemm", "gemm", ALL_VIEWS,
             # the analytical model's library family: a tensor-core kernel that stages its tiles
             # as the library's do (simgpu.analytical.gemm), here with its own tile
-            family="library", dtypes=("fp16", "bf16"),
+            family="library", dtypes=("fp16", "bf16", "tf32"),
             # mma128x128: 64 x 32 warp tiles; mma64x64: 32 x 32 warp tiles for shapes with few
-            # 128 x 128 tiles. Registers a thread: nvcc 13.0 -Xptxas -v, no spills, the same for
-            # sm_80, sm_89 and sm_90, fp16 and bf16 (tests/test_mma_gemm.py checks them)
-            variants=(_mma(128, 128, 2, 4, 3, {"fp16": 168, "bf16": 168}),
-                      _mma(64, 64, 2, 2, 4, {"fp16": 116, "bf16": 116})),
+            # 128 x 128 tiles. Registers a thread: nvcc 13.0 -Xptxas -v, no spills: fp16 and
+            # bf16 the same for sm_80, sm_89 and sm_90; tf32 sm_80 and sm_89 (sm_90: 208 and
+            # 159, the same allocation of 8 a thread). tests/test_mma_gemm.py checks them.
+            variants=(_mma(128, 128, 2, 4, 3, {"fp16": 168, "bf16": 168, "tf32": 206}),
+                      _mma(64, 64, 2, 2, 4, {"fp16": 116, "bf16": 116, "tf32": 158})),
         ),
         Kernel(
             "cutlass", "gemm", "CUTLASS SGEMM of the GPPerf dataset (RTX 4070)",
