@@ -40,6 +40,14 @@ def test_mma128x128_on_h100_fits_one_block_per_sm_in_both_views():
     assert row["waves"] == 8.0
 
 
+def test_the_replay_of_mma128x128_on_h100_runs_the_analytical_blocks_per_sm():
+    """The simulator's own occupancy (the replay's block scheduler) for a small grid."""
+    spec = devices.get("h100-sxm")
+    kern = MmaGemm(256, 256, 256, dtype="fp16", **ENTRY.variant_named("mma128x128").params)
+    res = kern.simulate(spec, sample=False)
+    assert res.occupancy_blocks_per_sm == int(kern.estimate(spec).iloc[0]["blocks_per_sm"]) == 1
+
+
 def _mma_kernels() -> list:
     out = []
     for v in ENTRY.variants:
