@@ -134,8 +134,10 @@ def _regs_estimate(ttm: np.ndarray, ttn: np.ndarray) -> np.ndarray:
 #: 116, 84 besides them (32 of fragments, 32 x 32 warp tile). assumption: their mean, 94, for
 #: every other tensor-op tile (the library's kernels publish no counts). The rule gives 158 and
 #: 126 for those two, -10 and +10 registers (-6% and +9%); it is fitted to them, so this is no
-#: held-out check. At the register file's granularity the rule and the compiled counts give
-#: the same blocks per SM for both on the bundled sm_80/sm_89/sm_90 devices
+#: held-out check. Held out of the fit, the same kernel's tf32 functions take 206 and 158
+#: (B's fragments loaded element by element, more addresses kept in registers): the rule is
+#: 48 and 32 under them (-23%, -20%). At the register file's granularity the rule and all six
+#: compiled counts give the same blocks per SM on the bundled sm_80/sm_89/sm_90 devices
 #: (tests/test_tc_occupancy.py). Not modelled: a Hopper wgmma kernel reads its operands from
 #: shared memory (no fragment registers) and CUTLASS 3's warp-specialised kernels move
 #: registers from producer to consumer warps (setmaxnreg).
