@@ -65,6 +65,10 @@ class Variant:
     threads_per_block: int
     #: the largest M, N or K the calibration sweep times it at (the slow variants stop earlier)
     max_dim: int
+    #: registers a thread takes, per data type, as the compiler allocates them (``nvcc -Xptxas
+    #: -v``); empty where not recorded. The one source of these figures: the simulated launch
+    #: and the analytical occupancy both read them (simgpu.analytical.gemm.launch_registers).
+    regs_per_thread: Mapping[str, int] = field(default_factory=dict)
 
     def analytical_tiles(self) -> dict[str, int]:
         """The tile arguments of :func:`simgpu.analytical.gemm` for this variant."""
@@ -158,18 +162,20 @@ def _regblock(bm: int, bk: int, tm: int, max_dim: int) -> Variant:
     return Variant(f"reg{bm}", params, dict(params), (bm, bm, bk), (tm, tm), threads, max_dim)
 
 
-def _mma(bm: int, bn: int, warps_m: int, warps_n: int, stages: int) -> Variant:
+def _mma(bm: int, bn: int, warps_m: int, warps_n: int, stages: int,
+         regs: Mapping[str, int]) -> Variant:
     """A variant of kernels/mma_gemm.cu: block tile bm x bn x 64 (128 bytes of a 16-bit
-    operand per row), warps_m x warps_n warps, ``stages`` shared-memory buffers. Its thread tile
-    is the accumulators an mma.sync m16n8k16 fragment gives a lane: rows g and g + 8 of every
-    16, columns 2t and 2t + 1 of every 8 of its warp tile."""
+    operand per row), warps_m x warps_n warps, ``stages`` shared-memory buffers, ``regs``
+    registers a thread per data type. Its thread tile is the accumulators an mma.sync m16n8k16
+    fragment gives a lane: rows g and g + 8 of every 16, columns 2t and 2t + 1 of every 8 of
+    its warp tile."""
     wm, wn = bm // warps_m, bn // warps_n
     params = {"tile_m": bm, "tile_n": bn, "stages": stages, "warps_m": warps_m,
               "warps_n": warps_n}
     defines = {"BM": bm, "BN": bn, "BK": 64, "WARPS_M": warps_m, "WARPS_N": warps_n,
                "STAGES": stages}
     return Variant(f"mma{bm}x{bn}", params, defines, (bm, bn, 64), (wm // 8, wn // 4),
-                   32 * warps_m * warps_n, 8192)
+                   32 * warps_m * warps_n, 8192, regs)
 
 
 _GEMM_SOURCE = "sgemm.cu"
@@ -204,14 +210,17 @@ KERNELS: dict[str, Kernel] = {
         ),
         Kernel(
             "mma_gemm", "gemm", "tensor-core GEMM of the Ampere kind: cp.async multistage,"
-            " ldmatrix, mma.sync m16n8k16, fp32 accumulators (sm_80 and later; N and K"
-            " multiples of 8)", "mma_gemm.cu", "mma_gemm", "MmaGemm", "gemm", ALL_VIEWS,
+            " ldmatrix, mma.sync m16n8k16 (tf32: m16n8k8), fp32 accumulators (sm_80 and later;"
+            " N and K multiples of 8)", "mma_gemm.cu", "mma_gemm", "MmaGemm", "gemm", ALL_VIEWS,
             # the analytical model's library family: a tensor-core kernel that stages its tiles
             # as the library's do (simgpu.analytical.gemm), here with its own tile
-            family="library", dtypes=("fp16", "bf16"),
-            # mma128x128: 64 x 32 warp tiles, 168 registers a thread (nvcc 13.0, sm_80);
-            # mma64x64: 32 x 32 warp tiles for shapes with few 128 x 128 tiles
-            variants=(_mma(128, 128, 2, 4, 3), _mma(64, 64, 2, 2, 4)),
+            family="library", dtypes=("fp16", "bf16", "tf32"),
+            # mma128x128: 64 x 32 warp tiles; mma64x64: 32 x 32 warp tiles for shapes with few
+            # 128 x 128 tiles. Registers a thread: nvcc 13.0 -Xptxas -v, no spills: fp16 and
+            # bf16 the same for sm_80, sm_89 and sm_90; tf32 sm_80 and sm_89 (sm_90: 208 and
+            # 159, the same allocation of 8 a thread). tests/test_mma_gemm.py checks them.
+            variants=(_mma(128, 128, 2, 4, 3, {"fp16": 168, "bf16": 168, "tf32": 206}),
+                      _mma(64, 64, 2, 2, 4, {"fp16": 116, "bf16": 116, "tf32": 158})),
         ),
         Kernel(
             "cutlass", "gemm", "CUTLASS SGEMM of the GPPerf dataset (RTX 4070)",

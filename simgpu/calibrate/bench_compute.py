@@ -110,20 +110,20 @@ class Gemm:
         mma = _has_mma(ctx)
         pts: list[dict[str, Any]] = []
         for m, n, k in shapes:  # grouped so that points sharing operands run one after another
-            # cuBLAS in each dtype, each followed by our kernels of that dtype (tf32 shares
-            # fp32's operands and has no kernel of our own)
-            for dtypes, own in ((("fp32", "tf32"), "fp32"), (("fp16",), "fp16"),
-                                (("bf16",), "bf16")):
+            # cuBLAS in each dtype, then our kernels of those dtypes (tf32 shares fp32's
+            # operands)
+            for dtypes in (("fp32", "tf32"), ("fp16",), ("bf16",)):
                 for dtype in dtypes:
                     pts.append({"kernel": "cublas", "variant": "cublas", "dtype": dtype,
                                 "M": m, "N": n, "K": k})
-                for entry, variant in OWN_GEMMS:
-                    if own not in entry.dtypes or max(m, n, k) > variant.max_dim:
-                        continue
-                    if entry.source == MMA_SOURCE and not (mma and mma_fits(m, n, k)):
-                        continue
-                    pts.append({"kernel": "own", "variant": variant.name, "dtype": own,
-                                "M": m, "N": n, "K": k})
+                for own in dtypes:
+                    for entry, variant in OWN_GEMMS:
+                        if own not in entry.dtypes or max(m, n, k) > variant.max_dim:
+                            continue
+                        if entry.source == MMA_SOURCE and not (mma and mma_fits(m, n, k)):
+                            continue
+                        pts.append({"kernel": "own", "variant": variant.name, "dtype": own,
+                                    "M": m, "N": n, "K": k})
         return pts
 
     def _operands(self, ctx: Context, m: int, n: int, k: int, dtype: str) -> tuple[Any, ...]:
@@ -221,7 +221,9 @@ class Gemm:
                                     dict(variant.defines))
         bm, bn, bk = variant.tile
         stages = int(variant.params["stages"])
-        smem = stages * (bm + bn) * bk * 2  # 16-bit operands
+        smem = stages * (bm + bn) * bk * 2  # rows of bk 16-bit words (128 bytes), any dtype
+        if dtype == "tf32":
+            bk //= 2  # the same 128-byte rows hold half as many fp32 elements
         driver = ctx.cp.cuda.driver
         driver.funcSetAttribute(kern.ptr, getattr(
             driver, "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES", _CU_MAX_DYNAMIC_SHARED),

@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from simgpu import analytical
+from simgpu.analytical.gemm import launch_registers
 from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES
 from simgpu.errors import SimgpuError, ViewUnavailable
 from simgpu.sim.replay import SimResult
@@ -293,9 +294,10 @@ class TensorGemm(GemmBase):
                   f"{self.tile_k}_{self.stages}stage"),
             grid=(-(-self.N // self.tile_n), -(-self.M // self.tile_m), self.split_k),
             block=(self.threads, 1, 1),
-            # assumption: 128 registers per thread, as the analytical model's tensor-op CTAs
-            # (simgpu.analytical.gemm), so that both describe the same occupancy
-            regs_per_thread=128,
+            # the analytical model's figure (the compiled count where the catalogue has one,
+            # else its accumulator rule), so that both views describe the same occupancy
+            regs_per_thread=launch_registers(self.kernel, self.dtype, self.tile_m, self.tile_n,
+                                             self.threads, self.stages),
             shared_bytes=self.stages * (self.tile_m + self.tile_n) * self.tile_k * e,
         )
 
@@ -719,10 +721,17 @@ class LibraryGemm(GemmBase):
 #: 12 x 8 + 4 + 3 = 103 (docs/tensor-cores.md, "The kernel of our own").
 MMA_COPY_INT_OPS = 12
 MMA_TRIP_INT_OPS = 4
-
-#: Registers a thread of kernels/mma_gemm.cu takes, per (tile_m, tile_n, warps_m, warps_n,
-#: stages). Source: nvcc 13.0 -Xptxas -v, the same for sm_80, sm_89 and sm_90, fp16 and bf16.
-MMA_REGISTERS = {(128, 128, 2, 4, 3): 168, (64, 64, 2, 2, 4): 116}
+#: Integer instructions per cp.async of the tf32 mainloop, as :data:`MMA_COPY_INT_OPS` for the
+#: 16-bit ones: nvcc keeps more of its addresses in registers (206 and 158 against 168 and
+#: 116). Source: cuobjdump -sass of mma_gemm_tf32: 85 integer instructions per trip besides
+#: the conversions to tf32 on sm_80 for both variants (each with 8 cp.async a thread), 100 and
+#: 109 on sm_90; 10 x 8 + 4 + 3 = 87.
+MMA_TF32_COPY_INT_OPS = 10
+#: SASS instructions per operand register ``cvt.rna.tf32.f32`` compiles to: FSETP.GEU.AND (is
+#: it finite) and IMAD.IADD.U32 (the rounding add). Source: cuobjdump -sass of mma_gemm_tf32,
+#: sm_80 and sm_90: 96 of each per trip for mma128x128 (24 operand registers per k step x 4),
+#: 64 for mma64x64.
+TF32_CVT_OPS = ("FSETP.GEU.AND", "IMAD.IADD.U32")
 
 
 @dataclass
@@ -736,7 +745,10 @@ class MmaGemm(TensorGemm):
     a chunk outside the matrices is still issued (zero-filled: its lane masked here), every
     ``cp.async`` comes with the integer instructions nvcc emits for it
     (:data:`MMA_COPY_INT_OPS`), and the epilogue stores C from the mma fragments, 4 bytes a
-    lane. fp16 and bf16; N and K multiples of 8 (the kernel's 16-byte chunks); no split-K."""
+    lane. fp16 and bf16; and tf32 (``mma_gemm_tf32``: fp32 operands rounded to tf32 in registers,
+    :data:`TF32_CVT_OPS` per operand register, B's fragments loaded an element at a time with
+    ``LDS``, :data:`MMA_TF32_COPY_INT_OPS` integer instructions a copy, C stored as fp32 pairs,
+    8 bytes a lane). N and K multiples of 8 (the kernel's 16-byte chunks); no split-K."""
 
     tile_m: int = 128
     tile_n: int = 128
@@ -747,8 +759,8 @@ class MmaGemm(TensorGemm):
     _LDSM_B = "LDSM.16.MT88.4"
 
     def __post_init__(self) -> None:
-        if self.dtype not in ("fp16", "bf16"):
-            raise SimgpuError(f"MmaGemm: dtype {self.dtype!r}, expected fp16 or bf16 (the"
+        if self.dtype not in ("fp16", "bf16", "tf32"):
+            raise SimgpuError(f"MmaGemm: dtype {self.dtype!r}, expected fp16, bf16 or tf32 (the"
                               " functions of kernels/mma_gemm.cu)")
         if self.mainloop != "ampere" or self.split_k != 1 or self.cluster_m != 1:
             raise SimgpuError("MmaGemm: kernels/mma_gemm.cu is an ampere mainloop without"
@@ -760,12 +772,13 @@ class MmaGemm(TensorGemm):
                 raise SimgpuError(f"MmaGemm: {name} = {v}, expected a multiple of 8"
                                   " (kernels/mma_gemm.cu copies 16-byte chunks of rows)")
         super().__post_init__()
-        if self.tile_n % 64 or self.tile_k % 64 or self.k_steps < 2:
+        if self.tile_n % 64 or self.tile_k * DTYPE_BYTES[self.dtype] % 128 or self.k_steps < 2:
             raise SimgpuError(f"MmaGemm: tile {self.tile_m} x {self.tile_n} x {self.tile_k},"
-                              " expected tile_n and tile_k multiples of 64 (the kernel's"
-                              " swizzle)")
-        for what, chunks in (("A", self.tile_m * self.tile_k // 8),
-                             ("B", self.tile_k * self.tile_n // 8)):
+                              " expected tile_n a multiple of 64 and rows of tile_k a multiple"
+                              " of 128 bytes (the kernel's swizzle)")
+        ce = self.chunk_elems
+        for what, chunks in (("A", self.tile_m * self.tile_k // ce),
+                             ("B", self.tile_k * self.tile_n // ce)):
             if chunks % self.threads:
                 raise SimgpuError(f"MmaGemm: the {what} tile's {chunks} chunks do not divide"
                                   f" among {self.threads} threads")
@@ -783,9 +796,14 @@ class MmaGemm(TensorGemm):
         return DTYPE_OUT_BYTES[self.dtype]
 
     @property
+    def chunk_elems(self) -> int:
+        """Elements of a 16-byte ``cp.async`` chunk."""
+        return 16 // DTYPE_BYTES[self.dtype]
+
+    @property
     def copies(self) -> int:
         """``cp.async`` a thread issues per tile."""
-        return (self.tile_m + self.tile_n) * self.tile_k // 8 // self.threads
+        return (self.tile_m + self.tile_n) * self.tile_k // self.chunk_elems // self.threads
 
     def tiles(self) -> dict[str, int]:
         """The tile arguments of :func:`simgpu.analytical.gemm` (those of its catalogue
@@ -821,14 +839,15 @@ class MmaGemm(TensorGemm):
             f" kernels/mma_gemm.cu compiles ({[v.name for v in self.entry().variants]})")
 
     def launch(self) -> KernelLaunch:
-        key = (self.tile_m, self.tile_n, self.warps_m, self.warps_n, self.stages)
-        # assumption for a tile no variant compiles: the mma128x128 count
-        regs = MMA_REGISTERS.get(key, MMA_REGISTERS[(128, 128, 2, 4, 3)])
         return KernelLaunch(
             name=f"mma_gemm_{self.dtype}",
             grid=(-(-self.N // self.tile_n), -(-self.M // self.tile_m), 1),
             block=(self.threads, 1, 1),
-            regs_per_thread=regs,
+            # the compiler's count, from the catalogue variant of this tile (the rule of
+            # simgpu.analytical.gemm.tensor_op_registers for a tile no variant compiles), as
+            # the analytical view takes it
+            regs_per_thread=launch_registers(self.kernel, self.dtype, self.tile_m, self.tile_n,
+                                             self.threads, self.stages),
             shared_bytes=self.stages * (self.tile_m + self.tile_n) * self.tile_k
             * DTYPE_BYTES[self.dtype],
         )
@@ -863,8 +882,9 @@ class MmaGemm(TensorGemm):
         as the kernel's ``tile_copy``."""
         a = self._asm
         e = DTYPE_BYTES[self.dtype]
+        ce = self.chunk_elems
         k0 = trip * self.tile_k
-        ca, cb = self.tile_k // 8, self.tile_n // 8
+        ca, cb = self.tile_k // ce, self.tile_n // ce
         a_copies = self.tile_m * ca // self.threads
         out: list[list[Instruction]] = []
         for i in range(self.copies):
@@ -872,18 +892,19 @@ class MmaGemm(TensorGemm):
             for lane in range(32):
                 if i < a_copies:
                     r, c = divmod(i * self.threads + 32 * w + lane, ca)
-                    gr, gk = by * self.tile_m + r, k0 + c * 8
+                    gr, gk = by * self.tile_m + r, k0 + c * ce
                     valid = gr < self.M and gk < self.K
                     addr = self._A + (gr * self.K + gk) * e
                 else:
                     r, c = divmod((i - a_copies) * self.threads + 32 * w + lane, cb)
-                    gk, gn = k0 + r, bx * self.tile_n + c * 8
+                    gk, gn = k0 + r, bx * self.tile_n + c * ce
                     valid = gk < self.K and gn < self.N
                     addr = self._B + (gk * self.N + gn) * e
                 ok.append(valid)
                 if valid:
                     addrs.append(addr)
-            group = self._int_ops(MMA_COPY_INT_OPS)
+            group = self._int_ops(MMA_TF32_COPY_INT_OPS if self.dtype == "tf32"
+                                  else MMA_COPY_INT_OPS)
             if addrs:  # a chunk wholly outside A or B: zero-filled, no global traffic
                 group.append(a.mem("LDGSTS.E.BYPASS.LTC128B.128", "global", 16, addrs,
                                    src=(_R_ADDR,), mask=lanes_mask(ok)))
@@ -893,11 +914,57 @@ class MmaGemm(TensorGemm):
     def _loop(self) -> list[Instruction]:
         return self._int_ops(MMA_TRIP_INT_OPS) + super()._loop()
 
+    def _ldsm(self, parity: int, kk: int) -> list[Instruction]:
+        """16-bit types: :meth:`TensorGemm._ldsm` with B's ``ldmatrix`` transposed. tf32: A's
+        ``LDSM.16.M88.4`` as there (16-byte rows, whatever the type), B's two elements per n8
+        tile and lane (rows t and t + 4, column g) with ``LDS``, 4 bytes a lane, conflict-free
+        (the kernel's B swizzle)."""
+        if self.dtype != "tf32":
+            return super()._ldsm(parity, kk)
+        key = (parity + 100, kk)
+        if key in self._body:
+            return self._body[key]
+        a = self._asm
+        wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
+        fa = wm // 16
+        out = [i for i in super()._ldsm(parity, kk) if i.opcode == "LDSM.16.M88.4"][:fa]
+        span = (self.tile_m + self.tile_n) * ROW_BYTES
+        stage = parity * span + self.tile_m * ROW_BYTES
+        regs = (kk % 2) * 32
+        for j in range(wn // 8):
+            for h in (0, 1):
+                base = stage + ((kk * 2 * (wn // 8) + 2 * j + h) * 128) % (span - self.tile_m
+                                                                          * ROW_BYTES)
+                out.append(a.mem("LDS", "shared", 4, [base + 4 * i for i in range(32)],
+                                 dst=(_B_FRAG + regs + 2 * j + h,), src=(_R_ADDR,), cache=True))
+        self._body[key] = out
+        return out
+
+    def _mma(self, kk: int) -> list[Instruction]:
+        """:meth:`TensorGemm._mma`; tf32: first this k step's fragments, loaded a k step
+        before, rounded to tf32 in place (:data:`TF32_CVT_OPS` per register)."""
+        if self.dtype != "tf32":
+            return super()._mma(kk)
+        key = (-3, kk % 2)
+        if key in self._body:
+            return self._body[key]
+        a = self._asm
+        wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
+        regs = (kk % 2) * 32
+        frags = [_A_FRAG + regs + r for r in range(4 * (wm // 16))]
+        frags += [_B_FRAG + regs + r for r in range(2 * (wn // 8))]
+        out = [a.op(TF32_CVT_OPS[0], src=(r,)) for r in frags]
+        out += [a.op(TF32_CVT_OPS[1], dst=(r,), src=(r,)) for r in frags]
+        out += super()._mma(kk)
+        self._body[key] = out
+        return out
+
     def _epilogue(self, w: int, bx: int, by: int) -> list[Instruction]:
         """C from the mma fragments: per m16n8 tile, rows g and g + 8 of lane (g, t) = (lane /
-        4, lane % 4), columns 2t and 2t + 1 as one 4-byte store."""
+        4, lane % 4), columns 2t and 2t + 1 as one store (4 bytes of 16-bit C, 8 of fp32)."""
         a = self._asm
         ob = self.out_bytes
+        opcode = "STG.E.64" if ob == 4 else "STG.E"
         wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
         wy, wx = divmod(w, self.warps_n)
         r0, c0 = by * self.tile_m + wy * wm, bx * self.tile_n + wx * wn
@@ -915,6 +982,6 @@ class MmaGemm(TensorGemm):
                         if valid:
                             addrs.append(self._C + (row * self.N + col) * ob)
                     if addrs:
-                        out.append(a.mem("STG.E", "global", 4, addrs, src=(_R_ADDR, acc),
+                        out.append(a.mem(opcode, "global", 2 * ob, addrs, src=(_R_ADDR, acc),
                                          mask=lanes_mask(ok)))
         return out
