@@ -86,9 +86,12 @@ def _simulated(w: Workload, spec: DeviceSpec, options: Mapping[str, Any]) -> Est
     wall = time.perf_counter() - t0
     extra = {"cycles": res.cycles, "clock_MHz": res.clock_MHz, "waves": res.waves,
              "blocks_total": res.blocks_total, "blocks_simulated": res.blocks_simulated,
-             "warp_instructions": res.warp_instructions}
-    note = (f"{type(w).__name__}.simulate(): {res.blocks_simulated} of {res.blocks_total} blocks"
-            f" replayed{' (sampled, extrapolated)' if res.sampled else ''} in {wall:.1f} s")
+             "warp_instructions": res.warp_instructions, "sm_slice": res.sm_slice}
+    # a trip-sampled GEMM replays its first wave twice: block replays, not distinct blocks
+    where = f" on 1/{res.sm_slice} of the GPU" if res.sm_slice > 1 else ""
+    note = (f"{type(w).__name__}.simulate(): {res.blocks_simulated} block replays for"
+            f" {res.blocks_total} blocks{where}"
+            f"{' (sampled, extrapolated)' if res.sampled else ''} in {wall:.1f} s")
     if res.scheduler not in ("gto", "lrr"):
         note = f"{type(w).__name__}.simulate(): {res.scheduler} in {wall:.1f} s"
     power = getattr(res, "power_W", None)
