@@ -126,16 +126,17 @@ def test_a_slice_started_warm_keeps_the_whole_l2_for_the_whole_grids_inputs() ->
 
 
 def test_slice_blocks_takes_runs_of_consecutive_blocks_and_its_share_of_every_row() -> None:
-    assert slice_blocks(10, 1, 4) == list(range(10))
+    assert slice_blocks(10, 1) == list(range(10))
     # a long 1-D grid: runs of CHUNK, one in every k
-    picked = slice_blocks(1056, 4, 264)
+    picked = slice_blocks(1056, 4)
     assert len(picked) == 264
     assert picked[:CHUNK + 1] == [*range(CHUNK), 4 * CHUNK]
     # a GEMM grid with rows of 16 blocks: runs of 16 / 4 = 4, so every row gives its quarter
-    picked = slice_blocks(256, 4, 264, row=16)
+    picked = slice_blocks(256, 4, row=16)
     assert picked[:8] == [0, 1, 2, 3, 16, 17, 18, 19]
     assert {i // 16 for i in picked} == set(range(16))
-    # 132 blocks, one per SM of an H100: runs of 8 would give the 33-SM slice 36 blocks and a
-    # second wave at one block per SM; shorter runs keep its one wave
-    picked = slice_blocks(132, 4, 33)
-    assert len(picked) == 33
+    # the slice's share exactly: 132 blocks, one per SM of an H100, give the 33-SM slice 33
+    # (runs of 8 would give it 36, and a second wave at one block per SM)
+    for n in (132, 1000, 1056, 4097):
+        assert len(slice_blocks(n, 4)) == -(-n // 4)
+        assert len(slice_blocks(n, 4, row=32)) == -(-n // 4)

@@ -49,22 +49,18 @@ MAX_SLICE = 4
 CHUNK = 8
 
 
-def slice_blocks(blocks: int, k: int, slots: int, row: int | None = None) -> list[int]:
+def slice_blocks(blocks: int, k: int, row: int | None = None) -> list[int]:
     """The blocks of a ``blocks``-block grid a ``1/k`` slice replays, in order: one run of
     consecutive blocks in every ``k`` runs, :data:`CHUNK` long, or ``row / k`` where the grid's
     rows (``row``: blocks along x) are shorter than ``k`` runs, so that every row gives the
-    slice its share. Where runs would give the slice more waves than its share of the grid
-    fills (``slots``: blocks resident at once on the slice), shorter runs are taken, down to
-    every ``k``-th block; ``k = 1``: every block."""
+    slice its share; the first ``ceil(blocks / k)`` of them, so that the slice has its share of
+    the blocks exactly (a grid of one block per SM keeps one block per SM of the slice).
+    ``k = 1``: every block."""
     if k == 1:
         return list(range(blocks))
-    share = -(-blocks // k)
-    longest = CHUNK if row is None else max(1, min(CHUNK, row // k))
-    for run in (r for r in (CHUNK, 4, 2) if r <= longest):
-        picked = [i for i in range(blocks) if (i // run) % k == 0]
-        if -(-len(picked) // slots) == -(-share // slots):
-            return picked
-    return list(range(0, blocks, k))
+    run = CHUNK if row is None else max(1, min(CHUNK, row // k))
+    picked = [i for i in range(blocks) if (i // run) % k == 0]
+    return picked[: -(-blocks // k)]
 
 
 def _dram_divisible(spec: DeviceSpec, k: int) -> bool:

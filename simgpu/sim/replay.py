@@ -203,9 +203,9 @@ def simulate_trace(
     # share of the whole launch
     slots = occ.blocks_per_sm * n_sm
     row = launch.grid[0]
-    picked = slice_blocks(covered, k_slice, slots, row)
+    picked = slice_blocks(covered, k_slice, row)
     total = len(picked)
-    launch_blocks = len(slice_blocks(launch.num_blocks, k_slice, slots, row))
+    launch_blocks = len(slice_blocks(launch.num_blocks, k_slice, row))
     waves = launch_blocks / slots
     plan: SamplingPlan | None
     if sample is True:
