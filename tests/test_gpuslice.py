@@ -77,6 +77,9 @@ def test_default_slice_needs_a_block_for_every_sm_of_the_whole_gpu() -> None:
     assert default_slice(h100, 10_000, limit=2) == 2
     pcie = devices.get("h100-pcie")  # 114 SMs: only halves
     assert default_slice(pcie, 10_000) == 2
+    few = replace(h100, compute=replace(h100.compute, sm_count=4))  # splits, but too small
+    assert slice_factors(few) == [2, 4]
+    assert default_slice(few, 10_000) == 1
 
 
 def test_a_sliced_replay_runs_every_kth_block_and_scales_its_counts() -> None:

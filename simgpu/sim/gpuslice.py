@@ -34,12 +34,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from simgpu.devices.spec import DeviceSpec
 
-__all__ = ["slice_factors", "slice_spec", "slice_blocks", "default_slice", "MAX_SLICE", "CHUNK"]
+__all__ = ["slice_factors", "slice_spec", "slice_blocks", "default_slice", "MAX_SLICE",
+           "MIN_SLICE_SMS", "CHUNK"]
 
 #: The largest slice factor :func:`default_slice` picks. assumption: a quarter of the GPU keeps
 #: enough SMs (33 on an H100, 27 on an A100) for the block scheduler and the L2 partitions to
 #: behave as on the whole GPU; the sampling benchmark measures the error at this factor.
 MAX_SLICE = 4
+#: The fewest SMs :func:`default_slice` leaves a slice. assumption: enough for every L2 partition
+#: to have SMs of its own side (a one-SM slice of a 4-SM H100 made its GEMV 10% slower than the
+#: 4 SMs: every L2 slice of the other partition was far).
+MIN_SLICE_SMS = 16
 
 
 #: Consecutive blocks a slice takes in each run (:func:`slice_blocks`). assumption: 8 blocks of a
@@ -84,11 +89,13 @@ def slice_factors(spec: DeviceSpec) -> list[int]:
 
 def default_slice(spec: DeviceSpec, blocks: int, limit: int = MAX_SLICE) -> int:
     """The slice factor a sampled replay of ``blocks`` thread blocks uses on ``spec``: the
-    largest of :func:`slice_factors` up to ``limit`` that leaves every SM of the slice at least
-    one block, else 1 (the whole GPU)."""
+    largest of :func:`slice_factors` up to ``limit`` that keeps :data:`MIN_SLICE_SMS` SMs or
+    more, when the grid has a block for every SM of the whole GPU; else 1 (the whole GPU)."""
     best = 1
+    if blocks < spec.compute.sm_count:
+        return best
     for k in slice_factors(spec):
-        if k <= limit and blocks >= spec.compute.sm_count:
+        if k <= limit and spec.compute.sm_count // k >= MIN_SLICE_SMS:
             best = k
     return best
 
