@@ -122,10 +122,15 @@ class PointerChase(Workload):
         )
 
     def order(self) -> list[int]:
-        """Visiting order of the slots: a random cycle (seeded, like the runner's)."""
-        perm = list(range(self.slots))
-        random.Random(self.seed).shuffle(perm)
-        return perm
+        """Visiting order of the slots: a random cycle (seeded, like the runner's). Kept once
+        drawn (a 256 MiB chase shuffles two million slots; its trace and its warm-up both
+        read the order); not to be modified."""
+        key = (self.slots, self.seed)
+        if getattr(self, "_order_key", None) != key:
+            perm = list(range(self.slots))
+            random.Random(self.seed).shuffle(perm)
+            self._order, self._order_key = perm, key
+        return self._order
 
     def make_block(self, index: int) -> list[list[Instruction]]:
         a = Asm()
