@@ -11,7 +11,8 @@ columns. Runs of consecutive blocks, not every ``k``-th block: neighbouring bloc
 neighbouring lines, and every ``k``-th block of a GEMM row reads every ``k``-th 64-byte column
 strip of B, that is every other line, which the line-interleaved L2 slices and DRAM channels of
 the slice serve from half of them (the sampled 4096^3 tiled SGEMM came out 12.8% slower than on
-the whole GPU that way, with the same DRAM bytes; 0.4% faster with runs of 8).
+the whole GPU that way, with the same DRAM bytes; 0.4% faster with runs of 8, but 8.4% slower with
+runs of 16: its trip extrapolation amplifies small differences, docs/sm-model.md).
 
 What a slice keeps per SM, per L2 slice and per DRAM channel is the device file's own figure
 (latencies, ways, line and sector sizes, bank timings, crossbar bytes per cycle); what it
