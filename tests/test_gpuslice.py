@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
 import pytest
 
 from simgpu import devices, workloads
+from simgpu.cli import main
 from simgpu.devices.spec import DeviceSpec
+from simgpu.errors import SimgpuError
 from simgpu.sim.gpuslice import (
     CHUNK,
     MAX_SLICE,
@@ -65,7 +68,7 @@ def test_slice_factors_of_the_h100_and_a_device_that_does_not_split() -> None:
     h100 = devices.get("h100-sxm")  # 132 SMs, 80 L2 slices in 2 partitions, 5 x 16 channels
     assert slice_factors(h100) == [2, 4]
     assert slice_spec(h100, 1) is h100
-    with pytest.raises(ValueError, match=r"'h100-sxm' does not split into 3 equal slices.*"
+    with pytest.raises(SimgpuError, match=r"'h100-sxm' does not split into 3 equal slices.*"
                                          r"132 SMs.*expected one of \[2, 4\]"):
         slice_spec(h100, 3)
 
@@ -143,3 +146,17 @@ def test_slice_blocks_takes_runs_of_consecutive_blocks_and_its_share_of_every_ro
     for n in (132, 1000, 1056, 4097):
         assert len(slice_blocks(n, 4)) == -(-n // 4)
         assert len(slice_blocks(n, 4, row=32)) == -(-n // 4)
+
+
+def test_simulate_takes_a_slice_and_refuses_one_the_device_does_not_split_into(capsys) -> None:
+    args = ["simulate", "--device", "h100-sxm", "--workload", "stream", "--op", "read",
+            "--elements", "262144", "--json"]
+    assert main([*args, "--slice", "2"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["sm_slice"] == 2 and rec["blocks_simulated"] == rec["blocks_total"] // 2
+    assert main([*args, "--no-sample"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["sm_slice"] == 1 and not rec["sampled"]
+    assert main([*args, "--slice", "3"]) != 0
+    err = capsys.readouterr().err
+    assert "does not split into 3 equal slices" in err and "expected one of [2, 4]" in err

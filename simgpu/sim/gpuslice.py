@@ -32,6 +32,8 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING
 
+from simgpu.errors import SimgpuError
+
 if TYPE_CHECKING:
     from simgpu.devices.spec import DeviceSpec
 
@@ -106,13 +108,13 @@ def slice_spec(spec: DeviceSpec, k: int, *, whole_l2: bool = False) -> DeviceSpe
     ``whole_l2``: the slice's L2 slices share the whole L2's capacity (``k`` times the sets
     per slice), for a replay that starts with the whole grid's inputs in the L2.
 
-    Raises ValueError naming the device, ``k`` and the factors it allows when it does not split
+    Raises SimgpuError naming the device, ``k`` and the factors it allows when it does not split
     into ``k`` equal slices."""
     if k == 1:
         return spec
     allowed = slice_factors(spec)
     if k not in allowed:
-        raise ValueError(
+        raise SimgpuError(
             f"device {spec.name!r} does not split into {k} equal slices ({spec.compute.sm_count}"
             f" SMs, {spec.l2.slices} L2 slices in {spec.l2.partitions} partition(s),"
             f" {spec.dram.packages} DRAM packages of {spec.dram.channels_per_package} channels);"

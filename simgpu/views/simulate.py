@@ -107,8 +107,12 @@ def register(subparsers: Any) -> None:
         "--no-sample",
         dest="sample",
         action="store_false",
-        help="simulate every block (default: sample waves of large kernels)",
+        help="simulate every block on the whole GPU (default: sample large kernels: a quarter"
+             " of the GPU, waves, GEMM K-loop trips)",
     )
+    p.add_argument("--slice", dest="sm_slice", type=int, metavar="K",
+                   help="replay on 1/K of the GPU's SMs, L2 and DRAM channels (1: the whole GPU;"
+                        " default: sampling's choice, see docs/sm-model.md)")
     p.add_argument("--scheduler", default="gto", choices=("gto", "lrr"), help="warp scheduler")
     p.add_argument("--seed", type=int, default=0, help="seed of the memory system's randomness")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -218,6 +222,7 @@ def _format_table(records: list[dict[str, Any]]) -> str:
             "time_s_spread",
             "clock_MHz",
             "sampled",
+            "sm_slice",
             "blocks_total",
             "blocks_simulated",
             "waves",
@@ -323,7 +328,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             result_record(
                 simulate_trace(
                     t, spec, sample=args.sample, scheduler=args.scheduler, seed=args.seed,
-                    progress=_progress(t.launch.name),
+                    progress=_progress(t.launch.name), sm_slice=args.sm_slice,
                 )
             )
             for t in traces
@@ -332,7 +337,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         w = make_workload(args)
         w.check_fits(spec)
         res = w.simulate(spec, sample=args.sample, scheduler=args.scheduler, seed=args.seed,
-                         progress=_progress(w.kernel))
+                         progress=_progress(w.kernel), sm_slice=args.sm_slice)
         rec = result_record(res)
         rec["workload"] = args.workload
         records = [rec]
