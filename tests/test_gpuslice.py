@@ -15,6 +15,7 @@ from simgpu.errors import SimgpuError
 from simgpu.sim.gpuslice import (
     CHUNK,
     MAX_SLICE,
+    SLICE_SPREAD,
     default_slice,
     slice_blocks,
     slice_factors,
@@ -104,6 +105,9 @@ def test_a_sliced_replay_runs_every_kth_block_and_scales_its_counts() -> None:
     # a quarter of the SMs against a quarter of the L2 slices and DRAM channels: the same
     # bandwidth per SM, so about the same time (bench_sampling --slice measures the error)
     assert part.time_s == pytest.approx(full.time_s, rel=0.05)
+    # and it says so: its spread carries the slice's measured error, the full replay's none
+    assert full.time_s_spread == 0
+    assert part.time_s_spread == pytest.approx(SLICE_SPREAD * part.time_s)
     assert math.isclose(part.waves, full.waves, rel_tol=0.01)
 
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from simgpu.devices.spec import DeviceSpec
 
 __all__ = ["slice_factors", "slice_spec", "slice_blocks", "default_slice", "MAX_SLICE",
-           "MIN_SLICE_SMS", "CHUNK"]
+           "MIN_SLICE_SMS", "CHUNK", "SLICE_SPREAD"]
 
 #: The largest slice factor :func:`default_slice` picks. assumption: a quarter of the GPU keeps
 #: enough SMs (33 on an H100, 27 on an A100) for the block scheduler and the L2 partitions to
@@ -49,6 +49,12 @@ MAX_SLICE = 4
 #: 4 SMs: every L2 slice of the other partition was far).
 MIN_SLICE_SMS = 16
 
+
+#: The share of its time a sliced replay adds to its stated spread (``time_s_spread``).
+#: assumption: the largest error of the slice alone against full replays of the same kernels,
+#: 4.7% (transpose_tiled 2048^2; 12 cases of ``bench_sampling.py --slice 4`` on h100-sxm,
+#: docs/sm-model.md), rounded up.
+SLICE_SPREAD = 0.05
 
 #: Consecutive blocks a slice takes in each run (:func:`slice_blocks`). assumption: 8 blocks of a
 #: GEMM row read 8 tile columns of B, at least 4 lines of 128 bytes at the smallest tile (16

@@ -33,7 +33,7 @@ import simpy
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError
 from simgpu.sim.collector import relaxed_gc
-from simgpu.sim.gpuslice import default_slice, slice_blocks, slice_spec
+from simgpu.sim.gpuslice import SLICE_SPREAD, default_slice, slice_blocks, slice_spec
 from simgpu.sim.request import MemRequest
 from simgpu.sim.sm import SM, STALL_REASONS, Block, Decoder, SMConfig
 from simgpu.sim.system import build_system
@@ -315,6 +315,8 @@ def simulate_trace(
         spread = abs(cycles - alt)
     else:
         cycles = t_end
+    if k_slice > 1:  # the slice's own error, as measured against full replays
+        spread += SLICE_SPREAD * cycles
     # blocks of the launch (or of the covered ones) each replayed block stands for
     per_block = (
         launch.num_blocks / max(simulated_blocks, 1) if waved else covered / max(total, 1)
