@@ -145,6 +145,11 @@ def test_slice_blocks_takes_runs_of_consecutive_blocks_and_its_share_of_every_ro
     picked = slice_blocks(256, 4, row=16)
     assert picked[:8] == [0, 1, 2, 3, 16, 17, 18, 19]
     assert {i // 16 for i in picked} == set(range(16))
+    # rows of 40 (a 5120-wide GEMM of 128-wide tiles): runs of 5 counted within each row, so
+    # every row gives the same 10 columns
+    picked = slice_blocks(800, 4, row=40)
+    assert {i % 40 for i in picked} == {*range(5), *range(20, 25)}
+    assert len(picked) == 200
     # the slice's share exactly: 132 blocks, one per SM of an H100, give the 33-SM slice 33
     # (runs of 8 would give it 36, and a second wave at one block per SM)
     for n in (132, 1000, 1056, 4097):
@@ -164,3 +169,10 @@ def test_simulate_takes_a_slice_and_refuses_one_the_device_does_not_split_into(c
     assert main([*args, "--slice", "3"]) != 0
     err = capsys.readouterr().err
     assert "does not split into 3 equal slices" in err and "expected one of [2, 4]" in err
+
+
+def test_gemms_sample_on_the_whole_gpu_unless_a_slice_is_asked_for() -> None:
+    spec = devices.get("h100-sxm")
+    w = workloads.TiledGemm(256, 256, 256, tile=16)  # 256 blocks: a slice would fit
+    assert w.simulate(spec).sm_slice == 1
+    assert w.simulate(spec, sm_slice=4).sm_slice == 4

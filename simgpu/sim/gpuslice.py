@@ -4,10 +4,14 @@ Sampling in space, beside the wave and trip sampling of :mod:`simgpu.sim.replay`
 blocks are alike and whose memory traffic is spread evenly over the L2 slices and DRAM channels
 (addresses interleave over both) sees, on each SM, about the same memory system whether it runs
 on the whole GPU or on ``1/k`` of it with ``1/k`` of the L2 slices, L2 capacity and DRAM
-channels. The slice runs one run of :data:`CHUNK` consecutive blocks in every ``k`` runs
-(:func:`slice_blocks`), so blocks that share data on the whole GPU still share it in the slice:
-a GEMM's slice runs the rows of output tiles a wave of the whole GPU runs, with ``1/k`` of its
-columns. Runs of consecutive blocks, not every ``k``-th block: neighbouring blocks read
+channels. The slice runs one run of at most :data:`CHUNK` consecutive blocks in every ``k``
+runs, counted within the grid's rows where they split evenly (:func:`slice_blocks`), so blocks
+that share data on the whole GPU still share it in the slice: a GEMM's slice runs the rows of
+output tiles a wave of the whole GPU runs, with the same ``1/k`` of the columns in each. It still
+reads all of those rows of A for its quarter of B, which a DRAM-bound GEMM wave pays for, so
+GEMMs sample on the whole GPU unless asked (``GemmBase.simulate``).
+
+Runs of consecutive blocks, not every ``k``-th block: neighbouring blocks read
 neighbouring lines, and every ``k``-th block of a GEMM row reads every ``k``-th 64-byte column
 strip of B, that is every other line, which the line-interleaved L2 slices and DRAM channels of
 the slice serve from half of them (the sampled 4096^3 tiled SGEMM came out 12.8% slower than on
@@ -65,15 +69,22 @@ CHUNK = 8
 
 def slice_blocks(blocks: int, k: int, row: int | None = None) -> list[int]:
     """The blocks of a ``blocks``-block grid a ``1/k`` slice replays, in order: one run of
-    consecutive blocks in every ``k`` runs, :data:`CHUNK` long, or ``row / k`` where the grid's
-    rows (``row``: blocks along x) are shorter than ``k`` runs, so that every row gives the
-    slice its share; the first ``ceil(blocks / k)`` of them, so that the slice has its share of
-    the blocks exactly (a grid of one block per SM keeps one block per SM of the slice).
-    ``k = 1``: every block."""
+    consecutive blocks in every ``k`` runs, at most :data:`CHUNK` long. Where the grid's rows
+    (``row``: blocks along x) split into ``k`` equal shares, the runs are counted within each
+    row and divide its share, so that every row gives the same ``row / k`` columns (a GEMM's
+    rows of output tiles then share the same columns of B, as on the whole GPU); otherwise
+    they run over the linear block index. The first ``ceil(blocks / k)`` of them, so that the
+    slice has its share of the blocks exactly (a grid of one block per SM keeps one block per
+    SM of the slice). ``k = 1``: every block."""
     if k == 1:
         return list(range(blocks))
-    run = CHUNK if row is None else max(1, min(CHUNK, row // k))
-    picked = [i for i in range(blocks) if (i // run) % k == 0]
+    if row is not None and 1 < row < blocks and row % k == 0:
+        share = row // k
+        run = max(r for r in range(1, min(CHUNK, share) + 1) if share % r == 0)
+        picked = [i for i in range(blocks) if ((i % row) // run) % k == 0]
+    else:
+        run = CHUNK if row is None else max(1, min(CHUNK, row // k))
+        picked = [i for i in range(blocks) if (i // run) % k == 0]
     return picked[: -(-blocks // k)]
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from simgpu import analytical, catalogue
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
-from simgpu.sim.gpuslice import SLICE_SPREAD, default_slice
+from simgpu.sim.gpuslice import SLICE_SPREAD
 from simgpu.sim.replay import SimResult, simulate_trace
 from simgpu.trace.schema import Instruction, KernelLaunch
 from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, check_positive, lanes_mask
@@ -167,8 +167,16 @@ class GemmBase(Workload):
         back to back, and blocks on SMs of every partition read every line of A and B, so
         each partition holds a copy after the first call (a far hit copies the line into the
         reader's near partition).
+
+        ``sm_slice``: the whole GPU unless a slice is asked for (``sm_slice=k``). A slice of a
+        GEMM's wave reads all of the wave's rows of A for a quarter of its columns, so the
+        traffic every block of a row shares is read again by each slice: the sampled cuBLAS
+        fp16 5120^3 (cold, DRAM-bound) came out 2.1x the whole GPU's time on a quarter of it
+        (docs/sm-model.md).
         """
 
+        if kwargs.get("sm_slice") is None:
+            kwargs = {**kwargs, "sm_slice": 1}
         if warm_l2:
             kwargs = self.warm_l2_kwargs(spec, kwargs, every_partition=True)
         t1, t2 = trip_samples
@@ -178,8 +186,6 @@ class GemmBase(Workload):
         occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread, launch.shared_bytes)
         slots = occ.blocks_per_sm * spec.compute.sm_count
         wave_blocks = min(slots, launch.num_blocks)
-        if kwargs.get("sm_slice") is None:  # the first wave on a slice of the GPU, as sampled
-            kwargs = {**kwargs, "sm_slice": default_slice(spec, wave_blocks)}
         r1 = simulate_trace(
             self.with_trips(t1).trace(), spec, sample=False, max_blocks=wave_blocks, **kwargs
         )
