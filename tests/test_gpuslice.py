@@ -169,6 +169,9 @@ def test_simulate_takes_a_slice_and_refuses_one_the_device_does_not_split_into(c
     assert main([*args, "--slice", "3"]) != 0
     err = capsys.readouterr().err
     assert "does not split into 3 equal slices" in err and "expected one of [2, 4]" in err
+    assert main(["simulate", "--device", "hbm-pim", "--workload", "gemv", "--m", "256", "--k",
+                 "256", "--slice", "2"]) != 0
+    assert "hbm-pim is a pim device" in capsys.readouterr().err
 
 
 def test_gemms_sample_on_the_whole_gpu_unless_a_slice_is_asked_for() -> None:

@@ -314,6 +314,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.workload == "gemv" and args.n is None and args.k is not None:
         args.n, args.k = args.k, None  # the interface's GEMV is --m M --k K (x has K elements)
     records: list[dict[str, Any]]
+    if spec.kind != "gpu" and args.sm_slice is not None:
+        raise SimgpuError(f"--slice {args.sm_slice}: {spec.name} is a {spec.kind} device; a slice"
+                          " of the SMs, L2 and DRAM channels is for GPU replays")
     if spec.kind in ("pim", "dataflow"):
         records = [_pim_or_dataflow(spec, args)]
     elif spec.kind != "gpu":
