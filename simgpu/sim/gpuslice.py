@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from simgpu.devices.spec import DeviceSpec
 
 __all__ = ["slice_factors", "slice_spec", "slice_blocks", "default_slice", "MAX_SLICE",
-           "MIN_SLICE_SMS", "CHUNK", "SLICE_SPREAD"]
+           "MIN_SLICE_SMS", "CHUNK", "SLICE_SPREAD", "slice_spread"]
 
 #: The largest slice factor :func:`default_slice` picks. assumption: a quarter of the GPU keeps
 #: enough SMs (33 on an H100, 27 on an A100) for the block scheduler and the L2 partitions to
@@ -60,6 +60,12 @@ MIN_SLICE_SMS = 16
 #: docs/sm-model.md), rounded up.
 SLICE_SPREAD = 0.05
 
+def slice_spread(k: int, cycles: float) -> float:
+    """The spread a replay on ``1/k`` of the GPU adds for the slice itself: :data:`SLICE_SPREAD`
+    of its ``cycles`` (0 on the whole GPU)."""
+    return SLICE_SPREAD * cycles if k > 1 else 0.0
+
+
 #: Consecutive blocks a slice takes in each run (:func:`slice_blocks`). assumption: 8 blocks of a
 #: GEMM row read 8 tile columns of B, at least 4 lines of 128 bytes at the smallest tile (16
 #: floats), enough to spread over the interleaved L2 slices and channels; far fewer than a grid
@@ -68,7 +74,8 @@ CHUNK = 8
 
 
 def slice_blocks(blocks: int, k: int, row: int | None = None) -> list[int]:
-    """The blocks of a ``blocks``-block grid a ``1/k`` slice replays, in order: one run of
+    """The blocks of a ``blocks``-block grid a ``1/k`` slice replays, in order (always
+    ``ceil(blocks / k)`` of them: a run starts every ``k`` runs): one run of
     consecutive blocks in every ``k`` runs, at most :data:`CHUNK` long. Where the grid's rows
     (``row``: blocks along x) split into ``k`` equal shares, the runs are counted within each
     row and divide its share, so that every row gives the same ``row / k`` columns (a GEMM's

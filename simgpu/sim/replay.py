@@ -33,7 +33,7 @@ import simpy
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError
 from simgpu.sim.collector import relaxed_gc
-from simgpu.sim.gpuslice import SLICE_SPREAD, default_slice, slice_blocks, slice_spec
+from simgpu.sim.gpuslice import default_slice, slice_blocks, slice_spec, slice_spread
 from simgpu.sim.request import MemRequest
 from simgpu.sim.sm import SM, STALL_REASONS, Block, Decoder, SMConfig
 from simgpu.sim.system import build_system
@@ -95,7 +95,7 @@ class SimResult:
     scheduler: str
     memory_stats: Any = field(default=None, repr=False)
     block_end_cycles: list[float] = field(default_factory=list, repr=False)
-    #: Replayed on 1/sm_slice of the GPU (every sm_slice-th block), counts scaled up
+    #: Replayed on 1/sm_slice of the GPU (its share of the blocks), counts scaled up
     #: (:mod:`simgpu.sim.gpuslice`); 1: the whole GPU. ``memory_stats`` are the slice's own.
     sm_slice: int = 1
 
@@ -160,8 +160,9 @@ def simulate_trace(
 ) -> SimResult:
     """Replay ``trace`` on ``spec``. See the module docstring for sampling.
 
-    ``sm_slice``: replay every ``k``-th block on ``1/k`` of the GPU
-    (:func:`simgpu.sim.gpuslice.slice_spec`) and scale the counts by the blocks it stands for;
+    ``sm_slice``: replay ``1/k`` of the blocks (:func:`simgpu.sim.gpuslice.slice_blocks`) on
+    ``1/k`` of the GPU (:func:`~simgpu.sim.gpuslice.slice_spec`) and scale the counts by the
+    blocks they stand for;
     ``None`` (default): :func:`~simgpu.sim.gpuslice.default_slice` when ``sample`` is set, else
     1 (the whole GPU). ``system_factory`` then builds the slice's memory system; one with an
     ``l2_bytes(spec)`` attribute (the bytes it starts the L2 with) larger than the slice's L2
@@ -184,12 +185,12 @@ def simulate_trace(
         sm_slice = default_slice(spec, covered) if sample is not False else 1
     k_slice = sm_slice
     whole = spec
-    spec = slice_spec(whole, k_slice)
     # a factory that starts the L2 warm with the whole grid's inputs (warm_l2_factory) says how
     # many bytes it puts there; a slice too small for them keeps the whole L2's capacity
     warm_bytes = getattr(system_factory, "l2_bytes", None)
-    if k_slice > 1 and warm_bytes is not None and warm_bytes(whole) > spec.l2.size_bytes:
-        spec = slice_spec(whole, k_slice, whole_l2=True)
+    whole_l2 = (k_slice > 1 and warm_bytes is not None
+                and warm_bytes(whole) > whole.l2.size_bytes / k_slice)
+    spec = slice_spec(whole, k_slice, whole_l2=whole_l2)
     env = simpy.Environment()
     system = (
         system_factory(env, spec)
@@ -205,7 +206,7 @@ def simulate_trace(
     row = launch.grid[0]
     picked = slice_blocks(covered, k_slice, row)
     total = len(picked)
-    launch_blocks = len(slice_blocks(launch.num_blocks, k_slice, row))
+    launch_blocks = -(-launch.num_blocks // k_slice)  # slice_blocks' count of the whole launch
     waves = launch_blocks / slots
     plan: SamplingPlan | None
     if sample is True:
@@ -315,8 +316,7 @@ def simulate_trace(
         spread = abs(cycles - alt)
     else:
         cycles = t_end
-    if k_slice > 1:  # the slice's own error, as measured against full replays
-        spread += SLICE_SPREAD * cycles
+    spread += slice_spread(k_slice, cycles)
     # blocks of the launch (or of the covered ones) each replayed block stands for
     per_block = (
         launch.num_blocks / max(simulated_blocks, 1) if waved else covered / max(total, 1)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from simgpu import analytical, catalogue
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
-from simgpu.sim.gpuslice import SLICE_SPREAD
+from simgpu.sim.gpuslice import slice_spread
 from simgpu.sim.replay import SimResult, simulate_trace
 from simgpu.trace.schema import Instruction, KernelLaunch
 from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, check_positive, lanes_mask
@@ -208,8 +208,7 @@ class GemmBase(Workload):
         per_trip_alt = (r1.cycles - 0.0) / t1
         alt = (r1.cycles + per_trip_alt * (self.trips - t1)) * n_waves
         spread = abs(alt - cycles) / 2 + abs(frac - rem / slots) * wave / 2
-        if r2.sm_slice > 1:  # the slice's own error, as measured against full replays
-            spread += SLICE_SPREAD * cycles
+        spread += slice_spread(r2.sm_slice, cycles)
         scale_blocks = launch.num_blocks / wave_blocks
         scale_trips = (self.trips - t1) / (t2 - t1)
 
