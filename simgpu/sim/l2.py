@@ -149,6 +149,11 @@ class L2:
             tags.fills -= 1
         return hit
 
+    def occupancy(self) -> float:
+        """The fraction of the L2's line slots that hold a line (every partition together)."""
+        slots = sum(t.n_sets * t.ways for t in self.parts)
+        return sum(len(t) for t in self.parts) / slots if slots else 1.0
+
     def take_writebacks(self) -> list[tuple[int, int]]:
         """Lines written back since the last call (the caller sends them to DRAM)."""
         out, self.writebacks = self.writebacks, []

@@ -8,9 +8,11 @@ soon as one retires) and runs until the last block retires and the last store is
 Sampling: a kernel of many waves is simulated wave by wave until the time per wave is stable
 (two successive waves within ``tolerance``), then the rest is extrapolated at that rate; the
 result carries the estimate and its spread (how far the estimate moves between using the last
-and the next-to-last wave time). Counts (instructions, FLOPs, bytes) are extrapolated from the
-per-block means of the blocks that retired, so blocks still resident when sampling stopped
-neither inflate nor dilute them.
+and the next-to-last wave time). Waves are not taken as stable while a kernel that stores
+is still filling an L2 it will fill before it ends (:data:`L2_FULL`): until then the write-back
+L2 holds the stores for free, and the waves run at the speed of the reads alone. Counts
+(instructions, FLOPs, bytes) are extrapolated from the per-block means of the blocks that
+retired, so blocks still resident when sampling stopped neither inflate nor dilute them.
 
 DRAM bytes: reads are what the DRAM delivered (MSHR-merged misses read once); writes are what
 the write-back L2 wrote back during the run plus the dirty bytes it still holds at the end
@@ -54,13 +56,30 @@ __all__ = [
 PROGRESS_EVERY_S = 5.0
 
 
+#: Sampling takes the L2 as settled once, over a wave, it has written back this fraction of
+#: the bytes the wave stored (the write-back L2 passes stores on at the rate they come).
+#: assumption: an allowance for the wave-to-wave scatter of the write-backs.
+L2_SETTLED_WRITEBACK = 0.9
+
+#: ... or, failing that, this many waves after it became full (L2_FULL of its line slots hold
+#: a line), so that a kernel whose stores stay in the L2 does not run in full. assumption.
+L2_SETTLE_WAVES = 4
+
+#: The L2 counts as full, for sampling, once this fraction of its line slots hold a line.
+#: assumption: lines hashed over 16-way sets reach about 90% of the slots when a capacity's
+#: worth of distinct lines has been inserted (Poisson loads of mean 16 per set).
+L2_FULL = 0.9
+
+
 @dataclass(frozen=True)
 class SamplingPlan:
     """When to stop simulating waves and extrapolate.
 
     ``min_waves`` full waves at least, stop once two successive wave times differ by less than
     ``tolerance`` (relative), at most ``max_waves``. Kernels of fewer than ``min_waves + 1``
-    waves are simulated in full.
+    waves are simulated in full. A kernel that stores into an L2 that is still filling, and
+    that it will fill before it ends, first simulates waves until it is full (:data:`L2_FULL`);
+    the waves counted then start there.
     """
 
     min_waves: int = 3
@@ -227,7 +246,29 @@ def simulate_trace(
     }
     done_times: list[float] = []
     finished = env.event()
-    stop: dict[str, Any] = {"waves": 0, "est": None}
+    stop: dict[str, Any] = {"waves": 0, "est": None, "settled": None}
+    # a test's stub memory system may report neither
+    l2_occupancy = getattr(system, "l2_occupancy", None)
+    occ0 = l2_occupancy() if plan is not None and l2_occupancy is not None else 0.0
+    wave_marks: list[tuple[int, int]] = []  # (stored sectors, written-back bytes) per wave
+    full_at: list[int] = []  # the wave at which the L2 was first full
+
+    def l2_settled(k: int) -> bool:
+        """Whether, at the end of wave ``k``, the L2 is in the state the rest of the kernel
+        runs in: writing back what the kernel stores, or never to be filled by it, or not
+        storing anything."""
+        if l2_occupancy is None or not state["store_sectors_done"]:
+            return True
+        occ = l2_occupancy()
+        # lines brought in grow with the blocks started: will the whole launch fill the L2?
+        if occ < L2_FULL and occ0 + (occ - occ0) * launch_blocks / state["next"] < L2_FULL:
+            return True
+        if occ >= L2_FULL and not full_at:
+            full_at.append(k)
+        stored = (state["store_sectors_done"] - wave_marks[-2][0]) * spec.l1.sector_bytes
+        written = system.writeback_bytes - wave_marks[-2][1]
+        return (written >= L2_SETTLED_WRITEBACK * stored
+                or bool(full_at) and k - full_at[0] >= L2_SETTLE_WAVES)
 
     def dispatch(sm: SM) -> None:
         i = state["next"]
@@ -250,12 +291,19 @@ def simulate_trace(
         state["store_sectors_done"] += blk.store_sectors
         if plan is not None and stop["est"] is None and state["done"] % slots == 0:
             k = state["done"] // slots
-            if k >= plan.min_waves:
+            wave_marks.append((state["store_sectors_done"],
+                               getattr(system, "writeback_bytes", 0)))
+            if k >= plan.min_waves and stop["settled"] is None and l2_settled(k):
+                stop["settled"] = k
+            k_s = stop["settled"]
+            # both waves compared after the L2 settled (the first check: any two)
+            if k_s is not None and k >= k_s + (k_s > plan.min_waves):
                 d1 = done_times[k * slots - 1] - done_times[(k - 1) * slots - 1]
                 d0 = done_times[(k - 1) * slots - 1] - (
                     done_times[(k - 2) * slots - 1] if k >= 2 else 0.0
                 )
-                if abs(d1 - d0) <= plan.tolerance * d1 or k >= plan.max_waves:
+                last = plan.max_waves + k_s - plan.min_waves
+                if abs(d1 - d0) <= plan.tolerance * d1 or k >= last:
                     stop["waves"] = k
                     stop["est"] = (d0, d1)
                     if not finished.triggered:
@@ -462,7 +510,8 @@ def _dram_read_bytes(stats: Any) -> float | None:
 def _dram_write_bytes(stats: Any) -> float:
     """DRAM write bytes of the kernel: what the L2 wrote back to DRAM during the run, the
     write-backs still queued at the controllers (``write_pending_bytes``) and the dirty bytes
-    the L2 still holds at the end (``l2_dirty_bytes``).
+    the L2 still holds at the end (``l2_dirty_bytes``), less the dirty bytes it started with
+    (``l2_warm_dirty_bytes``: an earlier call's stores, which this run writes back instead).
 
     The L2 is write-back, so most stores of a kernel are still dirty in it when the last block
     retires; the hardware writes them back afterwards (on eviction or the flush before the next
@@ -479,11 +528,15 @@ def _dram_write_bytes(stats: Any) -> float:
             written = float(r["bytes"]) * float(r["writes"]) / n if n > 0 else 0.0
         except (KeyError, TypeError, ValueError):
             written = 0.0
-    return (
+    # an L2 that started with an earlier kernel's dirty lines (the state back-to-back calls
+    # leave) writes those back during the run in place of this kernel's last stores: the
+    # kernel's own bytes are the total less what it inherited
+    return max(0.0, (
         written
         + (_column(r, "write_pending_bytes") or 0.0)
         + (_column(r, "l2_dirty_bytes") or 0.0)
-    )
+        - (_column(r, "l2_warm_dirty_bytes") or 0.0)
+    ))
 
 
 def simulate_traces(

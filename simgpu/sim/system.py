@@ -245,6 +245,9 @@ class MemorySystem:
         self.bytes_read = 0
         self.bytes_written = 0
         self.dram_writebacks = 0
+        #: bytes the L2 has sent to DRAM since the statistics were last reset
+        self.writeback_bytes = 0
+        self._warm_dirty = 0  # dirty bytes of the L2 at the start (warm)
         self.t_first: float | None = None
         self.t_last = 0.0
 
@@ -582,6 +585,7 @@ class MemorySystem:
     def _writebacks(self) -> None:
         for line, dirty in self.l2.take_writebacks():
             self.dram_writebacks += 1
+            self.writeback_bytes += self.l2_sector_bytes * dirty.bit_count()
             self.hbm.submit(line, self.l2_sector_bytes * dirty.bit_count(), True, self.dram_to,
                             None)
 
@@ -609,6 +613,7 @@ class MemorySystem:
             self.hbm.submit(req.line_addr, self.l2_sector_bytes * sectors.bit_count(), True,
                             (s - now) + self.dram_to, written)
             self.dram_writebacks += 1
+            self.writeback_bytes += self.l2_sector_bytes * sectors.bit_count()
             return
         self.l2.write(p, req.line_addr, sectors, g)  # write-back, allocate
         if self.l2.writebacks:
@@ -616,22 +621,34 @@ class MemorySystem:
         self._done(req, ev, s + self.noc, "L2near")
 
     # -- functional warm-up -----------------------------------------------------------------
-    def warm(self, sm: int, line_addrs: Iterable[int], sectors: int = 1) -> None:
+    def warm(
+        self, sm: int, line_addrs: Iterable[int], sectors: int = 1, *, dirty: bool = False
+    ) -> None:
         """Replay reads through the tags with no timing (fast-forward before a measurement).
 
         Each line is looked up in the SM's L1, its near L2 partition and the far ones, and
         filled where it missed, exactly as a timed load would leave the tags. ``sectors`` is
         a request's mask (:attr:`sector_bytes` sectors), the same for every line.
+
+        ``dirty``: the lines were stored instead (an earlier kernel's output, not yet written
+        back): they enter the near L2 partition dirty, as a store leaves them (the L1 writes
+        through and keeps none). Their bytes are :meth:`warm_dirty_bytes`: they belong to
+        the earlier kernel, so the statistics do not count them among this run's writes.
         """
         u = self.l1[sm]
         l2 = self.l2
         p = self.partition_of[sm]
-        use_l1 = u.tags.n_sets > 0
+        use_l1 = u.tags.n_sets > 0 and not dirty
         s2 = convert_sectors(sectors, self.sector_bytes, self.l2_sector_bytes)
+        added = 0  # dirty sectors written (the lines of an output are written once)
         for line in line_addrs:
             if use_l1 and u.tags.lookup(line, sectors) == sectors:
                 continue
             g = l2.parts[p].set_index(line)
+            if dirty:
+                l2.write(p, line, s2, g)
+                added += s2.bit_count()
+                continue
             if l2.parts[p].lookup(line, s2, g) != s2:
                 for q in self._far[p]:
                     if l2.parts[q].lookup(line, s2, g) == s2:
@@ -639,8 +656,18 @@ class MemorySystem:
                 l2.fill(p, line, s2)
             if use_l1:
                 u.tags.fill(line, sectors)
-        l2.take_writebacks()
+        evicted = sum(d.bit_count() for _, d in l2.take_writebacks())
+        self._warm_dirty += self.l2_sector_bytes * (added - evicted)
         self.reset_stats()
+
+    def warm_dirty_bytes(self) -> int:
+        """Dirty bytes the L2 held when the run started: those :meth:`warm` wrote with
+        ``dirty`` (each line once) less those it evicted again."""
+        return self._warm_dirty
+
+    def l2_occupancy(self) -> float:
+        """The fraction of the L2's line slots holding a line now."""
+        return self.l2.occupancy()
 
     def reset_stats(self) -> None:
         """Zero every counter (tags and queues keep their contents)."""
@@ -662,7 +689,7 @@ class MemorySystem:
         self.issued = self.completed = 0
         self.by_level = {}
         self.lat = {}
-        self.bytes_read = self.bytes_written = self.dram_writebacks = 0
+        self.bytes_read = self.bytes_written = self.dram_writebacks = self.writeback_bytes = 0
         self.t_first = None
         self.t_last = 0.0
 
@@ -714,6 +741,8 @@ class MemorySystem:
             "writebacks": self.dram_writebacks,
             # stores the write-back L2 still holds: they reach DRAM after the run ends
             "l2_dirty_bytes": self.l2_sector_bytes * sum(t.dirty_sectors() for t in self.l2.parts),
+            # of which an earlier kernel's, held when the run started (warm)
+            "l2_warm_dirty_bytes": self._warm_dirty,
             # write-backs on their way: queued at the controllers, not yet written
             "write_pending_bytes": d["pending_write_bytes"],
             # Little's law at the controllers: mean requests queued = total wait / time

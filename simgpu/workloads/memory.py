@@ -431,6 +431,9 @@ class Transpose(Workload):
     def inputs(self) -> list[tuple[int, int]]:
         return [(self._in, 4 * self.rows * self.cols)]
 
+    def outputs(self) -> list[tuple[int, int]]:
+        return [(self._out, 4 * self.rows * self.cols)]
+
     @property
     def flops(self) -> float:
         return 0.0
@@ -597,6 +600,9 @@ class Reduction(Workload):
     def inputs(self) -> list[tuple[int, int]]:
         return [(self._a, 4 * self.n)]
 
+    def outputs(self) -> list[tuple[int, int]]:
+        return [(self._out, 4)]
+
     @property
     def flops(self) -> float:
         return float(self.n)
@@ -724,6 +730,9 @@ class Gemv(Workload):
 
     def inputs(self) -> list[tuple[int, int]]:
         return [(self._A, 4 * self.m * self.n), (self._x, 4 * self.n)]
+
+    def outputs(self) -> list[tuple[int, int]]:
+        return [(self._y, 4 * self.m)]
 
     @property
     def flops(self) -> float:
