@@ -49,12 +49,15 @@ __all__ = [
 ]
 
 
-def cyclic_order(n: int, seed: int = 0, start: int = 0) -> Iterator[int]:
+def cyclic_order(
+    n: int, seed: int = 0, start: int = 0, *, backward: bool = False
+) -> Iterator[int]:
     """An endless pseudo-random walk visiting each of ``0..n-1`` once per lap.
 
     A full-period linear congruential generator over the next power of two (Hull-Dobell: odd
     increment, multiplier = 1 mod 4), skipping values >= n (cycle walking), so no permutation
-    of a 4 GB footprint has to be stored.
+    of a 4 GB footprint has to be stored. ``backward``: the same lap walked the other way from
+    ``start`` (the values that come before it), through the inverse map.
     """
     if n <= 0:
         raise SimgpuError(f"cyclic_order: n = {n}, expected > 0")
@@ -62,6 +65,8 @@ def cyclic_order(n: int, seed: int = 0, start: int = 0) -> Iterator[int]:
     rng = random.Random(seed)
     a = 4 * rng.randrange(m // 4 or 1) + 1 if m >= 4 else 1
     c = 2 * rng.randrange(m // 2) + 1
+    if backward:  # x = a y + c  <=>  y = a^-1 (x - c)  (a is odd, so invertible mod m)
+        a, c = pow(a, -1, m), (-pow(a, -1, m) * c) % m
     x = start % n
     while True:
         yield x

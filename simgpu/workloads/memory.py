@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, replace
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -20,7 +21,7 @@ from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
 from simgpu.sim.pcie import HostLink
 from simgpu.sim.replay import SimResult, default_system, simulate_trace
-from simgpu.sim.sources import WARM_FACTOR
+from simgpu.sim.sources import WARM_FACTOR, cyclic_order
 from simgpu.sim.sources import Stream as StreamSource
 from simgpu.sim.system import build_system
 from simgpu.trace.schema import Instruction, KernelLaunch
@@ -121,25 +122,17 @@ class PointerChase(Workload):
             name=f"pchase_{self.cache_op}", grid=(1, 1, 1), block=(1, 1, 1), regs_per_thread=16
         )
 
-    def order(self) -> list[int]:
-        """Visiting order of the slots: a random cycle (seeded, like the runner's). Kept once
-        drawn (a 256 MiB chase shuffles two million slots; its trace and its warm-up both
-        read the order); not to be modified."""
-        key = (self.slots, self.seed)
-        if getattr(self, "_order_key", None) != key:
-            perm = list(range(self.slots))
-            random.Random(self.seed).shuffle(perm)
-            self._order, self._order_key = perm, key
-        return self._order
+    def order(self, count: int) -> list[int]:
+        """The first ``count`` slots the chase visits: a pseudo-random cycle over all of them
+        (:func:`simgpu.sim.sources.cyclic_order`, seeded), started at slot 0."""
+        return list(islice(cyclic_order(self.slots, self.seed), count))
 
     def make_block(self, index: int) -> list[list[Instruction]]:
         a = Asm()
-        order = self.order()
         opcode = "LDG.E.CG" if self.cache_op == "cg" else "LDG.E"
         insts = [a.op("S2R", dst=(0,), mask=1), a.op("CS2R", dst=(6, 7), mask=1)]
-        n = len(order)
-        for i in range(self.steps):
-            addr = self._next + order[i % n] * self.stride_B
+        for k in self.order(self.steps):
+            addr = self._next + k * self.stride_B
             insts.append(a.op("IMAD.WIDE.U32", dst=(4, 5), src=(2,), mask=1))
             insts.append(a.affine(opcode, "global", 4, addr, 0, dst=(2,), src=(4, 5), mask=1))
         insts += [
@@ -158,13 +151,18 @@ class PointerChase(Workload):
     def warm_lines(self, spec: DeviceSpec, l1_bytes: int, line_bytes: int) -> list[int]:
         """The lines a warm-up pass leaves in the caches, in visiting order: the last
         ``min(slots, WARM_FACTOR x (L2 + L1) / line)`` slots of the cycle before its start, so
-        the timed chase (from slot ``order()[0]``) continues where the warm-up ended."""
+        the timed chase (from slot 0) continues where the warm-up ended. None when the timed
+        chase reaches none of them (a footprint of more slots than those and its steps): its
+        loads then miss as they would in caches full of those lines, which hold nothing of
+        the chase's, and the warm-up is skipped."""
 
-        order = self.order()
-        n = len(order)
+        n = self.slots
         warm = min(n, int(WARM_FACTOR * (spec.l2.size_bytes + l1_bytes) // line_bytes))
+        if n >= warm + self.steps:
+            return []
+        before = islice(cyclic_order(n, self.seed, backward=True), 1, warm + 1)
         lines = []
-        for k in order[n - warm :]:
+        for k in reversed(list(before)):
             addr = self._next + k * self.stride_B
             lines.append(addr - addr % line_bytes)
         return lines
