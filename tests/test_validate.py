@@ -130,3 +130,20 @@ def test_simulated_library_calls_take_at_least_the_device_files_floor(tmp_path: 
     # the 512^3 call: a kernel of a few microseconds, timed at the harness's pace
     assert sim["simulated"].min() == pytest.approx(floor)
     assert "call floor (fp16 13.9 us" in notes[("gemm_time", "simulated")]
+
+
+@pytest.mark.skipif(not H100_QUICK.exists(), reason="committed H100 run not in this checkout")
+def test_families_compared_in_worker_processes_give_the_same_table() -> None:
+    """Worker processes (one per table) answer what this process answers, in the order
+    asked."""
+    spec = devices.get("h100-sxm")
+    only = ["pcie", "reduction", "gemv", "transpose"]
+    here, notes_here = validate_run(spec, H100_QUICK, only=only, views=["analytical"],
+                                    workers=0)
+    there, notes_there = validate_run(spec, H100_QUICK, only=only, views=["analytical"],
+                                      workers=2)
+    assert list(there["family"].unique()) == only
+    assert there.equals(here)
+    assert notes_there == notes_here
+    with pytest.raises(SimgpuError, match="workers = -1"):
+        validate_run(spec, H100_QUICK, only=only, workers=-1)

@@ -49,6 +49,9 @@ def register(subparsers: Any) -> None:
                    help="simulated rows per curve of a family (simulation is slow; default 4)")
     p.add_argument("--sim-budget", default=60.0, metavar="SECONDS",
                    help="wall time the simulated view may spend per family (default 60)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes comparing families side by side (default: CPU count; 0 = "
+                        "in this process); each family keeps its --sim-budget")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder, new or without earlier validate results (default: "
                         "results/validate/<device>/<run-id>/<time>)")
@@ -94,7 +97,7 @@ def _validate(args: argparse.Namespace) -> int:
             check_output_dir(Path(os.environ[CACHE_ENV]), f"predictor cache (${CACHE_ENV})")
     table, notes = validate_run(spec, args.run, only=only, views=views, max_sim=max_sim,
                                 sim_budget_s=sim_budget, log=print_log,
-                                held_out=args.held_out)
+                                held_out=args.held_out, workers=args.workers)
     out = _output_folder(args.out, spec.name, run.run_id)
     write_table(table, out, "validate", overwrite=False)
     summ = summary(table)

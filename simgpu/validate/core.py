@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
+import os
 import sys
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from simgpu.calibrate.dataset import RunDir
 from simgpu.calibrate.fit import size_halves
 from simgpu.errors import SimgpuError
 from simgpu.io import OutputError, save_figure
+from simgpu.sweep.engine import check_workers
 from simgpu.validate.families import Family, families, params_text, pct_error, view_values
 
 VIEWS = ("simulated", "analytical", "learned")
@@ -32,10 +36,17 @@ def validate_run(
     sim_budget_s: float = 60.0,
     log: Any = None,
     held_out: bool = False,
+    workers: int | None = 0,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], str]]:
     """Compare every measured row of the run with each view, for the device ``spec``; with
     ``held_out``, only the rows `simgpu fit --half` leaves out of its fit
     (:func:`simgpu.calibrate.fit.size_halves`).
+
+    ``workers``: processes that compare families side by side (None: the CPU count; 0, the
+    default: one after another in this process). Families of one table (the GEMM's time and
+    power) share a process, so that the predictor's forest is trained or loaded once. Each
+    family keeps its own ``sim_budget_s`` of wall time; ``log`` must then be picklable (a
+    module-level function).
 
     Returns the comparison table (one row per measured point) and the notes each view gave per
     family (``(family, view) -> note``). A view that does not model a family leaves NaN there
@@ -58,8 +69,9 @@ def validate_run(
     bad_views = [v for v in views if v not in VIEWS]
     if bad_views:
         raise SimgpuError(f"unknown view {bad_views}; known: {list(VIEWS)}")
-    frames: list[pd.DataFrame] = []
+    check_workers(workers)
     notes: dict[tuple[str, str], str] = {}
+    tasks: dict[str, list[tuple[str, pd.DataFrame, dict[str, Any]]]] = {}  # by table
     for name in names:
         fam = fams[name]
         if fam.table not in have:
@@ -75,10 +87,49 @@ def validate_run(
         opts = {"metric": fam.metric, "max_sim": max_sim, "sim_budget_s": sim_budget_s,
                 "run_device": run.device,
                 "run_dir": run.path, "log": log}
-        frames.append(_compare(spec, fam, rows, views, opts, notes, log))
-    if not frames:
+        tasks.setdefault(fam.table, []).append((name, rows, opts))
+    if not tasks:
         raise SimgpuError(f"{run_dir}: none of the families {names} has measured rows")
+    n_workers = min((os.cpu_count() or 1) if workers is None else workers, len(tasks))
+    if n_workers <= 1:
+        done = {t: _compare_families(spec, items, views) for t, items in tasks.items()}
+    else:
+        # "spawn", as simgpu sweep's processes: workers free of this process's threads; the
+        # longest table (the GEMMs: simulated, learned) first
+        order = sorted(tasks, key=lambda t: t != "gemm")
+        with ProcessPoolExecutor(max_workers=n_workers,
+                                 mp_context=mp.get_context("spawn")) as pool:
+            futures = {t: pool.submit(_compare_families, spec, tasks[t], views) for t in order}
+            done = {t: futures[t].result() for t in order}
+    frames: list[pd.DataFrame] = []
+    for t in tasks:  # the families in the order asked for
+        for frame, fam_notes, error in done[t]:
+            if error is not None:
+                kind, message = error
+                raise (OutputError if kind == "output" else SimgpuError)(message)
+            notes.update(fam_notes)
+            frames.append(frame)
     return pd.concat(frames, ignore_index=True), notes
+
+
+def _compare_families(
+    spec: Any, items: list[tuple[str, pd.DataFrame, dict[str, Any]]], views: Sequence[str]
+) -> list[tuple[pd.DataFrame, dict[tuple[str, str], str], tuple[str, str] | None]]:
+    """:func:`_compare` for the families of one table, in a worker process or this one: each
+    family's frame, its notes and the error that stopped it, as (kind, message) (an error
+    crosses processes as text: not every exception class can be rebuilt from its pickle)."""
+    fams = families()
+    out: list[tuple[pd.DataFrame, dict[tuple[str, str], str], tuple[str, str] | None]] = []
+    for name, rows, opts in items:
+        notes: dict[tuple[str, str], str] = {}
+        try:
+            frame = _compare(spec, fams[name], rows, views, opts, notes, opts["log"])
+        except OutputError as exc:
+            return [*out, (pd.DataFrame(), notes, ("output", str(exc)))]
+        except SimgpuError as exc:
+            return [*out, (pd.DataFrame(), notes, ("simgpu", str(exc)))]
+        out.append((frame, notes, None))
+    return out
 
 
 def _compare(
