@@ -12,8 +12,8 @@ import simpy
 from simgpu import devices
 from simgpu.sim.replay import L2_FULL, simulate_trace
 from simgpu.sim.system import build_system
-from simgpu.workloads import Transpose
-from simgpu.workloads.base import previous_call_factory
+from simgpu.workloads import Stream, Transpose
+from simgpu.workloads.base import Workload, previous_call_factory
 
 #: bytes a tiled-transpose block moves through the L2: a 32 x 32 tile of floats in, one out
 TILE_BYTES = 2 * 32 * 32 * 4
@@ -106,3 +106,35 @@ def test_warm_dirty_accounting_subtracts_lines_evicted_again(tiny_h100):
     system.warm(0, range(2**30, 2**30 + 2 * n * line, line), full)
     held = tiny_h100.l2.sector_bytes * sum(t.dirty_sectors() for t in system.l2.parts)
     assert system.warm_dirty_bytes() == held
+
+
+def test_a_cold_l2_that_stores_fill_is_not_extrapolated_from_trips(tiny_h100):
+    """The first trips of a copy into a cold L2 smaller than its arrays store for free; their
+    rate is not the kernel's, so the replay runs every trip."""
+    w = Stream("copy", 2**18).for_device(tiny_h100)  # 1 MiB per array, 16 trips per thread
+    assert w.trips > 8
+    res = w.simulate(tiny_h100, sample=True)
+    assert res.blocks_simulated == w.launch().num_blocks
+    assert res.instructions_simulated == Workload.simulate(w, tiny_h100, sample=False
+                                                           ).instructions_simulated
+
+
+def test_stores_wait_for_a_dram_that_cannot_take_more_write_backs(tiny_h100, monkeypatch):
+    """A write stream over more than the L2, starting from the L2 back-to-back calls leave
+    (full, dirty): every store evicts a dirty line. The L2 cannot hold more dirty data than
+    the DRAM drains, so the kernel takes at least its write-backs at the DRAM's peak rate;
+    without the back-pressure (a DRAM write queue that is never full) the stores run ahead
+    at the SMs' speed."""
+    w = Stream("write", 2**19).for_device(tiny_h100)  # 2 MiB, the L2 holds 800 KiB
+
+    def run():
+        res = w.simulate(tiny_h100, sample=False, warm_l2=True)
+        dram = res.memory_stats.set_index("component").loc["DRAM"]
+        left_the_l2 = dram["write_bytes"] + dram["write_pending_bytes"]
+        return res.time_s, left_the_l2 / (tiny_h100.dram.peak_bandwidth_GBps * 1e9)
+
+    t, floor = run()
+    assert floor > 0 and t >= floor
+    monkeypatch.setattr("simgpu.sim.hbm.HBM.write_queue_full", lambda self, addr: False)
+    t_free, floor_free = run()
+    assert t_free < 0.8 * floor_free  # the case the rule is for

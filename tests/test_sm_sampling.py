@@ -9,7 +9,8 @@ from sim_stub import StubRequest, stub_factory
 
 from simgpu import devices
 from simgpu.sim.replay import simulate_trace
-from simgpu.workloads import Gemv, Reduction, TiledGemm, Transpose
+from simgpu.workloads import Gemv, Reduction, Stream, TiledGemm, Transpose
+from simgpu.workloads.base import Workload
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +46,18 @@ def test_sampled_within_5_percent_of_full(small_h100, label, make, stub):
     # The extrapolated totals scale with the blocks left out.
     assert part.warp_instructions == pytest.approx(full.warp_instructions, rel=0.05)
     assert part.time_s_spread >= 0
+
+
+@pytest.mark.parametrize("op", ["read", "copy", "triad"])
+def test_stream_trips_sampled_within_3_percent_of_full(small_h100, op):
+    """A grid-stride stream of 20 trips per thread, its arrays in the L2 (warm_l2), replayed at
+    2 and 4 trips and extrapolated (simgpu.workloads.base.simulate_trips), against every trip."""
+    w = Stream(op, 32 * 256 * 4 * 20).for_device(small_h100)  # 32 blocks of 256 threads
+    assert w.trips == 20
+    part = w.simulate(small_h100, sample=True, warm_l2=True)
+    full = Workload.simulate(w, small_h100, sample=False, warm_l2=True)
+    assert part.sampled and not full.sampled
+    assert part.instructions_simulated < full.instructions_simulated
+    assert part.cycles == pytest.approx(full.cycles, rel=0.03)
+    for level in ("l1", "l2"):
+        assert part.bytes[level]["read"] == pytest.approx(full.bytes[level]["read"], rel=0.01)

@@ -482,6 +482,10 @@ class HBM:
         if armed is None or armed > t_arr:
             self._arm(pci, t_arr)
 
+    def write_queue_full(self, addr: int) -> bool:
+        """Whether the write queue of the pseudo-channel ``addr`` maps to is full now."""
+        return bool(self._P[self._channel(addr)[0]][core.P_N_WQ] >= self.cfg.write_queue)
+
     def request(
         self, addr: int, nbytes: int, write: bool = False, delay: float = 0.0
     ) -> simpy.Event:

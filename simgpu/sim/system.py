@@ -582,12 +582,21 @@ class MemorySystem:
         while (e := arrived(now)) is not None:
             self._l2_release(p, e)
 
-    def _writebacks(self) -> None:
+    def _writebacks(self, hold: Callable[[float], None] | None = None) -> bool:
+        """Send the L2's evicted dirty lines to DRAM. ``hold(t)``: the request that evicted
+        them waits for a write-back that finds its pseudo-channel's write queue full, until
+        that one is written (time ``t``): the L2 cannot take more dirty data than the DRAM
+        drains. Returns whether ``hold`` was attached."""
+        held = False
         for line, dirty in self.l2.take_writebacks():
             self.dram_writebacks += 1
-            self.writeback_bytes += self.l2_sector_bytes * dirty.bit_count()
-            self.hbm.submit(line, self.l2_sector_bytes * dirty.bit_count(), True, self.dram_to,
-                            None)
+            nbytes = self.l2_sector_bytes * dirty.bit_count()
+            self.writeback_bytes += nbytes
+            gate = hold if hold is not None and not held and self.hbm.write_queue_full(line) \
+                else None
+            held = held or gate is not None
+            self.hbm.submit(line, nbytes, True, self.dram_to, gate)
+        return held
 
     # -- stores -----------------------------------------------------------------------------
     def _store(self, req: MemRequest, ev: _Sink, now: float) -> None:
@@ -616,9 +625,14 @@ class MemorySystem:
             self.writeback_bytes += self.l2_sector_bytes * sectors.bit_count()
             return
         self.l2.write(p, req.line_addr, sectors, g)  # write-back, allocate
+        t_ack = s + self.noc
         if self.l2.writebacks:
-            self._writebacks()
-        self._done(req, ev, s + self.noc, "L2near")
+            def accepted(t: float) -> None:
+                self._done(req, ev, max(t_ack, t + self.noc), "L2near")
+
+            if self._writebacks(accepted):
+                return
+        self._done(req, ev, t_ack, "L2near")
 
     # -- functional warm-up -----------------------------------------------------------------
     def warm(

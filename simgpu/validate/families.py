@@ -34,7 +34,6 @@ from simgpu.predict import datasets
 from simgpu.views import protocol as views
 from simgpu.workloads import PointerChase, Workload
 from simgpu.workloads.gemm import GemmBase
-from simgpu.workloads.memory import DRAM_RESIDENT_L2
 
 __all__ = ["Family", "families", "learned_training_data", "params_text", "pct_error",
            "view_values", "workload_for_row"]
@@ -130,12 +129,6 @@ def _by_size(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     out = df[df["check_ok"]].copy() if "check_ok" in df.columns else df.copy()
     out["time_s"] = out["time_ms"] * 1e-3
     return out.sort_values(keys).reset_index(drop=True)
-
-
-def _dram_resident(spec: Any, rows: pd.DataFrame) -> pd.Series:
-    """Stream rows whose arrays stay in DRAM (the simulator takes their steady state; smaller
-    arrays would need a full grid-stride replay)."""
-    return rows["array_B"] >= DRAM_RESIDENT_L2 * spec.l2.size_bytes
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -284,8 +277,8 @@ def families() -> dict[str, Family]:
         Family("stream", "stream", "bandwidth_GBps", "GB/s", "array_B", "array size [B]",
                ("op",), _stream_select, ("op", "array_B", "blocks"),
                kernel=lambda r: f"stream_{r['op']}",
-               sim_by="array_B", sim_cost="blocks", sim_rows=_dram_resident,
-               sim_plus_launch=True),
+               sim_by="array_B", sim_cost="blocks", sim_plus_launch=True,
+               sim_options={"warm_l2": True}),
         Family("pcie", "pcie", "bandwidth_GBps", "GB/s", "size_B", "copy size [B]",
                ("direction", "host_memory"), _pcie_select, ("direction", "host_memory", "size_B"),
                kernel=lambda r: "memcpy"),

@@ -11,13 +11,16 @@ global-memory instructions.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from simgpu import catalogue
+from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.sim.gpuslice import slice_spread
 from simgpu.sim.replay import SimResult, simulate_trace
 from simgpu.sim.system import build_system
 from simgpu.trace.schema import (
@@ -297,19 +300,19 @@ class Workload:
     ) -> dict[str, Any]:
         """``kwargs`` plus a ``system_factory`` that preloads :meth:`inputs` into the L2, when
         they fit in it together and no factory was given; ``every_partition``: in every L2
-        partition where they fit in one (:func:`warm_l2_factory`). Inputs larger than the L2,
-        of a workload that names its :meth:`outputs`, start with the L2 as the previous call
-        leaves it (:func:`previous_call_factory`). Otherwise ``kwargs`` unchanged."""
-        arrays = self.inputs()
-        if "system_factory" in kwargs or not arrays:
+        partition where they fit in one (:func:`warm_l2_factory`). A workload that names its
+        :meth:`outputs` and touches more than the L2 holds, inputs and outputs together,
+        starts with the L2 as the previous call leaves it (:func:`previous_call_factory`).
+        Otherwise ``kwargs`` unchanged."""
+        arrays, outputs = self.inputs(), self.outputs()
+        if "system_factory" in kwargs or not (arrays or outputs):
             return kwargs
         total = sum(n for _, n in arrays)
-        if total > spec.l2.size_MiB * 2**20:
-            outputs = self.outputs()
-            if not outputs:
-                return kwargs
+        if outputs and total + sum(n for _, n in outputs) > spec.l2.size_MiB * 2**20:
             return {**kwargs, "system_factory": previous_call_factory(
                 arrays, outputs, kwargs.get("seed", 0))}
+        if not arrays or total > spec.l2.size_MiB * 2**20:
+            return kwargs
         every = every_partition and total <= spec.l2.size_MiB * 2**20 / spec.l2.partitions
         return {**kwargs, "system_factory": warm_l2_factory(arrays, kwargs.get("seed", 0),
                                                              every_partition=every)}
@@ -317,6 +320,80 @@ class Workload:
     def params(self) -> dict[str, Any]:
         """The parameters as a flat dict (for tables)."""
         return {"workload": self.name, **asdict(self)}
+
+
+def simulate_trips(
+    w: Workload,
+    spec: DeviceSpec,
+    trips: float,
+    cut: Callable[[int], Workload],
+    trip_samples: tuple[int, int] = (2, 4),
+    **kwargs: Any,
+) -> SimResult:
+    """Sampling in loop trips: the first wave of ``w`` replayed with its main loop cut to
+    ``trip_samples`` trips (``cut(t)``: the same kernel, ``t`` trips per thread), the time
+    extrapolated linearly to ``trips`` (fractional where threads run different counts: the
+    mean) and over the launch's waves; counts likewise. The spread is what the slope from trip
+    0 instead of ``t1`` gives, and the partial last wave's rounding. ``kwargs`` go to
+    :func:`simulate_trace` (never wave-sampled here: the replays are one wave each).
+    """
+    t1, t2 = trip_samples
+    launch = w.launch()
+    occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread, launch.shared_bytes)
+    slots = occ.blocks_per_sm * spec.compute.sm_count
+    wave_blocks = min(slots, launch.num_blocks)
+    r1 = simulate_trace(
+        cut(t1).trace(), spec, sample=False, max_blocks=wave_blocks, **kwargs
+    )
+    r2 = simulate_trace(
+        cut(t2).trace(), spec, sample=False, max_blocks=wave_blocks, **kwargs
+    )
+    per_trip = (r2.cycles - r1.cycles) / (t2 - t1)
+    wave = r2.cycles + per_trip * (trips - t2)
+    # Waves: full ones plus the last partial wave, where each SM gets ceil(rem / SMs) of
+    # its occupancy slots.
+    n_sm = spec.compute.sm_count
+    if launch.num_blocks <= slots:
+        full, rem, frac = 1, 0, 0.0  # the simulated wave is the whole grid
+    else:
+        full, rem = divmod(launch.num_blocks, slots)
+        frac = min(1.0, math.ceil(rem / n_sm) / occ.blocks_per_sm) if rem else 0.0
+    n_waves = full + frac
+    cycles = wave * n_waves
+    # Spread: slope from trip 0 -> t1 instead of t1 -> t2, and the partial-wave rounding.
+    per_trip_alt = (r1.cycles - 0.0) / t1
+    alt = (r1.cycles + per_trip_alt * (trips - t1)) * n_waves
+    spread = abs(alt - cycles) / 2 + abs(frac - rem / slots) * wave / 2
+    spread += slice_spread(r2.sm_slice, cycles)
+    scale_blocks = launch.num_blocks / wave_blocks
+    scale_trips = (trips - t1) / (t2 - t1)
+
+    def scaled(a: float, b: float) -> float:
+        return (a + (b - a) * scale_trips) * scale_blocks
+
+    out = replace(
+        r2,
+        cycles=cycles,
+        time_s=cycles / spec.compute.clock_hz,
+        sampled=True,
+        time_s_spread=spread / spec.compute.clock_hz,
+        blocks_total=launch.num_blocks,
+        blocks_simulated=r1.blocks_simulated + r2.blocks_simulated,
+        waves=launch.num_blocks / slots,
+        warp_instructions=scaled(r1.warp_instructions, r2.warp_instructions),
+        instructions_simulated=r1.instructions_simulated + r2.instructions_simulated,
+        flops=w.flops,
+        bytes={
+            lvl: {rw: scaled(r1.bytes[lvl][rw], r2.bytes[lvl][rw]) for rw in ("read", "write")}
+            for lvl in r2.bytes
+        },
+        stalls={k: r1.stalls[k] + r2.stalls[k] for k in r2.stalls},
+        op_counts={
+            k: scaled(r1.op_counts.get(k, 0.0), r2.op_counts.get(k, 0.0)) for k in r2.op_counts
+        },
+        wall_s=r1.wall_s + r2.wall_s,
+    )
+    return out
 
 
 def warm_l2_factory(

@@ -14,18 +14,23 @@ extrapolates to the real one, reporting the spread between the two slopes it can
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from simgpu import analytical, catalogue
-from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
-from simgpu.sim.gpuslice import slice_spread
 from simgpu.sim.replay import SimResult, simulate_trace
 from simgpu.trace.schema import Instruction, KernelLaunch
-from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, check_positive, lanes_mask
+from simgpu.workloads.base import (
+    FULL,
+    ArrayLayout,
+    Asm,
+    Workload,
+    check_positive,
+    lanes_mask,
+    simulate_trips,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -179,65 +184,9 @@ class GemmBase(Workload):
             kwargs = {**kwargs, "sm_slice": 1}
         if warm_l2:
             kwargs = self.warm_l2_kwargs(spec, kwargs, every_partition=True)
-        t1, t2 = trip_samples
-        if not sample or self.trips <= t2 * 2:
+        if not sample or self.trips <= trip_samples[1] * 2:
             return simulate_trace(self.trace(), spec, sample=sample, **kwargs)
-        launch = self.launch()
-        occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread, launch.shared_bytes)
-        slots = occ.blocks_per_sm * spec.compute.sm_count
-        wave_blocks = min(slots, launch.num_blocks)
-        r1 = simulate_trace(
-            self.with_trips(t1).trace(), spec, sample=False, max_blocks=wave_blocks, **kwargs
-        )
-        r2 = simulate_trace(
-            self.with_trips(t2).trace(), spec, sample=False, max_blocks=wave_blocks, **kwargs
-        )
-        per_trip = (r2.cycles - r1.cycles) / (t2 - t1)
-        wave = r2.cycles + per_trip * (self.trips - t2)
-        # Waves: full ones plus the last partial wave, where each SM gets ceil(rem / SMs) of
-        # its occupancy slots.
-        n_sm = spec.compute.sm_count
-        if launch.num_blocks <= slots:
-            full, rem, frac = 1, 0, 0.0  # the simulated wave is the whole grid
-        else:
-            full, rem = divmod(launch.num_blocks, slots)
-            frac = min(1.0, math.ceil(rem / n_sm) / occ.blocks_per_sm) if rem else 0.0
-        n_waves = full + frac
-        cycles = wave * n_waves
-        # Spread: slope from trip 0 -> t1 instead of t1 -> t2, and the partial-wave rounding.
-        per_trip_alt = (r1.cycles - 0.0) / t1
-        alt = (r1.cycles + per_trip_alt * (self.trips - t1)) * n_waves
-        spread = abs(alt - cycles) / 2 + abs(frac - rem / slots) * wave / 2
-        spread += slice_spread(r2.sm_slice, cycles)
-        scale_blocks = launch.num_blocks / wave_blocks
-        scale_trips = (self.trips - t1) / (t2 - t1)
-
-        def scaled(a: float, b: float) -> float:
-            return (a + (b - a) * scale_trips) * scale_blocks
-
-        out = replace(
-            r2,
-            cycles=cycles,
-            time_s=cycles / spec.compute.clock_hz,
-            sampled=True,
-            time_s_spread=spread / spec.compute.clock_hz,
-            blocks_total=launch.num_blocks,
-            blocks_simulated=r1.blocks_simulated + r2.blocks_simulated,
-            waves=launch.num_blocks / slots,
-            warp_instructions=scaled(r1.warp_instructions, r2.warp_instructions),
-            instructions_simulated=r1.instructions_simulated + r2.instructions_simulated,
-            flops=self.flops,
-            bytes={
-                lvl: {rw: scaled(r1.bytes[lvl][rw], r2.bytes[lvl][rw]) for rw in ("read", "write")}
-                for lvl in r2.bytes
-            },
-            stalls={k: r1.stalls[k] + r2.stalls[k] for k in r2.stalls},
-            op_counts={
-                k: scaled(r1.op_counts.get(k, 0.0), r2.op_counts.get(k, 0.0)) for k in r2.op_counts
-            },
-            wall_s=r1.wall_s + r2.wall_s,
-        )
-        return out
+        return simulate_trips(self, spec, self.trips, self.with_trips, trip_samples, **kwargs)
 
 
 def _subclasses(cls: type[GemmBase]) -> list[type[GemmBase]]:

@@ -19,13 +19,22 @@ import simpy
 from simgpu import analytical
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.sim.gpuslice import default_slice
 from simgpu.sim.pcie import HostLink
 from simgpu.sim.replay import SimResult, default_system, simulate_trace
 from simgpu.sim.sources import WARM_FACTOR, cyclic_order
 from simgpu.sim.sources import Stream as StreamSource
 from simgpu.sim.system import build_system
 from simgpu.trace.schema import Instruction, KernelLaunch
-from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, check_positive, lanes_mask
+from simgpu.workloads.base import (
+    FULL,
+    ArrayLayout,
+    Asm,
+    Workload,
+    check_positive,
+    lanes_mask,
+    simulate_trips,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,6 +51,11 @@ STREAM_OPS = {
     "scale": (1, 1, ("FMUL",) * 4),
     "triad": (2, 1, ("FFMA",) * 4),
 }
+
+#: Grid-stride trips a sampled stream replays (twice, then extrapolates): one wave of the
+#: launch with every thread's loop cut to 2 and to 4 trips (simgpu.workloads.base
+#: .simulate_trips, as a GEMM's K loop).
+STREAM_TRIP_SAMPLES = (2, 4)
 
 #: A stream over arrays of at least this many times the L2 is DRAM-resident throughout, and
 #: :meth:`Stream.simulate` takes its steady state from a window (:meth:`Stream.steady_state`).
@@ -215,6 +229,7 @@ class Stream(Workload):
         lay = ArrayLayout()
         self._arrays = [lay.alloc(x, self.n_elements * 4) for x in ("a", "b", "c")]
         self._asm = Asm()
+        self._trips_cut: int | None = None
 
     @property
     def name(self) -> str:
@@ -250,6 +265,32 @@ class Stream(Workload):
         loads, stores, _ = STREAM_OPS[self.op]
         return float((loads + stores) * 4 * self.n_elements)
 
+    def _roles(self) -> tuple[list[int], int | None]:
+        """The arrays the op reads and the one it writes (None for ``read``)."""
+        A, B, C = self._arrays
+        srcs = {"read": [A], "write": [], "copy": [A], "scale": [A], "triad": [B, C]}[self.op]
+        return srcs, {"write": A, "copy": B, "scale": B, "triad": A}.get(self.op)
+
+    def inputs(self) -> list[tuple[int, int]]:
+        return [(a, 4 * self.n_elements) for a in self._roles()[0]]
+
+    def outputs(self) -> list[tuple[int, int]]:
+        dst = self._roles()[1]
+        return [] if dst is None else [(dst, 4 * self.n_elements)]
+
+    @property
+    def trips(self) -> float:
+        """Grid-stride loop trips per thread of the launch, on average."""
+        launch = self.launch()
+        return self.n4 / (launch.num_blocks * self.threads)
+
+    def with_trips(self, trips: int) -> Stream:
+        """The same launch and arrays with every thread's loop cut to ``trips`` trips (for
+        sampling)."""
+        clone = replace(self)
+        clone._trips_cut = trips
+        return clone
+
     def for_device(self, spec: DeviceSpec) -> Stream:
         """With ``blocks`` unset: the grid-stride launch (kernels/stream.cu) for ``spec``."""
         if self.blocks is not None:
@@ -270,9 +311,7 @@ class Stream(Workload):
         loads, stores, fp = STREAM_OPS[self.op]
         grid = self.launch().grid[0]
         stride = grid * self.threads
-        A, B, C = self._arrays
-        srcs = {"read": [A], "write": [], "copy": [A], "scale": [A], "triad": [B, C]}[self.op]
-        dst_arr = {"write": A, "copy": B, "scale": B, "triad": A}.get(self.op)
+        srcs, dst_arr = self._roles()
         warps = []
         for w in range((self.threads + 31) // 32):
             insts = [
@@ -282,7 +321,9 @@ class Stream(Workload):
                 a.op("ISETP.GE.U32.AND", src=(2,)),
             ]
             first = index * self.threads + 32 * w
-            for i0 in range(first, self.n4, stride):
+            end = self.n4 if self._trips_cut is None else min(
+                self.n4, first + self._trips_cut * stride)
+            for i0 in range(first, end, stride):
                 lanes = min(32, self.n4 - i0)
                 mask = FULL if lanes == 32 else (1 << lanes) - 1
                 for j, arr in enumerate(srcs):
@@ -341,10 +382,27 @@ class Stream(Workload):
     ) -> SimResult:
         """Replay the kernel; with ``sample``, arrays of at least :data:`DRAM_RESIDENT_L2`
         times the L2 (DRAM-resident throughout) are simulated as a steady-state window instead
-        (:meth:`steady_state`), since a grid-stride replay of them would take hours."""
+        (:meth:`steady_state`), since a grid-stride replay of them would take hours. Smaller
+        ones of more than twice :data:`STREAM_TRIP_SAMPLES` trips per thread are replayed at
+        those trip counts and extrapolated (:func:`simgpu.workloads.base.simulate_trips`), on a
+        slice of the GPU; with ``warm_l2`` the L2 starts as back-to-back calls leave it
+        (:meth:`Workload.warm_l2_kwargs`), and a cold L2 that the stores would fill is
+        replayed in full."""
         if sample and 4 * self.n_elements >= DRAM_RESIDENT_L2 * spec.l2.size_bytes:
             return self.steady_state(spec, seed=int(kwargs.get("seed", 0)))
-        return super().simulate(spec, sample=sample, warm_l2=warm_l2, **kwargs)
+        w = self.for_device(spec)
+        if warm_l2:
+            kwargs = w.warm_l2_kwargs(spec, kwargs)
+        # A cold L2 that the stores will fill takes the first trips' stores for free (the
+        # first L2-full); their rate is not the kernel's: only a given state is extrapolated
+        touched = sum(n for _, n in w.inputs() + w.outputs())
+        steady = ("system_factory" in kwargs or not w.outputs()
+                  or touched <= spec.l2.size_bytes)
+        if not sample or not steady or w.trips <= STREAM_TRIP_SAMPLES[1] * 2:
+            return super().simulate(spec, sample=sample, **kwargs)
+        if kwargs.get("sm_slice") is None:
+            kwargs = {**kwargs, "sm_slice": default_slice(spec, w.launch().num_blocks)}
+        return simulate_trips(w, spec, w.trips, w.with_trips, STREAM_TRIP_SAMPLES, **kwargs)
 
     def steady_state(self, spec: DeviceSpec, *, seed: int = 0) -> SimResult:
         """The kernel's steady state: :data:`WINDOW_LINES` consecutive lines streamed through
