@@ -15,12 +15,12 @@ import math
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from simgpu import catalogue
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
-from simgpu.sim.gpuslice import slice_spread
+from simgpu.sim.gpuslice import default_slice, slice_spread
 from simgpu.sim.replay import SimResult, simulate_trace
 from simgpu.sim.system import build_system
 from simgpu.trace.schema import (
@@ -273,14 +273,42 @@ class Workload:
     ) -> SimResult:
         """Replay :meth:`trace` on the SM and memory model (sampled when large).
 
-        ``warm_l2``: start with the :meth:`inputs` in the L2 when they fit in it together (the
-        state of a kernel timed over back-to-back launches) instead of a cold L2.
+        ``warm_l2``: start with the L2 as back-to-back launches leave it
+        (:meth:`warm_l2_kwargs`) instead of a cold L2.
+
+        A workload with a main loop (:attr:`loop_samples` set) of more than twice
+        ``loop_samples[1]`` trips is sampled in trips as well (:func:`simulate_trips`, on the
+        slice of the GPU sampling picks), unless it starts from a cold L2 that its stores
+        would fill: the first trips would then store into it for free.
         """
 
         w = self.for_device(spec)
         if warm_l2:
             kwargs = w.warm_l2_kwargs(spec, kwargs)
+        samples = w.loop_samples
+        if sample and samples is not None and w.trips > 2 * samples[1]:
+            touched = sum(n for _, n in w.inputs() + w.outputs())
+            if ("system_factory" in kwargs or not w.outputs()
+                    or touched <= spec.l2.size_bytes):
+                if kwargs.get("sm_slice") is None:
+                    kwargs = {**kwargs,
+                              "sm_slice": default_slice(spec, w.launch().num_blocks)}
+                return simulate_trips(w, spec, w.trips, w.with_trips, samples, **kwargs)
         return simulate_trace(w.trace(), spec, sample=sample, **kwargs)
+
+    #: trip counts a sampled replay cuts the main loop to, twice (:func:`simulate_trips`);
+    #: None: the workload is not sampled in trips by :meth:`simulate`
+    loop_samples: ClassVar[tuple[int, int] | None] = None
+
+    @property
+    def trips(self) -> float:
+        """Trips of the main loop per thread (the mean, where threads differ), for
+        :attr:`loop_samples`."""
+        raise NotImplementedError
+
+    def with_trips(self, trips: int) -> Workload:
+        """The same launch and arrays with the main loop cut to ``trips`` trips."""
+        raise NotImplementedError
 
     def for_device(self, spec: DeviceSpec) -> Workload:
         """This workload with any launch settings left to the device filled in (itself here)."""

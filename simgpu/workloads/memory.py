@@ -19,7 +19,6 @@ import simpy
 from simgpu import analytical
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
-from simgpu.sim.gpuslice import default_slice
 from simgpu.sim.pcie import HostLink
 from simgpu.sim.replay import SimResult, default_system, simulate_trace
 from simgpu.sim.sources import WARM_FACTOR, cyclic_order
@@ -33,7 +32,6 @@ from simgpu.workloads.base import (
     Workload,
     check_positive,
     lanes_mask,
-    simulate_trips,
 )
 
 if TYPE_CHECKING:
@@ -52,10 +50,10 @@ STREAM_OPS = {
     "triad": (2, 1, ("FFMA",) * 4),
 }
 
-#: Grid-stride trips a sampled stream replays (twice, then extrapolates): one wave of the
-#: launch with every thread's loop cut to 2 and to 4 trips (simgpu.workloads.base
-#: .simulate_trips, as a GEMM's K loop).
-STREAM_TRIP_SAMPLES = (2, 4)
+#: Grid-stride trips a sampled stream or reduction replays (twice, then extrapolates): one
+#: wave of the launch with every thread's loop cut to 2 and to 4 trips
+#: (simgpu.workloads.base.simulate_trips, as a GEMM's K loop).
+GRID_STRIDE_SAMPLES = (2, 4)
 
 #: A stream over arrays of at least this many times the L2 is DRAM-resident throughout, and
 #: :meth:`Stream.simulate` takes its steady state from a window (:meth:`Stream.steady_state`).
@@ -278,6 +276,8 @@ class Stream(Workload):
         dst = self._roles()[1]
         return [] if dst is None else [(dst, 4 * self.n_elements)]
 
+    loop_samples = GRID_STRIDE_SAMPLES
+
     @property
     def trips(self) -> float:
         """Grid-stride loop trips per thread of the launch, on average."""
@@ -382,27 +382,11 @@ class Stream(Workload):
     ) -> SimResult:
         """Replay the kernel; with ``sample``, arrays of at least :data:`DRAM_RESIDENT_L2`
         times the L2 (DRAM-resident throughout) are simulated as a steady-state window instead
-        (:meth:`steady_state`), since a grid-stride replay of them would take hours. Smaller
-        ones of more than twice :data:`STREAM_TRIP_SAMPLES` trips per thread are replayed at
-        those trip counts and extrapolated (:func:`simgpu.workloads.base.simulate_trips`), on a
-        slice of the GPU; with ``warm_l2`` the L2 starts as back-to-back calls leave it
-        (:meth:`Workload.warm_l2_kwargs`), and a cold L2 that the stores would fill is
-        replayed in full."""
+        (:meth:`steady_state`), since a grid-stride replay of them would take hours; smaller
+        ones are sampled in grid-stride trips (:meth:`Workload.simulate`)."""
         if sample and 4 * self.n_elements >= DRAM_RESIDENT_L2 * spec.l2.size_bytes:
             return self.steady_state(spec, seed=int(kwargs.get("seed", 0)))
-        w = self.for_device(spec)
-        if warm_l2:
-            kwargs = w.warm_l2_kwargs(spec, kwargs)
-        # A cold L2 that the stores will fill takes the first trips' stores for free (the
-        # first L2-full); their rate is not the kernel's: only a given state is extrapolated
-        touched = sum(n for _, n in w.inputs() + w.outputs())
-        steady = ("system_factory" in kwargs or not w.outputs()
-                  or touched <= spec.l2.size_bytes)
-        if not sample or not steady or w.trips <= STREAM_TRIP_SAMPLES[1] * 2:
-            return super().simulate(spec, sample=sample, **kwargs)
-        if kwargs.get("sm_slice") is None:
-            kwargs = {**kwargs, "sm_slice": default_slice(spec, w.launch().num_blocks)}
-        return simulate_trips(w, spec, w.trips, w.with_trips, STREAM_TRIP_SAMPLES, **kwargs)
+        return super().simulate(spec, sample=sample, warm_l2=warm_l2, **kwargs)
 
     def steady_state(self, spec: DeviceSpec, *, seed: int = 0) -> SimResult:
         """The kernel's steady state: :data:`WINDOW_LINES` consecutive lines streamed through
@@ -637,6 +621,7 @@ class Reduction(Workload):
         self._a = lay.alloc("a", self.n * 4)
         self._out = lay.alloc("out", 4)
         self._asm = Asm()
+        self._trips_cut: int | None = None
 
     @property
     def name(self) -> str:
@@ -666,6 +651,19 @@ class Reduction(Workload):
     @property
     def compulsory_bytes(self) -> float:
         return 4.0 * self.n
+
+    loop_samples = GRID_STRIDE_SAMPLES
+
+    @property
+    def trips(self) -> float:
+        """Grid-stride loop trips per thread of the launch, on average."""
+        return self.n / 4 / (self.launch().num_blocks * self.threads)
+
+    def with_trips(self, trips: int) -> Reduction:
+        """The same launch and array with every thread's loop cut to ``trips`` trips."""
+        clone = replace(self)
+        clone._trips_cut = trips
+        return clone
 
     def for_device(self, spec: DeviceSpec) -> Reduction:
         """With ``blocks`` unset: the grid-stride launch (kernels/reduction.cu) for ``spec``."""
@@ -697,7 +695,9 @@ class Reduction(Workload):
                 a.op("IMAD", dst=(2,), src=(0, 1)),
                 a.op("MOV", dst=(20,)),
             ]
-            for i0 in range(index * self.threads + 32 * w, n4, stride):
+            first = index * self.threads + 32 * w
+            end = n4 if self._trips_cut is None else min(n4, first + self._trips_cut * stride)
+            for i0 in range(first, end, stride):
                 lanes = min(32, n4 - i0)
                 mask = FULL if lanes == 32 else (1 << lanes) - 1
                 insts.append(
@@ -768,6 +768,7 @@ class Gemv(Workload):
         self._x = lay.alloc("x", self.n * 4)
         self._y = lay.alloc("y", self.m * 4)
         self._asm = Asm()
+        self._trips_cut: int | None = None
 
     @property
     def name(self) -> str:
@@ -789,6 +790,20 @@ class Gemv(Workload):
 
     def outputs(self) -> list[tuple[int, int]]:
         return [(self._y, 4 * self.m)]
+
+    #: k-loop trips a sampled GEMV replays: whole unrolled groups (GEMV_UNROLL)
+    loop_samples = (2 * GEMV_UNROLL, 4 * GEMV_UNROLL)
+
+    @property
+    def trips(self) -> float:
+        """Trips of the k loop (32 columns each) per warp."""
+        return float(-(-self.n // 32))
+
+    def with_trips(self, trips: int) -> Gemv:
+        """The same launch and arrays with every warp's k loop cut to ``trips`` trips."""
+        clone = replace(self)
+        clone._trips_cut = trips
+        return clone
 
     @property
     def flops(self) -> float:
@@ -821,6 +836,8 @@ class Gemv(Workload):
                 # issues the eight loads of an unrolled step before its four FFMAs (its usual
                 # load batching; to be checked against the SASS on the next GPU machine).
                 trips = -(-self.n // 32)
+                if self._trips_cut is not None:
+                    trips = min(trips, self._trips_cut)
                 step = 0
                 while step < trips:
                     group = 1 if step < trips % GEMV_UNROLL else GEMV_UNROLL
