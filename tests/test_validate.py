@@ -147,3 +147,20 @@ def test_families_compared_in_worker_processes_give_the_same_table() -> None:
     assert notes_there == notes_here
     with pytest.raises(SimgpuError, match="workers = -1"):
         validate_run(spec, H100_QUICK, only=only, workers=-1)
+
+
+def test_summary_gives_the_90th_percentile_and_a_row_over_all_families() -> None:
+    import pandas as pd
+
+    errs = {"a": [1.0, -2.0, 3.0, -4.0, 5.0, 6.0, 7.0, 8.0, 9.0, -10.0], "b": [20.0, -40.0]}
+    table = pd.DataFrame([
+        {"family": f, "metric": "time_s", "err_simulated_pct": e, "err_analytical_pct": np.nan,
+         "err_learned_pct": np.nan} for f, es in errs.items() for e in es])
+    s = summary(table).set_index("family")
+    assert list(s.index) == ["a", "b", "all"]
+    assert s.loc["a", "simulated_p90_abs_pct"] == pytest.approx(np.quantile(range(1, 11), 0.9))
+    everything = [abs(e) for es in errs.values() for e in es]
+    assert s.loc["all", "rows"] == 12 and s.loc["all", "simulated_n"] == 12
+    assert s.loc["all", "simulated_median_abs_pct"] == pytest.approx(np.median(everything))
+    assert s.loc["all", "simulated_p90_abs_pct"] == pytest.approx(np.quantile(everything, 0.9))
+    assert s.loc["all", "analytical_n"] == 0

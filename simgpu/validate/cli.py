@@ -117,9 +117,10 @@ def _validate(args: argparse.Namespace) -> int:
 
     print(f"validate: device {spec.name}, run {run.device}/{run.run_id}"
           + (" (held-out half of the sizes)" if args.held_out else ""))
-    head = ["family", "metric", "rows"] + [f"{v} med|err|%" for v in VIEWS]
+    head = ["family", "metric", "rows"] + [f"{v} |err|% median / p90" for v in VIEWS]
     body = [tuple([str(r["family"]), str(r["metric"]), str(r["rows"])]
-                  + [f"{pct(r[f'{v}_median_abs_pct'])} (n={r[f'{v}_n']})" for v in VIEWS])
+                  + [f"{pct(r[f'{v}_median_abs_pct'])} / {pct(r[f'{v}_p90_abs_pct'])}"
+                     f" (n={r[f'{v}_n']})" for v in VIEWS])
             for r in summ.to_dict(orient="records")]
     print(format_table(body, tuple(head)))
     if args.rows:

@@ -191,17 +191,22 @@ def _workload(fam: Family, row: Mapping[Any, Any]) -> str:
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per family and view: rows compared and the median / mean absolute percentage error."""
+    """Per family and view: rows compared and the median, mean and 90th-percentile absolute
+    percentage error; a last row ``all`` over every row of the table (each family's metric)."""
+    groups = [(str(fam), str(grp["metric"].iloc[0]), grp)
+              for fam, grp in table.groupby("family", sort=False)]
+    if len(groups) > 1:
+        groups.append(("all", "-", table))
     rows = []
-    for fam, grp in table.groupby("family", sort=False):
-        rec: dict[str, Any] = {"family": fam, "metric": grp["metric"].iloc[0],
-                               "rows": len(grp)}
+    for fam, metric, grp in groups:
+        rec: dict[str, Any] = {"family": fam, "metric": metric, "rows": len(grp)}
         for view in VIEWS:
             err = grp[f"err_{view}_pct"].abs()
             n = int(err.notna().sum())
             rec[f"{view}_n"] = n
             rec[f"{view}_median_abs_pct"] = float(err.median()) if n else np.nan
             rec[f"{view}_mean_abs_pct"] = float(err.mean()) if n else np.nan
+            rec[f"{view}_p90_abs_pct"] = float(err.quantile(0.9)) if n else np.nan
         rows.append(rec)
     return pd.DataFrame(rows)
 
