@@ -199,7 +199,7 @@ def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | N
         note += f" ({', '.join(f'{k}={v}' for k, v in fam.sim_options.items())})"
     if launch_s:
         note += f" + launch overhead {launch_s * 1e6:.2f} us"
-    if launch_s and params.library_floor_s:
+    if launch_s and params.library_floor_s and fam.table == "gemm":
         floors = ", ".join(f"{d} {t * 1e6:.1f} us" for d, t in sorted(
             params.library_floor_s.items()))
         note += f", library calls no shorter than the device file's call floor ({floors})"
