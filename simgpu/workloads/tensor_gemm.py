@@ -159,21 +159,22 @@ def at_clock(spec: DeviceSpec, clock_MHz: float) -> DeviceSpec:
     return replace(spec, compute=compute, l2=l2)
 
 
-def _share(lengths: list[int], total: int) -> list[int]:
-    """``total`` trips shared equally among pieces of work of ``lengths`` trips, none past its
-    own length (what one cannot take goes to the longer ones); the pieces as they are when
-    ``total`` covers them."""
+def _share(lengths: list[int], total: int, each: int) -> list[int]:
+    """``total`` trips shared among pieces of work of ``lengths`` trips: ``each`` to every
+    piece (its whole length where shorter), the rest to the longest pieces, none past its own
+    length; the pieces as they are when ``total`` covers them."""
     n, whole = len(lengths), sum(lengths)
     if total >= whole:
         return list(lengths)
-    if total < n:
+    out = [min(x, each) for x in lengths]
+    left = total - sum(out)
+    if left < 0:
         raise SimgpuError(f"TensorGemm: {total} trips cannot sample a block of {n} pieces of"
-                          " work (at least one trip each)")
-    out = [0] * n
-    left = total
-    for rank, i in enumerate(sorted(range(n), key=lambda j: lengths[j])):
-        out[i] = min(lengths[i], left // (n - rank))
-        left -= out[i]
+                          f" work ({each} trips each)")
+    for i in sorted(range(n), key=lambda j: -lengths[j]):
+        add = min(lengths[i] - out[i], left)
+        out[i] += add
+        left -= add
     return out
 
 
@@ -541,8 +542,8 @@ class TensorGemm(GemmBase):
         accumulators to the workspace), ``fixup`` (the piece that starts a tile others share:
         reads their partials, adds, writes C; :class:`simgpu.analytical.gemm.StreamKPlan`).
         One ``tile`` piece per block without ``workers``. With :meth:`with_trips` (sampling) a
-        stream-K block keeps its pieces and their roles, the trips shared equally among them
-        (:func:`_share`)."""
+        stream-K block keeps its pieces and their roles, ``stages`` trips each and the rest in
+        its longest pieces (:func:`_share`)."""
         if self._plan is None:
             bx, by, z = self.launch().block_coords(index)
             return [(bx, by, z, 0, self.trips, "tile", by * -(-self.N // self.tile_n) + bx)]
@@ -551,7 +552,7 @@ class TensorGemm(GemmBase):
         segs = plan.segments(q)
         lengths = [hi - lo for _, lo, hi in segs]
         if self._trips_override:
-            lengths = _share(lengths, self._trips_override)
+            lengths = _share(lengths, self._trips_override, self.stages)
         gn, gm = -(-self.N // self.tile_n), -(-self.M // self.tile_m)
         out = []
         for (u, lo, hi), n in zip(segs, lengths, strict=True):
@@ -685,12 +686,14 @@ class TensorGemm(GemmBase):
         that by default."""
         check_tensor_dtype(spec, self.dtype, self.mainloop, self.tile_n)
         if trip_samples is None:
-            t1 = self.stages
+            trip_samples = (self.stages, 2 * self.stages)
             if self._plan is not None:
-                # a stream-K block's samples keep every piece of its work, each at ``stages``
-                # and twice that trips, as a data-parallel block's sample
-                t1 *= max(len(self._plan.segments(q)) for q in range(self._plan.workers))
-            trip_samples = (t1, 2 * t1)
+                # a stream-K block's samples keep every piece of its work at ``stages`` trips;
+                # the second adds 4 x ``stages`` trips to its longest piece, so that the slope
+                # is that of trips inside a tile's K loop, past the pipeline's fill
+                t1 = self.stages * max(len(self._plan.segments(q))
+                                       for q in range(self._plan.workers))
+                trip_samples = (t1, t1 + 4 * self.stages)
         return super().simulate(spec, sample=sample, trip_samples=trip_samples,
                                 warm_l2=warm_l2, **kwargs)
 
