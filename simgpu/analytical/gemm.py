@@ -387,8 +387,8 @@ def _evaluate(
     conflict-free. ``compiled_regs``: registers per thread where the compiler's count is known
     (:func:`compiled_registers`; 0 elsewhere: the rules below). ``streamk``: points that run
     the library's persistent kernel, whose decomposition is :class:`StreamKPlan`'s for its grid
-    (points without split-K; where the plan is data-parallel, the figures are those of the
-    grid of tiles)."""
+    (tensor-op points without split-K; where the plan is data-parallel, the figures are those
+    of the grid of tiles)."""
     e_in = np.zeros(M.shape)
     e_out = np.zeros(M.shape)
     peak = np.zeros(M.shape)
@@ -440,8 +440,8 @@ def _evaluate(
     # stream-K (StreamKPlan): the busiest SM runs its resident workers' iterations, in tiles
     trips = np.ceil(ks / tk)
     sk_tiles, sk_units, fixups = (np.zeros(M.shape) for _ in range(3))
-    if streamk is not None and np.any(streamk & (split_k <= 1) & fits):
-        idx = np.flatnonzero(streamk & (split_k <= 1) & fits)
+    if streamk is not None and np.any(streamk & on_tensor & (split_k <= 1) & fits):
+        idx = np.flatnonzero(streamk & on_tensor & (split_k <= 1) & fits)
         figs = np.array([_streamk_figures(int(gm[i] * gn[i]), int(trips[i]),
                                           int(bps[i] * p.sm_count)) for i in idx])
         sk_tiles[idx], sk_units[idx], fixups[idx] = figs[:, 0], figs[:, 1], figs[:, 3]
