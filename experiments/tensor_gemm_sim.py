@@ -11,10 +11,11 @@ added to the replayed kernel time. Also given, to separate the clock from the SM
 Nothing here is fitted to these rows: the tensor-core timings are the published ones of the
 device file, the clock and the energies the analytical model's.
 
-Usage: ``python experiments/tensor_gemm_sim.py [--set dtype=fp16] [--set cluster=1]``
-(``cluster``: thread blocks per TMA-multicast cluster of the Hopper kernel; 2 is simgpu's
-assumption for the library, 1 none; ``--set l2_merge=64``: a what-if of the memory system, see
-GRID). About 3-4 minutes per dtype on one core.
+Usage: ``python experiments/tensor_gemm_sim.py [--set dtype=fp16] [--set cluster=1]
+[--set shape=3072x3072x3072,3000x3000x3000]`` (``cluster``: thread blocks per TMA-multicast
+cluster of the Hopper kernel; 2 is simgpu's assumption for the library, 1 none; ``shape``: only
+these rows, M x N x K; ``--set l2_merge=64``: a what-if of the memory system, see GRID). About
+3-4 minutes per dtype on one core.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ GRID: dict[str, list[Any]] = {
     # Accel-Sim H100 config); a larger value shows how much of the error the L2 re-reading
     # concurrently missed lines from DRAM explains
     "l2_merge": [0],
+    # the rows simulated: "all" (every row judged), or one M x N x K per point ("3072x3072x3072")
+    "shape": ["all"],
 }
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +79,19 @@ def _rows(params: dict[str, Any]) -> list[dict[str, Any]]:
     spec = devices.get(params["device"])
     launch_s = DeviceParams.from_spec(spec).launch_overhead_s
     out = []
-    for _, r in measured_rows(spec.name, params["run"], params["dtype"]).iterrows():
+    rows = measured_rows(spec.name, params["run"], params["dtype"])
+    shape = str(params.get("shape", "all"))
+    if shape != "all":
+        try:
+            m, n, k = (int(x) for x in shape.lower().split("x"))
+        except ValueError:
+            raise SystemExit(f"tensor_gemm_sim: shape {shape!r}, expected 'all' or MxNxK"
+                             " (e.g. 3072x3072x3072)") from None
+        rows = rows[(rows["M"] == m) & (rows["N"] == n) & (rows["K"] == k)]
+        if rows.empty:
+            raise SystemExit(f"tensor_gemm_sim: no {params['dtype']} cuBLAS row of run"
+                             f" {params['run']} has M x N x K = {shape} (at least 2048^3)")
+    for _, r in rows.iterrows():
         M, N, K = int(r["M"]), int(r["N"]), int(r["K"])
         res = simulate_library(spec, M, N, K, params["dtype"], cluster_m=int(params["cluster"]),
                                warm_l2=True)
@@ -89,6 +104,7 @@ def _rows(params: dict[str, Any]) -> list[dict[str, Any]]:
             "cluster": int(params["cluster"]), "l2_merge": int(params.get("l2_merge", 0)),
             "M": M, "N": N, "K": K,
             "kernel": res.kernel,
+            "schedule": "stream-k" if "streamk" in res.kernel else "data-parallel",
             "measured_us": meas_us,
             "sim_us": sim_us,
             "sim_spread_us": res.time_s_spread * 1e6,

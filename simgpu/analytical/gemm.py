@@ -24,6 +24,7 @@ CUTLASS/cuBLAS use, as the library's heuristic does.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,135 @@ LIBRARY_SPLIT_K = (1, 2, 4, 8, 16)
 #: on five GPUs): 89% of the 11,349 split-K launches have fewer than 8 blocks per SM in grid
 #: x * y, against 27% of the unsplit ones.
 LIBRARY_SPLIT_MAX_BLOCKS_PER_SM = 8.0
+
+#: Stream-K: the fewest K-loop iterations (k tiles) a stream-K unit may take; a GEMM whose
+#: output tiles take no more iterations than this is left data-parallel. Source: CUTLASS 3,
+#: ``PersistentTileSchedulerSm90StreamKParams::min_iters_per_sk_unit_`` = 8
+#: (include/cutlass/gemm/kernel/tile_scheduler_params.h).
+STREAMK_MIN_ITERS = 8
+
+#: The library search's schedules: ``data-parallel`` (one thread block per output tile, in
+#: waves) and ``stream-k`` (persistent thread blocks that share the K-loop iterations of the
+#: tiles a partial last wave would leave, :class:`StreamKPlan`).
+SCHEDULES = ("data-parallel", "stream-k")
+
+
+@dataclass(frozen=True)
+class StreamKPlan:
+    """The work decomposition of a persistent library GEMM: CUTLASS 3's stream-K tile scheduler
+    in its heuristic mode (``PersistentTileSchedulerSm90StreamKParams``:
+    ``get_num_sk_tiles``, ``get_num_sk_units``; the "data-parallel + two-tile stream-K" hybrid
+    of Osama et al., "Stream-K: Work-centric Parallel Decomposition for Dense Matrix-Matrix
+    Multiplication on the GPU", PPoPP 2023, section 5).
+
+    ``workers`` persistent workers (thread blocks, or clusters of ``cluster`` blocks: CUTLASS
+    assigns stream-K work per cluster, a cluster's blocks taking the same K iterations of
+    ``cluster`` output tiles stacked along M) and ``units`` output tiles (of a cluster's size)
+    of ``iters`` K-loop iterations each. Without wave quantisation (the tiles fill whole waves of
+    workers), with at most :data:`STREAMK_MIN_ITERS` iterations a tile, or with a last wave at
+    least half full, every tile is data-parallel (``sk_tiles == 0``). Otherwise all waves but the
+    last two full ones' worth stay data-parallel, and the rest (``sk_tiles``: one full wave plus
+    the partial one) are shared out as iterations: ``sk_units`` workers (at most one per worker,
+    at least :data:`STREAMK_MIN_ITERS` iterations each) take consecutive runs of the linearised
+    (tile, iteration) space, ``sk_total // sk_units`` iterations each and one more for the first
+    ``sk_total % sk_units``, crossing tile boundaries. A tile shared by several workers is
+    fixed up as the paper's Algorithm 5 does: each worker whose piece does not start the tile
+    (its first piece, the tail of a tile begun before its run) writes its fp32 partial
+    accumulators to a workspace and signals; the worker holding the tile's first iteration (its
+    last piece, at the end of its run) waits for them, reads and adds them, and writes C.
+
+    Tiles are numbered stream-K tiles first, then data-parallel ones, raster along N (tile
+    ``u`` is column ``u % tiles_n``, row ``u // tiles_n``); worker ``w`` takes its stream-K run
+    first, then data-parallel tiles ``sk_tiles + w``, ``sk_tiles + w + workers``, ..."""
+
+    units: int
+    iters: int
+    workers: int
+
+    def __post_init__(self) -> None:
+        for name in ("units", "iters", "workers"):
+            if getattr(self, name) < 1:
+                raise SimgpuError(f"StreamKPlan: {name} = {getattr(self, name)}, expected >= 1")
+
+    @property
+    def sk_tiles(self) -> int:
+        """Tiles whose iterations are shared out (0: data-parallel)."""
+        full, rem = divmod(self.units, self.workers)
+        if rem == 0 or self.iters <= STREAMK_MIN_ITERS or 2 * rem >= self.workers:
+            return 0
+        dp_waves = full - 1 if full > 1 else 0
+        return self.units - dp_waves * self.workers
+
+    @property
+    def dp_tiles(self) -> int:
+        return self.units - self.sk_tiles
+
+    @property
+    def sk_units(self) -> int:
+        """Workers taking stream-K iterations."""
+        if not self.sk_tiles:
+            return 0
+        return min(self.workers, self.sk_tiles * self.iters // STREAMK_MIN_ITERS)
+
+    @property
+    def schedule(self) -> str:
+        return SCHEDULES[1] if self.sk_units else SCHEDULES[0]
+
+    def sk_range(self, worker: int) -> tuple[int, int]:
+        """The [first, last) stream-K iterations of ``worker`` (empty when it takes none)."""
+        n = self.sk_units
+        if worker >= n:
+            return 0, 0
+        per, big = divmod(self.sk_tiles * self.iters, n)
+        start = worker * per + min(worker, big)
+        return start, start + per + (1 if worker < big else 0)
+
+    def sk_segments(self, worker: int) -> list[tuple[int, int, int]]:
+        """``worker``'s stream-K run, as (tile, first iteration, end iteration) per tile."""
+        out = []
+        lo, hi = self.sk_range(worker)
+        while lo < hi:
+            tile, k = divmod(lo, self.iters)
+            end = min(hi, (tile + 1) * self.iters)
+            out.append((tile, k, k + end - lo))
+            lo = end
+        return out
+
+    def segments(self, worker: int) -> list[tuple[int, int, int]]:
+        """``worker``'s work in order, as (tile, first iteration, end iteration) per tile: its
+        stream-K run, then its data-parallel tiles."""
+        if not 0 <= worker < self.workers:
+            raise SimgpuError(f"StreamKPlan: worker {worker}, expected 0 <= worker <"
+                              f" {self.workers}")
+        return self.sk_segments(worker) + [
+            (t, 0, self.iters) for t in range(self.sk_tiles + worker, self.units, self.workers)]
+
+    @property
+    def busiest_iters(self) -> int:
+        """Iterations of the busiest worker: worker 0 (the first stream-K workers take the
+        remainder's extra iteration; every worker takes the same data-parallel tiles)."""
+        return sum(hi - lo for _, lo, hi in self.segments(0))
+
+    @property
+    def partials(self) -> int:
+        """Partial tiles written to the workspace (and read back by the fix-up): the stream-K
+        runs' pieces that do not start their tile."""
+        return _streamk_partials(self.units, self.iters, self.workers)
+
+
+@functools.lru_cache(maxsize=4096)
+def _streamk_partials(units: int, iters: int, workers: int) -> int:
+    plan = StreamKPlan(units, iters, workers)
+    return sum(1 for w in range(plan.sk_units) for _, lo, _ in plan.sk_segments(w) if lo > 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _streamk_figures(units: int, iters: int, workers: int) -> tuple[int, int, int, int]:
+    """(sk_tiles, sk_units, busiest worker's iterations, partial tiles) of a plan."""
+    plan = StreamKPlan(units, iters, workers)
+    if not plan.sk_units:
+        return 0, 0, 0, 0
+    return plan.sk_tiles, plan.sk_units, plan.busiest_iters, plan.partials
 
 
 def _as_str_array(value: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -249,12 +379,16 @@ def _evaluate(
     stages: np.ndarray,
     ours: np.ndarray | None = None,
     compiled_regs: np.ndarray | None = None,
+    streamk: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The model for fully specified tiles (arrays of one shape). ``ours``: points that run
     kernels/sgemm.cu's ``sgemm_regblock``, whose shared-memory bank conflicts are counted from
     its index arithmetic (:func:`_regblock_wavefronts`); other kernels are taken as
     conflict-free. ``compiled_regs``: registers per thread where the compiler's count is known
-    (:func:`compiled_registers`; 0 elsewhere: the rules below)."""
+    (:func:`compiled_registers`; 0 elsewhere: the rules below). ``streamk``: points that run
+    the library's persistent kernel, whose decomposition is :class:`StreamKPlan`'s for its grid
+    (tensor-op points without split-K; where the plan is data-parallel, the figures are those
+    of the grid of tiles)."""
     e_in = np.zeros(M.shape)
     e_out = np.zeros(M.shape)
     peak = np.zeros(M.shape)
@@ -303,6 +437,16 @@ def _evaluate(
     per_block_flops = 2.0 * tm * tn * np.ceil(ks / tk) * tk
     per_sm_peak = peak / p.sm_count
     busiest = np.ceil(blocks / p.sm_count)
+    # stream-K (StreamKPlan): the busiest SM runs its resident workers' iterations, in tiles
+    trips = np.ceil(ks / tk)
+    sk_tiles, sk_units, fixups = (np.zeros(M.shape) for _ in range(3))
+    if streamk is not None and np.any(streamk & on_tensor & (split_k <= 1) & fits):
+        idx = np.flatnonzero(streamk & on_tensor & (split_k <= 1) & fits)
+        figs = np.array([_streamk_figures(int(gm[i] * gn[i]), int(trips[i]),
+                                          int(bps[i] * p.sm_count)) for i in idx])
+        sk_tiles[idx], sk_units[idx], fixups[idx] = figs[:, 0], figs[:, 1], figs[:, 3]
+        on = figs[:, 1] > 0
+        busiest[idx[on]] = bps[idx[on]] * figs[on, 2] / trips[idx[on]]
     t_compute = busiest * per_block_flops / per_sm_peak
 
     # L1 / shared-memory wavefronts per warp per k step (SIMT inner loop)
@@ -352,6 +496,8 @@ def _evaluate(
     b_bytes = K * N * e_in
     c_bytes = M * N * e_out
     partial = np.where(split_k > 1, 2.0 * split_k * M * N * 4.0, 0.0)  # fp32 partials, w + r
+    # stream-K's fix-up: each partial tile written (fp32) and read back once
+    partial = partial + 2.0 * fixups * tm * tn * 4.0
     l2_bytes = blocks * (tm + tn) * kpad * e_in + c_bytes + partial
     slots = bps_safe * p.sm_count
     rows_per_wave = np.maximum(np.floor(slots / (gn * split_k)), 1.0)
@@ -405,6 +551,10 @@ def _evaluate(
         "threads_per_block": threads,
         "split_k": split_k,
         "stages": stages,
+        "schedule": np.where(sk_units > 0, SCHEDULES[1], SCHEDULES[0]).astype(object),
+        "sk_tiles": sk_tiles,
+        "sk_units": sk_units,
+        "fixup_tiles": fixups,
         "regs_per_thread": regs,
         "smem_per_block_B": smem,
         "blocks": blocks,
@@ -461,6 +611,7 @@ def gemm(
     stages: Any = None,
     kernel: Any = "cublas",
     library_split_k: Any = True,
+    library_streamk: Any = True,
 ) -> Any:
     """Closed-form GEMM estimate, one row per point (all arguments broadcast together).
 
@@ -470,7 +621,12 @@ def gemm(
     1x1; "sgemm_naive"), modelled by its family. Tile arguments of 0 or None mean
     "the kernel's default". A library point whose tiles and split-K are not given (split-K <= 1)
     also tries the split-K factors of :data:`LIBRARY_SPLIT_K`, as cuBLAS does for shapes with few
-    output tiles (``library_split_k=False``: tiles only). Returns a DataFrame with ``time_s``,
+    output tiles (``library_split_k=False``: tiles only). A cuBLAS point on tensor cores without
+    split-K, on a device whose library kernels are persistent
+    (:attr:`DeviceParams.library_streamk`: compute capability 9.0 and up), runs with the
+    schedule :class:`StreamKPlan` decides for its tile and grid: stream-K where the tiles' last
+    wave would be less than half full (``library_streamk=False``: every tile data-parallel, one
+    block per tile). Returns a DataFrame with ``time_s``,
     ``tflops``, ``bound``, ``power_W``, ``energy_J`` and the model's intermediate figures. A
     library call on a device whose file gives the host's call floor for its dtype
     (``host_link.library_call_floor_us``) takes at least that long (bound "host").
@@ -547,12 +703,16 @@ def gemm(
                       t_["ttm"], t_["ttn"], t_["thr"], sk[idx], st_i,
                       ours=kn[idx] == "sgemm_regblock",
                       compiled_regs=_compiled_registers_array(kn[idx], dt[idx], t_["tm"],
-                                                              t_["tn"], t_["thr"], st_i)),
+                                                              t_["tn"], t_["thr"], st_i),
+                      streamk=(kn[idx] == "cublas") & bool(library_streamk)
+                      & p.library_streamk),
         )
     if np.any(lib):
         idx = np.flatnonzero(lib)
         out = _scatter(out, idx, M_.size, _library_search(p, M_[idx], N_[idx], K_[idx], dt[idx],
-                                                           sk[idx], bool(library_split_k)))
+                                                           sk[idx], bool(library_split_k),
+                                                           bool(library_streamk)
+                                                           and p.library_streamk))
     assert out is not None
     if p.library_floor_s and np.any(kcls == 0):
         # the host's pace (power and energy stay the kernel's)
@@ -591,9 +751,11 @@ def _library_search(
     dt: np.ndarray,
     sk: np.ndarray,
     split_search: bool = False,
+    streamk: bool = True,
 ) -> dict[str, np.ndarray]:
     """The fastest of the library tile shapes (and, with ``split_search``, split-K factors for
-    points without one) for each point."""
+    points without one) for each point; with ``streamk``, each tensor-op tile without split-K
+    scheduled as :class:`StreamKPlan` decides (the tile's time is the schedule's)."""
     best: dict[str, np.ndarray] | None = None
     on_tensor = np.array([p.tensor[d] for d in dt])
     e_in = np.array([DTYPE_BYTES[d] for d in dt], dtype=float)
@@ -616,7 +778,7 @@ def _library_search(
             sk_i = np.where(free[idx], float(s), sk[idx])
             res = _evaluate(p, M[idx], N[idx], K[idx], dt[idx], np.zeros(idx.size, dtype=int),
                             tm * one, tn * one, tk[idx], ttm * one, ttn * one, thr * one, sk_i,
-                            st * one)
+                            st * one, streamk=on_tensor[idx] & streamk)
             if best is None:
                 best = {}
                 for key, v in res.items():

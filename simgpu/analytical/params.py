@@ -74,6 +74,10 @@ class DeviceParams:
     #: Shortest time the host's harness measures one library GEMM call in, per dtype, s (the
     #: device file's ``host_link.library_call_floor_us``; empty unless a calibration fitted it).
     library_floor_s: dict[str, float] = field(default_factory=dict)
+    #: Whether the library's tensor-core GEMMs are persistent kernels with a stream-K tile
+    #: scheduler (:class:`simgpu.analytical.gemm.StreamKPlan`): compute capability 9.0 and up,
+    #: whose CUTLASS 3 kernels have one (cutlass/gemm/kernel/sm90_tile_scheduler_stream_k.hpp).
+    library_streamk: bool = False
 
     @property
     def clock_hz(self) -> float:
@@ -145,6 +149,7 @@ class DeviceParams:
             energy_pJ=dict(spec.power.energy_pJ),
             schedulers_per_sm=c.warp_schedulers_per_sm,
             dispatch_per_scheduler=2 if int(spec.compute_capability.split(".")[0]) < 7 else 1,
+            library_streamk=int(spec.compute_capability.split(".")[0]) >= 9,
             simt_issue_overhead=c.simt_issue_overhead,
             library_floor_s={k: v * 1e-6 for k, v in
                              spec.host_link.library_call_floor_us.items()},

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from simgpu import analytical
-from simgpu.analytical.gemm import launch_registers
+from simgpu.analytical.gemm import StreamKPlan, launch_registers
 from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES
 from simgpu.errors import SimgpuError, ViewUnavailable
 from simgpu.sim.replay import SimResult
@@ -159,6 +159,25 @@ def at_clock(spec: DeviceSpec, clock_MHz: float) -> DeviceSpec:
     return replace(spec, compute=compute, l2=l2)
 
 
+def _share(lengths: list[int], total: int, each: int) -> list[int]:
+    """``total`` trips shared among pieces of work of ``lengths`` trips: ``each`` to every
+    piece (its whole length where shorter), the rest to the longest pieces, none past its own
+    length; the pieces as they are when ``total`` covers them."""
+    n, whole = len(lengths), sum(lengths)
+    if total >= whole:
+        return list(lengths)
+    out = [min(x, each) for x in lengths]
+    left = total - sum(out)
+    if left < 0:
+        raise SimgpuError(f"TensorGemm: {total} trips cannot sample a block of {n} pieces of"
+                          f" work ({each} trips each)")
+    for i in sorted(range(n), key=lambda j: -lengths[j]):
+        add = min(lengths[i] - out[i], left)
+        out[i] += add
+        left -= add
+    return out
+
+
 @dataclass
 class TensorGemm(GemmBase):
     """A CUTLASS-like tensor-core GEMM (see the module docstring); tiles in elements."""
@@ -174,6 +193,10 @@ class TensorGemm(GemmBase):
     #: Hopper: thread blocks per cluster along M; the blocks of a cluster share their B tile,
     #: each copying its 1/cluster_m share with a TMA multicast to all of them.
     cluster_m: int = 1
+    #: Persistent thread blocks of the library's stream-K kernel (the grid; a multiple of
+    #: ``cluster_m``), each taking the work :class:`simgpu.analytical.gemm.StreamKPlan` gives
+    #: its cluster; 0: one block per output tile (and per split), as before.
+    workers: int = 0
 
     #: The ``ldmatrix`` of B fragments: B is N x K here (K contiguous), so not transposed.
     _LDSM_B = "LDSM.16.M88.4"
@@ -213,14 +236,45 @@ class TensorGemm(GemmBase):
             if self.tile_n not in (64, 128, 256):
                 raise SimgpuError(f"TensorGemm: hopper tile_n {self.tile_n}, expected 64, 128"
                                   " or 256 (one wgmma's N)")
+        if self.workers < 0 or (self.workers and (self.split_k != 1
+                                                  or self.workers % self.cluster_m)):
+            raise SimgpuError(f"TensorGemm: workers = {self.workers} (stream-K), expected 0 or"
+                              f" a multiple of cluster_m = {self.cluster_m}, without split-K"
+                              f" (split_k = {self.split_k})")
         e = DTYPE_BYTES[self.dtype]
         lay = ArrayLayout()
         self._A = lay.alloc("A", self.M * self.K * e)
         self._B = lay.alloc("B", self.N * self.K * e)
         self._C = lay.alloc("C", self.M * self.N * self.out_bytes)
+        self._plan: StreamKPlan | None = None
+        if self.workers:
+            self._plan = self.streamk_plan()
+            # the workspace: one fp32 tile per block (a block writes at most one partial tile)
+            self._W = lay.alloc("W", self.workers * self.tile_m * self.tile_n * 4)
+            self._peers: dict[int, list[int]] = {}
+            for q in range(self._plan.sk_units):
+                for u, lo, _ in self._plan.sk_segments(q):
+                    if lo > 0:
+                        self._peers.setdefault(u, []).append(q)
         self._asm = Asm()
         self._trips_override = None
         self._body: dict[tuple[int, int], list[Instruction]] = {}
+
+    def streamk_plan(self) -> StreamKPlan:
+        """The decomposition of this kernel's work over ``workers`` persistent blocks, at the
+        granularity of clusters (CUTLASS 3 assigns stream-K work per cluster: the blocks of a
+        cluster take the same K iterations of ``cluster_m`` output tiles stacked along M)."""
+        if self.workers <= 0:
+            raise SimgpuError("TensorGemm: no stream-K plan without workers (workers = 0)")
+        cm = self.cluster_m
+        rows = -(-self.M // self.tile_m)
+        units = -(-rows // cm) * -(-self.N // self.tile_n)
+        return StreamKPlan(units, -(-self.K // self.tile_k), self.workers // cm)
+
+    @property
+    def schedule(self) -> str:
+        """``stream-k`` or ``data-parallel`` (:data:`simgpu.analytical.gemm.SCHEDULES`)."""
+        return self._plan.schedule if self._plan is not None else "data-parallel"
 
     # -- shape ----------------------------------------------------------------------------------
     @property
@@ -241,8 +295,13 @@ class TensorGemm(GemmBase):
 
     @property
     def trips(self) -> int:
+        """K-loop trips of a block (stream-K: of the busiest block, over all its tiles)."""
+        if self._trips_override:
+            return self._trips_override
+        if self._plan is not None:
+            return self._plan.busiest_iters
         per_split = -(-self.K // self.split_k)
-        return self._trips_override or -(-per_split // self.tile_k)
+        return -(-per_split // self.tile_k)
 
     @property
     def threads(self) -> int:
@@ -273,11 +332,14 @@ class TensorGemm(GemmBase):
                 "stages": self.stages}
 
     def estimate(self, spec: DeviceSpec) -> pd.DataFrame:
+        """The analytical model of this tile; scheduled as the library's persistent kernel
+        (:class:`simgpu.analytical.gemm.StreamKPlan`) when the kernel has ``workers``."""
         t = self.tiles()
         return analytical.gemm(spec, self.M, self.N, self.K, self.dtype, kernel="cublas",
                                tile_m=t["tile_m"], tile_n=t["tile_n"], tile_k=t["tile_k"],
                                threads_per_block=t["threads_per_block"],
-                               split_k=t["split_k"], stages=t["stages"])
+                               split_k=t["split_k"], stages=t["stages"],
+                               library_streamk=self.workers > 0)
 
     def features(self) -> dict[str, Any]:
         raise ViewUnavailable("the learned view predicts the library's GEMM (LibraryGemm), not a"
@@ -289,10 +351,13 @@ class TensorGemm(GemmBase):
 
     def launch(self) -> KernelLaunch:
         e = DTYPE_BYTES[self.dtype]
+        grid = ((self.workers, 1, 1) if self.workers else
+                (-(-self.N // self.tile_n), -(-self.M // self.tile_m), self.split_k))
         return KernelLaunch(
             name=(f"cutlass_{self.mainloop}_tensorop_{self.dtype}_{self.tile_m}x{self.tile_n}x"
-                  f"{self.tile_k}_{self.stages}stage"),
-            grid=(-(-self.N // self.tile_n), -(-self.M // self.tile_m), self.split_k),
+                  f"{self.tile_k}_{self.stages}stage"
+                  + ("_streamk" if self.workers else "")),
+            grid=grid,
             block=(self.threads, 1, 1),
             # the analytical model's figure (the compiled count where the catalogue has one,
             # else its accumulator rule), so that both views describe the same occupancy
@@ -470,11 +535,115 @@ class TensorGemm(GemmBase):
             out.append(a.mem("STG.E.128", "global", 16, addrs, src=src, mask=m))
         return out
 
+    def work(self, index: int) -> list[tuple[int, int, int, int, int, str, int]]:
+        """What block ``index`` computes, in order: (bx, by, z, first trip, trips, role, tile)
+        per output tile it works on. ``role``: ``tile`` (all of the tile's K: writes C),
+        ``partial`` (a stream-K piece that does not start its tile: writes its fp32
+        accumulators to the workspace), ``fixup`` (the piece that starts a tile others share:
+        reads their partials, adds, writes C; :class:`simgpu.analytical.gemm.StreamKPlan`).
+        One ``tile`` piece per block without ``workers``. With :meth:`with_trips` (sampling) a
+        stream-K block keeps its pieces and their roles, ``stages`` trips each and the rest in
+        its longest pieces (:func:`_share`)."""
+        if self._plan is None:
+            bx, by, z = self.launch().block_coords(index)
+            return [(bx, by, z, 0, self.trips, "tile", by * -(-self.N // self.tile_n) + bx)]
+        plan, cm = self._plan, self.cluster_m
+        q, rank = divmod(index, cm)
+        segs = plan.segments(q)
+        lengths = [hi - lo for _, lo, hi in segs]
+        if self._trips_override:
+            lengths = _share(lengths, self._trips_override, self.stages)
+        gn, gm = -(-self.N // self.tile_n), -(-self.M // self.tile_m)
+        out = []
+        for (u, lo, hi), n in zip(segs, lengths, strict=True):
+            bx, by = u % gn, (u // gn) * cm + rank
+            if by >= gm or n <= 0:
+                continue  # a cluster's row past the last tile row: that block idles
+            role = "partial" if lo > 0 else ("fixup" if hi < plan.iters else "tile")
+            out.append((bx, by, 0, lo, n, role, u))
+        return out
+
+    def _partial_io(self, w: int, slot: int, store: bool) -> list[Instruction]:
+        """Warp ``w``'s share of one fp32 partial tile in the stream-K workspace (slot
+        ``slot``: a block's), 16 bytes a lane: stored from its accumulators, or loaded (into
+        registers of their own, independent loads) and added to them (one ``FADD`` per load:
+        the accumulators are representative registers, as the mma's)."""
+        a = self._asm
+        n_warps = self.threads // 32
+        tile_bytes = self.tile_m * self.tile_n * 4
+        per_warp = tile_bytes // n_warps
+        base = self._W + slot * tile_bytes + w * per_warp
+        if self.mainloop == "hopper":
+            n_acc = self.tile_m // (64 * self.warpgroups)
+        else:
+            n_acc = (self.tile_m // self.warps_m // 16) * (self.tile_n // self.warps_n // 8)
+        out: list[Instruction] = []
+        adds: list[Instruction] = []
+        for i, off in enumerate(range(0, per_warp, 512)):
+            addrs = [base + off + 16 * lane for lane in range(32)]
+            acc = _ACC + i % n_acc
+            if store:
+                out.append(a.mem("STG.E.128", "global", 16, addrs, src=(_R_ADDR, acc)))
+            else:
+                reg = _A_FRAG + i % (_B_FRAG - _A_FRAG)  # free once the K loop is done
+                out.append(a.mem("LDG.E.128", "global", 16, addrs, dst=(reg,),
+                                 src=(_R_ADDR,)))
+                adds.append(a.op("FADD", dst=(acc,), src=(acc, reg)))
+        return out + adds
+
+    def _mainloop(self, w: int, bx: int, by: int, z: int, t0: int, trips: int) -> list[
+            Instruction]:
+        """Warp ``w``'s pipeline prologue and K loop over ``trips`` trips of tile (bx, by, z),
+        from trip ``t0`` of its K range."""
+        a = self._asm
+        S = self.stages
+        wait = a.op(f"DEPBAR.LE.SB0.{S - 2}")
+        commit = a.op("LDGDEPBAR")
+        bar = a.op("BAR.SYNC")
+        hopper = self.mainloop == "hopper"
+        insts: list[Instruction] = []
+        for t in range(S - 1):
+            if t < trips:
+                insts += self._copies(w, bx, by, z, t0 + t)
+            insts.append(commit)
+        if hopper:
+            for k in range(trips):
+                if w == 0:
+                    insts.append(wait)
+                insts.append(bar)
+                if k + S - 1 < trips:
+                    insts += self._copies(w, bx, by, z, t0 + k + S - 1)
+                insts.append(commit)
+                insts += self._wgmma()
+        else:
+            # CUTLASS's multistage order: the next tile's copies spread over the k steps,
+            # the wait and barrier before the last k step loads the next stage's first
+            # fragments, so the tensor cores never wait for a whole tile's copies
+            ks = self.k_steps
+            insts += [wait, bar, *self._ldsm(0, 0)]
+            for k in range(trips):
+                # over the k steps before the last, whose start commits them
+                slots = (self._copy_slots(w, bx, by, z, t0 + k + S - 1) if k + S - 1 < trips
+                         else [[]])
+                if ks == 1:
+                    insts += slots[0]
+                for kk in range(ks):
+                    if kk == ks - 1:
+                        insts += [commit, wait, bar]
+                    if kk + 1 < ks:
+                        insts += self._ldsm(k % S, kk + 1)
+                    elif k + 1 < trips:
+                        insts += self._ldsm((k + 1) % S, 0)
+                    if kk < len(slots) and ks > 1:
+                        insts += slots[kk]
+                    insts += self._mma(kk)
+                insts += self._loop()
+        return insts
+
     def make_block(self, index: int) -> list[list[Instruction]]:
         a = self._asm
         launch = self.launch()
-        bx, by, z = launch.block_coords(index)
-        trips, S = self.trips, self.stages
+        work = self.work(index)
         warps: list[list[Instruction]] = []
         prologue = [
             a.op("S2R", dst=(0,)),
@@ -482,50 +651,22 @@ class TensorGemm(GemmBase):
             a.op("IMAD", dst=(_R_ADDR,), src=(0, 1)),
             a.op("MOV", dst=(_R_LOOP,)),
         ]
-        wait = a.op(f"DEPBAR.LE.SB0.{S - 2}")
-        commit = a.op("LDGDEPBAR")
-        bar = a.op("BAR.SYNC")
-        n_warps = launch.warps_per_block()
-        hopper = self.mainloop == "hopper"
-        for w in range(n_warps):
+        rank = index % self.cluster_m
+        for w in range(launch.warps_per_block()):
             insts = list(prologue)
-            for t in range(S - 1):
-                if t < trips:
-                    insts += self._copies(w, bx, by, z, t)
-                insts.append(commit)
-            if hopper:
-                for k in range(trips):
-                    if w == 0:
-                        insts.append(wait)
-                    insts.append(bar)
-                    if k + S - 1 < trips:
-                        insts += self._copies(w, bx, by, z, k + S - 1)
-                    insts.append(commit)
-                    insts += self._wgmma()
-            else:
-                # CUTLASS's multistage order: the next tile's copies spread over the k steps,
-                # the wait and barrier before the last k step loads the next stage's first
-                # fragments, so the tensor cores never wait for a whole tile's copies
-                ks = self.k_steps
-                insts += [wait, bar, *self._ldsm(0, 0)]
-                for k in range(trips):
-                    # over the k steps before the last, whose start commits them
-                    slots = (self._copy_slots(w, bx, by, z, k + S - 1) if k + S - 1 < trips
-                             else [[]])
-                    if ks == 1:
-                        insts += slots[0]
-                    for kk in range(ks):
-                        if kk == ks - 1:
-                            insts += [commit, wait, bar]
-                        if kk + 1 < ks:
-                            insts += self._ldsm(k % S, kk + 1)
-                        elif k + 1 < trips:
-                            insts += self._ldsm((k + 1) % S, 0)
-                        if kk < len(slots) and ks > 1:
-                            insts += slots[kk]
-                        insts += self._mma(kk)
-                    insts += self._loop()
-            insts += self._epilogue(w, bx, by)
+            for bx, by, z, t0, trips, role, tile in work:
+                insts += self._mainloop(w, bx, by, z, t0, trips)
+                if role == "partial":
+                    insts += self._partial_io(w, index, store=True)
+                    continue
+                if role == "fixup":
+                    # assumption: the peers' partials are there when the fix-up starts (each
+                    # peer writes its piece at the start of its run, this block reaches the
+                    # tile at the end of its own: Osama et al.'s order); the wait on their
+                    # flags is not modelled
+                    for q in self._peers.get(tile, []):
+                        insts += self._partial_io(w, q * self.cluster_m + rank, store=False)
+                insts += self._epilogue(w, bx, by)
             insts.append(a.op("EXIT"))
             warps.append(insts)
         return warps
@@ -546,6 +687,13 @@ class TensorGemm(GemmBase):
         check_tensor_dtype(spec, self.dtype, self.mainloop, self.tile_n)
         if trip_samples is None:
             trip_samples = (self.stages, 2 * self.stages)
+            if self._plan is not None:
+                # a stream-K block's samples keep every piece of its work at ``stages`` trips;
+                # the second adds 4 x ``stages`` trips to its longest piece, so that the slope
+                # is that of trips inside a tile's K loop, past the pipeline's fill
+                t1 = self.stages * max(len(self._plan.segments(q))
+                                       for q in range(self._plan.workers))
+                trip_samples = (t1, t1 + 4 * self.stages)
         return super().simulate(spec, sample=sample, trip_samples=trip_samples,
                                 warm_l2=warm_l2, **kwargs)
 
@@ -600,10 +748,20 @@ def library_kernel(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
         wm_, wn_ = thr // 32, 1
     else:
         wm_, wn_ = WARP_LAYOUTS.get((tm, tn, thr), (2, thr // 64))
-    kern = TensorGemm(M, N, K, dtype=dtype, tile_m=tm, tile_n=tn, stages=int(row["stages"]),
-                      warps_m=wm_, warps_n=wn_, mainloop=ml, split_k=int(row["split_k"]),
-                      cluster_m=cluster_m if ml == "hopper" else 1)
-    return kern, row
+    cm = cluster_m if ml == "hopper" else 1
+    args: dict[str, Any] = dict(dtype=dtype, tile_m=tm, tile_n=tn, stages=int(row["stages"]),
+                                warps_m=wm_, warps_n=wn_, mainloop=ml,
+                                split_k=int(row["split_k"]))
+    if row["schedule"] == "stream-k":
+        # the persistent grid: every block slot of the device (the analytical occupancy)
+        slots = int(row["blocks_per_sm"]) * spec.compute.sm_count
+        kern = TensorGemm(M, N, K, cluster_m=cm, workers=slots // cm * cm, **args)
+        if kern.schedule != "stream-k":
+            # clusters that pair tile rows can quantise differently from single tiles: the
+            # analytical search's schedule decides, so this kernel runs without clusters
+            kern = TensorGemm(M, N, K, cluster_m=1, workers=slots, **args)
+        return kern, row
+    return TensorGemm(M, N, K, cluster_m=cm, **args), row
 
 
 def simulate_library(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
@@ -617,6 +775,7 @@ def simulate_library(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
     kern, row = library_kernel(spec, M, N, K, dtype, cluster_m=cluster_m)
     kwargs.setdefault("warm_l2", True)  # the measured library calls are back-to-back repeats
     what = (f"split-K {kern.split_k}"
+            + (f", stream-K over {kern.workers} persistent blocks" if kern.workers else "")
             + (f", clusters of {kern.cluster_m}" if kern.cluster_m > 1 else "")
             + " (the analytical library search's choice)")
     return replay_at_capped_clock(spec, kern, row, what, **kwargs)
