@@ -9,8 +9,9 @@ Sampling: a kernel of many waves is simulated wave by wave until the time per wa
 (two successive waves within ``tolerance``), then the rest is extrapolated at that rate; the
 result carries the estimate and its spread (how far the estimate moves between using the last
 and the next-to-last wave time). Waves are not taken as stable while a kernel that stores
-is still filling an L2 it will fill before it ends (:data:`L2_FULL`): until then the write-back
-L2 holds the stores for free, and the waves run at the speed of the reads alone. Counts
+is still filling an L2 it will fill before it ends: until the L2 writes back what the waves
+store (:data:`L2_SETTLED_WRITEBACK`), it holds the stores for free, and the waves run at the
+speed of the reads alone. Counts
 (instructions, FLOPs, bytes) are extrapolated from the per-block means of the blocks that
 retired, so blocks still resident when sampling stopped neither inflate nor dilute them.
 
@@ -78,8 +79,9 @@ class SamplingPlan:
     ``min_waves`` full waves at least, stop once two successive wave times differ by less than
     ``tolerance`` (relative), at most ``max_waves``. Kernels of fewer than ``min_waves + 1``
     waves are simulated in full. A kernel that stores into an L2 that is still filling, and
-    that it will fill before it ends, first simulates waves until it is full (:data:`L2_FULL`);
-    the waves counted then start there.
+    that it will fill before it ends, first simulates waves until the L2 writes back what
+    they store (:data:`L2_SETTLED_WRITEBACK`, or :data:`L2_SETTLE_WAVES` after it is full);
+    the waves counted, ``max_waves`` included, then start there.
     """
 
     min_waves: int = 3
@@ -266,7 +268,7 @@ def simulate_trace(
         if occ >= L2_FULL and not full_at:
             full_at.append(k)
         stored = (state["store_sectors_done"] - wave_marks[-2][0]) * spec.l1.sector_bytes
-        written = system.writeback_bytes - wave_marks[-2][1]
+        written = getattr(system, "writeback_bytes", 0) - wave_marks[-2][1]
         return (written >= L2_SETTLED_WRITEBACK * stored
                 or bool(full_at) and k - full_at[0] >= L2_SETTLE_WAVES)
 

@@ -755,7 +755,8 @@ class MemorySystem:
             "writebacks": self.dram_writebacks,
             # stores the write-back L2 still holds: they reach DRAM after the run ends
             "l2_dirty_bytes": self.l2_sector_bytes * sum(t.dirty_sectors() for t in self.l2.parts),
-            # of which an earlier kernel's, held when the run started (warm)
+            # dirty bytes an earlier kernel left in the L2 when the run started (warm): the run
+            # writes them back in place of as many of its own
             "l2_warm_dirty_bytes": self._warm_dirty,
             # write-backs on their way: queued at the controllers, not yet written
             "write_pending_bytes": d["pending_write_bytes"],
