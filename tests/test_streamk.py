@@ -11,7 +11,8 @@ import pytest
 
 from simgpu import analytical, devices
 from simgpu.analytical.gemm import StreamKPlan
-from simgpu.workloads import TensorGemm
+from simgpu.views import protocol as views
+from simgpu.workloads import LibraryGemm, TensorGemm
 from simgpu.workloads.tensor_gemm import library_kernel
 
 
@@ -163,3 +164,13 @@ def test_bad_stream_k_kernels_are_refused():
                    mainloop="hopper", workers=13, cluster_m=2)
     with pytest.raises(SimgpuError, match="workers = 0, expected >= 1"):
         StreamKPlan(16, 32, 0)
+
+
+def test_the_analytical_note_says_how_the_library_call_runs(h100):
+    """A stream-K point's note names the schedule, not the tile grid's waves it does not run
+    in; a data-parallel point keeps its waves."""
+    sk = views.estimate("analytical", LibraryGemm(3072, 3072, 3072, "fp16"), h100)
+    dp = views.estimate("analytical", LibraryGemm(4096, 4096, 4096, "fp16"), h100)
+    assert sk.detail["schedule"] == "stream-k" and dp.detail["schedule"] == "data-parallel"
+    assert "stream-K over" in sk.note and "waves" not in sk.note
+    assert f"{dp.detail['waves']:.2f} waves" in dp.note

@@ -60,8 +60,12 @@ def _from_frame_row(view: str, workload: Workload, row: Mapping[str, Any], secon
 def _analytical_note(workload: Workload, row: Mapping[str, Any]) -> str:
     parts = [f"{type(workload).__name__}.estimate(): simgpu.analytical"]
     if "tile_m" in row and "waves" in row:
-        parts.append(f"tile {int(row['tile_m'])}x{int(row['tile_n'])}x{int(row['tile_k'])},"
-                     f" {float(row['waves']):.2f} waves")
+        tile = f"tile {int(row['tile_m'])}x{int(row['tile_n'])}x{int(row['tile_k'])}"
+        if row.get("schedule") == "stream-k":  # persistent blocks: the tile grid's waves are
+            # not how it runs (simgpu.analytical.gemm.StreamKPlan)
+            parts.append(f"{tile}, stream-K over {int(row['sk_tiles'])} of its tiles")
+        else:
+            parts.append(f"{tile}, {float(row['waves']):.2f} waves")
     if "power_model" in row:
         parts.append(f"power model {row['power_model']}")
     return ", ".join(parts)
