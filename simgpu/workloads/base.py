@@ -15,7 +15,7 @@ import math
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from simgpu import catalogue
 from simgpu.arch.occupancy import occupancy
@@ -306,9 +306,13 @@ class Workload:
         :attr:`loop_samples`."""
         raise NotImplementedError
 
-    def with_trips(self, trips: int) -> Workload:
-        """The same launch and arrays with the main loop cut to ``trips`` trips."""
-        raise NotImplementedError
+    def with_trips(self, trips: int) -> Self:
+        """The same launch and arrays with the main loop cut to ``trips`` trips: a copy whose
+        ``_trips_cut`` the workload's trace reads (each workload with a main loop sets it to
+        None in its ``__post_init__``)."""
+        clone = replace(self)
+        clone._trips_cut = trips  # type: ignore[attr-defined]
+        return clone
 
     def for_device(self, spec: DeviceSpec) -> Workload:
         """This workload with any launch settings left to the device filled in (itself here)."""

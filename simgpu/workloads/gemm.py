@@ -15,7 +15,7 @@ extrapolates to the real one, reporting the spread between the two slopes it can
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from simgpu import analytical, catalogue
@@ -57,7 +57,7 @@ class GemmBase(Workload):
         self._B = lay.alloc("B", self.K * self.N * F4)
         self._C = lay.alloc("C", self.M * self.N * F4)
         self._asm = Asm()
-        self._trips_override: int | None = None
+        self._trips_cut: int | None = None
 
     @property
     def flops(self) -> float:
@@ -75,13 +75,7 @@ class GemmBase(Workload):
 
     @property
     def trips(self) -> int:
-        return self._trips_override or -(-self.K // self.k_step)
-
-    def with_trips(self, trips: int) -> GemmBase:
-        """The same kernel with its K loop cut to ``trips`` trips (for sampling)."""
-        clone = replace(self)
-        clone._trips_override = trips
-        return clone
+        return self._trips_cut or -(-self.K // self.k_step)
 
     @property
     def dtype(self) -> str:

@@ -25,14 +25,7 @@ from simgpu.sim.sources import WARM_FACTOR, cyclic_order
 from simgpu.sim.sources import Stream as StreamSource
 from simgpu.sim.system import build_system
 from simgpu.trace.schema import Instruction, KernelLaunch
-from simgpu.workloads.base import (
-    FULL,
-    ArrayLayout,
-    Asm,
-    Workload,
-    check_positive,
-    lanes_mask,
-)
+from simgpu.workloads.base import FULL, ArrayLayout, Asm, Workload, check_positive, lanes_mask
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -283,13 +276,6 @@ class Stream(Workload):
         """Grid-stride loop trips per thread of the launch, on average."""
         launch = self.launch()
         return self.n4 / (launch.num_blocks * self.threads)
-
-    def with_trips(self, trips: int) -> Stream:
-        """The same launch and arrays with every thread's loop cut to ``trips`` trips (for
-        sampling)."""
-        clone = replace(self)
-        clone._trips_cut = trips
-        return clone
 
     def for_device(self, spec: DeviceSpec) -> Stream:
         """With ``blocks`` unset: the grid-stride launch (kernels/stream.cu) for ``spec``."""
@@ -659,12 +645,6 @@ class Reduction(Workload):
         """Grid-stride loop trips per thread of the launch, on average."""
         return self.n / 4 / (self.launch().num_blocks * self.threads)
 
-    def with_trips(self, trips: int) -> Reduction:
-        """The same launch and array with every thread's loop cut to ``trips`` trips."""
-        clone = replace(self)
-        clone._trips_cut = trips
-        return clone
-
     def for_device(self, spec: DeviceSpec) -> Reduction:
         """With ``blocks`` unset: the grid-stride launch (kernels/reduction.cu) for ``spec``."""
         if self.blocks is not None:
@@ -800,12 +780,6 @@ class Gemv(Workload):
     def trips(self) -> float:
         """Trips of the k loop (32 columns each) per warp."""
         return float(-(-self.n // 32))
-
-    def with_trips(self, trips: int) -> Gemv:
-        """The same launch and arrays with every warp's k loop cut to ``trips`` trips."""
-        clone = replace(self)
-        clone._trips_cut = trips
-        return clone
 
     @property
     def flops(self) -> float:

@@ -257,7 +257,7 @@ class TensorGemm(GemmBase):
                     if lo > 0:
                         self._peers.setdefault(u, []).append(q)
         self._asm = Asm()
-        self._trips_override = None
+        self._trips_cut = None
         self._body: dict[tuple[int, int], list[Instruction]] = {}
 
     def streamk_plan(self) -> StreamKPlan:
@@ -296,8 +296,8 @@ class TensorGemm(GemmBase):
     @property
     def trips(self) -> int:
         """K-loop trips of a block (stream-K: of the busiest block, over all its tiles)."""
-        if self._trips_override:
-            return self._trips_override
+        if self._trips_cut:
+            return self._trips_cut
         if self._plan is not None:
             return self._plan.busiest_iters
         per_split = -(-self.K // self.split_k)
@@ -551,8 +551,8 @@ class TensorGemm(GemmBase):
         q, rank = divmod(index, cm)
         segs = plan.segments(q)
         lengths = [hi - lo for _, lo, hi in segs]
-        if self._trips_override:
-            lengths = _share(lengths, self._trips_override, self.stages)
+        if self._trips_cut:
+            lengths = _share(lengths, self._trips_cut, self.stages)
         gn, gm = -(-self.N // self.tile_n), -(-self.M // self.tile_m)
         out = []
         for (u, lo, hi), n in zip(segs, lengths, strict=True):
