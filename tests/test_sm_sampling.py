@@ -64,7 +64,7 @@ def test_loop_trips_sampled_within_3_percent_of_full(small_h100, label, make):
     (simgpu.workloads.base.simulate_trips), its inputs in the L2 (warm_l2), against every
     trip."""
     w = make().for_device(small_h100)
-    assert w.trips > 2 * w.loop_samples[1]
+    assert w.trips > sum(w.loop_samples)
     part = w.simulate(small_h100, sample=True, warm_l2=True)
     full = simulate_trace(w.trace(), small_h100, sample=False,
                           **w.warm_l2_kwargs(small_h100, {}))

@@ -1,7 +1,8 @@
 """The error of the simulator's sampling against full simulation, per family.
 
-Sampled replays (waves simulated until two agree, the rest extrapolated; GEMMs also replay the
-first wave at two K-loop trip counts and extrapolate the trips) are what ``simgpu validate`` and
+Sampled replays (waves simulated until two agree, the rest extrapolated; kernels with a main
+loop -- GEMMs' K loop, the grid-stride loops of streams, reductions and GEMVs -- replay the first
+wave at two trip counts and extrapolate the trips) are what ``simgpu validate`` and
 ``simgpu simulate`` use for large kernels. This replays workloads of the bundled H100 run's
 tables both ways, each whose full replay fits in ``--max-full-s``, and reports per case: the
 sampled and full times, the sampling error ``100 (sampled / full - 1)``, the spread the sampled
@@ -57,6 +58,11 @@ CASES: list[tuple[str, str, Callable[[], Workload]]] = [
     ("gemv", "gemv 4096^2", lambda: Gemv(4096, 4096)),
     ("stream", "stream read 16 MiB", lambda: Stream("read", 1 << 22)),
     ("stream", "stream copy 16 MiB", lambda: Stream("copy", 1 << 22)),
+    # grid-stride loops of more trips than the two sampled replays run are sampled in trips
+    ("stream", "stream read 64 MiB", lambda: Stream("read", 1 << 24)),
+    ("stream", "stream copy 64 MiB", lambda: Stream("copy", 1 << 24)),
+    ("stream", "stream write 64 MiB", lambda: Stream("write", 1 << 24)),
+    ("stream", "stream copy 128 MiB", lambda: Stream("copy", 1 << 25)),
     # DRAM-resident arrays (4x the L2 and more) are sampled as a steady-state window
     ("stream", "stream read 256 MiB", lambda: Stream("read", 1 << 26)),
     ("stream", "stream copy 256 MiB", lambda: Stream("copy", 1 << 26)),

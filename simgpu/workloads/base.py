@@ -276,9 +276,9 @@ class Workload:
         ``warm_l2``: start with the L2 as back-to-back launches leave it
         (:meth:`warm_l2_kwargs`) instead of a cold L2.
 
-        A workload with a main loop (:attr:`loop_samples` set) of more than twice
-        ``loop_samples[1]`` trips is sampled in trips as well (:func:`simulate_trips`, on the
-        slice of the GPU sampling picks), unless it starts from a cold L2 that its stores
+        A workload with a main loop (:attr:`loop_samples` set) of more trips than its two
+        sampled replays run together is sampled in trips as well (:func:`simulate_trips`, on
+        the slice of the GPU sampling picks), unless it starts from a cold L2 that its stores
         would fill: the first trips would then store into it for free.
         """
 
@@ -286,7 +286,7 @@ class Workload:
         if warm_l2:
             kwargs = w.warm_l2_kwargs(spec, kwargs)
         samples = w.loop_samples
-        if sample and samples is not None and w.trips > 2 * samples[1]:
+        if sample and samples is not None and w.trips > samples[0] + samples[1]:
             touched = sum(n for _, n in w.inputs() + w.outputs())
             if ("system_factory" in kwargs or not w.outputs()
                     or touched <= spec.l2.size_bytes):
