@@ -12,6 +12,9 @@ from simgpu.errors import SimgpuError
 
 H100 = devices.get("h100-sxm")
 A100 = devices.get("a100-pcie-40gb")
+#: an H100 file with energies per event: fitted to the power of calibration run 20261122T154403Z
+#: (the published-figures file has none, as no energy per event is published)
+H100_CAL = devices.get("h100-sxm-cal-20261122t154403z")
 
 
 def test_roofline_is_the_max_of_the_roofs() -> None:
@@ -82,25 +85,27 @@ def test_gemv_and_reduction_are_memory_bound() -> None:
 
 
 def test_power_model_energy_and_fallback() -> None:
-    # the H100 file has fitted energies: energy model; the A100 file has none: utilisation
-    h = analytical.gemm(H100, 4096, 4096, 4096, "fp32").iloc[0]
+    # the calibrated H100 file has fitted energies: energy model; the published-figures files
+    # have none: utilisation
+    h = analytical.gemm(H100_CAL, 4096, 4096, 4096, "fp32").iloc[0]
     a = analytical.gemm(A100, 4096, 4096, 4096, "fp32").iloc[0]
-    assert h.power_model == "energy" and a.power_model == "utilisation"
-    for est, spec in ((h, H100), (a, A100)):
+    bare = analytical.gemm(H100, 4096, 4096, 4096, "fp32").iloc[0]
+    assert h.power_model == "energy" and a.power_model == bare.power_model == "utilisation"
+    for est, spec in ((h, H100_CAL), (a, A100)):
         assert spec.power.static_W <= est.power_W <= spec.power.tdp_W
         assert est.energy_J == pytest.approx(est.power_W * est.time_s)
     # energy model: P = static + sum(events x pJ) / t, unless capped at TDP
-    p = DeviceParams.from_spec(H100)
-    small = analytical.gemm(H100, 1024, 1024, 1024, "fp32").iloc[0]
+    p = DeviceParams.from_spec(H100_CAL)
+    small = analytical.gemm(H100_CAL, 1024, 1024, 1024, "fp32").iloc[0]
     dyn = sum(small[f"ev_{n}"] * p.energy_pJ.get(n, 0.0) * 1e-12 for n in pw.EVENTS)
     assert small.power_W == pytest.approx(min(p.static_W + dyn / small.time_s, p.tdp_W))
 
 
 def test_power_cap_lowers_the_clock_until_the_board_fits() -> None:
-    p = DeviceParams.from_spec(H100)
+    p = DeviceParams.from_spec(H100_CAL)
     # dense fp16 on tensor cores needs more than 700 W at the boost clock (measured: 738-741 W
     # at 1363-1392 MHz, calibration run 20261122T154403Z)
-    est = analytical.gemm(H100, 4096, 4096, 4096, "fp16").iloc[0]
+    est = analytical.gemm(H100_CAL, 4096, 4096, 4096, "fp16").iloc[0]
     r = est.clock_MHz / p.clock_MHz
     assert 0.5 < r < 1.0
     assert est.bound == "power"
@@ -112,12 +117,12 @@ def test_power_cap_lowers_the_clock_until_the_board_fits() -> None:
     off_chip = est.ev_dram_byte * p.energy_pJ["dram_byte"] * 1e-12
     assert p.static_W + (on_chip * r * r + off_chip) / est.time_s == pytest.approx(p.tdp_W)
     # a small GEMM fits under the cap at the boost clock
-    small = analytical.gemm(H100, 512, 512, 512, "fp16").iloc[0]
+    small = analytical.gemm(H100_CAL, 512, 512, 512, "fp16").iloc[0]
     assert small.clock_MHz == p.clock_MHz and small.bound != "power"
 
 
 def test_capped_clock_ratio_matches_the_closed_form() -> None:
-    p = DeviceParams.from_spec(H100)
+    p = DeviceParams.from_spec(H100_CAL)
     head = p.tdp_W - p.static_W
     t_core = np.array([1e-3, 1e-3, 1e-3])
     # on-chip energy only: power r^3 E / t_core = head  ->  r = (head t / E)^(1/3)
