@@ -17,11 +17,13 @@ from simgpu.analytical import power as pw
 from simgpu.analytical.params import DeviceParams
 from simgpu.calibrate.dataset import RunDir
 from simgpu.calibrate.fit import (
+    KERNEL_FLOOR_PLATEAU,
     Fitted,
     calibrated_name,
     calibrated_text,
     find_plateaus,
     fit_gemm_energies,
+    fit_kernel_floor,
     fit_latency_ladder,
     fit_library_floor,
     fit_library_issue,
@@ -392,3 +394,70 @@ def test_a_library_call_takes_at_least_the_hosts_floor() -> None:
     assert own["time_s"][0] == analytical.gemm(spec, 256, 256, 256, "fp32",
                                                kernel="sgemm_tiled")["time_s"][0]
     assert analytical.gemm(p, 256, 256, 256, "fp16")["time_s"][0] < 30e-6
+
+
+class _Tables:
+    """The two methods of a run that fit_kernel_floor reads, over tables in memory."""
+
+    def __init__(self, tables: dict[str, pd.DataFrame]) -> None:
+        self.tables = tables
+
+    def finished_tables(self) -> set[str]:
+        return set(self.tables)
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        return self.tables[name].copy()
+
+
+def test_kernel_floor_is_the_plateau_of_the_shortest_calls() -> None:
+    run = RunDir.open(H100_RUN)
+    fitted = {f.key.rsplit(".", 1)[1]: f.value for f in fit_kernel_floor(run)}
+    for kind in ("stream", "reduction", "transpose", "gemv"):
+        df = run.read_table(kind)
+        if "check_ok" in df.columns:
+            df = df[df["check_ok"].astype(str) == "True"]
+        shortest = df["time_ms"].min()
+        near = df[df["time_ms"] <= KERNEL_FLOOR_PLATEAU * shortest]["bytes_moved"].nunique()
+        assert (kind in fitted) == (near >= 2), kind
+        if kind in fitted:
+            assert fitted[kind] == pytest.approx(shortest * 1e3, abs=0.01)
+    # the run's reductions of 2^16 to 2^22 elements all take about 10.5 us: a floor
+    assert "reduction" in fitted
+
+
+def test_kernel_floor_needs_calls_of_several_sizes_at_the_shortest_time() -> None:
+    sizes = np.array([1, 2, 4, 8, 16]) * 2.0**20
+    # times that grow with the data: the shortest call is the kernel's, no floor
+    growing = pd.DataFrame({"bytes_moved": sizes, "time_ms": 0.005 + sizes / 5e11 * 1e3,
+                            "check_ok": True})
+    # a plateau at 10 us, and a failed call that was faster, which must not set it
+    flat = pd.DataFrame({"bytes_moved": [*sizes, 2.0**20], "time_ms": [0.0100, 0.0102, 0.0101,
+                                                                      0.0130, 0.0200, 0.002],
+                         "check_ok": [True, True, True, True, True, False]})
+    out = fit_kernel_floor(_Tables({"gemv": growing, "reduction": flat}))  # type: ignore[arg-type]
+    assert [(f.key, f.value) for f in out] == [("host_link.kernel_call_floor_us.reduction", 10.0)]
+
+
+def test_a_call_of_our_kernels_takes_at_least_the_hosts_floor() -> None:
+    from simgpu import analytical
+
+    spec = devices.get("h100-sxm")
+    p = dataclasses.replace(DeviceParams.from_spec(spec), kernel_floor_s={"reduction": 10e-6})
+    n = [2**16, 2**28]
+    bare, paced = analytical.reduction(spec, n), analytical.reduction(p, n)
+    assert bare["time_s"][0] < 10e-6 and paced["time_s"][0] == 10e-6
+    assert paced["bound"][0] == "host"
+    assert paced["time_s"][1] == bare["time_s"][1] and paced["bound"][1] == bare["bound"][1]
+    # the other kinds keep their own times
+    assert analytical.stream(p, "read", 2**16)["time_s"][0] == analytical.stream(
+        spec, "read", 2**16)["time_s"][0]
+
+
+def test_a_kernel_floor_of_an_unknown_kind_is_refused() -> None:
+    text = (devices.bundled_models_dir() / "h100-sxm.toml").read_text()
+    bad = text.replace("\n[power]\n",
+                       "\n[host_link.kernel_call_floor_us]\nsgemm = 9.0\n[power]\n", 1)
+    with pytest.raises(SimgpuError) as err:
+        devices.loads(bad, source="bad.toml")
+    msg = str(err.value)
+    assert "bad.toml" in msg and "kernel_call_floor_us.sgemm" in msg and "reduction" in msg

@@ -34,11 +34,22 @@ def _memory_time(
 
 
 def _finish(
-    p: DeviceParams, busy: np.ndarray, bound: np.ndarray, events: dict[str, np.ndarray]
+    p: DeviceParams,
+    busy: np.ndarray,
+    bound: np.ndarray,
+    events: dict[str, np.ndarray],
+    kind: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Time (launch overhead and first DRAM latency plus ``busy``), bound, power, energy and
+    power model. A call of a ``kind`` for which the device file has a harness call floor
+    (``host_link.kernel_call_floor_us``) takes at least that long (bound "host")."""
     overhead = p.launch_overhead_s + p.dram_latency_ns * 1e-9
     time_s = overhead + busy
     bound = np.where(overhead > busy, "launch", bound).astype(object)
+    floor = p.kernel_floor_s.get(kind, 0.0) if kind is not None else 0.0
+    if floor:
+        bound = np.where(floor > time_s, "host", bound).astype(object)
+        time_s = np.maximum(time_s, floor)
     watts, energy, model = pw.power(p, events, time_s, busy / time_s)
     return time_s, bound, watts, energy, model
 
@@ -108,7 +119,7 @@ def stream(spec: Any, op: str, n_elements: Any, elem_bytes: int = 4) -> Any:
     dram = np.where(in_l2, 0.0, moved)
     busy, bound = _memory_time(p, moved, dram)
     events = {"l2_byte": moved, "dram_byte": dram, "l1_byte": moved}
-    time_s, bound, watts, energy, model = _finish(p, busy, bound, events)
+    time_s, bound, watts, energy, model = _finish(p, busy, bound, events, "stream")
     return _frame(
         {
             "op": op,
@@ -221,7 +232,7 @@ def transpose(spec: Any, n: Any, variant: str = "tiled") -> Any:
     dram = np.where(moved <= p.l2_size_B, 0.0, moved)
     busy, bound = _memory_time(p, l2, dram)
     events = {"l2_byte": l2, "dram_byte": dram, "l1_byte": l2}
-    time_s, bound, watts, energy, model = _finish(p, busy, bound, events)
+    time_s, bound, watts, energy, model = _finish(p, busy, bound, events, "transpose")
     return _frame(
         {
             "n": np.asarray(n, dtype=float),
@@ -245,7 +256,7 @@ def reduction(spec: Any, n: Any) -> Any:
     dram = np.where(nb <= p.l2_size_B, 0.0, nb)
     busy, bound = _memory_time(p, nb, dram)
     time_s, bound, watts, energy, model = _finish(
-        p, busy, bound, {"l2_byte": nb, "dram_byte": dram, "l1_byte": nb}
+        p, busy, bound, {"l2_byte": nb, "dram_byte": dram, "l1_byte": nb}, "reduction"
     )
     return _frame(
         {
@@ -273,7 +284,7 @@ def gemv(spec: Any, m: Any, n: Any) -> Any:
     busy = np.maximum(t_mem, t_c)
     bound = np.where(t_c > t_mem, "compute", bound)
     events = {"l2_byte": moved, "dram_byte": dram, "l1_byte": moved, "ffma_flop": flops}
-    time_s, bound, watts, energy, model = _finish(p, busy, bound, events)
+    time_s, bound, watts, energy, model = _finish(p, busy, bound, events, "gemv")
     return _frame(
         {
             "M": m_,

@@ -74,6 +74,10 @@ class DeviceParams:
     #: Shortest time the host's harness measures one library GEMM call in, per dtype, s (the
     #: device file's ``host_link.library_call_floor_us``; empty unless a calibration fitted it).
     library_floor_s: dict[str, float] = field(default_factory=dict)
+    #: Shortest time the host's harness measures one call of simgpu's own kernels in, per kind
+    #: (stream, reduction, transpose, gemv), s (the device file's
+    #: ``host_link.kernel_call_floor_us``; empty unless a calibration fitted it).
+    kernel_floor_s: dict[str, float] = field(default_factory=dict)
     #: Whether the library's tensor-core GEMMs are persistent kernels with a stream-K tile
     #: scheduler (:class:`simgpu.analytical.gemm.StreamKPlan`): compute capability 9.0 and up,
     #: whose CUTLASS 3 kernels have one (cutlass/gemm/kernel/sm90_tile_scheduler_stream_k.hpp).
@@ -153,6 +157,8 @@ class DeviceParams:
             simt_issue_overhead=c.simt_issue_overhead,
             library_floor_s={k: v * 1e-6 for k, v in
                              spec.host_link.library_call_floor_us.items()},
+            kernel_floor_s={k: v * 1e-6 for k, v in
+                            spec.host_link.kernel_call_floor_us.items()},
         )
 
     @classmethod

@@ -24,6 +24,8 @@ What each table determines:
     the issue slots per FFMA the library's SIMT kernels lose beyond the counted instructions
     (:func:`fit_library_issue`), and the shortest time the harness measures a call of each dtype
     in (:func:`fit_library_floor`).
+``stream``, ``reduction``, ``transpose``, ``gemv`` (simgpu's own kernels)
+    the shortest time the harness measures a call of each kind in (:func:`fit_kernel_floor`).
 ``gemm`` with power
     energy per event (:func:`fit_gemm_energies`): non-negative least squares on
     ``P - P_static = sum_i e_i s_i n_i / t`` (event counts ``n_i`` of the analytical GEMM model,
@@ -56,6 +58,7 @@ from simgpu.analytical.params import DeviceParams
 from simgpu.calibrate.dataset import RunDir
 from simgpu.calibrate.gemm_rows import estimate, library_floors, load_calibration_run
 from simgpu.devices import DeviceSpec, loads
+from simgpu.devices.spec import KERNEL_FLOOR_KINDS
 from simgpu.errors import DatasetError, SimgpuError
 from simgpu.io import OutputError, atomic_write_text, plain_name
 
@@ -574,6 +577,45 @@ def fit_library_floor(run: RunDir) -> list[Fitted]:
     return out
 
 
+#: Calls of one of simgpu's own kernels whose measured times lie within this factor of the
+#: shortest form the harness's floor when they move different amounts of data: a time that does
+#: not grow with the data is the host's pace, not the kernel's. assumption: 10% is the scatter of
+#: one such call (run 20261122T154403Z: the 2^16-element reduction's 10th-90th percentiles are
+#: -6% and +14% of its median); in that run the reductions of 2^16 to 2^22 elements all took
+#: 10.5-10.6 us and 12 streams of 2-24 MiB 6.9-7.6 us, against 6.8 us for an empty launch
+#: (launch.csv, event-timed).
+KERNEL_FLOOR_PLATEAU = 1.1
+
+
+def fit_kernel_floor(run: RunDir) -> list[Fitted]:
+    """``host_link.kernel_call_floor_us``: per kind of simgpu's own kernels (a table of the run:
+    stream, reduction, transpose, gemv), the shortest measured call, where calls of at least two
+    sizes take within :data:`KERNEL_FLOOR_PLATEAU` of it (the harness times no call of that
+    kind shorter, whatever it moves); a kind without such a plateau gets no floor."""
+    have = run.finished_tables()
+    out = []
+    for kind in KERNEL_FLOOR_KINDS:
+        if kind not in have:
+            continue
+        df = run.read_table(kind)
+        if "check_ok" in df.columns:
+            df = df[df["check_ok"].astype(str) == "True"]
+        if df.empty:
+            continue
+        t = df["time_ms"].astype(float)
+        shortest = float(t.min())
+        plateau = df[t <= KERNEL_FLOOR_PLATEAU * shortest]
+        sizes = plateau["bytes_moved"].astype(float)
+        if sizes.nunique() < 2:
+            continue
+        out.append(Fitted(f"kernel call floor {kind}", f"host_link.kernel_call_floor_us.{kind}",
+                          round(shortest * 1e3, 2), "us", None, None,
+                          f"{kind}: shortest of {len(df)} calls; {len(plateau)} calls of"
+                          f" {sizes.min() / 2**20:g}-{sizes.max() / 2**20:g} MiB within"
+                          f" {KERNEL_FLOOR_PLATEAU - 1:.0%} of it", True))
+    return out
+
+
 def fit_gemm_energies(
     df: pd.DataFrame, params: Any
 ) -> tuple[dict[str, float], dict[str, float], dict[str, np.ndarray]]:
@@ -734,6 +776,7 @@ def fit_run(run_dir: Path, base: DeviceSpec, half: bool = False) -> list[Fitted]
                 if f.key.startswith("power.energy_pJ.")}
     out += _fitting(run, "gemm", lambda: fit_library_issue(run, base, energies))
     out += _fitting(run, "gemm", lambda: fit_library_floor(run))
+    out += _fitting(run, ", ".join(KERNEL_FLOOR_KINDS), lambda: fit_kernel_floor(run))
     for f in out:
         if not math.isfinite(f.value):
             raise DatasetError(f"{run.path}: {f.source}: {f.name} came out as {f.value}; the "

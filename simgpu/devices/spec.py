@@ -643,6 +643,9 @@ class DramSpec(Section):
 
 #: The GEMM dtypes a library call floor may be given for (simgpu.analytical.params.DTYPE_BYTES).
 LIBRARY_FLOOR_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
+#: the kinds of simgpu's own kernels (kernels/*.cu) a harness call floor can be given for: the
+#: calibration tables of one CUDA-event-timed launch each, and the analytical closed forms
+KERNEL_FLOOR_KINDS = ("stream", "reduction", "transpose", "gemv")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -746,11 +749,24 @@ class HostLinkSpec(Section):
         default_factory=FloatTable,
     )
 
+    kernel_call_floor_us: FloatTable = spec_field(
+        "shortest time the host's harness measures one call of simgpu's own kernels in, per"
+        " kernel kind (stream, reduction, transpose, gemv), microseconds (fitted by simgpu fit;"
+        " empty = none)",
+        ge=0,
+        le=100_000,
+        default_factory=FloatTable,
+    )
+
     def problems(self) -> Iterator[Problem]:
         for key in self.library_call_floor_us:
             if key not in LIBRARY_FLOOR_DTYPES:
                 yield (f"library_call_floor_us.{key}", self.library_call_floor_us[key],
                        f"a key among {', '.join(LIBRARY_FLOOR_DTYPES)}")
+        for key in self.kernel_call_floor_us:
+            if key not in KERNEL_FLOOR_KINDS:
+                yield (f"kernel_call_floor_us.{key}", self.kernel_call_floor_us[key],
+                       f"a key among {', '.join(KERNEL_FLOOR_KINDS)}")
         lane = _PCIE_LANE_GBPS.get(self.pcie_gen)
         if lane is not None:
             expected = lane * self.lanes

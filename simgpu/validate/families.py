@@ -167,6 +167,8 @@ def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | N
     picks = _picks(candidates, fam, int(opts["max_sim"]))
     params = DeviceParams.from_spec(spec)
     launch_s = params.launch_overhead_s if fam.sim_plus_launch else 0.0
+    # the harness's shortest call of the family's own kernels, where a calibration fitted it
+    floor_s = params.kernel_floor_s.get(fam.table, 0.0) if fam.sim_plus_launch else 0.0
     t0 = time.perf_counter()
     end = t0 + float(opts["sim_budget_s"])
     done, first_note, unavailable = 0, "", 0
@@ -185,11 +187,12 @@ def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | N
             value += launch_s
             if isinstance(w, GemmBase):  # the harness's shortest library call, as analytically
                 value = max(value, library_call_floor_s(params, w.kernel, w.dtype))
-        elif opts["metric"] == "bandwidth_GBps" and value and launch_s:
+            value = max(value, floor_s)
+        elif opts["metric"] == "bandwidth_GBps" and value and (launch_s or floor_s):
             # the bytes over the call's time, the launch included, as the harness divides them
             t = e.get("time_s")
             if t:
-                value *= t / (t + launch_s)
+                value *= t / max(t + launch_s, floor_s)
         out[i] = np.nan if value is None else value
         done += 1
         first_note = first_note or e.note.split(":")[0]
@@ -199,6 +202,8 @@ def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | N
         note += f" ({', '.join(f'{k}={v}' for k, v in fam.sim_options.items())})"
     if launch_s:
         note += f" + launch overhead {launch_s * 1e6:.2f} us"
+    if floor_s:
+        note += f", calls no shorter than the device file's call floor ({floor_s * 1e6:.1f} us)"
     if launch_s and params.library_floor_s and fam.table == "gemm":
         floors = ", ".join(f"{d} {t * 1e6:.1f} us" for d, t in sorted(
             params.library_floor_s.items()))
