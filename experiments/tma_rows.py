@@ -43,7 +43,7 @@ GRID: dict[str, list[Any]] = {
 }
 
 
-def run_point(params: dict[str, Any]) -> dict[str, Any]:
+def run_point(params: dict[str, Any]) -> list[dict[str, Any]]:
     spec = devices.get(params["device"])
     try:
         m, n, k = (int(x) for x in str(params["shape"]).lower().split("x"))
@@ -77,7 +77,7 @@ def run_point(params: dict[str, Any]) -> dict[str, Any]:
         "tensor_busy": res.tensor_busy,
         "wall_s": res.wall_s,
     }
-    return row
+    return [row]
 
 
 def plot(df: Any, out_dir: Path) -> list[Path]:

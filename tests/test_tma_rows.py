@@ -8,9 +8,9 @@ no more than its sectors say: at most 5/4 of the aligned copy, not the two line-
 slots a split row took when each of its two requests was charged a whole line.
 
 The copies run on the real memory system with the operands warm in the L2. The crossbar's
-slice bandwidth is cut to 4 B/cycle so that the slices, not the latencies, decide the time
-(about 6,800 cycles of slice work against an unloaded L2 latency of about 270), and the time
-ratio then shows what the slices charge.
+slice bandwidth is cut to 4 B/cycle so that the slices, not the latencies, decide the time (the
+test checks that the aligned copy's bookings, spread over the 80 slices, are most of its time),
+and the time ratio then shows what the slices charge.
 """
 
 from __future__ import annotations
