@@ -17,6 +17,7 @@ class StubRequest:
     t_issue: float
     t_done: float | None = None
     served_by: str | None = None
+    bulk: bool = False  # a TMA copy's request (simgpu.sim.request.MemRequest.bulk)
 
 
 class FixedLatencyMemory:

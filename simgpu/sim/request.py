@@ -86,7 +86,8 @@ class MemRequest:
     sources build masks in that unit, and :class:`~simgpu.sim.system.MemorySystem` reads them
     so). ``lane_addrs`` optionally lists the byte addresses of the active threads of a
     shared-memory access, so that bank conflicts can be counted; without it a shared access is
-    conflict-free.
+    conflict-free. ``bulk`` marks a TMA copy's read (it occupies an L2 slice for its sectors
+    only).
     """
 
     sm: int
@@ -99,6 +100,9 @@ class MemRequest:
     t_done: float | None = None
     served_by: str | None = None
     lane_addrs: tuple[int, ...] | None = None
+    #: A TMA bulk copy's read (``UTMALDG``): it takes only its sectors' bytes of an L2 slice's
+    #: bandwidth, not a line-sized request slot (see ``simgpu.sim.sm.SM.global_access``)
+    bulk: bool = False
 
     def nbytes(self, sector_bytes: int) -> int:
         """Bytes moved: ``sector_bytes`` (the mask's sector size) per sector."""

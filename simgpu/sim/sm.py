@@ -938,7 +938,16 @@ class SM:
             # TMA: each active lane names one line-sized segment of the tile (a row of 128
             # bytes, which need not be line-aligned); the TMA unit moves it, not the LD/ST unit
             # (assumption: the TMA unit's own rate is not published; the copy's bytes load the
-            # L2 and DRAM models as any load's)
+            # L2 and DRAM models as any load's). Rows need not be 128-byte aligned: a tensor
+            # map's global address and strides need only be multiples of 16 B (CUDA Driver
+            # API, cuTensorMapEncodeTiled), so a row of a K = 2000 fp16 operand (4,000 B) spans
+            # two lines. Rule (assumption; NVIDIA publishes no TMA request format): the TMA
+            # unit fetches the 32-byte L2 sectors the box covers (the L2 is sectored, 32 B:
+            # Accel-Sim SM90_H100 config, dl2 S), so its requests are marked ``bulk`` and an L2
+            # slice charges each its sectors' bytes, not the line-sized request slot of the
+            # LD/ST unit's requests (docs/memory-system.md: that slot was checked against
+            # one-sector LD/ST stores only). A row split 96 + 32 B then costs what an aligned
+            # one does, one 16 B off 5 sectors for 4.
             reqs = coalesce(inst.lane_addresses(), cfg.line_bytes, cfg.line_bytes,
                             cfg.sector_bytes)
         elif inst.addrs is None:
@@ -983,8 +992,9 @@ class SM:
         counts = self.store_sectors_by_level if write else self.load_sectors_by_level
         system = self.system
         submit = getattr(system, "submit", None)
+        bulk = copy == COPY_BULK
         if submit is None:  # a memory system with only access(): an event per request
-            self._access_each(reqs, w, dst, waits, counts, write, space, cache_op, group)
+            self._access_each(reqs, w, dst, waits, counts, write, space, cache_op, group, bulk)
             return
         latest = [0.0]
 
@@ -1018,14 +1028,22 @@ class SM:
                 env.timeout(t_wake - env.now if t_wake > env.now else 0.0).callbacks.append(wake)
 
         self.outstanding += len(reqs)
-        for req in self._requests(reqs, write, space, cache_op, now):
+        for req in self._requests(reqs, write, space, cache_op, now, bulk):
             submit(req, known)
 
     def _requests(
-        self, reqs: list[tuple[int, int]], write: bool, space: str, cache_op: str, now: float
+        self, reqs: list[tuple[int, int]], write: bool, space: str, cache_op: str, now: float,
+        bulk: bool = False,
     ) -> list[Any]:
-        """One memory request per (line, sector mask) of a warp's access."""
+        """One memory request per (line, sector mask) of a warp's access; ``bulk``: a TMA
+        copy's (:attr:`simgpu.sim.request.MemRequest.bulk`)."""
         rq = self.request_cls
+        if bulk:
+            return [
+                rq(sm=self.index, line_addr=line, sectors=sectors, write=write, space=space,
+                   cache_op=cache_op, t_issue=now, t_done=None, served_by=None, bulk=True)
+                for line, sectors in reqs
+            ]
         return [
             rq(sm=self.index, line_addr=line, sectors=sectors, write=write, space=space,
                cache_op=cache_op, t_issue=now, t_done=None, served_by=None)
@@ -1043,6 +1061,7 @@ class SM:
         space: str,
         cache_op: str,
         group: list[Any] | None = None,
+        bulk: bool = False,
     ) -> None:
         """The warp's lines through ``system.access``: one event per line, the warp woken by
         the last one."""
@@ -1072,7 +1091,7 @@ class SM:
                 w.refresh(t)
                 sub.notify()
 
-        for req in self._requests(reqs, write, space, cache_op, now):
+        for req in self._requests(reqs, write, space, cache_op, now, bulk):
             self.outstanding += 1
             self.system.access(req).callbacks.append(done)
 

@@ -364,7 +364,7 @@ class MemorySystem:
         port.uses += 1
         if not cached:
             self._l2_load(req.sm, req.line_addr, req.sectors, start, nbytes,
-                          partial(self._done, req, ev))
+                          partial(self._done, req, ev), req.bulk)
             return True
         line, sec = req.line_addr, req.sectors
         present = u.tags.lookup(line, sec)
@@ -478,9 +478,11 @@ class MemorySystem:
         start: float,
         nbytes: int,
         cb: Callable[[float, str], None],
+        bulk: bool = False,
     ) -> None:
         """Fetch ``sectors`` (request sectors) of ``line`` through the L2, ``nbytes`` to carry
-        back over the crossbar; ``cb(t_load_to_use, level)``."""
+        back over the crossbar; ``cb(t_load_to_use, level)``. ``bulk``: a TMA copy's read,
+        which occupies the slices for its bytes only (:attr:`MemRequest.bulk`)."""
         now = self.env.now
         if not self._same_sectors:
             sectors = convert_sectors(sectors, self.sector_bytes, self.l2_sector_bytes)
@@ -498,7 +500,8 @@ class MemorySystem:
             if e is not None and e.t_fill is not None and e.t_fill <= now:
                 self._l2_release(p, e)
                 e = None
-        s = self.xbar.use(p, sl, start + self.noc, nbytes)
+        s = (self.xbar.port(p, sl).use(start + self.noc, nbytes) if bulk
+             else self.xbar.use(p, sl, start + self.noc, nbytes))
         present = near.lookup(line, sectors, g)
         back = self.slice_to_sm
         if present == sectors:
@@ -528,7 +531,9 @@ class MemorySystem:
         for q in self._far[p]:
             if l2.parts[q].lookup(line, need, g) == need:
                 t_far = s + self.far_hop
-                s2 = self.xbar.use(q, sl, t_far, self.l2_sector_bytes * need.bit_count())
+                far_bytes = self.l2_sector_bytes * need.bit_count()
+                s2 = (self.xbar.port(q, sl).use(t_far, far_bytes) if bulk
+                      else self.xbar.use(q, sl, t_far, far_bytes))
                 t_fill = s2 + self.far_hop
                 self._l2_track(p, line, need, t_fill, "L2far", e, g)
                 cb(t_fill + back, "L2far")
