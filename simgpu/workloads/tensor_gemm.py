@@ -800,9 +800,11 @@ def replay_at_capped_clock(spec: DeviceSpec, kern: TensorGemm, row: Any, what: s
     busy = float(row["time_s"]) - float(row["t_overhead_s"])
     util = min(1.0, busy / res.time_s) if res.time_s > 0 else 0.0
     watts, energy, model = pw.power(p, events, res.time_s, util, ratio)
-    note = (f"{kern.launch().name}, {what} at {clock:.0f} MHz (the analytical power model's"
-            f" clock under the {spec.power.tdp_W:.0f} W cap); power: {model.item()} model over"
-            " the simulated time and L2/DRAM bytes")
+    clock_why = (f"the analytical power model's clock under the {spec.power.tdp_W:.0f} W cap"
+                 if model.item() == "energy" else
+                 "the boost clock: without energies per event the device file throttles nothing")
+    note = (f"{kern.launch().name}, {what} at {clock:.0f} MHz ({clock_why}); power:"
+            f" {model.item()} model over the simulated time and L2/DRAM bytes")
     fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(SimResult)}
     ii = spec.compute.tensor_interval_cycles[tensor_key(opcode)]
     slots = res.cycles * spec.compute.warp_schedulers_per_sm * spec.compute.sm_count
