@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -67,6 +69,23 @@ def test_pcie_copy_bandwidth_and_latency() -> None:
     assert tiny.time_s == pytest.approx(H100.host_link.latency_us * 1e-6, rel=1e-3)
     pageable = analytical.pcie_copy(H100, 1e10, "h2d", pinned=False).iloc[0]
     assert pageable.time_s > big.time_s
+
+
+def test_naive_transpose_stores_take_an_l2_request_slot_each() -> None:
+    # h100-sxm sets noc.slice_request_bytes to one line: each of the naive kernel's one-element
+    # stores is a request of its own and holds a slice for 128 bytes, not for its 32-B sector
+    p = DeviceParams.from_spec(H100)
+    assert p.l2_request_bytes == 128
+    bytes_only = dataclasses.replace(p, l2_request_bytes=0.0)
+    overhead = p.launch_overhead_s + p.dram_latency_ns * 1e-9
+    slots, plain = (analytical.transpose(q, 8192, "naive").iloc[0] for q in (p, bytes_only))
+    assert slots.bound == plain.bound == "l2"
+    assert slots.l2_bytes == plain.l2_bytes == pytest.approx(36 * 8192**2)
+    # reads coalesce into whole lines (4 B per element); stores cost a slot, not 32 B
+    assert (slots.time_s - overhead) / (plain.time_s - overhead) == pytest.approx(132 / 36)
+    # whole-line requests (the tiled kernel) cost their bytes either way
+    tiled = [analytical.transpose(q, 8192, "tiled").iloc[0].time_s for q in (p, bytes_only)]
+    assert tiled[0] == tiled[1]
 
 
 def test_transpose_naive_moves_more_through_l2() -> None:

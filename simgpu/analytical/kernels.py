@@ -222,15 +222,23 @@ def pcie_copy(spec: Any, n_bytes: Any, direction: str, pinned: bool = True) -> A
 def transpose(spec: Any, n: Any, variant: str = "tiled") -> Any:
     """n x n float32 transpose. ``tiled`` moves 2 x 4 n^2 bytes at every level; ``naive`` reads
     coalesced but writes one 4-B word per 32-B sector, so L2 sees 32 B per written element
-    (DRAM still sees whole sectors once L2 merges them, when a warp's 32 output lines fit)."""
+    (DRAM still sees whole sectors once L2 merges them, when a warp's 32 output lines fit).
+    Each of those stores is a request of its own, and where the device file sets
+    ``noc.slice_request_bytes`` a request occupies that many bytes of L2 bandwidth at least
+    (one tag lookup and one line-wide data slot, as :mod:`simgpu.sim.noc` books it): the naive
+    stores' time is counted in those slots (column ``l2_slot_bytes``)."""
     p = DeviceParams.from_spec(spec)
     if variant not in ("naive", "tiled"):
         raise SimgpuError(f"transpose: variant {variant!r}, expected naive or tiled")
     nn = np.asarray(n, dtype=float) ** 2
     moved = 8.0 * nn
-    l2 = 4.0 * nn + (32.0 if variant == "naive" else 4.0) * nn
+    store = 32.0 if variant == "naive" else 4.0  # L2 bytes per element stored
+    l2 = 4.0 * nn + store * nn
+    # the tiled kernel's loads and stores are whole lines, its slots its bytes
+    slot = max(store, p.l2_request_bytes) if variant == "naive" else store
+    l2_slots = 4.0 * nn + slot * nn
     dram = np.where(moved <= p.l2_size_B, 0.0, moved)
-    busy, bound = _memory_time(p, l2, dram)
+    busy, bound = _memory_time(p, l2_slots, dram)
     events = {"l2_byte": l2, "dram_byte": dram, "l1_byte": l2}
     time_s, bound, watts, energy, model = _finish(p, busy, bound, events, "transpose")
     return _frame(
@@ -239,6 +247,7 @@ def transpose(spec: Any, n: Any, variant: str = "tiled") -> Any:
             "variant": variant,
             "bytes_moved": moved,
             "l2_bytes": l2,
+            "l2_slot_bytes": l2_slots,
             "time_s": time_s,
             "bandwidth_GBps": moved / time_s / 1e9,
             "bound": bound,

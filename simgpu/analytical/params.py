@@ -78,6 +78,10 @@ class DeviceParams:
     #: (stream, reduction, transpose, gemv), s (the device file's
     #: ``host_link.kernel_call_floor_us``; empty unless a calibration fitted it).
     kernel_floor_s: dict[str, float] = field(default_factory=dict)
+    #: Bytes of L2 bandwidth one request occupies at least, whatever its sectors (the device
+    #: file's ``noc.slice_request_bytes``: one tag lookup and one line-wide data slot per
+    #: request, as the simulator's crossbar books it); 0: a request occupies its own bytes.
+    l2_request_bytes: float = 0.0
     #: Whether the library's tensor-core GEMMs are persistent kernels with a stream-K tile
     #: scheduler (:class:`simgpu.analytical.gemm.StreamKPlan`): compute capability 9.0 and up,
     #: whose CUTLASS 3 kernels have one (cutlass/gemm/kernel/sm90_tile_scheduler_stream_k.hpp).
@@ -159,6 +163,7 @@ class DeviceParams:
                              spec.host_link.library_call_floor_us.items()},
             kernel_floor_s={k: v * 1e-6 for k, v in
                             spec.host_link.kernel_call_floor_us.items()},
+            l2_request_bytes=float(spec.noc.slice_request_bytes or 0),
         )
 
     @classmethod
