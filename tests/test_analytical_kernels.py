@@ -46,12 +46,14 @@ def test_stream_approaches_dram_peak() -> None:
 
 
 def test_pointer_chase_levels_and_latencies() -> None:
-    pc = analytical.pointer_chase(H100, [16 * 1024, 8 * 2**20, 2**30], 128)
-    assert pc.level.tolist() == ["L1", "L2", "DRAM"]
+    # 8 MiB fits the near partition's 25 MiB share of the 50 MiB L2; 40 MiB only the whole L2
+    pc = analytical.pointer_chase(H100, [16 * 1024, 8 * 2**20, 40 * 2**20, 2**30], 128)
+    assert pc.level.tolist() == ["L1", "L2", "L2", "DRAM"]
+    assert H100.l2.partitions == 2
     assert pc.latency_cycles.iloc[0] == H100.l1.hit_latency_cycles
-    mean_l2 = (H100.l2.near_hit_latency_cycles + H100.l2.far_hit_latency_cycles) / 2
-    assert pc.latency_cycles.iloc[1] == pytest.approx(mean_l2)
-    assert pc.latency_ns.iloc[2] == pytest.approx(H100.dram.unloaded_latency_ns)
+    assert pc.latency_cycles.iloc[1] == pytest.approx(H100.l2.near_hit_latency_cycles)
+    assert pc.latency_cycles.iloc[2] == pytest.approx(H100.l2.far_hit_latency_cycles)
+    assert pc.latency_ns.iloc[3] == pytest.approx(H100.dram.unloaded_latency_ns)
     # stride 32 B: one miss then three L1 hits per 128-B line
     quarter = analytical.pointer_chase(H100, 2**30, 32).iloc[0]
     dram_cycles = H100.dram.unloaded_latency_ns * H100.clock_MHz / 1000

@@ -143,8 +143,11 @@ def pointer_chase(spec: Any, footprint_B: Any, stride_B: Any) -> Any:
     A cyclic chase over a footprint larger than an LRU cache misses on every line, so the level
     is the first one whose capacity holds the footprint. With a stride below the line size, the
     other loads to a line hit L1 (``line / stride - 1`` of every ``line / stride``). An L2 hit
-    costs the mean of the near and far latencies (lines hashed evenly over the two partitions:
-    assumption). Columns: ``latency_cycles``, ``latency_ns``, ``level``, ``time_s`` (one load).
+    costs the near latency while the footprint fits the SM's near partition (its share of the
+    L2: a line is filled into the partition of the SM that missed, as
+    :class:`simgpu.sim.system.MemorySystem` does), and the far latency beyond it (the published
+    latency curves step from a near to a far plateau before DRAM: docs/memory-system.md).
+    Columns: ``latency_cycles``, ``latency_ns``, ``level``, ``time_s`` (one load).
     """
     p = DeviceParams.from_spec(spec)
     fp = np.asarray(footprint_B, dtype=float)
@@ -153,13 +156,14 @@ def pointer_chase(spec: Any, footprint_B: Any, stride_B: Any) -> Any:
         raise SimgpuError("pointer_chase: footprint_B and stride_B must be > 0")
     fp, st = np.broadcast_arrays(fp, st)
     line = 128.0
-    l2_cycles = p.l2_latency_cycles
-    far = p.l2_far_latency_cycles
-    if far:
-        l2_cycles = 0.5 * (l2_cycles + far)
+    near = p.l2_latency_cycles
+    far = p.l2_far_latency_cycles or near
+    near_B = p.l2_size_B / max(p.l2_partitions, 1)
     dram_cycles = p.dram_latency_ns * p.clock_MHz / 1000.0
     miss_cycles = np.select(
-        [fp <= p.l1_size_B, fp <= p.l2_size_B], [p.l1_latency_cycles, l2_cycles], dram_cycles
+        [fp <= p.l1_size_B, fp <= near_B, fp <= p.l2_size_B],
+        [p.l1_latency_cycles, near, far],
+        dram_cycles,
     )
     level = np.select([fp <= p.l1_size_B, fp <= p.l2_size_B], ["L1", "L2"], "DRAM")
     per_line = np.maximum(line / st, 1.0)

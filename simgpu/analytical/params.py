@@ -82,6 +82,9 @@ class DeviceParams:
     #: file's ``noc.slice_request_bytes``: one tag lookup and one line-wide data slot per
     #: request, as the simulator's crossbar books it); 0: a request occupies its own bytes.
     l2_request_bytes: float = 0.0
+    #: L2 partitions (near/far halves): a footprint within one partition's share of the L2 is
+    #: served at the near latency (the device file's ``l2.partitions``).
+    l2_partitions: int = 1
     #: Whether the library's tensor-core GEMMs are persistent kernels with a stream-K tile
     #: scheduler (:class:`simgpu.analytical.gemm.StreamKPlan`): compute capability 9.0 and up,
     #: whose CUTLASS 3 kernels have one (cutlass/gemm/kernel/sm90_tile_scheduler_stream_k.hpp).
@@ -164,6 +167,7 @@ class DeviceParams:
             kernel_floor_s={k: v * 1e-6 for k, v in
                             spec.host_link.kernel_call_floor_us.items()},
             l2_request_bytes=float(spec.noc.slice_request_bytes or 0),
+            l2_partitions=spec.l2.partitions,
         )
 
     @classmethod
