@@ -48,10 +48,13 @@ class Crossbar:
         """The input/return port of one slice."""
         return self.ports[partition][slice_index]
 
-    def use(self, partition: int, slice_index: int, now: float, nbytes: float) -> float:
+    def use(
+        self, partition: int, slice_index: int, now: float, nbytes: float, bulk: bool = False
+    ) -> float:
         """Book one request of ``nbytes`` arriving at slice ``slice_index`` of ``partition``
-        at ``now`` (at least :attr:`request_bytes` of its bandwidth); return its start cycle."""
-        rb = self.request_bytes
+        at ``now`` (at least :attr:`request_bytes` of its bandwidth, unless it is a TMA copy's
+        ``bulk`` read, which takes its bytes only); return its start cycle."""
+        rb = 0.0 if bulk else self.request_bytes
         return self.ports[partition][slice_index].use(now, nbytes if nbytes > rb else rb)
 
     def busy_cycles(self) -> float:

@@ -1038,15 +1038,10 @@ class SM:
         """One memory request per (line, sector mask) of a warp's access; ``bulk``: a TMA
         copy's (:attr:`simgpu.sim.request.MemRequest.bulk`)."""
         rq = self.request_cls
-        if bulk:
-            return [
-                rq(sm=self.index, line_addr=line, sectors=sectors, write=write, space=space,
-                   cache_op=cache_op, t_issue=now, t_done=None, served_by=None, bulk=True)
-                for line, sectors in reqs
-            ]
+        extra = {"bulk": True} if bulk else {}  # (a request class need not know TMA copies)
         return [
             rq(sm=self.index, line_addr=line, sectors=sectors, write=write, space=space,
-               cache_op=cache_op, t_issue=now, t_done=None, served_by=None)
+               cache_op=cache_op, t_issue=now, t_done=None, served_by=None, **extra)
             for line, sectors in reqs
         ]
 

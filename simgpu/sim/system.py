@@ -500,8 +500,7 @@ class MemorySystem:
             if e is not None and e.t_fill is not None and e.t_fill <= now:
                 self._l2_release(p, e)
                 e = None
-        s = (self.xbar.port(p, sl).use(start + self.noc, nbytes) if bulk
-             else self.xbar.use(p, sl, start + self.noc, nbytes))
+        s = self.xbar.use(p, sl, start + self.noc, nbytes, bulk)
         present = near.lookup(line, sectors, g)
         back = self.slice_to_sm
         if present == sectors:
@@ -531,9 +530,7 @@ class MemorySystem:
         for q in self._far[p]:
             if l2.parts[q].lookup(line, need, g) == need:
                 t_far = s + self.far_hop
-                far_bytes = self.l2_sector_bytes * need.bit_count()
-                s2 = (self.xbar.port(q, sl).use(t_far, far_bytes) if bulk
-                      else self.xbar.use(q, sl, t_far, far_bytes))
+                s2 = self.xbar.use(q, sl, t_far, self.l2_sector_bytes * need.bit_count(), bulk)
                 t_fill = s2 + self.far_hop
                 self._l2_track(p, line, need, t_fill, "L2far", e, g)
                 cb(t_fill + back, "L2far")
