@@ -64,6 +64,19 @@ def test_coalesce_matches_brute_force(addrs, width):
     assert got == want
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=1 << 16, max_value=1 << 24),
+    st.integers(min_value=-5000, max_value=5000),
+    st.integers(min_value=1, max_value=32),
+    st.sampled_from([1, 2, 4, 8, 16]),
+)
+def test_affine_fast_paths_match_the_lane_list(base, stride, lanes, width):
+    # the same requests, in the same order, as the lane-by-lane coalescing of its addresses
+    lane_addrs = [base + k * stride for k in range(lanes)]
+    assert coalesce_affine(base, stride, lanes, width) == coalesce(lane_addrs, width)
+
+
 @pytest.mark.parametrize(
     ("stride", "width", "waves"),
     [

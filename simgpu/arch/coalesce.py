@@ -92,6 +92,23 @@ def coalesce_affine(
                 out.append((line, ((1 << (s1 + 1)) - 1) ^ ((1 << s0) - 1)))
                 line += line_bytes
             return out
+    if abs(stride) >= line_bytes:
+        # every lane in a line of its own (a column of a row-major array): one request per
+        # lane, in lane order, unless a lane's bytes cross a line boundary
+        out = []
+        lmask = ~(line_bytes - 1)
+        a = base
+        for _ in range(lanes):
+            line = a & lmask
+            end = a + width - 1
+            if end & lmask != line:
+                break
+            s0 = (a - line) // sector_bytes
+            s1 = (end - line) // sector_bytes
+            out.append((line, ((1 << (s1 + 1)) - 1) ^ ((1 << s0) - 1)))
+            a += stride
+        else:
+            return out
     return coalesce([base + k * stride for k in range(lanes)], width, line_bytes, sector_bytes)
 
 

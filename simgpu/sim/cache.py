@@ -1,8 +1,10 @@
 """Caches as plain data structures: sectored set-associative tags, MSHRs, ports, shared memory.
 
 Nothing here is a SimPy process. A cache is looked up and filled inside the event that needs it
-(DESIGN.md: tag lookups are plain Python on the request); time enters only through
-:class:`Port` (a "next free cycle" counter) and the latencies the caller adds.
+(DESIGN.md); time enters only through :class:`Port` (a "next free cycle" counter) and the
+latencies the caller adds. The tags and the slice ports keep their state in arrays and their
+transitions are compiled (:mod:`simgpu.sim.cache_core`), so that one call can serve a warp's
+requests.
 
 * :class:`SectorCache`: ``sets x ways`` lines of ``line_bytes``, each with a valid and a dirty
   mask of ``sector_bytes`` sectors; replacement ``"lru"``, ``"fifo"`` or ``"random"``; set index
@@ -21,11 +23,17 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from simgpu.errors import SimgpuError
+from simgpu.sim import cache_core as cc
+from simgpu.sim.cache_core import mix64
 
 __all__ = [
     "POLICIES",
     "SectorCache",
+    "TagState",
+    "new_tag_state",
     "MSHREntry",
     "MSHRTable",
     "Port",
@@ -34,39 +42,40 @@ __all__ = [
 ]
 
 POLICIES = ("lru", "fifo", "random")
-_M40 = (1 << 40) - 1
-#: a tag entry is one int: valid mask in the low bits, dirty mask above (ints keep the sets
-#: out of the cyclic garbage collector's way, which matters with millions of lines)
-_DIRTY_SHIFT = 32
-_VALID = (1 << _DIRTY_SHIFT) - 1
+#: sectors per line a tag entry can hold (the masks the rest of the simulator builds are at
+#: most 32 bits)
+_MAX_SECTORS = 32
+
+#: one cache's tag state: (tag, valid, dirty, age, st) arrays (:mod:`simgpu.sim.cache_core`)
+TagState = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def mix64(x: int) -> int:
-    """A bijective mixing of a line index (two xor-shifts and an odd multiply mod 2**40).
-
-    Used to spread line addresses over L2 slices and sets so that power-of-two strides do not
-    pile onto one slice (GPUs hash addresses to L2 slices for the same reason). Each step is
-    invertible on 40-bit values (128 TiB of 128-byte lines), so distinct lines stay distinct.
-    """
-    x &= _M40
-    x ^= x >> 17
-    x = (x * 0x9E3779B97) & _M40
-    return x ^ (x >> 13)
+def new_tag_state(n_sets: int, ways: int, copies: int | None = None) -> TagState:
+    """Empty tag arrays for ``n_sets x ways`` lines, or ``copies`` such arrays stacked (an
+    L2's partitions: ``tag[partition, set, way]``, ``st[partition, ST_*]``)."""
+    lead = () if copies is None else (copies,)
+    return (np.full(lead + (n_sets, ways), -1, np.int64),
+            np.zeros(lead + (n_sets, ways), np.int64),
+            np.zeros(lead + (n_sets, ways), np.int64),
+            np.zeros(lead + (n_sets, ways), np.int64),
+            np.zeros(lead + (cc.NST,), np.int64))
 
 
 class SectorCache:
     """Tags of a sectored, set-associative cache.
 
-    Every set is a dict ``line_addr -> valid_mask | dirty_mask << 32`` whose insertion order is the
-    recency (LRU) or arrival (FIFO) order; the first key is the victim. Line and sector sizes
-    are the device's (at most 32 sectors per line).
+    ``sets x ways`` lines, each with a valid and a dirty mask of ``sector_bytes`` sectors (at
+    most 32 per line). Replacement: ``"lru"`` (a hit or a store refreshes the line), ``"fifo"``
+    (the oldest arrival goes) or ``"random"`` (a way drawn from the cache's own generator,
+    seeded from ``rng``). The state is in numpy arrays and the transitions are compiled
+    (:mod:`simgpu.sim.cache_core`); ``state`` passes arrays to use (an L2 partition's share of
+    the L2's stacked arrays) instead of new ones.
     """
 
     __slots__ = (
         "name", "size_bytes", "ways", "line_bytes", "sector_bytes", "sectors_per_line",
-        "policy", "n_sets", "hashed", "index_div", "_sets", "_rng", "_lru", "_line_shift", "_full",
-        "hits", "misses", "sector_hits", "sector_misses", "evictions", "dirty_evictions",
-        "fills", "writes",
+        "policy", "n_sets", "hashed", "index_div", "_line_shift", "_full",
+        "tag", "valid", "dirty", "age", "st",
     )
 
     def __init__(
@@ -81,6 +90,7 @@ class SectorCache:
         hashed: bool = False,
         index_div: int = 1,
         rng: random.Random | None = None,
+        state: TagState | None = None,
     ) -> None:
         if policy not in POLICIES:
             raise SimgpuError(f"{name}: policy {policy!r}, expected one of {', '.join(POLICIES)}")
@@ -90,11 +100,11 @@ class SectorCache:
             raise SimgpuError(
                 f"{name}: sector_bytes = {sector_bytes}, expected a divisor of {line_bytes}"
             )
-        if line_bytes // sector_bytes > _DIRTY_SHIFT:
+        if line_bytes // sector_bytes > _MAX_SECTORS:
             raise SimgpuError(
                 f"{name}: {line_bytes // sector_bytes} sectors per line ({line_bytes} B lines of"
-                f" {sector_bytes} B sectors), expected at most {_DIRTY_SHIFT} (a tag entry keeps"
-                f" the valid mask in {_DIRTY_SHIFT} bits)"
+                f" {sector_bytes} B sectors), expected at most {_MAX_SECTORS} (a tag entry keeps"
+                f" the valid mask in {_MAX_SECTORS} bits)"
             )
         if size_bytes < 0 or ways <= 0:
             raise SimgpuError(f"{name}: size {size_bytes} B with {ways} ways is not a cache")
@@ -116,18 +126,17 @@ class SectorCache:
         #: with ``hashed``, the set is (hash // index_div) % sets: an L2 slice passes the slice
         #: count so that the slice (hash % slices) and the set use different hash digits
         self.index_div = index_div
-        self._sets: list[dict[int, int]] = [{} for _ in range(self.n_sets)]
-        self._rng = rng or random.Random(0)
-        self._lru = policy == "lru"
         self._line_shift = line_bytes.bit_length() - 1
-        self.hits = 0  # requests whose sectors were all present
-        self.misses = 0  # requests that missed at least one sector
-        self.sector_hits = 0
-        self.sector_misses = 0
-        self.evictions = 0
-        self.dirty_evictions = 0
-        self.fills = 0
-        self.writes = 0
+        if state is None:
+            state = new_tag_state(self.n_sets, ways)
+        if state[0].shape != (self.n_sets, ways):
+            raise SimgpuError(f"{name}: tag arrays of shape {state[0].shape}, expected"
+                              f" {(self.n_sets, ways)}")
+        self.tag, self.valid, self.dirty, self.age, self.st = state
+        self.st[cc.ST_LRU] = policy == "lru"
+        self.st[cc.ST_RANDOM] = policy == "random"
+        if policy == "random":
+            self.st[cc.ST_RNG] = (rng or random.Random(0)).getrandbits(63) or 1
 
     @property
     def enabled(self) -> bool:
@@ -136,13 +145,10 @@ class SectorCache:
 
     def set_index(self, line_addr: int) -> int:
         """The set a line maps to."""
-        idx = line_addr >> self._line_shift
-        if self.hashed:  # mix64, inlined
-            idx &= _M40
-            idx ^= idx >> 17
-            idx = (idx * 0x9E3779B97) & _M40
-            idx = (idx ^ (idx >> 13)) // self.index_div
-        return idx % self.n_sets
+        if self.hashed:
+            return int(cc.set_index(line_addr, self._line_shift, True, self.index_div,
+                                    self.n_sets))
+        return (line_addr >> self._line_shift) % self.n_sets
 
     def probe(self, line_addr: int, set_idx: int = -1) -> int:
         """Valid-sector mask of a line (0 if absent), without touching recency or counters."""
@@ -150,8 +156,7 @@ class SectorCache:
             return 0
         if set_idx < 0:
             set_idx = self.set_index(line_addr)
-        entry = self._sets[set_idx].get(line_addr)
-        return entry & _VALID if entry is not None else 0
+        return int(cc.probe(self.tag, self.valid, set_idx, line_addr))
 
     def lookup(self, line_addr: int, sectors: int, set_idx: int = -1) -> int:
         """Look a request up: count it, refresh recency on a hit; return the present sectors.
@@ -159,33 +164,13 @@ class SectorCache:
         ``set_idx`` may pass :meth:`set_index` when the caller has already computed it.
         """
         if not self.n_sets:
-            self.misses += 1
-            self.sector_misses += sectors.bit_count()
+            self.st[cc.ST_MISSES] += 1
+            self.st[cc.ST_SECTOR_MISSES] += sectors.bit_count()
             return 0
         if set_idx < 0:
-            set_idx = (
-                self.set_index(line_addr)
-                if self.hashed
-                else (line_addr >> self._line_shift) % self.n_sets
-            )
-        s = self._sets[set_idx]
-        entry = s.get(line_addr)
-        if entry is None:
-            self.misses += 1
-            self.sector_misses += sectors.bit_count()
-            return 0
-        if self._lru:
-            del s[line_addr]
-            s[line_addr] = entry
-        present = entry & sectors
-        if present == sectors:
-            self.hits += 1
-        else:
-            self.misses += 1
-        n_hit = present.bit_count()
-        self.sector_hits += n_hit
-        self.sector_misses += sectors.bit_count() - n_hit
-        return present
+            set_idx = self.set_index(line_addr)
+        return int(cc.lookup(self.tag, self.valid, self.age, self.st, set_idx, line_addr,
+                             sectors))
 
     def fill(
         self, line_addr: int, sectors: int, dirty: int = 0, set_idx: int = -1
@@ -196,25 +181,11 @@ class SectorCache:
         """
         if not self.n_sets:
             return None
-        s = self._sets[set_idx if set_idx >= 0 else self.set_index(line_addr)]
-        entry = s.get(line_addr)
-        self.fills += 1
-        if entry is not None:
-            if self._lru:
-                del s[line_addr]
-            s[line_addr] = entry | sectors | (dirty << _DIRTY_SHIFT)
-            return None
-        victim = None
-        if len(s) >= self.ways:
-            key = self._rng.choice(list(s)) if self.policy == "random" else next(iter(s))
-            v = s.pop(key)
-            self.evictions += 1
-            vd = v >> _DIRTY_SHIFT
-            if vd:
-                self.dirty_evictions += 1
-            victim = (key, v & _VALID, vd)
-        s[line_addr] = sectors | (dirty << _DIRTY_SHIFT)
-        return victim
+        if set_idx < 0:
+            set_idx = self.set_index(line_addr)
+        v = cc.fill(self.tag, self.valid, self.dirty, self.age, self.st, set_idx, line_addr,
+                    sectors, dirty)
+        return None if v[0] < 0 else (int(v[0]), int(v[1]), int(v[2]))
 
     def write(
         self, line_addr: int, sectors: int, *, allocate: bool, set_idx: int = -1
@@ -227,25 +198,15 @@ class SectorCache:
         updated) and an absent line is left absent. Returns (hit, evicted line or None).
         ``set_idx`` may pass :meth:`set_index` when the caller has already computed it.
         """
-        self.writes += 1
         if not self.n_sets:
+            self.st[cc.ST_WRITES] += 1
             return False, None
         if set_idx < 0:
             set_idx = self.set_index(line_addr)
-        s = self._sets[set_idx]
-        entry = s.get(line_addr)
-        if entry is not None:
-            if self._lru:
-                del s[line_addr]
-            entry |= sectors
-            if allocate:
-                entry |= sectors << _DIRTY_SHIFT
-            s[line_addr] = entry
-            return True, None
-        if not allocate:
-            return False, None
-        self.fills -= 1  # fill() counts it; a write-allocate is not a fill from below
-        return False, self.fill(line_addr, sectors, sectors, set_idx)
+        hit, v_line, v_valid, v_dirty = cc.write(self.tag, self.valid, self.dirty, self.age,
+                                                 self.st, set_idx, line_addr, sectors,
+                                                 allocate)
+        return bool(hit), (None if v_line < 0 else (int(v_line), int(v_valid), int(v_dirty)))
 
     def remove(self, line_addr: int, set_idx: int = -1) -> tuple[int, int] | None:
         """Drop a line; return its (valid, dirty) masks if it was present."""
@@ -253,35 +214,51 @@ class SectorCache:
             return None
         if set_idx < 0:
             set_idx = self.set_index(line_addr)
-        entry = self._sets[set_idx].pop(line_addr, None)
-        return (entry & _VALID, entry >> _DIRTY_SHIFT) if entry is not None else None
+        found, v, d = cc.remove(self.tag, self.valid, self.dirty, self.st, set_idx, line_addr)
+        return (int(v), int(d)) if found else None
 
     def lines(self) -> Iterable[int]:
-        """Every resident line address."""
-        for s in self._sets:
-            yield from s
+        """Every resident line address, set by set, oldest stamp first."""
+        for s in range(self.n_sets):
+            ways = [w for w in range(self.ways) if self.tag[s, w] >= 0]
+            ages = self.age[s]
+            for w in sorted(ways, key=lambda w: int(ages[w])):
+                yield int(self.tag[s, w])
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self._sets)
+        return int(self.st[cc.ST_COUNT])
 
     def dirty_sectors(self) -> int:
         """Number of dirty sectors held (data a write-back cache still owes to memory)."""
-        return sum(
-            (entry >> _DIRTY_SHIFT).bit_count() for s in self._sets for entry in s.values()
-        )
+        return int(cc.dirty_sectors(self.tag, self.dirty)) if self.n_sets else 0
 
     def counters(self) -> dict[str, int]:
         """The statistics counters as a dict."""
-        return {
-            "hits": self.hits,
-            "misses": self.misses,
-            "sector_hits": self.sector_hits,
-            "sector_misses": self.sector_misses,
-            "evictions": self.evictions,
-            "dirty_evictions": self.dirty_evictions,
-            "fills": self.fills,
-            "writes": self.writes,
-        }
+        return {k: int(self.st[i]) for k, i in _COUNTER_INDEX.items()}
+
+    def reset_counters(self) -> None:
+        """Zero the statistics counters (the tags keep their contents)."""
+        for i in _COUNTER_INDEX.values():
+            self.st[i] = 0
+
+
+def _counter(index: int, doc: str) -> property:
+    def get(self: SectorCache) -> int:
+        return int(self.st[index])
+
+    def put(self: SectorCache, value: int) -> None:
+        self.st[index] = value
+
+    return property(get, put, doc=doc)
+
+
+_COUNTER_INDEX = {name: i for i, name in enumerate(cc.COUNTERS)}
+for _name, _doc in zip(cc.COUNTERS, (
+    "requests whose sectors were all present", "requests that missed at least one sector",
+    "sectors found", "sectors missed", "lines evicted", "dirty lines evicted",
+    "fills (from below)", "stores",
+), strict=True):
+    setattr(SectorCache, _name, _counter(_COUNTER_INDEX[_name], _doc))
 
 
 class MSHREntry:
@@ -415,68 +392,73 @@ class WindowPort(Port):
     earlier; a far hit's booking deep in the future does not move that mark).
     """
 
-    __slots__ = ("window", "used", "skip", "low", "limit")
+    __slots__ = ("used", "skip", "sc")
 
     #: windows kept behind the earliest recent arrival (older ones are dropped, so a booking
     #: that far in the past finds them empty)
     KEEP = 256
 
-    def __init__(self, name: str, bytes_per_cycle: float, window: float = 16.0) -> None:
-        super().__init__(name, bytes_per_cycle)
+    def __init__(
+        self, name: str, bytes_per_cycle: float, window: float = 16.0,
+        state: tuple[Any, Any, np.ndarray] | None = None,
+    ) -> None:
+        if bytes_per_cycle <= 0:
+            raise SimgpuError(f"{name}: bytes_per_cycle = {bytes_per_cycle}, expected > 0")
         if window <= 0:
             raise SimgpuError(f"{name}: window = {window}, expected > 0 cycles")
-        self.window = window
-        self.used: dict[int, float] = {}
-        self.skip: dict[int, int] = {}  # full window -> a later window that may have room
-        self.low = float("inf")  # the earliest arrival since windows were last forgotten
-        self.limit = 2 * self.KEEP  # forget old windows when this many are kept
+        self.name = name
+        self.bytes_per_cycle = bytes_per_cycle
+        if state is None:
+            state = (*cc.new_window_maps(), np.zeros(cc.NSC))
+        #: window -> cycles it carries; full window -> a later window that may have room
+        #: (numba dictionaries); the scalars (``SC_*``; a row of the crossbar's array)
+        self.used, self.skip = state[0], state[1]
+        self.sc: np.ndarray = state[2]
+        sc = self.sc
+        sc[cc.SC_WINDOW] = window
+        sc[cc.SC_LOW] = np.inf  # the earliest arrival since windows were last forgotten
+        sc[cc.SC_LIMIT] = 2 * self.KEEP  # forget old windows when this many are kept
+        sc[cc.SC_KEEP] = self.KEEP
+
+    @property
+    def window(self) -> float:
+        return float(self.sc[cc.SC_WINDOW])
+
+    @property
+    def next_free(self) -> float:
+        """The end of the latest booking."""
+        return float(self.sc[cc.SC_NEXT_FREE])
+
+    @next_free.setter
+    def next_free(self, value: float) -> None:
+        self.sc[cc.SC_NEXT_FREE] = value
+
+    @property
+    def busy(self) -> float:
+        """Cycles booked."""
+        return float(self.sc[cc.SC_BUSY])
+
+    @busy.setter
+    def busy(self, value: float) -> None:
+        self.sc[cc.SC_BUSY] = value
+
+    @property
+    def uses(self) -> int:
+        """Bookings made."""
+        return int(self.sc[cc.SC_USES])
+
+    @uses.setter
+    def uses(self, value: int) -> None:
+        self.sc[cc.SC_USES] = value
 
     def use(self, now: float, nbytes: float) -> float:
         """Book ``nbytes`` arriving at ``now``; return the start cycle."""
-        return self.book(now, nbytes / self.bytes_per_cycle)
-
-    def _room(self, k: int) -> int:
-        """The first window from ``k`` on that is not full."""
-        skip = self.skip
-        root = k
-        while root in skip:
-            root = skip[root]
-        while k in skip and skip[k] != root:  # path compression
-            skip[k], k = root, skip[k]
-        return root
+        return float(cc.window_book(self.used, self.skip, self.sc, float(now),
+                                    nbytes / self.bytes_per_cycle))
 
     def book(self, now: float, cycles: float) -> float:
         """Book the port for ``cycles`` from ``now`` on; return the start cycle."""
-        w = self.window
-        used = self.used
-        if now < self.low:
-            self.low = now
-        k = self._room(int(now // w))
-        u = used.get(k, 0.0)
-        base = k * w
-        start = base + u if base + u > now else now
-        total = u + cycles
-        while total > w:  # spill what does not fit into the following windows with room
-            used[k] = w
-            self.skip[k] = k + 1
-            k = self._room(k + 1)
-            total = used.get(k, 0.0) + total - w
-        used[k] = total
-        if total >= w:
-            self.skip[k] = k + 1
-        end = start + cycles
-        if end > self.next_free:
-            self.next_free = end
-        self.busy += cycles
-        self.uses += 1
-        if len(used) > self.limit:
-            floor = int(self.low // w) - self.KEEP
-            for key in [key for key in used if key < floor]:
-                del used[key]
-                self.skip.pop(key, None)
-            self.low = float("inf")
-            self.limit = len(used) + 2 * self.KEEP
-        return start
+        return float(cc.window_book(self.used, self.skip, self.sc, float(now), float(cycles)))
 
 
 class SharedMemory:

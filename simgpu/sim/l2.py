@@ -24,13 +24,19 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from simgpu.errors import SimgpuError
-from simgpu.sim.cache import SectorCache
+from simgpu.sim import cache_core as cc
+from simgpu.sim.cache import SectorCache, new_tag_state
 
 if TYPE_CHECKING:
     from simgpu.devices.spec import L2Spec
 
-__all__ = ["L2"]
+__all__ = ["L2", "WB_ROOM"]
+
+#: write-backs one compiled call may leave in :attr:`L2.wb` (one per request it serves)
+WB_ROOM = 4096
 
 
 class L2:
@@ -50,18 +56,23 @@ class L2:
         self._shift = spec.line_bytes.bit_length() - 1
         rng = rng or random.Random(0)
         # one tag array per partition: set g of the array is set g // slices of slice
-        # g % slices, so a line's slice and set come from one hash
+        # g % slices, so a line's slice and set come from one hash. The partitions' arrays are
+        # stacked (tag[partition, set, way]) so that compiled code serves all of them.
         self.sets_per_slice = spec.sets_per_slice
+        part_bytes = spec.slice_bytes * self.slices_per_partition
+        self.state = new_tag_state(part_bytes // (spec.ways * spec.line_bytes), spec.ways,
+                                   copies=self.partitions)
         self.parts: list[SectorCache] = [
             SectorCache(
                 name=f"L2-p{p}",
-                size_bytes=spec.slice_bytes * self.slices_per_partition,
+                size_bytes=part_bytes,
                 ways=spec.ways,
                 line_bytes=spec.line_bytes,
                 sector_bytes=spec.sector_bytes,
                 policy=policy,
                 hashed=True,
                 rng=rng,
+                state=tuple(a[p] for a in self.state),
             )
             for p in range(self.partitions)
         ]
@@ -70,8 +81,34 @@ class L2:
             for p in range(self.partitions)
         ]
         self.writebacks: list[tuple[int, int]] = []  # (line, dirty mask) leaving the L2
-        self.demotions = 0
-        self.invalidations = 0
+        #: where the compiled calls put the lines they write back (line, dirty), drained into
+        #: :attr:`writebacks`; one request writes back at most one line
+        self.wb = np.zeros((WB_ROOM, 2), np.int64)
+
+    @property
+    def demotions(self) -> int:
+        """Lines moved on from one partition to the next (victims kept in the L2)."""
+        return int(self.state[4][:, cc.ST_DEMOTIONS].sum())
+
+    @demotions.setter
+    def demotions(self, value: int) -> None:
+        self.state[4][:, cc.ST_DEMOTIONS] = 0
+        self.state[4][0, cc.ST_DEMOTIONS] = value
+
+    @property
+    def invalidations(self) -> int:
+        """Copies dropped because a store made another partition the line's owner."""
+        return int(self.state[4][:, cc.ST_INVALIDATIONS].sum())
+
+    @invalidations.setter
+    def invalidations(self, value: int) -> None:
+        self.state[4][:, cc.ST_INVALIDATIONS] = 0
+        self.state[4][0, cc.ST_INVALIDATIONS] = value
+
+    def drain(self, n_wb: int) -> None:
+        """Move the first ``n_wb`` write-backs of :attr:`wb` to :attr:`writebacks`."""
+        wb = self.wb
+        self.writebacks.extend((int(wb[i, 0]), int(wb[i, 1])) for i in range(n_wb))
 
     def slice_of(self, line_addr: int) -> int:
         """Slice index (within a partition) of a line."""
@@ -90,64 +127,29 @@ class L2:
     ) -> None:
         """Insert into ``partition``; cascade the victim to the next partitions, then memory.
 
-        ``set_idx`` may pass the line's set (the same in every partition) when known.
-        """
-        tags = self.parts[partition]
-        if set_idx < 0:
-            set_idx = tags.set_index(line_addr)
-        self._cascade(partition, tags.fill(line_addr, sectors, dirty, set_idx), set_idx)
-
-    def _cascade(
-        self, partition: int, victim: tuple[int, int, int] | None, set_idx: int = -1
-    ) -> None:
-        """Move a line evicted from ``partition`` on to the next partition, or write it back.
-
-        A victim comes from the same set, so ``set_idx`` (when given) is its set everywhere.
-        """
-        p = partition
-        hops = 1
-        while victim is not None:
-            v_line, v_valid, v_dirty = victim
-            if hops >= self.partitions:
-                if v_dirty:
-                    self.writebacks.append((v_line, v_dirty))
-                return
-            p = (p + 1) % self.partitions
-            hops += 1
-            tags = self.parts[p]
-            if set_idx < 0:
-                set_idx = tags.set_index(v_line)
-            if tags.probe(v_line, set_idx):
-                if v_dirty:  # merge the dirty sectors into the copy that stays
-                    tags.fill(v_line, v_valid, v_dirty, set_idx)
-                    tags.fills -= 1
-                return
-            self.demotions += 1
-            victim = tags.fill(v_line, v_valid, v_dirty, set_idx)
-            tags.fills -= 1  # a demotion is not a fill from memory
-
-    def write(self, partition: int, line_addr: int, sectors: int, set_idx: int = -1) -> bool:
-        """A store of ``sectors`` into ``partition`` (write-back, write-allocate per sector).
-
+        A line evicted from a partition moves on to the next partition when that one does not
+        hold it (a demotion; if it does, the victim's dirty sectors merge into that copy), and
+        leaves the L2 from the last one, dirty sectors written back (:attr:`writebacks`).
         ``set_idx`` may pass the line's set (the same in every partition) when known.
         """
         if set_idx < 0:
             set_idx = self.parts[partition].set_index(line_addr)
-        merged_valid = 0
-        merged_dirty = 0
-        for p in self._far_parts[partition]:
-            old = self.parts[p].remove(line_addr, set_idx)
-            if old is not None:
-                self.invalidations += 1
-                merged_valid |= old[0]
-                merged_dirty |= old[1]
-        tags = self.parts[partition]
-        hit, victim = tags.write(line_addr, sectors, allocate=True, set_idx=set_idx)
-        self._cascade(partition, victim, set_idx)
-        if merged_valid:
-            tags.fill(line_addr, merged_valid, merged_dirty, set_idx)
-            tags.fills -= 1
-        return hit
+        n_wb = cc.l2_fill(*self.state, partition, set_idx, line_addr, sectors, dirty, self.wb, 0)
+        if n_wb:
+            self.drain(n_wb)
+
+    def write(self, partition: int, line_addr: int, sectors: int, set_idx: int = -1) -> bool:
+        """A store of ``sectors`` into ``partition`` (write-back, write-allocate per sector).
+
+        Copies in other partitions are dropped, their sectors merged into this one.
+        ``set_idx`` may pass the line's set (the same in every partition) when known.
+        """
+        if set_idx < 0:
+            set_idx = self.parts[partition].set_index(line_addr)
+        hit, n_wb = cc.l2_write(*self.state, partition, set_idx, line_addr, sectors, self.wb, 0)
+        if n_wb:
+            self.drain(n_wb)
+        return bool(hit)
 
     def occupancy(self) -> float:
         """The fraction of the L2's line slots that hold a line (every partition together)."""

@@ -26,6 +26,7 @@ from simgpu.arch.coalesce import (
     shared_wavefronts_affine,
 )
 from simgpu.sim.regfile import RegisterFile
+from simgpu.sim.request import MemRequest
 from simgpu.trace.schema import Instruction
 
 if TYPE_CHECKING:
@@ -1005,20 +1006,19 @@ class SM:
             w.refresh(t)
             sub.notify()
 
-        def known(req: Any) -> None:
-            # the memory system has decided when this line completes (maybe ahead of time):
-            # count it; once every line is decided, one event wakes the warp at the latest
-            lvl = req.served_by or "?"
-            counts[lvl] = counts.get(lvl, 0) + req.sectors.bit_count()
-            t = req.t_done
+        def settle(n: int, nsec: int, lvl: str, t: float) -> None:
+            # the memory system has decided when ``n`` lines complete (maybe ahead of time),
+            # the latest at ``t``: count them; once every line is decided, one event wakes the
+            # warp at the latest
+            counts[lvl] = counts.get(lvl, 0) + nsec
             if t > latest[0]:
                 latest[0] = t
             if t > self.last_mem_done:
                 self.last_mem_done = t
-            self.outstanding -= 1
-            state[0] -= 1
+            self.outstanding -= n
+            state[0] -= n
             if group is not None:
-                group[0] -= 1
+                group[0] -= n
                 if t > group[1]:
                     group[1] = t
                 if group[0] == 0 and group[2] is not None:
@@ -1027,7 +1027,17 @@ class SM:
                 t_wake = latest[0]
                 env.timeout(t_wake - env.now if t_wake > env.now else 0.0).callbacks.append(wake)
 
+        def known(req: Any) -> None:
+            settle(1, req.sectors.bit_count(), req.served_by or "?", req.t_done)
+
         self.outstanding += len(reqs)
+        # a warp's stores in one call where the memory system takes them so (MemorySystem,
+        # unless a recording wraps its requests: timeline.trace_requests)
+        store_many = getattr(system, "store_many", None) if write and not bulk else None
+        if store_many is not None and self.request_cls is MemRequest:
+            store_many(self.index, [line for line, _ in reqs], [m for _, m in reqs], cache_op,
+                       settle)
+            return
         for req in self._requests(reqs, write, space, cache_op, now, bulk):
             submit(req, known)
 

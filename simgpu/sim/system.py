@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simgpu.errors import SimgpuError
+from simgpu.sim import cache_core as cc
 from simgpu.sim.cache import MSHREntry, MSHRTable, Port, SectorCache, SharedMemory
 from simgpu.sim.hbm import HBM, HBMConfig, fire_at, unloaded_read_tck
 from simgpu.sim.l2 import L2
@@ -183,6 +184,10 @@ class MemorySystem:
             self.l1.append(_L1(sm, tags, port, shared))
         self.l2 = L2(l2s, policy=l2_policy, rng=self.rng)
         self.xbar = Crossbar(spec.noc, l2s.partitions, self.l2.slices_per_partition)
+        # scratch of the compiled store path: an L1 port's (next free, busy, uses), and the
+        # request behind each write-back of a call
+        self._port_state = np.zeros(3)
+        self._wb_req = np.zeros(64, np.int64)
         # the controllers interleave addresses over channels by L2 lines (the unit that misses)
         self.hbm = HBM(env, spec.dram, self.clock_MHz,
                        hbm_config or HBMConfig(interleave_bytes=l2s.line_bytes))
@@ -601,22 +606,55 @@ class MemorySystem:
         return held
 
     # -- stores -----------------------------------------------------------------------------
+    def _store_lines(
+        self, sm: int, lines: list[int], masks: list[int], cache_op: str, now: float
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Book an SM's stores of ``lines`` (request sector ``masks``) through its L1 port, its
+        L1 copy (``cache_op`` "ca": write-through, no allocate), the crossbar to the near L2
+        partition's slice and (unless :attr:`l2_write_through`) into that partition: one
+        compiled call (:func:`simgpu.sim.cache_core.store_batch`), in order. Returns each
+        store's start at its slice, the request that caused each write-back the call left in
+        ``l2.wb``, and their count."""
+        u = self.l1[sm]
+        port = u.port
+        tags = u.tags
+        l2 = self.l2
+        p = self.partition_of[sm]
+        near = l2.parts[p]
+        xbar = self.xbar
+        n = len(lines)
+        line_arr = np.array(lines, np.int64)
+        mask_arr = np.array(masks, np.int64)
+        # assumption: a store covering part of a larger L2 sector makes the whole sector valid
+        # and dirty (the L2 keeps no byte masks)
+        mask_l2 = mask_arr if self._same_sectors else np.array(
+            [convert_sectors(m, self.sector_bytes, self.l2_sector_bytes) for m in masks],
+            np.int64)
+        state = self._port_state
+        state[0], state[1], state[2] = port.next_free, port.busy, port.uses
+        t_slice = np.empty(n)
+        wb_req = self._wb_req if n <= len(self._wb_req) else np.empty(n, np.int64)
+        if n > len(l2.wb):  # (one write-back per store at most)
+            l2.wb = np.zeros((n, 2), np.int64)
+        n_wb = cc.store_batch(
+            line_arr, mask_arr, mask_l2, float(now), state, port.bytes_per_cycle,
+            self.sector_bytes, tags.tag, tags.valid, tags.dirty, tags.age, tags.st,
+            tags._line_shift, cache_op == "ca", *l2.state, near._line_shift, near.index_div, p,
+            l2.slices_per_partition, xbar.used, xbar.skip, xbar.sc, xbar.bytes_per_cycle,
+            xbar.request_bytes, float(self.noc), not self.l2_write_through, t_slice, l2.wb,
+            wb_req)
+        port.next_free, port.busy, port.uses = float(state[0]), float(state[1]), int(state[2])
+        return t_slice, wb_req, int(n_wb)
+
     def _store(self, req: MemRequest, ev: _Sink, now: float) -> None:
-        u = self.l1[req.sm]
-        nbytes = self.sector_bytes * req.sectors.bit_count()
-        start = u.port.use(now, nbytes)
-        if req.cache_op == "ca" and u.tags.n_sets:
-            u.tags.write(req.line_addr, req.sectors, allocate=False)  # write-through
-        p = self.partition_of[req.sm]
-        g = self.l2.parts[p].set_index(req.line_addr)  # the same set in every partition
-        s = self.xbar.use(p, g % self.l2.slices_per_partition, start + self.noc, nbytes)
-        sectors = req.sectors
-        if not self._same_sectors:
-            # assumption: a store covering part of a larger L2 sector makes the whole sector
-            # valid and dirty (the L2 keeps no byte masks)
-            sectors = convert_sectors(sectors, self.sector_bytes, self.l2_sector_bytes)
+        t_slice, _, n_wb = self._store_lines(req.sm, [req.line_addr], [req.sectors],
+                                             req.cache_op, now)
+        s = float(t_slice[0])
         if self.l2_write_through:
             back = self.dram_back + self.noc
+            sectors = req.sectors
+            if not self._same_sectors:
+                sectors = convert_sectors(sectors, self.sector_bytes, self.l2_sector_bytes)
 
             def written(t: float) -> None:
                 self._done(req, ev, t + back, "DRAM")
@@ -626,7 +664,8 @@ class MemorySystem:
             self.dram_writebacks += 1
             self.writeback_bytes += self.l2_sector_bytes * sectors.bit_count()
             return
-        self.l2.write(p, req.line_addr, sectors, g)  # write-back, allocate
+        if n_wb:
+            self.l2.drain(n_wb)
         t_ack = s + self.noc
         if self.l2.writebacks:
             def accepted(t: float) -> None:
@@ -635,6 +674,98 @@ class MemorySystem:
             if self._writebacks(accepted):
                 return
         self._done(req, ev, t_ack, "L2near")
+
+    def store_many(
+        self,
+        sm: int,
+        lines: list[int],
+        masks: list[int],
+        cache_op: str,
+        settle: Callable[[int, int, str, float], None],
+    ) -> None:
+        """One SM's stores (a warp's, in order), each line ``lines[i]`` with sector mask
+        ``masks[i]``, started now: the same as :meth:`submit` of one store request each, in one
+        compiled call and with no request objects. ``settle(n, sectors, level, t)`` is called
+        as completion times are decided: once for all stores decided at once (``t`` the latest
+        of them, ``sectors`` their sector count), and once for each store that waits for a
+        full DRAM write queue to take the line its write evicted."""
+        if not 0 <= sm < len(self.l1):
+            raise SimgpuError(f"request sm = {sm}, expected 0..{len(self.l1) - 1}")
+        if cache_op not in CACHE_OPS or max(masks, default=0) > self.full_line:
+            raise SimgpuError(
+                f"stores cache_op = {cache_op!r}, sectors up to {max(masks):#b}; expected"
+                f" cache_op in {CACHE_OPS} and sectors within a line ({self.full_line:#b}:"
+                f" {self.line_bytes} B of {self.sector_bytes} B sectors)"
+            )
+        env = self.env
+        now = env.now
+        if self.t_first is None:
+            self.t_first = now
+        if self.l2_write_through:  # each store completes on its own DRAM write
+            for line, mask in zip(lines, masks, strict=True):
+                req = MemRequest(sm=sm, line_addr=line, sectors=mask, write=True,
+                                 cache_op=cache_op)
+                self.submit(req, lambda r: settle(1, r.sectors.bit_count(), "L2near"
+                                                  if r.served_by is None else r.served_by,
+                                                  r.t_done or 0.0))
+            return
+        n = len(lines)
+        self.issued += n
+        t_slice, wb_req, n_wb = self._store_lines(sm, lines, masks, cache_op, now)
+        noc = self.noc
+        l2 = self.l2
+        wb = l2.wb
+        j = 0  # the next write-back of the call
+        held: list[int] = []
+        for i in range(n):
+            if j < n_wb and wb_req[j] == i:  # its write evicted dirty lines: send them on
+                first = j
+                while j < n_wb and wb_req[j] == i:
+                    j += 1
+                l2.writebacks.extend((int(wb[k, 0]), int(wb[k, 1])) for k in range(first, j))
+                req = MemRequest(sm=sm, line_addr=lines[i], sectors=masks[i], write=True,
+                                 cache_op=cache_op, t_issue=now)
+                t_ack = float(t_slice[i]) + noc
+
+                def accepted(t: float, req: MemRequest = req, t_ack: float = t_ack) -> None:
+                    self._done(req, lambda r: settle(1, r.sectors.bit_count(), "L2near",
+                                                     r.t_done or 0.0),
+                               max(t_ack, t + noc), "L2near")
+
+                if self._writebacks(accepted):
+                    held.append(i)
+        if len(held) == n:
+            return
+        # the stores decided now (what MemorySystem._done does for each, in order)
+        level = "L2near"
+        if held:
+            keep = [i for i in range(n) if i not in held]
+            t_done = (t_slice[keep] + noc).tolist()
+            nsec = sum(masks[i].bit_count() for i in keep)
+        else:
+            t_done = (t_slice + noc).tolist()
+            nsec = sum(m.bit_count() for m in masks)
+        k = len(t_done)
+        t_max = max(t_done)
+        nbytes = self.sector_bytes * nsec
+        self.completed += k
+        self.bytes_written += nbytes
+        if t_max > self.t_last:
+            self.t_last = t_max
+        if self.record:
+            lat = [t - now for t in t_done]
+            rec = self.by_level.get(level)
+            if rec is None:
+                rec = self.by_level[level] = [0, 0.0, 0]
+                self.lat[level] = array("d")
+            rec[0] += k
+            total = rec[1]
+            for x in lat:  # (one by one: the same sum as one request at a time)
+                total += x
+            rec[1] = total
+            rec[2] += nbytes
+            self.lat[level].extend(lat)
+        settle(k, nsec, level, t_max)
 
     # -- functional warm-up -----------------------------------------------------------------
     def warm(

@@ -256,6 +256,8 @@ def trace_requests(system: Any, timeline: Timeline, *, counters: bool = True) ->
     system.access = access
     if hasattr(system, "submit"):
         system.submit = submit
+    if getattr(system, "store_many", None) is not None:
+        system.store_many = None  # a warp's stores then go through submit(), one by one
     return system
 
 
