@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simgpu.errors import SimgpuError
-from simgpu.sim.cache import MSHRTable, Port, SectorCache, SharedMemory, WindowPort, mix64
+from simgpu.sim.cache import (
+    MSHRTable,
+    Port,
+    SectorCache,
+    SharedMemory,
+    WindowBank,
+    WindowPort,
+    mix64,
+)
 
 LINE = 128
 SECTOR = 32
@@ -215,3 +223,67 @@ def test_window_port_never_starts_early_nor_exceeds_capacity(bookings):
     for cut in sorted({s for s, _ in done}):
         carried = sum(c for s, c in done if s < cut)
         assert carried <= cut + w + 1e-9
+
+
+class ReferenceWindowPort:
+    """The window booking rule written plainly over dicts (how WindowPort was first written):
+    the compiled port, with its windows in a hash table of arrays, must book exactly so."""
+
+    KEEP = 256
+
+    def __init__(self, bytes_per_cycle: float, window: float = 16.0) -> None:
+        self.bpc, self.window = bytes_per_cycle, window
+        self.used: dict[int, float] = {}
+        self.skip: dict[int, int] = {}
+        self.low, self.limit = float("inf"), 2 * self.KEEP
+        self.next_free = self.busy = 0.0
+
+    def _room(self, k: int) -> int:
+        root = k
+        while root in self.skip:
+            root = self.skip[root]
+        while k in self.skip and self.skip[k] != root:
+            self.skip[k], k = root, self.skip[k]
+        return root
+
+    def use(self, now: float, nbytes: float) -> float:
+        w, used, cycles = self.window, self.used, nbytes / self.bpc
+        self.low = min(self.low, now)
+        k = self._room(int(now // w))
+        u = used.get(k, 0.0)
+        start = max(k * w + u, now)
+        total = u + cycles
+        while total > w:
+            used[k] = w
+            self.skip[k] = k + 1
+            k = self._room(k + 1)
+            total = used.get(k, 0.0) + total - w
+        used[k] = total
+        if total >= w:
+            self.skip[k] = k + 1
+        self.next_free = max(self.next_free, start + cycles)
+        self.busy += cycles
+        if len(used) > self.limit:
+            floor = int(self.low // w) - self.KEEP
+            for key in [key for key in used if key < floor]:
+                del used[key]
+                self.skip.pop(key, None)
+            self.low = float("inf")
+            self.limit = len(used) + 2 * self.KEEP
+        return start
+
+
+@given(st.lists(st.tuples(st.floats(0, 1.0), st.sampled_from([32, 64, 128, 512, 4096]),
+                          st.booleans()), min_size=1, max_size=3000),
+       st.integers(0, 3))
+@settings(max_examples=40, deadline=None)
+def test_window_port_books_as_the_reference_rule(bookings, seed):
+    port, ref = WindowPort("w", 32.0, bank=WindowBank(3, capacity=16), index=seed % 3), \
+        ReferenceWindowPort(32.0)
+    t = 0.0
+    for jump, nbytes, far in bookings:
+        # mostly in time order, some far ahead and some back in time (far hits, stores)
+        t += jump * 40
+        at = t + 5000 * jump if far else max(0.0, t - 900 * jump)
+        assert port.use(at, nbytes) == ref.use(at, nbytes)
+    assert (port.next_free, port.busy, port.windows()) == (ref.next_free, ref.busy, len(ref.used))

@@ -92,13 +92,13 @@ def test_store_many_matches_one_request_at_a_time(cache_op):
     for level in a.lat:
         assert list(a.lat[level]) == list(b.lat[level])
     assert a.by_level == b.by_level
-    for x, y in zip(a.l2.state, b.l2.state, strict=True):
-        assert np.array_equal(x, y)
+    assert np.array_equal(a.l2.T, b.l2.T) and np.array_equal(a.l2.st, b.l2.st)
     for ua, ub in zip(a.l1, b.l1, strict=True):
         assert np.array_equal(ua.tags.valid, ub.tags.valid)
         assert (ua.port.next_free, ua.port.busy, ua.port.uses) == \
             (ub.port.next_free, ub.port.busy, ub.port.uses)
-    assert np.array_equal(a.xbar.sc, b.xbar.sc)
+    assert np.array_equal(a.xbar.bank.sc, b.xbar.bank.sc)
+    assert np.array_equal(a.xbar.bank.W, b.xbar.bank.W)
     assert (a.issued, a.completed, a.bytes_written, a.t_last) == \
         (b.issued, b.completed, b.bytes_written, b.t_last)
 

@@ -37,6 +37,8 @@ __all__ = [
     "MSHREntry",
     "MSHRTable",
     "Port",
+    "WindowPort",
+    "WindowBank",
     "SharedMemory",
     "mix64",
 ]
@@ -46,19 +48,18 @@ POLICIES = ("lru", "fifo", "random")
 #: most 32 bits)
 _MAX_SECTORS = 32
 
-#: one cache's tag state: (tag, valid, dirty, age, st) arrays (:mod:`simgpu.sim.cache_core`)
-TagState = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: one cache's tag state: its ways' fields ``T[set, way, F_*]`` and its scalars ``st[ST_*]``
+#: (:mod:`simgpu.sim.cache_core`)
+TagState = tuple[np.ndarray, np.ndarray]
 
 
 def new_tag_state(n_sets: int, ways: int, copies: int | None = None) -> TagState:
-    """Empty tag arrays for ``n_sets x ways`` lines, or ``copies`` such arrays stacked (an
-    L2's partitions: ``tag[partition, set, way]``, ``st[partition, ST_*]``)."""
+    """Empty tags for ``n_sets x ways`` lines, or ``copies`` of them stacked (an L2's
+    partitions: ``T[partition, set, way, F_*]``, ``st[partition, ST_*]``)."""
     lead = () if copies is None else (copies,)
-    return (np.full(lead + (n_sets, ways), -1, np.int64),
-            np.zeros(lead + (n_sets, ways), np.int64),
-            np.zeros(lead + (n_sets, ways), np.int64),
-            np.zeros(lead + (n_sets, ways), np.int64),
-            np.zeros(lead + (cc.NST,), np.int64))
+    T = np.zeros(lead + (n_sets, ways, cc.NF), np.int64)
+    T[..., cc.F_TAG] = -1
+    return T, np.zeros(lead + (cc.NST,), np.int64)
 
 
 class SectorCache:
@@ -75,7 +76,7 @@ class SectorCache:
     __slots__ = (
         "name", "size_bytes", "ways", "line_bytes", "sector_bytes", "sectors_per_line",
         "policy", "n_sets", "hashed", "index_div", "_line_shift", "_full",
-        "tag", "valid", "dirty", "age", "st",
+        "T", "st",
     )
 
     def __init__(
@@ -129,10 +130,10 @@ class SectorCache:
         self._line_shift = line_bytes.bit_length() - 1
         if state is None:
             state = new_tag_state(self.n_sets, ways)
-        if state[0].shape != (self.n_sets, ways):
+        if state[0].shape != (self.n_sets, ways, cc.NF):
             raise SimgpuError(f"{name}: tag arrays of shape {state[0].shape}, expected"
-                              f" {(self.n_sets, ways)}")
-        self.tag, self.valid, self.dirty, self.age, self.st = state
+                              f" {(self.n_sets, ways, cc.NF)}")
+        self.T, self.st = state
         self.st[cc.ST_LRU] = policy == "lru"
         self.st[cc.ST_RANDOM] = policy == "random"
         if policy == "random":
@@ -156,7 +157,7 @@ class SectorCache:
             return 0
         if set_idx < 0:
             set_idx = self.set_index(line_addr)
-        return int(cc.probe(self.tag, self.valid, set_idx, line_addr))
+        return int(cc.probe(self.T, set_idx, line_addr))
 
     def lookup(self, line_addr: int, sectors: int, set_idx: int = -1) -> int:
         """Look a request up: count it, refresh recency on a hit; return the present sectors.
@@ -169,8 +170,7 @@ class SectorCache:
             return 0
         if set_idx < 0:
             set_idx = self.set_index(line_addr)
-        return int(cc.lookup(self.tag, self.valid, self.age, self.st, set_idx, line_addr,
-                             sectors))
+        return int(cc.lookup(self.T, self.st, set_idx, line_addr, sectors))
 
     def fill(
         self, line_addr: int, sectors: int, dirty: int = 0, set_idx: int = -1
@@ -183,8 +183,7 @@ class SectorCache:
             return None
         if set_idx < 0:
             set_idx = self.set_index(line_addr)
-        v = cc.fill(self.tag, self.valid, self.dirty, self.age, self.st, set_idx, line_addr,
-                    sectors, dirty)
+        v = cc.fill(self.T, self.st, set_idx, line_addr, sectors, dirty)
         return None if v[0] < 0 else (int(v[0]), int(v[1]), int(v[2]))
 
     def write(
@@ -203,8 +202,7 @@ class SectorCache:
             return False, None
         if set_idx < 0:
             set_idx = self.set_index(line_addr)
-        hit, v_line, v_valid, v_dirty = cc.write(self.tag, self.valid, self.dirty, self.age,
-                                                 self.st, set_idx, line_addr, sectors,
+        hit, v_line, v_valid, v_dirty = cc.write(self.T, self.st, set_idx, line_addr, sectors,
                                                  allocate)
         return bool(hit), (None if v_line < 0 else (int(v_line), int(v_valid), int(v_dirty)))
 
@@ -214,23 +212,28 @@ class SectorCache:
             return None
         if set_idx < 0:
             set_idx = self.set_index(line_addr)
-        found, v, d = cc.remove(self.tag, self.valid, self.dirty, self.st, set_idx, line_addr)
+        found, v, d = cc.remove(self.T, self.st, set_idx, line_addr)
         return (int(v), int(d)) if found else None
 
     def lines(self) -> Iterable[int]:
         """Every resident line address, set by set, oldest stamp first."""
         for s in range(self.n_sets):
-            ways = [w for w in range(self.ways) if self.tag[s, w] >= 0]
-            ages = self.age[s]
-            for w in sorted(ways, key=lambda w: int(ages[w])):
-                yield int(self.tag[s, w])
+            row = self.T[s]
+            ways = [w for w in range(self.ways) if row[w, cc.F_TAG] >= 0]
+            for w in sorted(ways, key=lambda w: int(row[w, cc.F_AGE])):
+                yield int(row[w, cc.F_TAG])
 
     def __len__(self) -> int:
         return int(self.st[cc.ST_COUNT])
 
     def dirty_sectors(self) -> int:
         """Number of dirty sectors held (data a write-back cache still owes to memory)."""
-        return int(cc.dirty_sectors(self.tag, self.dirty)) if self.n_sets else 0
+        return int(cc.dirty_sectors(self.T)) if self.n_sets else 0
+
+    @property
+    def valid(self) -> np.ndarray:
+        """The valid sector mask of every way (``T[..., F_VALID]``, a view)."""
+        return self.T[..., cc.F_VALID]
 
     def counters(self) -> dict[str, int]:
         """The statistics counters as a dict."""
@@ -392,7 +395,7 @@ class WindowPort(Port):
     earlier; a far hit's booking deep in the future does not move that mark).
     """
 
-    __slots__ = ("used", "skip", "sc")
+    __slots__ = ("bank", "index")
 
     #: windows kept behind the earliest recent arrival (older ones are dropped, so a booking
     #: that far in the past finds them empty)
@@ -400,7 +403,7 @@ class WindowPort(Port):
 
     def __init__(
         self, name: str, bytes_per_cycle: float, window: float = 16.0,
-        state: tuple[Any, Any, np.ndarray] | None = None,
+        bank: WindowBank | None = None, index: int = 0,
     ) -> None:
         if bytes_per_cycle <= 0:
             raise SimgpuError(f"{name}: bytes_per_cycle = {bytes_per_cycle}, expected > 0")
@@ -408,57 +411,104 @@ class WindowPort(Port):
             raise SimgpuError(f"{name}: window = {window}, expected > 0 cycles")
         self.name = name
         self.bytes_per_cycle = bytes_per_cycle
-        if state is None:
-            state = (*cc.new_window_maps(), np.zeros(cc.NSC))
-        #: window -> cycles it carries; full window -> a later window that may have room
-        #: (numba dictionaries); the scalars (``SC_*``; a row of the crossbar's array)
-        self.used, self.skip = state[0], state[1]
-        self.sc: np.ndarray = state[2]
-        sc = self.sc
+        #: where the port's windows live (its row ``index`` of the bank's arrays)
+        self.bank = bank if bank is not None else WindowBank(1)
+        self.index = index
+        sc = self.bank.sc[index]
         sc[cc.SC_WINDOW] = window
         sc[cc.SC_LOW] = np.inf  # the earliest arrival since windows were last forgotten
         sc[cc.SC_LIMIT] = 2 * self.KEEP  # forget old windows when this many are kept
         sc[cc.SC_KEEP] = self.KEEP
 
+    def _get(self, col: int) -> float:
+        return float(self.bank.sc[self.index, col])
+
     @property
     def window(self) -> float:
-        return float(self.sc[cc.SC_WINDOW])
+        """Cycles per window (and cycles each window carries)."""
+        return self._get(cc.SC_WINDOW)
 
     @property
     def next_free(self) -> float:
         """The end of the latest booking."""
-        return float(self.sc[cc.SC_NEXT_FREE])
+        return self._get(cc.SC_NEXT_FREE)
 
     @next_free.setter
     def next_free(self, value: float) -> None:
-        self.sc[cc.SC_NEXT_FREE] = value
+        self.bank.sc[self.index, cc.SC_NEXT_FREE] = value
 
     @property
     def busy(self) -> float:
         """Cycles booked."""
-        return float(self.sc[cc.SC_BUSY])
+        return self._get(cc.SC_BUSY)
 
     @busy.setter
     def busy(self, value: float) -> None:
-        self.sc[cc.SC_BUSY] = value
+        self.bank.sc[self.index, cc.SC_BUSY] = value
 
     @property
     def uses(self) -> int:
         """Bookings made."""
-        return int(self.sc[cc.SC_USES])
+        return int(self._get(cc.SC_USES))
 
     @uses.setter
     def uses(self, value: int) -> None:
-        self.sc[cc.SC_USES] = value
+        self.bank.sc[self.index, cc.SC_USES] = value
+
+    def windows(self) -> int:
+        """Windows the port remembers now."""
+        return int(self._get(cc.SC_COUNT))
 
     def use(self, now: float, nbytes: float) -> float:
         """Book ``nbytes`` arriving at ``now``; return the start cycle."""
-        return float(cc.window_book(self.used, self.skip, self.sc, float(now),
-                                    nbytes / self.bytes_per_cycle))
+        return self.book(now, nbytes / self.bytes_per_cycle)
 
     def book(self, now: float, cycles: float) -> float:
         """Book the port for ``cycles`` from ``now`` on; return the start cycle."""
-        return float(cc.window_book(self.used, self.skip, self.sc, float(now), float(cycles)))
+        bank = self.bank
+        start: float = cc.window_book(bank.W, bank.sc, self.index, float(now), float(cycles))
+        if start < 0:  # its table is full: grow the bank's tables, then book
+            bank.reserve(cc.window_room(cycles, self.window))
+            start = cc.window_book(bank.W, bank.sc, self.index, float(now), float(cycles))
+        return start
+
+
+class WindowBank:
+    """The windows of ``ports`` :class:`WindowPort` s in arrays (a crossbar's slice ports), so
+    that compiled code books any of them: per port an open-addressed table of its windows
+    (:mod:`simgpu.sim.cache_core`) of :attr:`capacity` slots, kept at most half full (it grows
+    as needed), and its scalars ``sc[port, SC_*]``."""
+
+
+    __slots__ = ("W", "sc")
+
+    def __init__(self, ports: int, capacity: int = 2048) -> None:
+        if capacity < 8 or capacity & (capacity - 1):
+            raise SimgpuError(f"WindowBank: capacity = {capacity}, expected a power of two >= 8")
+        self.sc = np.zeros((ports, cc.NSC))
+        self.W = self._table(ports, capacity)
+
+    @staticmethod
+    def _table(ports: int, capacity: int) -> np.ndarray:
+        W = np.zeros((ports, capacity, cc.NW))
+        W[:, :, cc.W_KEY] = -1.0
+        return W
+
+    @property
+    def capacity(self) -> int:
+        return int(self.W.shape[1])
+
+    def reserve(self, extra: int) -> None:
+        """Make room for ``extra`` more windows in every port's table."""
+        need = int(self.sc[:, cc.SC_COUNT].max()) + extra
+        cap = self.capacity
+        if need <= cap // 2:
+            return
+        while need > cap // 2:
+            cap *= 2
+        new = self._table(self.W.shape[0], cap)
+        cc.window_rehash(self.W, self.sc, new)
+        self.W = new
 
 
 class SharedMemory:

@@ -60,8 +60,8 @@ class L2:
         # stacked (tag[partition, set, way]) so that compiled code serves all of them.
         self.sets_per_slice = spec.sets_per_slice
         part_bytes = spec.slice_bytes * self.slices_per_partition
-        self.state = new_tag_state(part_bytes // (spec.ways * spec.line_bytes), spec.ways,
-                                   copies=self.partitions)
+        self.T, self.st = new_tag_state(part_bytes // (spec.ways * spec.line_bytes), spec.ways,
+                                        copies=self.partitions)
         self.parts: list[SectorCache] = [
             SectorCache(
                 name=f"L2-p{p}",
@@ -72,7 +72,7 @@ class L2:
                 policy=policy,
                 hashed=True,
                 rng=rng,
-                state=tuple(a[p] for a in self.state),
+                state=(self.T[p], self.st[p]),
             )
             for p in range(self.partitions)
         ]
@@ -88,22 +88,22 @@ class L2:
     @property
     def demotions(self) -> int:
         """Lines moved on from one partition to the next (victims kept in the L2)."""
-        return int(self.state[4][:, cc.ST_DEMOTIONS].sum())
+        return int(self.st[:, cc.ST_DEMOTIONS].sum())
 
     @demotions.setter
     def demotions(self, value: int) -> None:
-        self.state[4][:, cc.ST_DEMOTIONS] = 0
-        self.state[4][0, cc.ST_DEMOTIONS] = value
+        self.st[:, cc.ST_DEMOTIONS] = 0
+        self.st[0, cc.ST_DEMOTIONS] = value
 
     @property
     def invalidations(self) -> int:
         """Copies dropped because a store made another partition the line's owner."""
-        return int(self.state[4][:, cc.ST_INVALIDATIONS].sum())
+        return int(self.st[:, cc.ST_INVALIDATIONS].sum())
 
     @invalidations.setter
     def invalidations(self, value: int) -> None:
-        self.state[4][:, cc.ST_INVALIDATIONS] = 0
-        self.state[4][0, cc.ST_INVALIDATIONS] = value
+        self.st[:, cc.ST_INVALIDATIONS] = 0
+        self.st[0, cc.ST_INVALIDATIONS] = value
 
     def drain(self, n_wb: int) -> None:
         """Move the first ``n_wb`` write-backs of :attr:`wb` to :attr:`writebacks`."""
@@ -134,7 +134,8 @@ class L2:
         """
         if set_idx < 0:
             set_idx = self.parts[partition].set_index(line_addr)
-        n_wb = cc.l2_fill(*self.state, partition, set_idx, line_addr, sectors, dirty, self.wb, 0)
+        n_wb = cc.l2_fill(self.T, self.st, partition, set_idx, line_addr, sectors, dirty, self.wb,
+                          0)
         if n_wb:
             self.drain(n_wb)
 
@@ -146,7 +147,8 @@ class L2:
         """
         if set_idx < 0:
             set_idx = self.parts[partition].set_index(line_addr)
-        hit, n_wb = cc.l2_write(*self.state, partition, set_idx, line_addr, sectors, self.wb, 0)
+        hit, n_wb = cc.l2_write(self.T, self.st, partition, set_idx, line_addr, sectors, self.wb,
+                                0)
         if n_wb:
             self.drain(n_wb)
         return bool(hit)

@@ -18,11 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-from numba.typed import List
-
-from simgpu.sim import cache_core as cc
-from simgpu.sim.cache import WindowPort
+from simgpu.sim.cache import WindowBank, WindowPort
 
 if TYPE_CHECKING:
     from simgpu.devices.spec import NocSpec
@@ -33,28 +29,21 @@ __all__ = ["Crossbar"]
 class Crossbar:
     """SM-to-slice network: ``latency`` cycles one way, one bandwidth port per slice."""
 
-    __slots__ = ("latency", "ports", "bytes_per_cycle", "request_bytes", "used", "skip", "sc")
+    __slots__ = ("latency", "ports", "bytes_per_cycle", "request_bytes", "bank")
 
     def __init__(self, noc: NocSpec, partitions: int, slices_per_partition: int) -> None:
         self.latency = noc.latency_cycles
         self.bytes_per_cycle = noc.bandwidth_bytes_per_cycle_per_slice
         #: bytes of slice bandwidth a request occupies at least (0: its own bytes)
         self.request_bytes = float(noc.slice_request_bytes or 0)
-        # every slice port's state, slice s of partition p at p * slices_per_partition + s, so
-        # that compiled code books any of them (the ports below are views of it)
-        n = partitions * slices_per_partition
-        self.used, self.skip = List(), List()
-        for _ in range(n):
-            used, skip = cc.new_window_maps()
-            self.used.append(used)
-            self.skip.append(skip)
-        self.sc = np.zeros((n, cc.NSC))
+        # every slice port's windows in one bank (slice s of partition p is its port
+        # p * slices_per_partition + s), so that compiled code books any of them
+        self.bank = WindowBank(partitions * slices_per_partition)
         self.ports = [
             [
-                WindowPort(f"xbar-p{p}-s{s}", self.bytes_per_cycle,
-                           state=(self.used[k], self.skip[k], self.sc[k]))
-                for s, k in ((s, p * slices_per_partition + s)
-                             for s in range(slices_per_partition))
+                WindowPort(f"xbar-p{p}-s{s}", self.bytes_per_cycle, bank=self.bank,
+                           index=p * slices_per_partition + s)
+                for s in range(slices_per_partition)
             ]
             for p in range(partitions)
         ]

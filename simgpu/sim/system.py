@@ -188,6 +188,10 @@ class MemorySystem:
         # request behind each write-back of a call
         self._port_state = np.zeros(3)
         self._wb_req = np.zeros(64, np.int64)
+        #: windows one store may add to a slice port's table (it books at most a line's bytes)
+        self._store_room = cc.window_room(
+            max(l1s.line_bytes, self.xbar.request_bytes) / self.xbar.bytes_per_cycle,
+            self.xbar.ports[0][0].window)
         # the controllers interleave addresses over channels by L2 lines (the unit that misses)
         self.hbm = HBM(env, spec.dram, self.clock_MHz,
                        hbm_config or HBMConfig(interleave_bytes=l2s.line_bytes))
@@ -636,13 +640,16 @@ class MemorySystem:
         wb_req = self._wb_req if n <= len(self._wb_req) else np.empty(n, np.int64)
         if n > len(l2.wb):  # (one write-back per store at most)
             l2.wb = np.zeros((n, 2), np.int64)
-        n_wb = cc.store_batch(
-            line_arr, mask_arr, mask_l2, float(now), state, port.bytes_per_cycle,
-            self.sector_bytes, tags.tag, tags.valid, tags.dirty, tags.age, tags.st,
-            tags._line_shift, cache_op == "ca", *l2.state, near._line_shift, near.index_div, p,
-            l2.slices_per_partition, xbar.used, xbar.skip, xbar.sc, xbar.bytes_per_cycle,
-            xbar.request_bytes, float(self.noc), not self.l2_write_through, t_slice, l2.wb,
-            wb_req)
+        bank = xbar.bank
+        args = (line_arr, mask_arr, mask_l2, float(now), state, port.bytes_per_cycle,
+                self.sector_bytes, tags.T, tags.st, tags._line_shift, cache_op == "ca", l2.T,
+                l2.st, near._line_shift, near.index_div, p, l2.slices_per_partition, bank.W,
+                bank.sc, xbar.bytes_per_cycle, xbar.request_bytes, self._store_room,
+                float(self.noc), not self.l2_write_through, t_slice, l2.wb, wb_req)
+        n_wb = cc.store_batch(*args)
+        if n_wb < 0:  # a slice port's table could fill: grow the bank's tables, then store
+            bank.reserve(n * self._store_room)
+            n_wb = cc.store_batch(*args[:17], bank.W, *args[18:])
         port.next_free, port.busy, port.uses = float(state[0]), float(state[1]), int(state[2])
         return t_slice, wb_req, int(n_wb)
 
