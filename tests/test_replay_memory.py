@@ -146,6 +146,7 @@ def test_warm_l2_gemm_starts_with_its_inputs_in_every_partition(h100):
             submit(req, seen)
 
         system.submit = tap
+        system.load_many = None  # every load through the tapped submit(), one at a time
         return system
 
     warm_factory = w.warm_l2_kwargs(h100, {}, every_partition=True)["system_factory"]

@@ -1,4 +1,5 @@
-"""Caches, MSHRs, ports and shared memory against reference models and closed forms."""
+"""Caches, ports and shared memory against reference models and closed forms (the MSHRs:
+test_sim_system.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from hypothesis import strategies as st
 
 from simgpu.errors import SimgpuError
 from simgpu.sim.cache import (
-    MSHRTable,
     Port,
     SectorCache,
     SharedMemory,
@@ -139,15 +139,6 @@ def test_other_sector_sizes_count_their_own_sectors(sector):
 def test_hash_is_a_bijection_on_a_range():
     values = {mix64(i) for i in range(200_000)}
     assert len(values) == 200_000
-
-
-def test_mshr_limits():
-    m = MSHRTable(entries=2, merge=4)
-    m.allocate(0, 1)
-    assert not m.full
-    m.allocate(128, 1)
-    assert m.full
-    assert m.release(0) is not None and not m.full
 
 
 def test_port_next_free_arithmetic():

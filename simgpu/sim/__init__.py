@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 from simgpu.sim.request import MemRequest
 
 if TYPE_CHECKING:
-    from simgpu.sim.cache import MSHRTable, Port, SectorCache, SharedMemory
+    from simgpu.sim.cache import Port, SectorCache, SharedMemory
     from simgpu.sim.hbm import HBM, HBMConfig
     from simgpu.sim.l2 import L2
     from simgpu.sim.noc import Crossbar
     from simgpu.sim.pcie import HostLink
     from simgpu.sim.sources import Paced, PointerChase, RandomAccess, SourceResult, Stream
-    from simgpu.sim.system import MemorySystem, build_system
+    from simgpu.sim.system import MemorySystem, MSHRCounters, build_system
 
 __all__ = [
     "MemRequest",
@@ -37,7 +37,7 @@ __all__ = [
     "HBMConfig",
     "HostLink",
     "SectorCache",
-    "MSHRTable",
+    "MSHRCounters",
     "Port",
     "SharedMemory",
     "L2",
@@ -56,7 +56,7 @@ _LAZY = {
     "HBMConfig": "simgpu.sim.hbm",
     "HostLink": "simgpu.sim.pcie",
     "SectorCache": "simgpu.sim.cache",
-    "MSHRTable": "simgpu.sim.cache",
+    "MSHRCounters": "simgpu.sim.system",
     "Port": "simgpu.sim.cache",
     "SharedMemory": "simgpu.sim.cache",
     "L2": "simgpu.sim.l2",

@@ -9,8 +9,6 @@ requests.
 * :class:`SectorCache`: ``sets x ways`` lines of ``line_bytes``, each with a valid and a dirty
   mask of ``sector_bytes`` sectors; replacement ``"lru"``, ``"fifo"`` or ``"random"``; set index
   either the plain line index modulo the set count or a bijective hash of it.
-* :class:`MSHRTable`: outstanding misses per line, with merging of later requests for sectors
-  already in flight, an entry limit and a merge limit.
 * :class:`Port`: bandwidth as bytes per cycle, O(1) and eventless.
 * :class:`SharedMemory`: banks of ``bank_width_bytes``; a warp's access takes as many cycles as
   the most loaded bank has distinct words (a bank conflict serialises, a broadcast does not).
@@ -19,8 +17,7 @@ requests.
 from __future__ import annotations
 
 import random
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -34,8 +31,6 @@ __all__ = [
     "SectorCache",
     "TagState",
     "new_tag_state",
-    "MSHREntry",
-    "MSHRTable",
     "Port",
     "WindowPort",
     "WindowBank",
@@ -262,78 +257,6 @@ for _name, _doc in zip(cc.COUNTERS, (
     "fills (from below)", "stores",
 ), strict=True):
     setattr(SectorCache, _name, _counter(_COUNTER_INDEX[_name], _doc))
-
-
-class MSHREntry:
-    """One outstanding miss: the sectors in flight and who waits for them."""
-
-    __slots__ = ("line_addr", "inflight", "t_fill", "waiters", "merged")
-
-    def __init__(self, line_addr: int, inflight: int) -> None:
-        self.line_addr = line_addr
-        self.inflight = inflight
-        #: when the fill arrives (SM cycles) once known; None while it is still unknown
-        self.t_fill: float | None = None
-        #: callbacks ``f(t_fill)`` to run when the fill time becomes known
-        self.waiters: list[Callable[[float], None]] = []
-        self.merged = 0
-
-
-class MSHRTable:
-    """Miss status holding registers: at most ``entries`` lines in flight, ``merge`` per line."""
-
-    __slots__ = ("entries", "merge", "table", "order", "allocations", "merges", "stalls")
-
-    def __init__(self, entries: int, merge: int) -> None:
-        if entries <= 0 or merge <= 0:
-            raise SimgpuError(f"MSHR: entries = {entries}, merge = {merge}; expected both > 0")
-        self.entries = entries
-        self.merge = merge
-        self.table: dict[int, MSHREntry] = {}
-        # entries in allocation order, with released ones dropped lazily: finding the oldest
-        # through the dict would walk the deleted slots at its front, which grew to thousands
-        # in L2 MSHRs under streaming traffic
-        self.order: deque[MSHREntry] = deque()
-        self.allocations = 0
-        self.merges = 0
-        self.stalls = 0
-
-    def add(self, entry: MSHREntry) -> None:
-        """Register a new entry (the caller checked that its line is not in flight)."""
-        self.table[entry.line_addr] = entry
-        self.order.append(entry)
-        self.allocations += 1
-
-    def arrived(self, now: float) -> MSHREntry | None:
-        """The entry allocated first among those still held if its fill has arrived by
-        ``now``, else None (fills are released oldest first, up to the first still out)."""
-        order, table = self.order, self.table
-        while order:
-            e = order[0]
-            if table.get(e.line_addr) is e:
-                t = e.t_fill
-                return e if t is not None and t <= now else None
-            order.popleft()
-        return None
-
-    def get(self, line_addr: int) -> MSHREntry | None:
-        """The entry of a line in flight, or None."""
-        return self.table.get(line_addr)
-
-    @property
-    def full(self) -> bool:
-        """True when no entry is free."""
-        return len(self.table) >= self.entries
-
-    def allocate(self, line_addr: int, sectors: int) -> MSHREntry:
-        """A new entry (the caller checked :attr:`full` and that the line is not in flight)."""
-        entry = MSHREntry(line_addr, sectors)
-        self.add(entry)
-        return entry
-
-    def release(self, line_addr: int) -> MSHREntry | None:
-        """Free the entry of a line whose fill has completed."""
-        return self.table.pop(line_addr, None)
 
 
 class Port:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from numba import njit
+
 __all__ = [
     "MemRequest",
     "SPACES",
@@ -45,12 +47,13 @@ def full_mask(line_bytes: int, sector_bytes: int) -> int:
     return (1 << (line_bytes // sector_bytes)) - 1
 
 
+@njit(cache=True)
 def convert_sectors(mask: int, from_bytes: int, to_bytes: int) -> int:
     """A sector mask in sectors of ``from_bytes`` re-expressed in sectors of ``to_bytes``.
 
     Both sizes are powers of two. To larger sectors, a sector is set when any byte of it was
     (an L2 with 64-byte sectors fetches the whole 64 bytes for a 32-byte request); to smaller
-    ones, every sector of a set sector is set.
+    ones, every sector of a set sector is set. (Compiled: the load path calls it.)
     """
     if from_bytes == to_bytes:
         return mask

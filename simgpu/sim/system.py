@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import random
 from array import array
-from collections import deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,8 @@ import numpy as np
 
 from simgpu.errors import SimgpuError
 from simgpu.sim import cache_core as cc
-from simgpu.sim.cache import MSHREntry, MSHRTable, Port, SectorCache, SharedMemory
+from simgpu.sim import load_core as lc
+from simgpu.sim.cache import SectorCache, SharedMemory, new_tag_state
 from simgpu.sim.hbm import HBM, HBMConfig, fire_at, unloaded_read_tck
 from simgpu.sim.l2 import L2
 from simgpu.sim.noc import Crossbar
@@ -85,19 +85,67 @@ def default_carveout_KiB(spec: DeviceSpec) -> int:
     return options[-1]
 
 
+class _PortRow:
+    """An L1 port (:class:`~simgpu.sim.cache.Port`'s counters) kept in a row of the loads'
+    array, where the compiled load and store paths book it."""
+
+    __slots__ = ("row", "bytes_per_cycle")
+
+    def __init__(self, row: np.ndarray, bytes_per_cycle: float) -> None:
+        self.row = row
+        self.bytes_per_cycle = bytes_per_cycle
+
+    @property
+    def next_free(self) -> float:
+        return float(self.row[0])
+
+    @property
+    def busy(self) -> float:
+        return float(self.row[1])
+
+    @property
+    def uses(self) -> int:
+        return int(self.row[2])
+
+
+class MSHRCounters:
+    """One MSHR table of the compiled load path: its limits and counters (a view)."""
+
+    __slots__ = ("U", "t", "entries", "merge")
+
+    def __init__(self, U: np.ndarray, t: int, entries: int | None, merge: int) -> None:
+        self.U, self.t, self.entries, self.merge = U, t, entries, merge
+
+    def _get(self, col: int) -> int:
+        return int(self.U[self.t, col])
+
+    def _put(self, col: int, value: int) -> None:
+        self.U[self.t, col] = value
+
+    allocations = property(lambda self: self._get(lc.U_ALLOCATIONS),
+                           lambda self, v: self._put(lc.U_ALLOCATIONS, v))
+    merges = property(lambda self: self._get(lc.U_MERGES),
+                      lambda self, v: self._put(lc.U_MERGES, v))
+    stalls = property(lambda self: self._get(lc.U_STALLS),
+                      lambda self, v: self._put(lc.U_STALLS, v))
+
+    def __len__(self) -> int:
+        """Lines in flight."""
+        return self._get(lc.U_COUNT)
+
+
 class _L1:
     """One SM's L1 data cache, MSHRs, load/store port and shared memory."""
 
-    __slots__ = ("sm", "tags", "mshr", "port", "shared", "stalled", "retry_armed")
+    __slots__ = ("sm", "tags", "mshr", "port", "shared")
 
-    def __init__(self, sm: int, tags: SectorCache, port: Port, shared: SharedMemory) -> None:
+    def __init__(self, sm: int, tags: SectorCache, port: _PortRow, mshr: MSHRCounters,
+                 shared: SharedMemory) -> None:
         self.sm = sm
         self.tags = tags
-        self.mshr = MSHRTable(L1_MSHR_ENTRIES, L1_MSHR_MERGE)
+        self.mshr = mshr
         self.port = port
         self.shared = shared
-        self.stalled: deque[tuple[MemRequest, Any]] = deque()
-        self.retry_armed = False
 
 
 class _Completion:
@@ -118,19 +166,6 @@ class _Completion:
             self.event = env.timeout(delay, req)
         else:
             fire_at(env, self.event, delay, req)
-
-
-class _Fill(MSHREntry):
-    """An MSHR entry that also knows which level will answer and how many fetches are out."""
-
-    __slots__ = ("level", "pending", "best", "set_idx")
-
-    def __init__(self, line_addr: int, inflight: int, set_idx: int = -1) -> None:
-        MSHREntry.__init__(self, line_addr, inflight)  # (a plain call: cheaper than super())
-        self.level = "DRAM"
-        self.pending = 0
-        self.best = 0.0
-        self.set_idx = set_idx  # the line's L2 set (same in every partition), -1 if unknown
 
 
 class MemorySystem:
@@ -165,28 +200,28 @@ class MemorySystem:
         l1_bytes = l1s.size_bytes - carve * 1024
         l1_ways = l1_bytes // (sets * l1s.line_bytes)
         self.l1_bytes = l1_ways * sets * l1s.line_bytes
+        n_sm = spec.compute.sm_count
+        l1_sets = self.l1_bytes // (max(1, l1_ways) * l1s.line_bytes) if l1_ways > 0 else 0
+        # every L1's tags stacked (T[sm, set, way, F_*]) and every L1 port in a row of one
+        # array, so that compiled code serves any SM's loads and stores
+        self._l1_tags = new_tag_state(l1_sets, max(1, l1_ways), copies=n_sm)
+        self._ports = np.zeros((n_sm, 3))
         self.l1 = []
-        for sm in range(spec.compute.sm_count):
+        for sm in range(n_sm):
             tags = SectorCache(
-                name=f"L1-sm{sm}",
-                size_bytes=self.l1_bytes,
-                ways=max(1, l1_ways),
-                line_bytes=l1s.line_bytes,
-                sector_bytes=l1s.sector_bytes,
-                policy=l1_policy,
-                rng=self.rng,
-            ) if l1_ways > 0 else SectorCache(
-                name=f"L1-sm{sm}", size_bytes=0, ways=1, line_bytes=l1s.line_bytes,
-                sector_bytes=l1s.sector_bytes, policy=l1_policy, rng=self.rng,
+                name=f"L1-sm{sm}", size_bytes=self.l1_bytes, ways=max(1, l1_ways),
+                line_bytes=l1s.line_bytes, sector_bytes=l1s.sector_bytes, policy=l1_policy,
+                rng=self.rng, state=(self._l1_tags[0][sm], self._l1_tags[1][sm]),
             )
-            port = Port(f"L1-sm{sm}", l1s.bandwidth_bytes_per_cycle)
+            if l1s.bandwidth_bytes_per_cycle <= 0:
+                raise SimgpuError(f"{spec.name}: l1.bandwidth_bytes_per_cycle ="
+                                  f" {l1s.bandwidth_bytes_per_cycle}, expected > 0")
+            port = _PortRow(self._ports[sm], l1s.bandwidth_bytes_per_cycle)
             shared = SharedMemory(l1s.shared_banks, l1s.shared_bank_width_bytes)
-            self.l1.append(_L1(sm, tags, port, shared))
+            self.l1.append(_L1(sm, tags, port, None, shared))  # type: ignore[arg-type]
         self.l2 = L2(l2s, policy=l2_policy, rng=self.rng)
         self.xbar = Crossbar(spec.noc, l2s.partitions, self.l2.slices_per_partition)
-        # scratch of the compiled store path: an L1 port's (next free, busy, uses), and the
-        # request behind each write-back of a call
-        self._port_state = np.zeros(3)
+        # scratch of the compiled store path: the request behind each write-back of a call
         self._wb_req = np.zeros(64, np.int64)
         #: windows one store may add to a slice port's table (it books at most a line's bytes)
         self._store_room = cc.window_room(
@@ -195,13 +230,8 @@ class MemorySystem:
         # the controllers interleave addresses over channels by L2 lines (the unit that misses)
         self.hbm = HBM(env, spec.dram, self.clock_MHz,
                        hbm_config or HBMConfig(interleave_bytes=l2s.line_bytes))
-        self.l2_mshr = [
-            MSHRTable(L2_MSHR_ENTRIES_PER_SLICE * self.l2.slices_per_partition, L2_MSHR_MERGE)
-            for _ in range(l2s.partitions)
-        ]
         # SM -> partition: assumption: SMs split into equal consecutive halves (GPCs attach to
         # one partition; the SM numbering within a GPC is not published).
-        n_sm = spec.compute.sm_count
         self.partition_of = [sm * l2s.partitions // n_sm for sm in range(n_sm)]
         # latencies, SM cycles
         self.h1 = l1s.hit_latency_cycles
@@ -259,6 +289,37 @@ class MemorySystem:
         self._warm_dirty = 0  # dirty bytes of the L2 at the start (warm)
         self.t_first: float | None = None
         self.t_last = 0.0
+        # the load path: MSHRs, waiting loads and the way through L1, crossbar and L2 are
+        # compiled (simgpu.sim.load_core); each load has a slot there, and Python keeps its
+        # request and where its completion goes
+        consts = [0.0] * lc.C_N
+        for k, v in ((lc.C_H1, self.h1), (lc.C_NOC, self.noc), (lc.C_BACK, self.slice_to_sm),
+                     (lc.C_FAR_HOP, self.far_hop), (lc.C_DRAM_TO, self.dram_to),
+                     (lc.C_DRAM_BACK, self.dram_back), (lc.C_SECTOR, self.sector_bytes),
+                     (lc.C_L2_SECTOR, self.l2_sector_bytes),
+                     (lc.C_L1_BPC, l1s.bandwidth_bytes_per_cycle),
+                     (lc.C_XBAR_BPC, self.xbar.bytes_per_cycle),
+                     (lc.C_REQ_BYTES, self.xbar.request_bytes),
+                     (lc.C_L1_ENTRIES, L1_MSHR_ENTRIES), (lc.C_L1_MERGE, L1_MSHR_MERGE),
+                     (lc.C_L2_MERGE, L2_MSHR_MERGE), (lc.C_SLICES, self.l2.slices_per_partition),
+                     (lc.C_L1_SHIFT, l1s.line_bytes.bit_length() - 1),
+                     (lc.C_L2_SHIFT, self.l2.parts[0]._line_shift),
+                     (lc.C_L2_DIV, self.l2.parts[0].index_div), (lc.C_N_SM, n_sm)):
+            consts[k] = float(v)
+        self._ld = lc.LoadState(n_sm, l2s.partitions, L1_MSHR_ENTRIES, consts)
+        self._part = np.array(self.partition_of, np.int64)
+        #: per load slot: (request or None, where its completion goes, its sector mask when
+        #: it has no request, its issue time)
+        self._loads: list[tuple[Any, Any, int, float] | None] = [None] * self._ld.RI.shape[0]
+        self._one = np.zeros(1, np.int64)
+        self._rs = np.zeros(64, np.int64)
+        for u in self.l1:
+            u.mshr = MSHRCounters(self._ld.U, u.sm, L1_MSHR_ENTRIES, L1_MSHR_MERGE)
+        self.l2_mshr = [
+            MSHRCounters(self._ld.U, n_sm + p,
+                         L2_MSHR_ENTRIES_PER_SLICE * self.l2.slices_per_partition, L2_MSHR_MERGE)
+            for p in range(l2s.partitions)
+        ]
 
     # -- public -----------------------------------------------------------------------------
     def access(self, req: MemRequest) -> simpy.Event:
@@ -341,260 +402,171 @@ class MemorySystem:
         ev(req)
 
     # -- loads ------------------------------------------------------------------------------
-    def _load(
-        self, req: MemRequest, ev: _Sink, now: float, retry: bool = False
-    ) -> bool:
-        """Start a load; False (only when ``retry``) if it must keep waiting for an MSHR."""
-        u = self.l1[req.sm]
-        cached = req.cache_op != "cg" and u.tags.n_sets > 0
-        e: MSHREntry | None = None  # the line's L1 MSHR entry (cached loads)
-        if cached:
-            if u.stalled and not retry:  # the LD/ST unit issues in order
-                self._stall(u, req, ev)
-                return True
-            table = u.mshr.table
-            if table:
-                self._l1_sweep(u, now)
-                e = table.get(req.line_addr)
-                if e is not None and e.t_fill is not None and e.t_fill <= now:
-                    self._l1_release(u, e)
-                    e = None
-            if self._would_stall(u, e, req):
-                if retry:
-                    return False
-                self._stall(u, req, ev)
-                return True
-        nbytes = self.sector_bytes * req.sectors.bit_count()
-        port = u.port  # Port.use, inlined
-        start = port.next_free if port.next_free > now else now
-        occ = nbytes / port.bytes_per_cycle
-        port.next_free = start + occ
-        port.busy += occ
-        port.uses += 1
-        if not cached:
-            self._l2_load(req.sm, req.line_addr, req.sectors, start, nbytes,
-                          partial(self._done, req, ev), req.bulk)
-            return True
-        line, sec = req.line_addr, req.sectors
-        present = u.tags.lookup(line, sec)
-        if present == sec:
-            self._done(req, ev, start + self.h1, "L1")
-            return True
-        need = sec & ~present
-        h1 = self.h1
-        if e is not None:
-            e.merged += 1
-            u.mshr.merges += 1
-            extra = need & ~e.inflight
-            if extra:
-                e.inflight |= extra
-                self._l1_fetch(u, e, req.sm, line, extra, start)
+    # The rules (MemorySystem's docstring has the latencies): a load cached in the L1 (ld.ca)
+    # looks its line up there; the LD/ST unit issues in order, so while an SM has loads waiting
+    # for an MSHR every later one waits behind them. An L1 miss takes an MSHR entry per line
+    # (512 per SM, 64 merges each) and fetches the missing sectors through the crossbar from
+    # the SM's near L2 partition; a load of a line already in flight merges (fetching only
+    # sectors not yet in flight). A fill enters the tags when its data has arrived (at the
+    # next access that needs the entry, oldest entries first). In the L2 the same: an MSHR
+    # entry per line in flight (merges limited; a merge-full request waits for the fill), a
+    # near hit, else a far partition's copy (copied into the near one), else DRAM. Written
+    # over arrays in simgpu.sim.load_core; here the loads get their slots and the actions it
+    # logs are replayed in order.
+    def _load(self, req: MemRequest, ev: _Sink, now: float) -> None:
+        ld = self._ld
+        r = ld.request()
+        if r >= len(self._loads):
+            self._loads.extend([None] * (ld.RI.shape[0] - len(self._loads)))
+        self._loads[r] = (req, ev, 0, now)
+        ld.RI[r] = (req.sm, req.line_addr, req.sectors, req.cache_op != "cg", req.bulk, -1)
+        one = self._one
+        one[0] = r
+        self._run_loads(now, one, 1)
 
-            def waiter(t: float, e: MSHREntry = e) -> None:
-                self._done(req, ev, max(t, start + h1), e.level)  # type: ignore[attr-defined]
-
-            # the fetch above may have been answered at once (an L2 hit): t_fill is then known
-            if e.t_fill is not None:
-                waiter(e.t_fill)
-            else:
-                e.waiters.append(waiter)
-            return True
-        f = _Fill(line, need)
-        u.mshr.add(f)
-        f.waiters.append(lambda t: self._done(req, ev, t, f.level))
-        self._l1_fetch(u, f, req.sm, line, need, start)
-        return True
-
-    def _would_stall(self, u: _L1, e: MSHREntry | None, req: MemRequest) -> bool:
-        """True when the load needs an MSHR entry (or a merge slot) and none is free.
-
-        ``e`` is the line's entry still in flight, if any.
-        """
-        if e is not None:
-            return e.merged >= u.mshr.merge
-        if len(u.mshr.table) < u.mshr.entries:  # a free entry (MSHRTable.full, inlined)
-            return False
-        return u.tags.probe(req.line_addr) & req.sectors != req.sectors
-
-    def _l1_fetch(self, u: _L1, f: Any, sm: int, line: int, sectors: int, start: float) -> None:
-        f.pending += 1
-        f.t_fill = None
-
-        def filled(t: float, level: str) -> None:
-            f.pending -= 1
-            f.level = level
-            if t > f.best:
-                f.best = t
-            if f.pending == 0:
-                self._l1_known(u, f, f.best)
-
-        self._l2_load(sm, line, sectors, start, self.sector_bytes * sectors.bit_count(), filled)
-
-    def _l1_known(self, u: _L1, f: Any, t: float) -> None:
-        f.t_fill = t
-        waiters, f.waiters = f.waiters, []
-        for w in waiters:
-            w(t)
-        if u.stalled:
-            self._arm_retry(u)
-
-    def _l1_release(self, u: _L1, e: MSHREntry) -> None:
-        del u.mshr.table[e.line_addr]
-        u.tags.fill(e.line_addr, e.inflight)
-
-    def _l1_sweep(self, u: _L1, now: float) -> None:
-        arrived = u.mshr.arrived
-        while (e := arrived(now)) is not None:
-            self._l1_release(u, e)
-
-    def _stall(self, u: _L1, req: MemRequest, ev: _Sink) -> None:
-        u.mshr.stalls += 1
-        u.stalled.append((req, ev))
-        self._arm_retry(u)
-
-    def _arm_retry(self, u: _L1) -> None:
-        """Wake the SM's stalled loads when the earliest known fill arrives."""
-        if u.retry_armed:
-            return
-        pending = [e.t_fill for e in u.mshr.table.values() if e.t_fill is not None]
-        if not pending:
-            return  # no fill time known yet: _l1_known arms it when one is
-        u.retry_armed = True
-        now = self.env.now
-        t = max(min(pending), now)
-        tev = self.env.timeout(t - now)
-        tev.callbacks.append(partial(self._retry, u))
-
-    def _retry(self, u: _L1, _ev: object = None) -> None:
-        u.retry_armed = False
-        now = self.env.now
-        for e in [e for e in u.mshr.table.values() if e.t_fill is not None and e.t_fill <= now]:
-            self._l1_release(u, e)
-        # replay in order until one must wait again
-        while u.stalled:
-            req, ev = u.stalled[0]
-            if not self._load(req, ev, now, retry=True):
-                break
-            u.stalled.popleft()
-        if u.stalled:
-            self._arm_retry(u)
-
-    def _l2_load(
+    def load_many(
         self,
         sm: int,
-        line: int,
-        sectors: int,
-        start: float,
-        nbytes: int,
-        cb: Callable[[float, str], None],
+        lines: list[int],
+        masks: list[int],
+        cache_op: str,
+        settle: Callable[[int, int, str, float], None],
         bulk: bool = False,
     ) -> None:
-        """Fetch ``sectors`` (request sectors) of ``line`` through the L2, ``nbytes`` to carry
-        back over the crossbar; ``cb(t_load_to_use, level)``. ``bulk``: a TMA copy's read,
-        which occupies the slices for its bytes only (:attr:`MemRequest.bulk`)."""
+        """One SM's loads (a warp's, in order), each line ``lines[i]`` with sector mask
+        ``masks[i]``, started now: the same as :meth:`submit` of one load request each, in one
+        compiled call and with no request objects. ``settle(1, sectors, level, t)`` is called
+        for each load as its completion time ``t`` is decided. ``bulk``: TMA copies
+        (:attr:`MemRequest.bulk`)."""
+        if not 0 <= sm < len(self.l1):
+            raise SimgpuError(f"request sm = {sm}, expected 0..{len(self.l1) - 1}")
+        if cache_op not in CACHE_OPS or max(masks, default=0) > self.full_line:
+            raise SimgpuError(
+                f"loads cache_op = {cache_op!r}, sectors up to {max(masks):#b}; expected"
+                f" cache_op in {CACHE_OPS} and sectors within a line ({self.full_line:#b}:"
+                f" {self.line_bytes} B of {self.sector_bytes} B sectors)"
+            )
         now = self.env.now
-        if not self._same_sectors:
-            sectors = convert_sectors(sectors, self.sector_bytes, self.l2_sector_bytes)
+        if self.t_first is None:
+            self.t_first = now
+        n = len(lines)
+        self.issued += n
+        ld = self._ld
+        loads = self._loads
+        rs = self._rs if n <= len(self._rs) else np.empty(n, np.int64)
+        cached = cache_op != "cg"
+        RI = ld.RI
+        for i in range(n):
+            r = ld.request()
+            if r >= len(loads):
+                loads.extend([None] * (ld.RI.shape[0] - len(loads)))
+                RI = ld.RI
+            mask = masks[i]
+            loads[r] = (None, settle, mask, now)
+            RI[r] = (sm, lines[i], mask, cached, bulk, -1)
+            rs[i] = r
+        self._run_loads(now, rs, n)
+
+    def _run_loads(self, now: float, rs: np.ndarray, n: int) -> None:
+        """Start loads ``rs[:n]`` in one compiled call."""
+        ld = self._ld
         l2 = self.l2
-        p = self.partition_of[sm]
-        near = l2.parts[p]
-        g = near.set_index(line)
-        sl = g % l2.slices_per_partition
-        mshr = self.l2_mshr[p]
-        table = mshr.table
-        e = None  # the line's L2 MSHR entry still in flight, if any
-        if table:  # release the fills that have arrived (_l2_sweep)
-            self._l2_sweep(p, now)
-            e = table.get(line)
-            if e is not None and e.t_fill is not None and e.t_fill <= now:
-                self._l2_release(p, e)
-                e = None
-        s = self.xbar.use(p, sl, start + self.noc, nbytes, bulk)
-        present = near.lookup(line, sectors, g)
-        back = self.slice_to_sm
-        if present == sectors:
-            cb(s + back, "L2near")
-            return
-        need = sectors & ~present
-        if e is not None and not (need & ~e.inflight):
-            # the sectors are in flight: merge into the entry, or, with its merge slots full,
-            # wait for the fill and take the line then (the request is refused and retried, as
-            # GPGPU-Sim's L2 does on a merge-full reservation failure) -- never a second fetch
-            # of the same sectors from DRAM
-            if e.merged < mshr.merge:
-                e.merged += 1
-                mshr.merges += 1
-            else:
-                mshr.stalls += 1
+        bank = self.xbar.bank
+        while True:
+            status = lc.load(ld.EI, ld.EF, ld.FE, ld.WI, ld.WF, ld.FW, ld.RI, ld.U, ld.H1, ld.H2,
+                             self._l1_tags[0], self._l1_tags[1], self._ports, l2.T, l2.st,
+                             bank.W, bank.sc, l2.wb, ld.A, ld.G, ld.C, self._part, float(now),
+                             rs, n, self._store_room)
+            if status == lc.ROOM_OK:
+                break
+            self._grow(status, n)
+        self._replay()
 
-            def waiter(t: float, e: Any = e) -> None:
-                cb(max(t, s) + back, e.level)
-
-            if e.t_fill is not None:
-                waiter(e.t_fill)
-            else:
-                e.waiters.append(waiter)
-            return
-        # far partitions
-        for q in self._far[p]:
-            if l2.parts[q].lookup(line, need, g) == need:
-                t_far = s + self.far_hop
-                s2 = self.xbar.use(q, sl, t_far, self.l2_sector_bytes * need.bit_count(), bulk)
-                t_fill = s2 + self.far_hop
-                self._l2_track(p, line, need, t_fill, "L2far", e, g)
-                cb(t_fill + back, "L2far")
-                return
-        # DRAM
-        f = self._l2_track(p, line, need, None, "DRAM", e, g)
-        f.pending += 1
-        now_ = now
-        dram_back = self.dram_back
-
-        def data(t_data: float) -> None:
-            t_fill = t_data + dram_back
-            f.pending -= 1
-            if t_fill > f.best:
-                f.best = t_fill
-            cb(t_fill + back, "DRAM")
-            if f.pending == 0:
-                f.t_fill = f.best
-                waiters, f.waiters = f.waiters, []
-                for w in waiters:
-                    w(f.best)
-
-        self.hbm.submit(line, self.l2_sector_bytes * need.bit_count(), False,
-                        (s - now_) + self.dram_to, data)
-
-    def _l2_track(
-        self, p: int, line: int, need: int, t_fill: float | None, level: str, e: Any, g: int
-    ) -> Any:
-        """The L2 MSHR entry of a fill into partition ``p`` (new, or widened)."""
-        mshr = self.l2_mshr[p]
-        if e is None:
-            e = _Fill(line, need, g)
-            mshr.add(e)
+    def _grow(self, status: int, n: int) -> None:
+        if status == lc.ROOM_PORTS:
+            self.xbar.bank.reserve(2 * n * self._store_room)
         else:
-            e.inflight |= need
-        e.level = level
-        if t_fill is not None:
-            e.best = max(e.best, t_fill)
-        # the entry's fill time is known only once no DRAM fetch for it is outstanding
-        e.t_fill = None if (t_fill is None or e.pending) else e.best
-        return e
+            self._ld.grow(status, n)
 
-    def _l2_release(self, p: int, e: Any) -> None:
-        del self.l2_mshr[p].table[e.line_addr]
-        self.l2.fill(p, e.line_addr, e.inflight, 0, e.set_idx)
-        if self.l2.writebacks:
-            self._writebacks()
+    def _retry(self, sm: int, _ev: object = None) -> None:
+        """The SM's stalled loads, when the earliest known fill of its L1 has arrived."""
+        ld = self._ld
+        l2 = self.l2
+        bank = self.xbar.bank
+        while True:
+            status = lc.retry(ld.EI, ld.EF, ld.FE, ld.WI, ld.WF, ld.FW, ld.RI, ld.U, ld.H1,
+                              ld.H2, self._l1_tags[0], self._l1_tags[1], self._ports, l2.T,
+                              l2.st, bank.W, bank.sc, l2.wb, ld.A, ld.G, ld.C, self._part,
+                              float(self.env.now), sm, self._store_room)
+            if status == lc.ROOM_OK:
+                break
+            self._grow(status, int(lc.stalled(ld.U, ld.RI, sm)) + 1)
+        self._replay()
 
-    def _l2_sweep(self, p: int, now: float) -> None:
-        arrived = self.l2_mshr[p].arrived
-        while (e := arrived(now)) is not None:
-            self._l2_release(p, e)
+    def _dram_data(self, f: int, cb: int, t_data: float) -> None:
+        """A DRAM read of the load path has its data (HBM's callback)."""
+        ld = self._ld
+        while True:
+            status = lc.dram_data(ld.EI, ld.EF, ld.FE, ld.WI, ld.WF, ld.FW, ld.RI, ld.U, ld.H1,
+                                  ld.A, ld.G, ld.C, float(self.env.now), f, cb, t_data)
+            if status == lc.ROOM_OK:
+                break
+            ld.grow(status, 1)
+        self._replay()
+
+    def _replay(self) -> None:
+        """Do, in order, what the compiled call logged."""
+        ld = self._ld
+        n = int(ld.G[lc.G_A])
+        if not n:
+            return
+        loads = self._loads
+        levels = lc.LEVELS
+        free = ld.free_r
+        for code, a, b, c, d, e in ld.A[:n].tolist():
+            if code == lc.ACT_DONE:
+                r = int(a)
+                entry = loads[r]
+                loads[r] = None
+                free.append(r)
+                assert entry is not None
+                req, sink, mask, t_issue = entry
+                if req is not None:
+                    self._done(req, sink, b, levels[int(c)])
+                else:  # a load of load_many: MemorySystem._done without the request
+                    level = levels[int(c)]
+                    self.completed += 1
+                    nsec = mask.bit_count()
+                    nbytes = self.sector_bytes * nsec
+                    self.bytes_read += nbytes
+                    if b > self.t_last:
+                        self.t_last = b
+                    if self.record:
+                        lat = b - t_issue
+                        rec = self.by_level.get(level)
+                        if rec is None:
+                            rec = self.by_level[level] = [0, 0.0, 0]
+                            self.lat[level] = array("d")
+                        rec[0] += 1
+                        rec[1] += lat
+                        rec[2] += nbytes
+                        self.lat[level].append(lat)
+                    sink(1, nsec, level, b)
+            elif code == lc.ACT_DRAM:
+                self.hbm.submit(int(a), int(b), False, c,
+                                partial(self._dram_data, int(d), int(e)))
+            elif code == lc.ACT_WRITEBACK:
+                nbytes = int(b)
+                self.dram_writebacks += 1
+                self.writeback_bytes += nbytes
+                self.hbm.submit(int(a), nbytes, True, self.dram_to, None)
+            else:  # ACT_RETRY
+                env = self.env
+                tev = env.timeout(b - env.now)
+                tev.callbacks.append(partial(self._retry, int(a)))
 
     def _writebacks(self, hold: Callable[[float], None] | None = None) -> bool:
-        """Send the L2's evicted dirty lines to DRAM. ``hold(t)``: the request that evicted
+        """Send the L2's evicted dirty lines to DRAM. ``hold(t)``: the store that evicted
         them waits for a write-back that finds its pseudo-channel's write queue full, until
         that one is written (time ``t``): the L2 cannot take more dirty data than the DRAM
         drains. Returns whether ``hold`` was attached."""
@@ -634,8 +606,7 @@ class MemorySystem:
         mask_l2 = mask_arr if self._same_sectors else np.array(
             [convert_sectors(m, self.sector_bytes, self.l2_sector_bytes) for m in masks],
             np.int64)
-        state = self._port_state
-        state[0], state[1], state[2] = port.next_free, port.busy, port.uses
+        state = self._ports[sm]
         t_slice = np.empty(n)
         wb_req = self._wb_req if n <= len(self._wb_req) else np.empty(n, np.int64)
         if n > len(l2.wb):  # (one write-back per store at most)
@@ -650,7 +621,6 @@ class MemorySystem:
         if n_wb < 0:  # a slice port's table could fill: grow the bank's tables, then store
             bank.reserve(n * self._store_room)
             n_wb = cc.store_batch(*args[:17], bank.W, *args[18:])
-        port.next_free, port.busy, port.uses = float(state[0]), float(state[1]), int(state[2])
         return t_slice, wb_req, int(n_wb)
 
     def _store(self, req: MemRequest, ev: _Sink, now: float) -> None:

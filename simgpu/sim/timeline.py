@@ -258,6 +258,8 @@ def trace_requests(system: Any, timeline: Timeline, *, counters: bool = True) ->
         system.submit = submit
     if getattr(system, "store_many", None) is not None:
         system.store_many = None  # a warp's stores then go through submit(), one by one
+    if getattr(system, "load_many", None) is not None:
+        system.load_many = None  # and its loads
     return system
 
 
