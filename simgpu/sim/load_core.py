@@ -482,12 +482,12 @@ def dram_data(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF
               FW: np.ndarray, RI: np.ndarray, U: np.ndarray, H1: np.ndarray, A: np.ndarray,
               G: np.ndarray, C: np.ndarray, now: float, f: int, cb: int, t_data: float) -> int:
     """A DRAM read of L2 entry ``f`` for requester ``cb`` has its data at ``t_data``. Returns
-    ``ROOM_OK``, or, having done nothing, ``ROOM_ACTIONS`` (it books no port)."""
+    the actions logged, or, having done nothing, ``-ROOM_ACTIONS`` (it books no port)."""
     live = 0
     for t in range(int(C[C_N_SM]), U.shape[0]):
         live += U[t, U_COUNT]
     if 70 + (WI.shape[0] - G[G_FW]) + live + 8 > A.shape[0]:
-        return 4  # ROOM_ACTIONS
+        return -4  # -ROOM_ACTIONS
     G[G_A] = 0
     t_fill = t_data + C[C_DRAM_BACK]
     EI[f, E_PENDING] -= 1
@@ -498,7 +498,7 @@ def dram_data(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF
         EF[f, EF_TFILL] = EF[f, EF_BEST]
         EI[f, E_HASFILL] = 1
         _l2_known(EI, EF, WI, WF, FW, RI, U, H1, A, G, C, now, f, EF[f, EF_BEST])
-    return 0
+    return G[G_A]
 
 
 # ---- the L1 -------------------------------------------------------------------------------
@@ -660,18 +660,41 @@ def load(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF: np.
          FW: np.ndarray, RI: np.ndarray, U: np.ndarray, H1: np.ndarray, H2: np.ndarray,
          T1: np.ndarray, st1: np.ndarray, PF: np.ndarray, T2: np.ndarray, st2: np.ndarray,
          W: np.ndarray, sc: np.ndarray, wb: np.ndarray, A: np.ndarray, G: np.ndarray,
-         C: np.ndarray, part: np.ndarray, now: float, rs: np.ndarray, n: int,
-         windows: int) -> int:
-    """Start loads ``rs[:n]`` (their ``RI`` rows filled in), in order. Returns ``ROOM_OK``,
-    or, having done nothing, what lacks room (:func:`_room`)."""
+         C: np.ndarray, part: np.ndarray, windows: int, now: float, rs: np.ndarray,
+         n: int) -> int:
+    """Start loads ``rs[:n]`` (their ``RI`` rows filled in), in order. Returns the actions
+    logged, or, having done nothing, minus what lacks room (``-ROOM_*``, :func:`_room`)."""
     status = _room(FE, WI, U, H2, A, G, C, W, sc, n, windows)
     if status != ROOM_OK:
-        return status
+        return -status
     G[G_A] = 0
     for i in range(n):
         _load(EI, EF, FE, WI, WF, FW, RI, U, H1, H2, T1, st1, PF, T2, st2, W, sc, wb, A, G, C,
               part, now, rs[i], False)
-    return ROOM_OK
+    return G[G_A]
+
+
+@njit(cache=True)
+def load_one(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF: np.ndarray,
+             FW: np.ndarray, RI: np.ndarray, U: np.ndarray, H1: np.ndarray, H2: np.ndarray,
+             T1: np.ndarray, st1: np.ndarray, PF: np.ndarray, T2: np.ndarray, st2: np.ndarray,
+             W: np.ndarray, sc: np.ndarray, wb: np.ndarray, A: np.ndarray, G: np.ndarray,
+             C: np.ndarray, part: np.ndarray, windows: int, now: float, r: int, sm: int,
+             line: int, sectors: int, cached: bool, bulk: bool) -> int:
+    """:func:`load` of one load, slot ``r``, its row given."""
+    status = _room(FE, WI, U, H2, A, G, C, W, sc, 1, windows)
+    if status != ROOM_OK:
+        return -status
+    RI[r, R_SM] = sm
+    RI[r, R_LINE] = line
+    RI[r, R_SECTORS] = sectors
+    RI[r, R_CACHED] = cached
+    RI[r, R_BULK] = bulk
+    RI[r, R_NEXT] = -1
+    G[G_A] = 0
+    _load(EI, EF, FE, WI, WF, FW, RI, U, H1, H2, T1, st1, PF, T2, st2, W, sc, wb, A, G, C, part,
+          now, r, False)
+    return G[G_A]
 
 
 @njit(cache=True)
@@ -679,12 +702,12 @@ def retry(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF: np
           FW: np.ndarray, RI: np.ndarray, U: np.ndarray, H1: np.ndarray, H2: np.ndarray,
           T1: np.ndarray, st1: np.ndarray, PF: np.ndarray, T2: np.ndarray, st2: np.ndarray,
           W: np.ndarray, sc: np.ndarray, wb: np.ndarray, A: np.ndarray, G: np.ndarray,
-          C: np.ndarray, part: np.ndarray, now: float, sm: int, windows: int) -> int:
+          C: np.ndarray, part: np.ndarray, windows: int, now: float, sm: int) -> int:
     """The SM's armed retry: release the fills that have arrived, then replay the stalled
     loads in order until one must wait again (MemorySystem._retry). Returns as :func:`load`."""
     status = _room(FE, WI, U, H2, A, G, C, W, sc, stalled(U, RI, sm) + 1, windows)
     if status != ROOM_OK:
-        return status
+        return -status
     G[G_A] = 0
     U[sm, U_ARMED] = 0
     e = U[sm, U_OHEAD]
@@ -703,7 +726,7 @@ def retry(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF: np
             U[sm, U_STAIL] = -1
     if U[sm, U_SHEAD] >= 0:
         _arm_retry(EI, EF, U, A, G, now, sm)
-    return ROOM_OK
+    return G[G_A]
 
 
 __all__ = ["LEVELS", "LoadState", "dram_data", "load", "retry", "stalled", "F_TAG"]

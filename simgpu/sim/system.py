@@ -311,8 +311,8 @@ class MemorySystem:
         #: per load slot: (request or None, where its completion goes, its sector mask when
         #: it has no request, its issue time)
         self._loads: list[tuple[Any, Any, int, float] | None] = [None] * self._ld.RI.shape[0]
-        self._one = np.zeros(1, np.int64)
         self._rs = np.zeros(64, np.int64)
+        self._refresh_args()
         for u in self.l1:
             u.mshr = MSHRCounters(self._ld.U, u.sm, L1_MSHR_ENTRIES, L1_MSHR_MERGE)
         self.l2_mshr = [
@@ -416,13 +416,19 @@ class MemorySystem:
     def _load(self, req: MemRequest, ev: _Sink, now: float) -> None:
         ld = self._ld
         r = ld.request()
-        if r >= len(self._loads):
-            self._loads.extend([None] * (ld.RI.shape[0] - len(self._loads)))
-        self._loads[r] = (req, ev, 0, now)
-        ld.RI[r] = (req.sm, req.line_addr, req.sectors, req.cache_op != "cg", req.bulk, -1)
-        one = self._one
-        one[0] = r
-        self._run_loads(now, one, 1)
+        loads = self._loads
+        if r >= len(loads):
+            loads.extend([None] * (ld.RI.shape[0] - len(loads)))
+            self._refresh_args()
+        loads[r] = (req, ev, 0, now)
+        while True:
+            n = lc.load_one(*self._args, float(now), r, req.sm, req.line_addr, req.sectors,
+                            req.cache_op != "cg", req.bulk)
+            if n >= 0:
+                break
+            self._grow(-n, 1)
+        if n:
+            self._replay(n)
 
     def load_many(
         self,
@@ -461,6 +467,7 @@ class MemorySystem:
             if r >= len(loads):
                 loads.extend([None] * (ld.RI.shape[0] - len(loads)))
                 RI = ld.RI
+                self._refresh_args()
             mask = masks[i]
             loads[r] = (None, settle, mask, now)
             RI[r] = (sm, lines[i], mask, cached, bulk, -1)
@@ -469,57 +476,58 @@ class MemorySystem:
 
     def _run_loads(self, now: float, rs: np.ndarray, n: int) -> None:
         """Start loads ``rs[:n]`` in one compiled call."""
+        while True:
+            k = lc.load(*self._args, float(now), rs, n)
+            if k >= 0:
+                break
+            self._grow(-k, n)
+        if k:
+            self._replay(k)
+
+    def _refresh_args(self) -> None:
+        """The arrays every compiled call of the load path takes, in its order (again after
+        any of them was replaced by a larger one)."""
         ld = self._ld
         l2 = self.l2
         bank = self.xbar.bank
-        while True:
-            status = lc.load(ld.EI, ld.EF, ld.FE, ld.WI, ld.WF, ld.FW, ld.RI, ld.U, ld.H1, ld.H2,
-                             self._l1_tags[0], self._l1_tags[1], self._ports, l2.T, l2.st,
-                             bank.W, bank.sc, l2.wb, ld.A, ld.G, ld.C, self._part, float(now),
-                             rs, n, self._store_room)
-            if status == lc.ROOM_OK:
-                break
-            self._grow(status, n)
-        self._replay()
+        self._args = (ld.EI, ld.EF, ld.FE, ld.WI, ld.WF, ld.FW, ld.RI, ld.U, ld.H1, ld.H2,
+                      self._l1_tags[0], self._l1_tags[1], self._ports, l2.T, l2.st, bank.W,
+                      bank.sc, l2.wb, ld.A, ld.G, ld.C, self._part, self._store_room)
 
     def _grow(self, status: int, n: int) -> None:
         if status == lc.ROOM_PORTS:
             self.xbar.bank.reserve(2 * n * self._store_room)
         else:
             self._ld.grow(status, n)
+        self._refresh_args()
 
     def _retry(self, sm: int, _ev: object = None) -> None:
         """The SM's stalled loads, when the earliest known fill of its L1 has arrived."""
         ld = self._ld
-        l2 = self.l2
-        bank = self.xbar.bank
         while True:
-            status = lc.retry(ld.EI, ld.EF, ld.FE, ld.WI, ld.WF, ld.FW, ld.RI, ld.U, ld.H1,
-                              ld.H2, self._l1_tags[0], self._l1_tags[1], self._ports, l2.T,
-                              l2.st, bank.W, bank.sc, l2.wb, ld.A, ld.G, ld.C, self._part,
-                              float(self.env.now), sm, self._store_room)
-            if status == lc.ROOM_OK:
+            k = lc.retry(*self._args, float(self.env.now), sm)
+            if k >= 0:
                 break
-            self._grow(status, int(lc.stalled(ld.U, ld.RI, sm)) + 1)
-        self._replay()
+            self._grow(-k, int(lc.stalled(ld.U, ld.RI, sm)) + 1)
+        if k:
+            self._replay(k)
 
     def _dram_data(self, f: int, cb: int, t_data: float) -> None:
         """A DRAM read of the load path has its data (HBM's callback)."""
         ld = self._ld
         while True:
-            status = lc.dram_data(ld.EI, ld.EF, ld.FE, ld.WI, ld.WF, ld.FW, ld.RI, ld.U, ld.H1,
-                                  ld.A, ld.G, ld.C, float(self.env.now), f, cb, t_data)
-            if status == lc.ROOM_OK:
+            k = lc.dram_data(ld.EI, ld.EF, ld.FE, ld.WI, ld.WF, ld.FW, ld.RI, ld.U, ld.H1, ld.A,
+                             ld.G, ld.C, float(self.env.now), f, cb, t_data)
+            if k >= 0:
                 break
-            ld.grow(status, 1)
-        self._replay()
+            ld.grow(-k, 1)
+            self._refresh_args()
+        if k:
+            self._replay(k)
 
-    def _replay(self) -> None:
-        """Do, in order, what the compiled call logged."""
+    def _replay(self, n: int) -> None:
+        """Do, in order, the ``n`` actions the compiled call logged."""
         ld = self._ld
-        n = int(ld.G[lc.G_A])
-        if not n:
-            return
         loads = self._loads
         levels = lc.LEVELS
         free = ld.free_r
@@ -611,6 +619,7 @@ class MemorySystem:
         wb_req = self._wb_req if n <= len(self._wb_req) else np.empty(n, np.int64)
         if n > len(l2.wb):  # (one write-back per store at most)
             l2.wb = np.zeros((n, 2), np.int64)
+            self._refresh_args()
         bank = xbar.bank
         args = (line_arr, mask_arr, mask_l2, float(now), state, port.bytes_per_cycle,
                 self.sector_bytes, tags.T, tags.st, tags._line_shift, cache_op == "ca", l2.T,
@@ -620,6 +629,7 @@ class MemorySystem:
         n_wb = cc.store_batch(*args)
         if n_wb < 0:  # a slice port's table could fill: grow the bank's tables, then store
             bank.reserve(n * self._store_room)
+            self._refresh_args()
             n_wb = cc.store_batch(*args[:17], bank.W, *args[18:])
         return t_slice, wb_req, int(n_wb)
 
