@@ -265,16 +265,36 @@ class ReferenceWindowPort:
 
 
 @given(st.lists(st.tuples(st.floats(0, 1.0), st.sampled_from([32, 64, 128, 512, 4096]),
-                          st.booleans()), min_size=1, max_size=3000),
+                          st.sampled_from(["now", "now", "now", "ahead", "back", "long ago"])),
+                min_size=1, max_size=3000),
        st.integers(0, 3))
 @settings(max_examples=40, deadline=None)
 def test_window_port_books_as_the_reference_rule(bookings, seed):
     port, ref = WindowPort("w", 32.0, bank=WindowBank(3, capacity=16), index=seed % 3), \
         ReferenceWindowPort(32.0)
     t = 0.0
-    for jump, nbytes, far in bookings:
-        # mostly in time order, some far ahead and some back in time (far hits, stores)
+    for jump, nbytes, when in bookings:
+        # mostly in time order, some far ahead (a far hit, a store), some back in time, some
+        # further back than the windows the port keeps (KEEP = 256 windows of 16 cycles)
         t += jump * 40
-        at = t + 5000 * jump if far else max(0.0, t - 900 * jump)
+        at = {"now": t, "ahead": t + 5000 * jump, "back": max(0.0, t - 900 * jump),
+              "long ago": max(0.0, t - 3800 - 1000 * jump)}[when]
         assert port.use(at, nbytes) == ref.use(at, nbytes)
     assert (port.next_free, port.busy, port.windows()) == (ref.next_free, ref.busy, len(ref.used))
+
+
+def test_window_port_forgets_windows_as_the_reference_rule():
+    # long enough to forget old windows several times (more than 2 x KEEP windows held)
+    rng = random.Random(1)
+    port = WindowPort("w", 32.0, bank=WindowBank(3, capacity=16), index=1)
+    ref = ReferenceWindowPort(32.0)
+    t, forgotten = 0.0, 0
+    for _ in range(3000):
+        t += rng.random() * 40
+        at = max(0.0, t - 4000 * rng.random()) if rng.random() < 0.1 else t
+        nbytes = rng.choice([32, 64, 4096])
+        held = len(ref.used)
+        assert port.use(at, nbytes) == ref.use(at, nbytes)
+        assert port.windows() == len(ref.used)
+        forgotten += len(ref.used) < held
+    assert forgotten >= 2
