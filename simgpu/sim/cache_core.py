@@ -476,3 +476,42 @@ def store_batch(lines: np.ndarray, masks: np.ndarray, masks_l2: np.ndarray, now:
             for j in range(first, n_wb):
                 wb_req[j] = i
     return n_wb
+
+
+# ---- warming the tags -----------------------------------------------------------------------
+@njit(cache=True)
+def warm_lines(lines: np.ndarray, sectors: int, sectors_l2: int, dirty: bool, l1_T: np.ndarray,
+               l1_st: np.ndarray, l1_shift: int, use_l1: bool, T: np.ndarray, st: np.ndarray,
+               p: int, l2_shift: int, l2_div: int, wb: np.ndarray) -> tuple[int, int]:
+    """Replay reads (or, with ``dirty``, stores) of ``lines`` through an SM's L1 and the L2
+    with no timing (:meth:`simgpu.sim.system.MemorySystem.warm` has the rules). Returns the
+    dirty sectors written and the dirty sectors the L2 evicted meanwhile (dropped, not
+    written back)."""
+    added = 0
+    evicted = 0
+    l1_sets = l1_T.shape[0]
+    parts = T.shape[0]
+    n_sets = T.shape[1]
+    for i in range(lines.shape[0]):
+        line = lines[i]
+        if use_l1 and lookup(l1_T, l1_st, (line >> l1_shift) % l1_sets, line,
+                             sectors) == sectors:
+            continue
+        g = set_index(line, l2_shift, True, l2_div, n_sets)
+        if dirty:
+            hit, n_wb = l2_write(T, st, p, g, line, sectors_l2, wb, 0)
+            for j in range(n_wb):
+                evicted += popcount(wb[j, 1])
+            added += popcount(sectors_l2)
+            continue
+        if lookup(T[p], st[p], g, line, sectors_l2) != sectors_l2:
+            for k in range(1, parts):  # far partitions, nearest first
+                q = (p + k) % parts
+                if lookup(T[q], st[q], g, line, sectors_l2) == sectors_l2:
+                    break
+            n_wb = l2_fill(T, st, p, g, line, sectors_l2, 0, wb, 0)
+            for j in range(n_wb):
+                evicted += popcount(wb[j, 1])
+        if use_l1:
+            fill(l1_T, l1_st, (line >> l1_shift) % l1_sets, line, sectors, 0)
+    return added, evicted

@@ -774,23 +774,16 @@ class MemorySystem:
         p = self.partition_of[sm]
         use_l1 = u.tags.n_sets > 0 and not dirty
         s2 = convert_sectors(sectors, self.sector_bytes, self.l2_sector_bytes)
-        added = 0  # dirty sectors written (the lines of an output are written once)
-        for line in line_addrs:
-            if use_l1 and u.tags.lookup(line, sectors) == sectors:
-                continue
-            g = l2.parts[p].set_index(line)
-            if dirty:
-                l2.write(p, line, s2, g)
-                added += s2.bit_count()
-                continue
-            if l2.parts[p].lookup(line, s2, g) != s2:
-                for q in self._far[p]:
-                    if l2.parts[q].lookup(line, s2, g) == s2:
-                        break
-                l2.fill(p, line, s2)
-            if use_l1:
-                u.tags.fill(line, sectors)
-        evicted = sum(d.bit_count() for _, d in l2.take_writebacks())
+        if isinstance(line_addrs, range):
+            lines = np.arange(line_addrs.start, line_addrs.stop, line_addrs.step, dtype=np.int64)
+        else:
+            lines = np.fromiter(line_addrs, np.int64)
+        near = l2.parts[p]
+        # (one compiled pass over the lines: cache_core.warm_lines)
+        added, evicted = cc.warm_lines(lines, sectors, s2, dirty, u.tags.T, u.tags.st,
+                                       u.tags._line_shift, use_l1, l2.T, l2.st, p,
+                                       near._line_shift, near.index_div, l2.wb)
+        evicted += sum(d.bit_count() for _, d in l2.take_writebacks())
         self._warm_dirty += self.l2_sector_bytes * (added - evicted)
         self.reset_stats()
 
