@@ -736,15 +736,13 @@ __all__ = ["LEVELS", "LoadState", "dram_data", "load", "retry", "stalled", "F_TA
 class LoadState:
     """The arrays of the compiled load path of one memory system, and their growth.
 
-    ``n_sm`` L1 tables of ``l1_entries`` entries at most; ``parts`` L2 tables (unbounded);
-    ``consts``: the ``C_*`` constants in order. :meth:`reserve` makes room for a call that
-    starts ``n`` loads (or retries ``n``)."""
+    ``n_sm`` L1 tables of ``l1_entries`` entries at most; ``parts`` L2 tables (unbounded).
+    The ``C_*`` constants are set by the owner (``C``). :meth:`grow` makes room for a call that
+    found some short."""
 
-    def __init__(self, n_sm: int, parts: int, l1_entries: int, consts: list[float]) -> None:
+    def __init__(self, n_sm: int, parts: int, l1_entries: int) -> None:
         self.n_sm = n_sm
-        self.C = np.array(consts, np.float64)
-        if self.C.shape != (C_N,):
-            raise ValueError(f"LoadState: {self.C.shape[0]} constants, expected {C_N}")
+        self.C = np.zeros(C_N)
         cap1 = 1
         while cap1 < 4 * l1_entries:
             cap1 *= 2

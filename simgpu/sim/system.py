@@ -205,6 +205,8 @@ class MemorySystem:
         # every L1's tags stacked (T[sm, set, way, F_*]) and every L1 port in a row of one
         # array, so that compiled code serves any SM's loads and stores
         self._l1_tags = new_tag_state(l1_sets, max(1, l1_ways), copies=n_sm)
+        # the load path's state (simgpu.sim.load_core): its constants are set below
+        self._ld = lc.LoadState(n_sm, l2s.partitions, L1_MSHR_ENTRIES)
         self._ports = np.zeros((n_sm, 3))
         self.l1 = []
         for sm in range(n_sm):
@@ -218,7 +220,8 @@ class MemorySystem:
                                   f" {l1s.bandwidth_bytes_per_cycle}, expected > 0")
             port = _PortRow(self._ports[sm], l1s.bandwidth_bytes_per_cycle)
             shared = SharedMemory(l1s.shared_banks, l1s.shared_bank_width_bytes)
-            self.l1.append(_L1(sm, tags, port, None, shared))  # type: ignore[arg-type]
+            mshr = MSHRCounters(self._ld.U, sm, L1_MSHR_ENTRIES, L1_MSHR_MERGE)
+            self.l1.append(_L1(sm, tags, port, mshr, shared))
         self.l2 = L2(l2s, policy=l2_policy, rng=self.rng)
         self.xbar = Crossbar(spec.noc, l2s.partitions, self.l2.slices_per_partition)
         # scratch of the compiled store path: the request behind each write-back of a call
@@ -306,15 +309,13 @@ class MemorySystem:
                      (lc.C_L2_SHIFT, self.l2.parts[0]._line_shift),
                      (lc.C_L2_DIV, self.l2.parts[0].index_div), (lc.C_N_SM, n_sm)):
             consts[k] = float(v)
-        self._ld = lc.LoadState(n_sm, l2s.partitions, L1_MSHR_ENTRIES, consts)
+        self._ld.C[:] = consts
         self._part = np.array(self.partition_of, np.int64)
         #: per load slot: (request or None, where its completion goes, its sector mask when
         #: it has no request, its issue time)
         self._loads: list[tuple[Any, Any, int, float] | None] = [None] * self._ld.RI.shape[0]
         self._rs = np.zeros(64, np.int64)
         self._refresh_args()
-        for u in self.l1:
-            u.mshr = MSHRCounters(self._ld.U, u.sm, L1_MSHR_ENTRIES, L1_MSHR_MERGE)
         self.l2_mshr = [
             MSHRCounters(self._ld.U, n_sm + p,
                          L2_MSHR_ENTRIES_PER_SLICE * self.l2.slices_per_partition, L2_MSHR_MERGE)
