@@ -118,6 +118,14 @@ def probe(T: np.ndarray, s: int, line: int) -> int:
 
 
 @njit(cache=True)
+def _refresh(T: np.ndarray, st: np.ndarray, s: int, w: int) -> None:
+    """A hit or a store on way ``w`` of set ``s``: with LRU it becomes the most recent."""
+    if st[ST_LRU]:
+        T[s, w, F_AGE] = st[ST_CLOCK]
+        st[ST_CLOCK] += 1
+
+
+@njit(cache=True)
 def lookup(T: np.ndarray, st: np.ndarray, s: int, line: int, sectors: int) -> int:
     """Count a request, refresh the line's recency on a hit (LRU); return the present
     sectors."""
@@ -126,9 +134,7 @@ def lookup(T: np.ndarray, st: np.ndarray, s: int, line: int, sectors: int) -> in
         st[ST_MISSES] += 1
         st[ST_SECTOR_MISSES] += popcount(sectors)
         return 0
-    if st[ST_LRU]:
-        T[s, w, F_AGE] = st[ST_CLOCK]
-        st[ST_CLOCK] += 1
+    _refresh(T, st, s, w)
     present = T[s, w, F_VALID] & sectors
     if present == sectors:
         st[ST_HITS] += 1
@@ -170,9 +176,7 @@ def fill(T: np.ndarray, st: np.ndarray, s: int, line: int, sectors: int,
     st[ST_FILLS] += 1
     w = _find(T, s, line)
     if w >= 0:
-        if st[ST_LRU]:
-            T[s, w, F_AGE] = st[ST_CLOCK]
-            st[ST_CLOCK] += 1
+        _refresh(T, st, s, w)
         T[s, w, F_VALID] |= sectors
         T[s, w, F_DIRTY] |= dmask
         return -1, 0, 0
@@ -203,9 +207,7 @@ def write(T: np.ndarray, st: np.ndarray, s: int, line: int, sectors: int,
     st[ST_WRITES] += 1
     w = _find(T, s, line)
     if w >= 0:
-        if st[ST_LRU]:
-            T[s, w, F_AGE] = st[ST_CLOCK]
-            st[ST_CLOCK] += 1
+        _refresh(T, st, s, w)
         T[s, w, F_VALID] |= sectors
         if allocate:
             T[s, w, F_DIRTY] |= sectors

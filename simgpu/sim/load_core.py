@@ -682,19 +682,16 @@ def load_one(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF:
              C: np.ndarray, part: np.ndarray, windows: int, now: float, r: int, sm: int,
              line: int, sectors: int, cached: bool, bulk: bool) -> int:
     """:func:`load` of one load, slot ``r``, its row given."""
-    status = _room(FE, WI, U, H2, A, G, C, W, sc, 1, windows)
-    if status != ROOM_OK:
-        return -status
     RI[r, R_SM] = sm
     RI[r, R_LINE] = line
     RI[r, R_SECTORS] = sectors
     RI[r, R_CACHED] = cached
     RI[r, R_BULK] = bulk
     RI[r, R_NEXT] = -1
-    G[G_A] = 0
-    _load(EI, EF, FE, WI, WF, FW, RI, U, H1, H2, T1, st1, PF, T2, st2, W, sc, wb, A, G, C, part,
-          now, r, False)
-    return G[G_A]
+    rs = np.empty(1, np.int64)
+    rs[0] = r
+    return load(EI, EF, FE, WI, WF, FW, RI, U, H1, H2, T1, st1, PF, T2, st2, W, sc, wb, A, G, C,
+                part, windows, now, rs, 1)
 
 
 @njit(cache=True)
@@ -764,27 +761,25 @@ class LoadState:
         self._grow_waiters(1024)
         self._grow_requests(1024)
 
+    @staticmethod
+    def _grow_pool(rows: np.ndarray, floats: np.ndarray, free: np.ndarray, top: int,
+                   add: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """A pool (int rows, float rows, free stack of ``top`` ids) ``add`` rows larger."""
+        n0 = rows.shape[0]
+        rows = np.concatenate([rows, np.zeros((add,) + rows.shape[1:], np.int64)])
+        floats = np.concatenate([floats, np.zeros((add,) + floats.shape[1:])])
+        stack = np.zeros(n0 + add, np.int64)
+        stack[:top] = free[:top]
+        stack[top:top + add] = np.arange(n0 + add - 1, n0 - 1, -1)
+        return rows, floats, stack, top + add
+
     def _grow_entries(self, add: int) -> None:
-        n0 = self.EI.shape[0]
-        self.EI = np.concatenate([self.EI, np.zeros((add, EI_N), np.int64)])
-        self.EF = np.concatenate([self.EF, np.zeros((add, EF_N))])
-        top = int(self.G[G_FE])
-        fe = np.zeros(n0 + add, np.int64)
-        fe[:top] = self.FE[:top]
-        fe[top:top + add] = np.arange(n0 + add - 1, n0 - 1, -1)
-        self.FE = fe
-        self.G[G_FE] = top + add
+        self.EI, self.EF, self.FE, self.G[G_FE] = self._grow_pool(
+            self.EI, self.EF, self.FE, int(self.G[G_FE]), add)
 
     def _grow_waiters(self, add: int) -> None:
-        n0 = self.WI.shape[0]
-        self.WI = np.concatenate([self.WI, np.zeros((add, WI_N), np.int64)])
-        self.WF = np.concatenate([self.WF, np.zeros(add)])
-        top = int(self.G[G_FW])
-        fw = np.zeros(n0 + add, np.int64)
-        fw[:top] = self.FW[:top]
-        fw[top:top + add] = np.arange(n0 + add - 1, n0 - 1, -1)
-        self.FW = fw
-        self.G[G_FW] = top + add
+        self.WI, self.WF, self.FW, self.G[G_FW] = self._grow_pool(
+            self.WI, self.WF, self.FW, int(self.G[G_FW]), add)
 
     def _grow_requests(self, add: int) -> None:
         n0 = self.RI.shape[0]

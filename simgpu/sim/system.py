@@ -382,16 +382,20 @@ class MemorySystem:
     def _done(self, req: MemRequest, ev: _Sink, t: float, level: str) -> None:
         req.t_done = t
         req.served_by = level
+        self._count(level, t, t - req.t_issue, self.sector_bytes * req.sectors.bit_count(),
+                    req.write)
+        ev(req)
+
+    def _count(self, level: str, t: float, lat: float, nbytes: int, write: bool) -> None:
+        """The statistics of one request completing at ``t`` after ``lat`` cycles."""
         self.completed += 1
-        nbytes = self.sector_bytes * req.sectors.bit_count()
-        if req.write:
+        if write:
             self.bytes_written += nbytes
         else:
             self.bytes_read += nbytes
         if t > self.t_last:
             self.t_last = t
         if self.record:
-            lat = t - req.t_issue
             rec = self.by_level.get(level)
             if rec is None:
                 rec = self.by_level[level] = [0, 0.0, 0]
@@ -400,7 +404,6 @@ class MemorySystem:
             rec[1] += lat
             rec[2] += nbytes
             self.lat[level].append(lat)
-        ev(req)
 
     # -- loads ------------------------------------------------------------------------------
     # The rules (MemorySystem's docstring has the latencies): a load cached in the L1 (ld.ca)
@@ -431,6 +434,18 @@ class MemorySystem:
         if n:
             self._replay(n)
 
+    def _check_batch(self, kind: str, sm: int, masks: list[int], cache_op: str) -> None:
+        """Refuse a batch of ``kind`` (loads or stores) from a bad SM, with a bad cache
+        operator or with sectors beyond a line."""
+        if not 0 <= sm < len(self.l1):
+            raise SimgpuError(f"request sm = {sm}, expected 0..{len(self.l1) - 1}")
+        if cache_op not in CACHE_OPS or max(masks, default=0) > self.full_line:
+            raise SimgpuError(
+                f"{kind} cache_op = {cache_op!r}, sectors up to {max(masks, default=0):#b};"
+                f" expected cache_op in {CACHE_OPS} and sectors within a line"
+                f" ({self.full_line:#b}: {self.line_bytes} B of {self.sector_bytes} B sectors)"
+            )
+
     def load_many(
         self,
         sm: int,
@@ -445,14 +460,7 @@ class MemorySystem:
         compiled call and with no request objects. ``settle(1, sectors, level, t)`` is called
         for each load as its completion time ``t`` is decided. ``bulk``: TMA copies
         (:attr:`MemRequest.bulk`)."""
-        if not 0 <= sm < len(self.l1):
-            raise SimgpuError(f"request sm = {sm}, expected 0..{len(self.l1) - 1}")
-        if cache_op not in CACHE_OPS or max(masks, default=0) > self.full_line:
-            raise SimgpuError(
-                f"loads cache_op = {cache_op!r}, sectors up to {max(masks):#b}; expected"
-                f" cache_op in {CACHE_OPS} and sectors within a line ({self.full_line:#b}:"
-                f" {self.line_bytes} B of {self.sector_bytes} B sectors)"
-            )
+        self._check_batch("loads", sm, masks, cache_op)
         now = self.env.now
         if self.t_first is None:
             self.t_first = now
@@ -542,24 +550,10 @@ class MemorySystem:
                 req, sink, mask, t_issue = entry
                 if req is not None:
                     self._done(req, sink, b, levels[int(c)])
-                else:  # a load of load_many: MemorySystem._done without the request
+                else:  # a load of load_many: _done without the request
                     level = levels[int(c)]
-                    self.completed += 1
                     nsec = mask.bit_count()
-                    nbytes = self.sector_bytes * nsec
-                    self.bytes_read += nbytes
-                    if b > self.t_last:
-                        self.t_last = b
-                    if self.record:
-                        lat = b - t_issue
-                        rec = self.by_level.get(level)
-                        if rec is None:
-                            rec = self.by_level[level] = [0, 0.0, 0]
-                            self.lat[level] = array("d")
-                        rec[0] += 1
-                        rec[1] += lat
-                        rec[2] += nbytes
-                        self.lat[level].append(lat)
+                    self._count(level, b, b - t_issue, self.sector_bytes * nsec, False)
                     sink(1, nsec, level, b)
             elif code == lc.ACT_DRAM:
                 self.hbm.submit(int(a), int(b), False, c,
@@ -677,14 +671,7 @@ class MemorySystem:
         as completion times are decided: once for all stores decided at once (``t`` the latest
         of them, ``sectors`` their sector count), and once for each store that waits for a
         full DRAM write queue to take the line its write evicted."""
-        if not 0 <= sm < len(self.l1):
-            raise SimgpuError(f"request sm = {sm}, expected 0..{len(self.l1) - 1}")
-        if cache_op not in CACHE_OPS or max(masks, default=0) > self.full_line:
-            raise SimgpuError(
-                f"stores cache_op = {cache_op!r}, sectors up to {max(masks):#b}; expected"
-                f" cache_op in {CACHE_OPS} and sectors within a line ({self.full_line:#b}:"
-                f" {self.line_bytes} B of {self.sector_bytes} B sectors)"
-            )
+        self._check_batch("stores", sm, masks, cache_op)
         env = self.env
         now = env.now
         if self.t_first is None:
