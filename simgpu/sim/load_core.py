@@ -206,7 +206,7 @@ def _delete(H: np.ndarray, EI: np.ndarray, U: np.ndarray, row: int, t: int, line
 def _new_entry(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, G: np.ndarray, U: np.ndarray,
                H: np.ndarray, row: int, t: int, line: int, inflight: int, set_idx: int) -> int:
     """Allocate an entry for ``line`` in table ``t`` (row ``row`` of ``H``), last in its
-    allocation order (MSHRTable.add)."""
+    allocation order."""
     G[G_FE] -= 1
     e = FE[G[G_FE]]
     EI[e, E_LINE] = line

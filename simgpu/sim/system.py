@@ -23,6 +23,12 @@ Misses are tracked in MSHRs per L1 (``A:512:64``: 512 entries, 64 merges each, f
 published/accelsim/configs/SM90_H100_latest/gpgpusim.config ``gpgpu_cache:dl1``) and per L2
 partition. A fill enters the tags when its data has arrived (lazily, at the next access that
 needs the entry); until then later requests to the line merge and wait for it.
+
+The tags, ports, MSHRs and the loads and stores through them are compiled code over arrays
+(:mod:`simgpu.sim.cache_core`, :mod:`simgpu.sim.load_core`); this class wires them, hands out
+the loads' slots, replays what the compiled calls log (completions, DRAM requests, retries)
+and keeps the statistics. :meth:`load_many` and :meth:`store_many` take a warp's requests in
+one call.
 """
 
 from __future__ import annotations
