@@ -54,3 +54,22 @@ def test_warm_l2_removes_cold_misses():
     assert cold.bytes["dram"]["read"] >= 2 * 64 * 64 * 4  # A and B come from DRAM once
     assert warm.bytes["dram"]["read"] == 0
     assert warm.cycles < cold.cycles
+
+
+def test_stream_windows_are_replayed_once_per_process():
+    # arrays past DRAM_RESIDENT_L2 x the L2 take their bandwidth from a steady-state window that
+    # does not depend on the array size, and copy and scale share one: the second of each is
+    # the first's window (same bandwidth, its time in proportion to the bytes), not a replay
+    from simgpu.workloads import Stream, memory
+
+    spec = devices.get("h100-sxm")
+    memory._WINDOWS.clear()
+    n = 4 * spec.l2.size_bytes // 4 * 2  # floats: arrays of 8 x the L2
+    first = Stream("copy", n).simulate(spec)
+    assert len(memory._WINDOWS) == 1
+    again = Stream("scale", 2 * n).simulate(spec)
+    assert len(memory._WINDOWS) == 1
+    assert again.wall_s < first.wall_s / 10
+    assert again.time_s == pytest.approx(2 * first.time_s, rel=1e-12)
+    memory._WINDOWS.clear()  # a fresh replay gives the same answer
+    assert Stream("scale", 2 * n).simulate(spec).time_s == again.time_s
