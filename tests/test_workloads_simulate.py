@@ -63,13 +63,13 @@ def test_stream_windows_are_replayed_once_per_process():
     from simgpu.workloads import Stream, memory
 
     spec = devices.get("h100-sxm")
-    memory._WINDOWS.clear()
+    memory._window.cache_clear()
     n = 4 * spec.l2.size_bytes // 4 * 2  # floats: arrays of 8 x the L2
     first = Stream("copy", n).simulate(spec)
-    assert len(memory._WINDOWS) == 1
+    assert memory._window.cache_info().currsize == 1
     again = Stream("scale", 2 * n).simulate(spec)
-    assert len(memory._WINDOWS) == 1
+    assert memory._window.cache_info().currsize == 1
     assert again.wall_s < first.wall_s / 10
     assert again.time_s == pytest.approx(2 * first.time_s, rel=1e-12)
-    memory._WINDOWS.clear()  # a fresh replay gives the same answer
+    memory._window.cache_clear()  # a fresh replay gives the same answer
     assert Stream("scale", 2 * n).simulate(spec).time_s == again.time_s

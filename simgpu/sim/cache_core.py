@@ -391,12 +391,19 @@ def window_rehash(W: np.ndarray, sc: np.ndarray, new: np.ndarray) -> None:
 
 
 @njit(cache=True)
+def window_room(cycles: float, window: float) -> int:
+    """Windows one booking of ``cycles`` may add to a table (its own and those it spills
+    into, one more for a fractional start)."""
+    return int(cycles // window) + 2
+
+
+@njit(cache=True)
 def window_book(W: np.ndarray, sc: np.ndarray, i: int, now: float, cycles: float) -> float:
     """Book ``cycles`` arriving at ``now`` on port ``i``; return the start cycle (the rules:
     :class:`simgpu.sim.cache.WindowPort`). Returns -1, booking nothing, when the table lacks
     room for the windows the booking may touch (:func:`window_room`)."""
     w = sc[i, SC_WINDOW]
-    if sc[i, SC_COUNT] + int(cycles // w) + 2 > W.shape[1] // 2:
+    if sc[i, SC_COUNT] + window_room(cycles, w) > W.shape[1] // 2:
         return -1.0
     if now < sc[i, SC_LOW]:
         sc[i, SC_LOW] = now
@@ -427,10 +434,6 @@ def window_book(W: np.ndarray, sc: np.ndarray, i: int, now: float, cycles: float
     return start
 
 
-def window_room(cycles: float, window: float) -> int:
-    """Windows one booking of ``cycles`` may add to a table (its own and those it spills
-    into, one more for a fractional start)."""
-    return int(cycles // window) + 2
 
 
 # ---- a warp's stores ---------------------------------------------------------------------

@@ -42,11 +42,12 @@ Every function is compiled with ``cache=True`` (machine code kept in ``__pycache
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
 from simgpu.sim.cache_core import (
-    F_TAG,
     SC_COUNT,
     fill,
     l2_fill,
@@ -148,6 +149,14 @@ ACT_WRITEBACK = 2
 ACT_RETRY = 3
 A_N = 6
 
+# what a call found short (it then returns minus the code, having done nothing)
+ROOM_OK = 0
+ROOM_ENTRIES = 1
+ROOM_WAITERS = 2
+ROOM_L2_TABLES = 3
+ROOM_ACTIONS = 4
+ROOM_PORTS = 5
+
 
 # ---- the tables: line -> entry ----------------------------------------------------------------
 @njit(cache=True)
@@ -248,6 +257,19 @@ def _add_waiter(EI: np.ndarray, WI: np.ndarray, WF: np.ndarray, FW: np.ndarray, 
     else:
         EI[e, E_WHEAD] = w
     EI[e, E_WTAIL] = w
+
+
+@njit(cache=True)
+def _action_room(WI: np.ndarray, U: np.ndarray, A: np.ndarray, G: np.ndarray, C: np.ndarray,
+                 n: int) -> bool:
+    """Whether the action log has room for a call about ``n`` loads: each logs a completion,
+    a DRAM read, a retry and the completions of the loads merged into what it answers (64 at
+    most); any call may answer every waiter held and write back a line for every L2 entry it
+    releases."""
+    live = 0
+    for t in range(int(C[C_N_SM]), U.shape[0]):
+        live += U[t, U_COUNT]
+    return 70 * n + (WI.shape[0] - G[G_FW]) + live + 8 <= A.shape[0]
 
 
 @njit(cache=True)
@@ -482,12 +504,9 @@ def dram_data(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF
               FW: np.ndarray, RI: np.ndarray, U: np.ndarray, H1: np.ndarray, A: np.ndarray,
               G: np.ndarray, C: np.ndarray, now: float, f: int, cb: int, t_data: float) -> int:
     """A DRAM read of L2 entry ``f`` for requester ``cb`` has its data at ``t_data``. Returns
-    the actions logged, or, having done nothing, ``-ROOM_ACTIONS`` (it books no port)."""
-    live = 0
-    for t in range(int(C[C_N_SM]), U.shape[0]):
-        live += U[t, U_COUNT]
-    if 70 + (WI.shape[0] - G[G_FW]) + live + 8 > A.shape[0]:
-        return -4  # -ROOM_ACTIONS
+    the actions logged, or, having done nothing, ``-ROOM_ACTIONS``."""
+    if not _action_room(WI, U, A, G, C, 1):
+        return -ROOM_ACTIONS
     G[G_A] = 0
     t_fill = t_data + C[C_DRAM_BACK]
     EI[f, E_PENDING] -= 1
@@ -618,35 +637,24 @@ def stalled(U: np.ndarray, RI: np.ndarray, sm: int) -> int:
 
 
 # ---- entry points ----------------------------------------------------------------------------
-ROOM_OK = 0
-ROOM_ENTRIES = 1
-ROOM_WAITERS = 2
-ROOM_L2_TABLES = 3
-ROOM_ACTIONS = 4
-ROOM_PORTS = 5
 
 
 @njit(cache=True)
 def _room(FE: np.ndarray, WI: np.ndarray, U: np.ndarray, H2: np.ndarray, A: np.ndarray,
           G: np.ndarray, C: np.ndarray, W: np.ndarray, sc: np.ndarray, n: int,
           windows: int) -> int:
-    """Whether the pools, tables, action log and slice-port tables have room for a call that
-    starts (or retries, or answers) ``n`` loads; ``ROOM_OK``, else what lacks room. Each load
-    takes at most two entries and two waiter records, books two slice ports (``windows``
-    windows each) and logs a completion, a DRAM read and a retry and the completions of the
-    loads merged into what it answers (64 at most); any call may answer every waiter held and
-    write back a line for every L2 entry it releases."""
+    """Whether the pools, tables, action log (:func:`_action_room`) and slice-port tables have
+    room for a call that starts (or retries) ``n`` loads; ``ROOM_OK``, else what lacks room.
+    Each load takes at most two entries and two waiter records and books two slice ports
+    (``windows`` windows each)."""
     if G[G_FE] < 2 * n + 2:
         return ROOM_ENTRIES
     if G[G_FW] < 2 * n + 2:
         return ROOM_WAITERS
-    n_sm = int(C[C_N_SM])
-    live = 0
-    for t in range(n_sm, U.shape[0]):
+    for t in range(int(C[C_N_SM]), U.shape[0]):
         if U[t, U_COUNT] + U[t, U_TOMBS] + n > H2.shape[1] // 2:
             return ROOM_L2_TABLES
-        live += U[t, U_COUNT]
-    if 70 * n + (WI.shape[0] - G[G_FW]) + live + 8 > A.shape[0]:
+    if not _action_room(WI, U, A, G, C, n):
         return ROOM_ACTIONS
     need = 2 * n * windows
     for k in range(sc.shape[0]):
@@ -726,7 +734,7 @@ def retry(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF: np
     return G[G_A]
 
 
-__all__ = ["LEVELS", "LoadState", "dram_data", "load", "retry", "stalled", "F_TAG"]
+__all__ = ["LEVELS", "LoadState", "dram_data", "load", "load_one", "retry", "stalled"]
 
 
 # ---- the arrays, held in Python ----------------------------------------------------------------
@@ -756,6 +764,8 @@ class LoadState:
         self.FW = np.zeros(0, np.int64)
         self.RI = np.zeros((0, RI_N), np.int64)
         self.free_r: list[int] = []
+        #: per load slot, what the caller keeps of the load (None: the slot is free)
+        self.loads: list[Any] = []
         self.A = np.zeros((256, A_N))
         self._grow_entries(1024)
         self._grow_waiters(1024)
@@ -785,12 +795,22 @@ class LoadState:
         n0 = self.RI.shape[0]
         self.RI = np.concatenate([self.RI, np.zeros((add, RI_N), np.int64)])
         self.free_r.extend(range(n0 + add - 1, n0 - 1, -1))
+        self.loads.extend([None] * add)
 
-    def request(self) -> int:
-        """A free load slot."""
+    def request(self, entry: Any) -> int:
+        """A free load slot, keeping ``entry`` for it (``RI`` may grow: a new array)."""
         if not self.free_r:
             self._grow_requests(self.RI.shape[0])
-        return self.free_r.pop()
+        r = self.free_r.pop()
+        self.loads[r] = entry
+        return r
+
+    def release(self, r: int) -> Any:
+        """Free slot ``r``; return what was kept for it."""
+        entry = self.loads[r]
+        self.loads[r] = None
+        self.free_r.append(r)
+        return entry
 
     def grow(self, status: int, n: int) -> None:
         """Grow what a compiled call found short (``ROOM_*``) for ``n`` loads."""
@@ -800,13 +820,8 @@ class LoadState:
             self._grow_waiters(max(self.WI.shape[0], 2 * n + 2))
         elif status == ROOM_L2_TABLES:
             self._grow_h2(n)
-        elif status == ROOM_ACTIONS:
-            u2 = self.U[self.n_sm:]
-            need = 70 * n + (self.WI.shape[0] - int(self.G[G_FW])) + int(u2[:, U_COUNT].sum()) + 8
-            size = self.A.shape[0]
-            while size < need:
-                size *= 2
-            self.A = np.zeros((size, A_N))
+        elif status == ROOM_ACTIONS:  # (the caller asks again until it fits)
+            self.A = np.zeros((2 * self.A.shape[0], A_N))
         else:
             raise ValueError(f"LoadState.grow: status {status}")
 

@@ -1031,17 +1031,17 @@ class SM:
             settle(1, req.sectors.bit_count(), req.served_by or "?", req.t_done)
 
         self.outstanding += len(reqs)
-        # a warp's stores (and below, loads) in one call where the memory system takes them so
+        # a warp's loads or stores in one call where the memory system takes them so
         # (MemorySystem, unless a recording wraps its requests: timeline.trace_requests)
-        store_many = getattr(system, "store_many", None) if write and not bulk else None
-        if store_many is not None and self.request_cls is MemRequest:
-            store_many(self.index, [line for line, _ in reqs], [m for _, m in reqs], cache_op,
-                       settle)
-            return
-        load_many = getattr(system, "load_many", None) if not write else None
-        if load_many is not None and self.request_cls is MemRequest:
-            load_many(self.index, [line for line, _ in reqs], [m for _, m in reqs], cache_op,
-                      settle, bulk)
+        many = None
+        if self.request_cls is MemRequest and not (write and bulk):
+            many = getattr(system, "store_many" if write else "load_many", None)
+        if many is not None:
+            lines, masks = [line for line, _ in reqs], [m for _, m in reqs]
+            if write:
+                many(self.index, lines, masks, cache_op, settle)
+            else:
+                many(self.index, lines, masks, cache_op, settle, bulk)
             return
         for req in self._requests(reqs, write, space, cache_op, now, bulk):
             submit(req, known)

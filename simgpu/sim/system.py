@@ -317,9 +317,8 @@ class MemorySystem:
             consts[k] = float(v)
         self._ld.C[:] = consts
         self._part = np.array(self.partition_of, np.int64)
-        #: per load slot: (request or None, where its completion goes, its sector mask when
-        #: it has no request, its issue time)
-        self._loads: list[tuple[Any, Any, int, float] | None] = [None] * self._ld.RI.shape[0]
+        # per load slot (LoadState.loads): (request or None, where its completion goes, its
+        # sector mask when it has no request, its issue time)
         self._rs = np.zeros(64, np.int64)
         self._refresh_args()
         self.l2_mshr = [
@@ -424,13 +423,9 @@ class MemorySystem:
     # over arrays in simgpu.sim.load_core; here the loads get their slots and the actions it
     # logs are replayed in order.
     def _load(self, req: MemRequest, ev: _Sink, now: float) -> None:
-        ld = self._ld
-        r = ld.request()
-        loads = self._loads
-        if r >= len(loads):
-            loads.extend([None] * (ld.RI.shape[0] - len(loads)))
+        r = self._ld.request((req, ev, 0, now))
+        if self._ld.RI is not self._args_ri:  # the slots grew
             self._refresh_args()
-        loads[r] = (req, ev, 0, now)
         while True:
             n = lc.load_one(*self._args, float(now), r, req.sm, req.line_addr, req.sectors,
                             req.cache_op != "cg", req.bulk)
@@ -473,20 +468,15 @@ class MemorySystem:
         n = len(lines)
         self.issued += n
         ld = self._ld
-        loads = self._loads
         rs = self._rs if n <= len(self._rs) else np.empty(n, np.int64)
         cached = cache_op != "cg"
-        RI = ld.RI
         for i in range(n):
-            r = ld.request()
-            if r >= len(loads):
-                loads.extend([None] * (ld.RI.shape[0] - len(loads)))
-                RI = ld.RI
-                self._refresh_args()
             mask = masks[i]
-            loads[r] = (None, settle, mask, now)
-            RI[r] = (sm, lines[i], mask, cached, bulk, -1)
+            r = ld.request((None, settle, mask, now))
+            ld.RI[r] = (sm, lines[i], mask, cached, bulk, -1)
             rs[i] = r
+        if ld.RI is not self._args_ri:  # the slots grew
+            self._refresh_args()
         self._run_loads(now, rs, n)
 
     def _run_loads(self, now: float, rs: np.ndarray, n: int) -> None:
@@ -505,6 +495,7 @@ class MemorySystem:
         ld = self._ld
         l2 = self.l2
         bank = self.xbar.bank
+        self._args_ri = ld.RI
         self._args = (ld.EI, ld.EF, ld.FE, ld.WI, ld.WF, ld.FW, ld.RI, ld.U, ld.H1, ld.H2,
                       self._l1_tags[0], self._l1_tags[1], self._ports, l2.T, l2.st, bank.W,
                       bank.sc, l2.wb, ld.A, ld.G, ld.C, self._part, self._store_room)
@@ -543,17 +534,10 @@ class MemorySystem:
     def _replay(self, n: int) -> None:
         """Do, in order, the ``n`` actions the compiled call logged."""
         ld = self._ld
-        loads = self._loads
         levels = lc.LEVELS
-        free = ld.free_r
         for code, a, b, c, d, e in ld.A[:n].tolist():
             if code == lc.ACT_DONE:
-                r = int(a)
-                entry = loads[r]
-                loads[r] = None
-                free.append(r)
-                assert entry is not None
-                req, sink, mask, t_issue = entry
+                req, sink, mask, t_issue = ld.release(int(a))
                 if req is not None:
                     self._done(req, sink, b, levels[int(c)])
                 else:  # a load of load_many: _done without the request

@@ -6,6 +6,7 @@ Each trace follows its CUDA source: the same launch shape the calibration runner
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -71,10 +72,21 @@ STREAM_MIX = {"read": ("read", 1.0), "write": ("write", 0.0), "copy": ("copy", 0
 #: (simgpu/calibrate/bench_memory.py and bench_compute.py: sm_count * 8 blocks of 256 threads).
 BLOCKS_PER_SM = 8
 
-#: Steady-state windows replayed in this process: (device, stream op, read fraction, lines in
-#: flight per SM, seed) -> (bytes/s, bytes/s of each half). A window is deterministic, so an
-#: identical one is not replayed again (Stream.steady_state).
-_WINDOWS: dict[tuple[Any, ...], tuple[float, list[float]]] = {}
+
+@functools.lru_cache(maxsize=64)
+def _window(spec: DeviceSpec, op: str, read_fraction: float, per_sm: int,
+            seed: int) -> tuple[float, tuple[float, float]]:
+    """A steady-state window (:meth:`Stream.steady_state`): bytes/s over the window and over
+    each of its halves. It is deterministic, so a process replays an identical one once."""
+    env = simpy.Environment()
+    system = build_system(env, spec, l2_write_through=True, rng=random.Random(seed))
+    src = StreamSource(env, system, n_lines=WINDOW_LINES, occupancy=per_sm, op=op,
+                       read_fraction=read_fraction)
+    src.start()
+    env.run()
+    r = src.result()
+    return (r.steady_bandwidth_GBps() * 1e9,  # B/s in the window's steady state
+            (r.bandwidth_between_GBps(0.1, 0.5) * 1e9, r.bandwidth_between_GBps(0.5, 0.9) * 1e9))
 
 
 @dataclass
@@ -405,25 +417,9 @@ class Stream(Workload):
         sms = spec.compute.sm_count
         per_sm = max(1, launch.num_blocks * self.threads * 16 // (spec.l1.line_bytes * sms))
         # the window depends on these alone (not on the array size): arrays of every size past
-        # DRAM_RESIDENT_L2, and copy and scale, share one replay in a process
-        key = (spec, op, read_fraction, per_sm, seed)
-        window = _WINDOWS.get(key)
-        if window is None:
-            env = simpy.Environment()
-            system = build_system(env, spec, l2_write_through=True, rng=random.Random(seed))
-            src = StreamSource(env, system, n_lines=WINDOW_LINES, occupancy=per_sm, op=op,
-                               read_fraction=read_fraction)
-            src.start()
-            env.run()
-            r = src.result()
-            window = (r.steady_bandwidth_GBps() * 1e9,  # B/s in the window's steady state
-                      [r.bandwidth_between_GBps(q0, q1) * 1e9
-                       for q0, q1 in ((0.1, 0.5), (0.5, 0.9))])
-            if len(_WINDOWS) >= 64:
-                _WINDOWS.pop(next(iter(_WINDOWS)))
-            _WINDOWS[key] = window
+        # DRAM_RESIDENT_L2, and copy and scale, share one replay in a process (_window)
+        bw, halves = _window(spec, op, read_fraction, per_sm, seed)
         hz = spec.clock_MHz * 1e6
-        bw, halves = window
         time_s = self.compulsory_bytes / bw
         spread = abs(self.compulsory_bytes / halves[0] - self.compulsory_bytes / halves[1]) / 2
         spread += WINDOW_SPREAD * time_s
