@@ -17,7 +17,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from simgpu.arch.coalesce import (
     coalesce,
@@ -25,7 +28,31 @@ from simgpu.arch.coalesce import (
     shared_wavefronts,
     shared_wavefronts_affine,
 )
-from simgpu.sim.regfile import RegisterFile
+from simgpu.sim import issue_core as core
+from simgpu.sim.issue_core import (
+    K_ALU,
+    K_BAR,
+    K_COMMIT,
+    K_CTRL,
+    K_EXIT,
+    K_GLOBAL,
+    K_SHARED,
+    K_WAIT,
+    OP_INDEX,
+    STALL_REASONS,
+    U_CTRL,
+    U_FP16,
+    U_FP32,
+    U_FP64,
+    U_INT,
+    U_LSU,
+    U_SFU,
+    U_TENSOR,
+    UNITS,
+    DecodeTable,
+    IssueState,
+)
+from simgpu.sim.regfile import rfc_slots
 from simgpu.sim.request import MemRequest
 from simgpu.trace.schema import Instruction
 
@@ -59,26 +86,6 @@ INF = math.inf
 #: assumption: 16 cycles is below any memory latency in the device files (L1 hit >= 28 cycles), so
 #: no completion can be both issued and missed inside one run-ahead window.
 RUN_AHEAD_CYCLES = 16.0
-
-#: Functional units (index into per-sub-core "next free" lists).
-UNITS = ("fp32", "fp16", "fp64", "int", "sfu", "tensor", "lsu", "ctrl")
-U_FP32, U_FP16, U_FP64, U_INT, U_SFU, U_TENSOR, U_LSU, U_CTRL = range(8)
-
-#: Why a sub-core did not issue in a cycle.
-STALL_REASONS = (
-    "issued",
-    "dependency",
-    "memory",
-    "barrier",
-    "pipe_busy",
-    "lsu_busy",
-    "rf_bank",
-    "no_warps",
-    "async_copy",
-)
-
-# Instruction kinds for the issue logic.
-K_ALU, K_SHARED, K_GLOBAL, K_BAR, K_EXIT, K_CTRL, K_COMMIT, K_WAIT = range(8)
 
 #: Asynchronous copies into shared memory (:attr:`Decoded.copy`): none, an Ampere ``cp.async``
 #: (``LDGSTS``: per-lane addresses, through the LD/ST unit), a Hopper TMA bulk copy
@@ -276,7 +283,11 @@ class Block:
 
 
 class Warp:
-    """One resident warp: its instruction stream, position, scoreboard and readiness."""
+    """One resident warp: its instruction stream, position, scoreboard and readiness.
+
+    Position, readiness and scoreboard live in the SM's :class:`~simgpu.sim.issue_core.
+    IssueState` (slot :attr:`slot`), where the compiled issue logic reads them; the properties
+    below read and write them there."""
 
     __slots__ = (
         "gid",
@@ -284,15 +295,11 @@ class Warp:
         "sub",
         "insts",
         "n",
-        "pc",
-        "regs",
-        "memregs",
-        "ready",
-        "blocked",
+        "st",
+        "slot",
         "done",
         "age",
-        "unit",
-        "dec",
+        "decs",
         "decode",
         "lanes",
         "exited",
@@ -304,23 +311,20 @@ class Warp:
     )
 
     def __init__(
-        self, gid: int, block: Block, sub: SubCore, insts: list[Instruction], t0: float, age: int
+        self, gid: int, block: Block, sub: SubCore, insts: list[Instruction], age: int
     ) -> None:
         self.gid = gid
         self.block = block
         self.sub = sub
         self.insts = insts
         self.n = len(insts)
-        self.pc = 0
-        self.regs = [0.0] * 256
-        self.memregs: set[int] = set()
-        self.ready = t0
-        self.blocked = False
+        self.st: IssueState = sub.sm.state
+        #: Slot in the SM's issue state (-1 until the warp is admitted, and after it leaves).
+        self.slot = -1
         self.done = self.n == 0
         self.age = age
-        self.unit = _CLASS_UNIT[insts[0].op] if insts else U_CTRL
-        #: Decoded record of the instruction at :attr:`pc` (see :class:`Decoder`).
-        self.dec: Decoded | None = None
+        #: Decoded instructions the decoder does not keep (global memory), by position.
+        self.decs: dict[int, Decoded] = {}
         self.decode: Decoder = sub.sm.decode
         #: Lanes the warp runs (every lane active in some instruction of its stream; found at
         #: its first EXIT) and lanes already retired by an EXIT.
@@ -336,6 +340,51 @@ class Warp:
         #: Blocked on copy groups (not on a barrier).
         self.await_async = False
 
+    # -- the state the compiled issue logic shares ------------------------------------------
+    @property
+    def pc(self) -> int:
+        """Index of the next instruction."""
+        return int(self.st.WI[self.slot, core.W_PC])
+
+    @pc.setter
+    def pc(self, v: int) -> None:
+        self.st.WI[self.slot, core.W_PC] = v
+
+    @property
+    def ready(self) -> float:
+        """Cycle the next instruction can issue (operands ready; INF while blocked)."""
+        return float(self.st.WF[self.slot, core.F_READY])
+
+    @ready.setter
+    def ready(self, v: float) -> None:
+        self.st.WF[self.slot, core.F_READY] = v
+
+    @property
+    def blocked(self) -> bool:
+        """Waiting at a barrier or on copy groups."""
+        return bool(self.st.WI[self.slot, core.W_BLOCKED])
+
+    @blocked.setter
+    def blocked(self, v: bool) -> None:
+        self.st.WI[self.slot, core.W_BLOCKED] = v
+
+    @property
+    def unit(self) -> int:
+        """Functional unit of the next instruction."""
+        return int(self.st.WI[self.slot, core.W_UNIT])
+
+    @property
+    def regs(self) -> Any:
+        """The scoreboard: cycle each register is written (a view of the issue state)."""
+        return self.st.WF[self.slot, core.F_REG:core.F_MEM]
+
+    def await_memory(self, regs: Any) -> None:
+        """Registers ``regs`` wait on a load (written when it completes)."""
+        row = self.st.WF[self.slot]
+        for r in regs:
+            row[core.F_REG + r] = INF
+            row[core.F_MEM + r] = 1.0
+
     def retire_lanes(self, mask: int) -> bool:
         """An EXIT retires the lanes of its active ``mask``; True once every lane of the warp
         has left (an EXIT of a diverged branch retires some lanes, and the rest run on)."""
@@ -348,25 +397,12 @@ class Warp:
         return self.exited == self.lanes
 
     def refresh(self, t_min: float) -> None:
-        """Recompute :attr:`ready` for the next instruction (scoreboard: RAW and WAW)."""
-        if self.pc >= self.n:
-            self.ready = t_min
-            return
-        inst = self.insts[self.pc]
-        d = self.dec
-        if d is None or d.inst is not inst:
-            d = self.dec = self.decode(inst)
-        self.unit = d.unit
-        if self.blocked:
-            self.ready = INF
-            return
-        regs = self.regs
-        r = t_min
-        for s in d.regs:
-            v = regs[s]
-            if v > r:
-                r = v
-        self.ready = r
+        """Have :attr:`ready` recomputed for the next instruction from ``t_min`` on (scoreboard:
+        RAW and WAW), by :func:`~simgpu.sim.issue_core.refresh` before the sub-core next picks
+        a warp (only it reads :attr:`ready`)."""
+        st = self.st
+        st.WI[self.slot, core.W_DIRTY] = 1
+        st.WF[self.slot, core.F_TMIN] = t_min
 
 
 class Decoded:
@@ -388,6 +424,7 @@ class Decoded:
         "rf",
         "copy",
         "count",
+        "rec",
     )
 
     def __init__(
@@ -433,6 +470,8 @@ class Decoded:
         self.copy = copy
         #: DEPBAR.LE: how many of the newest copy groups may still be in flight.
         self.count = count
+        #: Its row in the decoder's :class:`~simgpu.sim.issue_core.DecodeTable`.
+        self.rec = -1
 
 
 class Decoder:
@@ -449,6 +488,10 @@ class Decoder:
     def __init__(self, cfg: SMConfig) -> None:
         self.cfg = cfg
         self._memo: dict[int, Decoded] = {}
+        #: The same instructions' records (:attr:`Decoded.rec`), by ``id``.
+        self._recs: dict[int, int] = {}
+        #: The records the compiled issue logic reads (:attr:`Decoded.rec` indexes them).
+        self.table = DecodeTable()
 
     def __call__(self, inst: Instruction) -> Decoded:
         d = self._memo.get(id(inst))
@@ -459,8 +502,24 @@ class Decoder:
             memo = self._memo
             if len(memo) >= self.MAX_ENTRIES:
                 memo.clear()
+                self._recs.clear()
             memo[id(inst)] = d
+            self._recs[id(inst)] = d.rec
         return d
+
+    def codes(self, insts: list[Instruction]) -> tuple[np.ndarray, dict[int, Decoded]]:
+        """The records of a warp's instruction stream (:attr:`Decoded.rec`), in order, and the
+        decoded instructions this decoder does not keep (global memory), by position."""
+        out = np.fromiter(map(self._recs.get, map(id, insts), repeat(-1)), np.int32,
+                          len(insts))
+        kept = self._recs
+        decs = {}
+        for i in np.flatnonzero(out < 0).tolist():  # not decoded yet, or not kept
+            d = self(insts[i])
+            out[i] = d.rec
+            if id(insts[i]) not in kept:
+                decs[i] = d
+        return out, decs
 
     def _decode(self, inst: Instruction) -> Decoded:
         cfg = self.cfg
@@ -525,7 +584,7 @@ class Decoder:
             if fl is None:
                 fl = _flops_per_lane(inst.opcode)
             flops = fl * inst.mask.bit_count()
-        return Decoded(
+        d = Decoded(
             inst,
             kind,
             _CLASS_UNIT[op],
@@ -542,25 +601,47 @@ class Decoder:
             copy,
             count,
         )
+        d.rec = self.table.record(d.kind, d.unit, d.op, inst.src, inst.dst, d.lat, d.ii, d.flops,
+                                  d.sync, d.waves, d.rf)
+        return d
 
 
 class SubCore:
-    """One SM sub-core (processing block): warp scheduler, register file, functional units."""
+    """One SM sub-core (processing block): warp scheduler, register file, functional units.
+
+    Its scheduler's state (the order of its warps, unit timings, stall and issue counters, the
+    register-file cache) is row :attr:`index` of the SM's :class:`~simgpu.sim.issue_core.
+    IssueState`; :func:`simgpu.sim.issue_core.step` runs the ALU and shared-memory issue."""
 
     def __init__(self, sm: SM, index: int) -> None:
         self.sm = sm
         self.index = index
-        cfg = sm.cfg
         self.warps: list[Warp] = []
-        self.unit_free = [0.0] * len(UNITS)
-        self.rf = RegisterFile(cfg.rf_banks, cfg.rf_ports, cfg.rf_cache_entries)
-        self.last: Warp | None = None
-        self.rr = 0
         self.wake: Any = None
-        self.stalls = dict.fromkeys(STALL_REASONS, 0.0)
-        self.issued = 0
-        #: Issued instructions per opcode class.
-        self.counts: dict[str, int] = {}
+
+    @property
+    def unit_free(self) -> Any:
+        """Cycle each functional unit (:data:`UNITS`) is next free (a view)."""
+        return self.sm.state.SF[self.index, :len(UNITS)]
+
+    @property
+    def stalls(self) -> dict[str, float]:
+        """Cycles not issued, per reason (:data:`STALL_REASONS`; ``issued`` is kept apart)."""
+        row = self.sm.state.SF[self.index, core.SF_STALL:]
+        return {k: float(v) for k, v in zip(STALL_REASONS, row, strict=True)}
+
+    def _stall(self, reason: str, cycles: float) -> None:
+        self.sm.state.SF[self.index, core.SF_STALL + STALL_REASONS.index(reason)] += cycles
+
+    @property
+    def issued(self) -> int:
+        return int(self.sm.state.SI[self.index, core.SI_ISSUED])
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Issued instructions per opcode class (those issued at least once)."""
+        row = self.sm.state.counts(self.index)
+        return {op: int(row[i]) for op, i in OP_INDEX.items() if row[i]}
 
     # -- waking ---------------------------------------------------------------------------------
     def notify(self) -> None:
@@ -587,55 +668,44 @@ class SubCore:
     def run(self) -> Any:
         """SimPy process: issue instructions until the SM has no more work.
 
-        The ALU path of :meth:`issue` is inlined here (it is most of the instructions)."""
+        :func:`~simgpu.sim.issue_core.step` picks warps and issues their ALU and shared-memory
+        instructions; it returns here to yield to SimPy (lining up with the global clock, or
+        sleeping until a completion), or for the instructions Python issues (:meth:`issue`)."""
         sm = self.sm
         env = sm.env
+        st = sm.state
+        tab = sm.decode.table
+        step: Callable[..., tuple[int, int, float, float]] = core.step
+        index = self.index
         warps = self.warps
-        uf = self.unit_free
-        stalls = self.stalls
-        counts = self.counts
-        gto = sm.cfg.scheduler == "gto"
-        banks = sm.cfg.model_register_banks
-        rf_access = self.rf.access
-        shared_latency = sm.cfg.shared_latency
-        t = env.now
+        t = float(env.now)
+        pend = -1
+        pti = 0.0
+        arrays: tuple[Any, ...] = ()
+        sv = tv = -1  # the versions of the arrays in ``arrays``
         while True:
-            if not warps:
-                if sm.no_more_blocks:
-                    return
-                t0 = env.now
-                yield self._sleep(INF)
-                t = max(t, env.now)
-                stalls["no_warps"] += env.now - t0
-                continue
-            # ---- pick a warp --------------------------------------------------------------
-            cand = None
-            cand_t = INF
-            w = self.last
-            if gto and w is not None and not w.done:
-                rt = w.ready
-                u = uf[w.unit]
-                if u > rt:
-                    rt = u
-                if rt <= t:
-                    cand, cand_t = w, rt
-            if cand is None:
-                if gto:
-                    order = warps
-                else:
-                    k = self.rr % len(warps)
-                    order = warps[k:] + warps[:k]
-                for w in order:
-                    rt = w.ready
-                    if rt < cand_t:
-                        u = uf[w.unit]
-                        if u > rt:
-                            rt = u
-                        if rt < cand_t:
-                            cand, cand_t = w, rt
-                            if rt <= t:
-                                break
-            if cand is None:
+            if st.version != sv or tab.version != tv:
+                sv, tv = st.version, tab.version
+                arrays = st.arrays(tab)
+            # (times as floats: one compiled signature)
+            code, w_slot, ti, t = step(*arrays, index, t, float(env.now), pend, pti)
+            pend = -1
+            if code == core.R_WAIT_SHORT:
+                # a short wait to line up with the global clock: a completion arriving
+                # meanwhile is at most RUN_AHEAD_CYCLES late, as in run-ahead
+                yield env.timeout(ti - env.now)
+                pend, pti = w_slot, ti
+            elif code == core.R_WAIT_LONG:
+                yield self._sleep(ti - env.now)
+                pend, pti = w_slot, ti
+            elif code == core.R_OTHER:
+                w = sm.warp_in[w_slot]
+                pc = int(st.WI[w_slot, core.W_PC]) - 1
+                d = w.decs.pop(pc, None) or w.decode(w.insts[pc])
+                t = self.issue(w, d, ti, pc + 1)
+            elif code == core.R_EXIT:
+                sm.exit(sm.warp_in[w_slot], ti)
+            elif code == core.R_NO_CAND:
                 # Every warp waits on memory or a barrier: sleep until something completes.
                 t0 = max(t, env.now)
                 # why, decided before sleeping (a barrier's release unblocks the warps before
@@ -654,129 +724,27 @@ class SubCore:
                 yield self._sleep(INF)
                 dt = env.now - t0
                 if dt > 0:
-                    stalls[reason] += dt
+                    self._stall(reason, dt)
                 t = max(t, env.now)
-                continue
-            w = cand
-            d = w.dec
-            if d is None or d.inst is not w.insts[w.pc]:
-                d = w.dec = w.decode(w.insts[w.pc])
-            ti = cand_t if cand_t > t else t
-            now = env.now
-            if ti > now and (ti - now > RUN_AHEAD_CYCLES or w.pc == w.n - 1 or d.sync):
-                if ti - now <= RUN_AHEAD_CYCLES:
-                    # A short wait to line up with the global clock: a completion arriving
-                    # meanwhile is at most RUN_AHEAD_CYCLES late, as in run-ahead.
-                    yield env.timeout(ti - now)
-                else:
-                    yield self._sleep(ti - now)
-                if env.now < ti:  # woken early: something else may be ready now
-                    self._charge(w, d, t, env.now)
-                    t = max(t, env.now)
-                    continue
-            if ti > t:
-                self._charge(w, d, t, ti)
-            self.last = w
-            if not gto:
-                self.rr += 1
-            kind = d.kind
-            if kind == K_ALU:
-                # ---- issue an ALU instruction -------------------------------------------------
-                self.issued += 1
-                op = d.op
-                counts[op] = counts.get(op, 0) + 1
-                w.pc += 1
-                t = ti + 1.0
-                rc = 1
-                dst = d.dst
-                if banks and d.rf:
-                    rc = rf_access(w.gid, d.src, dst)
-                    if rc > 1:
-                        stalls["rf_bank"] += rc - 1
-                        t = ti + rc
-                t_exec = ti + rc - 1
-                regs = w.regs
-                if dst:
-                    done = t_exec + d.lat
-                    for r in dst:
-                        regs[r] = done
-                    if w.memregs:
-                        w.memregs.difference_update(dst)
-                uf[d.unit] = t_exec + d.ii
-                if d.flops:
-                    sm.flops_count += d.flops
-                if op == "shfl":
-                    sm.lsu_claim(t_exec, 1.0)
-            elif kind == K_SHARED:
-                # ---- issue a shared-memory access (wavefronts precomputed in the decode) ---------
-                self.issued += 1
-                op = d.op
-                counts[op] = counts.get(op, 0) + 1
-                w.pc += 1
-                t = ti + 1.0
-                waves = d.waves
-                sm.shared_wavefronts += waves
-                start = sm.lsu_claim(ti, float(waves))
-                regs = w.regs
-                if op != "st":
-                    done = start + waves - 1 + shared_latency
-                    for r in d.dst:
-                        regs[r] = done
-            else:
-                t = self.issue(w, d, ti)
-                continue
-            # ---- the warp's next instruction: exit, or scoreboard (as :meth:`Warp.refresh`) -----
-            pc = w.pc
-            if pc >= w.n:
-                sm.exit(w, ti)
-                continue
-            inst = w.insts[pc]
-            d = w.dec
-            if d is None or d.inst is not inst:
-                d = w.dec = w.decode(inst)
-            w.unit = d.unit
-            if w.blocked:
-                w.ready = INF
-                continue
-            rdy = t
-            for s in d.regs:
-                v = regs[s]
-                if v > rdy:
-                    rdy = v
-            w.ready = rdy
+            else:  # R_NO_WARPS
+                if sm.no_more_blocks:
+                    return
+                t0 = env.now
+                yield self._sleep(INF)
+                t = max(t, env.now)
+                self._stall("no_warps", env.now - t0)
 
-    def _charge(self, w: Warp, d: Decoded, t_from: float, t_to: float) -> None:
-        """Book the idle cycles [t_from, t_to) to the reason the chosen warp waited."""
-        gap = t_to - t_from
-        if gap <= 0:
-            return
-        unit = d.unit
-        u = self.unit_free[unit]
-        if u >= t_to and u > w.ready:
-            self.stalls["lsu_busy" if unit == U_LSU else "pipe_busy"] += gap
-            return
-        regs = w.regs
-        for r in d.regs:
-            if regs[r] >= t_to and r in w.memregs:
-                self.stalls["memory"] += gap
-                return
-        self.stalls["dependency"] += gap
-
-    def issue(self, w: Warp, d: Decoded, ti: float) -> float:
-        """Issue the decoded instruction ``d`` (``w``'s next) at cycle ``ti``; returns the
-        sub-core's next free cycle. ALU and shared-memory instructions, the common ones, are
-        issued inline by :meth:`run`; this handles the rest (global memory, barriers, exits,
-        control)."""
+    def issue(self, w: Warp, d: Decoded, ti: float, pc: int) -> float:
+        """Issue the decoded instruction ``d`` of ``w`` at cycle ``ti`` (counted, and the warp
+        moved on to ``pc``, by :func:`~simgpu.sim.issue_core.step`); returns the sub-core's
+        next free cycle. ALU and shared-memory instructions, the common ones, are issued by
+        ``step``; this handles the rest (global memory, barriers, exits, control)."""
         sm = self.sm
-        op = d.op
         kind = d.kind
-        self.issued += 1
-        self.counts[op] = self.counts.get(op, 0) + 1
-        w.pc += 1
         nxt = ti + 1.0
         if kind == K_GLOBAL:
             sm.global_access(w, d.inst, ti, d.copy)
-            if w.pc >= w.n:
+            if pc >= w.n:
                 sm.exit(w, ti)
                 return nxt
             w.refresh(nxt)
@@ -793,15 +761,16 @@ class SubCore:
             sm.await_groups(w, d.count, nxt)
             if w.blocked:
                 return nxt
-        if w.pc >= w.n or (kind == K_EXIT and w.retire_lanes(d.inst.mask)):
+        if pc >= w.n or (kind == K_EXIT and w.retire_lanes(d.inst.mask)):
             # A warp ends at the end of its stream, or at the EXIT that retires its last lanes;
             # an EXIT of some lanes (a diverged branch) is a control instruction.
             sm.exit(w, ti)
             return nxt
         # branch / misc: fixed short latency on the control path
         done = ti + d.lat
+        regs = w.regs
         for r in d.dst:
-            w.regs[r] = done
+            regs[r] = done
         w.refresh(nxt)
         return nxt
 
@@ -874,14 +843,23 @@ class SM:
         self.on_block_done = on_block_done
         #: Decodes instructions for the issue logic (one per replay, shared by its SMs).
         self.decode = decoder if decoder is not None else Decoder(cfg)
+        #: The issue logic's arrays (warps, sub-cores, the LD/ST unit), and the warp in each
+        #: of its slots.
+        self.state = IssueState(cfg.sub_cores, {
+            core.C_GTO: cfg.scheduler == "gto",
+            core.C_BANKS_ON: cfg.model_register_banks,
+            core.C_SHARED_LAT: cfg.shared_latency,
+            core.C_RUN_AHEAD: RUN_AHEAD_CYCLES,
+            core.C_RF_BANKS: cfg.rf_banks,
+            core.C_RF_PORTS: cfg.rf_ports,
+            core.C_RF_SLOTS: rfc_slots(cfg.rf_banks, cfg.rf_ports, cfg.rf_cache_entries),
+        }, cfg.rf_banks * rfc_slots(cfg.rf_banks, cfg.rf_ports, cfg.rf_cache_entries))
+        self.warp_in: dict[int, Warp] = {}
         self.subs = [SubCore(self, i) for i in range(cfg.sub_cores)]
         self.blocks: list[Block] = []
         self.no_more_blocks = False
-        self.lsu_free = 0.0
         self.load_sectors_by_level: dict[str, int] = {}
         self.store_sectors_by_level: dict[str, int] = {}
-        self.flops_count = 0.0
-        self.shared_wavefronts = 0
         self.outstanding = 0
         self.last_mem_done = 0.0
         self._age = 0
@@ -892,18 +870,21 @@ class SM:
     def add_block(self, index: int, warps: list[list[Instruction]], t: float) -> Block:
         blk = Block(index, self, t)
         ns = len(self.subs)
-        for wi, insts in enumerate(warps):
+        st = self.state
+        for insts in warps:
             sub = self.subs[self._warp_slot % ns]
             self._warp_slot += 1
-            w = Warp(self.index * 100_000 + self._age, blk, sub, insts, t, self._age)
+            w = Warp(self.index * 100_000 + self._age, blk, sub, insts, self._age)
             self._age += 1
             blk.warps.append(w)
             if w.done:
                 continue
             blk.live += 1
             sub.warps.append(w)
+            codes, w.decs = self.decode.codes(insts)
+            w.slot = st.add_warp(sub.index, codes, w.gid, t, _CLASS_UNIT[insts[0].op])
+            self.warp_in[w.slot] = w
             w.refresh(t)
-            del wi
         self.blocks.append(blk)
         for s in self.subs:
             s.notify()
@@ -922,11 +903,22 @@ class SM:
     # -- LD/ST unit ------------------------------------------------------------------------------
     def lsu_claim(self, t: float, cycles: float) -> float:
         """Occupy the SM's LD/ST data path for ``cycles`` from ``t``; returns the start cycle."""
-        start = t if t > self.lsu_free else self.lsu_free
-        self.lsu_free = start + cycles
-        for s in self.subs:
-            s.unit_free[U_LSU] = self.lsu_free
-        return start
+        return self.state.lsu_claim(t, cycles)
+
+    @property
+    def lsu_free(self) -> float:
+        """Cycle the SM's LD/ST data path is next free."""
+        return float(self.state.MF[core.MF_LSU])
+
+    @property
+    def flops_count(self) -> float:
+        """FLOPs issued."""
+        return float(self.state.MF[core.MF_FLOPS])
+
+    @property
+    def shared_wavefronts(self) -> int:
+        """Shared-memory wavefronts of the shared loads and stores issued."""
+        return int(self.state.MF[core.MF_WAVES])
 
     def global_access(
         self, w: Warp, inst: Instruction, ti: float, copy: int = COPY_NONE
@@ -985,9 +977,7 @@ class SM:
         now = env.now
         state = [len(reqs)]
         if waits:
-            for d in inst.dst:
-                w.regs[d] = INF
-                w.memregs.add(d)
+            w.await_memory(inst.dst)
         sub = w.sub
         dst = inst.dst
         counts = self.store_sectors_by_level if write else self.load_sectors_by_level
@@ -1000,10 +990,12 @@ class SM:
         latest = [0.0]
 
         def wake(_ev: Any) -> None:
-            t = env.now
-            for d in dst:
-                w.regs[d] = t
-            w.refresh(t)
+            if not w.done:  # (a warp may end before a load it never reads returns)
+                t = env.now
+                regs = w.regs
+                for d in dst:
+                    regs[d] = t
+                w.refresh(t)
             sub.notify()
 
         def settle(n: int, nsec: int, lvl: str, t: float) -> None:
@@ -1096,9 +1088,11 @@ class SM:
                 if group[0] == 0 and group[2] is not None:
                     self._group_done(group)
             if state[0] == 0 and waits:
-                for d in dst:
-                    w.regs[d] = t
-                w.refresh(t)
+                if not w.done:
+                    regs = w.regs
+                    for d in dst:
+                        regs[d] = t
+                    w.refresh(t)
                 sub.notify()
 
         for req in self._requests(reqs, write, space, cache_op, now, bulk):
@@ -1182,8 +1176,9 @@ class SM:
     def exit(self, w: Warp, ti: float) -> None:
         w.done = True
         w.sub.warps.remove(w)
-        if w.sub.last is w:
-            w.sub.last = None
+        self.state.remove_warp(w.sub.index, w.slot)
+        del self.warp_in[w.slot]
+        w.slot = -1
         blk = w.block
         blk.live -= 1
         if blk.waiting and len(blk.waiting) >= blk.live:
