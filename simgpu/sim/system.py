@@ -747,6 +747,17 @@ class MemorySystem:
         through and keeps none). Their bytes are :meth:`warm_dirty_bytes`: they belong to
         the earlier kernel, so the statistics do not count them among this run's writes.
         """
+        self.warm_many([(sm, line_addrs, dirty)], sectors)
+
+    def warm_many(self, pieces: Iterable[tuple[int, Iterable[int], bool]],
+                  sectors: int = 1) -> None:
+        """:meth:`warm` of each ``(sm, line_addrs, dirty)`` piece in turn, with one reset of
+        the statistics at the end (a preload spread over every SM)."""
+        for sm, line_addrs, dirty in pieces:
+            self._warm(sm, line_addrs, sectors, dirty)
+        self.reset_stats()
+
+    def _warm(self, sm: int, line_addrs: Iterable[int], sectors: int, dirty: bool) -> None:
         u = self.l1[sm]
         l2 = self.l2
         p = self.partition_of[sm]
@@ -763,7 +774,6 @@ class MemorySystem:
                                        near._line_shift, near.index_div, l2.wb)
         evicted += sum(d.bit_count() for _, d in l2.take_writebacks())
         self._warm_dirty += self.l2_sector_bytes * (added - evicted)
-        self.reset_stats()
 
     def warm_dirty_bytes(self) -> int:
         """Dirty bytes the L2 held when the run started: those :meth:`warm` wrote with

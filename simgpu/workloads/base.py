@@ -447,12 +447,12 @@ def warm_l2_factory(
         if every_partition:
             parts = system.partition_of
             groups = [[s for s in range(n_sm) if parts[s] == p] for p in sorted(set(parts))]
-        for sms in groups:
-            n = len(sms)
-            for k, (base, nbytes) in enumerate(arrays):
-                lines = range(base - base % line, base + nbytes, line)
-                for i in range(n):
-                    system.warm(sms[(i + k) % n], lines[i::n], full)
+        system.warm_many(
+            ((sms[(i + k) % len(sms)], range(base - base % line, base + nbytes, line)[
+                i::len(sms)], False)
+             for sms in groups for k, (base, nbytes) in enumerate(arrays)
+             for i in range(len(sms))),
+            full)
         return system
 
     def l2_bytes(spec: DeviceSpec) -> int:
@@ -503,11 +503,12 @@ def previous_call_factory(
             step = max(1, -(-count // PRELOAD_PIECES))
             blocks.append(([lines[i:i + step] for i in range(0, count, step)], dirty))
         n_sm = spec.compute.sm_count
-        for piece in range(PRELOAD_PIECES):
-            for k, (pieces, dirty) in enumerate(blocks):
-                if piece < len(pieces):
-                    for i in range(n_sm):  # every L2 partition filled from its near side
-                        system.warm((i + k) % n_sm, pieces[piece][i::n_sm], full, dirty=dirty)
+        # every L2 partition filled from its near side
+        system.warm_many(
+            (((i + k) % n_sm, pieces[piece][i::n_sm], dirty)
+             for piece in range(PRELOAD_PIECES) for k, (pieces, dirty) in enumerate(blocks)
+             if piece < len(pieces) for i in range(n_sm)),
+            full)
         return system
 
     return make
