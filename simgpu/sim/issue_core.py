@@ -420,9 +420,11 @@ class IssueState:
     (``MF[C_RFC]``: the warps of its ``MF[C_RFC_N]`` entries, then their registers), then its
     warps, oldest first (``MF[C_ORD]``)."""
 
-    #: Warp slots and stream records at first (both grow by doubling).
-    SLOTS = 64
-    CODE_RECORDS = 1 << 14
+    #: Warp slots and stream records at first (both grow by doubling): small, since a replay
+    #: builds every SM, and a pointer chase or a sampled slice uses few of them (132 SMs' state
+    #: took 12-15 ms to allocate with 64 slots and 16,384 records, 1-4 ms with these).
+    SLOTS = 8
+    CODE_RECORDS = 2048
 
     def __init__(self, subs: int, constants: dict[int, float], rf_entries: int) -> None:
         self.subs = subs
