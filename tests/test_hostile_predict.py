@@ -376,6 +376,7 @@ ROWS = "".join(f"h100-sxm,fp16,{64 * i},64,64,{1e-5 * i}\n" for i in range(1, 13
         (HEADER + f"h100-sxm,fp16,{2**70},64,64,1e-5\n", ("column 'M'", "2147483647")),
         (HEADER + "h100-sxm,fp16,1e30,64,64,1e-5\n", ("column 'M'", "1e+30")),
         (HEADER + "h100-sxm,fp16,64,64,64,inf\n", ("column 'time_s'", "finite number > 0")),
+        (HEADER + ROWS + ",fp16,64,64,64,1e-5\n", ("column 'device'", "line 14", "empty")),
         ("device,dtype,M,N,K,time_s,param_x\nh100-sxm,fp16,64,64,64,1e-5,abc\n",
          ("column 'param_x'", "'abc'", "finite number")),
         ("device,dtype,M,N,K,time_ms\nh100-sxm,fp16,64,64,64,fast\n",

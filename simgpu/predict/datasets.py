@@ -217,6 +217,14 @@ def validate(df: Any, source: str) -> Any:
             f"{source}: column 'dtype', {_where(i)}: got {dt.iloc[i]!r}, expected one of"
             f" {list(DTYPE_BYTES)}"
         )
+    dev = out["device"]
+    bad = (dev.isna() | (dev.astype(str).str.strip() == "")).to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DatasetError(
+            f"{source}: column 'device', {_where(i)}: empty, expected a device name (a file in"
+            " models/, or a name with the device columns)"
+        )
     for name in ("device", "dataset", "kernel", "layout", "dtype"):
         out[name] = out[name].astype(str)
     return out.reset_index(drop=True)
