@@ -52,8 +52,9 @@ def new_tag_state(n_sets: int, ways: int, copies: int | None = None) -> TagState
     """Empty tags for ``n_sets x ways`` lines, or ``copies`` of them stacked (an L2's
     partitions: ``T[partition, set, way, F_*]``, ``st[partition, ST_*]``)."""
     lead = () if copies is None else (copies,)
+    # zeros: every way empty (F_TAG 0), and pages of a cache no request reaches are never
+    # touched (a replay builds every SM's L1)
     T = np.zeros(lead + (n_sets, ways, cc.NF), np.int64)
-    T[..., cc.F_TAG] = -1
     return T, np.zeros(lead + (cc.NST,), np.int64)
 
 
@@ -214,9 +215,9 @@ class SectorCache:
         """Every resident line address, set by set, oldest stamp first."""
         for s in range(self.n_sets):
             row = self.T[s]
-            ways = [w for w in range(self.ways) if row[w, cc.F_TAG] >= 0]
+            ways = [w for w in range(self.ways) if row[w, cc.F_TAG] > 0]
             for w in sorted(ways, key=lambda w: int(row[w, cc.F_AGE])):
-                yield int(row[w, cc.F_TAG])
+                yield int(row[w, cc.F_TAG]) - 1
 
     def __len__(self) -> int:
         return int(self.st[cc.ST_COUNT])

@@ -6,7 +6,8 @@
 written over arrays, so that one compiled call can serve many requests (a warp's stores,
 :meth:`simgpu.sim.system.MemorySystem.submit_many`):
 
-* tags of one cache: ``T[set, way, F_*]``: the line address (``F_TAG``, -1 for an empty way),
+* tags of one cache: ``T[set, way, F_*]``: the line address plus one (``F_TAG``, 0 for an
+  empty way, so that new tags are zeros and a cache no request reaches costs no memory),
   the valid and dirty sector masks, and the recency or arrival stamp (``F_AGE``: the way with
   the lowest stamp of a full set is the victim, which is what the insertion-ordered dict of each
   set did before); and ``st[ST_*]`` (the counters, the stamp clock, the resident line count and
@@ -18,7 +19,9 @@ written over arrays, so that one compiled call can serve many requests (a warp's
   that may have room) and ``sc[port, SC_*]``.
 
 Every function is compiled with ``cache=True``: the machine code is kept on disk next to this
-file (``__pycache__``), so only the first run after a change pays for compiling.
+file (``__pycache__``), so only the first run after a change pays for compiling. The load
+path's cached code (:mod:`simgpu.sim.load_core`) holds these functions compiled in and is keyed
+on its own file: change that file with this one.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ def popcount(x: int) -> int:
 @njit(cache=True)
 def _find(T: np.ndarray, s: int, line: int) -> int:
     for w in range(T.shape[1]):
-        if T[s, w, F_TAG] == line:
+        if T[s, w, F_TAG] == line + 1:
             return w
     return -1
 
@@ -184,13 +187,13 @@ def fill(T: np.ndarray, st: np.ndarray, s: int, line: int, sectors: int,
     w = _find(T, s, -1)
     if w < 0:  # full: evict
         w = _victim_way(T, st, s)
-        v_line, v_valid, v_dirty = T[s, w, F_TAG], T[s, w, F_VALID], T[s, w, F_DIRTY]
+        v_line, v_valid, v_dirty = T[s, w, F_TAG] - 1, T[s, w, F_VALID], T[s, w, F_DIRTY]
         st[ST_EVICTIONS] += 1
         if v_dirty:
             st[ST_DIRTY_EVICTIONS] += 1
     else:
         st[ST_COUNT] += 1
-    T[s, w, F_TAG] = line
+    T[s, w, F_TAG] = line + 1
     T[s, w, F_VALID] = sectors
     T[s, w, F_DIRTY] = dmask
     T[s, w, F_AGE] = st[ST_CLOCK]
@@ -225,7 +228,7 @@ def remove(T: np.ndarray, st: np.ndarray, s: int, line: int) -> tuple[bool, int,
     w = _find(T, s, line)
     if w < 0:
         return False, 0, 0
-    T[s, w, F_TAG] = -1
+    T[s, w, F_TAG] = 0
     st[ST_COUNT] -= 1
     return True, T[s, w, F_VALID], T[s, w, F_DIRTY]
 
@@ -235,7 +238,7 @@ def dirty_sectors(T: np.ndarray) -> int:
     n = 0
     for s in range(T.shape[0]):
         for w in range(T.shape[1]):
-            if T[s, w, F_TAG] >= 0:
+            if T[s, w, F_TAG] > 0:
                 n += popcount(T[s, w, F_DIRTY])
     return n
 

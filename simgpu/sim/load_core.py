@@ -37,7 +37,10 @@ State (the ``*_N`` constants give each array's width):
 A requester (``cb``) is an L1 entry being filled (``2 * entry``) or a load that bypasses the L1
 (``2 * request + 1``).
 
-Every function is compiled with ``cache=True`` (machine code kept in ``__pycache__``).
+Every function is compiled with ``cache=True`` (machine code kept in ``__pycache__``). The
+cached code holds the :mod:`simgpu.sim.cache_core` functions it calls compiled in, and numba
+keys it on this file alone: a change to ``cache_core.py`` must come with a change to this file
+(or a cleared ``__pycache__``), or the load path keeps the old tag rules.
 """
 
 from __future__ import annotations
