@@ -371,6 +371,42 @@ def step(WI: np.ndarray, WF: np.ndarray, CODE: np.ndarray, SI: np.ndarray, SF: n
         refresh(WI, WF, CODE, DI, w, t)
 
 
+@njit(cache=True)
+def admit(WI: np.ndarray, WF: np.ndarray, SI: np.ndarray, CODE: np.ndarray, codes: np.ndarray,
+          w: int, off: int, sub: int, gid: int, t0: float, unit: int, order: int) -> None:
+    """Warp slot ``w`` takes a new warp of sub-core ``sub``: stream ``codes`` at ``CODE[off:]``,
+    ready at ``t0``, scoreboard clear; it joins the sub-core's warps, the youngest."""
+    n = codes.shape[0]
+    for i in range(n):
+        CODE[off + i] = codes[i]
+    for c in range(WI_N):
+        WI[w, c] = 0
+    WI[w, W_N] = n
+    WI[w, W_UNIT] = unit
+    WI[w, W_OFF] = off
+    WI[w, W_GID] = gid
+    for c in range(WF_N):
+        WF[w, c] = 0.0
+    WF[w, F_READY] = t0
+    k = SI[sub, SI_COUNT]
+    SI[sub, order + k] = w
+    SI[sub, SI_COUNT] = k + 1
+
+
+@njit(cache=True)
+def leave(SI: np.ndarray, sub: int, w: int, order: int) -> None:
+    """Warp slot ``w`` leaves sub-core ``sub``'s warps (the others keep their order)."""
+    k = SI[sub, SI_COUNT]
+    j = 0
+    while SI[sub, order + j] != w:
+        j += 1
+    for i in range(j, k - 1):
+        SI[sub, order + i] = SI[sub, order + i + 1]
+    SI[sub, SI_COUNT] = k - 1
+    if SI[sub, SI_LAST] == w:
+        SI[sub, SI_LAST] = -1
+
+
 class DecodeTable:
     """The decoded records the compiled issue logic reads (``DI``, ``DF``), one per distinct
     set of facts (kind, unit, opcode class, registers, timing, ...): instructions that differ
@@ -464,28 +500,15 @@ class IssueState:
         if self._tail + n > self.CODE.shape[0]:
             self._compact(n)
         off = self._tail
-        self.CODE[off:off + n] = codes
         self._tail += n
-        self.WI[w] = (0, n, unit, 0, off, gid, 0)
-        row = self.WF[w]
-        row.fill(0.0)
-        row[F_READY] = t0
-        k = int(self.SI[sub, SI_COUNT])
-        self.SI[sub, self.order + k] = w
-        self.SI[sub, SI_COUNT] = k + 1
+        admit(self.WI, self.WF, self.SI, self.CODE, codes, w, off, sub, gid, float(t0), unit,
+              self.order)
         self._live.add(w)
         return w
 
     def remove_warp(self, sub: int, w: int) -> None:
         """Warp ``w`` left sub-core ``sub`` (its slot is free again)."""
-        o = self.order
-        k = int(self.SI[sub, SI_COUNT])
-        row = self.SI[sub]
-        i = o + int(np.flatnonzero(row[o:o + k] == w)[0])
-        row[i:o + k - 1] = row[i + 1:o + k].copy()
-        self.SI[sub, SI_COUNT] = k - 1
-        if self.SI[sub, SI_LAST] == w:
-            self.SI[sub, SI_LAST] = -1
+        leave(self.SI, sub, w, self.order)
         self._live.discard(w)
         self._free.append(w)
 

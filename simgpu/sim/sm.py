@@ -510,16 +510,17 @@ class Decoder:
     def codes(self, insts: list[Instruction]) -> tuple[np.ndarray, dict[int, Decoded]]:
         """The records of a warp's instruction stream (:attr:`Decoded.rec`), in order, and the
         decoded instructions this decoder does not keep (global memory), by position."""
-        out = np.fromiter(map(self._recs.get, map(id, insts), repeat(-1)), np.int32,
-                          len(insts))
         kept = self._recs
+        recs = list(map(kept.get, map(id, insts), repeat(-1)))
         decs = {}
-        for i in np.flatnonzero(out < 0).tolist():  # not decoded yet, or not kept
-            d = self(insts[i])
-            out[i] = d.rec
-            if id(insts[i]) not in kept:
-                decs[i] = d
-        return out, decs
+        if -1 in recs:
+            for i, r in enumerate(recs):
+                if r < 0:  # not decoded yet, or not kept
+                    d = self(insts[i])
+                    recs[i] = d.rec
+                    if id(insts[i]) not in kept:
+                        decs[i] = d
+        return np.array(recs, np.int32), decs
 
     def _decode(self, inst: Instruction) -> Decoded:
         cfg = self.cfg
