@@ -9,6 +9,11 @@ only to hand a memory request to the memory system at the right time, when it ha
 :data:`RUN_AHEAD_CYCLES` ahead of the global clock, or when every warp waits on memory or a
 barrier (then it sleeps until a completion wakes it). A stalled warp costs no simulation time.
 
+The scheduler's state and its ALU and shared-memory issue are compiled code over arrays
+(:mod:`simgpu.sim.issue_core`, one :class:`~simgpu.sim.issue_core.IssueState` per SM); this
+module keeps the rest: decoding, global memory, barriers, copy groups, exits, and the SimPy
+processes and events.
+
 Time is SM cycles at the device's boost clock (``env.now``).
 """
 
@@ -479,7 +484,8 @@ class Decoder:
     wavefronts), computed once per distinct :class:`Instruction` object and shared by all SMs of
     a replay. Generated traces share their ALU and shared-memory instructions between warps and
     blocks, so those are decoded once per kernel; global-memory instructions (new for each warp)
-    are decoded when issued and not kept."""
+    are decoded when their warp arrives, kept by the warp until issued, and not by the decoder.
+    Each decoded instruction has a row in :attr:`table`, the compiled issue logic's view."""
 
     #: Entries kept before the memo is cleared (bounds memory on traces read from files, whose
     #: instructions are all distinct objects).
