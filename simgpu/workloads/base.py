@@ -108,7 +108,10 @@ class Asm:
         n = len(addrs)
         base = addrs[0] if n else 0
         stride = addrs[1] - addrs[0] if n > 1 else 0
-        affine = all(addrs[i] == base + i * stride for i in range(n))
+        if stride:  # (compared as lists: the same test as lane by lane, in C)
+            affine = list(addrs) == list(range(base, base + n * stride, stride))
+        else:
+            affine = all(x == base for x in addrs)
         inst = Instruction(
             pc=0,
             opcode=opcode,

@@ -361,29 +361,46 @@ class TiledGemm(GemmBase):
             cols = [bx * t + tx for tx, _ in coords]
             body = self._loop_body(w)
             insts = list(prologue)
+            # a trip whose tile lies inside A (B) loads every lane, at the first trip's
+            # addresses moved along k
+            a_in = max(rows) < M
+            b_in = max(cols) < N
+            max_tx = max(tx for tx, _ in coords)
+            max_ty = max(ty for _, ty in coords)
+            full = (1 << len(coords)) - 1
+            a0 = [self._A + (r * K + tx) * F4 for r, (tx, _) in zip(rows, coords, strict=True)]
+            b0 = [self._B + (ty * N + c) * F4 for c, (_, ty) in zip(cols, coords, strict=True)]
             for trip in range(self.trips):
                 k0 = trip * t
-                ma = lanes_mask(
-                    r < M and k0 + tx < K for r, (tx, _) in zip(rows, coords, strict=True)
-                )
-                mb = lanes_mask(
-                    k0 + ty < K and c < N for c, (_, ty) in zip(cols, coords, strict=True)
-                )
-                if ma:
+                if a_in and k0 + max_tx < K:
+                    ma = full
+                    addrs = [x + k0 * F4 for x in a0]
+                else:
+                    ma = lanes_mask(
+                        r < M and k0 + tx < K for r, (tx, _) in zip(rows, coords, strict=True)
+                    )
                     addrs = [
                         self._A + (r * K + k0 + tx) * F4
                         for r, (tx, _) in zip(rows, coords, strict=True)
                         if r < M and k0 + tx < K
                     ]
+                if ma:
                     insts.append(
                         a.mem("LDG.E", "global", 4, addrs, dst=(14,), src=(10, 11), mask=ma)
                     )
-                if mb:
+                if b_in and k0 + max_ty < K:
+                    mb = full
+                    addrs = [x + k0 * N * F4 for x in b0]
+                else:
+                    mb = lanes_mask(
+                        k0 + ty < K and c < N for c, (_, ty) in zip(cols, coords, strict=True)
+                    )
                     addrs = [
                         self._B + ((k0 + ty) * N + c) * F4
                         for c, (_, ty) in zip(cols, coords, strict=True)
                         if k0 + ty < K and c < N
                     ]
+                if mb:
                     insts.append(
                         a.mem("LDG.E", "global", 4, addrs, dst=(15,), src=(12, 13), mask=mb)
                     )
