@@ -76,6 +76,35 @@ def test_gemm_edges_are_masked():
     assert len(ffma) == 3 * 3 * 8 * 2 * 16  # blocks x warps x trips x tile
 
 
+@pytest.mark.parametrize("m,n,k,tile", [(40, 36, 20, 16), (64, 96, 64, 32), (48, 16, 40, 8)])
+def test_tiled_gemm_loads_follow_the_kernel_in_and_off_the_edges(m, n, k, tile):
+    """Every A and B load of every trip: the lanes inside the matrices, at the addresses the
+    kernel computes (thread (tx, ty) of block (bx, by) loads A[by*t + ty][k0 + tx] and
+    B[k0 + ty][bx*t + tx]), whether its tile lies inside (a trip's addresses moved along k)
+    or on an edge."""
+    w = TiledGemm(m, n, k, tile=tile)
+    tr = w.trace()
+    launch = w.launch()
+    for b in range(launch.num_blocks):
+        bx, by, _ = launch.block_coords(b)
+        for wi, warp in enumerate(tr.block(b)):
+            ldg = [i for i in warp if i.opcode.startswith("LDG")]
+            want = []
+            for trip in range(-(-k // tile)):
+                k0 = trip * tile
+                lanes = [((32 * wi + ln) % tile, (32 * wi + ln) // tile) for ln in range(32)]
+                for is_a in (True, False):
+                    act = [(ln, tx, ty) for ln, (tx, ty) in enumerate(lanes)
+                           if (by * tile + ty < m and k0 + tx < k if is_a
+                               else k0 + ty < k and bx * tile + tx < n)]
+                    if act:
+                        want.append((sum(1 << ln for ln, _, _ in act), tuple(
+                            w._A + ((by * tile + ty) * k + k0 + tx) * 4 if is_a
+                            else w._B + ((k0 + ty) * n + bx * tile + tx) * 4
+                            for _, tx, ty in act)))
+            assert [(i.mask, tuple(i.lane_addresses())) for i in ldg] == want
+
+
 def test_naive_and_regblock_flops():
     for w in (NaiveGemm(48, 32, 16), RegBlockGemm(128, 128, 32)):
         insts = _insts(w.trace())
