@@ -690,6 +690,9 @@ class SubCore:
         pti = 0.0
         arrays: tuple[Any, ...] = ()
         sv = tv = -1  # the versions of the arrays in ``arrays``
+        wait_short, wait_long, other, leave = (core.R_WAIT_SHORT, core.R_WAIT_LONG, core.R_OTHER,
+                                               core.R_EXIT)
+        timeout = env.timeout
         while True:
             if st.version != sv or tab.version != tv:
                 sv, tv = st.version, tab.version
@@ -697,20 +700,20 @@ class SubCore:
             # (times as floats: one compiled signature)
             code, w_slot, ti, t = step(*arrays, index, t, float(env.now), pend, pti)
             pend = -1
-            if code == core.R_WAIT_SHORT:
+            if code == wait_short:
                 # a short wait to line up with the global clock: a completion arriving
                 # meanwhile is at most RUN_AHEAD_CYCLES late, as in run-ahead
-                yield env.timeout(ti - env.now)
+                yield timeout(ti - env.now)
                 pend, pti = w_slot, ti
-            elif code == core.R_WAIT_LONG:
+            elif code == wait_long:
                 yield self._sleep(ti - env.now)
                 pend, pti = w_slot, ti
-            elif code == core.R_OTHER:
+            elif code == other:
                 w = sm.warp_in[w_slot]
                 pc = int(st.WI[w_slot, core.W_PC]) - 1
                 d = w.decs.pop(pc, None) or w.decode(w.insts[pc])
                 t = self.issue(w, d, ti, pc + 1)
-            elif code == core.R_EXIT:
+            elif code == leave:
                 sm.exit(sm.warp_in[w_slot], ti)
             elif code == core.R_NO_CAND:
                 # Every warp waits on memory or a barrier: sleep until something completes.
