@@ -351,13 +351,10 @@ class Warp:
         """Index of the next instruction."""
         return int(self.st.WI[self.slot, core.W_PC])
 
-    @pc.setter
-    def pc(self, v: int) -> None:
-        self.st.WI[self.slot, core.W_PC] = v
-
     @property
     def ready(self) -> float:
-        """Cycle the next instruction can issue (operands ready; INF while blocked)."""
+        """Cycle the next instruction can issue (operands ready; INF while blocked), as the
+        sub-core last computed it (after :meth:`refresh`, its next pick recomputes it)."""
         return float(self.st.WF[self.slot, core.F_READY])
 
     @ready.setter
