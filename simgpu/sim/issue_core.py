@@ -458,7 +458,7 @@ class IssueState:
 
     #: Warp slots and stream records at first (both grow by doubling): small, since a replay
     #: builds every SM, and a pointer chase or a sampled slice uses few of them (132 SMs' state
-    #: took 12-15 ms to allocate with 64 slots and 16,384 records, 1-4 ms with these).
+    #: took 11-15 ms to allocate with 64 slots and 16,384 records, 1-4 ms with these).
     SLOTS = 8
     CODE_RECORDS = 2048
 
