@@ -59,9 +59,11 @@ DRAM_RESIDENT_L2 = 4
 #: twice the lines the kernel keeps in flight on an H100: long enough for a steady state.
 WINDOW_LINES = 1 << 16
 #: The error a steady-state window states beside the spread of its halves, as a share of its
-#: time: the source streams lines with none of the kernel's loop (its warps wait on each load
-#: before the next trip's), and against full replays of 256 MiB on h100-sxm its time was -4.5%
-#: (read) and -5.8% (copy) off (experiments/benchmarks/bench_sampling.py), rounded up to 6%.
+#: time: against full replays of 256 MiB on h100-sxm its time was -4.5% (read) and -5.8% (copy)
+#: off (experiments/benchmarks/bench_sampling.py), rounded up to 6%. For the read that is the
+#: kernel's ramp-up and drain, which the window leaves out (a window whose warps move four lines
+#: a trip and wait for them, as the kernel's loop does, streams at the same rate:
+#: docs/memory-system.md); it shrinks as the array grows, so 6% overstates large arrays' error.
 WINDOW_SPREAD = 0.06
 #: stream op -> (memory-system stream op, read fraction) of its steady state: copy, scale and
 #: triad read one line per line written, triad two
