@@ -60,7 +60,8 @@ DRAM_RESIDENT_L2 = 4
 WINDOW_LINES = 1 << 16
 #: The error a steady-state window states beside the spread of its halves, as a share of its
 #: time: against full replays of 256 MiB on h100-sxm its time was -4.5% (read) and -5.8% (copy)
-#: off (experiments/benchmarks/bench_sampling.py), rounded up to 6%. For the read that is the
+#: off (experiments/benchmarks/bench_sampling.py), rounded up to 6%; -4.5% and -0.8% again with
+#: the compiled issue logic (simgpu simulate --no-sample, 113 s and 181 s). For the read that is the
 #: kernel's ramp-up and drain, which the window leaves out (a window whose warps move four lines
 #: a trip and wait for them, as the kernel's loop does, streams at the same rate:
 #: docs/memory-system.md); it shrinks as the array grows, so 6% overstates large arrays' error.
