@@ -304,7 +304,6 @@ class Warp:
         "slot",
         "done",
         "age",
-        "decs",
         "decode",
         "lanes",
         "exited",
@@ -328,8 +327,6 @@ class Warp:
         self.slot = -1
         self.done = self.n == 0
         self.age = age
-        #: Decoded instructions the decoder does not keep (global memory), by position.
-        self.decs: dict[int, Decoded] = {}
         self.decode: Decoder = sub.sm.decode
         #: Lanes the warp runs (every lane active in some instruction of its stream; found at
         #: its first EXIT) and lanes already retired by an EXIT.
@@ -408,10 +405,10 @@ class Warp:
 
 
 class Decoded:
-    """What the issue logic needs to know about one instruction, computed once."""
+    """What the issue logic needs to know about one instruction, computed once (not its
+    addresses: instructions of global memory that differ only in them share one)."""
 
     __slots__ = (
-        "inst",
         "kind",
         "unit",
         "regs",
@@ -443,8 +440,6 @@ class Decoded:
         copy: int = COPY_NONE,
         count: int = 0,
     ) -> None:
-        #: The instruction itself.
-        self.inst = inst
         #: K_ALU, K_SHARED, K_GLOBAL, K_BAR, K_EXIT or K_CTRL.
         self.kind = kind
         #: Functional unit (index into :data:`UNITS`).
@@ -480,9 +475,10 @@ class Decoder:
     """The per-instruction facts the issue logic needs (kind, unit, timing, FLOPs, shared-memory
     wavefronts), computed once per distinct :class:`Instruction` object and shared by all SMs of
     a replay. Generated traces share their ALU and shared-memory instructions between warps and
-    blocks, so those are decoded once per kernel; global-memory instructions (new for each warp)
-    are decoded when their warp arrives, kept by the warp until issued, and not by the decoder.
-    Each decoded instruction has a row in :attr:`table`, the compiled issue logic's view."""
+    blocks, so those are decoded once per kernel; global-memory instructions (new for each warp,
+    with addresses of their own) are decoded once per opcode, space and registers, since their
+    decoding does not depend on the addresses. Each decoded instruction has a row in
+    :attr:`table`, the compiled issue logic's view."""
 
     #: Entries kept before the memo is cleared (bounds memory on traces read from files, whose
     #: instructions are all distinct objects).
@@ -490,40 +486,45 @@ class Decoder:
 
     def __init__(self, cfg: SMConfig) -> None:
         self.cfg = cfg
-        self._memo: dict[int, Decoded] = {}
-        #: The same instructions' records (:attr:`Decoded.rec`), by ``id``.
+        #: Decoded instructions by ``id`` (with the instruction, so that its id is not reused
+        #: while the entry lives), and their records (:attr:`Decoded.rec`).
+        self._memo: dict[int, tuple[Instruction, Decoded]] = {}
         self._recs: dict[int, int] = {}
+        #: Decoded global-memory instructions by (op, space, opcode, sources, destinations).
+        self._global: dict[tuple[Any, ...], Decoded] = {}
         #: The records the compiled issue logic reads (:attr:`Decoded.rec` indexes them).
         self.table = DecodeTable()
 
     def __call__(self, inst: Instruction) -> Decoded:
-        d = self._memo.get(id(inst))
-        if d is not None:  # the entry holds `inst`, so its id cannot have been reused
+        hit = self._memo.get(id(inst))
+        if hit is not None:
+            return hit[1]
+        op = inst.op
+        if op in _MEM_OPS and inst.space != "shared":
+            key = (op, inst.space, inst.opcode, inst.src, inst.dst)
+            d = self._global.get(key)
+            if d is None:
+                if len(self._global) >= self.MAX_ENTRIES:
+                    self._global.clear()
+                d = self._global[key] = self._decode(inst)
             return d
         d = self._decode(inst)
-        if d.kind != K_GLOBAL:
-            memo = self._memo
-            if len(memo) >= self.MAX_ENTRIES:
-                memo.clear()
-                self._recs.clear()
-            memo[id(inst)] = d
-            self._recs[id(inst)] = d.rec
+        memo = self._memo
+        if len(memo) >= self.MAX_ENTRIES:
+            memo.clear()
+            self._recs.clear()
+        memo[id(inst)] = (inst, d)
+        self._recs[id(inst)] = d.rec
         return d
 
-    def codes(self, insts: list[Instruction]) -> tuple[np.ndarray, dict[int, Decoded]]:
-        """The records of a warp's instruction stream (:attr:`Decoded.rec`), in order, and the
-        decoded instructions this decoder does not keep (global memory), by position."""
-        kept = self._recs
-        recs = list(map(kept.get, map(id, insts), repeat(-1)))
-        decs = {}
+    def codes(self, insts: list[Instruction]) -> np.ndarray:
+        """The records of a warp's instruction stream (:attr:`Decoded.rec`), in order."""
+        recs = list(map(self._recs.get, map(id, insts), repeat(-1)))
         if -1 in recs:
             for i, r in enumerate(recs):
-                if r < 0:  # not decoded yet, or not kept
-                    d = self(insts[i])
-                    recs[i] = d.rec
-                    if id(insts[i]) not in kept:
-                        decs[i] = d
-        return np.array(recs, np.int32), decs
+                if r < 0:  # not decoded yet, or global memory (not kept by id)
+                    recs[i] = self(insts[i]).rec
+        return np.array(recs, np.int32)
 
     def _decode(self, inst: Instruction) -> Decoded:
         cfg = self.cfg
@@ -707,9 +708,9 @@ class SubCore:
                 pend, pti = w_slot, ti
             elif code == other:
                 w = sm.warp_in[w_slot]
-                pc = int(st.WI[w_slot, core.W_PC]) - 1
-                d = w.decs.pop(pc, None) or w.decode(w.insts[pc])
-                t = self.issue(w, d, ti, pc + 1)
+                pc = int(st.WI[w_slot, core.W_PC])  # (moved on past the instruction)
+                inst = w.insts[pc - 1]
+                t = self.issue(w, w.decode(inst), inst, ti, pc)
             elif code == leave:
                 sm.exit(sm.warp_in[w_slot], ti)
             elif code == core.R_NO_CAND:
@@ -741,16 +742,16 @@ class SubCore:
                 t = max(t, env.now)
                 self._stall("no_warps", env.now - t0)
 
-    def issue(self, w: Warp, d: Decoded, ti: float, pc: int) -> float:
-        """Issue the decoded instruction ``d`` of ``w`` at cycle ``ti`` (counted, and the warp
-        moved on to ``pc``, by :func:`~simgpu.sim.issue_core.step`); returns the sub-core's
-        next free cycle. ALU and shared-memory instructions, the common ones, are issued by
+    def issue(self, w: Warp, d: Decoded, inst: Instruction, ti: float, pc: int) -> float:
+        """Issue ``inst`` of ``w`` (decoded: ``d``) at cycle ``ti`` (counted, and the warp moved
+        on to ``pc``, by :func:`~simgpu.sim.issue_core.step`); returns the sub-core's next free
+        cycle. ALU and shared-memory instructions, the common ones, are issued by
         ``step``; this handles the rest (global memory, barriers, exits, control)."""
         sm = self.sm
         kind = d.kind
         nxt = ti + 1.0
         if kind == K_GLOBAL:
-            sm.global_access(w, d.inst, ti, d.copy)
+            sm.global_access(w, inst, ti, d.copy)
             if pc >= w.n:
                 sm.exit(w, ti)
                 return nxt
@@ -768,7 +769,7 @@ class SubCore:
             sm.await_groups(w, d.count, nxt)
             if w.blocked:
                 return nxt
-        if pc >= w.n or (kind == K_EXIT and w.retire_lanes(d.inst.mask)):
+        if pc >= w.n or (kind == K_EXIT and w.retire_lanes(inst.mask)):
             # A warp ends at the end of its stream, or at the EXIT that retires its last lanes;
             # an EXIT of some lanes (a diverged branch) is a control instruction.
             sm.exit(w, ti)
@@ -888,8 +889,8 @@ class SM:
                 continue
             blk.live += 1
             sub.warps.append(w)
-            codes, w.decs = self.decode.codes(insts)
-            w.slot = st.add_warp(sub.index, codes, w.gid, t, _CLASS_UNIT[insts[0].op])
+            w.slot = st.add_warp(sub.index, self.decode.codes(insts), w.gid, t,
+                                 _CLASS_UNIT[insts[0].op])
             self.warp_in[w.slot] = w
             w.refresh(t)
         self.blocks.append(blk)
