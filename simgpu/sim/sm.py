@@ -344,11 +344,6 @@ class Warp:
 
     # -- the state the compiled issue logic shares ------------------------------------------
     @property
-    def pc(self) -> int:
-        """Index of the next instruction."""
-        return int(self.st.WI[self.slot, core.W_PC])
-
-    @property
     def ready(self) -> float:
         """Cycle the next instruction can issue (operands ready; INF while blocked), as the
         sub-core last computed it (after :meth:`refresh`, its next pick recomputes it)."""
@@ -366,11 +361,6 @@ class Warp:
     @blocked.setter
     def blocked(self, v: bool) -> None:
         self.st.WI[self.slot, core.W_BLOCKED] = v
-
-    @property
-    def unit(self) -> int:
-        """Functional unit of the next instruction."""
-        return int(self.st.WI[self.slot, core.W_UNIT])
 
     @property
     def regs(self) -> Any:
@@ -625,11 +615,6 @@ class SubCore:
         self.wake: Any = None
 
     @property
-    def unit_free(self) -> Any:
-        """Cycle each functional unit (:data:`UNITS`) is next free (a view)."""
-        return self.sm.state.SF[self.index, :len(UNITS)]
-
-    @property
     def stalls(self) -> dict[str, float]:
         """Cycles not issued, per reason (:data:`STALL_REASONS`; ``issued`` is kept apart)."""
         row = self.sm.state.SF[self.index, core.SF_STALL:]
@@ -688,8 +673,8 @@ class SubCore:
         pti = 0.0
         arrays: tuple[Any, ...] = ()
         sv = tv = -1  # the versions of the arrays in ``arrays``
-        wait_short, wait_long, other, leave = (core.R_WAIT_SHORT, core.R_WAIT_LONG, core.R_OTHER,
-                                               core.R_EXIT)
+        wait_short, wait_long, other, leave, no_cand = (
+            core.R_WAIT_SHORT, core.R_WAIT_LONG, core.R_OTHER, core.R_EXIT, core.R_NO_CAND)
         timeout = env.timeout
         while True:
             if st.version != sv or tab.version != tv:
@@ -713,7 +698,7 @@ class SubCore:
                 t = self.issue(w, w.decode(inst), inst, ti, pc)
             elif code == leave:
                 sm.exit(sm.warp_in[w_slot], ti)
-            elif code == core.R_NO_CAND:
+            elif code == no_cand:
                 # Every warp waits on memory or a barrier: sleep until something completes.
                 t0 = max(t, env.now)
                 # why, decided before sleeping (a barrier's release unblocks the warps before
@@ -853,6 +838,7 @@ class SM:
         self.decode = decoder if decoder is not None else Decoder(cfg)
         #: The issue logic's arrays (warps, sub-cores, the LD/ST unit), and the warp in each
         #: of its slots.
+        slots = rfc_slots(cfg.rf_banks, cfg.rf_ports, cfg.rf_cache_entries)
         self.state = IssueState(cfg.sub_cores, {
             core.C_GTO: cfg.scheduler == "gto",
             core.C_BANKS_ON: cfg.model_register_banks,
@@ -860,8 +846,8 @@ class SM:
             core.C_RUN_AHEAD: RUN_AHEAD_CYCLES,
             core.C_RF_BANKS: cfg.rf_banks,
             core.C_RF_PORTS: cfg.rf_ports,
-            core.C_RF_SLOTS: rfc_slots(cfg.rf_banks, cfg.rf_ports, cfg.rf_cache_entries),
-        }, cfg.rf_banks * rfc_slots(cfg.rf_banks, cfg.rf_ports, cfg.rf_cache_entries))
+            core.C_RF_SLOTS: slots,
+        }, cfg.rf_banks * slots)
         self.warp_in: dict[int, Warp] = {}
         self.subs = [SubCore(self, i) for i in range(cfg.sub_cores)]
         self.blocks: list[Block] = []
@@ -912,11 +898,6 @@ class SM:
     def lsu_claim(self, t: float, cycles: float) -> float:
         """Occupy the SM's LD/ST data path for ``cycles`` from ``t``; returns the start cycle."""
         return self.state.lsu_claim(t, cycles)
-
-    @property
-    def lsu_free(self) -> float:
-        """Cycle the SM's LD/ST data path is next free."""
-        return float(self.state.MF[core.MF_LSU])
 
     @property
     def flops_count(self) -> float:

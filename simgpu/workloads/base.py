@@ -450,12 +450,13 @@ def warm_l2_factory(
         if every_partition:
             parts = system.partition_of
             groups = [[s for s in range(n_sm) if parts[s] == p] for p in sorted(set(parts))]
-        system.warm_many(
-            ((sms[(i + k) % len(sms)], range(base - base % line, base + nbytes, line)[
-                i::len(sms)], False)
-             for sms in groups for k, (base, nbytes) in enumerate(arrays)
-             for i in range(len(sms))),
-            full)
+        pieces = []  # (SM, its share of an array's lines, dirty), in the order they are warmed
+        for sms in groups:
+            n = len(sms)
+            for k, (base, nbytes) in enumerate(arrays):
+                lines = range(base - base % line, base + nbytes, line)
+                pieces += [(sms[(i + k) % n], lines[i::n], False) for i in range(n)]
+        system.warm_many(pieces, full)
         return system
 
     def l2_bytes(spec: DeviceSpec) -> int:
@@ -506,12 +507,13 @@ def previous_call_factory(
             step = max(1, -(-count // PRELOAD_PIECES))
             blocks.append(([lines[i:i + step] for i in range(0, count, step)], dirty))
         n_sm = spec.compute.sm_count
-        # every L2 partition filled from its near side
-        system.warm_many(
-            (((i + k) % n_sm, pieces[piece][i::n_sm], dirty)
-             for piece in range(PRELOAD_PIECES) for k, (pieces, dirty) in enumerate(blocks)
-             if piece < len(pieces) for i in range(n_sm)),
-            full)
+        warm = []  # (SM, lines, dirty), in the order they are warmed
+        for piece in range(PRELOAD_PIECES):
+            for k, (pieces, dirty) in enumerate(blocks):
+                if piece < len(pieces):  # every L2 partition filled from its near side
+                    warm += [((i + k) % n_sm, pieces[piece][i::n_sm], dirty)
+                             for i in range(n_sm)]
+        system.warm_many(warm, full)
         return system
 
     return make
