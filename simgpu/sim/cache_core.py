@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from simgpu.sim.jitargs import bool_arg, int_arg
+
 # ---- st: one cache's scalars --------------------------------------------------------------
 ST_HITS = 0  # requests whose sectors were all present
 ST_MISSES = 1  # requests that missed at least one sector
@@ -184,7 +186,7 @@ def fill(T: np.ndarray, st: np.ndarray, s: int, line: int, sectors: int,
         T[s, w, F_DIRTY] |= dmask
         return -1, 0, 0
     v_line, v_valid, v_dirty = -1, 0, 0
-    w = _find(T, s, -1)
+    w = _find(T, s, int_arg(-1))
     if w < 0:  # full: evict
         w = _victim_way(T, st, s)
         v_line, v_valid, v_dirty = T[s, w, F_TAG] - 1, T[s, w, F_VALID], T[s, w, F_DIRTY]
@@ -287,8 +289,8 @@ def l2_write(T: np.ndarray, st: np.ndarray, p: int, s: int, line: int, sectors: 
     """A store into partition ``p`` (write-back, write-allocate per sector); copies in the
     other partitions are dropped and their sectors merged. Returns (hit, write-back count)."""
     parts = T.shape[0]
-    merged_valid = 0
-    merged_dirty = 0
+    merged_valid = int_arg(0)
+    merged_dirty = int_arg(0)
     for k in range(1, parts):
         q = (p + k) % parts
         found, o_valid, o_dirty = remove(T[q], st[q], s, line)
@@ -296,7 +298,7 @@ def l2_write(T: np.ndarray, st: np.ndarray, p: int, s: int, line: int, sectors: 
             st[p, ST_INVALIDATIONS] += 1
             merged_valid |= o_valid
             merged_dirty |= o_dirty
-    hit, v_line, v_valid, v_dirty = write(T[p], st[p], s, line, sectors, True)
+    hit, v_line, v_valid, v_dirty = write(T[p], st[p], s, line, sectors, bool_arg(True))
     n_wb = l2_cascade(T, st, p, s, v_line, v_valid, v_dirty, wb, n_wb)
     if merged_valid:
         fill(T[p], st[p], s, line, merged_valid, merged_dirty)
@@ -460,7 +462,7 @@ def store_batch(lines: np.ndarray, masks: np.ndarray, masks_l2: np.ndarray, now:
     for k in range(sc.shape[0]):
         if sc[k, SC_COUNT] + need > W.shape[1] // 2:
             return -1
-    n_wb = 0
+    n_wb = int_arg(0)
     l1_sets = l1_T.shape[0]
     l2_sets = T.shape[1]
     for i in range(lines.shape[0]):
@@ -473,7 +475,7 @@ def store_batch(lines: np.ndarray, masks: np.ndarray, masks_l2: np.ndarray, now:
         port[1] += occ
         port[2] += 1
         if cached and l1_sets:
-            write(l1_T, l1_st, (line >> l1_shift) % l1_sets, line, mask, False)
+            write(l1_T, l1_st, (line >> l1_shift) % l1_sets, line, mask, bool_arg(False))
         g = set_index(line, l2_shift, True, l2_div, l2_sets)
         k = p * slices + g % slices
         nb = nbytes if nbytes > request_bytes else request_bytes
@@ -507,7 +509,7 @@ def warm_lines(lines: np.ndarray, sectors: int, sectors_l2: int, dirty: bool, l1
             continue
         g = set_index(line, l2_shift, True, l2_div, n_sets)
         if dirty:
-            hit, n_wb = l2_write(T, st, p, g, line, sectors_l2, wb, 0)
+            hit, n_wb = l2_write(T, st, p, g, line, sectors_l2, wb, int_arg(0))
             for j in range(n_wb):
                 evicted += popcount(wb[j, 1])
             added += popcount(sectors_l2)
@@ -517,9 +519,9 @@ def warm_lines(lines: np.ndarray, sectors: int, sectors_l2: int, dirty: bool, l1
                 q = (p + k) % parts
                 if lookup(T[q], st[q], g, line, sectors_l2) == sectors_l2:
                     break
-            n_wb = l2_fill(T, st, p, g, line, sectors_l2, 0, wb, 0)
+            n_wb = l2_fill(T, st, p, g, line, sectors_l2, int_arg(0), wb, int_arg(0))
             for j in range(n_wb):
                 evicted += popcount(wb[j, 1])
         if use_l1:
-            fill(l1_T, l1_st, (line >> l1_shift) % l1_sets, line, sectors, 0)
+            fill(l1_T, l1_st, (line >> l1_shift) % l1_sets, line, sectors, int_arg(0))
     return added, evicted

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from simgpu.sim.jitargs import int_arg
+
 INF = 1 << 62  # "no time": later than any time a simulation reaches
 NEVER = -(10**9)  # "long ago": the last command of a kind that never issued
 
@@ -391,7 +393,7 @@ def _conflicts(M: np.ndarray, S: np.ndarray, pc: int, g: int, off: int, n: int) 
             return True
     for k in range(n):
         for j in range(s):
-            if _busy(M, pc, 0, off + k * lng + j, S):
+            if _busy(M, pc, int_arg(0), off + k * lng + j, S):
                 return True
     return False
 
@@ -453,7 +455,7 @@ def _activate(P: np.ndarray, K: np.ndarray, E: np.ndarray, S: np.ndarray, LOG: n
     g = E[e, E_BG]
     row = E[e, E_ROW]
     if S[C_LOGGING]:
-        _log(S, LOG, now, CMD_ACT, pc, b)
+        _log(S, LOG, now, int_arg(CMD_ACT), pc, b)
     K[pc, K_OPEN_ROW, b] = row
     K[pc, K_ACT_OK, b] = now + S[C_TRC]
     K[pc, K_PRE_OK, b] = now + S[C_TRAS]
@@ -480,15 +482,15 @@ def _activate(P: np.ndarray, K: np.ndarray, E: np.ndarray, S: np.ndarray, LOG: n
         P[pc, P_ACT_W] += 1
     else:
         P[pc, P_ACT_R] += 1
-    K[pc, K_WANT_R, b] = _count_row(K, E, pc, K_RQ_H, b, row)
-    K[pc, K_WANT_W, b] = _count_row(K, E, pc, K_WQ_H, b, row)
+    K[pc, K_WANT_R, b] = _count_row(K, E, pc, int_arg(K_RQ_H), b, row)
+    K[pc, K_WANT_W, b] = _count_row(K, E, pc, int_arg(K_WQ_H), b, row)
 
 
 @njit(cache=True)
 def _precharge(P: np.ndarray, K: np.ndarray, S: np.ndarray, LOG: np.ndarray, pc: int, b: int,
                now: int) -> None:
     if S[C_LOGGING]:
-        _log(S, LOG, now, CMD_PRE, pc, b)
+        _log(S, LOG, now, int_arg(CMD_PRE), pc, b)
     K[pc, K_OPEN_ROW, b] = -1
     if now + S[C_TRP] > K[pc, K_ACT_OK, b]:
         K[pc, K_ACT_OK, b] = now + S[C_TRP]
@@ -519,7 +521,7 @@ def _issue_column(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S:
     last = now + (n - 1) * lng
     if S[C_LOGGING]:
         for k in range(n):
-            _log(S, LOG, now + k * lng, CMD_WR if write else CMD_RD, pc, b)
+            _log(S, LOG, now + k * lng, int_arg(CMD_WR if write else CMD_RD), pc, b)
     t_arr = E[e, E_T_ARR]
     nbytes = E[e, E_NBYTES]
     if write:
@@ -611,11 +613,11 @@ def _refresh_bank(P: np.ndarray, K: np.ndarray, S: np.ndarray, LOG: np.ndarray, 
         if K[pc, K_OPEN_ROW, b] >= 0:
             t_pre = max(nref, row_free, K[pc, K_PRE_OK, b])
             if S[C_LOGGING]:
-                _log(S, LOG, t_pre, CMD_PRE, pc, b)
+                _log(S, LOG, t_pre, int_arg(CMD_PRE), pc, b)
             t_ref = max(t_ref, t_pre + S[C_PRE_REF], t_pre + 1)
             K[pc, K_OPEN_ROW, b] = -1
         if S[C_LOGGING]:
-            _log(S, LOG, t_ref, CMD_REF, pc, b)
+            _log(S, LOG, t_ref, int_arg(CMD_REF), pc, b)
         K[pc, K_ACT_OK, b] = t_ref + S[C_TRFC]
         K[pc, K_PRE_FOR, b] = 0
         K[pc, K_WANT_R, b] = 0
@@ -659,12 +661,12 @@ def _refresh_all(P: np.ndarray, K: np.ndarray, S: np.ndarray, LOG: np.ndarray, p
             if S[C_LOGGING]:
                 for b in range(banks):
                     if K[pc, K_OPEN_ROW, b] >= 0:
-                        _log(S, LOG, t_pre, CMD_PRE, pc, b)
+                        _log(S, LOG, t_pre, int_arg(CMD_PRE), pc, b)
             t_ref = max(t_ref, t_pre + S[C_PRE_REF], t_pre + 1)
             for b in range(banks):
                 K[pc, K_OPEN_ROW, b] = -1
         if S[C_LOGGING]:
-            _log(S, LOG, t_ref, CMD_REF, pc, -1)
+            _log(S, LOG, t_ref, int_arg(CMD_REF), pc, int_arg(-1))
         for b in range(banks):
             K[pc, K_ACT_OK, b] = t_ref + S[C_TRFC]
             K[pc, K_PRE_FOR, b] = 0
@@ -800,8 +802,8 @@ def _schedule(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S: np.
 
     # the oldest ready candidates, and the earliest bank-level times of the others (the
     # channel-level parts are added once the winners have issued)
-    best_col = -1
-    best_row = -1
+    best_col = int_arg(-1)
+    best_row = int_arg(-1)
     best_a = 0
     row_is_act = False
     min_col = INF
@@ -809,7 +811,7 @@ def _schedule(P: np.ndarray, K: np.ndarray, E: np.ndarray, M: np.ndarray, S: np.
     min_pre = INF
     cb_at = INF  # the earliest a column command with a callback may issue
     n_ready = 0  # column commands ready now
-    n_wait = 0  # the others: (earliest bound, age, slot)
+    n_wait = int_arg(0)  # the others: (earliest bound, age, slot)
     for b in range(S[C_BANKS]):
         qh = K[pc, hf, b]
         ab = K[pc, K_ACT_BANK, b]

@@ -60,6 +60,7 @@ from simgpu.sim.cache_core import (
     set_index,
     window_book,
 )
+from simgpu.sim.jitargs import bool_arg, int_arg
 from simgpu.sim.request import convert_sectors
 
 # ---- EI / EF: MSHR entries ---------------------------------------------------------------
@@ -296,7 +297,7 @@ def _answer(EI: np.ndarray, EF: np.ndarray, WI: np.ndarray, WF: np.ndarray, FW: 
     """A requester of an L2 fetch gets its data at ``t`` from ``level``: a load that bypasses
     the L1 completes; an L1 entry's fetch is filled (``filled`` of MemorySystem._l1_fetch)."""
     if cb & 1:
-        _act(A, G, ACT_DONE, cb >> 1, t, level, 0.0, 0.0)
+        _act(A, G, int_arg(ACT_DONE), float(cb >> 1), t, float(level), 0.0, 0.0)
         return
     f = cb >> 1
     EI[f, E_PENDING] -= 1
@@ -321,9 +322,11 @@ def _l1_known(EI: np.ndarray, EF: np.ndarray, WI: np.ndarray, WF: np.ndarray, FW
         nxt = WI[w, WI_NEXT]
         kind = WI[w, WI_KIND]
         if kind == W_REQ:
-            _act(A, G, ACT_DONE, WI[w, WI_TARGET], t, EI[f, E_LEVEL], 0.0, 0.0)
+            _act(A, G, int_arg(ACT_DONE), float(WI[w, WI_TARGET]), t, float(EI[f, E_LEVEL]),
+                 0.0, 0.0)
         else:  # W_REQ_MAX
-            _act(A, G, ACT_DONE, WI[w, WI_TARGET], max(t, WF[w]), EI[f, E_LEVEL], 0.0, 0.0)
+            _act(A, G, int_arg(ACT_DONE), float(WI[w, WI_TARGET]), max(t, WF[w]),
+                 float(EI[f, E_LEVEL]), 0.0, 0.0)
         FW[G[G_FW]] = w
         G[G_FW] += 1
         w = nxt
@@ -366,7 +369,7 @@ def _arm_retry(EI: np.ndarray, EF: np.ndarray, U: np.ndarray, A: np.ndarray, G: 
     if best == np.inf:
         return  # no fill time known yet: _l1_known arms it when one is
     U[sm, U_ARMED] = 1
-    _act(A, G, ACT_RETRY, sm, max(best, now), 0.0, 0.0, 0.0)
+    _act(A, G, int_arg(ACT_RETRY), float(sm), max(best, now), 0.0, 0.0, 0.0)
 
 
 # ---- releases ---------------------------------------------------------------------------------
@@ -397,7 +400,7 @@ def _l1_release(EI: np.ndarray, U: np.ndarray, H1: np.ndarray, T1: np.ndarray, s
     tags = T1[sm]
     if tags.shape[0]:
         fill(tags, st1[sm], (line >> int(C[C_L1_SHIFT])) % tags.shape[0], line,
-             EI[e, E_INFLIGHT], 0)
+             EI[e, E_INFLIGHT], int_arg(0))
 
 
 @njit(cache=True)
@@ -408,9 +411,11 @@ def _l2_release(EI: np.ndarray, U: np.ndarray, H2: np.ndarray, T2: np.ndarray, s
     line = EI[e, E_LINE]
     _delete(H2, EI, U, p, t, line)
     EI[e, E_ALIVE] = 0
-    n_wb = l2_fill(T2, st2, p, EI[e, E_SET], line, EI[e, E_INFLIGHT], 0, wb, 0)
+    n_wb = l2_fill(T2, st2, p, EI[e, E_SET], line, EI[e, E_INFLIGHT], int_arg(0), wb,
+                   int_arg(0))
     for i in range(n_wb):  # MemorySystem._writebacks: no store waits on these
-        _act(A, G, ACT_WRITEBACK, wb[i, 0], C[C_L2_SECTOR] * popcount(wb[i, 1]), 0.0, 0.0, 0.0)
+        _act(A, G, int_arg(ACT_WRITEBACK), float(wb[i, 0]),
+             C[C_L2_SECTOR] * popcount(wb[i, 1]), 0.0, 0.0, 0.0)
 
 
 # ---- the L2 -------------------------------------------------------------------------------
@@ -446,7 +451,7 @@ def _l2_load(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF:
     present = lookup(T2[p], st2[p], g, line, sectors)
     back = C[C_BACK]
     if present == sectors:
-        _answer(EI, EF, WI, WF, FW, RI, U, H1, A, G, C, now, cb, s + back, LV_L2NEAR)
+        _answer(EI, EF, WI, WF, FW, RI, U, H1, A, G, C, now, cb, s + back, int_arg(LV_L2NEAR))
         return
     need = sectors & ~present
     if e >= 0 and not (need & ~EI[e, E_INFLIGHT]):
@@ -461,7 +466,7 @@ def _l2_load(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF:
             _answer(EI, EF, WI, WF, FW, RI, U, H1, A, G, C, now, cb,
                     max(EF[e, EF_TFILL], s) + back, EI[e, E_LEVEL])
         else:
-            _add_waiter(EI, WI, WF, FW, G, e, W_L2, cb, s)
+            _add_waiter(EI, WI, WF, FW, G, e, int_arg(W_L2), cb, s)
         return
     parts = T2.shape[0]
     for k in range(1, parts):  # far partitions, nearest first
@@ -473,12 +478,16 @@ def _l2_load(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF:
                              if bulk or C[C_L2_SECTOR] * popcount(need) > C[C_REQ_BYTES]
                              else C[C_REQ_BYTES] / C[C_XBAR_BPC])
             t_fill = s2 + C[C_FAR_HOP]
-            _l2_track(EI, EF, FE, G, U, H2, p, t2, line, need, t_fill, True, LV_L2FAR, e, g)
-            _answer(EI, EF, WI, WF, FW, RI, U, H1, A, G, C, now, cb, t_fill + back, LV_L2FAR)
+            _l2_track(EI, EF, FE, G, U, H2, p, t2, line, need, t_fill, bool_arg(True),
+                      int_arg(LV_L2FAR), e, g)
+            _answer(EI, EF, WI, WF, FW, RI, U, H1, A, G, C, now, cb, t_fill + back,
+                    int_arg(LV_L2FAR))
             return
-    f = _l2_track(EI, EF, FE, G, U, H2, p, t2, line, need, 0.0, False, LV_DRAM, e, g)
+    f = _l2_track(EI, EF, FE, G, U, H2, p, t2, line, need, 0.0, bool_arg(False),
+                  int_arg(LV_DRAM), e, g)
     EI[f, E_PENDING] += 1
-    _act(A, G, ACT_DRAM, line, C[C_L2_SECTOR] * popcount(need), (s - now) + C[C_DRAM_TO], f, cb)
+    _act(A, G, int_arg(ACT_DRAM), float(line), C[C_L2_SECTOR] * popcount(need),
+         (s - now) + C[C_DRAM_TO], float(f), float(cb))
 
 
 @njit(cache=True)
@@ -508,14 +517,14 @@ def dram_data(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF
               G: np.ndarray, C: np.ndarray, now: float, f: int, cb: int, t_data: float) -> int:
     """A DRAM read of L2 entry ``f`` for requester ``cb`` has its data at ``t_data``. Returns
     the actions logged, or, having done nothing, ``-ROOM_ACTIONS``."""
-    if not _action_room(WI, U, A, G, C, 1):
+    if not _action_room(WI, U, A, G, C, int_arg(1)):
         return -ROOM_ACTIONS
     G[G_A] = 0
     t_fill = t_data + C[C_DRAM_BACK]
     EI[f, E_PENDING] -= 1
     if t_fill > EF[f, EF_BEST]:
         EF[f, EF_BEST] = t_fill
-    _answer(EI, EF, WI, WF, FW, RI, U, H1, A, G, C, now, cb, t_fill + C[C_BACK], LV_DRAM)
+    _answer(EI, EF, WI, WF, FW, RI, U, H1, A, G, C, now, cb, t_fill + C[C_BACK], int_arg(LV_DRAM))
     if EI[f, E_PENDING] == 0:
         EF[f, EF_TFILL] = EF[f, EF_BEST]
         EI[f, E_HASFILL] = 1
@@ -578,7 +587,7 @@ def _load(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF: np
         return True
     present = lookup(tags, st1[sm], (line >> int(C[C_L1_SHIFT])) % l1_sets, line, sec)
     if present == sec:
-        _act(A, G, ACT_DONE, r, start + C[C_H1], LV_L1, 0.0, 0.0)
+        _act(A, G, int_arg(ACT_DONE), float(r), start + C[C_H1], float(LV_L1), 0.0, 0.0)
         return True
     need = sec & ~present
     if e >= 0:
@@ -591,13 +600,13 @@ def _load(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF: np
                       p, e, line, extra, start)
         # the fetch above may have been answered at once (an L2 hit): the fill time is known
         if EI[e, E_HASFILL]:
-            _act(A, G, ACT_DONE, r, max(EF[e, EF_TFILL], start + C[C_H1]), EI[e, E_LEVEL], 0.0,
-                 0.0)
+            _act(A, G, int_arg(ACT_DONE), float(r), max(EF[e, EF_TFILL], start + C[C_H1]),
+                 float(EI[e, E_LEVEL]), 0.0, 0.0)
         else:
-            _add_waiter(EI, WI, WF, FW, G, e, W_REQ_MAX, r, start + C[C_H1])
+            _add_waiter(EI, WI, WF, FW, G, e, int_arg(W_REQ_MAX), r, start + C[C_H1])
         return True
-    f = _new_entry(EI, EF, FE, G, U, H1, sm, sm, line, need, -1)
-    _add_waiter(EI, WI, WF, FW, G, f, W_REQ, r, 0.0)
+    f = _new_entry(EI, EF, FE, G, U, H1, sm, sm, line, need, int_arg(-1))
+    _add_waiter(EI, WI, WF, FW, G, f, int_arg(W_REQ), r, 0.0)
     _l1_fetch(EI, EF, FE, WI, WF, FW, RI, U, H1, H2, T2, st2, W, sc, wb, A, G, C, now, sm, p, f,
               line, need, start)
     return True
@@ -612,7 +621,7 @@ def _l1_fetch(EI: np.ndarray, EF: np.ndarray, FE: np.ndarray, WI: np.ndarray, WF
     EI[f, E_PENDING] += 1
     EI[f, E_HASFILL] = 0
     _l2_load(EI, EF, FE, WI, WF, FW, RI, U, H1, H2, T2, st2, W, sc, wb, A, G, C, now, sm, p, line,
-             sectors, start, C[C_SECTOR] * popcount(sectors), 2 * f, False)
+             sectors, start, C[C_SECTOR] * popcount(sectors), 2 * f, bool_arg(False))
 
 
 @njit(cache=True)
