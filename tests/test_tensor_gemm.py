@@ -28,14 +28,16 @@ def a100():
     return devices.get("a100-sxm-80gb")
 
 
-@pytest.mark.parametrize(("device", "mainloop", "dtype"), [
-    ("a100-sxm-80gb", "ampere", "fp16"), ("a100-sxm-80gb", "ampere", "tf32"),
-    ("h100-sxm", "hopper", "bf16"), ("h100-sxm", "hopper", "fp8"),
+@pytest.mark.parametrize(("device", "mainloop", "dtype", "row_bytes"), [
+    ("a100-sxm-80gb", "ampere", "fp16", 128), ("a100-sxm-80gb", "ampere", "tf32", 128),
+    ("a100-sxm-80gb", "ampere", "fp16", 64), ("rtx-4090", "ampere", "tf32", 64),
+    ("h100-sxm", "hopper", "bf16", 128), ("h100-sxm", "hopper", "fp8", 128),
 ])
-def test_counts_match_the_gemm(device, mainloop, dtype):
+def test_counts_match_the_gemm(device, mainloop, dtype, row_bytes):
     spec = devices.get(device)
     g = TensorGemm(256, 256, 512, dtype=dtype, tile_m=128, tile_n=128, stages=3, warps_m=2,
-                   warps_n=4, mainloop=mainloop)
+                   warps_n=4, mainloop=mainloop, row_bytes=row_bytes)
+    assert g.tile_k * {"fp16": 2, "bf16": 2, "tf32": 4, "fp8": 1}[dtype] == row_bytes
     res = g.simulate(spec, sample=False)
     # every FLOP of 2 M N K executed once on the tensor cores (the tiles divide the shape)
     assert res.flops == pytest.approx(2 * 256 * 256 * 512)
@@ -147,13 +149,62 @@ def test_bad_tiles_are_refused():
         TensorGemm(512, 512, 512, cluster_m=2)
     with pytest.raises(SimgpuError, match="dtype 'fp32'"):
         TensorGemm(512, 512, 512, dtype="fp32")
+    # CUTLASS's sm_90 tiles take K steps of 128 bytes and up; the Ampere mainloop 128 or 64
+    with pytest.raises(SimgpuError, match=r"row_bytes = 64 with the hopper mainloop"):
+        TensorGemm(512, 512, 512, tile_m=128, tile_n=128, warps_m=4, warps_n=1,
+                   mainloop="hopper", row_bytes=64)
+    with pytest.raises(SimgpuError, match=r"row_bytes = 96 with the ampere mainloop"):
+        TensorGemm(512, 512, 512, row_bytes=96)
 
 
-def test_analytical_and_simulated_views_describe_one_kernel(h100):
-    """The simulated kernel's tile is the analytical library search's, for each dtype."""
+def _explicit(spec, size, dtype, tile):
+    """The analytical time of one library tile (tile_m, tile_n, threads, stages, row bytes)."""
+    tm, tn, thr, st, row = tile
+    e = {"fp16": 2, "bf16": 2, "tf32": 4}[dtype]
+    return float(analytical.gemm(spec, size, size, size, dtype, tile_m=tm, tile_n=tn,
+                                 tile_k=row // e, threads_per_block=thr, stages=st)
+                 .iloc[0]["time_s"])
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "tf32"])
+def test_library_search_takes_64_byte_rows_only_where_they_are_faster(dtype):
+    """On the RTX 4090 (99 KiB of shared memory a block) at 8192^3 only small 128-byte tiles
+    fit and the inputs do not fit in the L2: a 64-byte tile wins, and it is faster than every
+    128-byte tile. On the A100 at 4096^3 the 64-byte twin of the chosen tile is no faster (in
+    fp16 exactly as fast: the tie keeps the 128-byte tile). The H100 never takes 64-byte rows."""
+    from simgpu.analytical.gemm import _LIBRARY_TENSOR_TILES
+    e = {"fp16": 2, "tf32": 4}[dtype]
+    ada = devices.get("rtx-4090")
+    row = analytical.gemm(ada, 8192, 8192, 8192, dtype).iloc[0]
+    assert int(row["tile_k"]) * e == 64
+    best_128 = min(_explicit(ada, 8192, dtype, t) for t in _LIBRARY_TENSOR_TILES
+                   if t[4] == 128)
+    assert float(row["time_s"]) < best_128
+    a100 = devices.get("a100-sxm-80gb")
+    row = analytical.gemm(a100, 4096, 4096, 4096, dtype).iloc[0]
+    assert int(row["tile_k"]) * e == 128
+    twin = next(t for t in _LIBRARY_TENSOR_TILES if t[4] == 64 and t[:2] == (
+        int(row["tile_m"]), int(row["tile_n"])))
+    t_twin = _explicit(a100, 4096, dtype, twin)
+    if dtype == "fp16":
+        assert t_twin == pytest.approx(float(row["time_s"]))
+    else:
+        assert t_twin > float(row["time_s"])
+    h100 = devices.get("h100-sxm")
+    for size in (1024, 4096, 8192):
+        assert int(analytical.gemm(h100, size, size, size, dtype).iloc[0]["tile_k"]) * e == 128
+
+
+@pytest.mark.parametrize(("device", "size"), [("h100-sxm", 4096), ("rtx-4090", 8192)])
+def test_analytical_and_simulated_views_describe_one_kernel(device, size):
+    """The simulated kernel's tile is the analytical library search's, for each dtype (on the
+    RTX 4090 at 8192^3, a tile with 64-byte rows)."""
+    spec = devices.get(device)
     for dtype in ("tf32", "fp16", "bf16", "fp8"):
-        kern, row = library_kernel(h100, 4096, 4096, 4096, dtype)
-        ana = analytical.gemm(h100, 4096, 4096, 4096, dtype).iloc[0]
+        if getattr(spec.compute, f"peak_{dtype}_tensor_TFLOPS") is None:
+            continue
+        kern, row = library_kernel(spec, size, size, size, dtype)
+        ana = analytical.gemm(spec, size, size, size, dtype).iloc[0]
         assert (kern.tile_m, kern.tile_n, kern.tile_k, kern.stages) == (
             int(ana["tile_m"]), int(ana["tile_n"]), int(ana["tile_k"]), int(ana["stages"]))
         assert kern.launch().shared_bytes == int(ana["smem_per_block_B"])

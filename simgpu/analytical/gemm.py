@@ -50,16 +50,29 @@ _DEFAULT_TILES = {
     if k.variants and k.family != "library"
 }
 
-#: Tile shapes tried for ``kernel="cublas"`` on tensor cores: (tile_m, tile_n, threads, stages).
-#: assumption: the CTA shapes of CUTLASS's default Ampere/Hopper tensor-op GEMMs (CUTLASS
-#: profiler kernel names, e.g. cutlass_tensorop_h16816gemm_256x128_32x3, 128x256, 128x128_64x4,
-#: 128x64, 64x64); the K step is 128 B of operand (64 halves, 32 floats).
+#: Tile shapes tried for ``kernel="cublas"`` on tensor cores: (tile_m, tile_n, threads, stages,
+#: operand bytes per row of a K step). assumption: the CTA shapes of CUTLASS's default
+#: Ampere/Hopper tensor-op GEMMs (CUTLASS profiler kernel names, e.g.
+#: cutlass_tensorop_h16816gemm_256x128_32x3, 128x256, 128x128_64x4, 128x64, 64x64), first with
+#: a K step of 128 B of operand (64 halves, 32 floats), then the same shapes with 64 B (32
+#: halves, 16 floats) at the stage counts CUTLASS's sm_80 generator gives them (256x128x32 and
+#: 128x256x32 in 3, 128x128x32 in 3-5 (4 here), 128x64x32 in 6, 64x64x32 in 10:
+#: python/cutlass_library/generator.py, GenerateSM80_TensorOp_16816; the 128x128 tile keeps the
+#: 256 threads of its 128-byte twin). A device takes the rows of
+#: :attr:`DeviceParams.library_row_bytes` (64 B only before compute capability 9.0). The search
+#: keeps the first of equally fast tiles, so a 64-byte tile is chosen only where it is faster
+#: (where the 128-byte tiles that fit in shared memory are small, as on the RTX 4090).
 _LIBRARY_TENSOR_TILES = (
-    (256, 128, 256, 3),
-    (128, 256, 256, 3),
-    (128, 128, 256, 4),
-    (128, 64, 128, 4),
-    (64, 64, 128, 4),
+    (256, 128, 256, 3, 128),
+    (128, 256, 256, 3, 128),
+    (128, 128, 256, 4, 128),
+    (128, 64, 128, 4, 128),
+    (64, 64, 128, 4, 128),
+    (256, 128, 256, 3, 64),
+    (128, 256, 256, 3, 64),
+    (128, 128, 256, 4, 64),
+    (128, 64, 128, 6, 64),
+    (64, 64, 128, 10, 64),
 )
 #: For FP32 FFMA: (tile_m, tile_n, tile_k, thread_tile_m, thread_tile_n, threads, stages).
 #: assumption: the SIMT CTA shapes of cuBLAS's sgemm kernels as their names give them
@@ -761,8 +774,9 @@ def _library_search(
     e_in = np.array([DTYPE_BYTES[d] for d in dt], dtype=float)
     ones = np.ones(M.size)
     candidates: list[tuple[float, float, np.ndarray, float, float, float, float, np.ndarray]] = []
-    for a, b, c, d in _LIBRARY_TENSOR_TILES:
-        candidates.append((a, b, 128 / e_in, a / 16, b / 16, c, d, on_tensor))
+    for a, b, c, d, row in _LIBRARY_TENSOR_TILES:
+        if row in p.library_row_bytes:
+            candidates.append((a, b, row / e_in, a / 16, b / 16, c, d, on_tensor))
     for a, b, k, ta, tb, c, d in _LIBRARY_SIMT_TILES:
         candidates.append((a, b, k * ones, ta, tb, c, d, ~on_tensor))
     free = sk <= 1

@@ -4,8 +4,9 @@ GEMM's simulated view built on it.
 C = A B with A (M x K) and B stored N x K (K contiguous in both, a "TN" GEMM), inputs of
 ``dtype`` (fp16, bf16, tf32, fp8), C written in the library's output type
 (:data:`simgpu.analytical.params.DTYPE_OUT_BYTES`), fp32 accumulators. A thread block computes a
-``tile_m x tile_n`` tile of C, walking K in steps of ``tile_k`` elements (128 bytes of operand,
-as the analytical model's library tiles), through ``stages`` shared-memory buffers.
+``tile_m x tile_n`` tile of C, walking K in steps of ``tile_k`` elements (``row_bytes`` of
+operand a row: 128, or 64 on the Ampere mainloop, as the analytical model's library tiles),
+through ``stages`` shared-memory buffers.
 
 Two mainloops, as CUTLASS builds them:
 
@@ -74,9 +75,13 @@ __all__ = [
 #: Mainloop styles (see the module docstring).
 MAINLOOPS = ("ampere", "hopper")
 
-#: Operand bytes one K step of a tile holds per row: the analytical model's library tiles take a
-#: K step of 128 bytes (64 fp16, 32 tf32, 128 fp8 elements).
+#: Operand bytes one K step of a tile holds per row, by default: 128 (64 fp16, 32 tf32, 128 fp8
+#: elements); the Ampere mainloop also takes 64 (:attr:`DeviceParams.library_row_bytes
+#: <simgpu.analytical.params.DeviceParams.library_row_bytes>` says which the library's tiles
+#: take on a device).
 ROW_BYTES = 128
+#: Row widths a :class:`TensorGemm` takes, per mainloop (bytes of operand per K-step row).
+MAINLOOP_ROW_BYTES = {"ampere": (128, 64), "hopper": (128,)}
 
 #: Warp layouts (warps_m, warps_n) of the Ampere mainloop per (tile_m, tile_n, threads): those of
 #: CUTLASS's default tensor-op GEMMs (warp tiles of 64 x 64 for the large tiles, 64 x 32 and
@@ -197,6 +202,9 @@ class TensorGemm(GemmBase):
     #: ``cluster_m``), each taking the work :class:`simgpu.analytical.gemm.StreamKPlan` gives
     #: its cluster; 0: one block per output tile (and per split), as before.
     workers: int = 0
+    #: Operand bytes per row of a K step (``tile_k`` elements): one of
+    #: :data:`MAINLOOP_ROW_BYTES` for the mainloop.
+    row_bytes: int = ROW_BYTES
 
     #: The ``ldmatrix`` of B fragments: B is N x K here (K contiguous), so not transposed.
     _LDSM_B = "LDSM.16.M88.4"
@@ -217,6 +225,10 @@ class TensorGemm(GemmBase):
                               f" {MAINLOOPS}")
         if self.stages < 2:
             raise SimgpuError(f"TensorGemm: stages = {self.stages}, expected at least 2")
+        if self.row_bytes not in MAINLOOP_ROW_BYTES[self.mainloop]:
+            raise SimgpuError(f"TensorGemm: row_bytes = {self.row_bytes!r} with the"
+                              f" {self.mainloop} mainloop, expected one of"
+                              f" {MAINLOOP_ROW_BYTES[self.mainloop]}")
         wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
         if self.mainloop == "ampere":
             if self.tile_m % (16 * self.warps_m) or self.tile_n % (16 * self.warps_n):
@@ -287,7 +299,7 @@ class TensorGemm(GemmBase):
 
     @property
     def tile_k(self) -> int:
-        return ROW_BYTES // DTYPE_BYTES[self.dtype]
+        return self.row_bytes // DTYPE_BYTES[self.dtype]
 
     @property
     def k_step(self) -> int:
@@ -471,7 +483,7 @@ class TensorGemm(GemmBase):
         a = self._asm
         wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
         fa, fb = wm // 16, wn // 16  # LDSM.x4 per k step: 16 x k of A, k x 16 of B
-        span = (self.tile_m + self.tile_n) * ROW_BYTES
+        span = (self.tile_m + self.tile_n) * self.row_bytes
         stage = parity * span
         regs = (kk % 2) * 32
         out = []
@@ -737,7 +749,7 @@ def library_kernel(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
                    mainloop: str | None = None,
                    cluster_m: int = LIBRARY_CLUSTER_M) -> tuple[TensorGemm, Any]:
     """The tensor-core kernel the analytical model's library search picks for this GEMM (tile,
-    split-K, stages, threads; :data:`simgpu.analytical.gemm._LIBRARY_TENSOR_TILES`), as a
+    K step, split-K, stages, threads; :data:`simgpu.analytical.gemm._LIBRARY_TENSOR_TILES`), as a
     :class:`TensorGemm`, and the analytical row (its clock under the power cap, its events)."""
     row = analytical.gemm(spec, M, N, K, dtype).iloc[0]
     if not bool(row["on_tensor_cores"]):
@@ -751,7 +763,8 @@ def library_kernel(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
     cm = cluster_m if ml == "hopper" else 1
     args: dict[str, Any] = dict(dtype=dtype, tile_m=tm, tile_n=tn, stages=int(row["stages"]),
                                 warps_m=wm_, warps_n=wn_, mainloop=ml,
-                                split_k=int(row["split_k"]))
+                                split_k=int(row["split_k"]),
+                                row_bytes=int(row["tile_k"]) * DTYPE_BYTES[dtype])
     if row["schedule"] == "stream-k":
         # the persistent grid: every block slot of the device (the analytical occupancy)
         slots = int(row["blocks_per_sm"]) * spec.compute.sm_count
@@ -927,6 +940,9 @@ class MmaGemm(TensorGemm):
             raise SimgpuError("MmaGemm: kernels/mma_gemm.cu is an ampere mainloop without"
                               f" split-K or clusters, not mainloop={self.mainloop!r},"
                               f" split_k={self.split_k}, cluster_m={self.cluster_m}")
+        if self.row_bytes != ROW_BYTES:
+            raise SimgpuError(f"MmaGemm: row_bytes = {self.row_bytes}, expected {ROW_BYTES}"
+                              " (kernels/mma_gemm.cu's K step)")
         for name in ("N", "K"):
             v = getattr(self, name)
             if isinstance(v, int) and v % 8:
