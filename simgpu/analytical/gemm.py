@@ -59,7 +59,8 @@ _DEFAULT_TILES = {
 #: 128x256x32 in 3, 128x128x32 in 3-5 (4 here), 128x64x32 in 6, 64x64x32 in 10:
 #: python/cutlass_library/generator.py, GenerateSM80_TensorOp_16816; the 128x128 tile keeps the
 #: 256 threads of its 128-byte twin). A device takes the rows of
-#: :attr:`DeviceParams.library_row_bytes` (64 B only before compute capability 9.0). The search
+#: :attr:`DeviceParams.library_row_bytes` (64 B only before compute capability 9.0:
+#: :data:`simgpu.analytical.params.LIBRARY_ROW_BYTES`). The search
 #: keeps the first of equally fast tiles, so a 64-byte tile is chosen only where it is faster
 #: (where the 128-byte tiles that fit in shared memory are small, as on the RTX 4090).
 _LIBRARY_TENSOR_TILES = (

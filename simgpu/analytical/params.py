@@ -25,6 +25,15 @@ DTYPE_OUT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 2}
 #: device (it is set by the host, driver and Python, not by the GPU).
 DEFAULT_LAUNCH_OVERHEAD_S = 6.14e-6
 
+#: Operand bytes per row of a K step that tensor-op GEMM tiles take, per mainloop generation
+#: (``ampere``: compute capability 8.x and older, ``mma.sync``; ``hopper``: 9.0 and up,
+#: ``wgmma``). Source: CUTLASS's kernel generator lists sm_80 tiles of both 128 and 64 bytes
+#: (256x128x64 and 256x128x32 for fp16, 256x128x32 and 256x128x16 for tf32:
+#: python/cutlass_library/generator.py, GenerateSM80_TensorOp_16816 and _1688) and sm_90 tiles of
+#: 4, 8 or 16 wgmma K steps, 128 bytes and up (python/cutlass_library/sm90_shapes.py,
+#: SM90_MMA_MULTIPLIERS).
+LIBRARY_ROW_BYTES = {"ampere": (128, 64), "hopper": (128,)}
+
 
 
 @dataclass(frozen=True)
@@ -90,12 +99,7 @@ class DeviceParams:
     #: whose CUTLASS 3 kernels have one (cutlass/gemm/kernel/sm90_tile_scheduler_stream_k.hpp).
     library_streamk: bool = False
     #: Operand bytes per row of a K step that the library's tensor-op tiles may take
-    #: (:data:`simgpu.analytical.gemm._LIBRARY_TENSOR_TILES`): 128 and 64 before compute
-    #: capability 9.0 (CUTLASS's sm_80 generator lists tiles of both: 256x128x32 and
-    #: 256x128x64 for fp16, 256x128x16 and 256x128x32 for tf32;
-    #: python/cutlass_library/generator.py, GenerateSM80_TensorOp_16816 and _1688), 128 only
-    #: from 9.0 on (its sm_90 tiles take K = 4, 8 or 16 wgmma K steps, 128 bytes and up;
-    #: python/cutlass_library/sm90_shapes.py, SM90_MMA_MULTIPLIERS).
+    #: (:data:`LIBRARY_ROW_BYTES` of the device's mainloop generation).
     library_row_bytes: tuple[int, ...] = (128,)
 
     @property
@@ -169,8 +173,8 @@ class DeviceParams:
             schedulers_per_sm=c.warp_schedulers_per_sm,
             dispatch_per_scheduler=2 if int(spec.compute_capability.split(".")[0]) < 7 else 1,
             library_streamk=int(spec.compute_capability.split(".")[0]) >= 9,
-            library_row_bytes=((128,) if int(spec.compute_capability.split(".")[0]) >= 9
-                               else (128, 64)),
+            library_row_bytes=LIBRARY_ROW_BYTES[
+                "hopper" if int(spec.compute_capability.split(".")[0]) >= 9 else "ampere"],
             simt_issue_overhead=c.simt_issue_overhead,
             library_floor_s={k: v * 1e-6 for k, v in
                              spec.host_link.library_call_floor_us.items()},

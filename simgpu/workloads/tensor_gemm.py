@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from simgpu import analytical
 from simgpu.analytical.gemm import StreamKPlan, launch_registers
-from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES
+from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES, LIBRARY_ROW_BYTES
 from simgpu.errors import SimgpuError, ViewUnavailable
 from simgpu.sim.replay import SimResult
 from simgpu.sim.sm import tensor_key
@@ -76,12 +76,9 @@ __all__ = [
 MAINLOOPS = ("ampere", "hopper")
 
 #: Operand bytes one K step of a tile holds per row, by default: 128 (64 fp16, 32 tf32, 128 fp8
-#: elements); the Ampere mainloop also takes 64 (:attr:`DeviceParams.library_row_bytes
-#: <simgpu.analytical.params.DeviceParams.library_row_bytes>` says which the library's tiles
-#: take on a device).
+#: elements); each mainloop takes the widths of
+#: :data:`simgpu.analytical.params.LIBRARY_ROW_BYTES` (the Ampere one 64 as well).
 ROW_BYTES = 128
-#: Row widths a :class:`TensorGemm` takes, per mainloop (bytes of operand per K-step row).
-MAINLOOP_ROW_BYTES = {"ampere": (128, 64), "hopper": (128,)}
 
 #: Warp layouts (warps_m, warps_n) of the Ampere mainloop per (tile_m, tile_n, threads): those of
 #: CUTLASS's default tensor-op GEMMs (warp tiles of 64 x 64 for the large tiles, 64 x 32 and
@@ -202,8 +199,8 @@ class TensorGemm(GemmBase):
     #: ``cluster_m``), each taking the work :class:`simgpu.analytical.gemm.StreamKPlan` gives
     #: its cluster; 0: one block per output tile (and per split), as before.
     workers: int = 0
-    #: Operand bytes per row of a K step (``tile_k`` elements): one of
-    #: :data:`MAINLOOP_ROW_BYTES` for the mainloop.
+    #: Operand bytes per row of a K step (``tile_k`` elements): one of the mainloop's
+    #: :data:`~simgpu.analytical.params.LIBRARY_ROW_BYTES`.
     row_bytes: int = ROW_BYTES
 
     #: The ``ldmatrix`` of B fragments: B is N x K here (K contiguous), so not transposed.
@@ -225,10 +222,10 @@ class TensorGemm(GemmBase):
                               f" {MAINLOOPS}")
         if self.stages < 2:
             raise SimgpuError(f"TensorGemm: stages = {self.stages}, expected at least 2")
-        if self.row_bytes not in MAINLOOP_ROW_BYTES[self.mainloop]:
+        if self.row_bytes not in LIBRARY_ROW_BYTES[self.mainloop]:
             raise SimgpuError(f"TensorGemm: row_bytes = {self.row_bytes!r} with the"
                               f" {self.mainloop} mainloop, expected one of"
-                              f" {MAINLOOP_ROW_BYTES[self.mainloop]}")
+                              f" {LIBRARY_ROW_BYTES[self.mainloop]}")
         wm, wn = self.tile_m // self.warps_m, self.tile_n // self.warps_n
         if self.mainloop == "ampere":
             if self.tile_m % (16 * self.warps_m) or self.tile_n % (16 * self.warps_n):
