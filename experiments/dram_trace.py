@@ -24,7 +24,9 @@ from the trace's arrival time, which includes the wait for a queue slot), ``row_
 32-byte burst: column commands that found their row open), and the replay's speed
 (``accesses_per_cpu_s``).
 
-Usage: ``python experiments/dram_trace.py --device h100-sxm --trace FILE [--json]``. A bad
+Usage: ``python experiments/dram_trace.py --device h100-sxm --trace FILE [--json]
+[--refresh-mode per_bank] [--queue N] [--out-of-order]`` (the last three leave the reference
+configuration: one bank refreshed at a time, other queue sizes, any arrival admitted). A bad
 trace (missing, not a multiple of 16 bytes, an address beyond the channel, arrivals going
 backwards) is a one-line error naming the file, the record and the value (exit 2).
 """
@@ -127,17 +129,24 @@ def read_trace(path: Path, limit_bytes: int) -> tuple[np.ndarray, np.ndarray, np
     return arrival.astype(np.int64), addr.astype(np.int64), write
 
 
-def replay(device: str, trace: Path, refresh: bool = True) -> dict[str, Any]:
-    """Replay ``trace`` on one pseudo-channel of ``device``; the figures as a dict."""
+def replay(device: str, trace: Path, refresh: bool = True, refresh_mode: str = "all_bank",
+           queue: int = QUEUE_REQUESTS, in_order: bool = True) -> dict[str, Any]:
+    """Replay ``trace`` on one pseudo-channel of ``device``; the figures as a dict. The
+    defaults are the reference configuration; ``refresh_mode`` (``all_bank``, ``per_bank``),
+    ``queue`` (requests per read and write queue) and ``in_order`` (the front end) vary it."""
+    if refresh_mode not in ("all_bank", "per_bank"):
+        raise SimgpuError(f"refresh_mode {refresh_mode!r}, expected all_bank or per_bank")
+    if queue < 1:
+        raise SimgpuError(f"queue = {queue}, expected at least 1 request")
     spec = devices.get(device)
     dram = one_pseudo_channel(spec.dram)
     arrival, addr, write = read_trace(trace, channel_bytes(spec.dram))
     t = dram.timing
     env = simpy.Environment()
-    cfg = HBMConfig(read_queue=QUEUE_REQUESTS, write_queue=QUEUE_REQUESTS,
+    cfg = HBMConfig(read_queue=queue, write_queue=queue,
                     write_high=WRITE_HIGH, write_low=WRITE_LOW, refresh=refresh,
-                    interleave_bytes=dram.row_bytes, bank_xor=False, in_order=True,
-                    refresh_mode="all_bank")
+                    interleave_bytes=dram.row_bytes, bank_xor=False, in_order=in_order,
+                    refresh_mode=refresh_mode)
     hbm = HBM(env, dram, 1e6 / t.tCK_ps, cfg)  # one time unit of env = one tCK
     n = len(arrival)
     arr_l, addr_l, wr_l = arrival.tolist(), addr.tolist(), write.tolist()
@@ -200,10 +209,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", required=True, help="device name (simgpu devices list)")
     parser.add_argument("--trace", required=True, type=Path, help="binary request trace")
     parser.add_argument("--no-refresh", action="store_true", help="replay without refresh")
+    parser.add_argument("--refresh-mode", choices=("all_bank", "per_bank"), default="all_bank",
+                        help="refresh all banks at once (the reference runs; default) or one "
+                             "bank at a time (the device file's timings)")
+    parser.add_argument("--queue", type=int, default=QUEUE_REQUESTS, metavar="N",
+                        help=f"requests per read and per write queue (default {QUEUE_REQUESTS})")
+    parser.add_argument("--out-of-order", action="store_true",
+                        help="admit any arrival whose queue has room (default: in arrival order,"
+                             " as the reference runs' trace front end)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
-        out = replay(args.device, args.trace, refresh=not args.no_refresh)
+        out = replay(args.device, args.trace, refresh=not args.no_refresh,
+                     refresh_mode=args.refresh_mode, queue=args.queue,
+                     in_order=not args.out_of_order)
     except SimgpuError as exc:
         print(f"dram_trace: {exc}", file=sys.stderr)
         return 2

@@ -94,3 +94,30 @@ def test_a_bad_trace_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert dt.main(["--device", "h100-sxm", "--trace", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.bin" in err and expected in err, err
+
+
+def test_per_bank_refresh_and_an_out_of_order_front_end(tmp_path: Path) -> None:
+    """A saturating stream long enough for many refresh intervals: one bank refreshed at a time
+    issues a REFpb per bank per tREFI (16 times the all-bank count); with 64-request queues and
+    an out-of-order front end the other banks stream on meanwhile, so it moves more bytes per
+    tCK than all-bank refresh, which stops the whole pseudo-channel for tRFC."""
+    n = 60000
+    f = _trace(tmp_path / "s.bin", np.arange(n) * 64)
+    ab = dt.replay("h100-sxm", f, queue=64, in_order=False)
+    pb = dt.replay("h100-sxm", f, refresh_mode="per_bank", queue=64, in_order=False)
+    banks = H100.dram.bank_groups * H100.dram.banks_per_group
+    assert ab["refreshes"] >= 10
+    # a refresh is due every tREFI (all banks) or tREFI / banks (one bank)
+    assert pb["refreshes"] == pytest.approx(banks * ab["refreshes"] * pb["sim_tck"]
+                                            / ab["sim_tck"], rel=0.1)
+    assert ab["bandwidth_GBps"] < pb["bandwidth_GBps"] <= pb["peak_GBps"]
+    # the reference configuration (in-order front end, 32-request queues) is slower still
+    ref = dt.replay("h100-sxm", f)
+    assert ref["bandwidth_GBps"] < ab["bandwidth_GBps"]
+
+
+def test_bad_options_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = _trace(tmp_path / "s.bin", np.arange(16) * 64)
+    assert dt.main(["--device", "h100-sxm", "--trace", str(f), "--queue", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "queue = 0, expected at least 1" in err, err
