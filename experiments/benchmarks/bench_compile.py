@@ -16,8 +16,8 @@ DRAM), a stream copy of 4 MiB unsampled (stores, write-backs) and an fp16 cuBLAS
 512^3 (copy groups, tensor cores).
 
 Usage: ``python experiments/benchmarks/bench_compile.py``. Prints two tables (the compile time
-of each function called from Python, with what it compiled in; the functions compiled more than
-once) and the totals, and writes them to ``results/bench_compile/<UTC time>/`` (never
+of each function called from Python, the functions it calls included; the functions compiled
+more than once) and the totals, and writes them to ``results/bench_compile/<UTC time>/`` (never
 overwriting). Takes about a minute.
 """
 
@@ -99,10 +99,6 @@ def child(cache_dir: str) -> dict[str, Any]:
 def tables(cold: dict[str, Any], warm: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame,
                                                                   dict[str, float]]:
     top = [(n, d) for n, d, level in cold["compiles"] if level == 0]
-    inner: dict[str, int] = {}
-    for n, _, level in cold["compiles"]:
-        if level > 0:
-            inner[n] = inner.get(n, 0) + 1
     by_fn = pd.DataFrame(top, columns=["function", "compile_s"])
     by_fn = by_fn.groupby("function", as_index=False)["compile_s"].sum()
     by_fn = by_fn.sort_values("compile_s", ascending=False)

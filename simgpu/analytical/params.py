@@ -35,6 +35,12 @@ DEFAULT_LAUNCH_OVERHEAD_S = 6.14e-6
 LIBRARY_ROW_BYTES = {"ampere": (128, 64), "hopper": (128,)}
 
 
+def mainloop_generation(compute_capability: str) -> str:
+    """``hopper`` where the device has wgmma and a stream-K library (compute capability 9.0 and
+    up), else ``ampere`` (the keys of :data:`LIBRARY_ROW_BYTES`)."""
+    return "hopper" if int(compute_capability.split(".")[0]) >= 9 else "ampere"
+
+
 
 @dataclass(frozen=True)
 class DeviceParams:
@@ -144,6 +150,7 @@ class DeviceParams:
             # fp32 inside the kernel), so the FP32 peak bounds it.
             peak[dtype] = value if value is not None else fp32
             tensor[dtype] = value is not None
+        generation = mainloop_generation(spec.compute_capability)
         return cls(
             name=spec.name,
             sm_count=c.sm_count,
@@ -172,9 +179,8 @@ class DeviceParams:
             energy_pJ=dict(spec.power.energy_pJ),
             schedulers_per_sm=c.warp_schedulers_per_sm,
             dispatch_per_scheduler=2 if int(spec.compute_capability.split(".")[0]) < 7 else 1,
-            library_streamk=int(spec.compute_capability.split(".")[0]) >= 9,
-            library_row_bytes=LIBRARY_ROW_BYTES[
-                "hopper" if int(spec.compute_capability.split(".")[0]) >= 9 else "ampere"],
+            library_streamk=generation == "hopper",
+            library_row_bytes=LIBRARY_ROW_BYTES[generation],
             simt_issue_overhead=c.simt_issue_overhead,
             library_floor_s={k: v * 1e-6 for k, v in
                              spec.host_link.library_call_floor_us.items()},

@@ -43,7 +43,12 @@ from typing import TYPE_CHECKING, Any
 
 from simgpu import analytical
 from simgpu.analytical.gemm import StreamKPlan, launch_registers
-from simgpu.analytical.params import DTYPE_BYTES, DTYPE_OUT_BYTES, LIBRARY_ROW_BYTES
+from simgpu.analytical.params import (
+    DTYPE_BYTES,
+    DTYPE_OUT_BYTES,
+    LIBRARY_ROW_BYTES,
+    mainloop_generation,
+)
 from simgpu.errors import SimgpuError, ViewUnavailable
 from simgpu.sim.replay import SimResult
 from simgpu.sim.sm import tensor_key
@@ -118,9 +123,9 @@ def mma_opcode(dtype: str, mainloop: str, n: int = 0) -> str:
 
 
 def default_mainloop(spec: DeviceSpec) -> str:
-    """``hopper`` where the device has wgmma (compute capability 9.0 and up), else ``ampere``."""
-    major = int(spec.compute_capability.split(".")[0])
-    return "hopper" if major >= 9 else "ampere"
+    """``hopper`` where the device has wgmma (compute capability 9.0 and up), else ``ampere``
+    (:func:`simgpu.analytical.params.mainloop_generation`)."""
+    return mainloop_generation(spec.compute_capability)
 
 
 def check_tensor_dtype(spec: DeviceSpec, dtype: str, mainloop: str, n: int = 0) -> str:
