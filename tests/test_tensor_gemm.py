@@ -208,3 +208,66 @@ def test_analytical_and_simulated_views_describe_one_kernel(device, size):
         assert (kern.tile_m, kern.tile_n, kern.tile_k, kern.stages) == (
             int(ana["tile_m"]), int(ana["tile_n"]), int(ana["tile_k"]), int(ana["stages"]))
         assert kern.launch().shared_bytes == int(ana["smem_per_block_B"])
+
+
+@pytest.mark.parametrize(("M", "N", "tile_n", "swizzle", "panel"), [
+    (8192, 8192, 128, 8, 8),  # 64 tile columns: panels of 8
+    (1024, 5120, 256, 8, 8),  # 20 columns: the third panel half empty
+    (512, 640, 128, 8, 4),  # 5 columns: CUTLASS narrows the panel to 4
+    (512, 256, 128, 8, 2),  # 2 columns
+    (512, 128, 128, 8, 1),  # 1 column: grid order along M
+])
+def test_swizzled_grid_computes_every_tile_once_panel_by_panel(M, N, tile_n, swizzle, panel):
+    """CUTLASS 2's GemmIdentityThreadblockSwizzle<8>: grid (tile rows x P, columns / P), blocks
+    walk down the tile rows P columns at a time; blocks past the last column exit."""
+    from simgpu.workloads.tensor_gemm import swizzle_log
+    g = TensorGemm(M, N, 256, dtype="fp16", tile_m=128, tile_n=tile_n, warps_m=2,
+                   warps_n=tile_n // 32, swizzle=swizzle)
+    gm, gn = M // 128, -(-N // tile_n)
+    assert 1 << swizzle_log(gn, swizzle) == panel
+    launch = g.launch()
+    assert launch.grid == (gm * panel, -(-gn // panel), 1)
+    tiles, empty = [], 0
+    for i in range(launch.num_blocks):
+        work = g.work(i)
+        empty += not work
+        tiles += [(by, bx) for bx, by, *_ in work]
+    assert sorted(tiles) == [(m, n) for m in range(gm) for n in range(gn)]
+    assert empty == launch.num_blocks - gm * gn
+    # panel order: the first blocks take columns 0..P-1 of row 0, then of row 1, ...
+    first = [(by, bx) for i in range(min(2 * panel, len(tiles))) for bx, by, *_ in g.work(i)]
+    assert first == [(i // panel, i % panel) for i in range(len(first))]
+    # a block with no tile is the prologue and its exit
+    if empty:
+        idle = next(i for i in range(launch.num_blocks) if not g.work(i))
+        assert all(w[-1].opcode == "EXIT" and len(w) <= 5 for w in g.make_block(idle))
+
+
+def test_swizzled_blocks_read_less_dram_when_b_outgrows_the_l2(a100):
+    """Grid order reads B again for every wave's row of tiles once B outgrows the L2; the
+    swizzled order keeps a panel's B in the L2 down the tile rows (A 64 KiB, B 256 KiB on an
+    8-SM A100 with a 256 KiB L2: grid order reads B four times)."""
+    small = dataclasses.replace(a100, compute=dataclasses.replace(a100.compute, sm_count=8),
+                                l2=dataclasses.replace(a100.l2, size_MiB=0.25, slices=8))
+    res = {}
+    for sw in (0, 8):
+        g = TensorGemm(512, 2048, 64, dtype="fp16", tile_m=128, tile_n=128, stages=3,
+                       warps_m=2, warps_n=4, swizzle=sw)
+        res[sw] = g.simulate(small, sample=False)
+    assert res[0].bytes["dram"]["read"] == pytest.approx(4 * 2048 * 64 * 2 + 512 * 64 * 2,
+                                                         rel=0.1)
+    assert res[8].bytes["dram"]["read"] < 0.85 * res[0].bytes["dram"]["read"]
+    assert res[8].flops == res[0].flops
+    assert res[8].bytes["dram"]["write"] == res[0].bytes["dram"]["write"]
+
+
+def test_library_kernels_take_cutlass_block_order_on_ampere_only(a100, h100):
+    kern, _ = library_kernel(a100, 4096, 4096, 4096, "fp16")
+    assert kern.swizzle == 8 and kern.launch().name.endswith("_swizzle8")
+    kern, _ = library_kernel(h100, 4096, 4096, 4096, "fp16")
+    assert kern.swizzle == 0
+    with pytest.raises(SimgpuError, match="swizzle = 3"):
+        TensorGemm(512, 512, 512, swizzle=3)
+    with pytest.raises(SimgpuError, match="swizzle = 8"):
+        TensorGemm(512, 512, 512, tile_m=128, tile_n=128, warps_m=2, warps_n=4, workers=4,
+                   swizzle=8)

@@ -75,6 +75,8 @@ __all__ = [
     "default_mainloop",
     "library_kernel",
     "simulate_library",
+    "swizzle_log",
+    "LIBRARY_SWIZZLE",
 ]
 
 #: Mainloop styles (see the module docstring).
@@ -102,6 +104,34 @@ WARP_LAYOUTS = {
 #: not publish which cluster shape its kernels use, and 1 (no multicast) is the other choice
 #: (docs/tensor-cores.md gives the validation with both).
 LIBRARY_CLUSTER_M = 2
+
+#: Swizzle widths of CUTLASS 2's ``GemmIdentityThreadblockSwizzle<N>`` (0: grid order).
+SWIZZLES = (0, 1, 2, 4, 8)
+
+#: Block order of the library's data-parallel kernels per mainloop, a :data:`SWIZZLES` width.
+#: ampere: 8, the swizzling functor the CUTLASS library generates its GEMMs with
+#: (``python/cutlass_library/generator.py``, ``CreateGemmOperator``'s default
+#: ``SwizzlingFunctor.Identity8``). assumption: cuBLAS's Ampere/Ada kernels order their blocks
+#: the same way (it does not publish its block order). hopper: 0, grid order. CUTLASS 3's
+#: persistent tile scheduler swizzles panels one tile wide by default (``max_swizzle_size =
+#: 1``) and picks the raster direction by a heuristic that simgpu does not model. The
+#: analytical model's DRAM traffic takes grid order for every kernel (docs/tensor-cores.md).
+LIBRARY_SWIZZLE = {"ampere": 8, "hopper": 0}
+
+
+def swizzle_log(tiles_n: int, swizzle: int) -> int:
+    """log2 of the panel width, in tile columns, that CUTLASS 2's
+    ``GemmIdentityThreadblockSwizzle<swizzle>`` takes for a GEMM of ``tiles_n`` tile columns
+    (its ``get_log_tile``: 8 columns from 6 up, 4 from 3, 2 from 2, else 1, so that a narrow
+    GEMM does not launch many blocks with no tile)."""
+    if swizzle >= 8 and tiles_n >= 6:
+        return 3
+    if swizzle >= 4 and tiles_n >= 3:
+        return 2
+    if swizzle >= 2 and tiles_n >= 2:
+        return 1
+    return 0
+
 
 #: Registers: fragments of A and B (two sets, double-buffered over k steps), accumulators (one
 #: representative register per mma fragment: the scoreboard needs one per dependence chain).
@@ -207,6 +237,14 @@ class TensorGemm(GemmBase):
     #: Operand bytes per row of a K step (``tile_k`` elements): one of the mainloop's
     #: :data:`~simgpu.analytical.params.LIBRARY_ROW_BYTES`.
     row_bytes: int = ROW_BYTES
+    #: Block order (:data:`SWIZZLES`). 0: grid order, ``blockIdx.x`` over the tile columns (N),
+    #: as the kernels of ``kernels/`` number their blocks. N > 0: CUTLASS 2's
+    #: ``GemmIdentityThreadblockSwizzle<N>``: the grid is (tile rows x P, tile columns / P,
+    #: split_k) for a panel width P (:func:`swizzle_log`), and ``blockIdx.x`` walks down the
+    #: tile rows P columns at a time, so the blocks running together share a panel of B and A
+    #: strips (better L2 reuse than a wave that spans every column); blocks past the last
+    #: column exit at once. The library's kernels take :data:`LIBRARY_SWIZZLE`.
+    swizzle: int = 0
 
     #: The ``ldmatrix`` of B fragments: B is N x K here (K contiguous), so not transposed.
     _LDSM_B = "LDSM.16.M88.4"
@@ -227,6 +265,11 @@ class TensorGemm(GemmBase):
                               f" {MAINLOOPS}")
         if self.stages < 2:
             raise SimgpuError(f"TensorGemm: stages = {self.stages}, expected at least 2")
+        if self.swizzle not in SWIZZLES or (self.swizzle and (self.workers
+                                                               or self.cluster_m > 1)):
+            raise SimgpuError(f"TensorGemm: swizzle = {self.swizzle!r}, expected one of"
+                              f" {SWIZZLES} (0 with stream-K workers or clusters: CUTLASS 2's"
+                              " threadblock swizzle orders a data-parallel grid)")
         if self.row_bytes not in LIBRARY_ROW_BYTES[self.mainloop]:
             raise SimgpuError(f"TensorGemm: row_bytes = {self.row_bytes!r} with the"
                               f" {self.mainloop} mainloop, expected one of"
@@ -365,12 +408,19 @@ class TensorGemm(GemmBase):
 
     def launch(self) -> KernelLaunch:
         e = DTYPE_BYTES[self.dtype]
-        grid = ((self.workers, 1, 1) if self.workers else
-                (-(-self.N // self.tile_n), -(-self.M // self.tile_m), self.split_k))
+        gn, gm = -(-self.N // self.tile_n), -(-self.M // self.tile_m)
+        if self.workers:
+            grid = (self.workers, 1, 1)
+        elif self.swizzle:
+            log = swizzle_log(gn, self.swizzle)
+            grid = (gm << log, -(-gn >> log), self.split_k)
+        else:
+            grid = (gn, gm, self.split_k)
         return KernelLaunch(
             name=(f"cutlass_{self.mainloop}_tensorop_{self.dtype}_{self.tile_m}x{self.tile_n}x"
                   f"{self.tile_k}_{self.stages}stage"
-                  + ("_streamk" if self.workers else "")),
+                  + ("_streamk" if self.workers else "")
+                  + (f"_swizzle{self.swizzle}" if self.swizzle else "")),
             grid=grid,
             block=(self.threads, 1, 1),
             # the analytical model's figure (the compiled count where the catalogue has one,
@@ -555,12 +605,19 @@ class TensorGemm(GemmBase):
         ``partial`` (a stream-K piece that does not start its tile: writes its fp32
         accumulators to the workspace), ``fixup`` (the piece that starts a tile others share:
         reads their partials, adds, writes C; :class:`simgpu.analytical.gemm.StreamKPlan`).
-        One ``tile`` piece per block without ``workers``. With :meth:`with_trips` (sampling) a
+        One ``tile`` piece per block without ``workers`` (none for a block of a swizzled grid
+        past the last tile column: it exits). With :meth:`with_trips` (sampling) a
         stream-K block keeps its pieces and their roles, ``stages`` trips each and the rest in
         its longest pieces (:func:`_share`)."""
         if self._plan is None:
+            gn = -(-self.N // self.tile_n)
             bx, by, z = self.launch().block_coords(index)
-            return [(bx, by, z, 0, self.trips, "tile", by * -(-self.N // self.tile_n) + bx)]
+            if self.swizzle:
+                log = swizzle_log(gn, self.swizzle)
+                bx, by = (by << log) + (bx & ((1 << log) - 1)), bx >> log
+                if bx >= gn:
+                    return []  # a block of the last panel past the last tile column
+            return [(bx, by, z, 0, self.trips, "tile", by * gn + bx)]
         plan, cm = self._plan, self.cluster_m
         q, rank = divmod(index, cm)
         segs = plan.segments(q)
@@ -776,7 +833,8 @@ def library_kernel(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
             # analytical search's schedule decides, so this kernel runs without clusters
             kern = TensorGemm(M, N, K, cluster_m=1, workers=slots, **args)
         return kern, row
-    return TensorGemm(M, N, K, cluster_m=cm, **args), row
+    return TensorGemm(M, N, K, cluster_m=cm, swizzle=LIBRARY_SWIZZLE[ml] if cm == 1 else 0,
+                      **args), row
 
 
 def simulate_library(spec: DeviceSpec, M: int, N: int, K: int, dtype: str,
