@@ -30,6 +30,9 @@ Fragment and copy addresses follow CUTLASS's swizzled shared-memory layouts, whi
 wavefronts). The epilogue stores C straight from the accumulators, 16 bytes a lane (assumption:
 CUTLASS stages C through shared memory; the global traffic is the same).
 
+Blocks run in grid order (``blockIdx.x`` over the tile columns) or, for the library's Ampere-style
+kernels, in the panels of CUTLASS 2's threadblock swizzle (``swizzle``, :data:`LIBRARY_SWIZZLE`).
+
 Large GEMMs are sampled as the SIMT GEMMs are (:meth:`GemmBase.simulate`): the first wave at two
 trip counts of the K loop, extrapolated in trips and waves, with the spread of the two slopes as
 ``time_s_spread``.
