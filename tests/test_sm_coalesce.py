@@ -64,6 +64,39 @@ def test_coalesce_matches_brute_force(addrs, width):
     assert got == want
 
 
+def _lane_by_lane(addrs, width, line=128, sector=32):
+    """Requests in order of first touch, one lane at a time (the reference)."""
+    out: dict[int, int] = {}
+    for a in addrs:
+        x, end = a, a + width - 1
+        while x <= end:
+            base = x - x % line
+            hi = min(end, base + line - 1)
+            s0, s1 = (x - base) // sector, (hi - base) // sector
+            out[base] = out.get(base, 0) | (((1 << (s1 + 1)) - 1) ^ ((1 << s0) - 1))
+            x = base + line
+    return list(out.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=1 << 16),
+    st.sampled_from([1, 2, 4, 8, 16]),
+    st.lists(st.tuples(st.integers(min_value=0, max_value=600), st.integers(1, 16),
+                       st.sampled_from([0, 1])), min_size=1, max_size=8),
+)
+def test_runs_and_broadcasts_coalesce_in_lane_order(base, width, runs):
+    """Warp-shaped patterns: runs of lanes at consecutive addresses or at one address (a
+    broadcast, as the naive SGEMM's A loads), each run somewhere else; the requests and their
+    order are those of the lane-by-lane rule."""
+    addrs: list[int] = []
+    for offset, lanes, step in runs:
+        start = (base + offset * 64) // width * width
+        addrs += [start + k * step * width for k in range(lanes)]
+    addrs = addrs[:32]
+    assert coalesce(addrs, width) == _lane_by_lane(addrs, width)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.integers(min_value=1 << 16, max_value=1 << 24),

@@ -28,14 +28,16 @@ def coalesce(
     n = len(addrs)
     if n > 1 and width <= sector_bytes and sector_bytes % width == 0:
         # Fast path: split the lanes into runs of consecutive, aligned accesses (a row of a
-        # tile) and mark each run's sectors at once; same result as the lane-by-lane loop.
+        # tile; lanes reading the same address as the lane before them, a broadcast, extend
+        # the run too) and mark each run's sectors at once; same result as the lane-by-lane
+        # loop.
         i = 0
         while i < n:
             lo = addrs[i]
             if lo % width:
                 break
             j = i + 1
-            while j < n and addrs[j] == addrs[j - 1] + width:
+            while j < n and (addrs[j] == addrs[j - 1] + width or addrs[j] == addrs[j - 1]):
                 j += 1
             hi = addrs[j - 1] + width - 1
             line = lo & lmask
