@@ -271,3 +271,28 @@ def test_library_kernels_take_cutlass_block_order_on_ampere_only(a100, h100):
     with pytest.raises(SimgpuError, match="swizzle = 8"):
         TensorGemm(512, 512, 512, tile_m=128, tile_n=128, warps_m=2, warps_n=4, workers=4,
                    swizzle=8)
+
+
+def test_library_search_breaks_a_tie_for_the_tile_that_reads_less_from_the_l2():
+    """RTX 4090, 4096^3: 128 x 64 x 64 and 256 x 128 x 32 both sit on the tensor-core roof (equal
+    times); the search takes the larger tile, which reads half the bytes from the L2. The
+    A100's 64-byte twin ties with its 128-byte tile and reads the same: the 128-byte tile stays."""
+    ada = devices.get("rtx-4090")
+    small, large = (128, 64, 128, 4, 128), (256, 128, 256, 3, 64)  # _LIBRARY_TENSOR_TILES
+
+    def l2_bytes(dtype, tile):
+        tm, tn, thr, st, row = tile
+        return float(analytical.gemm(ada, 4096, 4096, 4096, dtype, tile_m=tm, tile_n=tn,
+                                     tile_k=row // {"fp16": 2, "tf32": 4}[dtype],
+                                     threads_per_block=thr, stages=st).iloc[0]["l2_bytes"])
+
+    for dtype in ("fp16", "tf32"):
+        row = analytical.gemm(ada, 4096, 4096, 4096, dtype).iloc[0]
+        assert (int(row["tile_m"]), int(row["tile_n"])) == (256, 128)
+        assert int(row["tile_k"]) * {"fp16": 2, "tf32": 4}[dtype] == 64
+        assert _explicit(ada, 4096, dtype, small) == pytest.approx(float(row["time_s"]),
+                                                                   rel=1e-9)
+        assert l2_bytes(dtype, large) < l2_bytes(dtype, small)
+    a100 = devices.get("a100-sxm-80gb")
+    row = analytical.gemm(a100, 4096, 4096, 4096, "fp16").iloc[0]
+    assert (int(row["tile_m"]), int(row["tile_n"]), int(row["tile_k"])) == (256, 128, 64)

@@ -769,7 +769,9 @@ def _library_search(
 ) -> dict[str, np.ndarray]:
     """The fastest of the library tile shapes (and, with ``split_search``, split-K factors for
     points without one) for each point; with ``streamk``, each tensor-op tile without split-K
-    scheduled as :class:`StreamKPlan` decides (the tile's time is the schedule's)."""
+    scheduled as :class:`StreamKPlan` decides (the tile's time is the schedule's). Of
+    tensor-op tiles of one split-K that tie, the one that reads fewer bytes from the L2; other
+    ties go to the first in the list."""
     best: dict[str, np.ndarray] | None = None
     on_tensor = np.array([p.tensor[d] for d in dt])
     e_in = np.array([DTYPE_BYTES[d] for d in dt], dtype=float)
@@ -799,7 +801,17 @@ def _library_search(
                 for key, v in res.items():
                     best[key] = np.empty(M.size, dtype=v.dtype)
                 best["time_s"][:] = np.inf
-            better = res["time_s"] < best["time_s"][idx]
+            cur = best["time_s"][idx]
+            better = res["time_s"] < cur
+            # a tie between tensor-op tiles of one split-K (the model times them equal when
+            # both sit on the same roof): the tile that reads fewer bytes from the L2 (the
+            # larger), whose pipeline has the more reuse to hide its loads behind (assumption:
+            # the library's heuristic prefers it; on the RTX 4090 the replay of 256 x 128 x 32
+            # at 4096^3 fp16 is 10% faster than 128 x 64 x 64's, docs/tensor-cores.md). A 64-byte
+            # twin reads what its 128-byte tile reads, so the 128-byte tile keeps the tie.
+            tie = (on_tensor[idx] & np.isclose(res["time_s"], cur, rtol=1e-9, atol=0.0)
+                   & (res["split_k"] == best["split_k"][idx]))
+            better |= tie & (res["l2_bytes"] < best["l2_bytes"][idx])
             take = idx[better]
             for key in best:
                 best[key][take] = res[key][better]
