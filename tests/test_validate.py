@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +13,20 @@ from simgpu import analytical, devices
 from simgpu.calibrate.dataset import RunDir
 from simgpu.cli import main
 from simgpu.errors import SimgpuError
+from simgpu.sim.compiletime import compile_seconds
+from simgpu.validate import families
 from simgpu.validate.core import summary, validate_run
 
 REPO = Path(__file__).resolve().parent.parent
 H100_QUICK = REPO / "calibration" / "h100-sxm" / "20261122T154219Z"
 
 
-def _reduction_run(tmp_path: Path, scale: float) -> Path:
-    """A stored run whose reduction times are the analytical model's, times ``scale``."""
+def _reduction_run(tmp_path: Path, scale: float,
+                   sizes: tuple[int, ...] = (1 << 16, 1 << 20, 1 << 24, 1 << 28)) -> Path:
+    """A stored run whose reduction times (of ``sizes`` elements) are the analytical model's,
+    times ``scale``."""
     spec = devices.get("h100-sxm")
-    sizes = np.array([1 << 16, 1 << 20, 1 << 24, 1 << 28])
+    sizes = np.array(sizes)
     est = analytical.reduction(spec, sizes)
     run = RunDir.create(tmp_path, "h100-sxm", "20260101T000000Z", {"gpu": {}})
     for n, t in zip(sizes, est["time_s"].to_numpy() * scale, strict=True):
@@ -164,3 +169,47 @@ def test_summary_gives_the_90th_percentile_and_a_row_over_all_families() -> None
     assert s.loc["all", "simulated_median_abs_pct"] == pytest.approx(np.median(everything))
     assert s.loc["all", "simulated_p90_abs_pct"] == pytest.approx(np.quantile(everything, 0.9))
     assert s.loc["all", "analytical_n"] == 0
+
+
+def test_compile_seconds_counts_compiles_once_and_not_calls() -> None:
+    from numba import njit
+
+    c0 = compile_seconds()
+
+    @njit(cache=False)
+    def inner(x: int) -> int:
+        return x * x + 1
+
+    @njit(cache=False)
+    def outer(n: int) -> int:
+        s = 0
+        for i in range(n):
+            s += inner(i)
+        return s
+
+    t0 = time.perf_counter()
+    assert outer(10) == sum(i * i + 1 for i in range(10))
+    wall = time.perf_counter() - t0
+    spent = compile_seconds() - c0
+    # inner is compiled inside outer's compile: counted once, within the call's wall time
+    assert 0.0 < spent <= wall
+    c1 = compile_seconds()
+    outer(20)
+    assert compile_seconds() == c1  # a call of compiled code is not a compile
+
+
+def test_compiling_is_not_spent_from_the_budget(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget of a millisecond replays one row (the first is started whatever the budget);
+    when all the time went to compiling, as on a first run, every row is replayed."""
+    pytest.importorskip("simpy")
+    spec = devices.get("h100-sxm")
+    run = _reduction_run(tmp_path, 1.0, sizes=(1 << 16, 1 << 17, 1 << 18))
+    kw = {"only": ["reduction"], "views": ["simulated"], "sim_budget_s": 1e-3, "workers": 0}
+    table, notes = validate_run(spec, run, **kw)
+    assert table["simulated"].notna().sum() == 1, notes
+    # every second of the replays spent compiling
+    monkeypatch.setattr(families, "compile_seconds", time.perf_counter)
+    table, notes = validate_run(spec, run, **kw)
+    assert table["simulated"].notna().sum() == 3, notes
+    assert "of it compiling, outside the budget" in notes[("reduction", "simulated")]
