@@ -807,7 +807,7 @@ def _library_search(
             # both sit on the same roof): the tile that reads fewer bytes from the L2 (the
             # larger), whose pipeline has the more reuse to hide its loads behind (assumption:
             # the library's heuristic prefers it; on the RTX 4090 the replay of 256 x 128 x 32
-            # at 4096^3 fp16 is 10% faster than 128 x 64 x 64's, docs/tensor-cores.md). A 64-byte
+            # at 4096^3 fp16 is 9% faster than 128 x 64 x 64's, docs/tensor-cores.md). A 64-byte
             # twin reads what its 128-byte tile reads, so the 128-byte tile keeps the tie.
             tie = (on_tensor[idx] & np.isclose(res["time_s"], cur, rtol=1e-9, atol=0.0)
                    & (res["split_k"] == best["split_k"][idx]))
