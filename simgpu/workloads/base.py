@@ -201,6 +201,12 @@ class Workload:
     def make_block(self, index: int) -> list[list[Instruction]]:
         raise NotImplementedError
 
+    def idle_blocks(self, first: int | None = None) -> int:
+        """Blocks of the launch (of its first ``first`` blocks) that exit at once, with no work
+        (a swizzled GEMM grid's blocks past the last tile column): loop-trip sampling counts
+        the waves of the others (:func:`simulate_trips`). None here."""
+        return 0
+
     def trace(self) -> KernelTrace:
         """The kernel's warp-level trace, generated a block at a time (a launch CUDA would
         refuse is an error)."""
@@ -386,12 +392,16 @@ def simulate_trips(
     per_trip = (r2.cycles - r1.cycles) / (t2 - t1)
     wave = r2.cycles + per_trip * (trips - t2)
     # Waves: full ones plus the last partial wave, where each SM gets ceil(rem / SMs) of
-    # its occupancy slots.
+    # its occupancy slots. Blocks that exit at once free their slot at once: where the replayed
+    # wave has none of them, the waves are those of the blocks with work.
     n_sm = spec.compute.sm_count
-    if launch.num_blocks <= slots:
+    blocks = launch.num_blocks
+    if launch.num_blocks > slots and not w.idle_blocks(wave_blocks):
+        blocks -= w.idle_blocks()
+    if blocks <= slots:
         full, rem, frac = 1, 0, 0.0  # the simulated wave is the whole grid
     else:
-        full, rem = divmod(launch.num_blocks, slots)
+        full, rem = divmod(blocks, slots)
         frac = min(1.0, math.ceil(rem / n_sm) / occ.blocks_per_sm) if rem else 0.0
     n_waves = full + frac
     cycles = wave * n_waves
@@ -400,7 +410,7 @@ def simulate_trips(
     alt = (r1.cycles + per_trip_alt * (trips - t1)) * n_waves
     spread = abs(alt - cycles) / 2 + abs(frac - rem / slots) * wave / 2
     spread += slice_spread(r2.sm_slice, cycles)
-    scale_blocks = launch.num_blocks / wave_blocks
+    scale_blocks = max(blocks, wave_blocks) / wave_blocks
     scale_trips = (trips - t1) / (t2 - t1)
 
     def scaled(a: float, b: float) -> float:

@@ -614,12 +614,9 @@ class TensorGemm(GemmBase):
         its longest pieces (:func:`_share`)."""
         if self._plan is None:
             gn = -(-self.N // self.tile_n)
-            bx, by, z = self.launch().block_coords(index)
-            if self.swizzle:
-                log = swizzle_log(gn, self.swizzle)
-                bx, by = (by << log) + (bx & ((1 << log) - 1)), bx >> log
-                if bx >= gn:
-                    return []  # a block of the last panel past the last tile column
+            bx, by, z = self._tile_of(index)
+            if bx >= gn:
+                return []  # a block of the last panel past the last tile column
             return [(bx, by, z, 0, self.trips, "tile", by * gn + bx)]
         plan, cm = self._plan, self.cluster_m
         q, rank = divmod(index, cm)
@@ -636,6 +633,29 @@ class TensorGemm(GemmBase):
             role = "partial" if lo > 0 else ("fixup" if hi < plan.iters else "tile")
             out.append((bx, by, 0, lo, n, role, u))
         return out
+
+    def _tile_of(self, index: int) -> tuple[int, int, int]:
+        """(tile column, tile row, split) of block ``index`` of a data-parallel grid, in its
+        block order (a column past the last: a swizzled grid's block with no tile)."""
+        gn, gm = -(-self.N // self.tile_n), -(-self.M // self.tile_m)
+        if not self.swizzle:
+            return index % gn, (index // gn) % gm, index // (gn * gm)
+        log = swizzle_log(gn, self.swizzle)
+        gx = gm << log
+        gy = -(-gn >> log)
+        x, y, z = index % gx, (index // gx) % gy, index // (gx * gy)
+        return (y << log) + (x & ((1 << log) - 1)), x >> log, z
+
+    def idle_blocks(self, first: int | None = None) -> int:
+        """Blocks (of the first ``first``) of a swizzled grid past the last tile column."""
+        if not self.swizzle or self._plan is not None:
+            return 0
+        gn = -(-self.N // self.tile_n)
+        if first is None:
+            log = swizzle_log(gn, self.swizzle)
+            gm = -(-self.M // self.tile_m)
+            return ((-(-gn >> log) << log) - gn) * gm * self.split_k
+        return sum(self._tile_of(i)[0] >= gn for i in range(first))
 
     def _partial_io(self, w: int, slot: int, store: bool) -> list[Instruction]:
         """Warp ``w``'s share of one fp32 partial tile in the stream-K workspace (slot
