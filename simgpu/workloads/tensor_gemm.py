@@ -411,14 +411,7 @@ class TensorGemm(GemmBase):
 
     def launch(self) -> KernelLaunch:
         e = DTYPE_BYTES[self.dtype]
-        gn, gm = -(-self.N // self.tile_n), -(-self.M // self.tile_m)
-        if self.workers:
-            grid = (self.workers, 1, 1)
-        elif self.swizzle:
-            log = swizzle_log(gn, self.swizzle)
-            grid = (gm << log, -(-gn >> log), self.split_k)
-        else:
-            grid = (gn, gm, self.split_k)
+        grid = (self.workers, 1, 1) if self.workers else self._grid()
         return KernelLaunch(
             name=(f"cutlass_{self.mainloop}_tensorop_{self.dtype}_{self.tile_m}x{self.tile_n}x"
                   f"{self.tile_k}_{self.stages}stage"
@@ -634,16 +627,23 @@ class TensorGemm(GemmBase):
             out.append((bx, by, 0, lo, n, role, u))
         return out
 
+    def _grid(self) -> tuple[int, int, int]:
+        """The data-parallel grid: (tile columns, tile rows, splits), or with ``swizzle`` (tile
+        rows x P, panels of P columns, splits)."""
+        gn, gm = -(-self.N // self.tile_n), -(-self.M // self.tile_m)
+        if not self.swizzle:
+            return gn, gm, self.split_k
+        log = swizzle_log(gn, self.swizzle)
+        return gm << log, -(-gn >> log), self.split_k
+
     def _tile_of(self, index: int) -> tuple[int, int, int]:
         """(tile column, tile row, split) of block ``index`` of a data-parallel grid, in its
         block order (a column past the last: a swizzled grid's block with no tile)."""
-        gn, gm = -(-self.N // self.tile_n), -(-self.M // self.tile_m)
+        gx, gy, _ = self._grid()
+        x, y, z = index % gx, (index // gx) % gy, index // (gx * gy)  # CUDA's numbering
         if not self.swizzle:
-            return index % gn, (index // gn) % gm, index // (gn * gm)
-        log = swizzle_log(gn, self.swizzle)
-        gx = gm << log
-        gy = -(-gn >> log)
-        x, y, z = index % gx, (index // gx) % gy, index // (gx * gy)
+            return x, y, z
+        log = swizzle_log(-(-self.N // self.tile_n), self.swizzle)
         return (y << log) + (x & ((1 << log) - 1)), x >> log, z
 
     def idle_blocks(self, first: int | None = None) -> int:
@@ -652,9 +652,8 @@ class TensorGemm(GemmBase):
             return 0
         gn = -(-self.N // self.tile_n)
         if first is None:
-            log = swizzle_log(gn, self.swizzle)
-            gm = -(-self.M // self.tile_m)
-            return ((-(-gn >> log) << log) - gn) * gm * self.split_k
+            gx, gy, gz = self._grid()
+            return gx * gy * gz - gn * -(-self.M // self.tile_m) * self.split_k
         return sum(self._tile_of(i)[0] >= gn for i in range(first))
 
     def _partial_io(self, w: int, slot: int, store: bool) -> list[Instruction]:
