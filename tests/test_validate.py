@@ -208,8 +208,9 @@ def test_compiling_is_not_spent_from_the_budget(tmp_path: Path,
     kw = {"only": ["reduction"], "views": ["simulated"], "sim_budget_s": 1e-3, "workers": 0}
     table, notes = validate_run(spec, run, **kw)
     assert table["simulated"].notna().sum() == 1, notes
-    # every second of the replays spent compiling
-    monkeypatch.setattr(families, "compile_seconds", time.perf_counter)
+    # every second of the replays spent compiling (a clock 1000x fast, so that the note's
+    # compile time passes its 0.5 s threshold however fast the replays run)
+    monkeypatch.setattr(families, "compile_seconds", lambda: 1000 * time.perf_counter())
     table, notes = validate_run(spec, run, **kw)
     assert table["simulated"].notna().sum() == 3, notes
     assert "of it compiling, outside the budget" in notes[("reduction", "simulated")]
