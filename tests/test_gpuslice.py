@@ -23,6 +23,7 @@ from simgpu.sim.gpuslice import (
 )
 from simgpu.sim.hbm import peak_bandwidth_GBps
 from simgpu.sim.sm import SMConfig
+from simgpu.workloads.gemm import SLICE_L2_BYTES_PER_FLOP
 
 
 def _gpus() -> list[DeviceSpec]:
@@ -174,8 +175,27 @@ def test_simulate_takes_a_slice_and_refuses_one_the_device_does_not_split_into(c
     assert "hbm-pim is a pim device" in capsys.readouterr().err
 
 
-def test_gemms_sample_on_the_whole_gpu_unless_a_slice_is_asked_for() -> None:
+def test_gemms_slice_only_from_a_warm_l2_through_shared_memory_or_when_asked() -> None:
     spec = devices.get("h100-sxm")
-    w = workloads.TiledGemm(256, 256, 256, tile=16)  # 256 blocks: a slice would fit
+    w = workloads.TiledGemm(256, 256, 32, tile=16)  # 256 blocks: a slice would fit
+    # a cold L2: the slice would read the wave's rows of A again from a quarter of the DRAM
     assert w.simulate(spec).sm_slice == 1
     assert w.simulate(spec, sm_slice=4).sm_slice == 4
+    # A and B start in the L2: the slice sampling picks
+    warm = w.simulate(spec, warm_l2=True)
+    assert warm.sm_slice == 4 and warm.sampled
+    assert warm.time_s_spread >= SLICE_SPREAD * warm.time_s
+    assert w.simulate(spec, warm_l2=True, sample=False).sm_slice == 1
+    assert w.simulate(spec, warm_l2=True, sm_slice=1).sm_slice == 1
+    # ...but not for a kernel that reads its operands from global memory on every k, nor
+    # for one with more L2 traffic per FLOP than GemmBase.simulate slices (8 x 8 tiles)
+    naive = workloads.NaiveGemm(256, 256, 16)
+    assert naive.launch().shared_bytes == 0
+    assert naive.simulate(spec, warm_l2=True).sm_slice == 1
+    small = workloads.TiledGemm(128, 128, 16, tile=8)  # 256 blocks
+    row = small.estimate(spec).iloc[0]
+    assert row["l2_bytes"] > SLICE_L2_BYTES_PER_FLOP * row["flops"]
+    assert small.simulate(spec, warm_l2=True).sm_slice == 1
+    # nor from a factory of the caller's own: the inputs are not known to be in the L2
+    make = w.warm_l2_kwargs(spec, {})["system_factory"]
+    assert w.simulate(spec, warm_l2=True, system_factory=make).sm_slice == 1

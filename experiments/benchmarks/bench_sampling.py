@@ -14,6 +14,11 @@ Usage::
 
     python experiments/benchmarks/bench_sampling.py [--device h100-sxm] [--max-full-s 300]
                                                     [--only gemm,transpose,...]
+    python experiments/benchmarks/bench_sampling.py --versus-whole [--cases ...]
+
+``--versus-whole`` replays GEMMs whose A and B start in the L2 sampled as ``validate`` replays
+them (on a slice of the GPU where :meth:`GemmBase.simulate` picks one) and sampled on the whole
+GPU, and reports the difference and the speed-up.
 
 Prints a table and writes ``results/bench_sampling/<UTC time>/bench_sampling.csv`` (never
 overwriting). The cases are sizes of the run's tables whose full replay takes minutes, not hours,
@@ -68,6 +73,20 @@ CASES: list[tuple[str, str, Callable[[], Workload]]] = [
     ("stream", "stream copy 256 MiB", lambda: Stream("copy", 1 << 26)),
 ]
 
+#: GEMMs of the run's table whose A and B start in the L2 (``--versus-whole``): every kernel of
+#: the table, at sizes whose sampled replay on the whole GPU takes seconds to a minute
+VERSUS_WHOLE_CASES: list[tuple[str, str, Callable[[], Workload]]] = [
+    ("gemm_time", f"{kernel} {m}x{n}x{k} {f'tile {tile}' if tile else dtype}",
+     (lambda kernel=kernel, m=m, n=n, k=k, tile=tile, dtype=dtype: GemmBase.of_kernel(
+         kernel, m, n, k, tile=tile, dtype=dtype)))
+    for kernel, tile, dtype in [("sgemm_naive", 0, "fp32"), ("sgemm_tiled", 8, "fp32"),
+                                ("sgemm_tiled", 16, "fp32"), ("sgemm_tiled", 32, "fp32"),
+                                ("sgemm_regblock", 64, "fp32"), ("sgemm_regblock", 128, "fp32"),
+                                ("cublas", 0, "fp16"), ("cublas", 0, "bf16"),
+                                ("cublas", 0, "tf32")]
+    for m, n, k in [(512, 512, 512), (1024, 1024, 1024), (320, 2048, 2048), (2048, 2048, 2048)]
+]
+
 
 def _run(w: Workload, spec: Any, sample: bool, sm_slice: int | None = None) -> tuple[Any, float]:
     t0 = time.perf_counter()
@@ -86,12 +105,38 @@ def main(argv: list[str] | None = None) -> int:
                    help="also replay each case unsampled on 1/K of the GPU (simgpu.sim.gpuslice)"
                         " and report that error alone (slice_*); the sampled columns are the"
                         " default sampling, slice included")
+    p.add_argument("--versus-whole", action="store_true",
+                   help="GEMMs whose inputs start in the L2 (VERSUS_WHOLE_CASES): the default"
+                        " sampling (on the slice it picks) against the same sampling on the"
+                        " whole GPU (sm_slice=1), instead of against full replays")
     args = p.parse_args(argv)
     spec = devices.get(args.device)
     only = set(args.only.split(",")) if args.only else None
     rows: list[dict[str, Any]] = []
     too_long: set[str] = set()
-    for family, label, make in CASES:
+    if args.versus_whole:
+        for family, label, make in VERSUS_WHOLE_CASES:
+            if (only and family not in only) or (args.cases and label not in
+                                                 args.cases.split(",")):
+                continue
+            w = make()
+            sampled, s_wall = _run(w, spec, True)
+            whole, w_wall = _run(w, spec, True, 1)
+            err = 100 * (sampled.time_s / whole.time_s - 1)
+            rows.append({
+                "family": family, "case": label, "sampled_us": sampled.time_s * 1e6,
+                "sm_slice": sampled.sm_slice, "whole_us": whole.time_s * 1e6,
+                "versus_whole_pct": err,
+                "spread_pct": 100 * sampled.time_s_spread / sampled.time_s,
+                "whole_spread_pct": 100 * whole.time_s_spread / whole.time_s,
+                "dram_bytes_versus_whole_pct": 100 * (
+                    sum(sampled.bytes["dram"].values())
+                    / max(sum(whole.bytes["dram"].values()), 1) - 1),
+                "sampled_wall_s": s_wall, "whole_wall_s": w_wall, "speedup": w_wall / s_wall,
+            })
+            print(f"{label}: 1/{sampled.sm_slice} of the GPU {err:+.2f}% against the whole,"
+                  f" {w_wall / s_wall:.1f}x faster", file=sys.stderr)
+    for family, label, make in [] if args.versus_whole else CASES:
         if only and family not in only:
             continue
         if args.cases and label not in args.cases.split(","):

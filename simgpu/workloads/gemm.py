@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from simgpu import analytical, catalogue
 from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.sim.gpuslice import default_slice
 from simgpu.sim.replay import SimResult, simulate_trace
 from simgpu.trace.schema import Instruction, KernelLaunch
 from simgpu.workloads.base import (
@@ -167,20 +168,43 @@ class GemmBase(Workload):
         each partition holds a copy after the first call (a far hit copies the line into the
         reader's near partition).
 
-        ``sm_slice``: the whole GPU unless a slice is asked for (``sm_slice=k``). A slice of a
+        ``sm_slice``: unless a slice is asked for (``sm_slice=k``), the whole GPU, or, for a
+        sampled replay that starts with A and B in the L2 of a kernel that stages them
+        through shared memory with at most :data:`SLICE_L2_BYTES_PER_FLOP` of L2 traffic, the
+        slice sampling picks (:func:`default_slice`). A slice of a
         GEMM's wave reads all of the wave's rows of A for a quarter of its columns, so the
         traffic every block of a row shares is read again by each slice: the sampled cuBLAS
-        fp16 5120^3 (cold, DRAM-bound) came out 2.1x the whole GPU's time on a quarter of it
-        (docs/sm-model.md).
+        fp16 5120^3 (cold, DRAM-bound) came out 2.1x the whole GPU's time on a quarter of it.
+        From the L2 that traffic is hits; the naive kernel, which reads every operand from
+        global memory on every k, still ran 12-15% fast on a quarter of the GPU, and the
+        tiled kernel's 8 x 8 tiles 6-21% (docs/sm-model.md).
         """
 
-        if kwargs.get("sm_slice") is None:
-            kwargs = {**kwargs, "sm_slice": 1}
+        explicit = kwargs.get("sm_slice") is not None
+        factory = kwargs.get("system_factory")
         if warm_l2:
             kwargs = self.warm_l2_kwargs(spec, kwargs, every_partition=True)
+        if not explicit:
+            warm = kwargs.get("system_factory") is not factory  # A and B start in the L2
+            k = 1
+            if sample and warm and self.launch().shared_bytes > 0:
+                row = self.estimate(spec).iloc[0]
+                if row["l2_bytes"] <= SLICE_L2_BYTES_PER_FLOP * row["flops"]:
+                    k = default_slice(spec, self.launch().num_blocks)
+            kwargs = {**kwargs, "sm_slice": k}
         if not sample or self.trips <= trip_samples[1] * 2:
             return simulate_trace(self.trace(), spec, sample=sample, **kwargs)
         return simulate_trips(self, spec, self.trips, self.with_trips, trip_samples, **kwargs)
+
+
+#: The most L2 traffic per FLOP (the analytical model's ``l2_bytes`` over ``flops``) of a GEMM
+#: that :meth:`GemmBase.simulate` samples on a slice of the GPU when A and B start in the L2.
+#: assumption, from ``bench_sampling.py --versus-whole`` on h100-sxm (docs/sm-model.md): the
+#: shared-memory kernels that read 0.25 B/FLOP of A and B or less (tiled 16 and 32,
+#: register-blocked, cuBLAS) came out within 3.8% of the whole GPU's sampled time on a quarter
+#: of it, the tiled kernel's 8 x 8 tiles (0.5 B/FLOP) 6-21% fast; the bound lies between the
+#: two, with room for C's bytes (2 / K B/FLOP more).
+SLICE_L2_BYTES_PER_FLOP = 0.4
 
 
 def _subclasses(cls: type[GemmBase]) -> list[type[GemmBase]]:
