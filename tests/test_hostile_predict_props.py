@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from simgpu import devices
@@ -290,6 +290,7 @@ def test_fit_power_folds(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
 @given(limit=st.one_of(st.text(st.characters(codec="utf-8", exclude_characters="\x00"),
                                max_size=6),
                        st.floats().map(repr), st.integers().map(str)))
+@example(limit="0\x1f")  # whitespace to str.strip, not to float
 def test_the_cache_limit_variable(monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
     monkeypatch.setenv(cache.LIMIT_ENV, limit)
     try:
@@ -297,7 +298,9 @@ def test_the_cache_limit_variable(monkeypatch: pytest.MonkeyPatch, limit: str) -
     except SimgpuError as exc:
         _one_line(exc)
         return
-    value = float(limit) if limit.strip() else cache.DEFAULT_LIMIT_MB
+    # the variable is read stripped of whitespace (str.strip: "\x1f" is whitespace to it,
+    # not to float)
+    value = float(limit.strip()) if limit.strip() else cache.DEFAULT_LIMIT_MB
     assert math.isfinite(value) and got == int(value * 1e6) and got >= 0
 
 
