@@ -16,6 +16,7 @@ from simgpu.workloads import (
     TiledGemm,
     Transpose,
 )
+from simgpu.workloads.base import Asm
 
 
 def _insts(trace):
@@ -111,6 +112,32 @@ def test_naive_and_regblock_flops():
         fl = sum(2 * i.mask.bit_count() for i in insts if i.opcode == "FFMA")
         assert fl == w.flops
         assert w.compulsory_bytes == 4 * (w.M * w.K + w.K * w.N + w.M * w.N)
+
+
+def test_warps_that_make_the_same_listed_access_share_one_instruction():
+    """The naive SGEMM's lanes read two rows of A (a list, not base + stride); every block of a
+    grid row makes the same loads, and shares them, so a one-wave full replay does not hold a
+    copy of every list per warp."""
+    w = NaiveGemm(64, 64, 16)  # a grid of 4 x 4 blocks
+    first, second = w.make_block(0), w.make_block(1)  # neighbours in a row: the same rows of A
+    a_loads = [(x, y) for x, y in zip(first[0], second[0], strict=True)
+               if x.op == "ld" and x.addrs is not None and x.addrs == y.addrs]
+    assert a_loads and all(x is y for x, y in a_loads)
+    # an access of its own is an instruction of its own: block 5 reads other rows of A and
+    # other columns of B
+    other = w.make_block(5)[0]
+    listed = [(x, y) for x, y in zip(first[0], other, strict=True)
+              if x.op == "ld" and x.addrs is not None]
+    assert listed and all(x is not y and x.addrs != y.addrs for x, y in listed)
+    # the shared lists are bounded: past the bound they start afresh, with the same answers
+    asm = Asm()
+    asm.MAX_SHARED_LISTS = 2
+    lists = [[0x1000, 0x1004, 0x2000 + 64 * k] for k in range(3)]  # not base + stride
+    made = [asm.mem("LDG.E", "global", 4, a, dst=(1,), mask=0b111) for a in lists]
+    assert len(asm._lists) == 1 and made[2].addrs == tuple(lists[2])
+    assert asm.mem("LDG.E", "global", 4, lists[2], dst=(1,), mask=0b111) is made[2]
+    again = asm.mem("LDG.E", "global", 4, lists[0], dst=(1,), mask=0b111)
+    assert again is not made[0] and again == made[0]
 
 
 def test_regblock_sts_bank_conflict_is_in_the_trace():

@@ -64,10 +64,21 @@ class ArrayLayout:
 
 
 class Asm:
-    """Builds instructions; caches those that do not depend on addresses."""
+    """Builds instructions; caches those that do not depend on addresses, and shares a memory
+    instruction whose lanes' addresses are a list (not base + stride) with every warp that
+    makes the same one, among the last :attr:`MAX_SHARED_LISTS` such instructions made."""
+
+    #: Memory instructions with address lists :meth:`mem` keeps for sharing; it starts afresh
+    #: past this many, so that a kernel whose lists never repeat (a gather) holds no more than
+    #: its warps in flight do. Each list holds one Python integer per lane (about 1.3 kB for a
+    #: warp): a naive SGEMM's warps read the same lines of A as every block of their grid row,
+    #: and unshared, a full replay of its one-wave 512^3 grid grew to 17-18 GB (1.35 GB shared;
+    #: docs/performance.md).
+    MAX_SHARED_LISTS = 1 << 16
 
     def __init__(self) -> None:
         self._cache: dict[tuple[Any, ...], Instruction] = {}
+        self._lists: dict[tuple[Any, ...], Instruction] = {}
         self._pc = 0
 
     def op(
@@ -112,6 +123,12 @@ class Asm:
             affine = list(addrs) == list(range(base, base + n * stride, stride))
         else:
             affine = all(x == base for x in addrs)
+        listed = None if affine else tuple(addrs)
+        if listed is not None and key is None:
+            key = (opcode, space, width, listed, d, s, mask)
+            inst = self._lists.get(key)
+            if inst is not None:
+                return inst
         inst = Instruction(
             pc=0,
             opcode=opcode,
@@ -123,10 +140,15 @@ class Asm:
             width=width,
             base=base,
             stride=stride if affine else 0,
-            addrs=None if affine else tuple(addrs),
+            addrs=listed,
         )
         if key is not None:
-            self._cache[key] = inst
+            if cache:
+                self._cache[key] = inst
+            else:
+                if len(self._lists) >= self.MAX_SHARED_LISTS:
+                    self._lists.clear()
+                self._lists[key] = inst
         return inst
 
     def affine(
