@@ -9,7 +9,8 @@ runs, counted within the grid's rows where they split evenly (:func:`slice_block
 that share data on the whole GPU still share it in the slice: a GEMM's slice runs the rows of
 output tiles a wave of the whole GPU runs, with the same ``1/k`` of the columns in each. It still
 reads all of those rows of A for its quarter of B, which a DRAM-bound GEMM wave pays for, so
-GEMMs sample on the whole GPU unless asked (``GemmBase.simulate``).
+GEMMs sample on the whole GPU unless asked, or unless A and B start in the L2 and the kernel
+makes few L2 requests per FLOP (``GemmBase.simulate``).
 
 Runs of consecutive blocks, not every ``k``-th block: neighbouring blocks read
 neighbouring lines, and every ``k``-th block of a GEMM row reads every ``k``-th 64-byte column
