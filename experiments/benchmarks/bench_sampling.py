@@ -112,13 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     spec = devices.get(args.device)
     only = set(args.only.split(",")) if args.only else None
+    labels = set(args.cases.split(",")) if args.cases else None
+    chosen = [(family, label, make)
+              for family, label, make in (VERSUS_WHOLE_CASES if args.versus_whole else CASES)
+              if (not only or family in only) and (not labels or label in labels)]
     rows: list[dict[str, Any]] = []
     too_long: set[str] = set()
     if args.versus_whole:
-        for family, label, make in VERSUS_WHOLE_CASES:
-            if (only and family not in only) or (args.cases and label not in
-                                                 args.cases.split(",")):
-                continue
+        for family, label, make in chosen:
             w = make()
             sampled, s_wall = _run(w, spec, True)
             whole, w_wall = _run(w, spec, True, 1)
@@ -136,11 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             })
             print(f"{label}: 1/{sampled.sm_slice} of the GPU {err:+.2f}% against the whole,"
                   f" {w_wall / s_wall:.1f}x faster", file=sys.stderr)
-    for family, label, make in [] if args.versus_whole else CASES:
-        if only and family not in only:
-            continue
-        if args.cases and label not in args.cases.split(","):
-            continue
+    for family, label, make in [] if args.versus_whole else chosen:
         row: dict[str, Any] = {"family": family, "case": label}
         if family in too_long:
             rows.append({**row, "note": f"skipped: a smaller case's full replay took more than"

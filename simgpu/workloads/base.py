@@ -124,9 +124,10 @@ class Asm:
         else:
             affine = all(x == base for x in addrs)
         listed = None if affine else tuple(addrs)
+        shared: tuple[Any, ...] | None = None  # the key of a list shared between warps
         if listed is not None and key is None:
-            key = (opcode, space, width, listed, d, s, mask)
-            inst = self._lists.get(key)
+            shared = (opcode, space, width, listed, d, s, mask)
+            inst = self._lists.get(shared)
             if inst is not None:
                 return inst
         inst = Instruction(
@@ -143,12 +144,11 @@ class Asm:
             addrs=listed,
         )
         if key is not None:
-            if cache:
-                self._cache[key] = inst
-            else:
-                if len(self._lists) >= self.MAX_SHARED_LISTS:
-                    self._lists.clear()
-                self._lists[key] = inst
+            self._cache[key] = inst
+        elif shared is not None:
+            if len(self._lists) >= self.MAX_SHARED_LISTS:
+                self._lists.clear()
+            self._lists[shared] = inst
         return inst
 
     def affine(

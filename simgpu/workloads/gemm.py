@@ -187,10 +187,11 @@ class GemmBase(Workload):
         if not explicit:
             warm = kwargs.get("system_factory") is not factory  # A and B start in the L2
             k = 1
-            if sample and warm and self.launch().shared_bytes > 0:
+            launch = self.launch()
+            if sample and warm and launch.shared_bytes > 0:
                 row = self.estimate(spec).iloc[0]
                 if row["l2_bytes"] <= SLICE_L2_BYTES_PER_FLOP * row["flops"]:
-                    k = default_slice(spec, self.launch().num_blocks)
+                    k = default_slice(spec, launch.num_blocks)
             kwargs = {**kwargs, "sm_slice": k}
         if not sample or self.trips <= trip_samples[1] * 2:
             return simulate_trace(self.trace(), spec, sample=sample, **kwargs)
@@ -199,11 +200,12 @@ class GemmBase(Workload):
 
 #: The most L2 traffic per FLOP (the analytical model's ``l2_bytes`` over ``flops``) of a GEMM
 #: that :meth:`GemmBase.simulate` samples on a slice of the GPU when A and B start in the L2.
-#: assumption, from ``bench_sampling.py --versus-whole`` on h100-sxm (docs/sm-model.md): the
-#: shared-memory kernels that read 0.25 B/FLOP of A and B or less (tiled 16 and 32,
-#: register-blocked, cuBLAS) came out within 3.8% of the whole GPU's sampled time on a quarter
-#: of it, the tiled kernel's 8 x 8 tiles (0.5 B/FLOP) 6-21% fast; the bound lies between the
-#: two, with room for C's bytes (2 / K B/FLOP more).
+#: assumption, from ``bench_sampling.py --versus-whole`` on h100-sxm (run 20261207T163806Z,
+#: docs/sm-model.md): the shared-memory kernels that read 0.25 B/FLOP of A and B or less (tiled
+#: 16 and 32, register-blocked, cuBLAS) came out within 1.5% (median) of the whole GPU's sampled
+#: time on a quarter of it, at most 6.4% but -12.7% for 128 x 128 tiles at 2048^3 (each within
+#: its stated spread); the tiled kernel's 8 x 8 tiles (0.5 B/FLOP) 6-21% fast. The bound lies
+#: between the two, with room for C's bytes (2 / K B/FLOP more).
 SLICE_L2_BYTES_PER_FLOP = 0.4
 
 
