@@ -91,6 +91,36 @@ def test_validate_cli_on_the_stored_h100_run(tmp_path: Path,
         assert (out / name).stat().st_size > 0, name
 
 
+H100_FULL = REPO / "calibration" / "h100-sxm" / "20261122T154403Z"
+
+
+@pytest.mark.skipif(not H100_FULL.exists(), reason="committed H100 run not in this checkout")
+def test_every_stream_row_is_chosen_cheapest_replay_first_unless_max_sim_caps_the_curves() -> None:
+    from simgpu.workloads import memory
+
+    spec = devices.get("h100-sxm")
+    fam = families.families()["stream"]
+    rows = fam.select(RunDir.open(H100_FULL).read_table("stream"))
+    ws = [families.workload_for_row(fam, r) for r in rows.to_dict(orient="records")]
+    costs = families._costs(rows, fam, ws, spec)
+    assert costs is not None
+    picks = families._picks(rows, fam, None, costs)
+    assert sorted(picks) == list(rows.index)  # every row, for the budget to take in turn
+    assert list(costs[picks]) == sorted(costs)
+    # arrays far larger than the L2 are one short window each, cheaper than trip-sampled
+    # replays of 64 MiB arrays (the costliest kind, 5-15 s each on h100-sxm)
+    windowed = rows["array_B"] >= memory.DRAM_RESIDENT_L2 * spec.l2.size_bytes
+    order = {label: k for k, label in enumerate(picks)}
+    last_window = max(order[i] for i in rows.index[windowed])
+    assert all(order[i] > last_window for i in rows.index[rows["array_B"] == 64 << 20])
+    capped = families._picks(rows, fam, 4, costs)
+    per_op = rows.loc[capped].groupby("op")["array_B"]
+    assert (per_op.size() == 4).all()
+    # spread over the sizes: each op's smallest and largest array among its four
+    assert (per_op.min() == rows["array_B"].min()).all()
+    assert (per_op.max() == rows["array_B"].max()).all()
+
+
 @pytest.mark.skipif(not H100_QUICK.exists(), reason="committed H100 run not in this checkout")
 def test_simulated_view_of_pcie_copies(tmp_path: Path) -> None:
     pytest.importorskip("simpy")

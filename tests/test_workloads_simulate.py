@@ -73,3 +73,25 @@ def test_stream_windows_are_replayed_once_per_process():
     assert again.time_s == pytest.approx(2 * first.time_s, rel=1e-12)
     memory._window.cache_clear()  # a fresh replay gives the same answer
     assert Stream("scale", 2 * n).simulate(spec).time_s == again.time_s
+
+
+def test_a_streams_replay_bytes_follow_the_work_its_replay_does():
+    # `simgpu validate` orders a family's replays by their cost, for streams by replay_bytes:
+    # it must follow the replay's own work, whether the replay runs every trip of the
+    # grid-stride loop or samples two trip counts, and stand for the steady-state window of
+    # arrays far larger than the L2 (one short replay whatever their size)
+    from simgpu.workloads import Stream, memory
+
+    spec = devices.get("h100-sxm")
+    trip = 4 * 132 * 256  # floats one grid-stride trip of 132 blocks of 256 threads moves
+    whole = Stream("read", 6 * trip, blocks=132)  # 6 trips: replayed whole
+    sampled = Stream("read", 24 * trip, blocks=132)  # 24 trips: replayed at 4 and at 8
+    r_whole, r_sampled = (w.simulate(spec, warm_l2=True) for w in (whole, sampled))
+    assert r_sampled.sampled and r_sampled.blocks_simulated == 2 * r_whole.blocks_simulated
+    work = r_sampled.instructions_simulated / r_whole.instructions_simulated
+    assert sampled.replay_bytes(spec) / whole.replay_bytes(spec) == pytest.approx(work, rel=0.05)
+    # a slice of a quarter of the GPU replays a quarter of the wave's blocks
+    assert whole.replay_bytes(spec) == pytest.approx(whole.compulsory_bytes / 4)
+    huge = Stream("read", memory.DRAM_RESIDENT_L2 * spec.l2.size_bytes)
+    assert huge.replay_bytes(spec) == memory.WINDOW_LINES * spec.l1.line_bytes
+    assert Stream("read", 2 * huge.n_elements).replay_bytes(spec) == huge.replay_bytes(spec)

@@ -45,8 +45,10 @@ def register(subparsers: Any) -> None:
                         "transpose, reduction, gemv)")
     p.add_argument("--views", default="simulated,analytical,learned",
                    help="comma-separated views to compute (default: all three)")
-    p.add_argument("--max-sim", default=4, metavar="N",
-                   help="simulated rows per curve of a family (simulation is slow; default 4)")
+    p.add_argument("--max-sim", default=None, metavar="N",
+                   help="at most N simulated rows per curve of a family, spread over its sizes "
+                        "(default: every row, cheapest replay first, until --sim-budget is "
+                        "spent; the 4 cheapest of each GEMM kernel and dtype)")
     p.add_argument("--sim-budget", default=60.0, metavar="SECONDS",
                    help="wall time the simulated view may spend per family (default 60)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
@@ -75,7 +77,8 @@ def _validate(args: argparse.Namespace) -> int:
     # registered at `simgpu` start-up: the views and their dependencies load when it runs
     from simgpu.validate.core import VIEWS, plot_families, print_log, summary, validate_run
 
-    max_sim = number_option(args.max_sim, "--max-sim", int, low=0)
+    max_sim = (None if args.max_sim is None
+               else number_option(args.max_sim, "--max-sim", int, low=0))
     sim_budget = number_option(args.sim_budget, "--sim-budget", low=0)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     if args.only is not None and not only:

@@ -32,7 +32,7 @@ def validate_run(
     *,
     only: Sequence[str] | None = None,
     views: Sequence[str] = VIEWS,
-    max_sim: int = 4,
+    max_sim: int | None = None,
     sim_budget_s: float = 60.0,
     log: Any = None,
     held_out: bool = False,
@@ -41,6 +41,10 @@ def validate_run(
     """Compare every measured row of the run with each view, for the device ``spec``; with
     ``held_out``, only the rows `simgpu fit --half` leaves out of its fit
     (:func:`simgpu.calibrate.fit.size_halves`).
+
+    The simulated view replays every row it models, cheapest first, until ``sim_budget_s`` of
+    wall time per family is spent; ``max_sim`` keeps at most that many rows per curve (None:
+    each family's own rule, :mod:`simgpu.validate.families`).
 
     ``workers``: processes that compare families side by side (None: the CPU count; 0, the
     default: one after another in this process). Families of one table (the GEMM's time and
@@ -52,9 +56,10 @@ def validate_run(
     family (``(family, view) -> note``). A view that does not model a family leaves NaN there
     and says so in the notes; a view whose package is missing says that too.
     """
-    if isinstance(max_sim, bool) or not isinstance(max_sim, int) or max_sim < 0:
-        raise SimgpuError(f"max_sim = {max_sim!r}: expected an integer >= 0 (simulated rows per "
-                          "curve)")
+    if max_sim is not None and (isinstance(max_sim, bool) or not isinstance(max_sim, int)
+                                or max_sim < 0):
+        raise SimgpuError(f"max_sim = {max_sim!r}: expected None or an integer >= 0 (simulated "
+                          "rows per curve)")
     if (isinstance(sim_budget_s, bool) or not isinstance(sim_budget_s, int | float)
             or not math.isfinite(sim_budget_s) or sim_budget_s < 0):
         raise SimgpuError(f"sim_budget_s = {sim_budget_s!r}: expected a finite number of "

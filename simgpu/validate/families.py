@@ -6,11 +6,13 @@ the catalogue names for the row's kernel). Every view answers for those workload
 view protocol (:func:`simgpu.views.estimate_many`), so validate asks the same questions as
 ``simgpu compare`` and ``simgpu sweep``.
 
-What is validate's own is which rows the costly simulated view replays: at most ``max_sim`` rows
-per curve, spread over the curve's sizes (or the cheapest, where the spread would put one large
-replay beyond any budget), until ``sim_budget_s`` of wall time is spent (compiling the simulator,
-on a first run, is not spent from it: :mod:`simgpu.sim.compiletime`); and the settings of a
-replay that make it answer the question the measurement asked (see :class:`Family`).
+What is validate's own is which rows the costly simulated view replays: every row the
+simulator models, cheapest replay first, until ``sim_budget_s`` of wall time is spent
+(compiling the simulator, on a first run, is not spent from it: :mod:`simgpu.sim.compiletime`),
+or, where ``max_sim`` is set (by the caller, or by a family whose cost measure does not compare
+different kernels' replays), at most that many rows per curve, spread over the curve's sizes (or
+the cheapest, where the spread would put one large replay beyond any budget); and the settings
+of a replay that make it answer the question the measurement asked (see :class:`Family`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from simgpu.errors import ViewUnavailable
 from simgpu.predict import datasets
 from simgpu.sim.compiletime import compile_seconds
 from simgpu.views import protocol as views
-from simgpu.workloads import PointerChase, Workload
+from simgpu.workloads import PointerChase, Stream, Workload
 from simgpu.workloads.gemm import GemmBase
 
 __all__ = ["Family", "families", "learned_training_data", "params_text", "pct_error",
@@ -66,10 +68,15 @@ class Family:
     #: which views answer (the catalogue's views of the family's kernels, less those with no
     #: model of the metric)
     views: tuple[str, ...] = ("simulated", "analytical")
-    #: simulated view: the column the rows are spread over and the one that orders their cost
-    #: (None: every row, they are cheap)
+    #: simulated view: the column the rows are spread over (with ``max_sim``), and what orders
+    #: their replays' cost: a column, or a function of the row's workload and the device (None:
+    #: every row in the table's order, they are cheap)
     sim_by: str | None = None
-    sim_cost: str | None = None
+    sim_cost: str | Callable[[Workload, Any], float] | None = None
+    #: simulated view: rows per curve, unless validate is given its own ``max_sim`` (None: every
+    #: row, cheapest first, while the budget lasts; a cap spreads the budget over the curves
+    #: where the cost measure does not compare the replays of different kernels)
+    max_sim: int | None = None
     #: simulated view: options of Workload.simulate, and the rows it can replay
     sim_options: Mapping[str, Any] = field(default_factory=dict)
     sim_rows: Callable[[Any, pd.DataFrame], pd.Series] | None = None
@@ -133,27 +140,51 @@ def _by_size(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.sort_values(keys).reset_index(drop=True)
 
 
+def _stream_replay_bytes(w: Workload, spec: Any) -> float:
+    assert isinstance(w, Stream)
+    return w.replay_bytes(spec)
+
+
 # --- views ---------------------------------------------------------------------------------------
 
 
-def _picks(rows: pd.DataFrame, fam: Family, max_sim: int) -> list[int]:
-    """Row labels to simulate: per curve, up to max_sim spread over ``sim_by`` (or, where it is
-    ``sim_cost``, the max_sim cheapest, since one large replay can outlast any budget)."""
-    if fam.sim_by is None or fam.sim_cost is None:
+def _picks(rows: pd.DataFrame, fam: Family, max_sim: int | None,
+           costs: pd.Series | None) -> list[int]:
+    """Row labels to simulate, cheapest replay first (``costs``, by row label): every row, or
+    with ``max_sim``, per curve up to max_sim spread over ``sim_by`` (or, where that is the
+    cost, the max_sim cheapest, since one large replay can outlast any budget)."""
+    if costs is None:
         return [int(i) for i in rows.index]
-    chosen: list[int] = []
-    series = [c for c in ("path", "op", "direction", "host_memory", "kernel", "dtype", "tile_m")
-              if c in rows.columns]
-    groups = rows.groupby(series, sort=False) if series else [(None, rows)]
-    for _, grp in groups:
-        grp = grp.sort_values(fam.sim_by)
-        if fam.sim_by == fam.sim_cost:
-            idx = grp.index.to_numpy()[:max_sim]
-        else:
-            idx = grp.index.to_numpy()[_sample(len(grp), max_sim)]
-        chosen.extend(int(i) for i in idx)
-    costs = rows[fam.sim_cost].astype(float)
+    chosen: list[int] = [int(i) for i in rows.index]
+    if max_sim is not None:
+        chosen = []
+        series = [c for c in ("path", "op", "direction", "host_memory", "kernel", "dtype",
+                              "tile_m") if c in rows.columns]
+        groups = rows.groupby(series, sort=False) if series else [(None, rows)]
+        for _, grp in groups:
+            if fam.sim_by is None or fam.sim_by == fam.sim_cost:
+                idx = costs[grp.index].sort_values(kind="stable").index.to_numpy()[:max_sim]
+            else:
+                grp = grp.sort_values(fam.sim_by)
+                idx = grp.index.to_numpy()[_sample(len(grp), max_sim)]
+            chosen.extend(int(i) for i in idx)
     return sorted(chosen, key=lambda i: float(costs[i]))
+
+
+def _costs(rows: pd.DataFrame, fam: Family, ws: list[Workload | None],
+           spec: Any) -> pd.Series | None:
+    """What each row's replay costs, by row label, in the family's own measure (None: the
+    family's rows are all cheap)."""
+    if fam.sim_cost is None:
+        return None
+    if isinstance(fam.sim_cost, str):
+        return rows[fam.sim_cost].astype(float)
+    cost = fam.sim_cost
+    values = []
+    for i in rows.index:
+        w = ws[i]
+        values.append(math.inf if w is None else cost(w, spec))
+    return pd.Series(values, index=rows.index, dtype=float)
 
 
 def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | None],
@@ -166,7 +197,8 @@ def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | N
     if fam.sim_rows is not None:
         ok &= fam.sim_rows(spec, rows)
     candidates = rows[ok]
-    picks = _picks(candidates, fam, int(opts["max_sim"]))
+    max_sim = fam.max_sim if opts["max_sim"] is None else int(opts["max_sim"])
+    picks = _picks(candidates, fam, max_sim, _costs(candidates, fam, ws, spec))
     params = DeviceParams.from_spec(spec)
     launch_s = params.launch_overhead_s if fam.sim_plus_launch else 0.0
     # the harness's shortest call of the family's own kernels, where a calibration fitted it
@@ -288,7 +320,10 @@ def families() -> dict[str, Family]:
         Family("stream", "stream", "bandwidth_GBps", "GB/s", "array_B", "array size [B]",
                ("op",), _stream_select, ("op", "array_B", "blocks"),
                kernel=lambda r: f"stream_{r['op']}",
-               sim_by="array_B", sim_cost="blocks", sim_plus_launch=True,
+               # the bytes each sampled replay moves (a steady-state window's for arrays far
+               # larger than the L2), which sets its cost
+               sim_by="array_B", sim_cost=_stream_replay_bytes,
+               sim_plus_launch=True,
                sim_options={"warm_l2": True}),
         Family("pcie", "pcie", "bandwidth_GBps", "GB/s", "size_B", "copy size [B]",
                ("direction", "host_memory"), _pcie_select, ("direction", "host_memory", "size_B"),
@@ -297,7 +332,10 @@ def families() -> dict[str, Family]:
                ("kernel", "dtype"), _gemm_select,
                ("kernel", "dtype", "M", "N", "K", "tile_m", "tile_n", "tile_k"),
                kernel=lambda r: str(r["kernel"]), views=("simulated", "analytical", "learned"),
-               sim_by="flops", sim_cost="flops", **trace_sim),  # type: ignore[arg-type]
+               # FLOPs order one kernel's replays, not those of different kernels (a naive
+               # SGEMM of 384^3 replays for longer than a tiled one of 1024^3): the cap keeps
+               # every kernel's smallest calls in the budget
+               sim_by="flops", sim_cost="flops", max_sim=4, **trace_sim),  # type: ignore[arg-type]
         Family("gemm_power", "gemm", "power_W", "W", "flops", "FLOP per call",
                ("kernel", "dtype"), lambda df: _gemm_select(df[df["power_W"].notna()]),
                ("kernel", "dtype", "M", "N", "K", "tile_m", "tile_n", "tile_k"),

@@ -20,6 +20,7 @@ import simpy
 from simgpu import analytical
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
+from simgpu.sim.gpuslice import default_slice
 from simgpu.sim.pcie import HostLink
 from simgpu.sim.replay import SimResult, default_system, simulate_trace
 from simgpu.sim.sources import WARM_FACTOR, cyclic_order
@@ -398,9 +399,28 @@ class Stream(Workload):
         times the L2 (DRAM-resident throughout) are simulated as a steady-state window instead
         (:meth:`steady_state`), since a grid-stride replay of them would take hours; smaller
         ones are sampled in grid-stride trips (:meth:`Workload.simulate`)."""
-        if sample and 4 * self.n_elements >= DRAM_RESIDENT_L2 * spec.l2.size_bytes:
+        if self._windowed(spec) and sample:
             return self.steady_state(spec, seed=int(kwargs.get("seed", 0)))
         return super().simulate(spec, sample=sample, warm_l2=warm_l2, **kwargs)
+
+    def _windowed(self, spec: DeviceSpec) -> bool:
+        """Whether a sampled replay on ``spec`` is a steady-state window."""
+        return 4 * self.n_elements >= DRAM_RESIDENT_L2 * spec.l2.size_bytes
+
+    def replay_bytes(self, spec: DeviceSpec) -> float:
+        """The global-memory bytes a sampled replay (:meth:`simulate`) moves on ``spec``, a
+        measure of what it costs (what ``simgpu validate`` orders a family's replays by): the
+        window's lines (one replay per process serves every array size of its op's mix,
+        :func:`_window`), or the bytes of the trips replayed (both samples, where the loop is
+        sampled in trips) by the slice of the GPU the replay runs on. An estimate: a replay
+        from DRAM costs more per byte than one from the L2 (on h100-sxm, 16 MiB copied from the
+        L2 replays in 2.3 s, 32 MiB from DRAM in 10 s)."""
+        if self._windowed(spec):
+            return float(WINDOW_LINES * spec.l1.line_bytes)
+        w = self.for_device(spec)
+        trips = w.trips
+        replayed = min(1.0, sum(GRID_STRIDE_SAMPLES) / trips) if trips > 0 else 1.0
+        return self.compulsory_bytes * replayed / default_slice(spec, w.launch().num_blocks)
 
     def steady_state(self, spec: DeviceSpec, *, seed: int = 0) -> SimResult:
         """The kernel's steady state: :data:`WINDOW_LINES` consecutive lines streamed through
