@@ -160,3 +160,54 @@ def test_a_torn_last_line_costs_only_its_point(tmp_path, point_fn):
     from simgpu.sweep import load_table
 
     assert sorted(load_table(out, points)["x"]) == [0, 1, 2, 3, 4]
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (an exited process its parent has not reaped yet, a zombie,
+    does not)."""
+    import os
+
+    status = Path(f"/proc/{pid}/status")
+    if status.parent.parent.exists() and Path("/proc/self").exists():
+        try:
+            return "\nState:\tZ" not in status.read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_worker_processes_end_with_a_parent_killed_by_a_signal(tmp_path: Path) -> None:
+    # a sweep or validate killed by SIGTERM cannot shut its pool down: its workers must not run
+    # on with their tasks (here a 60 s one) beside whatever runs next
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent("""\
+        import os, sys, time
+        from simgpu.sweep.engine import worker_pool
+        if __name__ == "__main__":
+            pool = worker_pool(1)
+            pid = pool.submit(os.getpid).result()
+            pool.submit(time.sleep, 60)
+            print(pid, flush=True)
+            time.sleep(60)
+        """))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        assert _alive(worker)
+        parent.terminate()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        parent.kill()

@@ -28,6 +28,7 @@ import math
 import multiprocessing as mp
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -220,6 +221,33 @@ def check_workers(workers: int | None) -> None:
         raise SweepError(f"workers = {workers}: expected 0 (this process) or more")
 
 
+#: How often (seconds) a worker process of :func:`worker_pool` checks that its parent lives.
+PARENT_CHECK_S = 0.5
+
+
+def worker_pool(n_workers: int) -> ProcessPoolExecutor:
+    """A pool of ``n_workers`` spawned processes (workers free of this process's threads and
+    state: fork is unsafe with threads) that end with this process. A parent killed by a signal
+    (SIGTERM, SIGKILL) cannot shut its pool down, and its workers would run on, unseen, until
+    their tasks end: minutes of a sweep point or of a ``validate`` family, spent beside whatever
+    runs next (and from its wall-time budgets). Each worker watches its parent and exits when it
+    is gone."""
+    return ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """(In a worker of :func:`worker_pool`.) Exit once the process ``parent`` is gone: the
+    worker is then another process's child (the init process's, or a subreaper's)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="simgpu-parent-watch", daemon=True).start()
+
+
 def run_points(
     fn: PointFn,
     points: Iterable[dict[str, Any]],
@@ -319,8 +347,6 @@ def _run_pool(
     """Local processes. When a worker dies the pool breaks and every point in flight fails with
     it; those points are then rerun one at a time, each in a fresh one-process pool, so only
     the point that kills its process is retried (up to ``max_attempts``) and then given up."""
-    # "spawn" keeps workers free of the driver's threads and state (fork is unsafe with threads)
-    ctx = mp.get_context("spawn")
     pending = dict(todo)
     attempts: dict[str, int] = {k: 0 for k in pending}
     suspects: list[str] = []
@@ -342,7 +368,7 @@ def _run_pool(
     while pending:
         if suspects:
             k = suspects.pop(0)
-            solo = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+            solo = worker_pool(1)
             try:
                 ok = settle(k, solo.submit(_call, fn, pending[k]))
             finally:
@@ -355,7 +381,7 @@ def _run_pool(
                 else:
                     suspects.append(k)
             continue
-        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
+        pool = worker_pool(n_workers)
         futures: dict[Any, str] = {}
         broken = False
         try:

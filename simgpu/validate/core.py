@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from simgpu.calibrate.dataset import RunDir
 from simgpu.calibrate.fit import size_halves
 from simgpu.errors import SimgpuError
 from simgpu.io import OutputError, save_figure
-from simgpu.sweep.engine import check_workers
+from simgpu.sweep.engine import check_workers, worker_pool
 from simgpu.validate.families import Family, families, params_text, pct_error, view_values
 
 VIEWS = ("simulated", "analytical", "learned")
@@ -99,11 +97,10 @@ def validate_run(
     if n_workers <= 1:
         done = {t: _compare_families(spec, items, views) for t, items in tasks.items()}
     else:
-        # "spawn", as simgpu sweep's processes: workers free of this process's threads; the
-        # longest table (the GEMMs: simulated, learned) first
+        # simgpu sweep's processes (spawned, and ending with this one); the longest table (the
+        # GEMMs: simulated, learned) first
         order = sorted(tasks, key=lambda t: t != "gemm")
-        with ProcessPoolExecutor(max_workers=n_workers,
-                                 mp_context=mp.get_context("spawn")) as pool:
+        with worker_pool(n_workers) as pool:
             futures = {t: pool.submit(_compare_families, spec, tasks[t], views) for t in order}
             done = {t: futures[t].result() for t in order}
     frames: list[pd.DataFrame] = []
