@@ -237,8 +237,9 @@ def worker_pool(n_workers: int) -> ProcessPoolExecutor:
 
 
 def _exit_with_parent(parent: int) -> None:
-    """(In a worker of :func:`worker_pool`.) Exit once the process ``parent`` is gone: the
-    worker is then another process's child (the init process's, or a subreaper's)."""
+    """(In a worker of :func:`worker_pool`.) Exit once the process ``parent`` is gone: on Unix
+    the worker is then another process's child (the init process's, or a subreaper's); a
+    Windows process keeps its parent's id (``os.getppid``), so there it runs on as before."""
 
     def watch() -> None:
         while os.getppid() == parent:
