@@ -101,24 +101,28 @@ def test_every_stream_row_is_chosen_cheapest_replay_first_unless_max_sim_caps_th
     spec = devices.get("h100-sxm")
     fam = families.families()["stream"]
     rows = fam.select(RunDir.open(H100_FULL).read_table("stream"))
-    ws = [families.workload_for_row(fam, r) for r in rows.to_dict(orient="records")]
-    costs = families._costs(rows, fam, ws, spec)
-    assert costs is not None
-    picks = families._picks(rows, fam, None, costs)
-    assert sorted(picks) == list(rows.index)  # every row, for the budget to take in turn
-    assert list(costs[picks]) == sorted(costs)
+    plan = families.replay_plan(spec, fam, rows)
+    assert sorted(plan.index) == list(rows.index)  # every row, for the budget to take in turn
+    assert list(plan) == sorted(plan)  # cheapest first
     # arrays far larger than the L2 are one short window each, cheaper than trip-sampled
     # replays of 64 MiB arrays (the costliest kind, 5-15 s each on h100-sxm)
     windowed = rows["array_B"] >= memory.DRAM_RESIDENT_L2 * spec.l2.size_bytes
-    order = {label: k for k, label in enumerate(picks)}
+    order = {label: k for k, label in enumerate(plan.index)}
     last_window = max(order[i] for i in rows.index[windowed])
     assert all(order[i] > last_window for i in rows.index[rows["array_B"] == 64 << 20])
-    capped = families._picks(rows, fam, 4, costs)
-    per_op = rows.loc[capped].groupby("op")["array_B"]
+    capped = families.replay_plan(spec, fam, rows, max_sim=4)
+    per_op = rows.loc[capped.index].groupby("op")["array_B"]
     assert (per_op.size() == 4).all()
     # spread over the sizes: each op's smallest and largest array among its four
     assert (per_op.min() == rows["array_B"].min()).all()
     assert (per_op.max() == rows["array_B"].max()).all()
+    # the GEMMs keep 4 per kernel and dtype unless told otherwise
+    gemm = families.families()["gemm_time"]
+    g_rows = gemm.select(RunDir.open(H100_FULL).read_table("gemm"))
+    per_curve = g_rows.loc[families.replay_plan(spec, gemm, g_rows).index].groupby(
+        ["kernel", "dtype", "tile_m"]).size()
+    assert per_curve.max() == 4
+    assert len(families.replay_plan(spec, gemm, g_rows, max_sim=100)) == len(g_rows)
 
 
 @pytest.mark.skipif(not H100_QUICK.exists(), reason="committed H100 run not in this checkout")

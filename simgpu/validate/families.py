@@ -40,7 +40,7 @@ from simgpu.workloads import PointerChase, Stream, Workload
 from simgpu.workloads.gemm import GemmBase
 
 __all__ = ["Family", "families", "learned_training_data", "params_text", "pct_error",
-           "view_values", "workload_for_row"]
+           "replay_plan", "view_values", "workload_for_row"]
 
 #: A view's answer for a family: one value per measured row (NaN = not modelled), and a note.
 ViewResult = tuple[np.ndarray, str]
@@ -187,18 +187,42 @@ def _costs(rows: pd.DataFrame, fam: Family, ws: list[Workload | None],
     return pd.Series(values, index=rows.index, dtype=float)
 
 
+def _replayable(spec: Any, fam: Family, rows: pd.DataFrame,
+                ws: list[Workload | None]) -> pd.Series:
+    """Which rows the simulator can replay (their kernel has a simulated view, and the family
+    says so)."""
+    ok = pd.Series([w is not None and "simulated" in w.entry().views for w in ws],
+                   index=rows.index)
+    if fam.sim_rows is not None:
+        ok &= fam.sim_rows(spec, rows)
+    return ok
+
+
+def replay_plan(spec: Any, fam: Family, rows: pd.DataFrame,
+                ws: list[Workload | None] | None = None,
+                max_sim: int | None = None) -> pd.Series:
+    """The rows of ``fam`` (its selected measured rows, ``fam.select``) that validate's
+    simulated view replays on ``spec``, by label, in the order it replays them until its
+    budget is spent, with each one's cost in the family's measure (NaN where the family has
+    none: its rows are cheap). ``ws``: the rows' workloads (:func:`workload_for_row`), where
+    they are made already; ``max_sim``: at most that many rows per curve (None: the family's
+    own rule, :attr:`Family.max_sim`)."""
+    if ws is None:
+        ws = [workload_for_row(fam, r) for r in rows.to_dict(orient="records")]
+    candidates = rows[_replayable(spec, fam, rows, ws)]
+    costs = _costs(candidates, fam, ws, spec)
+    picks = _picks(candidates, fam, fam.max_sim if max_sim is None else int(max_sim), costs)
+    values = [math.nan if costs is None else float(costs[i]) for i in picks]
+    return pd.Series(values, index=pd.Index(picks), dtype=float, name="cost")
+
+
 def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | None],
                opts: Mapping[str, Any]) -> ViewResult:
     out = _nan(len(rows))
     if opts["metric"] not in ("time_s", "latency_ns", "bandwidth_GBps"):
         return out, "the simulator has no power model"
-    ok = pd.Series([w is not None and "simulated" in w.entry().views for w in ws],
-                   index=rows.index)
-    if fam.sim_rows is not None:
-        ok &= fam.sim_rows(spec, rows)
-    candidates = rows[ok]
-    max_sim = fam.max_sim if opts["max_sim"] is None else int(opts["max_sim"])
-    picks = _picks(candidates, fam, max_sim, _costs(candidates, fam, ws, spec))
+    plan = replay_plan(spec, fam, rows, ws, opts["max_sim"])
+    picks = [int(i) for i in plan.index]
     params = DeviceParams.from_spec(spec)
     launch_s = params.launch_overhead_s if fam.sim_plus_launch else 0.0
     # the harness's shortest call of the family's own kernels, where a calibration fitted it
@@ -250,7 +274,7 @@ def _simulated(spec: Any, fam: Family, rows: pd.DataFrame, ws: list[Workload | N
         note += f"; {len(picks) - done} more chosen, wall budget {opts['sim_budget_s']:g} s spent"
     if unavailable:
         note += f"; {unavailable} chosen rows the simulated view cannot answer"
-    skipped = int((~ok).sum())
+    skipped = len(rows) - int(_replayable(spec, fam, rows, ws).sum())
     if skipped:
         note += f"; {skipped} rows it does not replay"
     return out, note
