@@ -105,7 +105,7 @@ def test_every_stream_row_is_chosen_cheapest_replay_first_unless_max_sim_caps_th
     assert sorted(plan.index) == list(rows.index)  # every row, for the budget to take in turn
     assert list(plan) == sorted(plan)  # cheapest first
     # arrays far larger than the L2 are one short window each, cheaper than trip-sampled
-    # replays of 64 MiB arrays (the costliest kind, 5-15 s each on h100-sxm)
+    # replays of 64 MiB arrays (the costliest kind, 5-25 s each on h100-sxm)
     windowed = rows["array_B"] >= memory.DRAM_RESIDENT_L2 * spec.l2.size_bytes
     order = {label: k for k, label in enumerate(plan.index)}
     last_window = max(order[i] for i in rows.index[windowed])
