@@ -419,7 +419,7 @@ class Stream(Workload):
             return float(WINDOW_LINES * spec.l1.line_bytes)
         w = self.for_device(spec)
         trips = w.trips
-        replayed = min(1.0, sum(GRID_STRIDE_SAMPLES) / trips) if trips > 0 else 1.0
+        replayed = min(1.0, sum(w.loop_samples) / trips) if trips > 0 else 1.0
         return self.compulsory_bytes * replayed / default_slice(spec, w.launch().num_blocks)
 
     def steady_state(self, spec: DeviceSpec, *, seed: int = 0) -> SimResult:
