@@ -184,7 +184,8 @@ def test_gemms_slice_only_from_a_warm_l2_through_shared_memory_or_when_asked() -
     # A and B start in the L2: the slice sampling picks
     warm = w.simulate(spec, warm_l2=True)
     assert warm.sm_slice == 4 and warm.sampled
-    assert warm.time_s_spread >= SLICE_SPREAD * warm.time_s
+    # (at least the slice's own share: the trip extrapolation may add nothing; one ulp of slack)
+    assert warm.time_s_spread >= SLICE_SPREAD * warm.time_s * (1 - 1e-12)
     assert w.simulate(spec, warm_l2=True, sample=False).sm_slice == 1
     assert w.simulate(spec, warm_l2=True, sm_slice=1).sm_slice == 1
     # ...but not for a kernel that reads its operands from global memory on every k, nor

@@ -129,3 +129,56 @@ def test_a_warp_reading_a_register_a_load_writes_waits_on_memory() -> None:
     state.WF[w, core.F_MEM + 4] = 1.0
     core.charge(state.WF, state.SF, table.DI, 0, w, rec, 50.0, 80.0)
     assert state.SF[0, core.SF_STALL + core.S_MEMORY] == 30.0
+
+
+def test_the_sms_loop_books_the_lsu_in_time_order_over_its_sub_cores() -> None:
+    """Sub-core 1's shared load can issue at cycle 0 and sub-core 0's at cycle 2: the earlier
+    books the SM's LD/ST unit first (4 cycles), whichever sub-core comes first in the SM; on a
+    tie the sub-core that has waited longest goes first; nothing waits for the global clock
+    within the run-ahead."""
+    state = core.IssueState(2, {core.C_GTO: 1, core.C_RUN_AHEAD: 16.0,
+                                core.C_SHARED_LAT: 30.0}, 0)
+    table = core.DecodeTable()
+    lds = [table.record(core.K_SHARED, core.U_LSU, "ld", (2,), (r,), 0.0, 0.0, 0, False, 4,
+                        False) for r in (8, 9)]
+    ext = table.record(core.K_EXIT, core.U_CTRL, "exit", (), (), 0.0, 0.0, 0, True, 0, False)
+    codes = np.array([*lds, ext], np.int32)
+    w0 = state.add_warp(0, codes, 0, 2.0, core.U_LSU)  # sub-core 0, ready at cycle 2
+    w1 = state.add_warp(1, codes, 1, 0.0, core.U_LSU)  # sub-core 1, ready at cycle 0
+    code, sub, w, ti = core.step(*state.arrays(table), 0.0)
+
+    def start(w: int, r: int) -> float:  # when the load's wavefronts began
+        return float(state.WF[w, core.F_REG + r]) - (4 - 1 + 30.0)
+
+    assert start(w1, 8) == 0.0  # the unit from cycle 0
+    # at 4 both sub-cores' next loads can issue: sub-core 0, idle since 0, before sub-core 1
+    assert start(w0, 8) == 4.0
+    assert start(w1, 9) == 8.0
+    # then sub-core 1's exit (at 9) lines up with the clock, before sub-core 0's second load
+    assert (code, sub, w, ti) == (core.R_WAIT, 1, w1, 9.0)
+    assert state.SF[0, core.SF_STALL + core.S_LSU] == 4.0  # cycles 0-4 of sub-core 0
+
+
+def test_sub_cores_contending_for_the_lsu_share_it_evenly() -> None:
+    """Four warps of one block, one per sub-core, each two runs of 4-wavefront shared loads
+    with a barrier between them: the SM's LD/ST unit is busy from the first load to the last
+    (time-ordered bookings leave no holes) and the four reach the barrier together, since the
+    sub-core that has waited longest wins a tie for the unit. (With the lowest sub-core first
+    on a tie, sub-core 3 waits for the other three: 541 cycles at the barrier.)"""
+    spec = devices.get("h100-sxm")
+    spec = dataclasses.replace(spec, compute=dataclasses.replace(spec.compute, sm_count=1))
+    n = 32
+    row = tuple(range(0, 32 * 16, 16))  # 32 lanes x 16 B: 512 B, 4 return cycles
+
+    def lds(i: int) -> Instruction:
+        return Instruction(pc=0, opcode="LDS.U.128", op="ld", dst=(8 + 4 * (i % 4),),
+                           src=(2,), space="shared", width=16, addrs=row)
+
+    warp = ([lds(i) for i in range(n)] + [Instruction(pc=0, opcode="BAR.SYNC", op="bar")]
+            + [lds(i) for i in range(n)] + [Instruction(pc=0, opcode="EXIT", op="exit")])
+    launch = KernelLaunch("k", (1, 1, 1), (128, 1, 1), 32)
+    res = simulate_trace(ListTrace(launch, {0: [list(warp) for _ in range(4)]}), spec,
+                         system_factory=stub_factory(100.0), request_cls=StubRequest)
+    busy = 4 * 2 * n * 4  # cycles of the unit
+    assert busy - 4 < res.cycles <= busy + 2 * 16
+    assert res.stalls["barrier"] <= 4 * 16

@@ -1,11 +1,12 @@
-"""The compiled issue logic of :class:`simgpu.sim.sm.SubCore`: picking a warp, the scoreboard,
-the register-file banks and operand cache, and the issue of ALU and shared-memory instructions,
-as numba functions over arrays.
+"""The compiled issue logic of an SM's sub-cores (:class:`simgpu.sim.sm.SubCore`): picking a
+warp, the scoreboard, the register-file banks and operand cache, and the issue of ALU,
+shared-memory and control instructions, as numba functions over arrays.
 
 :mod:`simgpu.sim.sm` documents the rules (GTO and LRR picking, run-ahead, stall reasons, the
 SM-wide LD/ST unit) and keeps the rest in Python: global memory, barriers, copy groups, exits
-and SimPy. One call of :func:`step` runs a sub-core's scheduler until it must yield to SimPy or
-hand an instruction to Python, and says which (the ``R_*`` codes).
+and SimPy. One call of :func:`step` runs the SM's schedulers, the earliest pick of its
+sub-cores first, until it must yield to SimPy, hand an instruction to Python or put a sub-core
+to sleep, and says which (the ``R_*`` codes).
 
 State of one SM (:class:`IssueState`; the ``*_N`` constants give each array's width):
 
@@ -20,8 +21,11 @@ State of one SM (:class:`IssueState`; the ``*_N`` constants give each array's wi
 * ``SI[sub, SI_*]``: each sub-core's warp count, last issued warp (GTO), round-robin counter
   (LRR), issue and register-file counters, issue counts per opcode class, register-file cache
   and warps (:class:`IssueState` gives the columns);
-* ``SF[sub, unit]``: when each functional unit is free; ``SF[sub, SF_STALL + k]``: the cycles
-  booked to stall reason ``k``;
+* ``SI[sub, SI_MODE]``: awake, asleep (every warp waits, until Python wakes it), without
+  warps, or done (``M_*``);
+* ``SF[sub, unit]``: when each functional unit is free; ``SF[sub, SF_T]``: the sub-core's clock
+  (its next free issue cycle); ``SF[sub, SF_T0]``: when it fell asleep;
+  ``SF[sub, SF_STALL + k]``: the cycles booked to stall reason ``k``;
 * ``MF[MF_*]``: the SM's LD/ST unit (next free cycle), FLOPs and shared-memory wavefronts;
   ``MF[C_*]``: the constants.
 
@@ -101,9 +105,15 @@ SI_ISSUED = 3
 SI_RF_CONFLICT = 4
 SI_RF_HITS = 5
 SI_RF_READS = 6
-SI_CNT = 7  # issued instructions per opcode class, then the RFC and the warps (see IssueState)
-SF_STALL = len(UNITS)
+SI_MODE = 7  # M_AWAKE, M_ASLEEP (every warp waits), M_EMPTY (no warps), M_DONE (and no more)
+SI_CNT = 8  # issued instructions per opcode class, then the RFC and the warps (see IssueState)
+SF_T = len(UNITS)  # the sub-core's local clock: its next free issue cycle
+SF_T0 = SF_T + 1  # when it fell asleep (M_ASLEEP, M_EMPTY)
+SF_STALL = SF_T0 + 1
 SF_N = SF_STALL + len(STALL_REASONS)
+#: A sub-core's mode (``SI[sub, SI_MODE]``): it picks and issues; it sleeps until a warp of its
+#: is woken; it has no warps until a block arrives; it has none and no block will come.
+M_AWAKE, M_ASLEEP, M_EMPTY, M_DONE = range(4)
 
 # ---- MF: the SM, then the constants ----------------------------------------------------------
 MF_LSU = 0
@@ -124,11 +134,13 @@ MF_N = 14
 
 # ---- what step() returns -----------------------------------------------------------------------
 R_NO_WARPS = 0  # the sub-core has no warps
-R_NO_CAND = 1  # every warp waits (memory, barrier, copies): sleep until woken
-R_WAIT_SHORT = 2  # line up with the global clock: a timeout to ``ti`` (not interruptible)
-R_WAIT_LONG = 3  # sleep until ``ti`` or a wake, whichever is first
-R_OTHER = 4  # issue the warp's instruction in Python at ``ti``
-R_EXIT = 5  # the warp's stream ended with the instruction issued at ``ti``
+R_NO_CAND = 1  # every warp of the sub-core waits (memory, barrier, copies): it sleeps until woken
+R_WAIT = 2  # the SM's next issue is at ``ti``, at most the run-ahead ahead: a timeout to ``ti``
+R_WAIT_LONG = 7  # the SM's next issue is at ``ti``, further ahead: sleep until then or a wake
+R_OTHER = 3  # issue the warp's instruction in Python at ``ti``
+R_EXIT = 4  # the warp's stream ended with the instruction issued at ``ti``
+R_IDLE = 5  # no sub-core is awake
+R_GO = 6  # (within step: the instruction was issued, go on)
 
 INF = np.inf
 
@@ -250,125 +262,166 @@ def refresh(WI: np.ndarray, WF: np.ndarray, CODE: np.ndarray, DI: np.ndarray, w:
 
 
 @njit(cache=True)
-def step(WI: np.ndarray, WF: np.ndarray, CODE: np.ndarray, SI: np.ndarray, SF: np.ndarray,
-         MF: np.ndarray, DI: np.ndarray, DF: np.ndarray, s: int, t: float, now: float,
-         pend: int, pti: float) -> tuple[int, int, float, float]:
-    """Run sub-core ``s``'s scheduler from its local clock ``t`` at global time ``now``.
+def pick(WI: np.ndarray, WF: np.ndarray, SI: np.ndarray, SF: np.ndarray, s: int, t: float,
+         gto: bool, order: int) -> tuple[int, float]:
+    """Sub-core ``s``'s choice at its local clock ``t``: ``(warp, cycle it can issue)``, the
+    warp -1 when every warp waits (GTO: the last warp issued while it can issue at ``t``, else
+    the oldest that can issue first; LRR: round robin from the next warp)."""
+    n = SI[s, SI_COUNT]
+    last = SI[s, SI_LAST]
+    if gto and last >= 0:
+        rt = WF[last, F_READY]
+        u = SF[s, WI[last, W_UNIT]]
+        if u > rt:
+            rt = u
+        if rt <= t:
+            return last, rt
+    cand = -1
+    cand_t = INF
+    k0 = 0 if gto else SI[s, SI_RR] % n
+    for j in range(n):
+        x = SI[s, order + (k0 + j) % n] if k0 else SI[s, order + j]
+        rt = WF[x, F_READY]
+        if rt < cand_t:
+            u = SF[s, WI[x, W_UNIT]]
+            if u > rt:
+                rt = u
+            if rt < cand_t:
+                cand = x
+                cand_t = rt
+                if rt <= t:
+                    break
+    return cand, cand_t
 
-    ``pend >= 0``: the sub-core yielded to line warp ``pend`` up with the global clock at
-    ``pti`` and is back (woken early when ``now < pti``). Returns ``(code, warp, ti, t)``: an
-    ``R_*`` code, the warp and cycle it concerns, and the local clock."""
+
+@njit(cache=True)
+def issue(WI: np.ndarray, WF: np.ndarray, CODE: np.ndarray, SI: np.ndarray, SF: np.ndarray,
+          MF: np.ndarray, DI: np.ndarray, DF: np.ndarray, s: int, w: int, ti: float,
+          banks_on: bool, gto: bool) -> int:
+    """Issue warp ``w``'s next instruction on sub-core ``s`` at cycle ``ti``: ALU and shared
+    memory here (then ``R_GO``, or ``R_EXIT`` at the end of the warp's stream), the rest by
+    Python (``R_OTHER``). Moves the warp and the sub-core's clock on."""
+    t = SF[s, SF_T]
+    rec = CODE[WI[w, W_OFF] + WI[w, W_PC]]
+    if ti > t:
+        charge(WF, SF, DI, s, w, rec, t, ti)
+    SI[s, SI_LAST] = w
+    if not gto:
+        SI[s, SI_RR] += 1
+    kind = DI[rec, D_KIND]
+    nsrc = DI[rec, D_NSRC]
+    nd = DI[rec, D_NDST]
+    op = DI[rec, D_OP]
+    SI[s, SI_ISSUED] += 1
+    SI[s, SI_CNT + op] += 1
+    WI[w, W_PC] += 1
+    if kind == K_ALU:
+        t = ti + 1.0
+        rc = 1
+        if banks_on and DI[rec, D_RF] != 0:
+            rc = rf_access(SI, MF, DI, s, WI[w, W_GID], rec)
+            if rc > 1:
+                SF[s, SF_STALL + S_RF] += rc - 1
+                t = ti + rc
+        t_exec = ti + rc - 1
+        if nd:
+            done = t_exec + DF[rec, DF_LAT]
+            for k in range(nd):
+                r = DI[rec, D_REG + nsrc + k]
+                WF[w, F_REG + r] = done
+                WF[w, F_MEM + r] = 0.0
+        SF[s, DI[rec, D_UNIT]] = t_exec + DF[rec, DF_II]
+        if DI[rec, D_FLOPS]:
+            MF[MF_FLOPS] += DI[rec, D_FLOPS]
+        if op == OP_SHFL:
+            lsu_claim(SF, MF, t_exec, 1.0)
+    elif kind == K_SHARED:
+        t = ti + 1.0
+        waves = DI[rec, D_WAVES]
+        MF[MF_WAVES] += waves
+        start = lsu_claim(SF, MF, ti, float(waves))
+        if op != OP_ST:
+            done = start + waves - 1 + MF[C_SHARED_LAT]
+            for k in range(nd):
+                WF[w, F_REG + DI[rec, D_REG + nsrc + k]] = done
+    elif kind == K_CTRL:
+        # branch / misc: a fixed short latency on the control path
+        t = ti + 1.0
+        done = ti + DF[rec, DF_LAT]
+        for k in range(nd):
+            WF[w, F_REG + DI[rec, D_REG + nsrc + k]] = done
+    else:
+        # issued by Python (global memory, barriers, copy groups, exits)
+        SF[s, SF_T] = t if t > ti else ti
+        return R_OTHER
+    SF[s, SF_T] = t
+    # ---- the warp's next instruction: exit, or scoreboard ------------------------------------
+    if WI[w, W_PC] >= WI[w, W_N]:
+        return R_EXIT
+    refresh(WI, WF, CODE, DI, w, t)
+    return R_GO
+
+
+@njit(cache=True)
+def step(WI: np.ndarray, WF: np.ndarray, CODE: np.ndarray, SI: np.ndarray, SF: np.ndarray,
+         MF: np.ndarray, DI: np.ndarray, DF: np.ndarray, now: float) -> tuple[int, int, int, float]:
+    """Run the SM's schedulers at global time ``now`` until they must yield to SimPy or hand an
+    instruction to Python. Each awake sub-core picks a warp at its own clock, and the earliest
+    of their picks issues (on a tie, that of the sub-core whose clock is earliest, then the
+    lowest), so the four book the SM-wide LD/ST
+    unit in time order without lining up with the global clock. Instructions that reach beyond
+    the SM (global memory, barriers, exits: ``D_SYNC``) or lie more than the run-ahead ahead
+    of ``now`` wait for the clock. Returns ``(code, sub-core, warp, ti)``: an ``R_*`` code and
+    the sub-core, warp and cycle it concerns."""
     gto = MF[C_GTO] != 0.0
     banks_on = MF[C_BANKS_ON] != 0.0
     run_ahead = MF[C_RUN_AHEAD]
     order = int(MF[C_ORD])  # SI[s, order + k]: the sub-core's k-th warp, oldest first
-    for j in range(SI[s, SI_COUNT]):  # readiness Python asked to recompute
-        x = SI[s, order + j]
-        if WI[x, W_DIRTY]:
-            WI[x, W_DIRTY] = 0
-            refresh(WI, WF, CODE, DI, x, WF[x, F_TMIN])
-    w = pend
-    ti = pti
-    go = False  # issue w at ti without picking
-    if w >= 0:
-        rec = CODE[WI[w, W_OFF] + WI[w, W_PC]]
-        if now < ti:  # woken early: something else may be ready now
-            charge(WF, SF, DI, s, w, rec, t, now)
-            if now > t:
-                t = now
-        else:
-            go = True
+    subs = int(MF[C_SUBS])
+    for s in range(subs):  # readiness Python asked to recompute
+        for j in range(SI[s, SI_COUNT]):
+            x = SI[s, order + j]
+            if WI[x, W_DIRTY]:
+                WI[x, W_DIRTY] = 0
+                refresh(WI, WF, CODE, DI, x, WF[x, F_TMIN])
     while True:
-        if not go:
-            n = SI[s, SI_COUNT]
-            if n == 0:
-                return R_NO_WARPS, -1, 0.0, t
-            # ---- pick a warp --------------------------------------------------------------
-            cand = -1
-            cand_t = INF
-            last = SI[s, SI_LAST]
-            if gto and last >= 0:
-                rt = WF[last, F_READY]
-                u = SF[s, WI[last, W_UNIT]]
-                if u > rt:
-                    rt = u
-                if rt <= t:
-                    cand = last
-                    cand_t = rt
+        best = -1
+        w = -1
+        ti = INF
+        tb = INF
+        for s in range(subs):
+            if SI[s, SI_MODE] != M_AWAKE:
+                continue
+            if SI[s, SI_COUNT] == 0:
+                return R_NO_WARPS, s, -1, 0.0
+            t = SF[s, SF_T]
+            cand, cand_t = pick(WI, WF, SI, SF, s, t, gto, order)
             if cand < 0:
-                k0 = 0 if gto else SI[s, SI_RR] % n
-                for j in range(n):
-                    x = SI[s, order + (k0 + j) % n] if k0 else SI[s, order + j]
-                    rt = WF[x, F_READY]
-                    if rt < cand_t:
-                        u = SF[s, WI[x, W_UNIT]]
-                        if u > rt:
-                            rt = u
-                        if rt < cand_t:
-                            cand = x
-                            cand_t = rt
-                            if rt <= t:
-                                break
-            if cand < 0:
-                return R_NO_CAND, -1, 0.0, t
-            w = cand
-            rec = CODE[WI[w, W_OFF] + WI[w, W_PC]]
-            ti = cand_t if cand_t > t else t
-            if ti > now and (ti - now > run_ahead or WI[w, W_PC] == WI[w, W_N] - 1
-                             or DI[rec, D_SYNC] != 0):
-                if ti - now <= run_ahead:
-                    return R_WAIT_SHORT, w, ti, t
-                return R_WAIT_LONG, w, ti, t
-        go = False
+                return R_NO_CAND, s, -1, 0.0
+            if cand_t < t:
+                cand_t = t
+            # on a tie, the sub-core that has waited longest (issued last the longest ago)
+            if cand_t < ti or (cand_t == ti and t < tb):
+                best = s
+                w = cand
+                ti = cand_t
+                tb = t
+        if best < 0:
+            return R_IDLE, -1, -1, 0.0
         rec = CODE[WI[w, W_OFF] + WI[w, W_PC]]
-        if ti > t:
-            charge(WF, SF, DI, s, w, rec, t, ti)
-        SI[s, SI_LAST] = w
-        if not gto:
-            SI[s, SI_RR] += 1
-        kind = DI[rec, D_KIND]
-        nsrc = DI[rec, D_NSRC]
-        nd = DI[rec, D_NDST]
-        op = DI[rec, D_OP]
-        SI[s, SI_ISSUED] += 1
-        SI[s, SI_CNT + op] += 1
-        WI[w, W_PC] += 1
-        if kind == K_ALU:
-            t = ti + 1.0
-            rc = 1
-            if banks_on and DI[rec, D_RF] != 0:
-                rc = rf_access(SI, MF, DI, s, WI[w, W_GID], rec)
-                if rc > 1:
-                    SF[s, SF_STALL + S_RF] += rc - 1
-                    t = ti + rc
-            t_exec = ti + rc - 1
-            if nd:
-                done = t_exec + DF[rec, DF_LAT]
-                for k in range(nd):
-                    r = DI[rec, D_REG + nsrc + k]
-                    WF[w, F_REG + r] = done
-                    WF[w, F_MEM + r] = 0.0
-            SF[s, DI[rec, D_UNIT]] = t_exec + DF[rec, DF_II]
-            if DI[rec, D_FLOPS]:
-                MF[MF_FLOPS] += DI[rec, D_FLOPS]
-            if op == OP_SHFL:
-                lsu_claim(SF, MF, t_exec, 1.0)
-        elif kind == K_SHARED:
-            t = ti + 1.0
-            waves = DI[rec, D_WAVES]
-            MF[MF_WAVES] += waves
-            start = lsu_claim(SF, MF, ti, float(waves))
-            if op != OP_ST:
-                done = start + waves - 1 + MF[C_SHARED_LAT]
-                for k in range(nd):
-                    WF[w, F_REG + DI[rec, D_REG + nsrc + k]] = done
-        else:
-            # issued by Python (global memory, barriers, copy groups, exits, control)
-            return R_OTHER, w, ti, t
-        # ---- the warp's next instruction: exit, or scoreboard --------------------------------
-        if WI[w, W_PC] >= WI[w, W_N]:
-            return R_EXIT, w, ti, t
-        refresh(WI, WF, CODE, DI, w, t)
+        sync = WI[w, W_PC] == WI[w, W_N] - 1 or DI[rec, D_SYNC] != 0
+        if ti > now:
+            if ti - now > run_ahead:
+                return R_WAIT_LONG, best, w, ti
+            if sync:
+                return R_WAIT, best, w, ti
+        elif sync and ti < now:
+            # a warp woken while the loop waited for the clock (R_WAIT) issues what reaches
+            # beyond the SM no earlier than the clock
+            ti = now
+        code = issue(WI, WF, CODE, SI, SF, MF, DI, DF, best, w, ti, banks_on, gto)
+        if code != R_GO:
+            return code, best, w, ti
 
 
 @njit(cache=True)

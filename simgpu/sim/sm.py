@@ -1,13 +1,15 @@
 """Streaming multiprocessor: sub-cores with warp schedulers, scoreboard, register file, units.
 
-One SimPy process per sub-core (never per instruction or per request). A sub-core keeps the
-issue time of each of its warps' next instruction (:attr:`Warp.ready`, from a per-register
+One SimPy process per SM (never per instruction or per request). A sub-core keeps the issue
+time of each of its warps' next instruction (:attr:`Warp.ready`, from a per-register
 scoreboard); its scheduler picks a warp (GTO: the last warp while it can issue, else the oldest
 ready; LRR: round robin), computes when that instruction can issue (operands ready, functional
-unit free, register-bank reads), and advances its local clock by arithmetic. It yields to SimPy
-only to hand a memory request to the memory system at the right time, when it has run more than
-:data:`RUN_AHEAD_CYCLES` ahead of the global clock, or when every warp waits on memory or a
-barrier (then it sleeps until a completion wakes it). A stalled warp costs no simulation time.
+unit free, register-bank reads), and advances its own clock by arithmetic. The SM's loop issues
+the earliest of its sub-cores' picks, so they book the SM-wide LD/ST unit in time order. It
+yields to SimPy only to hand a memory request to the memory system (or reach a barrier or an
+exit) at the right time, when the next issue lies more than :data:`RUN_AHEAD_CYCLES` ahead of
+the global clock, or when every sub-core's warps wait on memory or a barrier (then it sleeps
+until a completion wakes one). A stalled warp costs no simulation time.
 
 The scheduler's state and its ALU and shared-memory issue are compiled code over arrays
 (:mod:`simgpu.sim.issue_core`, one :class:`~simgpu.sim.issue_core.IssueState` per SM); this
@@ -86,8 +88,9 @@ __all__ = [
 
 INF = math.inf
 
-#: How far (cycles) a sub-core may run ahead of the global clock on register-only work before it
-#: yields. Memory completions that arrive meanwhile are seen at most this late by its scheduler.
+#: How far (cycles) an SM may run ahead of the global clock on work within the SM (registers,
+#: shared memory) before it yields, and how long it lines up with the clock without being woken.
+#: Memory completions that arrive meanwhile are seen at most this late by its schedulers.
 #: assumption: 16 cycles is below any memory latency in the device files (L1 hit >= 28 cycles), so
 #: no completion can be both issued and missed inside one run-ahead window.
 RUN_AHEAD_CYCLES = 16.0
@@ -587,10 +590,10 @@ class Decoder:
             tm.interval if tm is not None else 0.0,
             flops,
             # global memory, barriers and exits line up with the global clock to reach the
-            # memory system and the block's other warps in time order; so do shared-memory
-            # accesses and shuffles, which book the SM-wide LD/ST unit (a booking made ahead of
-            # the clock by a sub-core running ahead would hold back an earlier one of another)
-            (op in _SYNC_OPS and inst.space != "shared") or kind == K_SHARED or op == "shfl",
+            # memory system and the block's other warps in time order; shared-memory accesses
+            # and shuffles book the SM-wide LD/ST unit, which the SM's one scheduling loop
+            # books in time order over its sub-cores (issue_core.step) without the clock
+            op in _SYNC_OPS and inst.space != "shared",
             waves,
             rf,
             copy,
@@ -604,24 +607,23 @@ class Decoder:
 class SubCore:
     """One SM sub-core (processing block): warp scheduler, register file, functional units.
 
-    Its scheduler's state (the order of its warps, unit timings, stall and issue counters, the
-    register-file cache) is row :attr:`index` of the SM's :class:`~simgpu.sim.issue_core.
-    IssueState`; :func:`simgpu.sim.issue_core.step` runs the ALU and shared-memory issue."""
+    Its scheduler's state (the order of its warps, its clock and mode, unit timings, stall and
+    issue counters, the register-file cache) is row :attr:`index` of the SM's
+    :class:`~simgpu.sim.issue_core.IssueState`; :func:`simgpu.sim.issue_core.step` picks and
+    issues for every sub-core of the SM, in time order (:meth:`SM.run`)."""
 
     def __init__(self, sm: SM, index: int) -> None:
         self.sm = sm
         self.index = index
         self.warps: list[Warp] = []
-        self.wake: Any = None
+        #: The stall reason (index) of the sleep it is in (``M_ASLEEP``, ``M_EMPTY``).
+        self.sleep_reason = 0
 
     @property
     def stalls(self) -> dict[str, float]:
         """Cycles not issued, per reason (:data:`STALL_REASONS`; ``issued`` is kept apart)."""
         row = self.sm.state.SF[self.index, core.SF_STALL:]
         return {k: float(v) for k, v in zip(STALL_REASONS, row, strict=True)}
-
-    def _stall(self, reason: str, cycles: float) -> None:
-        self.sm.state.SF[self.index, core.SF_STALL + STALL_REASONS.index(reason)] += cycles
 
     @property
     def issued(self) -> int:
@@ -633,105 +635,53 @@ class SubCore:
         row = self.sm.state.counts(self.index)
         return {op: int(row[i]) for op, i in OP_INDEX.items() if row[i]}
 
-    # -- waking ---------------------------------------------------------------------------------
+    # -- sleeping and waking ----------------------------------------------------------------------
+    def sleep(self, mode: int, reason: str, t0: float) -> None:
+        """Every warp waits (``M_ASLEEP``) or there is none (``M_EMPTY``), from cycle ``t0``:
+        the cycles until :meth:`notify` are booked to ``reason``."""
+        st = self.sm.state
+        st.SI[self.index, core.SI_MODE] = mode
+        st.SF[self.index, core.SF_T0] = t0
+        self.sleep_reason = STALL_REASONS.index(reason)
+
     def notify(self) -> None:
-        """Wake the scheduler if it sleeps (a warp may have become ready)."""
-        ev = self.wake
+        """A warp may have become ready (or a block arrived): wake the sub-core if it sleeps,
+        and the SM's scheduling loop if it waits."""
+        sm = self.sm
+        st = sm.state
+        i = self.index
+        mode = st.SI[i, core.SI_MODE]
+        if mode == core.M_ASLEEP or mode == core.M_EMPTY:
+            now = sm.env.now
+            dt = now - st.SF[i, core.SF_T0]
+            if dt > 0:
+                st.SF[i, core.SF_STALL + self.sleep_reason] += dt
+            if now > st.SF[i, core.SF_T]:
+                st.SF[i, core.SF_T] = now
+            st.SI[i, core.SI_MODE] = core.M_AWAKE
+        ev = sm.wake
         if ev is not None and not ev.triggered:
             ev.succeed()
 
-    def _sleep(self, delay: float) -> Any:
-        env = self.sm.env
-        ev = env.event()
-        self.wake = ev
-        if delay < INF:
-            to = env.timeout(delay)
-
-            def fire(_e: Any, ev: Any = ev) -> None:
-                if not ev.triggered:
-                    ev.succeed()
-
-            to.callbacks.append(fire)
-        return ev
-
-    # -- the scheduler process -------------------------------------------------------------------
-    def run(self) -> Any:
-        """SimPy process: issue instructions until the SM has no more work.
-
-        :func:`~simgpu.sim.issue_core.step` picks warps and issues their ALU and shared-memory
-        instructions; it returns here to yield to SimPy (lining up with the global clock, or
-        sleeping until a completion), or for the instructions Python issues (:meth:`issue`)."""
-        sm = self.sm
-        env = sm.env
-        st = sm.state
-        tab = sm.decode.table
-        step: Callable[..., tuple[int, int, float, float]] = core.step
-        index = self.index
+    def sleep_reason_now(self) -> str:
+        """Why every warp waits: every warp blocked, some on copy groups (cp.async, TMA) or at
+        a barrier that a warp of their block waiting on its copies holds (the consumers of a
+        tile its producer warp is fetching): the copies; every warp at a barrier: the barrier;
+        else memory. (Decided before sleeping: a barrier's release unblocks the warps before
+        the sub-core runs again.)"""
         warps = self.warps
-        t = float(env.now)
-        pend = -1
-        pti = 0.0
-        arrays: tuple[Any, ...] = ()
-        sv = tv = -1  # the versions of the arrays in ``arrays``
-        wait_short, wait_long, other, leave, no_cand = (
-            core.R_WAIT_SHORT, core.R_WAIT_LONG, core.R_OTHER, core.R_EXIT, core.R_NO_CAND)
-        timeout = env.timeout
-        while True:
-            if st.version != sv or tab.version != tv:
-                sv, tv = st.version, tab.version
-                arrays = st.arrays(tab)
-            # (times as floats: one compiled signature)
-            code, w_slot, ti, t = step(*arrays, index, t, float(env.now), pend, pti)
-            pend = -1
-            if code == wait_short:
-                # a short wait to line up with the global clock: a completion arriving
-                # meanwhile is at most RUN_AHEAD_CYCLES late, as in run-ahead
-                yield timeout(ti - env.now)
-                pend, pti = w_slot, ti
-            elif code == wait_long:
-                yield self._sleep(ti - env.now)
-                pend, pti = w_slot, ti
-            elif code == other:
-                w = sm.warp_in[w_slot]
-                pc = int(st.WI[w_slot, core.W_PC])  # (moved on past the instruction)
-                inst = w.insts[pc - 1]
-                t = self.issue(w, w.decode(inst), inst, ti, pc)
-            elif code == leave:
-                sm.exit(sm.warp_in[w_slot], ti)
-            elif code == no_cand:
-                # Every warp waits on memory or a barrier: sleep until something completes.
-                t0 = max(t, env.now)
-                # why, decided before sleeping (a barrier's release unblocks the warps before
-                # this sub-core runs again): every warp blocked, some on copy groups (cp.async,
-                # TMA) or at a barrier that a warp of their block waiting on its copies holds
-                # (the consumers of a tile its producer warp is fetching): the copies; every
-                # warp at a barrier: the barrier; else memory
-                if all(w.blocked for w in warps):
-                    reason = "barrier"
-                    for w in warps:
-                        if w.await_async or any(x.await_async for x in w.block.warps):
-                            reason = "async_copy"
-                            break
-                else:
-                    reason = "memory"
-                yield self._sleep(INF)
-                dt = env.now - t0
-                if dt > 0:
-                    self._stall(reason, dt)
-                t = max(t, env.now)
-            else:  # R_NO_WARPS
-                if sm.no_more_blocks:
-                    return
-                t0 = env.now
-                yield self._sleep(INF)
-                t = max(t, env.now)
-                self._stall("no_warps", env.now - t0)
+        if all(w.blocked for w in warps):
+            for w in warps:
+                if w.await_async or any(x.await_async for x in w.block.warps):
+                    return "async_copy"
+            return "barrier"
+        return "memory"
 
     def issue(self, w: Warp, d: Decoded, inst: Instruction, ti: float, pc: int) -> float:
         """Issue ``inst`` of ``w`` (decoded: ``d``) at cycle ``ti`` (counted, and the warp moved
         on to ``pc``, by :func:`~simgpu.sim.issue_core.step`); returns the sub-core's next free
-        cycle. ALU and shared-memory instructions, the common ones, are issued by
-        ``step``; this handles the rest (global memory, barriers, exits, control)."""
+        cycle. ALU, shared-memory and control instructions, the common ones, are issued by
+        ``step``; this handles the rest (global memory, barriers, copy groups, exits)."""
         sm = self.sm
         kind = d.kind
         nxt = ti + 1.0
@@ -759,7 +709,8 @@ class SubCore:
             # an EXIT of some lanes (a diverged branch) is a control instruction.
             sm.exit(w, ti)
             return nxt
-        # branch / misc: fixed short latency on the control path
+        # an EXIT of some lanes, a commit: on the control path (as branches, which
+        # issue_core.issue issues)
         done = ti + d.lat
         regs = w.regs
         for r in d.dst:
@@ -858,7 +809,10 @@ class SM:
         self.last_mem_done = 0.0
         self._age = 0
         self._warp_slot = 0
-        self.procs = [env.process(s.run()) for s in self.subs]
+        #: The event the scheduling loop sleeps on (:meth:`SubCore.notify` fires it).
+        self.wake: Any = None
+        self.state.SF[:, core.SF_T] = float(env.now)
+        self.proc = env.process(self.run())
 
     # -- blocks ------------------------------------------------------------------------------
     def add_block(self, index: int, warps: list[list[Instruction]], t: float) -> Block:
@@ -893,6 +847,73 @@ class SM:
         self.no_more_blocks = True
         for s in self.subs:
             s.notify()
+
+    # -- the scheduling loop ---------------------------------------------------------------------
+    def _sleep(self, delay: float) -> Any:
+        """An event that fires after ``delay`` cycles or at the first :meth:`SubCore.notify`."""
+        env = self.env
+        ev = env.event()
+        self.wake = ev
+        if delay < INF:
+            to = env.timeout(delay)
+
+            def fire(_e: Any, ev: Any = ev) -> None:
+                if not ev.triggered:
+                    ev.succeed()
+
+            to.callbacks.append(fire)
+        return ev
+
+    def run(self) -> Any:
+        """SimPy process: issue the sub-cores' instructions until the SM has no more work.
+
+        :func:`~simgpu.sim.issue_core.step` picks warps and issues their ALU and shared-memory
+        instructions, the sub-cores in time order; it returns here to yield to SimPy (an issue
+        ahead of the clock: sleep until then or until a completion wakes a sub-core), for the
+        instructions Python issues (:meth:`SubCore.issue`), and when a sub-core falls asleep."""
+        env = self.env
+        st = self.state
+        tab = self.decode.table
+        step: Callable[..., tuple[int, int, int, float]] = core.step
+        subs = self.subs
+        arrays: tuple[Any, ...] = ()
+        sv = tv = -1  # the versions of the arrays in ``arrays``
+        wait, wait_long, other, leave, no_cand, no_warps = (
+            core.R_WAIT, core.R_WAIT_LONG, core.R_OTHER, core.R_EXIT, core.R_NO_CAND,
+            core.R_NO_WARPS)
+        timeout = env.timeout
+        SF_T = core.SF_T
+        while True:
+            if st.version != sv or tab.version != tv:
+                sv, tv = st.version, tab.version
+                arrays = st.arrays(tab)
+            # (times as floats: one compiled signature)
+            code, s, w_slot, ti = step(*arrays, float(env.now))
+            if code == other:
+                w = self.warp_in[w_slot]
+                pc = int(st.WI[w_slot, core.W_PC])  # (moved on past the instruction)
+                inst = w.insts[pc - 1]
+                st.SF[s, SF_T] = subs[s].issue(w, w.decode(inst), inst, ti, pc)
+            elif code == wait:
+                # lining up with the clock: a sub-core woken meanwhile is seen at most
+                # RUN_AHEAD_CYCLES late, as in run-ahead
+                yield timeout(ti - env.now)
+            elif code == wait_long:
+                yield self._sleep(ti - env.now)
+            elif code == leave:
+                self.exit(self.warp_in[w_slot], ti)
+            elif code == no_cand:
+                sub = subs[s]
+                sub.sleep(core.M_ASLEEP, sub.sleep_reason_now(), max(st.SF[s, SF_T], env.now))
+            elif code == no_warps:
+                if self.no_more_blocks:
+                    st.SI[s, core.SI_MODE] = core.M_DONE
+                else:
+                    subs[s].sleep(core.M_EMPTY, "no_warps", env.now)
+            else:  # R_IDLE: every sub-core sleeps, or is done
+                if all(st.SI[:, core.SI_MODE] == core.M_DONE):
+                    return
+                yield self._sleep(INF)
 
     # -- LD/ST unit ------------------------------------------------------------------------------
     def lsu_claim(self, t: float, cycles: float) -> float:
