@@ -56,13 +56,12 @@ def test_sampling_waits_for_the_l2_to_write_back_what_it_stores(tiny_h100, trans
     # stable, and a sampler that stops there is half the full replay's time. The sampled
     # blocks must have brought more than the L2's capacity through it...
     assert part.blocks_simulated * TILE_BYTES > tiny_h100.l2.size_bytes
-    # ...and the estimate is the full replay's within the spread the sampler states: the
-    # wave-to-wave scatter of a DRAM-bound kernel (its waves differ by up to 30% once the L2
-    # writes back). Sampled / full - 1 was +5.6% (spread 9.7%) when each sub-core was a SimPy
-    # process and is +7.9% (spread 12.6%) since the SM's one scheduling loop; the sampler that
-    # stopped before the L2 wrote back was -51%.
+    # ...and the estimate is the full replay's, to the wave-to-wave scatter of a DRAM-bound
+    # kernel (its waves differ by up to 30% once the L2 writes back), and within the spread the
+    # sampler states: it extrapolates the mean of the settled waves (+1.8%, stated 5.1%); the
+    # last wave's time alone gave +10.9% and stated 5.8%
+    assert part.cycles == pytest.approx(full.cycles, rel=0.06)
     assert abs(part.time_s - full.time_s) <= part.time_s_spread
-    assert part.time_s_spread <= 0.2 * part.time_s
     # the extrapolated DRAM writes are the output, as the full replay's
     assert part.bytes["dram"]["write"] == pytest.approx(full.bytes["dram"]["write"], rel=0.02)
 

@@ -135,8 +135,7 @@ MF_N = 14
 # ---- what step() returns -----------------------------------------------------------------------
 R_NO_WARPS = 0  # the sub-core has no warps
 R_NO_CAND = 1  # every warp of the sub-core waits (memory, barrier, copies): it sleeps until woken
-R_WAIT = 2  # the SM's next issue is at ``ti``, at most the run-ahead ahead: a timeout to ``ti``
-R_WAIT_LONG = 7  # the SM's next issue is at ``ti``, further ahead: sleep until then or a wake
+R_WAIT = 2  # the SM's next issue is at ``ti``, ahead of the clock: sleep until then or a wake
 R_OTHER = 3  # issue the warp's instruction in Python at ``ti``
 R_EXIT = 4  # the warp's stream ended with the instruction issued at ``ti``
 R_IDLE = 5  # no sub-core is awake
@@ -411,13 +410,10 @@ def step(WI: np.ndarray, WF: np.ndarray, CODE: np.ndarray, SI: np.ndarray, SF: n
         rec = CODE[WI[w, W_OFF] + WI[w, W_PC]]
         sync = WI[w, W_PC] == WI[w, W_N] - 1 or DI[rec, D_SYNC] != 0
         if ti > now:
-            if ti - now > run_ahead:
-                return R_WAIT_LONG, best, w, ti
-            if sync:
+            if sync or ti - now > run_ahead:
                 return R_WAIT, best, w, ti
         elif sync and ti < now:
-            # a warp woken while the loop waited for the clock (R_WAIT) issues what reaches
-            # beyond the SM no earlier than the clock
+            # (a guard: what reaches beyond the SM is never issued behind the clock)
             ti = now
         code = issue(WI, WF, CODE, SI, SF, MF, DI, DF, best, w, ti, banks_on, gto)
         if code != R_GO:

@@ -6,13 +6,13 @@ block scheduler does (round robin, as many per SM as the occupancy rules allow, 
 soon as one retires) and runs until the last block retires and the last store is accepted.
 
 Sampling: a kernel of many waves is simulated wave by wave until the time per wave is stable
-(two successive waves within ``tolerance``), then the rest is extrapolated at that rate; the
-result carries the estimate and its spread (how far the estimate moves between using the last
-and the next-to-last wave time). Waves are not taken as stable while a kernel that stores
-is still filling an L2 it will fill before it ends: until the L2 writes back what the waves
-store (:data:`L2_SETTLED_WRITEBACK`), it holds the stores for free, and the waves run at the
-speed of the reads alone. Counts
-(instructions, FLOPs, bytes) are extrapolated from the per-block means of the blocks that
+(two successive waves within ``tolerance``), then the rest is extrapolated at the mean time
+of the waves simulated since the L2 settled (below); the result carries the estimate and its
+spread (two standard errors of that mean, carried over the waves extrapolated). Waves are not
+taken as stable while a kernel that stores is still filling an L2 it will fill before it ends:
+until the L2 writes back what the waves store (:data:`L2_SETTLED_WRITEBACK`), it holds the
+stores for free, and the waves run at the speed of the reads alone. Counts (instructions,
+FLOPs, bytes) are extrapolated from the per-block means of the blocks that
 retired, so blocks still resident when sampling stopped neither inflate nor dilute them.
 
 DRAM bytes: reads are what the DRAM delivered (MSHR-merged misses read once); writes are what
@@ -24,6 +24,7 @@ after the kernel and profilers count them when they leave the L2.
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -307,7 +308,13 @@ def simulate_trace(
                 last = plan.max_waves + k_s - plan.min_waves
                 if abs(d1 - d0) <= plan.tolerance * d1 or k >= last:
                     stop["waves"] = k
-                    stop["est"] = (d0, d1)
+                    # every wave comparable since the L2 settled, the two compared first on
+                    first = k_s - 1 if k_s <= plan.min_waves else k_s
+                    stop["est"] = [
+                        done_times[j * slots - 1]
+                        - (done_times[(j - 1) * slots - 1] if j >= 2 else 0.0)
+                        for j in range(max(first, 1), k + 1)
+                    ]
                     if not finished.triggered:
                         finished.succeed()
                     return
@@ -352,7 +359,10 @@ def simulate_trace(
     spread = 0.0
     if waved:
         k = int(stop["waves"])
-        d0, d1 = stop["est"]
+        # the wave time: the mean of the waves comparable since the L2 settled (a DRAM-bound
+        # kernel's waves scatter by 10% and more: one wave's time is one draw of that)
+        durations = stop["est"]
+        d = sum(durations) / len(durations)
         # Completions repeat with period `slots` blocks and `d` cycles once waves are stable, so
         # the last block (N) retires m waves after block N - m * slots, which was simulated:
         # this keeps the within-wave pattern (bursty when blocks start together, spread out
@@ -361,9 +371,12 @@ def simulate_trace(
         m = -(-(n - k * slots) // slots)
         j0 = n - m * slots
         base = done_times[j0 - 1]
-        cycles = base + m * d1
-        alt = base + m * d0
-        spread = abs(cycles - alt)
+        cycles = base + m * d
+        # spread: two standard errors of that mean, over the m waves (of two waves: their
+        # difference, as the two-wave estimate stated it)
+        nw = len(durations)
+        var = sum((x - d) ** 2 for x in durations) / (nw - 1)
+        spread = m * 2.0 * math.sqrt(var / nw)
     else:
         cycles = t_end
     spread += slice_spread(k_slice, cycles)

@@ -89,8 +89,8 @@ __all__ = [
 INF = math.inf
 
 #: How far (cycles) an SM may run ahead of the global clock on work within the SM (registers,
-#: shared memory) before it yields, and how long it lines up with the clock without being woken.
-#: Memory completions that arrive meanwhile are seen at most this late by its schedulers.
+#: shared memory, branches) before it yields. Memory completions that arrive meanwhile are seen
+#: at most this late by its schedulers.
 #: assumption: 16 cycles is below any memory latency in the device files (L1 hit >= 28 cycles), so
 #: no completion can be both issued and missed inside one run-ahead window.
 RUN_AHEAD_CYCLES = 16.0
@@ -878,10 +878,8 @@ class SM:
         subs = self.subs
         arrays: tuple[Any, ...] = ()
         sv = tv = -1  # the versions of the arrays in ``arrays``
-        wait, wait_long, other, leave, no_cand, no_warps = (
-            core.R_WAIT, core.R_WAIT_LONG, core.R_OTHER, core.R_EXIT, core.R_NO_CAND,
-            core.R_NO_WARPS)
-        timeout = env.timeout
+        wait, other, leave, no_cand, no_warps = (
+            core.R_WAIT, core.R_OTHER, core.R_EXIT, core.R_NO_CAND, core.R_NO_WARPS)
         SF_T = core.SF_T
         while True:
             if st.version != sv or tab.version != tv:
@@ -895,10 +893,8 @@ class SM:
                 inst = w.insts[pc - 1]
                 st.SF[s, SF_T] = subs[s].issue(w, w.decode(inst), inst, ti, pc)
             elif code == wait:
-                # lining up with the clock: a sub-core woken meanwhile is seen at most
-                # RUN_AHEAD_CYCLES late, as in run-ahead
-                yield timeout(ti - env.now)
-            elif code == wait_long:
+                # until the next issue, or until a completion wakes a sub-core: it may have
+                # something to issue earlier
                 yield self._sleep(ti - env.now)
             elif code == leave:
                 self.exit(self.warp_in[w_slot], ti)
