@@ -11,7 +11,7 @@ exit) at the right time, when the next issue lies more than :data:`RUN_AHEAD_CYC
 the global clock, or when every sub-core's warps wait on memory or a barrier (then it sleeps
 until a completion wakes one). A stalled warp costs no simulation time.
 
-The scheduler's state and its ALU and shared-memory issue are compiled code over arrays
+The scheduler's state and its ALU, shared-memory and control issue are compiled code over arrays
 (:mod:`simgpu.sim.issue_core`, one :class:`~simgpu.sim.issue_core.IssueState` per SM); this
 module keeps the rest: decoding, global memory, barriers, copy groups, exits, and the SimPy
 processes and events.
@@ -907,7 +907,7 @@ class SM:
                 else:
                     subs[s].sleep(core.M_EMPTY, "no_warps", env.now)
             else:  # R_IDLE: every sub-core sleeps, or is done
-                if all(st.SI[:, core.SI_MODE] == core.M_DONE):
+                if (st.SI[:, core.SI_MODE] == core.M_DONE).all():
                     return
                 yield self._sleep(INF)
 
