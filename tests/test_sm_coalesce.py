@@ -181,3 +181,26 @@ def test_occupancy_rejects_impossible_launch():
         occupancy(h100, 2048, 32, 0)
     with pytest.raises(SimgpuError, match="shared memory"):
         occupancy(h100, 128, 32, 300 * 1024)
+
+
+def test_a_listed_access_is_coalesced_once_per_instruction(monkeypatch):
+    """Warps that make the same listed access share one instruction (a naive SGEMM's row of A:
+    two half-warps on two addresses); the decoder coalesces it once, as coalesce() does."""
+    from simgpu.sim import sm as sm_module
+    from simgpu.trace.schema import Instruction
+
+    cfg = sm_module.SMConfig.from_spec(devices.get("h100-sxm"))
+    dec = sm_module.Decoder(cfg)
+    addrs = tuple([4096] * 16 + [4096 + 2048] * 16)
+    inst = Instruction(pc=0, opcode="LDG.E", op="ld", dst=(12,), src=(4, 5), space="global",
+                       width=4, addrs=addrs)
+    calls = []
+    real = sm_module.coalesce
+    monkeypatch.setattr(sm_module, "coalesce", lambda *a: calls.append(a) or real(*a))
+    first = dec.lines(inst)
+    assert first == real(addrs, 4, cfg.line_bytes, cfg.sector_bytes) == [(4096, 1), (6144, 1)]
+    assert dec.lines(inst) is first and len(calls) == 1
+    # another instruction object with the same addresses is coalesced on its own
+    twin = Instruction(pc=0, opcode="LDG.E", op="ld", dst=(12,), src=(4, 5), space="global",
+                       width=4, addrs=addrs)
+    assert dec.lines(twin) == first and len(calls) == 2
