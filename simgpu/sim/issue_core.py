@@ -297,8 +297,8 @@ def pick(WI: np.ndarray, WF: np.ndarray, SI: np.ndarray, SF: np.ndarray, s: int,
 def issue(WI: np.ndarray, WF: np.ndarray, CODE: np.ndarray, SI: np.ndarray, SF: np.ndarray,
           MF: np.ndarray, DI: np.ndarray, DF: np.ndarray, s: int, w: int, ti: float,
           banks_on: bool, gto: bool) -> int:
-    """Issue warp ``w``'s next instruction on sub-core ``s`` at cycle ``ti``: ALU and shared
-    memory here (then ``R_GO``, or ``R_EXIT`` at the end of the warp's stream), the rest by
+    """Issue warp ``w``'s next instruction on sub-core ``s`` at cycle ``ti``: ALU, shared memory
+    and control here (then ``R_GO``, or ``R_EXIT`` at the end of the warp's stream), the rest by
     Python (``R_OTHER``). Moves the warp and the sub-core's clock on."""
     t = SF[s, SF_T]
     rec = CODE[WI[w, W_OFF] + WI[w, W_PC]]
@@ -367,11 +367,11 @@ def step(WI: np.ndarray, WF: np.ndarray, CODE: np.ndarray, SI: np.ndarray, SF: n
     """Run the SM's schedulers at global time ``now`` until they must yield to SimPy or hand an
     instruction to Python. Each awake sub-core picks a warp at its own clock, and the earliest
     of their picks issues (on a tie, that of the sub-core whose clock is earliest, then the
-    lowest), so the four book the SM-wide LD/ST
-    unit in time order without lining up with the global clock. Instructions that reach beyond
-    the SM (global memory, barriers, exits: ``D_SYNC``) or lie more than the run-ahead ahead
-    of ``now`` wait for the clock. Returns ``(code, sub-core, warp, ti)``: an ``R_*`` code and
-    the sub-core, warp and cycle it concerns."""
+    lowest), so the four book the SM-wide LD/ST unit in time order without lining up with the
+    global clock. Instructions that reach beyond the SM (global memory, barriers, exits:
+    ``D_SYNC``) or lie more than the run-ahead ahead of ``now`` wait for the clock. Returns
+    ``(code, sub-core, warp, ti)``: an ``R_*`` code and the sub-core, warp and cycle it
+    concerns."""
     gto = MF[C_GTO] != 0.0
     banks_on = MF[C_BANKS_ON] != 0.0
     run_ahead = MF[C_RUN_AHEAD]
@@ -409,12 +409,9 @@ def step(WI: np.ndarray, WF: np.ndarray, CODE: np.ndarray, SI: np.ndarray, SF: n
             return R_IDLE, -1, -1, 0.0
         rec = CODE[WI[w, W_OFF] + WI[w, W_PC]]
         sync = WI[w, W_PC] == WI[w, W_N] - 1 or DI[rec, D_SYNC] != 0
-        if ti > now:
-            if sync or ti - now > run_ahead:
-                return R_WAIT, best, w, ti
-        elif sync and ti < now:
-            # (a guard: what reaches beyond the SM is never issued behind the clock)
-            ti = now
+        # (never behind the clock: a pick before it would have issued before the loop slept)
+        if ti > now and (sync or ti - now > run_ahead):
+            return R_WAIT, best, w, ti
         code = issue(WI, WF, CODE, SI, SF, MF, DI, DF, best, w, ti, banks_on, gto)
         if code != R_GO:
             return code, best, w, ti

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -283,6 +284,11 @@ def simulate_trace(
 
     last_report = [wall0]
 
+    def wave_time(j: int) -> float:
+        """Cycles from the end of wave ``j - 1`` (its last block's retirement) to that of
+        wave ``j`` (1-based; wave 1 from the launch)."""
+        return done_times[j * slots - 1] - (done_times[(j - 1) * slots - 1] if j >= 2 else 0.0)
+
     def on_done(sm: SM, blk: Block) -> None:
         state["done"] += 1
         if progress is not None and time.perf_counter() - last_report[0] >= PROGRESS_EVERY_S:
@@ -301,20 +307,13 @@ def simulate_trace(
             k_s = stop["settled"]
             # both waves compared after the L2 settled (the first check: any two)
             if k_s is not None and k >= k_s + (k_s > plan.min_waves):
-                d1 = done_times[k * slots - 1] - done_times[(k - 1) * slots - 1]
-                d0 = done_times[(k - 1) * slots - 1] - (
-                    done_times[(k - 2) * slots - 1] if k >= 2 else 0.0
-                )
+                d1, d0 = wave_time(k), wave_time(k - 1)
                 last = plan.max_waves + k_s - plan.min_waves
                 if abs(d1 - d0) <= plan.tolerance * d1 or k >= last:
                     stop["waves"] = k
                     # every wave comparable since the L2 settled, the two compared first on
                     first = k_s - 1 if k_s <= plan.min_waves else k_s
-                    stop["est"] = [
-                        done_times[j * slots - 1]
-                        - (done_times[(j - 1) * slots - 1] if j >= 2 else 0.0)
-                        for j in range(max(first, 1), k + 1)
-                    ]
+                    stop["est"] = [wave_time(j) for j in range(max(first, 1), k + 1)]
                     if not finished.triggered:
                         finished.succeed()
                     return
@@ -362,7 +361,7 @@ def simulate_trace(
         # the wave time: the mean of the waves comparable since the L2 settled (a DRAM-bound
         # kernel's waves scatter by 10% and more: one wave's time is one draw of that)
         durations = stop["est"]
-        d = sum(durations) / len(durations)
+        d = statistics.fmean(durations)
         # Completions repeat with period `slots` blocks and `d` cycles once waves are stable, so
         # the last block (N) retires m waves after block N - m * slots, which was simulated:
         # this keeps the within-wave pattern (bursty when blocks start together, spread out
@@ -374,9 +373,7 @@ def simulate_trace(
         cycles = base + m * d
         # spread: two standard errors of that mean, over the m waves (of two waves: their
         # difference, as the two-wave estimate stated it)
-        nw = len(durations)
-        var = sum((x - d) ** 2 for x in durations) / (nw - 1)
-        spread = m * 2.0 * math.sqrt(var / nw)
+        spread = m * 2.0 * statistics.stdev(durations) / math.sqrt(len(durations))
     else:
         cycles = t_end
     spread += slice_spread(k_slice, cycles)
