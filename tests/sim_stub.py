@@ -45,3 +45,21 @@ def stub_factory(latency: float = 100.0, level: str = "DRAM") -> Any:
 
     make.holder = holder  # type: ignore[attr-defined]
     return make
+
+
+class DecidedMemory(FixedLatencyMemory):
+    """Like :class:`FixedLatencyMemory`, but through ``submit``: each access's completion is
+    decided as it arrives and reported at once, as the real load path reports cache hits."""
+
+    def submit(self, req: StubRequest, done: Any) -> None:
+        self.requests.append(req)
+        req.t_done = self.env.now + self.latency
+        req.served_by = self.level
+        done(req)
+
+
+def decided_factory(latency: float = 100.0, level: str = "L2") -> Any:
+    def make(env: Any, spec: Any) -> DecidedMemory:
+        return DecidedMemory(env, latency, level)
+
+    return make

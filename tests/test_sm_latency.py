@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from sim_stub import StubRequest, stub_factory
+from sim_stub import StubRequest, decided_factory, stub_factory
 
 import simgpu.sim.sm as sm_module
 from simgpu import devices
@@ -156,3 +156,34 @@ def test_scalar_shared_load_is_one_cycle(h100):
     short = run(spec, [loads[:10] + [mov(9, 100 + 2 * 9), EXIT]]).cycles
     long = run(spec, [loads + [mov(9, 100 + 2 * 39), EXIT]]).cycles
     assert (long - short) / 30 == pytest.approx(1.0)
+
+
+def test_a_load_decided_at_issue_is_seen_at_its_completion(h100):
+    # A load the memory system decides as it is issued (a cache hit) writes its register's
+    # ready time into the scoreboard at once, as an ALU result does: its warp's next
+    # instruction issues when the data arrives even while another warp of the same sub-core
+    # keeps the scheduler busy running ahead of the global clock. (When a completion event
+    # made the register ready, the run-ahead saw it up to RUN_AHEAD_CYCLES late.)
+    spec = one_sm(h100)
+    ldg = Instruction(pc=0, opcode="LDG.E", op="ld", dst=(8,), src=(2,), space="global",
+                      width=4, base=1 << 20, stride=4)
+    loader = [ldg, mov(9, 8), EXIT]
+    # a chain of dependent FFMAs: ready every FFMA latency, the scheduler's last warp
+    chain = [Instruction(pc=0, opcode="FFMA", op="fp32", dst=(10,), src=(10, 3, 4))
+             for _ in range(200)] + [EXIT]
+    idle = [EXIT]
+
+    def loader_block_end(busy):
+        # blocks of four warps: the first warp of each shares sub-core 0
+        blocks = {0: [loader, idle, idle, idle]}
+        if busy:
+            blocks[1] = [chain, idle, idle, idle]
+        launch = KernelLaunch("k", (len(blocks), 1, 1), (128, 1, 1), 32)
+        res = simulate_trace(ListTrace(launch, blocks), spec,
+                             system_factory=decided_factory(100.0), request_cls=StubRequest)
+        return min(res.block_end_cycles)  # the loader's block ends first
+
+    alone = loader_block_end(False)
+    busy = loader_block_end(True)
+    # the chain takes the sub-core's issue slot at most once in the loader's way
+    assert alone <= busy <= alone + 1

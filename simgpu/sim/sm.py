@@ -1040,7 +1040,14 @@ class SM:
                     self._group_done(group)
             if state[0] == 0 and waits:
                 t_wake = latest[0]
-                env.timeout(t_wake - env.now if t_wake > env.now else 0.0).callbacks.append(wake)
+                now = env.now
+                if inline[0]:
+                    # decided as the warp issues: its registers hold the time (no event)
+                    regs = w.regs
+                    for d in dst:
+                        regs[d] = t_wake if t_wake > now else now
+                else:
+                    env.timeout(t_wake - now if t_wake > now else 0.0).callbacks.append(wake)
 
         def known(req: Any) -> None:
             settle(1, req.sectors.bit_count(), req.served_by or "?", req.t_done)
@@ -1051,15 +1058,17 @@ class SM:
         many = None
         if self.request_cls is MemRequest and not (write and bulk):
             many = getattr(system, "store_many" if write else "load_many", None)
+        inline = [True]  # settle() called within this call
         if many is not None:
             lines, masks = [line for line, _ in reqs], [m for _, m in reqs]
             if write:
                 many(self.index, lines, masks, cache_op, settle)
             else:
                 many(self.index, lines, masks, cache_op, settle, bulk)
-            return
-        for req in self._requests(reqs, write, space, cache_op, now, bulk):
-            submit(req, known)
+        else:
+            for req in self._requests(reqs, write, space, cache_op, now, bulk):
+                submit(req, known)
+        inline[0] = False
 
     def _requests(
         self, reqs: list[tuple[int, int]], write: bool, space: str, cache_op: str, now: float,

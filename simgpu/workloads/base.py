@@ -41,6 +41,14 @@ __all__ = ["Workload", "Asm", "ArrayLayout", "FULL", "check_positive", "lanes_ma
 
 FULL = 0xFFFFFFFF
 
+#: The least spread a trip-sampled replay states for its extrapolation (a share of its time,
+#: before the slice's own :data:`~simgpu.sim.gpuslice.SLICE_SPREAD`). assumption: the largest
+#: error of trip sampling against full replays measured on h100-sxm, 6.0% (stream copy 128 MiB
+#: at 4 and 8 trips; GEMMs at most 5.7%, tiled 512^3 tile 32; ``bench_sampling.py``,
+#: docs/sm-model.md). The slope-difference estimate alone can state less than the error: a
+#: 20-trip stream read on 4 SMs stated 2.7% and was 3.2% off.
+TRIP_SPREAD = 0.06
+
 #: Device allocations are 256-byte aligned (CUDA C++ Programming Guide, "Device Memory
 #: Accesses": cudaMalloc returns addresses aligned to at least 256 bytes).
 ALLOC_ALIGN = 256
@@ -397,7 +405,8 @@ def simulate_trips(
     ``trip_samples`` trips (``cut(t)``: the same kernel, ``t`` trips per thread), the time
     extrapolated linearly to ``trips`` (fractional where threads run different counts: the
     mean) and over the launch's waves; counts likewise. The spread is what the slope from trip
-    0 instead of ``t1`` gives, and the partial last wave's rounding. ``kwargs`` go to
+    0 instead of ``t1`` gives (at least :data:`TRIP_SPREAD` of the time), and the partial last
+    wave's rounding. ``kwargs`` go to
     :func:`simulate_trace` (never wave-sampled here: the replays are one wave each).
     """
     t1, t2 = trip_samples
@@ -427,10 +436,11 @@ def simulate_trips(
         frac = min(1.0, math.ceil(rem / n_sm) / occ.blocks_per_sm) if rem else 0.0
     n_waves = full + frac
     cycles = wave * n_waves
-    # Spread: slope from trip 0 -> t1 instead of t1 -> t2, and the partial-wave rounding.
+    # Spread: slope from trip 0 -> t1 instead of t1 -> t2 (at least TRIP_SPREAD), and the
+    # partial-wave rounding.
     per_trip_alt = (r1.cycles - 0.0) / t1
     alt = (r1.cycles + per_trip_alt * (trips - t1)) * n_waves
-    spread = abs(alt - cycles) / 2 + abs(frac - rem / slots) * wave / 2
+    spread = max(abs(alt - cycles) / 2, TRIP_SPREAD * cycles) + abs(frac - rem / slots) * wave / 2
     spread += slice_spread(r2.sm_slice, cycles)
     scale_blocks = max(blocks, wave_blocks) / wave_blocks
     scale_trips = (trips - t1) / (t2 - t1)
