@@ -9,7 +9,9 @@ the earliest of its sub-cores' picks, so they book the SM-wide LD/ST unit in tim
 yields to SimPy only to hand a memory request to the memory system (or reach a barrier or an
 exit) at the right time, when the next issue lies more than :data:`RUN_AHEAD_CYCLES` ahead of
 the global clock, or when every sub-core's warps wait on memory or a barrier (then it sleeps
-until a completion wakes one). A stalled warp costs no simulation time.
+until a completion wakes one). A load the memory system decides as it issues (a cache hit)
+needs no event: its registers hold their ready time, as an ALU result's do. A stalled warp
+costs no simulation time.
 
 The scheduler's state and its ALU, shared-memory and control issue are compiled code over arrays
 (:mod:`simgpu.sim.issue_core`, one :class:`~simgpu.sim.issue_core.IssueState` per SM); this
@@ -89,8 +91,9 @@ __all__ = [
 INF = math.inf
 
 #: How far (cycles) an SM may run ahead of the global clock on work within the SM (registers,
-#: shared memory, branches) before it yields. Memory completions that arrive meanwhile are seen
-#: at most this late by its schedulers.
+#: shared memory, branches) before it yields. A load decided as it issues (a cache hit) writes
+#: its registers' ready time at once and is seen on time; completions decided later (DRAM reads,
+#: MSHR stalls) that arrive meanwhile are seen at most this late by its schedulers.
 #: assumption: 16 cycles is below any memory latency in the device files (L1 hit >= 28 cycles), so
 #: no completion can be both issued and missed inside one run-ahead window.
 RUN_AHEAD_CYCLES = 16.0
