@@ -14,6 +14,7 @@ the bytes moved over the banks' combined width.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 __all__ = ["coalesce", "coalesce_affine", "shared_wavefronts", "shared_wavefronts_affine"]
 
@@ -96,22 +97,36 @@ def coalesce_affine(
             return out
     if abs(stride) >= line_bytes:
         # every lane in a line of its own (a column of a row-major array): one request per
-        # lane, in lane order, unless a lane's bytes cross a line boundary
-        out = []
-        lmask = ~(line_bytes - 1)
-        a = base
-        for _ in range(lanes):
-            line = a & lmask
-            end = a + width - 1
-            if end & lmask != line:
-                break
-            s0 = (a - line) // sector_bytes
-            s1 = (end - line) // sector_bytes
-            out.append((line, ((1 << (s1 + 1)) - 1) ^ ((1 << s0) - 1)))
-            a += stride
-        else:
-            return out
+        # lane, in lane order, unless a lane's bytes cross a line boundary. The lines and masks
+        # relative to the first lane's line depend on its offset within the line only.
+        offset = base % line_bytes
+        pattern = _column_pattern(offset, stride, lanes, width, line_bytes, sector_bytes)
+        if pattern is not None:
+            first = base - offset
+            return [(first + d, m) for d, m in pattern]
     return coalesce([base + k * stride for k in range(lanes)], width, line_bytes, sector_bytes)
+
+
+@lru_cache(maxsize=4096)
+def _column_pattern(
+    offset: int, stride: int, lanes: int, width: int, line_bytes: int, sector_bytes: int
+) -> tuple[tuple[int, int], ...] | None:
+    """(line address, sector mask) of each lane of a column access (``stride`` of a line or
+    more) whose first lane starts ``offset`` bytes into line 0; None where a lane's bytes cross
+    a line boundary."""
+    out = []
+    lmask = ~(line_bytes - 1)
+    a = offset
+    for _ in range(lanes):
+        line = a & lmask
+        end = a + width - 1
+        if end & lmask != line:
+            return None
+        s0 = (a - line) // sector_bytes
+        s1 = (end - line) // sector_bytes
+        out.append((line, ((1 << (s1 + 1)) - 1) ^ ((1 << s0) - 1)))
+        a += stride
+    return tuple(out)
 
 
 def shared_wavefronts(
