@@ -140,3 +140,27 @@ def test_hbm_command_log_becomes_dram_tracks(tmp_path):
     assert all(e["args"]["dur_cycles"] == pytest.approx(spec.dram.timing.tBL * cpt)
                for e in reads)
     assert all(t.startswith("DRAM/pc") for t in tl.tracks)
+
+
+def test_a_recorded_replay_answers_as_the_plain_one() -> None:
+    # Recording every request (simgpu compare --timeline) must not change the replay: a load
+    # the memory system decides as it is issued still writes its registers' ready time at once
+    # (simgpu.sim.sm), so the naive SGEMM's cycles are the same with the recording and without.
+    from simgpu.devices import get_device
+    from simgpu.sim.replay import simulate_trace
+    from simgpu.sim.system import build_system
+    from simgpu.sim.timeline import trace_requests
+    from simgpu.workloads.gemm import GemmBase
+
+    spec = get_device("h100-sxm")
+    timeline = Timeline()
+
+    def recorded(env, spec):
+        return trace_requests(build_system(env, spec), timeline)
+
+    trace = GemmBase.of_kernel("sgemm_naive", 64, 64, 64).trace()
+    plain = simulate_trace(trace, spec, sample=False)
+    rec = simulate_trace(trace, spec, sample=False, system_factory=recorded)
+    assert rec.cycles == plain.cycles
+    assert rec.bytes == plain.bytes
+    assert "SM/0" in timeline.tracks

@@ -223,38 +223,58 @@ def trace_requests(system: Any, timeline: Timeline, *, counters: bool = True) ->
     completion. Returns the system (its ``access``, and ``submit`` where it has one, now
     record)."""
     inner = system.access
+    inner_submit: Any = getattr(system, "submit", None)
+    env = system.env
     state = {"in_flight": 0}
 
-    def access(req: Any) -> Any:
-        ev = inner(req)
+    def issued(req: Any) -> None:
         if counters:
             state["in_flight"] += 1
             timeline.counter("memory", "requests in flight", float(req.t_issue),
                              requests=state["in_flight"])
 
+    def interval(req: Any) -> None:
+        level = req.served_by or "?"
+        t0 = float(req.t_issue)
+        t1 = float(req.t_done) if req.t_done is not None else float(env.now)
+        timeline.add_overlapping(f"SM/{req.sm}", f"{'ST' if req.write else 'LD'} {level}",
+                                 t0, max(0.0, t1 - t0), line=hex(req.line_addr),
+                                 sectors=req.sectors, space=req.space)
+
+    def completed(_ev: Any = None) -> None:
+        if counters:
+            state["in_flight"] -= 1
+            timeline.counter("memory", "requests in flight", float(env.now),
+                             requests=state["in_flight"])
+
+    def access(req: Any) -> Any:
+        ev = inner(req)
+        issued(req)
+
         def done(_ev: Any) -> None:
-            level = req.served_by or "?"
-            now = float(system.env.now)
-            t0 = float(req.t_issue)
-            t1 = float(req.t_done) if req.t_done is not None else now
-            timeline.add_overlapping(f"SM/{req.sm}", f"{'ST' if req.write else 'LD'} {level}",
-                                     t0, max(0.0, t1 - t0), line=hex(req.line_addr),
-                                     sectors=req.sectors, space=req.space)
-            if counters:
-                state["in_flight"] -= 1
-                timeline.counter("memory", "requests in flight", now,
-                                 requests=state["in_flight"])
+            interval(req)
+            completed()
 
         ev.callbacks.append(done)
         return ev
 
     def submit(req: Any, on_known: Any) -> None:
-        # recorded like access(): the caller hears of the request when it completes (later
-        # than submit() would tell it, which its contract allows)
-        access(req).callbacks.append(lambda ev: on_known(ev.value))
+        # the caller hears of the request when the system decides it, as without the
+        # recording (a load decided as it issues needs no event, simgpu.sim.sm); the count of
+        # requests in flight drops when it completes
+        issued(req)
+
+        def known(r: Any) -> None:
+            interval(r)
+            if counters:
+                t = float(r.t_done) if r.t_done is not None else float(env.now)
+                env.timeout(max(0.0, t - float(env.now))).callbacks.append(completed)
+            on_known(r)
+
+        inner_submit(req, known)
 
     system.access = access
-    if hasattr(system, "submit"):
+    if inner_submit is not None:
         system.submit = submit
     if getattr(system, "store_many", None) is not None:
         system.store_many = None  # a warp's stores then go through submit(), one by one
