@@ -368,17 +368,18 @@ class Warp:
     def blocked(self, v: bool) -> None:
         self.st.WI[self.slot, core.W_BLOCKED] = v
 
-    @property
-    def regs(self) -> Any:
-        """The scoreboard: cycle each register is written (a view of the issue state)."""
-        return self.st.WF[self.slot, core.F_REG:core.F_MEM]
-
     def await_memory(self, regs: Any) -> None:
         """Registers ``regs`` wait on a load (written when it completes)."""
         row = self.st.WF[self.slot]
         for r in regs:
             row[core.F_REG + r] = INF
             row[core.F_MEM + r] = 1.0
+
+    def written(self, regs: Any, t: float) -> None:
+        """Registers ``regs`` are written at cycle ``t`` (a load's data, a control result)."""
+        row = self.st.WF[self.slot]
+        for r in regs:
+            row[core.F_REG + r] = t
 
     def retire_lanes(self, mask: int) -> bool:
         """An EXIT retires the lanes of its active ``mask``; True once every lane of the warp
@@ -731,10 +732,7 @@ class SubCore:
             return nxt
         # an EXIT of some lanes, a commit: on the control path (as branches, which
         # issue_core.issue issues)
-        done = ti + d.lat
-        regs = w.regs
-        for r in d.dst:
-            regs[r] = done
+        w.written(d.dst, ti + d.lat)
         w.refresh(nxt)
         return nxt
 
@@ -1018,9 +1016,7 @@ class SM:
         def wake(_ev: Any) -> None:
             if not w.done:  # (a warp may end before a load it never reads returns)
                 t = env.now
-                regs = w.regs
-                for d in dst:
-                    regs[d] = t
+                w.written(dst, t)
                 w.refresh(t)
             sub.notify()
 
@@ -1046,9 +1042,7 @@ class SM:
                 now = env.now
                 if inline[0]:
                     # decided as the warp issues: its registers hold the time (no event)
-                    regs = w.regs
-                    for d in dst:
-                        regs[d] = t_wake if t_wake > now else now
+                    w.written(dst, t_wake if t_wake > now else now)
                 else:
                     env.timeout(t_wake - now if t_wake > now else 0.0).callbacks.append(wake)
 
@@ -1124,9 +1118,7 @@ class SM:
                     self._group_done(group)
             if state[0] == 0 and waits:
                 if not w.done:
-                    regs = w.regs
-                    for d in dst:
-                        regs[d] = t
+                    w.written(dst, t)
                     w.refresh(t)
                 sub.notify()
 

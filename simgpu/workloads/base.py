@@ -406,8 +406,8 @@ def simulate_trips(
     extrapolated linearly to ``trips`` (fractional where threads run different counts: the
     mean) and over the launch's waves; counts likewise. The spread is what the slope from trip
     0 instead of ``t1`` gives (at least :data:`TRIP_SPREAD` of the time), and the partial last
-    wave's rounding. ``kwargs`` go to
-    :func:`simulate_trace` (never wave-sampled here: the replays are one wave each).
+    wave's rounding. ``kwargs`` go to :func:`simulate_trace` (never wave-sampled here: the
+    replays are one wave each).
     """
     t1, t2 = trip_samples
     launch = w.launch()

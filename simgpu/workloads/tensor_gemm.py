@@ -34,8 +34,8 @@ Blocks run in grid order (``blockIdx.x`` over the tile columns) or, for the libr
 kernels, in the panels of CUTLASS 2's threadblock swizzle (``swizzle``, :data:`LIBRARY_SWIZZLE`).
 
 Large GEMMs are sampled as the SIMT GEMMs are (:meth:`GemmBase.simulate`): the first wave at two
-trip counts of the K loop, extrapolated in trips and waves, with the spread of the two slopes as
-``time_s_spread``.
+trip counts of the K loop, extrapolated in trips and waves, with the spread of the two slopes
+(at least :data:`~simgpu.workloads.base.TRIP_SPREAD` of the time) as ``time_s_spread``.
 """
 
 from __future__ import annotations
