@@ -96,7 +96,7 @@ H100_FULL = REPO / "calibration" / "h100-sxm" / "20261122T154403Z"
 
 @pytest.mark.skipif(not H100_FULL.exists(), reason="committed H100 run not in this checkout")
 def test_every_stream_row_is_chosen_cheapest_replay_first_unless_max_sim_caps_the_curves() -> None:
-    from simgpu.workloads import memory
+    from simgpu.workloads import Stream
 
     spec = devices.get("h100-sxm")
     fam = families.families()["stream"]
@@ -104,12 +104,12 @@ def test_every_stream_row_is_chosen_cheapest_replay_first_unless_max_sim_caps_th
     plan = families.replay_plan(spec, fam, rows)
     assert sorted(plan.index) == list(rows.index)  # every row, for the budget to take in turn
     assert list(plan) == sorted(plan)  # cheapest first
-    # arrays far larger than the L2 are one short window each, cheaper than trip-sampled
-    # replays of 64 MiB arrays (the costliest kind, 5-25 s each on h100-sxm)
-    windowed = rows["array_B"] >= memory.DRAM_RESIDENT_L2 * spec.l2.size_bytes
-    order = {label: k for k, label in enumerate(plan.index)}
-    last_window = max(order[i] for i in rows.index[windowed])
-    assert all(order[i] > last_window for i in rows.index[rows["array_B"] == 64 << 20])
+    # streams larger than the L2 cost one steady-state window each, whatever their size (32 MiB
+    # to 2 GiB arrays), no more than the costliest replay of arrays that fit in it
+    windowed = np.array([Stream.from_row(r).windowed(spec) for _, r in rows.iterrows()])
+    assert 0 < windowed.sum() < len(rows)
+    assert plan[rows.index[windowed]].nunique() == 1
+    assert plan[rows.index[windowed]].max() <= plan[rows.index[~windowed]].max()
     capped = families.replay_plan(spec, fam, rows, max_sim=4)
     per_op = rows.loc[capped.index].groupby("op")["array_B"]
     assert (per_op.size() == 4).all()

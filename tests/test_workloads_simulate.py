@@ -75,6 +75,23 @@ def test_stream_windows_are_replayed_once_per_process():
     assert Stream("scale", 2 * n).simulate(spec).time_s == again.time_s
 
 
+def test_a_stream_is_a_window_once_its_arrays_together_exceed_the_l2():
+    # back-to-back calls stream their arrays in the same order: with more lines than the L2
+    # holds, all of them together, none is left for the next call (LRU), so the steady-state
+    # window stands for the replay; within the L2 the replay's hits count
+    from simgpu.workloads import Stream
+
+    spec = devices.get("h100-sxm")
+    n = 3 * spec.l2.size_bytes // 16  # floats: arrays of 0.75 x the L2 each
+    assert not Stream("read", n).windowed(spec)
+    assert not Stream("write", n).windowed(spec)
+    assert Stream("copy", n).windowed(spec)  # 1.5 x the L2 together
+    assert not Stream("copy", n // 2).windowed(spec)  # 0.75 x
+    assert Stream("triad", n // 2).windowed(spec)  # three arrays: 1.125 x
+    assert Stream("read", spec.l2.size_bytes // 4 + 32).windowed(spec)  # just past the L2
+    assert not Stream("read", spec.l2.size_bytes // 4).windowed(spec)  # all of it
+
+
 def test_a_streams_replay_bytes_follow_the_work_its_replay_does():
     # `simgpu validate` orders a family's replays by their cost, for streams by replay_bytes:
     # it must follow the replay's own work, whether the replay runs every trip of the
@@ -92,6 +109,6 @@ def test_a_streams_replay_bytes_follow_the_work_its_replay_does():
     assert sampled.replay_bytes(spec) / whole.replay_bytes(spec) == pytest.approx(work, rel=0.05)
     # a slice of a quarter of the GPU replays a quarter of the wave's blocks
     assert whole.replay_bytes(spec) == pytest.approx(whole.compulsory_bytes / 4)
-    huge = Stream("read", memory.DRAM_RESIDENT_L2 * spec.l2.size_bytes)
+    huge = Stream("read", spec.l2.size_bytes)  # 4 x the L2
     assert huge.replay_bytes(spec) == memory.WINDOW_LINES * spec.l1.line_bytes
     assert Stream("read", 2 * huge.n_elements).replay_bytes(spec) == huge.replay_bytes(spec)

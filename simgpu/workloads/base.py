@@ -325,14 +325,13 @@ class Workload:
         if warm_l2:
             kwargs = w.warm_l2_kwargs(spec, kwargs)
         samples = w.loop_samples
-        if sample and samples is not None and w.trips > samples[0] + samples[1]:
-            touched = sum(n for _, n in w.inputs() + w.outputs())
-            if ("system_factory" in kwargs or not w.outputs()
-                    or touched <= spec.l2.size_bytes):
-                if kwargs.get("sm_slice") is None:
-                    kwargs = {**kwargs,
-                              "sm_slice": default_slice(spec, w.launch().num_blocks)}
-                return simulate_trips(w, spec, w.trips, w.with_trips, samples, **kwargs)
+        long_loop = sample and samples is not None and w.trips > samples[0] + samples[1]
+        if long_loop and ("system_factory" in kwargs or not w.outputs()
+                          or w.touched_bytes() <= spec.l2.size_bytes):
+            assert samples is not None
+            if kwargs.get("sm_slice") is None:
+                kwargs = {**kwargs, "sm_slice": default_slice(spec, w.launch().num_blocks)}
+            return simulate_trips(w, spec, w.trips, w.with_trips, samples, **kwargs)
         return simulate_trace(w.trace(), spec, sample=sample, **kwargs)
 
     #: trip counts a sampled replay cuts the main loop to, twice (:func:`simulate_trips`);
@@ -366,6 +365,11 @@ class Workload:
         replay of inputs larger than the L2 then starts cold)."""
         return []
 
+    def touched_bytes(self) -> int:
+        """Bytes of the arrays the kernel touches, :meth:`inputs` and :meth:`outputs`
+        together."""
+        return sum(n for _, n in self.inputs() + self.outputs())
+
     def warm_l2_kwargs(
         self, spec: DeviceSpec, kwargs: dict[str, Any], every_partition: bool = False
     ) -> dict[str, Any]:
@@ -379,12 +383,12 @@ class Workload:
         if "system_factory" in kwargs or not (arrays or outputs):
             return kwargs
         total = sum(n for _, n in arrays)
-        if outputs and total + sum(n for _, n in outputs) > spec.l2.size_MiB * 2**20:
+        if outputs and self.touched_bytes() > spec.l2.size_bytes:
             return {**kwargs, "system_factory": previous_call_factory(
                 arrays, outputs, kwargs.get("seed", 0))}
-        if not arrays or total > spec.l2.size_MiB * 2**20:
+        if not arrays or total > spec.l2.size_bytes:
             return kwargs
-        every = every_partition and total <= spec.l2.size_MiB * 2**20 / spec.l2.partitions
+        every = every_partition and total <= spec.l2.size_bytes / spec.l2.partitions
         return {**kwargs, "system_factory": warm_l2_factory(arrays, kwargs.get("seed", 0),
                                                              every_partition=every)}
 

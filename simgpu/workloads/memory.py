@@ -53,20 +53,32 @@ STREAM_OPS = {
 #: 64 MiB -5.7% and -5.3%, a read of 256 MiB -6.3%); at 4 and 8, -1.9% to +1.9% on those.
 GRID_STRIDE_SAMPLES = (4, 8)
 
-#: A stream over arrays of at least this many times the L2 is DRAM-resident throughout, and
-#: :meth:`Stream.simulate` takes its steady state from a window (:meth:`Stream.steady_state`).
-DRAM_RESIDENT_L2 = 4
+#: A stream whose arrays together (:meth:`~simgpu.workloads.base.Workload.touched_bytes`)
+#: exceed this many times the L2 is DRAM-resident in the steady state of back-to-back calls, and
+#: a sampled replay (:meth:`Stream.simulate`) is a steady-state window
+#: (:meth:`Stream.steady_state`). Each call streams its arrays in the same order, so with more
+#: lines than the L2 holds every line is evicted before the next call reaches it again (the
+#: simulator's L2 evicts the least recently used way): the replay from the state the previous
+#: call leaves has no L2 hits to lose. Checked against full replays on h100-sxm
+#: (experiments/benchmarks/bench_sampling.py, docs/sm-model.md): the window is 5-8% fast for
+#: streams of 1.3 to 2.6 times the L2 (32 and 64 MiB arrays: WINDOW_SPREAD), as for 5 to 10
+#: times (-4.5% and -5.8% at 256 MiB), while a window costs one replay per process whatever the
+#: size and a trip-sampled 64 MiB replay 6-13 s. It was 4 (arrays of four times the L2 each).
+DRAM_RESIDENT_L2 = 1.0
 #: Lines the steady-state window moves. assumption: 8 MiB of traffic, about 2.7 us at 3 TB/s,
 #: twice the lines the kernel keeps in flight on an H100: long enough for a steady state.
 WINDOW_LINES = 1 << 16
 #: The error a steady-state window states beside the spread of its halves, as a share of its
-#: time: against full replays of 256 MiB on h100-sxm its time was -4.5% (read) and -5.8% (copy)
-#: off (experiments/benchmarks/bench_sampling.py), rounded up to 6%; -4.5% and -0.8% again with
-#: the compiled issue logic (simgpu simulate --no-sample, 113 s and 181 s). For the read that is the
-#: kernel's ramp-up and drain, which the window leaves out (a window whose warps move four lines
-#: a trip and wait for them, as the kernel's loop does, streams at the same rate:
-#: docs/memory-system.md); it shrinks as the array grows, so 6% overstates large arrays' error.
-WINDOW_SPREAD = 0.06
+#: time: against full replays on h100-sxm (experiments/benchmarks/bench_sampling.py) its time
+#: was -4.5% (read) and -5.8% (copy) off at 256 MiB; -4.5% and -0.8% again with the compiled
+#: issue logic (simgpu simulate --no-sample, 113 s and 181 s); for the smaller streams windowed
+#: since DRAM_RESIDENT_L2 counts all of a stream's arrays (run 20261208T013532Z), -6.5% (copy of
+#: 32 MiB), -7.7% (read of 64 MiB), -5.3% (write) and -6.2% (copy). The read's full replay
+#: takes 8.4% of the window's time more: rounded up, 9%. For the read that is the kernel's
+#: ramp-up and drain, which the window leaves out (a window whose warps move four lines a trip
+#: and wait for them, as the kernel's loop does, streams at the same rate:
+#: docs/memory-system.md); it shrinks as the array grows, so 9% overstates large arrays' error.
+WINDOW_SPREAD = 0.09
 #: stream op -> (memory-system stream op, read fraction) of its steady state: copy, scale and
 #: triad read one line per line written, triad two
 STREAM_MIX = {"read": ("read", 1.0), "write": ("write", 0.0), "copy": ("copy", 0.5),
@@ -395,17 +407,18 @@ class Stream(Workload):
     def simulate(
         self, spec: DeviceSpec, *, sample: bool = True, warm_l2: bool = False, **kwargs: Any
     ) -> SimResult:
-        """Replay the kernel; with ``sample``, arrays of at least :data:`DRAM_RESIDENT_L2`
-        times the L2 (DRAM-resident throughout) are simulated as a steady-state window instead
-        (:meth:`steady_state`), since a grid-stride replay of them would take hours; smaller
-        ones are sampled in grid-stride trips (:meth:`Workload.simulate`)."""
-        if self._windowed(spec) and sample:
+        """Replay the kernel; with ``sample``, a stream whose arrays together exceed
+        :data:`DRAM_RESIDENT_L2` times the L2 (DRAM-resident from call to call) is simulated as
+        a steady-state window instead (:meth:`steady_state`), since a grid-stride replay of
+        large arrays would take hours; smaller ones are replayed, sampled in grid-stride trips
+        where their loop is long (:meth:`Workload.simulate`)."""
+        if self.windowed(spec) and sample:
             return self.steady_state(spec, seed=int(kwargs.get("seed", 0)))
         return super().simulate(spec, sample=sample, warm_l2=warm_l2, **kwargs)
 
-    def _windowed(self, spec: DeviceSpec) -> bool:
+    def windowed(self, spec: DeviceSpec) -> bool:
         """Whether a sampled replay on ``spec`` is a steady-state window."""
-        return 4 * self.n_elements >= DRAM_RESIDENT_L2 * spec.l2.size_bytes
+        return self.touched_bytes() > DRAM_RESIDENT_L2 * spec.l2.size_bytes
 
     def replay_bytes(self, spec: DeviceSpec) -> float:
         """The global-memory bytes a sampled replay (:meth:`simulate`) moves on ``spec``, a
@@ -415,7 +428,7 @@ class Stream(Workload):
         sampled in trips) by the slice of the GPU the replay runs on. An estimate: a replay
         from DRAM costs more per byte than one from the L2 (on h100-sxm, 16 MiB copied from the
         L2 replays in 2.3 s, 32 MiB from DRAM in 10 s)."""
-        if self._windowed(spec):
+        if self.windowed(spec):
             return float(WINDOW_LINES * spec.l1.line_bytes)
         w = self.for_device(spec)
         trips = w.trips
@@ -439,7 +452,7 @@ class Stream(Workload):
         op, read_fraction = STREAM_MIX[self.op]
         sms = spec.compute.sm_count
         per_sm = max(1, launch.num_blocks * self.threads * 16 // (spec.l1.line_bytes * sms))
-        # the window depends on these alone (not on the array size): arrays of every size past
+        # the window depends on these alone (not on the array size): streams of every size past
         # DRAM_RESIDENT_L2, and copy and scale, share one replay in a process (_window)
         bw, halves = _window(spec, op, read_fraction, per_sm, seed)
         hz = spec.clock_MHz * 1e6
