@@ -96,3 +96,36 @@ def test_load_many_refuses_bad_loads():
         system.load_many(0, [0], [1], "cv", lambda *a: None)
     with pytest.raises(SimgpuError, match="within a line"):
         system.load_many(0, [0], [1 << 4], "ca", lambda *a: None)
+
+
+def test_rebuilt_l2_tables_hold_every_entry_and_no_tombstone():
+    # LoadState._grow_h2 rehashes the L2 line tables, larger where they must grow: every live
+    # entry is found again, each in the slot a plain re-insertion in slot order gives it
+    from simgpu.sim import load_core as lc
+
+    ld = lc.LoadState(n_sm=2, parts=2, l1_entries=16)
+    rng = random.Random(3)
+    live: dict[tuple[int, int], int] = {}
+    e = 0
+    for part in range(2):
+        for line in rng.sample(range(0, 1 << 30, 128), 500):
+            ld.EI[e, lc.E_LINE] = line
+            lc._put(ld.H2, ld.EI, part, line, e)
+            live[(part, line)] = e
+            e += 1
+        gone = rng.sample(sorted(k for k in live if k[0] == part), 150)
+        for key in gone:  # deleted entries leave tombstones (-2)
+            ld.H2[part, lc._slot(ld.H2, ld.EI, part, key[1])] = -2
+            del live[key]
+    for part in range(2):
+        ld.U[ld.n_sm + part, lc.U_COUNT] = sum(1 for p, _ in live if p == part)
+    old = ld.H2.copy()
+    ld._grow_h2(4000)  # room for 4000 more lines: the tables double, twice
+    assert ld.H2.shape == (2, 4 * old.shape[1]) and not (ld.H2 == -2).any()
+    ref = np.full_like(ld.H2, -1)
+    for part in range(2):
+        for x in old[part][old[part] >= 0]:
+            lc._put(ref, ld.EI, part, int(ld.EI[x, lc.E_LINE]), int(x))
+    assert np.array_equal(ld.H2, ref)
+    for (part, line), x in live.items():
+        assert lc._get(ld.H2, ld.EI, part, line) == x

@@ -204,6 +204,17 @@ def _rebuild(H: np.ndarray, EI: np.ndarray, row: int) -> None:
 
 
 @njit(cache=True)
+def _rehash(H: np.ndarray, old: np.ndarray, EI: np.ndarray) -> None:
+    """Insert every entry of the table rows ``old`` into the empty tables ``H`` (as many rows),
+    row by row in slot order."""
+    for row in range(old.shape[0]):
+        for s in range(old.shape[1]):
+            e = old[row, s]
+            if e >= 0:
+                _put(H, EI, row, EI[e, E_LINE], e)
+
+
+@njit(cache=True)
 def _delete(H: np.ndarray, EI: np.ndarray, U: np.ndarray, row: int, t: int, line: int) -> None:
     s = _slot(H, EI, row, line)
     H[row, s] = -2
@@ -846,7 +857,5 @@ class LoadState:
             cap *= 2
         old = self.H2
         self.H2 = np.full((old.shape[0], cap), -1, np.int64)
-        for p in range(old.shape[0]):
-            for e in old[p][old[p] >= 0]:
-                _put(self.H2, self.EI, p, int(self.EI[e, E_LINE]), int(e))
+        _rehash(self.H2, old, self.EI)
         u2[:, U_TOMBS] = 0
