@@ -75,6 +75,25 @@ def test_stream_windows_are_replayed_once_per_process():
     assert Stream("scale", 2 * n).simulate(spec).time_s == again.time_s
 
 
+def test_a_gemvs_replay_bytes_follow_the_work_its_replay_does():
+    # every memory family's replays are ordered by replay_bytes: the share of the kernel a
+    # sampled replay runs (two trip counts of the first wave, or its waves) must show, so that a
+    # GEMV of many waves with a short k loop (replayed wave by wave) is not taken for one whose
+    # long loop is sampled in trips
+    from simgpu.workloads import Gemv
+
+    spec = devices.get("h100-sxm")
+    short = Gemv(1024, 1024)  # 32 trips, one wave: replayed whole
+    long = Gemv(1024, 8192)  # 256 trips: replayed at 16 and at 32
+    r_short, r_long = (w.simulate(spec, warm_l2=True) for w in (short, long))
+    assert r_long.sampled and not r_short.sampled
+    work = r_long.instructions_simulated / r_short.instructions_simulated
+    assert long.replay_bytes(spec) / short.replay_bytes(spec) == pytest.approx(work, rel=0.1)
+    many_waves, big = Gemv(65536, 1024), Gemv(16384, 16384)  # 115 s and 27 s of replay
+    assert many_waves.compulsory_bytes < big.compulsory_bytes
+    assert many_waves.replay_bytes(spec) > 4 * big.replay_bytes(spec)
+
+
 def test_a_stream_is_a_window_once_its_arrays_together_exceed_the_l2():
     # back-to-back calls stream their arrays in the same order: with more lines than the L2
     # holds, all of them together, none is left for the next call (LRU), so the steady-state

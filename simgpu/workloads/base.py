@@ -21,7 +21,7 @@ from simgpu import catalogue
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
 from simgpu.sim.gpuslice import default_slice, slice_spread
-from simgpu.sim.replay import SimResult, simulate_trace
+from simgpu.sim.replay import SamplingPlan, SimResult, simulate_trace
 from simgpu.sim.system import build_system
 from simgpu.trace.schema import (
     GeneratedTrace,
@@ -325,14 +325,45 @@ class Workload:
         if warm_l2:
             kwargs = w.warm_l2_kwargs(spec, kwargs)
         samples = w.loop_samples
-        long_loop = sample and samples is not None and w.trips > samples[0] + samples[1]
-        if long_loop and ("system_factory" in kwargs or not w.outputs()
-                          or w.touched_bytes() <= spec.l2.size_bytes):
-            assert samples is not None
+        if sample and samples is not None and w.samples_trips(spec, kwargs):
             if kwargs.get("sm_slice") is None:
                 kwargs = {**kwargs, "sm_slice": default_slice(spec, w.launch().num_blocks)}
             return simulate_trips(w, spec, w.trips, w.with_trips, samples, **kwargs)
         return simulate_trace(w.trace(), spec, sample=sample, **kwargs)
+
+    def samples_trips(self, spec: DeviceSpec, kwargs: Mapping[str, Any]) -> bool:
+        """Whether a sampled replay (:meth:`simulate`, ``kwargs`` as :meth:`warm_l2_kwargs`
+        leaves them) samples the main loop's trips: a loop of more trips than the two samples
+        run together, unless the replay starts from a cold L2 that the kernel's stores would
+        fill."""
+        samples = self.loop_samples
+        return (samples is not None and self.trips > samples[0] + samples[1]
+                and ("system_factory" in kwargs or not self.outputs()
+                     or self.touched_bytes() <= spec.l2.size_bytes))
+
+    def replay_bytes(self, spec: DeviceSpec) -> float:
+        """The global-memory bytes a sampled replay on ``spec`` moves (:meth:`simulate` from
+        the L2 back-to-back calls leave, as ``simgpu validate`` replays), a measure of what it
+        costs, by which ``validate`` orders a family's replays: the kernel's compulsory bytes
+        times the share of it the replay covers (the first wave at two trip counts, where the
+        loop is sampled; at most :attr:`SamplingPlan.max_waves` waves, where waves are; all of
+        it otherwise), over the slice of the GPU it runs on. An estimate: wave sampling may stop
+        before its last wave, and a replay costs more per byte from DRAM than from the L2, and
+        more for a kernel that splits its accesses into more requests."""
+        w = self.for_device(spec)
+        launch = w.launch()
+        blocks = launch.num_blocks
+        occ = occupancy(spec, launch.threads_per_block, launch.regs_per_thread,
+                        launch.shared_bytes)
+        slots = occ.blocks_per_sm * spec.compute.sm_count
+        samples = w.loop_samples
+        if samples is not None and w.samples_trips(spec, w.warm_l2_kwargs(spec, {})):
+            share = min(slots, blocks) / blocks * sum(samples) / w.trips
+        else:
+            plan = SamplingPlan()
+            waves = blocks / slots
+            share = 1.0 if waves < plan.min_waves + 1 else plan.max_waves / waves
+        return w.compulsory_bytes * min(1.0, share) / default_slice(spec, blocks)
 
     #: trip counts a sampled replay cuts the main loop to, twice (:func:`simulate_trips`);
     #: None: the workload is not sampled in trips by :meth:`simulate`

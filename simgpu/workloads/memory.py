@@ -20,7 +20,6 @@ import simpy
 from simgpu import analytical
 from simgpu.arch.occupancy import occupancy
 from simgpu.errors import SimgpuError, ViewUnavailable
-from simgpu.sim.gpuslice import default_slice
 from simgpu.sim.pcie import HostLink
 from simgpu.sim.replay import SimResult, default_system, simulate_trace
 from simgpu.sim.sources import WARM_FACTOR, cyclic_order
@@ -421,19 +420,13 @@ class Stream(Workload):
         return self.touched_bytes() > DRAM_RESIDENT_L2 * spec.l2.size_bytes
 
     def replay_bytes(self, spec: DeviceSpec) -> float:
-        """The global-memory bytes a sampled replay (:meth:`simulate`) moves on ``spec``, a
-        measure of what it costs (what ``simgpu validate`` orders a family's replays by): the
-        window's lines (one replay per process serves every array size of its op's mix,
-        :func:`_window`), or the bytes of the trips replayed (both samples, where the loop is
-        sampled in trips) by the slice of the GPU the replay runs on. An estimate: a replay
-        from DRAM costs more per byte than one from the L2 (on h100-sxm, 16 MiB copied from the
-        L2 replays in 2.3 s, 32 MiB from DRAM in 10 s)."""
+        """The bytes a sampled replay moves (:meth:`Workload.replay_bytes`); for a stream
+        simulated as a steady-state window, the window's lines (one replay per process serves
+        every array size of its op's mix, :func:`_window`). On h100-sxm, 16 MiB copied from the
+        L2 replays in 2.3 s, 32 MiB from DRAM in 10 s."""
         if self.windowed(spec):
             return float(WINDOW_LINES * spec.l1.line_bytes)
-        w = self.for_device(spec)
-        trips = w.trips
-        replayed = min(1.0, sum(w.loop_samples) / trips) if trips > 0 else 1.0
-        return self.compulsory_bytes * replayed / default_slice(spec, w.launch().num_blocks)
+        return super().replay_bytes(spec)
 
     def steady_state(self, spec: DeviceSpec, *, seed: int = 0) -> SimResult:
         """The kernel's steady state: :data:`WINDOW_LINES` consecutive lines streamed through
