@@ -90,6 +90,16 @@ class SamplingPlan:
     max_waves: int = 8
     tolerance: float = 0.02
 
+    def samples(self, blocks: float, slots: float) -> bool:
+        """Whether a launch of ``blocks`` blocks, ``slots`` of them to a wave, is sampled in
+        waves (rather than simulated in full)."""
+        return blocks >= (self.min_waves + 1) * slots
+
+    def share(self, blocks: float, slots: float) -> float:
+        """The most of such a launch a sampled replay simulates: ``max_waves`` waves (more
+        where the L2 settles late), or all of it."""
+        return min(1.0, self.max_waves * slots / blocks) if self.samples(blocks, slots) else 1.0
+
 
 @dataclass
 class SimResult:
@@ -238,7 +248,7 @@ def simulate_trace(
         plan = sample
     else:
         plan = None
-    if plan is not None and total < (plan.min_waves + 1) * slots:
+    if plan is not None and not plan.samples(total, slots):
         plan = None  # too small to gain from sampling
 
     state: dict[str, int] = {

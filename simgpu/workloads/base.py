@@ -358,12 +358,10 @@ class Workload:
         slots = occ.blocks_per_sm * spec.compute.sm_count
         samples = w.loop_samples
         if samples is not None and w.samples_trips(spec, w.warm_l2_kwargs(spec, {})):
-            share = min(slots, blocks) / blocks * sum(samples) / w.trips
+            share = min(1.0, min(slots, blocks) / blocks * sum(samples) / w.trips)
         else:
-            plan = SamplingPlan()
-            waves = blocks / slots
-            share = 1.0 if waves < plan.min_waves + 1 else plan.max_waves / waves
-        return w.compulsory_bytes * min(1.0, share) / default_slice(spec, blocks)
+            share = SamplingPlan().share(blocks, slots)
+        return w.compulsory_bytes * share / default_slice(spec, blocks)
 
     #: trip counts a sampled replay cuts the main loop to, twice (:func:`simulate_trips`);
     #: None: the workload is not sampled in trips by :meth:`simulate`
